@@ -1,0 +1,65 @@
+"""Typed config shared by the YAML file and the Python API (pydantic models)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
+
+Scalar = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriftConfig(_Strict):
+    """When a feature counts as drifted: PSI above ``psi_threshold`` or a test's p-value below ``p_value``."""
+
+    psi_threshold: Annotated[float, Field(gt=0)] = 0.25
+    p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    bins: Annotated[int, Field(ge=2, le=100)] = 10
+    min_drifted_features: Annotated[int, Field(ge=1)] = 1
+
+
+class RetrainConfig(_Strict):
+    """Retrain when drift is found; promote the challenger only if it wins on the same holdout."""
+
+    on_drift: bool = True
+    metric: str = "roc_auc"
+    min_improvement: float = 0.0
+    window: Annotated[int, Field(ge=1, description="Months of the most recent data to retrain on.")] = 3
+
+
+class MonitorConfig(_Strict):
+    """How the production model of ``model`` is watched and renewed."""
+
+    model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    drift: DriftConfig = DriftConfig()
+    retrain: RetrainConfig = RetrainConfig()
+
+
+class StepEntry(BaseModel):
+    """One step in a pipeline file: its ``type``, ``inputs``, and the type's own keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    inputs: list[str] = []
+
+
+class PipelineFile(_Strict):
+    """The top level of a pipeline YAML file."""
+
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, description="Pipeline name.")]
+    description: str = ""
+    params: dict[str, Scalar] = {}
+    steps: Annotated[dict[str, StepEntry], Field(min_length=1)]
+    monitor: MonitorConfig | None = None
+
+    def step_configs(self) -> dict[str, dict[str, Any]]:
+        """Each step's own keys (without ``type`` and ``inputs``)."""
+        return {name: dict(entry.model_extra or {}) for name, entry in self.steps.items()}

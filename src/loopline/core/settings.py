@@ -1,0 +1,33 @@
+"""Where loopline keeps its state, read from the environment when asked (never at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "LOOPLINE_HOME"
+STORE_URL_ENV = "LOOPLINE_STORE_URL"
+TOKEN_ENV = "LOOPLINE_TOKEN"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved locations: ``home`` holds ``loopline.db`` and ``artifacts/`` by default."""
+
+    home: Path
+    store_url: str
+    artifact_root: Path
+    token: str | None
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None) -> Settings:
+        """Read ``LOOPLINE_HOME``, ``LOOPLINE_STORE_URL`` and ``LOOPLINE_TOKEN``."""
+        root = Path(home or os.environ.get(HOME_ENV) or ".loopline").resolve()
+        url = os.environ.get(STORE_URL_ENV) or f"sqlite:///{root / 'loopline.db'}"
+        return cls(
+            home=root,
+            store_url=url,
+            artifact_root=root / "artifacts",
+            token=os.environ.get(TOKEN_ENV) or None,
+        )

@@ -1,0 +1,115 @@
+"""The contract of a step type, and the registry every step type is found in.
+
+A step type turns validated config and input values into output values::
+
+    class Double(StepType):
+        type_name = "double"
+        Config = DoubleConfig              # a pydantic model, extra keys forbidden
+        def run(self, config, inputs, ctx):  # -> {"out": value}
+            return {"out": inputs[0] * config.factor}
+
+Guarantees the orchestrator relies on: ``run`` is a pure function of ``config``,
+``inputs`` and the content named by :meth:`StepType.source_fingerprint`, so equal
+fingerprints mean equal outputs and the step can be served from the cache.
+Output values are polars DataFrames (stored as Parquet), JSON-able values, or bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from loopline.core.registry import Registry
+
+STEP_TYPES: Registry[StepType] = Registry("step", "loopline.steps", ("loopline.run.builtin_steps",))
+
+
+class StepConfig(BaseModel):
+    """Base of step configs: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class StepContext:
+    """What a running step may use besides its inputs.
+
+    ``store`` is the run's store (a ``loopline.store.Store``), for the few steps that
+    register results (models); ``progress`` reports a fraction between 0 and 1.
+    """
+
+    run_id: str
+    step: str
+    params: dict[str, Any]
+    store: Any = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("loopline.step"))
+    progress: Callable[[float], None] = lambda fraction: None
+
+
+class StepType:
+    """Base class of step types; subclasses set ``type_name``, ``Config`` and ``run``."""
+
+    type_name: ClassVar[str]
+    Config: ClassVar[type[StepConfig]] = StepConfig
+    outputs: ClassVar[tuple[str, ...]] = ("out",)
+    min_inputs: ClassVar[int] = 0
+    max_inputs: ClassVar[int | None] = None
+    cacheable: ClassVar[bool] = True
+
+    def code_version(self) -> str:
+        """Hash of the step type's source: editing the code invalidates its cache."""
+        try:
+            source = inspect.getsource(type(self))
+        except (OSError, TypeError):
+            source = type(self).__qualname__
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+    def source_fingerprint(self, config: Any) -> str | None:
+        """Content hash of data read from outside the pipeline (files), or None."""
+        return None
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        """Compute the outputs, keyed by the names in ``outputs``."""
+        raise NotImplementedError
+
+
+class _FunctionConfig(StepConfig):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class FunctionStep(StepType):
+    """A user's Python function as a step: inputs positionally, config as keywords."""
+
+    Config = _FunctionConfig
+
+    def __init__(self, func: Callable[..., Any], name: str | None = None) -> None:
+        self.func = func
+        self.type_name = name or f"{func.__module__}.{func.__qualname__}"  # type: ignore[misc]
+
+    def code_version(self) -> str:
+        try:
+            source = inspect.getsource(self.func)
+        except (OSError, TypeError):
+            source = self.func.__code__.co_code.hex()
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        kwargs = dict(config.model_extra or {})
+        return {"out": self.func(*inputs, **kwargs)}
+
+
+def step(name: str | None = None) -> Callable[[Callable[..., Any]], FunctionStep]:
+    """Decorator: register a function as a step type usable from YAML as ``type: name``."""
+
+    def wrap(func: Callable[..., Any]) -> FunctionStep:
+        step_type = FunctionStep(func, name or func.__name__)
+        STEP_TYPES.register(step_type.type_name, step_type, replace=True)
+        return step_type
+
+    return wrap
