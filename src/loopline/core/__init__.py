@@ -17,7 +17,7 @@ from loopline.core.errors import (
 from loopline.core.pipeline import BoundStep, Pipeline, StepSpec
 from loopline.core.registry import Registry
 from loopline.core.step import STEP_TYPES, FunctionStep, StepConfig, StepContext, StepType, step
-from loopline.core.yamlfile import load_pipeline, parse_pipeline, pipeline_json_schema
+from loopline.core.yamlfile import load_pipeline, parse_pipeline, pipeline_from_dict, pipeline_json_schema
 
 __all__ = [
     "STEP_TYPES",
@@ -46,6 +46,7 @@ __all__ = [
     "UnsafeArtifactError",
     "load_pipeline",
     "parse_pipeline",
+    "pipeline_from_dict",
     "pipeline_json_schema",
     "step",
 ]

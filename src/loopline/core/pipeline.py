@@ -206,10 +206,11 @@ def config_error_from_validation(
     lines: Mapping[str, int] | None = None,
 ) -> ConfigError:
     """Turn pydantic's first error into a ConfigError naming the key, its line and a fix."""
-    error = exc.errors()[0]
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [str(part) for part in error["loc"]]
     key = ".".join([prefix, *loc]) if prefix else ".".join(loc)
-    line = _line_of(key, lines)
+    line = line_of(key, lines)
     if error["type"] == "extra_forbidden":
         known = _fields_at(model, loc[:-1])
         hint = did_you_mean(loc[-1], known) or f"Allowed keys here: {', '.join(sorted(known))}."
@@ -236,7 +237,7 @@ def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _line_of(key: str, lines: Mapping[str, int] | None) -> int | None:
+def line_of(key: str, lines: Mapping[str, int] | None) -> int | None:
     if not lines:
         return None
     parts = key.split(".")

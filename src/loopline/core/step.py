@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from loopline.core.registry import Registry
 
-STEP_TYPES: Registry[StepType] = Registry("step", "loopline.steps", ("loopline.run.builtin_steps",))
+STEP_TYPES: Registry[StepType] = Registry("step", "loopline.steps", ("loopline.run.steps",))
 
 
 class StepConfig(BaseModel):
@@ -61,6 +61,8 @@ class StepType:
     min_inputs: ClassVar[int] = 0
     max_inputs: ClassVar[int | None] = None
     cacheable: ClassVar[bool] = True
+    #: "all": an input named by a bare step name arrives as a dict of all that step's outputs
+    input_mode: ClassVar[str] = "default"
 
     def code_version(self) -> str:
         """Hash of the step type's source: editing the code invalidates its cache."""

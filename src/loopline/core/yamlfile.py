@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from loopline.core.config import PipelineFile
 from loopline.core.errors import ConfigError
-from loopline.core.pipeline import Pipeline, config_error_from_validation, _line_of
+from loopline.core.pipeline import Pipeline, config_error_from_validation, line_of
 from loopline.core.step import STEP_TYPES
 
 
@@ -27,6 +28,13 @@ def load_pipeline(path: str | Path, params: Mapping[str, Any] | None = None) -> 
 def parse_pipeline(text: str, *, source: str = "<string>", params: Mapping[str, Any] | None = None) -> Pipeline:
     """Parse pipeline YAML text; every step's config is validated against its step type."""
     data, lines = _load_yaml(text, source)
+    return pipeline_from_dict(data, source=source, params=params, lines=lines)
+
+
+def pipeline_from_dict(data: Any, *, source: str = "<dict>", params: Mapping[str, Any] | None = None,
+                       lines: Mapping[str, int] | None = None) -> Pipeline:
+    """Build and validate a pipeline from its mapping form (parsed YAML, or a stored run's spec)."""
+    lines = lines or {}
     if not isinstance(data, dict):
         raise ConfigError("a pipeline file must be a mapping with 'name' and 'steps'.", file=source, line=1,
                           hint="Start from `loopline init`.")
@@ -72,13 +80,26 @@ def _with_line(exc: ConfigError, lines: Mapping[str, int], source: str) -> Confi
     if exc.line is not None or exc.key is None:
         return exc
     return ConfigError(exc.message.split(": ", 1)[-1] if exc.file else exc.message, key=exc.key, file=source,
-                       line=_line_of(exc.key, lines), hint=exc.hint)
+                       line=line_of(exc.key, lines), hint=exc.hint)
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: ``on``, ``off``, ``yes`` and ``no`` stay strings."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        node = yaml.compose(text, Loader=_Yaml12Loader)
+        data = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -1,1 +1,18 @@
-"""loopline.run."""
+"""Orchestration: run pipelines (DAG, cache, records, resume) and close the monitoring loop."""
+
+from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
+from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
+from loopline.run._runner import RunResult, Runner, StepOutcome
+
+__all__ = [
+    "WINDOW_PARAMS",
+    "Executor",
+    "LocalExecutor",
+    "MonitorResult",
+    "RunResult",
+    "Runner",
+    "SequentialExecutor",
+    "StepOutcome",
+    "monitor_model",
+    "retrain_params",
+]

@@ -1,1 +1,23 @@
-"""loopline.train."""
+"""loopline.train: splits, the estimator registry, candidate training, metrics and the model bundle."""
+
+from loopline.train._bundle import FORMAT_VERSION, ModelBundle
+from loopline.train._estimators import ESTIMATORS, EstimatorSpec
+from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
+from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
+from loopline.train._split import split_table
+from loopline.train._trainer import TrainResult, resolve_task, train_candidate
+
+__all__ = [
+    "ESTIMATORS",
+    "ESTIMATOR_TYPES",
+    "FORMAT_VERSION",
+    "METRIC_DIRECTION",
+    "TRUSTED_TYPES",
+    "EstimatorSpec",
+    "ModelBundle",
+    "TrainResult",
+    "compute_metrics",
+    "resolve_task",
+    "split_table",
+    "train_candidate",
+]

@@ -1,0 +1,144 @@
+"""The ``loopline`` command: run, runs, models, serve, monitor, schema, init, quickstart."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from loopline.cli import _models, _runs
+from loopline.cli._context import clear_errors, open_store
+from loopline.cli._render import console, print_json, table
+from loopline.core.errors import ConfigError
+
+app = typer.Typer(name="loopline", help="The whole machine-learning loop: ingest, prep, train, serve, monitor, retrain.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(_runs.app, name="runs")
+app.add_typer(_models.app, name="models")
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def parse_params(values: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs; values are read as YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param {item!r} is not NAME=VALUE.", hint="Write it like --param start=2013-04-01.")
+        params[name] = yaml.safe_load(value) if value else ""
+        if not isinstance(params[name], str | int | float | bool) and params[name] is not None:
+            params[name] = value
+    return params
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path | None, typer.Argument(help="Pipeline YAML file.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Override a param: NAME=VALUE.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue a failed run by its id.")] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Run only what this step needs.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a pipeline file (or resume a failed run)."""
+    from loopline.cli._progress import run_with_progress
+    from loopline.core.yamlfile import load_pipeline, pipeline_from_dict
+
+    with clear_errors(), open_store(home) as store:
+        params = parse_params(param or [])
+        if resume:
+            spec = store.runs.get(resume).spec
+            loaded = pipeline_from_dict(spec, source=f"run {resume}")
+        elif pipeline is None:
+            raise ConfigError("name a pipeline file, or --resume RUN_ID.", hint="For example: loopline run pipeline.yaml")
+        else:
+            loaded = load_pipeline(pipeline, params)
+        result = run_with_progress(store, loaded, params, resume=resume, targets=to, cache=not no_cache,
+                                   quiet=as_json)
+        if as_json:
+            print_json({"run_id": result.run_id, "status": result.status, "error": result.error,
+                        "steps": {n: {"status": o.status, "duration_s": o.duration_s} for n, o in result.steps.items()}})
+        if result.status != "succeeded":
+            raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    home: HomeOption = None,
+) -> None:
+    """Serve every production model: /predict, Open Inference Protocol v2, /metrics."""
+    from loopline.core.settings import Settings
+    from loopline.serve import ServeSettings
+    from loopline.serve import serve as run_server
+
+    with clear_errors(), open_store(home) as store:
+        console.print(f"serving {', '.join(store.models.names()) or 'no model yet'} on http://{host}:{port}")
+        run_server(store, host=host, port=port, settings=ServeSettings(token=Settings.from_env(home).token))
+
+
+@app.command()
+def monitor(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file with a 'monitor:' section.")],
+    retrain: Annotated[bool, typer.Option(help="Retrain and gate when drift is found.")] = False,
+    end: Annotated[str | None, typer.Option(help="End of the retraining window (ISO date; default now).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the production model's logged traffic for drift; optionally retrain and gate."""
+    from loopline.cli._loop import monitor_command
+
+    with clear_errors(), open_store(home) as store:
+        monitor_command(store, pipeline, retrain=retrain, end=end, report=report, as_json=as_json)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline files (for editor completion)."""
+    from loopline.core.yamlfile import pipeline_json_schema
+
+    with clear_errors():
+        print(json.dumps(pipeline_json_schema(), indent=2))
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the new pipeline file.")] = Path("pipeline.yaml"),
+    template: Annotated[str, typer.Option(help="pipeline (a blank start) or quickstart (flights).")] = "pipeline",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Scaffold a pipeline YAML file from a template."""
+    with clear_errors():
+        if template not in ("pipeline", "quickstart"):
+            raise ConfigError(f"unknown template {template!r}.", hint="Use --template pipeline or quickstart.")
+        if path.exists() and not force:
+            raise ConfigError(f"{str(path)!r} already exists.", hint="Pass --force to overwrite it, or pick another path.")
+        path.write_text(files("loopline.templates").joinpath(f"{template}.yaml").read_text(encoding="utf-8"))
+        console.print(f"wrote {path}; run it with: loopline run {path}")
+
+
+@app.command()
+def quickstart(
+    home: HomeOption = None,
+    report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("loopline-report.html"),
+) -> None:
+    """Run the whole loop on NYC flights: train, serve, replay traffic, detect drift, retrain, gate."""
+    from loopline.cli._quickstart import run_quickstart
+
+    with clear_errors():
+        run_quickstart(home, report)
+
+
+def main() -> None:
+    """Entry point of the ``loopline`` console script."""
+    app()

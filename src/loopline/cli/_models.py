@@ -1,0 +1,93 @@
+"""``loopline models list|show|promote|rollback``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from loopline.cli._context import clear_errors, open_store
+from loopline.cli._render import console, print_json, table
+
+app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
+Home = Annotated[Path | None, typer.Option("--home")]
+Json = Annotated[bool, typer.Option("--json")]
+
+
+def _valid(metrics: dict[str, Any], name: str) -> Any:
+    return metrics.get("valid", {}).get(name)
+
+
+@app.command("list")
+def list_models(
+    name: Annotated[str | None, typer.Argument(help="Only versions of this model.")] = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """List model versions with their stage and validation metrics."""
+    with clear_errors(), open_store(home) as store:
+        versions = store.models.list(name)
+        if as_json:
+            print_json([asdict(v) for v in versions])
+            return
+        console.print(table("models", ["model", "version", "stage", "algorithm", "valid roc_auc", "valid rmse",
+                                       "created"],
+                            [(v.name, v.version, v.stage, v.algorithm, _valid(v.metrics, "roc_auc"),
+                              _valid(v.metrics, "rmse"), v.created_at.strftime("%Y-%m-%d %H:%M:%S")) for v in versions]))
+
+
+@app.command("show")
+def show_model(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Show one version: metrics per split, params, input schema, lineage."""
+    with clear_errors(), open_store(home) as store:
+        found = store.models.get(name, version)
+        if as_json:
+            print_json(asdict(found))
+            return
+        console.print(f"[bold]{found.name} v{found.version}[/] — {found.stage}, {found.algorithm}, run {found.run_id}")
+        splits = sorted(found.metrics)
+        metric_names = sorted({m for s in splits for m in found.metrics[s]})
+        console.print(table("metrics", ["metric", *splits],
+                            [(m, *[found.metrics[s].get(m) for s in splits]) for m in metric_names]))
+        console.print(table("input schema", ["field", "type"], [(f["name"], f["dtype"]) for f in found.input_schema]))
+        console.print(f"params: {found.params}\ndata fingerprint: {found.data_fingerprint}\nbundle: {found.bundle_digest}")
+
+
+@app.command("promote")
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to put in production.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "manual promotion",
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Put a version in production; the previous production version is archived."""
+    with clear_errors(), open_store(home) as store:
+        promoted = store.models.promote(name, version, reason=reason)
+        if as_json:
+            print_json(asdict(promoted))
+        else:
+            console.print(f"{name} v{promoted.version} is now in production")
+
+
+@app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "manual rollback",
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Put the previous production version back in production."""
+    with clear_errors(), open_store(home) as store:
+        restored = store.models.rollback(name, reason=reason)
+        if as_json:
+            print_json(asdict(restored))
+        else:
+            console.print(f"{name} v{restored.version} is back in production")

@@ -1,0 +1,211 @@
+"""One self-contained HTML report of a loop iteration: candidates, production, drift, decisions, service.
+
+Everything is inline (CSS, plots as base64 PNG); the file references no external URL. Every string
+that comes from data (model names, feature names, metric names, reasons, notes) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from loopline.monitor._drift import DriftReport, FeatureDrift
+from loopline.monitor._plots import distribution_chart, latency_chart, psi_chart
+from loopline.monitor._policy import GateDecision, RetrainDecision
+
+MAX_DISTRIBUTION_PLOTS = 4
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:72rem}
+h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.drifted{background:#f8d7da;color:#842029;font-weight:600}.stable{background:#d1e7dd;color:#0f5132}
+.badge{display:inline-block;padding:.2rem .6rem;border-radius:.8rem;margin-right:.4rem}
+.muted{color:#777}img{max-width:100%}.plots img{margin:.3rem}
+"""
+
+
+@dataclass
+class ReportData:
+    """What a report shows; every part but ``title`` may be empty and its section says so."""
+
+    title: str
+    candidates: list[dict[str, Any]]
+    production: dict[str, Any] | None
+    drift: DriftReport | None
+    reference: pl.DataFrame | None = None
+    current: pl.DataFrame | None = None
+    retrain: RetrainDecision | None = None
+    gate: GateDecision | None = None
+    service: dict[str, Any] | None = None
+    latencies_ms: list[float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def write_html_report(path: str | Path, data: ReportData) -> Path:
+    """Write the report to ``path`` (parents created, replaced atomically) and return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(render_html_report(data))
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def render_html_report(data: ReportData) -> str:
+    """The report as one HTML string."""
+    candidates = _records_table(data.candidates) if data.candidates else _none("No candidates.")
+    production = _mapping_table(data.production) if data.production else _none("No production model.")
+    sections = [
+        _summary(data),
+        _section("Candidates", candidates),
+        _section("Production model", production),
+        _drift_section(data),
+        _section("Decisions", _decisions(data.retrain, data.gate)),
+        _service_section(data.service, data.latencies_ms),
+    ]
+    if data.notes:
+        sections.append(_section("Notes", _list(data.notes)))
+    title = escape(data.title)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{title}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
+
+
+def _section(heading: str, body: str) -> str:
+    return f"<section><h2>{escape(heading)}</h2>{body}</section>"
+
+
+def _none(text: str) -> str:
+    return f'<p class="muted">{escape(text)}</p>'
+
+
+def _list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    css = ' class="num"' if numeric else ""
+    return f"<td{css}>{escape(_format(value))}</td>"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{escape(str(header))}</th>" for header in headers)
+    body = "".join("<tr>" + "".join(_cell(value) for value in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _records_table(records: list[dict[str, Any]]) -> str:
+    headers = list(dict.fromkeys(key for record in records for key in record))
+    return _table(headers, [[record.get(key) for key in headers] for record in records])
+
+
+def _mapping_table(mapping: dict[str, Any]) -> str:
+    return _table(["field", "value"], [[key, value] for key, value in mapping.items()])
+
+
+def _badge(text: str, good: bool) -> str:
+    return f'<span class="badge {"stable" if good else "drifted"}">{escape(text)}</span>'
+
+
+def _summary(data: ReportData) -> str:
+    badges = []
+    if data.drift is not None:
+        found = data.drift.dataset_drift
+        badges.append(_badge("dataset drift" if found else "no dataset drift", not found))
+    if data.retrain is not None:
+        badges.append(_badge("retrain" if data.retrain.retrain else "no retrain", not data.retrain.retrain))
+    if data.gate is not None:
+        badges.append(_badge("promote challenger" if data.gate.promote else "keep champion", True))
+    return f"<p>{''.join(badges)}</p>" if badges else ""
+
+
+def _verdict_cell(feature: FeatureDrift) -> str:
+    verdict = "drifted" if feature.drifted else "stable"
+    return f'<td class="verdict {verdict}">{verdict}</td>'
+
+
+def _drift_table(report: DriftReport) -> str:
+    headers = ["feature", "kind", "PSI", "test", "statistic", "p-value", "n reference", "n current"]
+    head = "".join(f"<th>{escape(header)}</th>" for header in [*headers, "verdict", "reason"])
+    rows = []
+    for f in report.features:
+        values = [f.feature, f.kind, f.psi, f.test, f.statistic, f.p_value, f.n_reference, f.n_current]
+        cells = "".join(_cell(value) for value in values)
+        rows.append(f"<tr>{cells}{_verdict_cell(f)}{_cell(f.reason)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _drift_section(data: ReportData) -> str:
+    report = data.drift
+    if report is None:
+        return _section("Drift", _none("No drift report."))
+    config = report.config
+    rule = (
+        f"Drifted when PSI &gt; {config.psi_threshold:g}, or p-value &lt; {config.p_value:g} and "
+        f"PSI &gt; {config.psi_threshold / 2:g}. Dataset drift when at least "
+        f"{config.min_drifted_features} feature(s) drifted: {len(report.drifted)} did."
+    )
+    chart = _img(psi_chart(report.features, config.psi_threshold), "PSI per feature")
+    body = f"<p>{rule}</p>{chart}{_drift_table(report)}{_distributions(data, report)}"
+    return _section("Drift", body)
+
+
+def _img(uri: str | None, alt: str) -> str:
+    return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
+
+
+def _distributions(data: ReportData, report: DriftReport) -> str:
+    reference, current = data.reference, data.current
+    if reference is None or current is None:
+        return ""
+    ranked = sorted(report.features, key=lambda feature: (not feature.drifted, -feature.psi))
+    shown = [f for f in ranked if f.feature in reference.columns and f.feature in current.columns]
+    images = [
+        _img(
+            distribution_chart(f, reference.get_column(f.feature), current.get_column(f.feature)),
+            f"{f.feature}: reference vs current",
+        )
+        for f in shown[:MAX_DISTRIBUTION_PLOTS]
+    ]
+    return '<h3>Reference vs current</h3><div class="plots">' + "".join(images) + "</div>"
+
+
+def _decisions(retrain: RetrainDecision | None, gate: GateDecision | None) -> str:
+    rows: list[list[Any]] = []
+    if retrain is not None:
+        rows.append(["retrain", "retrain" if retrain.retrain else "no retrain", retrain.reason])
+    if gate is not None:
+        rows.append(["promotion gate", "promote" if gate.promote else "keep champion", gate.reason])
+    return _table(["decision", "outcome", "reason"], rows) if rows else _none("No decisions were made.")
+
+
+def _service_section(service: dict[str, Any] | None, latencies_ms: list[float] | None) -> str:
+    table = _mapping_table(service) if service else _none("No service statistics.")
+    chart = _img(latency_chart(latencies_ms), "latency histogram") if latencies_ms else ""
+    return _section("Service", table + chart)

@@ -1,0 +1,252 @@
+"""Run a pipeline's DAG: independent steps concurrently, unchanged steps from the cache,
+every run and step recorded in the store, failed runs resumable."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from loopline.core.errors import ConfigError, LooplineError, StepError
+from loopline.core.hashing import fingerprint
+from loopline.core.pipeline import BoundStep, Pipeline
+from loopline.core.step import StepContext
+from loopline.run._executor import Executor, LocalExecutor
+from loopline.run._values import load_value, save_value
+
+if TYPE_CHECKING:
+    from loopline.store import Store
+
+log = logging.getLogger("loopline.run")
+
+ProgressHook = Callable[[str, str], None]  # (step, event) with event in started|succeeded|cached|reused|failed
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one step in a run."""
+
+    name: str
+    status: str  # succeeded | cached | reused | failed | skipped
+    duration_s: float = 0.0
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """A finished run: its id, status and per-step outcomes; values load on demand."""
+
+    run_id: str
+    status: str
+    steps: dict[str, StepOutcome]
+    error: str | None
+    _values: dict[tuple[str, str], Any]
+    _store: Store
+
+    def output(self, step: str, name: str | None = None) -> Any:
+        """The value a step produced (its first output unless ``name`` is given)."""
+        outcome = self.steps.get(step)
+        if outcome is None or not outcome.outputs:
+            raise ConfigError(f"step {step!r} produced no output in run {self.run_id}.",
+                              hint=f"Steps with outputs: {', '.join(s for s, o in self.steps.items() if o.outputs)}.")
+        key = (step, name or next(iter(outcome.outputs)))
+        if key not in self._values:
+            self._values[key] = load_value(self._store.artifacts, outcome.outputs[key[1]])
+        return self._values[key]
+
+
+class Runner:
+    """Runs pipelines against a store with an executor (a thread pool by default)."""
+
+    def __init__(self, store: Store, executor: Executor | None = None, *, cache: bool = True,
+                 progress: ProgressHook | None = None) -> None:
+        self.store = store
+        self.executor = executor or LocalExecutor()
+        self.cache = cache
+        self.progress = progress or (lambda step, event: None)
+
+    def run(self, pipeline: Pipeline, params: Mapping[str, Any] | None = None, *,
+            resume: str | None = None, targets: list[str] | None = None,
+            raise_on_error: bool = True) -> RunResult:
+        """Run every step (or only what ``targets`` need); with ``resume``, continue that run,
+        reusing its succeeded steps."""
+        merged = {**pipeline.params, **(params or {})}
+        bound = _needed(pipeline.bind(merged), targets)
+        if resume:
+            record = self.store.runs.get(resume)
+            done = {s.step: s.outputs for s in record.steps if s.status in ("succeeded", "cached", "reused")}
+            attempt = 1 + max((s.attempt for s in record.steps), default=0)
+            run_id = resume
+        else:
+            done, attempt = {}, 1
+            run_id = self.store.runs.create_run(pipeline.name, pipeline.fingerprint(), pipeline.to_dict(), merged)
+        self.store.runs.set_status(run_id, "running")
+        state = _RunState(run_id, bound, done, attempt, merged)
+        try:
+            self._schedule(state)
+        finally:
+            status = "failed" if state.failed else "succeeded"
+            self.store.runs.set_status(run_id, status, state.error)
+        result = RunResult(run_id, status, state.outcomes, state.error, state.values, self.store)
+        if state.failed and raise_on_error:
+            name, cause = state.failed[0]
+            raise StepError(name, state.error or "failed",
+                            hint=f"Fix the cause, then resume with `loopline run --resume {run_id}`.") from cause
+        return result
+
+    # -- scheduling -------------------------------------------------------------------------------
+    def _schedule(self, state: _RunState) -> None:
+        waiting = {name: {p for p, _ in b.inputs} for name, b in state.bound.items()}
+        running: dict[Future[Any], str] = {}
+        while waiting or running:
+            for name in [n for n, deps in waiting.items() if not deps]:
+                del waiting[name]
+                if name in state.done:
+                    state.reuse(name)
+                    self._release(name, waiting)
+                    self.progress(name, "reused")
+                    continue
+                self.progress(name, "started")
+                running[self.executor.submit(lambda n=name: self._execute(state, n))] = name
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                if future.exception() is None:
+                    self._release(name, waiting)
+                else:
+                    self._skip_dependents(name, waiting, state)
+        for name in waiting:
+            state.outcomes[name] = StepOutcome(name, "skipped")
+
+    @staticmethod
+    def _release(name: str, waiting: dict[str, set[str]]) -> None:
+        for deps in waiting.values():
+            deps.discard(name)
+
+    def _skip_dependents(self, name: str, waiting: dict[str, set[str]], state: _RunState) -> None:
+        blocked = {name}
+        changed = True
+        while changed:
+            changed = False
+            for other, deps in list(waiting.items()):
+                if deps & blocked:
+                    blocked.add(other)
+                    del waiting[other]
+                    state.outcomes[other] = StepOutcome(other, "skipped")
+                    changed = True
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _execute(self, state: _RunState, name: str) -> None:
+        bound = state.bound[name]
+        started, clock = datetime.now(UTC), time.perf_counter()
+        config_json = bound.config.model_dump(mode="json")
+        try:
+            inputs = [self._input(state, bound, i) for i in range(len(bound.inputs))]
+            key = self._cache_key(bound, state, config_json)
+            cached = self.store.runs.find_cached(key) if (self.cache and bound.step_type.cacheable) else None
+            if cached is not None and all(self.store.artifacts.exists(r["digest"]) for r in cached.values()):
+                outputs, status = cached, "cached"
+            else:
+                ctx = StepContext(state.run_id, name, state.params, self.store, log.getChild(name))
+                values = bound.step_type.run(bound.config, inputs, ctx)
+                outputs = self._persist(bound, values, state)
+                status = "succeeded"
+        except Exception as exc:
+            duration = time.perf_counter() - clock
+            message = exc.message if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
+            state.fail(name, exc, message)
+            self._record(state, bound, "failed", None, started, duration, config_json, {},
+                         message + ("" if isinstance(exc, LooplineError) else "\n" + traceback.format_exc(limit=5)))
+            self.progress(name, "failed")
+            raise
+        duration = time.perf_counter() - clock
+        state.outcomes[name] = StepOutcome(name, status, duration, outputs)
+        self._record(state, bound, status, key, started, duration, config_json, outputs, None)
+        self.progress(name, status)
+
+    def _input(self, state: _RunState, bound: BoundStep, index: int) -> Any:
+        producer, output = bound.inputs[index]
+        if bound.step_type.input_mode == "all" and "." not in bound.spec.inputs[index]:
+            return {name: state.input_value(self.store, producer, name) for name in state.outcomes[producer].outputs}
+        return state.input_value(self.store, producer, output)
+
+    def _cache_key(self, bound: BoundStep, state: _RunState, config_json: dict[str, Any]) -> str:
+        step_type = bound.step_type
+        input_digests = [sorted((o, r["digest"]) for o, r in state.outcomes[p].outputs.items()) for p, _ in bound.inputs]
+        return fingerprint(step_type.type_name, step_type.code_version(), config_json, input_digests,
+                           step_type.source_fingerprint(bound.config))
+
+    def _persist(self, bound: BoundStep, values: Mapping[str, Any], state: _RunState) -> dict[str, dict[str, str]]:
+        declared = bound.step_type.outputs
+        if set(values) != set(declared):
+            raise StepError(bound.spec.name, f"returned outputs {sorted(values)}, declared {list(declared)}.",
+                            hint="Return a mapping with exactly the declared output names.")
+        outputs = {}
+        for output in declared:
+            outputs[output] = save_value(self.store.artifacts, values[output])
+            state.values[(bound.spec.name, output)] = values[output]
+        return outputs
+
+    def _record(self, state: _RunState, bound: BoundStep, status: str, key: str | None, started: datetime,
+                duration: float, config: dict[str, Any], outputs: dict[str, dict[str, str]], error: str | None) -> None:
+        from loopline.store import StepRecord
+
+        record = StepRecord(step=bound.spec.name, type=bound.spec.type, status=status, cache_key=key,
+                            started_at=started, finished_at=datetime.now(UTC), duration_s=duration,
+                            config=config, outputs=outputs, error=error, attempt=state.attempt)
+        self.store.runs.record_steps(state.run_id, [record])
+
+
+def _needed(bound: dict[str, BoundStep], targets: list[str] | None) -> dict[str, BoundStep]:
+    if not targets:
+        return bound
+    keep: set[str] = set()
+    stack = list(targets)
+    while stack:
+        name = stack.pop()
+        if name not in bound:
+            from loopline.core.errors import did_you_mean
+
+            raise ConfigError(f"no step named {name!r} to run to.", hint=did_you_mean(name, bound) or "Check the name.")
+        if name not in keep:
+            keep.add(name)
+            stack.extend(producer for producer, _ in bound[name].inputs)
+    return {name: b for name, b in bound.items() if name in keep}
+
+
+class _RunState:
+    """Mutable bookkeeping of one run (touched from worker threads; dict ops are atomic)."""
+
+    def __init__(self, run_id: str, bound: dict[str, BoundStep], done: dict[str, dict[str, dict[str, str]]],
+                 attempt: int, params: dict[str, Any]) -> None:
+        self.run_id = run_id
+        self.bound = bound
+        self.done = done
+        self.attempt = attempt
+        self.params = params
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.values: dict[tuple[str, str], Any] = {}
+        self.failed: list[tuple[str, BaseException]] = []
+        self.error: str | None = None
+
+    def reuse(self, name: str) -> None:
+        self.outcomes[name] = StepOutcome(name, "reused", 0.0, self.done[name])
+
+    def fail(self, name: str, exc: BaseException, message: str) -> None:
+        self.failed.append((name, exc))
+        self.error = self.error or f"{name}: {message}"
+        self.outcomes[name] = StepOutcome(name, "failed", error=message)
+
+    def input_value(self, store: Store, producer: str, output: str) -> Any:
+        key = (producer, output)
+        if key not in self.values:
+            self.values[key] = load_value(store.artifacts, self.outcomes[producer].outputs[output])
+        return self.values[key]

@@ -1,0 +1,205 @@
+"""Model steps: split a table, train a candidate, register candidates and promote the best."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from pydantic import Field
+
+from loopline.core.config import MODEL_NAME_PATTERN
+from loopline.core.errors import ConfigError, DataError
+from loopline.core.hashing import fingerprint
+from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.monitor import gate
+from loopline.run.steps._tables import require_columns
+from loopline.train import METRIC_DIRECTION, ModelBundle, split_table, train_candidate
+
+
+class SplitConfig(StepConfig):
+    """Split a labelled table into train, valid and test (rows with a null target are dropped and counted)."""
+
+    target: str
+    method: Literal["time", "stratified", "random"] = "time"
+    time_column: str | None = None
+    valid_from: datetime | None = None
+    test_from: datetime | None = None
+    valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int = 0
+
+
+class TrainConfig(StepConfig):
+    """Train one candidate: fitted preprocessing + estimator, scored on every split given."""
+
+    target: str
+    numeric: list[str] = []
+    categorical: list[str] = []
+    estimator: Annotated[str, Field(description="Registered estimator alias, e.g. hist_gradient_boosting.")]
+    params: dict[str, Any] = {}
+    prep: dict[str, Any] = {}
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    seed: int = 0
+    reference_rows: Annotated[int, Field(ge=100, description="Training rows kept as the drift reference.")] = 5000
+
+
+class SelectConfig(StepConfig):
+    """Register every candidate under ``model``; pick the best by ``metric`` on the validation split;
+    promote it if it beats the production model on the holdout (the last input, when it is a table)."""
+
+    model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    metric: str = "roc_auc"
+    promote: Literal["if_better", "always", "never"] = "if_better"
+    min_improvement: float = 0.0
+
+
+class Split(StepType):
+    """``type: split`` — outputs ``train``, ``valid`` and ``test``."""
+
+    type_name = "split"
+    Config = SplitConfig
+    outputs = ("train", "valid", "test")
+    min_inputs = max_inputs = 1
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        frame: pl.DataFrame = inputs[0]
+        require_columns(frame, [config.target], "the input of split")
+        missing = frame[config.target].null_count()
+        if missing:
+            ctx.log.info("dropped %d rows with a null target %r", missing, config.target)
+            frame = frame.filter(pl.col(config.target).is_not_null())
+        parts = split_table(frame, method=config.method, target=config.target, time_column=config.time_column,
+                            valid_from=config.valid_from, test_from=config.test_from,
+                            valid_fraction=config.valid_fraction, test_fraction=config.test_fraction,
+                            seed=config.seed)
+        return {"train": parts["train"], "valid": parts["valid"], "test": parts["test"]}
+
+
+class Train(StepType):
+    """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference`` and ``report``."""
+
+    type_name = "train"
+    Config = TrainConfig
+    outputs = ("bundle", "reference", "report")
+    min_inputs, max_inputs = 2, 3
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        train, valid = inputs[0], inputs[1]
+        features = [*config.numeric, *config.categorical]
+        if not features:
+            raise ConfigError(f"step {ctx.step!r} names no feature.", key=f"steps.{ctx.step}.numeric",
+                              hint="List feature columns under 'numeric:' and/or 'categorical:'.")
+        for frame, where in ((train, "the training split"), (valid, "the validation split")):
+            require_columns(frame, [*features, config.target], where)
+        result = train_candidate(train, valid, target=config.target, numeric=config.numeric,
+                                 categorical=config.categorical, estimator=config.estimator, params=config.params,
+                                 task=config.task, prep=config.prep, seed=config.seed)
+        metrics = dict(result.metrics)
+        if len(inputs) == 3 and inputs[2].height:
+            metrics["test"] = result.bundle.evaluate(inputs[2])
+        reference = train.select(features).sample(n=min(config.reference_rows, train.height), seed=config.seed)
+        report = {
+            "algorithm": config.estimator,
+            "metrics": metrics,
+            "params": result.params,
+            "timings": result.timings,
+            "input_schema": result.bundle.input_schema,
+            "features": {"numeric": config.numeric, "categorical": config.categorical},
+            "target": config.target,
+            "task": result.bundle.task,
+            "data_fingerprint": fingerprint(_frame_hash(train), _frame_hash(valid)),
+            "rows": {"train": train.height, "valid": valid.height},
+        }
+        return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
+
+
+class Select(StepType):
+    """``type: select`` — the model repository's door: register, rank, gate, promote."""
+
+    type_name = "select"
+    Config = SelectConfig
+    min_inputs = 1
+    cacheable = False
+    input_mode = "all"
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        holdout = inputs[-1] if isinstance(inputs[-1], pl.DataFrame) else None
+        candidates = [i for i in inputs if isinstance(i, dict) and {"bundle", "report"} <= set(i)]
+        if not candidates:
+            raise ConfigError(f"step {ctx.step!r} has no candidate among its inputs.", key=f"steps.{ctx.step}.inputs",
+                              hint="List the 'train' steps whose candidates to compare.")
+        if ctx.store is None:
+            raise ConfigError("the select step needs a store.", hint="Run the pipeline with loopline's Runner.")
+        registered = [_register(ctx, config.model, c) for c in candidates]
+        higher = METRIC_DIRECTION.get(config.metric, True)
+        scored = [(_metric(v.metrics, "valid", config.metric, ctx.step), v) for v in registered]
+        best = sorted(scored, key=lambda item: item[0], reverse=higher)[0][1]
+        decision = _decide(ctx, config, best, holdout, higher)
+        if decision["promote"]:
+            ctx.store.models.promote(config.model, best.version, reason=decision["reason"])
+        return {"out": {
+            "model": config.model,
+            "candidates": [{"version": v.version, "algorithm": v.algorithm, "metrics": v.metrics} for v in registered],
+            "best": best.version,
+            **decision,
+        }}
+
+
+def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
+    store = ctx.store
+    report = candidate["report"]
+    bundle_digest = store.artifacts.put_bytes(candidate["bundle"])
+    for existing in store.models.list(model):
+        if existing.bundle_digest == bundle_digest:
+            return existing
+    return store.models.register(
+        name=model, algorithm=report["algorithm"], bundle_digest=bundle_digest,
+        reference_digest=store.artifacts.put_table(candidate["reference"]), metrics=report["metrics"],
+        params=report["params"], config={"features": report["features"], "target": report["target"],
+                                         "task": report["task"], "rows": report["rows"]},
+        input_schema=report["input_schema"], data_fingerprint=report["data_fingerprint"], run_id=ctx.run_id,
+        timings=report["timings"])
+
+
+def _decide(ctx: StepContext, config: Any, best: Any, holdout: pl.DataFrame | None, higher: bool) -> dict[str, Any]:
+    store = ctx.store
+    champion = store.models.production(config.model)
+    if config.promote == "never":
+        return {"promote": False, "reason": "promotion disabled (promote: never)", "gate": None}
+    if champion is None:
+        return {"promote": True, "reason": "no production model yet", "gate": None}
+    if champion.version == best.version:
+        return {"promote": False, "reason": f"version {best.version} is already in production", "gate": None}
+    if config.promote == "always" or holdout is None or holdout.height == 0:
+        why = "promote: always" if config.promote == "always" else "no holdout to compare on; best candidate wins"
+        return {"promote": True, "reason": why, "gate": None}
+    champion_bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(champion.bundle_digest))
+    challenger_bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(best.bundle_digest))
+    champion_metrics = champion_bundle.evaluate(holdout)
+    challenger_metrics = challenger_bundle.evaluate(holdout)
+    store.models.record_evaluation(config.model, champion.version, f"holdout_{ctx.run_id[:8]}", champion_metrics)
+    store.models.record_evaluation(config.model, best.version, f"holdout_{ctx.run_id[:8]}", challenger_metrics)
+    decision = gate(champion_metrics, challenger_metrics, metric=config.metric,
+                    min_improvement=config.min_improvement, higher_is_better=higher)
+    return {"promote": decision.promote, "reason": decision.reason,
+            "gate": {"champion": champion.version, "challenger": best.version, "metric": config.metric,
+                     "champion_score": decision.champion, "challenger_score": decision.challenger}}
+
+
+def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> float:
+    try:
+        return float(metrics[split][metric])
+    except KeyError:
+        known = sorted(metrics.get(split, {}))
+        raise DataError(f"step {step!r}: candidates have no {split} metric {metric!r}.",
+                        hint=f"Set 'metric:' to one of {', '.join(known)}.") from None
+
+
+def _frame_hash(frame: pl.DataFrame) -> str:
+    return f"{frame.height}:{int(frame.hash_rows(seed=0).sum()) if frame.height else 0}"
+
+
+STEP_TYPES.register(Split.type_name, Split())
+STEP_TYPES.register(Train.type_name, Train())
+STEP_TYPES.register(Select.type_name, Select())

@@ -1,0 +1,86 @@
+"""Request bodies to validated records: strict JSON, the model's input schema, field-level errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from loopline.core.errors import SchemaValidationError
+
+
+class BadRequest(Exception):
+    """A request that is not JSON a model can read; ``status`` is 400, 413 or 415."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadRequest(422, f"{name} is not a valid JSON number; send null for a missing value.")
+
+
+def parse_json(body: bytes, content_type: str | None) -> Any:
+    """Parse a JSON body strictly: JSON content type, UTF-8, no NaN/Infinity literals."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise BadRequest(415, f"content type {media or 'none'!r} is not accepted; send application/json.")
+    if not body:
+        raise BadRequest(400, "the request body is empty; send a JSON object.")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the request body is not UTF-8.") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.") from None
+
+
+def validate_records(records: Any, schema: list[dict[str, Any]], *, max_records: int) -> list[dict[str, Any]]:
+    """Check records against an input schema; raise SchemaValidationError listing every bad field."""
+    if isinstance(records, Mapping):
+        records = [records]
+    if not isinstance(records, list) or not records:
+        raise SchemaValidationError([{"field": "records", "reason": "expected a JSON object or a non-empty list of objects"}])
+    if len(records) > max_records:
+        raise BadRequest(413, f"{len(records)} records in one request; the limit is {max_records}.")
+    fields = {f["name"]: f for f in schema}
+    errors: list[dict[str, object]] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            errors.append({"field": f"records[{index}]", "reason": "expected a JSON object", "record": index})
+            continue
+        for name in record.keys() - fields.keys():
+            errors.append({"field": name, "reason": "unknown field; the model does not take it", "record": index})
+        for name, spec in fields.items():
+            reason = _field_problem(record.get(name, _MISSING), spec)
+            if reason:
+                errors.append({"field": name, "reason": reason, "record": index})
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise SchemaValidationError(errors)
+    return records
+
+
+_MISSING = object()
+
+
+def _field_problem(value: Any, spec: Mapping[str, Any]) -> str | None:
+    if value is _MISSING:
+        return "missing field (send null for a missing value)"
+    if value is None:
+        return None if spec.get("nullable", True) else "null is not allowed"
+    if spec["dtype"] == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number, got {type(value).__name__}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "expected a finite number"
+        return None
+    if spec["dtype"] == "string" and not isinstance(value, str):
+        return f"expected a string, got {type(value).__name__}"
+    return None

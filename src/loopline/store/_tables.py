@@ -1,0 +1,147 @@
+"""The metadata tables: runs, steps, models, model_events, predictions.
+
+This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
+written by hand and must be kept in step with this module (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+VERSION_TABLE = "loopline_alembic_version"
+STAGES = ("candidate", "production", "archived")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    Naive datetimes are taken to be UTC. SQLite keeps no zone, so its values come back naive and get
+    ``tzinfo=UTC`` attached here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("pipeline", String(200), nullable=False, index=True),
+    Column("pipeline_hash", String(64), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False, index=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(200), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("cache_key", String(64), nullable=True, index=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("attempt", Integer, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("algorithm", String(200), nullable=False),
+    Column("bundle_digest", String(64), nullable=False),
+    Column("reference_digest", String(64), nullable=True),
+    Column("metrics", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("input_schema", JSON, nullable=False),
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("timings", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("promoted_at", UTCDateTime, nullable=True),
+    UniqueConstraint("name", "version", name="uq_models_name_version"),
+    CheckConstraint("stage IN ('candidate', 'production', 'archived')", name="ck_models_stage"),
+)
+
+# At most one production version per model name, enforced by the database itself.
+Index(
+    "uq_models_one_production",
+    models.c.name,
+    unique=True,
+    sqlite_where=text("stage = 'production'"),
+    postgresql_where=text("stage = 'production'"),
+)
+
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, index=True),
+    Column("action", String(20), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("prediction_id", String(64), primary_key=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("output", JSON, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Index("ix_predictions_model_created", "model_name", "created_at"),
+)

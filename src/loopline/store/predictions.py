@@ -1,0 +1,84 @@
+"""The prediction log: every served prediction, for monitoring drift, accuracy and latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, func, insert, select
+
+from loopline.store._db import reading, writing
+from loopline.store._tables import predictions
+
+_META_SCHEMA: dict[str, Any] = {
+    "prediction_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    "model_version": pl.Int64,
+    "latency_ms": pl.Float64,
+    "prediction": pl.Null,
+}
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One logged prediction: the input record, the model's output and how long it took."""
+
+    prediction_id: str
+    model_name: str
+    model_version: int
+    created_at: datetime
+    inputs: dict[str, Any]
+    output: dict[str, Any]
+    latency_ms: float
+
+
+class PredictionLog:
+    """Append-only log of predictions; safe across threads and processes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def append(self, rows: list[PredictionRow]) -> None:
+        """Insert ``rows`` in one transaction (all or none)."""
+        if not rows:
+            return
+        values = [{name: getattr(row, name) for name in PredictionRow.__dataclass_fields__} for row in rows]
+        with writing(self.engine) as conn:
+            conn.execute(insert(predictions), values)
+
+    def read(self, model_name: str, *, since: datetime | None = None, version: int | None = None) -> pl.DataFrame:
+        """One row per prediction, oldest first: the input fields as columns, then ``prediction_id``,
+        ``created_at``, ``model_version``, ``latency_ms`` and ``prediction`` (``output["prediction"]``).
+
+        An input field named like one of those five columns is shadowed by it.
+        """
+        stmt = select(predictions).where(predictions.c.model_name == model_name)
+        if since is not None:
+            stmt = stmt.where(predictions.c.created_at >= since)
+        if version is not None:
+            stmt = stmt.where(predictions.c.model_version == version)
+        stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt).mappings().all()
+        if not rows:
+            return pl.DataFrame(schema=_META_SCHEMA)
+        records = [
+            {
+                **row["inputs"],
+                "prediction_id": row["prediction_id"],
+                "created_at": row["created_at"],
+                "model_version": row["model_version"],
+                "latency_ms": row["latency_ms"],
+                "prediction": row["output"].get("prediction"),
+            }
+            for row in rows
+        ]
+        return pl.DataFrame(records, infer_schema_length=None, strict=False)
+
+    def count(self, model_name: str) -> int:
+        """How many predictions are logged for ``model_name``."""
+        stmt = select(func.count()).select_from(predictions).where(predictions.c.model_name == model_name)
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())

@@ -1,0 +1,212 @@
+"""The model bundle: the one object that is trained, stored, promoted and served.
+
+On disk it is a zip of ``bundle.json`` (format version, task, target, classes,
+preprocessor state, input schema, metadata) and ``estimator.skops``. Nothing in it
+is pickled; loading checks the estimator's types against loopline's allowlist.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+import polars as pl
+import skops.io as sio
+
+from loopline.core.errors import DataError, did_you_mean
+from loopline.core.hashing import canonical_json
+from loopline.prep import Preprocessor
+from loopline.train._metrics import compute_metrics
+from loopline.train._safety import trusted_types_for
+
+FORMAT = "loopline.bundle"
+FORMAT_VERSION = 1
+_MANIFEST = "bundle.json"
+_ESTIMATOR = "estimator.skops"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass
+class ModelBundle:
+    """Fitted preprocessing + estimator + input schema + metadata.
+
+    ``classes`` holds the class labels (bool, str or int, as in the target column)
+    in the column order of the probabilities; None for regression. ``input_schema``
+    defaults to the preprocessor's.
+    """
+
+    preprocessor: Preprocessor
+    estimator: Any
+    target: str
+    task: str
+    classes: list[Any] | None = None
+    input_schema: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.input_schema:
+            self.input_schema = self.preprocessor.input_schema()
+
+    # -- prediction ------------------------------------------------------------------------------
+
+    def predict_table(self, df: pl.DataFrame) -> dict[str, np.ndarray]:
+        """``{"prediction": (n,), "probability": (n, k)}``; no probability for regression."""
+        return self.predict_matrix(self.preprocessor.transform(df))
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The serving path: one model call for the batch, no DataFrame.
+
+        Each result is ``{"prediction": label, "probabilities": {str(label): p}}`` for
+        classification and ``{"prediction": value}`` for regression, as plain Python
+        values; the numbers equal :meth:`predict_table`'s. Predictions are
+        single-threaded under ``threadpoolctl.threadpool_limits(1)``.
+        """
+        if not records:
+            return []
+        out = self.predict_matrix(self.preprocessor.transform_records(records))
+        if "probability" not in out:
+            return [{"prediction": value} for value in out["prediction"].tolist()]
+        labels = self.classes or []
+        keys = [str(c) for c in labels]
+        return [
+            {"prediction": labels[row.index(max(row))], "probabilities": dict(zip(keys, row, strict=True))}
+            for row in out["probability"].tolist()
+        ]
+
+    def predict_matrix(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """Predictions for an already preprocessed feature matrix."""
+        if self.classes is None:
+            return {"prediction": np.asarray(self.estimator.predict(features), dtype=np.float64)}
+        probability = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
+        labels = np.asarray(self.classes)
+        return {"prediction": labels[probability.argmax(axis=1)], "probability": probability}
+
+    def evaluate(self, df: pl.DataFrame) -> dict[str, float]:
+        """Metrics of the model on a labelled table (see ``compute_metrics``)."""
+        truth = target_values(df, self.target)
+        out = self.predict_table(df)
+        return compute_metrics(self.task, truth, out["prediction"], out.get("probability"), classes=self.classes)
+
+    # -- serialisation ---------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The bundle as zip bytes (see the module docstring); never pickled."""
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "task": self.task,
+            "target": self.target,
+            "classes": self.classes,
+            "preprocessor": self.preprocessor.to_state(),
+            "input_schema": self.input_schema,
+            "estimator": {"file": _ESTIMATOR, "class": _class_path(self.estimator)},
+            "metadata": {**self.metadata, "versions": library_versions(self.estimator)},
+        }
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            _write(archive, _MANIFEST, canonical_json(manifest))
+            _write(archive, _ESTIMATOR, sio.dumps(self.estimator))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ModelBundle:
+        """Load bundle bytes; untrusted types raise UnsafeArtifactError, damage raises DataError."""
+        manifest, estimator_bytes = _read_archive(data)
+        estimator = sio.loads(estimator_bytes, trusted=trusted_types_for(estimator_bytes))
+        try:
+            return cls(
+                preprocessor=Preprocessor.from_state(manifest["preprocessor"]),
+                estimator=estimator,
+                target=manifest["target"],
+                task=manifest["task"],
+                classes=manifest["classes"],
+                input_schema=manifest["input_schema"],
+                metadata=manifest["metadata"],
+            )
+        except KeyError as exc:
+            raise _not_a_bundle(f"bundle.json lacks {exc}") from None
+
+
+def target_values(df: pl.DataFrame, target: str) -> np.ndarray:
+    """The target column as numpy; DataError when missing or holding nulls."""
+    if target not in df.columns:
+        raise DataError(
+            f"target column {target!r} is missing from the table.",
+            column=target,
+            hint=did_you_mean(target, df.columns) or f"Columns present: {', '.join(df.columns)}.",
+        )
+    column = df.get_column(target)
+    if column.null_count():
+        raise DataError(
+            f"target column {target!r} has {column.null_count()} null rows.",
+            column=target,
+            hint="Drop rows with a null target before training or scoring.",
+        )
+    return column.to_numpy()
+
+
+def library_versions(estimator: Any = None) -> dict[str, str]:
+    """Versions of the libraries a bundle depends on."""
+    versions = {
+        "loopline": _version("loopline"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "skops": _version("skops"),
+        "sklearn": _version("scikit-learn"),
+    }
+    if estimator is not None and type(estimator).__module__.startswith("lightgbm"):
+        versions["lightgbm"] = _version("lightgbm")
+    return versions
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _write(archive: zipfile.ZipFile, name: str, payload: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, payload)
+
+
+def _read_archive(data: bytes) -> tuple[dict[str, Any], bytes]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            manifest = json.loads(archive.read(_MANIFEST))
+            estimator_bytes = archive.read(_ESTIMATOR)
+    except zipfile.BadZipFile:
+        raise _not_a_bundle("it is not a zip archive") from None
+    except KeyError as exc:
+        raise _not_a_bundle(f"the archive has no {exc}") from None
+    except (ValueError, zipfile.LargeZipFile, OSError) as exc:
+        raise _not_a_bundle(f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _not_a_bundle("bundle.json does not describe a loopline bundle")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"model bundle format version {manifest.get('format_version')!r} is not supported "
+            f"(this loopline reads version {FORMAT_VERSION}).",
+            hint="Upgrade loopline, or re-train the model with this version.",
+        )
+    return manifest, estimator_bytes
+
+
+def _not_a_bundle(reason: str) -> DataError:
+    return DataError(
+        f"these bytes are not a valid loopline model bundle: {reason}.",
+        hint="Fetch the bundle again, or re-train the model; bundles come from ModelBundle.to_bytes().",
+    )

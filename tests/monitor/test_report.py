@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from loopline.core.config import DriftConfig, RetrainConfig
+from loopline.monitor import (
+    ReportData,
+    decide_retrain,
+    drift_report,
+    gate,
+    render_html_report,
+    service_stats,
+    write_html_report,
+)
+
+HOSTILE = '<script>alert("x")</script>'
+DATA_URI = re.compile(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"')
+
+
+@pytest.fixture
+def data(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> ReportData:
+    current = frame(2, mean=1.0, mix=(0.2, 0.3, 0.5)).with_columns(pl.col("x").alias("price_$"))
+    reference = reference.with_columns(pl.col("x").alias("price_$"))
+    numeric, categorical = ["x", "y", "price_$"], ["colour"]
+    report = drift_report(reference, current, numeric=numeric, categorical=categorical)
+    rng = np.random.default_rng(0)
+    latencies = rng.gamma(2.0, 3.0, 500).tolist()
+    times = [datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(500)]
+    log = pl.DataFrame({"created_at": times, "latency_ms": latencies})
+    return ReportData(
+        title=f"flights {HOSTILE}",
+        candidates=[
+            {
+                "model": "flights",
+                "version": 2,
+                "algorithm": "hist_gradient_boosting",
+                "valid_roc_auc": 0.7412,
+            },
+            {"model": "flights", "version": 3, "algorithm": HOSTILE, "valid_roc_auc": None, "note": True},
+        ],
+        production={"model": "flights", "version": 1, "algorithm": "logistic_regression"},
+        drift=report,
+        reference=reference,
+        current=current,
+        retrain=decide_retrain(report, RetrainConfig(), DriftConfig()),
+        gate=gate({"roc_auc": 0.70}, {"roc_auc": 0.74}, metric="roc_auc"),
+        service=service_stats(log),
+        latencies_ms=latencies,
+        notes=[f"note {HOSTILE}", "trained on January-March"],
+    )
+
+
+def test_report_is_written_with_tables_verdicts_and_plots(tmp_path: Path, data: ReportData) -> None:
+    path = write_html_report(tmp_path / "deep" / "report.html", data)
+    assert path == tmp_path / "deep" / "report.html"
+    html = path.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    for name in ("x", "y", "price_$", "colour", "hist_gradient_boosting", "logistic_regression"):
+        assert f"<td>{name}</td>" in html
+    assert '<td class="verdict drifted">drifted</td>' in html
+    assert '<td class="verdict stable">stable</td>' in html
+    assert "retrain" in html and "promote" in html and "latency_p95_ms" in html
+    # PSI chart + 4 distributions (the most drifted first) + latency histogram
+    assert html.count('<img src="data:image/png;base64,') == 6
+    assert len(DATA_URI.findall(html)) == 6
+    assert [p.name for p in tmp_path.joinpath("deep").iterdir()] == ["report.html"]
+
+
+def test_report_escapes_user_strings_and_links_nothing(data: ReportData) -> None:
+    html = render_html_report(data)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "http" not in DATA_URI.sub("", html)
+
+
+def test_report_with_only_a_title_says_what_is_missing(tmp_path: Path) -> None:
+    html = write_html_report(tmp_path / "r.html", ReportData("empty", [], None, None)).read_text()
+    for text in ("No candidates.", "No production model.", "No drift report.", "No decisions were made."):
+        assert text in html
+    assert "<img" not in html
+
+
+def test_report_without_frames_has_only_the_psi_chart(data: ReportData) -> None:
+    data.reference = data.current = None
+    data.latencies_ms = None
+    html = render_html_report(data)
+    assert html.count("<img ") == 1 and "Reference vs current" not in html
+
+
+def test_all_null_feature_is_drawn_without_error() -> None:
+    frame = pl.DataFrame({"x": [None] * 50, "c": [None] * 50}, schema={"x": pl.Float64, "c": pl.String})
+    report = drift_report(frame, frame, numeric=["x"], categorical=["c"])
+    html = render_html_report(ReportData("nulls", [], None, report, reference=frame, current=frame))
+    assert html.count("<img ") == 1  # the PSI chart; no histogram for features without values

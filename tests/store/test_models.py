@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert, update
+
+from loopline.core.errors import ConflictError, NotFoundError
+from loopline.store import ModelVersion, Store
+from loopline.store._db import utcnow
+from loopline.store._tables import models
+
+
+def register(store: Store, name: str = "churn", **overrides: Any) -> ModelVersion:
+    fields: dict[str, Any] = {
+        "name": name,
+        "algorithm": "logistic_regression",
+        "bundle_digest": "b" * 64,
+        "reference_digest": "r" * 64,
+        "metrics": {"valid": {"roc_auc": 0.8}},
+        "params": {"C": 1.0},
+        "config": {"target": "y"},
+        "input_schema": [{"name": "x", "dtype": "number", "nullable": True}],
+        "data_fingerprint": "f" * 64,
+        "run_id": None,
+        "timings": {"fit_s": 0.1},
+    }
+    return store.models.register(**{**fields, **overrides})
+
+
+def test_register_numbers_versions_per_name(store: Store) -> None:
+    assert [register(store).version for _ in range(3)] == [1, 2, 3]
+    assert register(store, "other").version == 1
+    first = store.models.get("churn", 1)
+    assert (first.stage, first.metrics, first.promoted_at) == ("candidate", {"valid": {"roc_auc": 0.8}}, None)
+    assert first.created_at.tzinfo is not None
+    assert first.input_schema == [{"name": "x", "dtype": "number", "nullable": True}]
+    assert store.models.get("churn").version == 3
+    assert store.models.names() == ["churn", "other"]
+    assert [(m.name, m.version) for m in store.models.list()] == [
+        ("churn", 1),
+        ("churn", 2),
+        ("churn", 3),
+        ("other", 1),
+    ]
+    assert [m.version for m in store.models.list("other")] == [1]
+
+
+def test_unknown_model_suggests_a_name_and_the_list_command(store: Store) -> None:
+    register(store)
+    with pytest.raises(
+        NotFoundError,
+        match=r"model 'chrun' does not exist\. Did you mean 'churn'\? List models with `loopline models list`\.",
+    ):
+        store.models.get("chrun")
+    with pytest.raises(NotFoundError, match=r"model 'zzz' does not exist\. List models with"):
+        store.models.promote("zzz", 1)
+
+
+def test_unknown_version_lists_the_known_versions(store: Store) -> None:
+    register(store)
+    register(store)
+    with pytest.raises(NotFoundError, match=r"model 'churn' has no version 7; its versions are 1, 2\."):
+        store.models.get("churn", 7)
+
+
+def test_promote_archives_the_previous_production(store: Store) -> None:
+    register(store)
+    register(store)
+    assert store.models.production("churn") is None
+    promoted = store.models.promote("churn", 1, reason="first")
+    assert promoted.stage == "production" and promoted.promoted_at is not None
+    store.models.promote("churn", 2, reason="better auc")
+    assert [m.stage for m in store.models.list("churn")] == ["archived", "production"]
+    production = store.models.production("churn")
+    assert production is not None and production.version == 2
+    events = store.models.events("churn")
+    assert [(e["action"], e["from_version"], e["to_version"], e["reason"]) for e in events] == [
+        ("promote", None, 1, "first"),
+        ("promote", 1, 2, "better auc"),
+    ]
+    assert events[1]["at"].tzinfo is not None
+
+
+def test_promoting_the_production_version_again_changes_nothing(store: Store) -> None:
+    register(store)
+    store.models.promote("churn", 1)
+    assert store.models.promote("churn", 1).stage == "production"
+    assert len(store.models.events("churn")) == 1
+
+
+def raw_row(version: int, stage: str) -> dict[str, Any]:
+    """A models row written with plain SQL, bypassing the repository."""
+    return {
+        "name": "churn",
+        "version": version,
+        "stage": stage,
+        "algorithm": "a",
+        "bundle_digest": "b" * 64,
+        "metrics": {},
+        "params": {},
+        "config": {},
+        "input_schema": [],
+        "data_fingerprint": "f",
+        "timings": {},
+        "created_at": utcnow(),
+    }
+
+
+def test_database_refuses_a_second_production_row(store: Store) -> None:
+    register(store)
+    store.models.promote("churn", 1)
+    with pytest.raises(sa_exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert(models).values(**raw_row(99, "production")))
+    register(store)
+    with pytest.raises(sa_exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(update(models).where(models.c.version == 2).values(stage="production"))
+    assert [m.stage for m in store.models.list("churn")] == ["production", "candidate"]
+
+
+def test_database_refuses_a_duplicate_version_and_unknown_stage(store: Store) -> None:
+    register(store)
+    with pytest.raises(sa_exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert(models).values(**raw_row(1, "candidate")))
+    with pytest.raises(sa_exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert(models).values(**raw_row(5, "staging")))
+
+
+def test_rollback_walks_back_through_production_history(store: Store) -> None:
+    for _ in range(3):
+        register(store)
+    for version in (1, 2, 3):
+        store.models.promote("churn", version)
+    assert store.models.rollback("churn", reason="auc dropped").version == 2
+    assert [m.stage for m in store.models.list("churn")] == ["archived", "production", "archived"]
+    assert store.models.rollback("churn").version == 1
+    with pytest.raises(ConflictError, match="no earlier production version to roll back to.*models promote"):
+        store.models.rollback("churn")
+    production = store.models.production("churn")
+    assert production is not None and production.version == 1
+    events = [(e["action"], e["from_version"], e["to_version"]) for e in store.models.events("churn")]
+    assert events[-2:] == [("rollback", 3, 2), ("rollback", 2, 1)]
+
+
+def test_rollback_after_promoting_an_archived_version(store: Store) -> None:
+    register(store)
+    register(store)
+    for version in (1, 2, 1):
+        store.models.promote("churn", version)
+    assert store.models.rollback("churn").version == 2
+
+
+def test_rollback_needs_a_production_version(store: Store) -> None:
+    register(store)
+    with pytest.raises(ConflictError, match="model 'churn' has no production version to roll back from"):
+        store.models.rollback("churn")
+    with pytest.raises(NotFoundError, match="model 'nope' does not exist"):
+        store.models.rollback("nope")
+
+
+def test_record_evaluation_adds_a_metrics_key(store: Store) -> None:
+    register(store)
+    store.models.record_evaluation("churn", 1, "test", {"roc_auc": 0.75})
+    assert store.models.get("churn", 1).metrics == {"valid": {"roc_auc": 0.8}, "test": {"roc_auc": 0.75}}
+    with pytest.raises(NotFoundError, match="model 'churn' has no version 2"):
+        store.models.record_evaluation("churn", 2, "test", {})
+
+
+def test_events_of_unknown_model(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="model 'nope' does not exist"):
+        store.models.events("nope")
