@@ -71,15 +71,15 @@ def selection_of(result: RunResult, pipeline: Pipeline) -> dict[str, Any]:
 
 def print_selection(selection: dict[str, Any]) -> None:
     """Candidates with their metrics, and what was promoted and why."""
-    metric_names = ["roc_auc", "pr_auc", "log_loss", "f1", "accuracy", "rmse", "mae", "r2"]
+    metric_names = ["roc_auc", "pr_auc", "log_loss", "accuracy", "rmse", "mae", "r2"]
     present = [m for m in metric_names if any(m in c["metrics"].get("valid", {}) for c in selection["candidates"])]
     rows = []
     for c in selection["candidates"]:
         best = " *" if c["version"] == selection["best"] else ""
-        rows.append((f"{selection['model']} v{c['version']}{best}", c["algorithm"],
+        rows.append((f"v{c['version']}{best}", c["algorithm"],
                      *[c["metrics"].get("valid", {}).get(m) for m in present],
                      c["metrics"].get("test", {}).get(present[0]) if present else None))
-    console.print(table("candidates (valid metrics; * = best)", ["model", "algorithm", *present,
+    console.print(table(f"{selection['model']}: candidates (validation metrics; * = best)", ["version", "algorithm", *present,
                                                                 f"test {present[0] if present else ''}"], rows))
     gate = selection.get("gate")
     if gate:

@@ -16,6 +16,7 @@ Output values are polars DataFrames (stored as Parquet), JSON-able values, or by
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -66,11 +67,7 @@ class StepType:
 
     def code_version(self) -> str:
         """Hash of the step type's source: editing the code invalidates its cache."""
-        try:
-            source = inspect.getsource(type(self))
-        except (OSError, TypeError):
-            source = type(self).__qualname__
-        return hashlib.sha256(source.encode()).hexdigest()[:16]
+        return _source_hash(type(self))
 
     def source_fingerprint(self, config: Any) -> str | None:
         """Content hash of data read from outside the pipeline (files), or None."""
@@ -95,15 +92,22 @@ class FunctionStep(StepType):
         self.type_name = name or f"{func.__module__}.{func.__qualname__}"  # type: ignore[misc]
 
     def code_version(self) -> str:
-        try:
-            source = inspect.getsource(self.func)
-        except (OSError, TypeError):
-            source = self.func.__code__.co_code.hex()
-        return hashlib.sha256(source.encode()).hexdigest()[:16]
+        return _source_hash(self.func)
 
     def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         kwargs = dict(config.model_extra or {})
         return {"out": self.func(*inputs, **kwargs)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_hash(obj: Any) -> str:
+    """Short hash of an object's source (bytecode when the source is not available)."""
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        source = code.co_code.hex() if code is not None else obj.__qualname__
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def step(name: str | None = None) -> Callable[[Callable[..., Any]], FunctionStep]:

@@ -4,6 +4,7 @@ every run and step recorded in the store, failed runs resumable."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from loopline.store import Store
 
 log = logging.getLogger("loopline.run")
+
+FLUSH_ROWS = 64
+FLUSH_SECONDS = 0.25
 
 ProgressHook = Callable[[str, str], None]  # (step, event) with event in started|succeeded|cached|reused|failed
 
@@ -91,6 +95,7 @@ class Runner:
         try:
             self._schedule(state)
         finally:
+            self._flush(state)
             status = "failed" if state.failed else "succeeded"
             self.store.runs.set_status(run_id, status, state.error)
         result = RunResult(run_id, status, state.outcomes, state.error, state.values, self.store)
@@ -202,7 +207,23 @@ class Runner:
         record = StepRecord(step=bound.spec.name, type=bound.spec.type, status=status, cache_key=key,
                             started_at=started, finished_at=datetime.now(UTC), duration_s=duration,
                             config=config, outputs=outputs, error=error, attempt=state.attempt)
-        self.store.runs.record_steps(state.run_id, [record])
+        with state.lock:
+            state.pending.append(record)
+            due = (status == "failed" or len(state.pending) >= FLUSH_ROWS
+                   or time.monotonic() - state.flushed_at > FLUSH_SECONDS)
+        if due:
+            self._flush(state)
+
+    def _flush(self, state: _RunState) -> None:
+        """Write buffered step records in one transaction (group commit).
+
+        A crash loses at most the records of the last FLUSH_SECONDS; those steps simply run
+        again on resume (their artifacts are content-addressed, so nothing is duplicated)."""
+        with state.lock:
+            records, state.pending = state.pending, []
+            state.flushed_at = time.monotonic()
+        if records:
+            self.store.runs.record_steps(state.run_id, records)
 
 
 def _needed(bound: dict[str, BoundStep], targets: list[str] | None) -> dict[str, BoundStep]:
@@ -236,6 +257,9 @@ class _RunState:
         self.values: dict[tuple[str, str], Any] = {}
         self.failed: list[tuple[str, BaseException]] = []
         self.error: str | None = None
+        self.pending: list[Any] = []
+        self.flushed_at = time.monotonic()
+        self.lock = threading.Lock()
 
     def reuse(self, name: str) -> None:
         self.outcomes[name] = StepOutcome(name, "reused", 0.0, self.done[name])

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create ./.venv and install loopline into it (editable). --dev adds the test and lint tools,
+# the PostgreSQL driver and LightGBM; --bench adds the benchmark peers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="postgres"
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras="$extras,dev,lightgbm" ;;
+    --bench) extras="$extras,bench" ;;
+    *) echo "usage: scripts/setup.sh [--dev] [--bench]" >&2; exit 2 ;;
+  esac
+done
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[$extras]"
