@@ -74,6 +74,7 @@ class Pipeline:
         self,
         name: str,
         type: str | Callable[..., Any],  # noqa: A002 - mirrors the YAML key
+        /,
         *,
         inputs: list[str] | tuple[str, ...] = (),
         **config: Any,

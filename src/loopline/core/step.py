@@ -89,7 +89,11 @@ class FunctionStep(StepType):
 
     def __init__(self, func: Callable[..., Any], name: str | None = None) -> None:
         self.func = func
-        self.type_name = name or f"{func.__module__}.{func.__qualname__}"  # type: ignore[misc]
+        qualname = func.__qualname__
+        default = f"{func.__module__}.{qualname}"
+        if "<" in qualname:  # lambdas and local functions: names alone are not unique
+            default += f"#{_source_hash(func)[:8]}"
+        self.type_name = name or default  # type: ignore[misc]
 
     def code_version(self) -> str:
         return _source_hash(self.func)

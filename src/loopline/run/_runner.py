@@ -110,12 +110,15 @@ class Runner:
         waiting = {name: {p for p, _ in b.inputs} for name, b in state.bound.items()}
         running: dict[Future[Any], str] = {}
         while waiting or running:
-            for name in [n for n, deps in waiting.items() if not deps]:
+            ready = [n for n, deps in waiting.items() if not deps]
+            while ready:
+                name = ready.pop(0)
                 del waiting[name]
                 if name in state.done:
                     state.reuse(name)
                     self._release(name, waiting)
                     self.progress(name, "reused")
+                    ready = [n for n, deps in waiting.items() if not deps]
                     continue
                 self.progress(name, "started")
                 running[self.executor.submit(lambda n=name: self._execute(state, n))] = name

@@ -1,0 +1,139 @@
+"""The runner: DAG order, concurrency, caching by content, records, failure and resume."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from loopline import Pipeline, StepError
+from loopline.run import Runner, SequentialExecutor
+from loopline.store import Store
+
+CALLS: list[str] = []
+
+
+def source(*, value: int = 1) -> int:
+    CALLS.append("source")
+    return value
+
+
+def plus(value: int, *, amount: int = 1) -> int:
+    CALLS.append("plus")
+    return value + amount
+
+
+def total(*values: int) -> int:
+    return sum(values)
+
+
+def write_csv(path: Path, rows: int) -> None:
+    pl.DataFrame({"x": list(range(rows)), "y": [i % 2 for i in range(rows)]}).write_csv(path)
+
+
+def test_chain_runs_in_order_and_records_every_step(store: Store) -> None:
+    pipeline = Pipeline("chain").add("a", source, value=2).add("b", plus, inputs=["a"], amount=3)
+    result = Runner(store).run(pipeline)
+    assert result.status == "succeeded"
+    assert result.output("b") == 5
+    record = store.runs.get(result.run_id)
+    assert record.status == "succeeded"
+    assert {s.step: s.status for s in record.steps} == {"a": "succeeded", "b": "succeeded"}
+    assert all(s.duration_s >= 0 and s.outputs for s in record.steps)
+
+
+def test_unchanged_steps_come_from_the_cache(store: Store) -> None:
+    pipeline = Pipeline("cache").add("a", source, value=2).add("b", plus, inputs=["a"])
+    Runner(store).run(pipeline)
+    CALLS.clear()
+    again = Runner(store).run(pipeline)
+    assert CALLS == []
+    assert {n: o.status for n, o in again.steps.items()} == {"a": "cached", "b": "cached"}
+    assert again.output("b") == 3
+    CALLS.clear()
+    changed = Runner(store).run(Pipeline("cache").add("a", source, value=5).add("b", plus, inputs=["a"]))
+    assert changed.output("b") == 6 and CALLS == ["source", "plus"]
+
+
+def test_a_changed_input_file_is_noticed(store: Store, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    write_csv(data, 10)
+    pipeline = Pipeline("files").add("data", "file", path=str(data))
+    assert Runner(store).run(pipeline).output("data").height == 10
+    assert Runner(store).run(pipeline).steps["data"].status == "cached"
+    write_csv(data, 12)  # same name, new content
+    rerun = Runner(store).run(pipeline)
+    assert rerun.steps["data"].status == "succeeded"
+    assert rerun.output("data").height == 12
+
+
+def test_independent_branches_run_concurrently(store: Store) -> None:
+    barrier = threading.Barrier(2, timeout=5)
+
+    def branch(*, name: str) -> str:
+        barrier.wait()  # both branches must be running at the same time, or this times out
+        return name
+
+    pipeline = Pipeline("par").add("left", branch, name="l").add("right", branch, name="r")
+    pipeline.add("both", lambda left, right: left + right, inputs=["left", "right"])
+    assert Runner(store, cache=False).run(pipeline).output("both") == "lr"
+
+
+def test_failure_is_recorded_and_the_run_resumes_from_the_failed_step(store: Store, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+
+    def fragile(value: int) -> int:
+        if not flag.exists():
+            raise RuntimeError("the disk is full")
+        return value * 10
+
+    pipeline = Pipeline("fragile").add("a", source, value=4).add("b", fragile, inputs=["a"]).add(
+        "c", plus, inputs=["b"])
+    with pytest.raises(StepError, match="step 'b' failed.*disk is full.*loopline run --resume") as caught:
+        Runner(store).run(pipeline)
+    record = store.runs.list(limit=1)[0]
+    assert record.status == "failed"
+    run = store.runs.get(record.run_id)
+    statuses = {s.step: s.status for s in run.steps}
+    assert statuses == {"a": "succeeded", "b": "failed"}
+    assert "disk is full" in (next(s for s in run.steps if s.step == "b").error or "")
+    assert caught.value.step == "b"
+    flag.touch()
+    CALLS.clear()
+    resumed = Runner(store).run(pipeline, resume=record.run_id)
+    assert resumed.run_id == record.run_id and resumed.status == "succeeded"
+    assert resumed.steps["a"].status == "reused" and CALLS == ["plus"]
+    assert resumed.output("c") == 41
+    assert store.runs.get(record.run_id).status == "succeeded"
+
+
+def test_dependents_of_a_failed_step_are_skipped_but_others_finish(store: Store) -> None:
+    def boom(value: int) -> int:
+        raise ValueError("bad")
+
+    pipeline = Pipeline("skip").add("a", source).add("bad", boom, inputs=["a"]).add("after", plus, inputs=["bad"])
+    pipeline.add("other", plus, inputs=["a"])
+    result = Runner(store, SequentialExecutor()).run(pipeline, raise_on_error=False)
+    assert result.status == "failed"
+    assert {n: o.status for n, o in result.steps.items()} == {"a": "succeeded", "bad": "failed", "after": "skipped",
+                                                              "other": "succeeded"}
+
+
+def test_targets_run_only_what_they_need(store: Store) -> None:
+    pipeline = Pipeline("to").add("a", source).add("b", plus, inputs=["a"]).add("slow", lambda: time.sleep(5))
+    result = Runner(store).run(pipeline, targets=["b"])
+    assert set(result.steps) == {"a", "b"}
+
+
+def test_tables_travel_as_parquet_artifacts(store: Store, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    write_csv(data, 5)
+    pipeline = Pipeline("t").add("data", "file", path=str(data)).add(
+        "more", "derive", inputs=["data"], columns={"z": "x * 2"}, filter="y = 1")
+    result = Runner(store).run(pipeline)
+    ref = result.steps["more"].outputs["out"]
+    assert ref["kind"] == "table"
+    assert store.artifacts.get_table(ref["digest"])["z"].to_list() == [2, 6]
