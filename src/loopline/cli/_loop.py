@@ -42,7 +42,8 @@ def monitor_command(store: Store, pipeline_path: Path, *, retrain: bool, end: st
             print_selection(selection)
     if report is not None:
         write_report(report, store, pipeline, result, [selection] if selection else [], notes=[])
-        console.print(f"report: {report}")
+        if not as_json:
+            console.print(f"report: {report}")
 
 
 def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, quiet: bool = False) -> dict[str, Any]:

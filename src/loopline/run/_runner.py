@@ -101,7 +101,7 @@ class Runner:
         result = RunResult(run_id, status, state.outcomes, state.error, state.values, self.store)
         if state.failed and raise_on_error:
             name, cause = state.failed[0]
-            raise StepError(name, state.error or "failed",
+            raise StepError(name, state.outcomes[name].error or "failed",
                             hint=f"Fix the cause, then resume with `loopline run --resume {run_id}`.") from cause
         return result
 
@@ -169,7 +169,7 @@ class Runner:
                 status = "succeeded"
         except Exception as exc:
             duration = time.perf_counter() - clock
-            message = exc.message if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
+            message = str(exc) if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
             state.fail(name, exc, message)
             self._record(state, bound, "failed", None, started, duration, config_json, {},
                          message + ("" if isinstance(exc, LooplineError) else "\n" + traceback.format_exc(limit=5)))
