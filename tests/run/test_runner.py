@@ -137,3 +137,12 @@ def test_tables_travel_as_parquet_artifacts(store: Store, tmp_path: Path) -> Non
     ref = result.steps["more"].outputs["out"]
     assert ref["kind"] == "table"
     assert store.artifacts.get_table(ref["digest"])["z"].to_list() == [2, 6]
+
+
+def test_closures_are_never_served_from_the_cache(store: Store) -> None:
+    box = {"value": 1}
+    pipeline = Pipeline("closure").add("read", lambda: box["value"])
+    assert Runner(store).run(pipeline).output("read") == 1
+    box["value"] = 2
+    again = Runner(store).run(pipeline)
+    assert again.steps["read"].status == "succeeded" and again.output("read") == 2

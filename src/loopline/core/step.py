@@ -83,12 +83,18 @@ class _FunctionConfig(StepConfig):
 
 
 class FunctionStep(StepType):
-    """A user's Python function as a step: inputs positionally, config as keywords."""
+    """A user's Python function as a step: inputs positionally, config as keywords.
+
+    Its cache key covers the function's source, its config and its inputs. A closure's
+    captured values are not part of the source, so closures are never served from the cache;
+    pass ``cache=False`` for a function that reads other outside state (files, clocks, globals).
+    """
 
     Config = _FunctionConfig
 
-    def __init__(self, func: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(self, func: Callable[..., Any], name: str | None = None, *, cache: bool = True) -> None:
         self.func = func
+        self.cacheable = cache and getattr(func, "__closure__", None) is None  # type: ignore[misc]
         qualname = func.__qualname__
         default = f"{func.__module__}.{qualname}"
         if "<" in qualname:  # lambdas and local functions: names alone are not unique
@@ -114,11 +120,11 @@ def _source_hash(obj: Any) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def step(name: str | None = None) -> Callable[[Callable[..., Any]], FunctionStep]:
+def step(name: str | None = None, *, cache: bool = True) -> Callable[[Callable[..., Any]], FunctionStep]:
     """Decorator: register a function as a step type usable from YAML as ``type: name``."""
 
     def wrap(func: Callable[..., Any]) -> FunctionStep:
-        step_type = FunctionStep(func, name or func.__name__)
+        step_type = FunctionStep(func, name or func.__name__, cache=cache)
         STEP_TYPES.register(step_type.type_name, step_type, replace=True)
         return step_type
 

@@ -182,8 +182,9 @@ class Runner:
 
     def _input(self, state: _RunState, bound: BoundStep, index: int) -> Any:
         producer, output = bound.inputs[index]
-        if bound.step_type.input_mode == "all" and "." not in bound.spec.inputs[index]:
-            return {name: state.input_value(self.store, producer, name) for name in state.outcomes[producer].outputs}
+        outputs = state.outcomes[producer].outputs
+        if bound.step_type.input_mode == "all" and "." not in bound.spec.inputs[index] and len(outputs) > 1:
+            return {name: state.input_value(self.store, producer, name) for name in outputs}
         return state.input_value(self.store, producer, output)
 
     def _cache_key(self, bound: BoundStep, state: _RunState, config_json: dict[str, Any]) -> str:

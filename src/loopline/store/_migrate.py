@@ -50,7 +50,7 @@ def upgrade(engine: Engine) -> None:
             return
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            pass
         config = alembic_config()
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -1,0 +1,94 @@
+"""Built-in table and model steps: join, derive, split, train, select (with the gate)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from loopline import DataError, Pipeline
+from loopline.core import STEP_TYPES, StepContext
+from loopline.run import Runner, retrain_params
+from loopline.store import Store
+
+
+def run_step(type_name: str, inputs: list[object], store: Store | None = None, **config: object) -> object:
+    step_type = STEP_TYPES.get(type_name)
+    ctx = StepContext(run_id="test-run", step="s", params={}, store=store)
+    return step_type.run(step_type.Config.model_validate(config), inputs, ctx)
+
+
+def test_join_takes_only_named_columns_and_keeps_left_rows() -> None:
+    left = pl.DataFrame({"k": [1, 2, 3], "a": [10, 20, 30]})
+    right = pl.DataFrame({"k": [1, 1, 2], "b": [5, 6, 7], "noise": [0, 0, 0]})
+    out = run_step("join", [left, right], on=["k"], columns=["b"])["out"]  # type: ignore[index]
+    assert out.columns == ["k", "a", "b"]
+    assert out["b"].to_list() == [5, 7, None]  # duplicate right keys do not multiply rows
+
+
+def test_join_names_a_missing_key() -> None:
+    with pytest.raises(DataError, match="column 'kk' is not in the second input.*Did you mean 'k'"):
+        run_step("join", [pl.DataFrame({"kk": [1]}), pl.DataFrame({"k": [1]})], on=["kk"])
+
+
+def test_derive_columns_filter_window_and_drop() -> None:
+    frame = pl.DataFrame({"t": [datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3)], "d": [5, 20, None]})
+    out = run_step("derive", [frame], columns={"late": "d > 15", "month": "EXTRACT(month FROM t)"},
+                   filter="d IS NOT NULL", window={"column": "t", "start": "2024-01-15"}, drop=["d"])["out"]  # type: ignore[index]
+    assert out.to_dicts() == [{"t": datetime(2024, 2, 1, tzinfo=UTC), "late": True, "month": 2}]
+
+
+def test_derive_expression_errors_name_the_column() -> None:
+    with pytest.raises(DataError, match="Did you mean 'delay'"):
+        run_step("derive", [pl.DataFrame({"delay": [1]})], columns={"late": "delya > 15"})
+
+
+def test_window_needs_a_timestamp_column() -> None:
+    with pytest.raises(DataError, match="parse_dates"):
+        run_step("derive", [pl.DataFrame({"t": ["2024-01-01"]})], window={"column": "t", "start": "2024-01-01"})
+
+
+def labelled(rows: int, seed: int, shift: float = 0.0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows) + shift
+    return pl.DataFrame({"x": x, "g": rng.choice(["a", "b"], rows),
+                         "y": (x - shift + rng.normal(scale=0.7, size=rows)) > 0})
+
+
+def test_select_registers_promotes_and_gates(tmp_path: object, store: Store) -> None:
+    data = labelled(1200, 0)
+    pipeline = (Pipeline("gate")
+                .add("data", lambda: data)
+                .add("split", "split", inputs=["data"], target="y", method="random")
+                .add("lin", "train", inputs=["split.train", "split.valid", "split.test"], target="y",
+                     numeric=["x"], categorical=["g"], estimator="logistic_regression")
+                .add("best", "select", inputs=["lin", "split.test"], model="gated"))
+    first = Runner(store).run(pipeline).output("best")
+    assert first["promote"] and first["reason"] == "no production model yet"
+    production = store.models.production("gated")
+    assert production is not None and production.version == 1
+    assert store.artifacts.get_table(production.reference_digest).columns == ["x", "g"]  # type: ignore[arg-type]
+    # a worse challenger (trained on noise) must not replace the champion
+    noise = data.with_columns(pl.Series("y", np.random.default_rng(5).random(data.height) > 0.5))
+    worse = (Pipeline("gate")
+             .add("data", lambda: noise)
+             .add("split", "split", inputs=["data"], target="y", method="random")
+             .add("lin", "train", inputs=["split.train", "split.valid"], target="y", numeric=["x"],
+                  categorical=["g"], estimator="logistic_regression")
+             .add("holdout", lambda: data.tail(300))
+             .add("best", "select", inputs=["lin", "holdout"], model="gated"))
+    second = Runner(store).run(worse).output("best")
+    assert second["promote"] is False
+    assert second["gate"]["champion_score"] > second["gate"]["challenger_score"]
+    assert store.models.production("gated").version == 1  # type: ignore[union-attr]
+    # re-running the same pipeline registers nothing new
+    Runner(store).run(pipeline)
+    assert len(store.models.list("gated")) == 2
+
+
+def test_retrain_params_move_the_window() -> None:
+    assert retrain_params(datetime(2013, 7, 1, tzinfo=UTC), 3) == {
+        "start": "2013-04-01T00:00:00Z", "valid_from": "2013-06-01T00:00:00Z",
+        "test_from": "2013-06-16T00:00:00Z", "end": "2013-07-01T00:00:00Z"}
