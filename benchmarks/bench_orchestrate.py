@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import alternate, final_line, machine, summary  # noqa: E402
+from _common import alternate, final_line, machine, summary
 
 
 def inc(value: int) -> int:
@@ -87,8 +87,10 @@ def cached_rerun(home: Path) -> tuple[float, float]:
     result = runner.run(pipeline)
     again = time.perf_counter() - again
     cached = [n for n, o in result.steps.items() if o.status == "cached"]
-    print(f"cached re-run: {len(cached)}/{len(result.steps)} steps from the cache "
-          f"(select always runs: it registers and gates)")
+    print(
+        f"cached re-run: {len(cached)}/{len(result.steps)} steps from the cache "
+        f"(select always runs: it registers and gates)"
+    )
     return first, again
 
 
@@ -99,30 +101,47 @@ def main() -> None:
     steps, repeats = (20, 3) if args.quick else (100, 7)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        times = alternate({"floor": lambda: bare_loop(steps), "kedro": kedro_runner(steps),
-                           "loopline": loopline_runner(steps, home)}, repeats)
+        times = alternate(
+            {"floor": lambda: bare_loop(steps), "kedro": kedro_runner(steps), "loopline": loopline_runner(steps, home)},
+            repeats,
+        )
         stats = {name: summary(samples) for name, samples in times.items()}
         per_step = {name: (s["median"] - stats["floor"]["median"]) / steps * 1000 for name, s in stats.items()}
         print(f"{steps}-step chain, {repeats} alternating repeats after a warm-up (times in ms):")
         print(f"{'contender':<10}{'min':>10}{'median':>10}{'max':>10}{'per step':>12}")
         for name, s in stats.items():
-            print(f"{name:<10}{s['min'] * 1000:>10.2f}{s['median'] * 1000:>10.2f}{s['max'] * 1000:>10.2f}"
-                  f"{per_step[name]:>12.4f}")
+            print(
+                f"{name:<10}{s['min'] * 1000:>10.2f}{s['median'] * 1000:>10.2f}{s['max'] * 1000:>10.2f}"
+                f"{per_step[name]:>12.4f}"
+            )
         ratio = per_step["kedro"] / per_step["loopline"]
-        print(f"per-step overhead: loopline {per_step['loopline']:.3f} ms, kedro {per_step['kedro']:.3f} ms "
-              f"-> {ratio:.2f}x less for loopline")
+        print(
+            f"per-step overhead: loopline {per_step['loopline']:.3f} ms, kedro {per_step['kedro']:.3f} ms "
+            f"-> {ratio:.2f}x less for loopline"
+        )
         first, again = cached_rerun(home) if not args.quick else (float("nan"), float("nan"))
         speedup = first / again if again == again else None
         if speedup:
-            print(f"quickstart pipeline: first run {first:.2f} s, cached re-run {again:.3f} s "
-                  f"({again / first:.1%} of the first) -> {speedup:.1f}x")
-    final_line("orchestrate", sizes={"steps": steps, "repeats": repeats}, machine=machine(),
-               versions={"kedro": version("kedro"), "loopline": version("loopline")},
-               median={"floor_ms": stats["floor"]["median"] * 1000, "kedro_ms": stats["kedro"]["median"] * 1000,
-                       "loopline_ms": stats["loopline"]["median"] * 1000,
-                       "kedro_step_overhead_ms": per_step["kedro"], "loopline_step_overhead_ms": per_step["loopline"],
-                       "quickstart_first_s": first, "quickstart_cached_s": again},
-               ratios={"step_overhead_vs_kedro": ratio, "cached_rerun_speedup": speedup})
+            print(
+                f"quickstart pipeline: first run {first:.2f} s, cached re-run {again:.3f} s "
+                f"({again / first:.1%} of the first) -> {speedup:.1f}x"
+            )
+    final_line(
+        "orchestrate",
+        sizes={"steps": steps, "repeats": repeats},
+        machine=machine(),
+        versions={"kedro": version("kedro"), "loopline": version("loopline")},
+        median={
+            "floor_ms": stats["floor"]["median"] * 1000,
+            "kedro_ms": stats["kedro"]["median"] * 1000,
+            "loopline_ms": stats["loopline"]["median"] * 1000,
+            "kedro_step_overhead_ms": per_step["kedro"],
+            "loopline_step_overhead_ms": per_step["loopline"],
+            "quickstart_first_s": first,
+            "quickstart_cached_s": again,
+        },
+        ratios={"step_overhead_vs_kedro": ratio, "cached_rerun_speedup": speedup},
+    )
 
 
 if __name__ == "__main__":

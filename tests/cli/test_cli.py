@@ -60,7 +60,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     group = rng.choice(["a", "b"], size=rows)
     label = (x - np.linspace(0, 3, rows) + (group == "a") + rng.normal(scale=0.5, size=rows)) > 0.5
     pl.DataFrame({"t": t.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "x": x, "group": group, "label": label}).write_csv(
-        tmp_path / "data.csv")
+        tmp_path / "data.csv"
+    )
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path / ".loopline"))
@@ -102,7 +103,12 @@ def test_second_run_is_cached(project: Path) -> None:
     invoke("run", "pipeline.yaml", "--json")
     again = json.loads(invoke("run", "pipeline.yaml", "--json"))
     assert {n: s["status"] for n, s in again["steps"].items() if n != "best"} == {
-        "data": "cached", "window": "cached", "split": "cached", "linear": "cached", "forest": "cached"}
+        "data": "cached",
+        "window": "cached",
+        "split": "cached",
+        "linear": "cached",
+        "forest": "cached",
+    }
 
 
 def test_params_override_from_the_command_line(project: Path) -> None:
@@ -123,9 +129,10 @@ def test_failed_run_resumes(project: Path) -> None:
 
 
 def test_monitor_finds_drift_in_logged_traffic_and_retrains(project: Path) -> None:
+    from fastapi.testclient import TestClient
+
     from loopline.serve import ServeSettings, create_app
     from loopline.store import Store
-    from fastapi.testclient import TestClient
 
     invoke("run", "pipeline.yaml", "--json")
     traffic = pl.read_csv(project / "data.csv").tail(600).select(["x", "group"]).to_dicts()
@@ -134,8 +141,9 @@ def test_monitor_finds_drift_in_logged_traffic_and_retrains(project: Path) -> No
         assert client.post("/predict/toy", json=traffic).status_code == 200
     store.close()
     report = project / "report.html"
-    out = json.loads(invoke("monitor", "pipeline.yaml", "--retrain", "--end", "2024-05-01",
-                            "--report", str(report), "--json"))
+    out = json.loads(
+        invoke("monitor", "pipeline.yaml", "--retrain", "--end", "2024-05-01", "--report", str(report), "--json")
+    )
     drifted = {f["feature"] for f in out["drift"]["features"] if f["drifted"]}
     assert "x" in drifted
     assert out["retrain"]["retrain"] is True
@@ -152,13 +160,16 @@ def test_init_and_schema(project: Path) -> None:
     assert "steps" in schema["properties"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["run", "missing.yaml"], "does not exist"),
-    (["models", "show", "tox"], "model 'tox' does not exist"),
-    (["runs", "show", "0123"], "loopline runs list"),
-    (["run", "pipeline.yaml", "--param", "oops"], "NAME=VALUE"),
-    (["run"], "name a pipeline file"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.yaml"], "does not exist"),
+        (["models", "show", "tox"], "model 'tox' does not exist"),
+        (["runs", "show", "0123"], "loopline runs list"),
+        (["run", "pipeline.yaml", "--param", "oops"], "NAME=VALUE"),
+        (["run"], "name a pipeline file"),
+    ],
+)
 def test_errors_are_one_clear_line(project: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code in (1, 2)

@@ -7,8 +7,18 @@ import pytest
 from loopline.core import errors
 
 
-@pytest.mark.parametrize("cls", [errors.ConfigError, errors.DataError, errors.StoreError, errors.NotFoundError,
-                                 errors.ConflictError, errors.IntegrityError, errors.UnsafeArtifactError])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        errors.ConfigError,
+        errors.DataError,
+        errors.StoreError,
+        errors.NotFoundError,
+        errors.ConflictError,
+        errors.IntegrityError,
+        errors.UnsafeArtifactError,
+    ],
+)
 def test_every_error_is_a_loopline_error(cls: type[Exception]) -> None:
     assert issubclass(cls, errors.LooplineError)
 

@@ -17,7 +17,8 @@ def test_import_has_no_side_effects() -> None:
         "assert list(warnings.filters) == before_filters, 'warning filters changed'\n"
         "assert not logging.getLogger().handlers, 'root logging configured'\n"
         "assert not logging.getLogger('loopline').handlers, 'loopline logger configured'\n"
-        "heavy = [m for m in ('sklearn', 'polars', 'sqlalchemy', 'fastapi', 'loopline.run.steps') if m in sys.modules]\n"
+        "heavy = ('sklearn', 'polars', 'sqlalchemy', 'fastapi', 'loopline.run.steps')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "assert not heavy, f'imported at import time: {heavy}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -85,7 +85,9 @@ def test_registered_step_types_are_usable_from_yaml() -> None:
     from loopline.core import STEP_TYPES
 
     STEP_TYPES.register("constant_test", Constant(), replace=True)
-    pipeline = parse_pipeline("name: x\nsteps:\n  c: {type: constant_test, factor: 2}\n  s: {type: scale_by_test, inputs: [c]}\n")
+    pipeline = parse_pipeline(
+        "name: x\nsteps:\n  c: {type: constant_test, factor: 2}\n  s: {type: scale_by_test, inputs: [c]}\n"
+    )
     assert list(pipeline.bind()) == ["c", "s"]
     with pytest.raises(ConfigError, match="unknown key 'steps.c.factr'.*Did you mean 'factor'"):
         parse_pipeline("name: x\nsteps:\n  c: {type: constant_test, factr: 2}\n")

@@ -12,8 +12,9 @@ import pytest
 from loopline import ConfigError, DataError
 from loopline.ingest import files_fingerprint, read_files, sample_path
 
-FRAME = pl.DataFrame({"id": [1, 2, 3], "t": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", None],
-                      "v": [1.5, None, 3.0]})
+FRAME = pl.DataFrame(
+    {"id": [1, 2, 3], "t": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", None], "v": [1.5, None, 3.0]}
+)
 
 
 def write_all(tmp_path: Path) -> dict[str, Path]:

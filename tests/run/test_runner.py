@@ -90,8 +90,9 @@ def test_failure_is_recorded_and_the_run_resumes_from_the_failed_step(store: Sto
             raise RuntimeError("the disk is full")
         return value * 10
 
-    pipeline = Pipeline("fragile").add("a", source, value=4).add("b", fragile, inputs=["a"]).add(
-        "c", plus, inputs=["b"])
+    pipeline = (
+        Pipeline("fragile").add("a", source, value=4).add("b", fragile, inputs=["a"]).add("c", plus, inputs=["b"])
+    )
     with pytest.raises(StepError, match="step 'b' failed.*disk is full.*loopline run --resume") as caught:
         Runner(store).run(pipeline)
     record = store.runs.list(limit=1)[0]
@@ -118,8 +119,12 @@ def test_dependents_of_a_failed_step_are_skipped_but_others_finish(store: Store)
     pipeline.add("other", plus, inputs=["a"])
     result = Runner(store, SequentialExecutor()).run(pipeline, raise_on_error=False)
     assert result.status == "failed"
-    assert {n: o.status for n, o in result.steps.items()} == {"a": "succeeded", "bad": "failed", "after": "skipped",
-                                                              "other": "succeeded"}
+    assert {n: o.status for n, o in result.steps.items()} == {
+        "a": "succeeded",
+        "bad": "failed",
+        "after": "skipped",
+        "other": "succeeded",
+    }
 
 
 def test_targets_run_only_what_they_need(store: Store) -> None:
@@ -131,8 +136,11 @@ def test_targets_run_only_what_they_need(store: Store) -> None:
 def test_tables_travel_as_parquet_artifacts(store: Store, tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     write_csv(data, 5)
-    pipeline = Pipeline("t").add("data", "file", path=str(data)).add(
-        "more", "derive", inputs=["data"], columns={"z": "x * 2"}, filter="y = 1")
+    pipeline = (
+        Pipeline("t")
+        .add("data", "file", path=str(data))
+        .add("more", "derive", inputs=["data"], columns={"z": "x * 2"}, filter="y = 1")
+    )
     result = Runner(store).run(pipeline)
     ref = result.steps["more"].outputs["out"]
     assert ref["kind"] == "table"

@@ -35,8 +35,14 @@ def test_join_names_a_missing_key() -> None:
 
 def test_derive_columns_filter_window_and_drop() -> None:
     frame = pl.DataFrame({"t": [datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3)], "d": [5, 20, None]})
-    out = run_step("derive", [frame], columns={"late": "d > 15", "month": "EXTRACT(month FROM t)"},
-                   filter="d IS NOT NULL", window={"column": "t", "start": "2024-01-15"}, drop=["d"])["out"]  # type: ignore[index]
+    out = run_step(
+        "derive",
+        [frame],
+        columns={"late": "d > 15", "month": "EXTRACT(month FROM t)"},
+        filter="d IS NOT NULL",
+        window={"column": "t", "start": "2024-01-15"},
+        drop=["d"],
+    )["out"]  # type: ignore[index]
     assert out.to_dicts() == [{"t": datetime(2024, 2, 1, tzinfo=UTC), "late": True, "month": 2}]
 
 
@@ -53,18 +59,28 @@ def test_window_needs_a_timestamp_column() -> None:
 def labelled(rows: int, seed: int, shift: float = 0.0) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=rows) + shift
-    return pl.DataFrame({"x": x, "g": rng.choice(["a", "b"], rows),
-                         "y": (x - shift + rng.normal(scale=0.7, size=rows)) > 0})
+    return pl.DataFrame(
+        {"x": x, "g": rng.choice(["a", "b"], rows), "y": (x - shift + rng.normal(scale=0.7, size=rows)) > 0}
+    )
 
 
 def test_select_registers_promotes_and_gates(tmp_path: object, store: Store) -> None:
     data = labelled(1200, 0)
-    pipeline = (Pipeline("gate")
-                .add("data", lambda: data)
-                .add("split", "split", inputs=["data"], target="y", method="random")
-                .add("lin", "train", inputs=["split.train", "split.valid", "split.test"], target="y",
-                     numeric=["x"], categorical=["g"], estimator="logistic_regression")
-                .add("best", "select", inputs=["lin", "split.test"], model="gated"))
+    pipeline = (
+        Pipeline("gate")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add(
+            "lin",
+            "train",
+            inputs=["split.train", "split.valid", "split.test"],
+            target="y",
+            numeric=["x"],
+            categorical=["g"],
+            estimator="logistic_regression",
+        )
+        .add("best", "select", inputs=["lin", "split.test"], model="gated")
+    )
     first = Runner(store).run(pipeline).output("best")
     assert first["promote"] and first["reason"] == "no production model yet"
     production = store.models.production("gated")
@@ -72,13 +88,22 @@ def test_select_registers_promotes_and_gates(tmp_path: object, store: Store) -> 
     assert store.artifacts.get_table(production.reference_digest).columns == ["x", "g"]  # type: ignore[arg-type]
     # a worse challenger (trained on noise) must not replace the champion
     noise = data.with_columns(pl.Series("y", np.random.default_rng(5).random(data.height) > 0.5))
-    worse = (Pipeline("gate")
-             .add("data", lambda: noise)
-             .add("split", "split", inputs=["data"], target="y", method="random")
-             .add("lin", "train", inputs=["split.train", "split.valid"], target="y", numeric=["x"],
-                  categorical=["g"], estimator="logistic_regression")
-             .add("holdout", lambda: data.tail(300))
-             .add("best", "select", inputs=["lin", "holdout"], model="gated"))
+    worse = (
+        Pipeline("gate")
+        .add("data", lambda: noise)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add(
+            "lin",
+            "train",
+            inputs=["split.train", "split.valid"],
+            target="y",
+            numeric=["x"],
+            categorical=["g"],
+            estimator="logistic_regression",
+        )
+        .add("holdout", lambda: data.tail(300))
+        .add("best", "select", inputs=["lin", "holdout"], model="gated")
+    )
     second = Runner(store).run(worse).output("best")
     assert second["promote"] is False
     assert second["gate"]["champion_score"] > second["gate"]["challenger_score"]
@@ -90,5 +115,8 @@ def test_select_registers_promotes_and_gates(tmp_path: object, store: Store) -> 
 
 def test_retrain_params_move_the_window() -> None:
     assert retrain_params(datetime(2013, 7, 1, tzinfo=UTC), 3) == {
-        "start": "2013-04-01T00:00:00Z", "valid_from": "2013-06-01T00:00:00Z",
-        "test_from": "2013-06-16T00:00:00Z", "end": "2013-07-01T00:00:00Z"}
+        "start": "2013-04-01T00:00:00Z",
+        "valid_from": "2013-06-01T00:00:00Z",
+        "test_from": "2013-06-16T00:00:00Z",
+        "end": "2013-07-01T00:00:00Z",
+    }

@@ -21,13 +21,22 @@ def make_frame(rows: int, seed: int) -> pl.DataFrame:
 
 def register(store: Store, *, estimator: str = "logistic_regression", seed: int = 0) -> ModelVersion:
     train, valid = make_frame(400, seed), make_frame(200, seed + 1)
-    result = train_candidate(train, valid, target="label", numeric=["x", "n"], categorical=["group"],
-                             estimator=estimator, seed=seed)
+    result = train_candidate(
+        train, valid, target="label", numeric=["x", "n"], categorical=["group"], estimator=estimator, seed=seed
+    )
     return store.models.register(
-        name="toy", algorithm=estimator, bundle_digest=store.artifacts.put_bytes(result.bundle.to_bytes()),
-        reference_digest=store.artifacts.put_table(train.select(["x", "n", "group"])), metrics=result.metrics,
-        params=result.params, config={"features": {"numeric": ["x", "n"], "categorical": ["group"]}},
-        input_schema=result.bundle.input_schema, data_fingerprint="test", run_id=None, timings=result.timings)
+        name="toy",
+        algorithm=estimator,
+        bundle_digest=store.artifacts.put_bytes(result.bundle.to_bytes()),
+        reference_digest=store.artifacts.put_table(train.select(["x", "n", "group"])),
+        metrics=result.metrics,
+        params=result.params,
+        config={"features": {"numeric": ["x", "n"], "categorical": ["group"]}},
+        input_schema=result.bundle.input_schema,
+        data_fingerprint="test",
+        run_id=None,
+        timings=result.timings,
+    )
 
 
 @pytest.fixture

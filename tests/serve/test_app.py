@@ -20,8 +20,7 @@ RECORD = {"x": 0.3, "n": 4, "group": "a"}
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    app = create_app(store, ServeSettings(token="s3cret", max_body_bytes=50_000, max_records=100,
-                                          refresh_interval=60))
+    app = create_app(store, ServeSettings(token="s3cret", max_body_bytes=50_000, max_records=100, refresh_interval=60))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -61,11 +60,14 @@ def test_single_record_and_default_model(client: TestClient) -> None:
 
 
 def test_open_inference_protocol(client: TestClient, store: Store) -> None:
-    request = {"id": "r1", "inputs": [
-        {"name": "x", "shape": [2], "datatype": "FP64", "data": [0.3, -1.0]},
-        {"name": "n", "shape": [2], "datatype": "FP64", "data": [4, 1]},
-        {"name": "group", "shape": [2], "datatype": "BYTES", "data": ["a", "c"]},
-    ]}
+    request = {
+        "id": "r1",
+        "inputs": [
+            {"name": "x", "shape": [2], "datatype": "FP64", "data": [0.3, -1.0]},
+            {"name": "n", "shape": [2], "datatype": "FP64", "data": [4, 1]},
+            {"name": "group", "shape": [2], "datatype": "BYTES", "data": ["a", "c"]},
+        ],
+    }
     body = client.post("/v2/models/toy/infer", json=request).json()
     assert body["model_name"] == "toy" and body["model_version"] == "1" and body["id"] == "r1"
     outputs = {o["name"]: o for o in body["outputs"]}
@@ -75,34 +77,42 @@ def test_open_inference_protocol(client: TestClient, store: Store) -> None:
     assert client.post("/v2/models/toy/versions/7/infer", json=request).status_code == 404
 
 
-@pytest.mark.parametrize(("record", "field", "reason"), [
-    ({"x": "high", "n": 1, "group": "a"}, "x", "expected a number"),
-    ({"n": 1, "group": "a"}, "x", "missing field"),
-    ({"x": 1.0, "n": 1, "group": 3}, "group", "expected a string"),
-    ({"x": 1.0, "n": 1, "group": "a", "extra": 1}, "extra", "unknown field"),
-    ({"x": True, "n": 1, "group": "a"}, "x", "expected a number"),
-])
-def test_bad_records_get_422_naming_the_field(client: TestClient, record: dict[str, object], field: str,
-                                               reason: str) -> None:
+@pytest.mark.parametrize(
+    ("record", "field", "reason"),
+    [
+        ({"x": "high", "n": 1, "group": "a"}, "x", "expected a number"),
+        ({"n": 1, "group": "a"}, "x", "missing field"),
+        ({"x": 1.0, "n": 1, "group": 3}, "group", "expected a string"),
+        ({"x": 1.0, "n": 1, "group": "a", "extra": 1}, "extra", "unknown field"),
+        ({"x": True, "n": 1, "group": "a"}, "x", "expected a number"),
+    ],
+)
+def test_bad_records_get_422_naming_the_field(
+    client: TestClient, record: dict[str, object], field: str, reason: str
+) -> None:
     response = client.post("/predict/toy", json=record)
     assert response.status_code == 422
     errors = response.json()["errors"]
     assert any(e["field"] == field and reason in e["reason"] for e in errors)
 
 
-@pytest.mark.parametrize(("body", "content_type", "status", "message"), [
-    (b'{"x": NaN, "n": 1, "group": "a"}', "application/json", 422, "NaN is not a valid JSON number"),
-    (b'{"x": Infinity, "n": 1, "group": "a"}', "application/json", 422, "Infinity"),
-    (b'{"x": 1, ', "application/json", 400, "malformed JSON"),
-    (b"", "application/json", 400, "empty"),
-    (b"\x80\x04\x95", "application/octet-stream", 415, "not accepted"),
-    (b'{"x": 1}', "text/plain", 415, "application/json"),
-    (b'\xff\xfe{"x": 1}', "application/json", 400, "not UTF-8"),
-    (b"[1, 2]", "application/json", 422, "expected a JSON object"),
-    (b"[]", "application/json", 422, "non-empty list"),
-])
-def test_bad_bodies_never_reach_the_model(client: TestClient, body: bytes, content_type: str, status: int,
-                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b'{"x": NaN, "n": 1, "group": "a"}', "application/json", 422, "NaN is not a valid JSON number"),
+        (b'{"x": Infinity, "n": 1, "group": "a"}', "application/json", 422, "Infinity"),
+        (b'{"x": 1, ', "application/json", 400, "malformed JSON"),
+        (b"", "application/json", 400, "empty"),
+        (b"\x80\x04\x95", "application/octet-stream", 415, "not accepted"),
+        (b'{"x": 1}', "text/plain", 415, "application/json"),
+        (b'\xff\xfe{"x": 1}', "application/json", 400, "not UTF-8"),
+        (b"[1, 2]", "application/json", 422, "expected a JSON object"),
+        (b"[]", "application/json", 422, "non-empty list"),
+    ],
+)
+def test_bad_bodies_never_reach_the_model(
+    client: TestClient, body: bytes, content_type: str, status: int, message: str
+) -> None:
     response = client.post("/predict/toy", content=body, headers={"content-type": content_type})
     assert response.status_code == status
     assert message in response.text

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from loopline.core.errors import NotFoundError, StoreError
-from loopline.store import Store, StepRecord
+from loopline.store import StepRecord, Store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -11,15 +11,22 @@ import typer
 
 from loopline.cli import _models, _runs
 from loopline.cli._context import clear_errors, open_store
-from loopline.cli._render import console, print_json, table
+from loopline.cli._render import console, print_json
 from loopline.core.errors import ConfigError
 
-app = typer.Typer(name="loopline", help="The whole machine-learning loop: ingest, prep, train, serve, monitor, retrain.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    name="loopline",
+    help="The whole machine-learning loop: ingest, prep, train, serve, monitor, retrain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_models.app, name="models")
 
-HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")]
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
@@ -58,14 +65,21 @@ def run(
             spec = store.runs.get(resume).spec
             loaded = pipeline_from_dict(spec, source=f"run {resume}")
         elif pipeline is None:
-            raise ConfigError("name a pipeline file, or --resume RUN_ID.", hint="For example: loopline run pipeline.yaml")
+            raise ConfigError(
+                "name a pipeline file, or --resume RUN_ID.", hint="For example: loopline run pipeline.yaml"
+            )
         else:
             loaded = load_pipeline(pipeline, params)
-        result = run_with_progress(store, loaded, params, resume=resume, targets=to, cache=not no_cache,
-                                   quiet=as_json)
+        result = run_with_progress(store, loaded, params, resume=resume, targets=to, cache=not no_cache, quiet=as_json)
         if as_json:
-            print_json({"run_id": result.run_id, "status": result.status, "error": result.error,
-                        "steps": {n: {"status": o.status, "duration_s": o.duration_s} for n, o in result.steps.items()}})
+            print_json(
+                {
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "error": result.error,
+                    "steps": {n: {"status": o.status, "duration_s": o.duration_s} for n, o in result.steps.items()},
+                }
+            )
         if result.status != "succeeded":
             raise typer.Exit(1)
 
@@ -122,7 +136,9 @@ def init(
         if template not in ("pipeline", "quickstart"):
             raise ConfigError(f"unknown template {template!r}.", hint="Use --template pipeline or quickstart.")
         if path.exists() and not force:
-            raise ConfigError(f"{str(path)!r} already exists.", hint="Pass --force to overwrite it, or pick another path.")
+            raise ConfigError(
+                f"{str(path)!r} already exists.", hint="Pass --force to overwrite it, or pick another path."
+            )
         path.write_text(files("loopline.templates").joinpath(f"{template}.yaml").read_text(encoding="utf-8"))
         console.print(f"wrote {path}; run it with: loopline run {path}")
 

@@ -17,16 +17,20 @@ if TYPE_CHECKING:
     from loopline.store import Store
 
 
-def monitor_command(store: Store, pipeline_path: Path, *, retrain: bool, end: str | None, report: Path | None,
-                    as_json: bool) -> None:
+def monitor_command(
+    store: Store, pipeline_path: Path, *, retrain: bool, end: str | None, report: Path | None, as_json: bool
+) -> None:
     """Drift check of the production model's traffic; retrain + gate when asked and needed."""
     from loopline.core.yamlfile import load_pipeline
     from loopline.run import monitor_model
 
     pipeline = load_pipeline(pipeline_path)
     if pipeline.monitor is None:
-        raise ConfigError(f"{str(pipeline_path)!r} has no 'monitor:' section.", key="monitor",
-                          hint="Add one, e.g. monitor: {model: my-model}.")
+        raise ConfigError(
+            f"{str(pipeline_path)!r} has no 'monitor:' section.",
+            key="monitor",
+            hint="Add one, e.g. monitor: {model: my-model}.",
+        )
     result = monitor_model(store, pipeline.monitor)
     selection = None
     if retrain and result.decision.retrain:
@@ -36,8 +40,9 @@ def monitor_command(store: Store, pipeline_path: Path, *, retrain: bool, end: st
         print_json({"drift": result.report.to_dict(), "retrain": vars(result.decision), "selection": selection})
     else:
         print_drift(result.report)
-        console.print(f"retrain decision: [bold]{'retrain' if result.decision.retrain else 'keep'}[/] — "
-                      f"{result.decision.reason}")
+        console.print(
+            f"retrain decision: [bold]{'retrain' if result.decision.retrain else 'keep'}[/] — {result.decision.reason}"
+        )
         if selection is not None:
             print_selection(selection)
     if report is not None:
@@ -52,9 +57,12 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, quiet: 
 
     missing = [p for p in WINDOW_PARAMS if p not in pipeline.params]
     if missing or pipeline.monitor is None:
-        raise ConfigError(f"pipeline {pipeline.name!r} cannot be retrained on a moving window: params "
-                          f"{', '.join(missing)} are not declared.", key="params",
-                          hint="Declare params start, valid_from, test_from and end and use them in the steps.")
+        raise ConfigError(
+            f"pipeline {pipeline.name!r} cannot be retrained on a moving window: params "
+            f"{', '.join(missing)} are not declared.",
+            key="params",
+            hint="Declare params start, valid_from, test_from and end and use them in the steps.",
+        )
     params = retrain_params(end, pipeline.monitor.retrain.window)
     result = run_with_progress(store, pipeline, params, quiet=quiet)
     return selection_of(result, pipeline)
@@ -63,8 +71,11 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, quiet: 
 def selection_of(result: RunResult, pipeline: Pipeline) -> dict[str, Any]:
     """The output of the pipeline's select step (raises if the run failed)."""
     if result.status != "succeeded":
-        raise StepError(next(n for n, o in result.steps.items() if o.status == "failed"), result.error or "failed",
-                        hint=f"Fix the cause, then resume with `loopline run --resume {result.run_id}`.")
+        raise StepError(
+            next(n for n, o in result.steps.items() if o.status == "failed"),
+            result.error or "failed",
+            hint=f"Fix the cause, then resume with `loopline run --resume {result.run_id}`.",
+        )
     name = next(n for n, s in pipeline.steps.items() if s.type == "select")
     selection: dict[str, Any] = result.output(name)
     return selection
@@ -77,50 +88,91 @@ def print_selection(selection: dict[str, Any]) -> None:
     rows = []
     for c in selection["candidates"]:
         best = " *" if c["version"] == selection["best"] else ""
-        rows.append((f"v{c['version']}{best}", c["algorithm"],
-                     *[c["metrics"].get("valid", {}).get(m) for m in present],
-                     c["metrics"].get("test", {}).get(present[0]) if present else None))
-    console.print(table(f"{selection['model']}: candidates (validation metrics; * = best)", ["version", "algorithm", *present,
-                                                                f"test {present[0] if present else ''}"], rows))
+        rows.append(
+            (
+                f"v{c['version']}{best}",
+                c["algorithm"],
+                *[c["metrics"].get("valid", {}).get(m) for m in present],
+                c["metrics"].get("test", {}).get(present[0]) if present else None,
+            )
+        )
+    console.print(
+        table(
+            f"{selection['model']}: candidates (validation metrics; * = best)",
+            ["version", "algorithm", *present, f"test {present[0] if present else ''}"],
+            rows,
+        )
+    )
     gate = selection.get("gate")
     if gate:
-        console.print(f"gate on the recent holdout ({gate['metric']}): champion v{gate['champion']} "
-                      f"{gate['champion_score']:.4f} vs challenger v{gate['challenger']} {gate['challenger_score']:.4f}")
+        console.print(
+            f"gate on the recent holdout ({gate['metric']}): champion v{gate['champion']} "
+            f"{gate['champion_score']:.4f} vs challenger v{gate['challenger']} {gate['challenger_score']:.4f}"
+        )
     verdict = "[green]promoted[/]" if selection["promote"] else "[yellow]not promoted[/]"
     console.print(f"v{selection['best']}: {verdict} — {selection['reason']}")
 
 
 def print_drift(report: DriftReport) -> None:
     """The drift verdict per feature."""
-    console.print(table("drift per feature (training reference vs served traffic)",
-                        ["feature", "kind", "PSI", "test", "p-value", "verdict"],
-                        [(f.feature, f.kind, f.psi, f.test, f.p_value,
-                          "[red]DRIFT[/]" if f.drifted else "[green]ok[/]") for f in report.features]))
+    console.print(
+        table(
+            "drift per feature (training reference vs served traffic)",
+            ["feature", "kind", "PSI", "test", "p-value", "verdict"],
+            [
+                (f.feature, f.kind, f.psi, f.test, f.p_value, "[red]DRIFT[/]" if f.drifted else "[green]ok[/]")
+                for f in report.features
+            ],
+        )
+    )
 
 
-def write_report(path: Path, store: Store, pipeline: Pipeline, monitored: MonitorResult | None,
-                 selections: list[dict[str, Any]], *, notes: list[str],
-                 latencies_ms: list[float] | None = None) -> Path:
+def write_report(
+    path: Path,
+    store: Store,
+    pipeline: Pipeline,
+    monitored: MonitorResult | None,
+    selections: list[dict[str, Any]],
+    *,
+    notes: list[str],
+    latencies_ms: list[float] | None = None,
+) -> Path:
     """The HTML report of a loop: candidates, production, drift, decisions, service figures."""
     from loopline.monitor import GateDecision, ReportData, service_stats, write_html_report
 
     model = pipeline.monitor.model if pipeline.monitor else pipeline.name
-    candidates = [{"model": v.name, "version": v.version, "stage": v.stage, "algorithm": v.algorithm,
-                   **{f"{split}_{m}": value for split in ("valid", "test") for m, value in v.metrics.get(split, {}).items()
-                      if m in ("roc_auc", "pr_auc", "log_loss", "accuracy", "rmse", "r2")}}
-                  for v in store.models.list(model)]
+    candidates = [
+        {
+            "model": v.name,
+            "version": v.version,
+            "stage": v.stage,
+            "algorithm": v.algorithm,
+            **{
+                f"{split}_{m}": value
+                for split in ("valid", "test")
+                for m, value in v.metrics.get(split, {}).items()
+                if m in ("roc_auc", "pr_auc", "log_loss", "accuracy", "rmse", "r2")
+            },
+        }
+        for v in store.models.list(model)
+    ]
     production = store.models.production(model)
     gates = [s["gate"] for s in selections if s.get("gate")]
     gate = None
     if gates:
         last = selections[-1]
-        gate = GateDecision(promote=last["promote"], reason=last["reason"], champion=gates[-1]["champion_score"],
-                            challenger=gates[-1]["challenger_score"])
+        gate = GateDecision(
+            promote=last["promote"],
+            reason=last["reason"],
+            champion=gates[-1]["champion_score"],
+            challenger=gates[-1]["challenger_score"],
+        )
     data = ReportData(
         title=f"loopline — {pipeline.name}",
         candidates=candidates,
         production={"model": production.name, "version": production.version, "algorithm": production.algorithm}
-        if production else None,
+        if production
+        else None,
         drift=monitored.report if monitored else None,
         reference=monitored.reference if monitored else None,
         current=monitored.current if monitored else None,

@@ -32,10 +32,24 @@ def list_models(
         if as_json:
             print_json([asdict(v) for v in versions])
             return
-        console.print(table("models", ["model", "version", "stage", "algorithm", "valid roc_auc", "valid rmse",
-                                       "created"],
-                            [(v.name, v.version, v.stage, v.algorithm, _valid(v.metrics, "roc_auc"),
-                              _valid(v.metrics, "rmse"), v.created_at.strftime("%Y-%m-%d %H:%M:%S")) for v in versions]))
+        console.print(
+            table(
+                "models",
+                ["model", "version", "stage", "algorithm", "valid roc_auc", "valid rmse", "created"],
+                [
+                    (
+                        v.name,
+                        v.version,
+                        v.stage,
+                        v.algorithm,
+                        _valid(v.metrics, "roc_auc"),
+                        _valid(v.metrics, "rmse"),
+                        v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    )
+                    for v in versions
+                ],
+            )
+        )
 
 
 @app.command("show")
@@ -54,10 +68,15 @@ def show_model(
         console.print(f"[bold]{found.name} v{found.version}[/] — {found.stage}, {found.algorithm}, run {found.run_id}")
         splits = sorted(found.metrics)
         metric_names = sorted({m for s in splits for m in found.metrics[s]})
-        console.print(table("metrics", ["metric", *splits],
-                            [(m, *[found.metrics[s].get(m) for s in splits]) for m in metric_names]))
+        console.print(
+            table(
+                "metrics", ["metric", *splits], [(m, *[found.metrics[s].get(m) for s in splits]) for m in metric_names]
+            )
+        )
         console.print(table("input schema", ["field", "type"], [(f["name"], f["dtype"]) for f in found.input_schema]))
-        console.print(f"params: {found.params}\ndata fingerprint: {found.data_fingerprint}\nbundle: {found.bundle_digest}")
+        console.print(
+            f"params: {found.params}\ndata fingerprint: {found.data_fingerprint}\nbundle: {found.bundle_digest}"
+        )
 
 
 @app.command("promote")

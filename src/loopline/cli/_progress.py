@@ -14,19 +14,39 @@ if TYPE_CHECKING:
     from loopline.run import RunResult
     from loopline.store import Store
 
-_MARKS = {"succeeded": "[green]done[/]", "cached": "[cyan]cached[/]", "reused": "[cyan]reused[/]",
-          "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
+_MARKS = {
+    "succeeded": "[green]done[/]",
+    "cached": "[cyan]cached[/]",
+    "reused": "[cyan]reused[/]",
+    "failed": "[red]failed[/]",
+    "skipped": "[yellow]skipped[/]",
+}
 
 
-def run_with_progress(store: Store, pipeline: Pipeline, params: Mapping[str, Any] | None = None, *,
-                      resume: str | None = None, targets: list[str] | None = None, cache: bool = True,
-                      quiet: bool = False) -> RunResult:
+def run_with_progress(
+    store: Store,
+    pipeline: Pipeline,
+    params: Mapping[str, Any] | None = None,
+    *,
+    resume: str | None = None,
+    targets: list[str] | None = None,
+    cache: bool = True,
+    quiet: bool = False,
+) -> RunResult:
     """Run ``pipeline``, showing one line per step; never raises on a failed step (see the result)."""
     from loopline.run import Runner
 
     total = len(targets) if targets else len(pipeline.steps)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True, disable=quiet) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    ) as progress:
         task = progress.add_task(f"running {pipeline.name}", total=total)
 
         def hook(step: str, event: str) -> None:
@@ -35,12 +55,20 @@ def run_with_progress(store: Store, pipeline: Pipeline, params: Mapping[str, Any
             else:
                 progress.advance(task)
 
-        result = Runner(store, cache=cache, progress=hook).run(pipeline, params, resume=resume, targets=targets,
-                                                              raise_on_error=False)
+        result = Runner(store, cache=cache, progress=hook).run(
+            pipeline, params, resume=resume, targets=targets, raise_on_error=False
+        )
     if not quiet:
-        console.print(table(f"run {result.run_id} — {result.status}", ["step", "status", "seconds", "error"],
-                            [(n, _MARKS.get(o.status, o.status), o.duration_s, (o.error or "")[:120])
-                             for n, o in result.steps.items()]))
+        console.print(
+            table(
+                f"run {result.run_id} — {result.status}",
+                ["step", "status", "seconds", "error"],
+                [
+                    (n, _MARKS.get(o.status, o.status), o.duration_s, (o.error or "")[:120])
+                    for n, o in result.steps.items()
+                ],
+            )
+        )
         if result.status != "succeeded":
             console.print(f"fix the cause, then resume with: [bold]loopline run --resume {result.run_id}[/]")
     return result

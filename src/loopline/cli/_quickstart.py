@@ -56,8 +56,10 @@ def run_quickstart(home: Path | None, report_path: Path) -> None:
 
             monitored = monitor_model(store, pipeline.monitor)
             print_drift(monitored.report)
-            console.print(f"retrain decision: [bold]{'retrain' if monitored.decision.retrain else 'keep'}[/] — "
-                          f"{monitored.decision.reason}")
+            console.print(
+                f"retrain decision: [bold]{'retrain' if monitored.decision.retrain else 'keep'}[/] — "
+                f"{monitored.decision.reason}"
+            )
             selections = [first]
             if monitored.decision.retrain:
                 console.rule("[bold]4 · retrain on April–June, gate the challenger on the recent holdout")
@@ -66,12 +68,15 @@ def run_quickstart(home: Path | None, report_path: Path) -> None:
                 selections.append(second)
             served = _served_version(server.url, model, traffic, store)
         after = _score_on_traffic(store, model, traffic)
-        notes = [f"live traffic: {live['rows']} July flights in {live['requests']} requests; production "
-                 f"v{live['version']} scored ROC AUC {live['auc']:.3f} on them once their labels arrived",
-                 f"after the loop, v{served} serves; on July's labelled traffic: " +
-                 ", ".join(f"v{v} ROC AUC {auc:.3f}" for v, auc in after.items())]
-        report = write_report(report_path, store, pipeline, monitored, selections, notes=notes,
-                              latencies_ms=live["latencies_ms"])
+        notes = [
+            f"live traffic: {live['rows']} July flights in {live['requests']} requests; production "
+            f"v{live['version']} scored ROC AUC {live['auc']:.3f} on them once their labels arrived",
+            f"after the loop, v{served} serves; on July's labelled traffic: "
+            + ", ".join(f"v{v} ROC AUC {auc:.3f}" for v, auc in after.items()),
+        ]
+        report = write_report(
+            report_path, store, pipeline, monitored, selections, notes=notes, latencies_ms=live["latencies_ms"]
+        )
         _summary(store, model, monitored, selections, live, served, after, report, time.perf_counter() - started)
     finally:
         store.close()
@@ -96,25 +101,37 @@ def _replay(url: str, model: str, traffic: pl.DataFrame, store: Any) -> dict[str
     latencies, scores, version = [], [], None
     with httpx.Client(base_url=url, timeout=30) as client:
         for i in range(BATCHES):
-            batch = records[i * BATCH_SIZE:(i + 1) * BATCH_SIZE]
+            batch = records[i * BATCH_SIZE : (i + 1) * BATCH_SIZE]
             body = _post(client, f"/predict/{model}", batch, latencies)
             version = body["version"]
             scores += [p["probabilities"]["True"] for p in body["predictions"]]
-        for record in records[BATCHES * BATCH_SIZE:]:
-            oip = {"inputs": [{"name": k, "shape": [1], "datatype": "FP64" if not isinstance(v, str) else "BYTES",
-                               "data": [v]} for k, v in record.items()]}
+        for record in records[BATCHES * BATCH_SIZE :]:
+            oip = {
+                "inputs": [
+                    {"name": k, "shape": [1], "datatype": "FP64" if not isinstance(v, str) else "BYTES", "data": [v]}
+                    for k, v in record.items()
+                ]
+            }
             body = _post(client, f"/v2/models/{model}/infer", oip, latencies)
             scores.append(body["outputs"][1]["data"][1])
     _wait_for_log(store, model, len(records))
     from sklearn.metrics import roc_auc_score
 
     auc = float(roc_auc_score(labels, scores))
-    table_rows = [("requests", BATCHES + SINGLES), ("rows", len(records)),
-                  ("p50 latency ms", float(np.percentile(latencies, 50))),
-                  ("p99 latency ms", float(np.percentile(latencies, 99)))]
+    table_rows = [
+        ("requests", BATCHES + SINGLES),
+        ("rows", len(records)),
+        ("p50 latency ms", float(np.percentile(latencies, 50))),
+        ("p99 latency ms", float(np.percentile(latencies, 99))),
+    ]
     console.print(table("served traffic (client-side)", ["figure", "value"], table_rows))
-    return {"rows": len(records), "requests": BATCHES + SINGLES, "version": version, "auc": auc,
-            "latencies_ms": latencies}
+    return {
+        "rows": len(records),
+        "requests": BATCHES + SINGLES,
+        "version": version,
+        "auc": auc,
+        "latencies_ms": latencies,
+    }
 
 
 def _post(client: httpx.Client, path: str, body: Any, latencies: list[float]) -> Any:
@@ -156,19 +173,48 @@ def _score_on_traffic(store: Any, model: str, traffic: pl.DataFrame) -> dict[int
     return out
 
 
-def _summary(store: Any, model: str, monitored: Any, selections: list[dict[str, Any]], live: dict[str, Any],
-             served: int, after: dict[int, float], report: Path, seconds: float) -> None:
+def _summary(
+    store: Any,
+    model: str,
+    monitored: Any,
+    selections: list[dict[str, Any]],
+    live: dict[str, Any],
+    served: int,
+    after: dict[int, float],
+    report: Path,
+    seconds: float,
+) -> None:
     console.rule("[bold]summary")
     production = store.models.production(model)
-    rows = [(f"v{v.version}", v.algorithm, v.stage, v.metrics.get("valid", {}).get("roc_auc"),
-             v.metrics.get("test", {}).get("roc_auc"), after.get(v.version)) for v in store.models.list(model)]
-    console.print(table("model repository", ["version", "algorithm", "stage", "valid roc_auc", "test roc_auc",
-                                             "July traffic roc_auc"], rows))
+    rows = [
+        (
+            f"v{v.version}",
+            v.algorithm,
+            v.stage,
+            v.metrics.get("valid", {}).get("roc_auc"),
+            v.metrics.get("test", {}).get("roc_auc"),
+            after.get(v.version),
+        )
+        for v in store.models.list(model)
+    ]
+    console.print(
+        table(
+            "model repository",
+            ["version", "algorithm", "stage", "valid roc_auc", "test roc_auc", "July traffic roc_auc"],
+            rows,
+        )
+    )
     drifted = ", ".join(monitored.report.drifted) or "none"
     last = selections[-1]
-    console.print(f"production model: [bold]{model} v{production.version}[/] ({production.algorithm}); "
-                  f"the service answers with v{served}")
-    console.print(f"drift: {len(monitored.report.drifted)}/{len(monitored.report.features)} features drifted ({drifted})")
-    console.print(f"retrain: {'yes' if monitored.decision.retrain else 'no'}; challenger v{last['best']} "
-                  f"{'promoted' if last['promote'] else 'kept out'} — {last['reason']}")
+    console.print(
+        f"production model: [bold]{model} v{production.version}[/] ({production.algorithm}); "
+        f"the service answers with v{served}"
+    )
+    console.print(
+        f"drift: {len(monitored.report.drifted)}/{len(monitored.report.features)} features drifted ({drifted})"
+    )
+    console.print(
+        f"retrain: {'yes' if monitored.decision.retrain else 'no'}; challenger v{last['best']} "
+        f"{'promoted' if last['promote'] else 'kept out'} — {last['reason']}"
+    )
     console.print(f"HTML report: [bold]{report}[/]   total time: {seconds:.1f} s")

@@ -27,9 +27,16 @@ def list_runs(
         if as_json:
             print_json([{k: v for k, v in asdict(r).items() if k not in ("spec", "steps")} for r in runs])
             return
-        console.print(table("runs", ["run id", "pipeline", "status", "started", "error"],
-                            [(r.run_id, r.pipeline, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                              (r.error or "")[:80]) for r in runs]))
+        console.print(
+            table(
+                "runs",
+                ["run id", "pipeline", "status", "started", "error"],
+                [
+                    (r.run_id, r.pipeline, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), (r.error or "")[:80])
+                    for r in runs
+                ],
+            )
+        )
 
 
 @app.command("show")
@@ -45,6 +52,10 @@ def show_run(
             print_json(asdict(run))
             return
         console.print(f"run {run.run_id} of {run.pipeline}: {run.status}; params {run.params}")
-        console.print(table("steps", ["step", "type", "status", "seconds", "attempt", "error"],
-                            [(s.step, s.type, s.status, s.duration_s, s.attempt, (s.error or "")[:100])
-                             for s in run.steps]))
+        console.print(
+            table(
+                "steps",
+                ["step", "type", "status", "seconds", "attempt", "error"],
+                [(s.step, s.type, s.status, s.duration_s, s.attempt, (s.error or "")[:100]) for s in run.steps],
+            )
+        )

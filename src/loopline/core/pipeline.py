@@ -73,7 +73,7 @@ class Pipeline:
     def add(
         self,
         name: str,
-        type: str | Callable[..., Any],  # noqa: A002 - mirrors the YAML key
+        type: str | Callable[..., Any],
         /,
         *,
         inputs: list[str] | tuple[str, ...] = (),
@@ -104,7 +104,9 @@ class Pipeline:
         bound: dict[str, BoundStep] = {}
         for spec in self.steps.values():
             step_type = _step_type(spec, self.source)
-            config = _validate_config(spec, step_type, _substitute(spec.config, merged, spec.name, self.source), self.source)
+            config = _validate_config(
+                spec, step_type, _substitute(spec.config, merged, spec.name, self.source), self.source
+            )
             inputs = tuple(self._resolve_input(spec, ref, step_type) for ref in spec.inputs)
             _check_arity(spec, step_type, self.source)
             bound[spec.name] = BoundStep(spec, step_type, config, inputs)
@@ -195,7 +197,9 @@ def _validate_config(spec: StepSpec, step_type: StepType, config: Mapping[str, A
     try:
         return step_type.Config.model_validate(dict(config))
     except ValidationError as exc:
-        raise config_error_from_validation(exc, prefix=f"steps.{spec.name}", model=step_type.Config, file=source) from None
+        raise config_error_from_validation(
+            exc, prefix=f"steps.{spec.name}", model=step_type.Config, file=source
+        ) from None
 
 
 def config_error_from_validation(
@@ -220,7 +224,10 @@ def config_error_from_validation(
         return ConfigError(f"missing required key {key!r}.", key=key, file=file, line=line, hint="Add it.")
     value = error.get("input")
     return ConfigError(
-        f"invalid value for {key!r}: {error['msg']} (got {value!r}).", key=key, file=file, line=line,
+        f"invalid value for {key!r}: {error['msg']} (got {value!r}).",
+        key=key,
+        file=file,
+        line=line,
         hint="Fix the value as described.",
     )
 
@@ -266,6 +273,7 @@ def _substitute(value: Any, params: Mapping[str, Any], step: str, source: str | 
 def _param(name: str, params: Mapping[str, Any], step: str, source: str | None) -> Any:
     if name not in params:
         hint = did_you_mean(name, params) or "Declare it under 'params:' or pass --param NAME=VALUE."
-        raise ConfigError(f"step {step!r} uses ${{params.{name}}}, which is not defined.", key=f"steps.{step}",
-                          file=source, hint=hint)
+        raise ConfigError(
+            f"step {step!r} uses ${{params.{name}}}, which is not defined.", key=f"steps.{step}", file=source, hint=hint
+        )
     return params[name]

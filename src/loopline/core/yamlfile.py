@@ -20,8 +20,11 @@ def load_pipeline(path: str | Path, params: Mapping[str, Any] | None = None) -> 
     """Parse and validate a pipeline file; ``params`` override the file's ``params:``."""
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"pipeline file {str(file)!r} does not exist.", file=str(file),
-                          hint="Check the path, or create one with `loopline init`.")
+        raise ConfigError(
+            f"pipeline file {str(file)!r} does not exist.",
+            file=str(file),
+            hint="Check the path, or create one with `loopline init`.",
+        )
     return parse_pipeline(file.read_text(encoding="utf-8"), source=str(file), params=params)
 
 
@@ -31,19 +34,29 @@ def parse_pipeline(text: str, *, source: str = "<string>", params: Mapping[str, 
     return pipeline_from_dict(data, source=source, params=params, lines=lines)
 
 
-def pipeline_from_dict(data: Any, *, source: str = "<dict>", params: Mapping[str, Any] | None = None,
-                       lines: Mapping[str, int] | None = None) -> Pipeline:
+def pipeline_from_dict(
+    data: Any,
+    *,
+    source: str = "<dict>",
+    params: Mapping[str, Any] | None = None,
+    lines: Mapping[str, int] | None = None,
+) -> Pipeline:
     """Build and validate a pipeline from its mapping form (parsed YAML, or a stored run's spec)."""
     lines = lines or {}
     if not isinstance(data, dict):
-        raise ConfigError("a pipeline file must be a mapping with 'name' and 'steps'.", file=source, line=1,
-                          hint="Start from `loopline init`.")
+        raise ConfigError(
+            "a pipeline file must be a mapping with 'name' and 'steps'.",
+            file=source,
+            line=1,
+            hint="Start from `loopline init`.",
+        )
     try:
         spec = PipelineFile.model_validate(data)
     except ValidationError as exc:
         raise config_error_from_validation(exc, prefix="", model=PipelineFile, file=source, lines=lines) from None
-    pipeline = Pipeline(spec.name, params=spec.params, description=spec.description, monitor=spec.monitor,
-                        source=source)
+    pipeline = Pipeline(
+        spec.name, params=spec.params, description=spec.description, monitor=spec.monitor, source=source
+    )
     configs = spec.step_configs()
     for name, entry in spec.steps.items():
         try:
@@ -67,8 +80,12 @@ def pipeline_json_schema() -> dict[str, Any]:
         config_schema = STEP_TYPES.get(name).Config.model_json_schema()
         properties = {"type": {"const": name}, "inputs": {"type": "array", "items": {"type": "string"}}}
         properties.update(config_schema.get("properties", {}))
-        branch = {**config_schema, "title": name, "properties": properties, "required": ["type",
-                  *config_schema.get("required", [])]}
+        branch = {
+            **config_schema,
+            "title": name,
+            "properties": properties,
+            "required": ["type", *config_schema.get("required", [])],
+        }
         schema.setdefault("$defs", {}).update(branch.pop("$defs", {}))
         branches.append(branch)
     schema["properties"]["steps"]["additionalProperties"] = {"oneOf": branches}
@@ -79,8 +96,13 @@ def pipeline_json_schema() -> dict[str, Any]:
 def _with_line(exc: ConfigError, lines: Mapping[str, int], source: str) -> ConfigError:
     if exc.line is not None or exc.key is None:
         return exc
-    return ConfigError(exc.message.split(": ", 1)[-1] if exc.file else exc.message, key=exc.key, file=source,
-                       line=line_of(exc.key, lines), hint=exc.hint)
+    return ConfigError(
+        exc.message.split(": ", 1)[-1] if exc.file else exc.message,
+        key=exc.key,
+        file=source,
+        line=line_of(exc.key, lines),
+        hint=exc.hint,
+    )
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -99,13 +121,17 @@ _Yaml12Loader.add_implicit_resolver(
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     try:
         node = yaml.compose(text, Loader=_Yaml12Loader)
-        data = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=_Yaml12Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"this is not valid YAML: {problem}.", file=source, line=line,
-                          hint="Check the indentation and quoting around this line.") from None
+        raise ConfigError(
+            f"this is not valid YAML: {problem}.",
+            file=source,
+            line=line,
+            hint="Check the indentation and quoting around this line.",
+        ) from None
     lines: dict[str, int] = {}
     if node is not None:
         _collect_lines(node, "", lines)

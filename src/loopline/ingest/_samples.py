@@ -25,10 +25,14 @@ def sample_path(name: str) -> Path:
     package, relative = SAMPLES[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the sample {name!r} needs the package {package!r}.",
-                        hint=f"Install it with: pip install {package}")
+        raise DataError(
+            f"the sample {name!r} needs the package {package!r}.", hint=f"Install it with: pip install {package}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
-        raise DataError(f"the package {package!r} has no file {relative!r}.", file=str(path),
-                        hint=f"Reinstall it: pip install --force-reinstall {package}")
+        raise DataError(
+            f"the package {package!r} has no file {relative!r}.",
+            file=str(path),
+            hint=f"Reinstall it: pip install --force-reinstall {package}",
+        )
     return path

@@ -2,7 +2,7 @@
 
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
-from loopline.run._runner import RunResult, Runner, StepOutcome
+from loopline.run._runner import Runner, RunResult, StepOutcome
 
 __all__ = [
     "WINDOW_PARAMS",

@@ -19,7 +19,7 @@ class Executor(ABC):
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         """Start ``fn`` and return a future of its result."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional hook, most executors hold nothing
         """Release workers; the default has none."""
 
 
@@ -30,7 +30,7 @@ class SequentialExecutor(Executor):
         future: Future[Any] = Future()
         try:
             future.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the runner through the future
+        except BaseException as exc:
             future.set_exception(exc)
         return future
 

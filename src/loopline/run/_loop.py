@@ -37,19 +37,26 @@ def monitor_model(store: Store, config: MonitorConfig, *, since: datetime | None
     """Compare the production model's training reference with the traffic it answered."""
     production = store.models.production(config.model)
     if production is None:
-        raise ConfigError(f"model {config.model!r} has no production version to monitor.",
-                          hint=f"Promote one with `loopline models promote {config.model} VERSION`.")
+        raise ConfigError(
+            f"model {config.model!r} has no production version to monitor.",
+            hint=f"Promote one with `loopline models promote {config.model} VERSION`.",
+        )
     if production.reference_digest is None:
-        raise DataError(f"model {config.model!r} v{production.version} has no drift reference.",
-                        hint="Retrain it with loopline's train step, which stores one.")
+        raise DataError(
+            f"model {config.model!r} v{production.version} has no drift reference.",
+            hint="Retrain it with loopline's train step, which stores one.",
+        )
     reference = store.artifacts.get_table(production.reference_digest)
     current = store.predictions.read(config.model, since=since, version=production.version)
     if current.height == 0:
-        raise DataError(f"no logged predictions for {config.model!r} v{production.version} yet.",
-                        hint="Send traffic to `loopline serve` first, then run `loopline monitor` again.")
+        raise DataError(
+            f"no logged predictions for {config.model!r} v{production.version} yet.",
+            hint="Send traffic to `loopline serve` first, then run `loopline monitor` again.",
+        )
     features = production.config["features"]
-    report = drift_report(reference, current, numeric=features["numeric"], categorical=features["categorical"],
-                          config=config.drift)
+    report = drift_report(
+        reference, current, numeric=features["numeric"], categorical=features["categorical"], config=config.drift
+    )
     decision = decide_retrain(report, config.retrain, config.drift)
     return MonitorResult(production, report, decision, reference, current)
 
@@ -67,9 +74,13 @@ def retrain_params(end: datetime, months: int) -> dict[str, Any]:
 
 def _add_months(moment: datetime, months: int) -> datetime:
     month_index = moment.year * 12 + moment.month - 1 + months
-    return moment.replace(year=month_index // 12, month=month_index % 12 + 1, day=1, hour=0, minute=0, second=0,
-                          microsecond=0) if moment.day == 1 else _add_months(moment.replace(day=1), months) + timedelta(
-        days=moment.day - 1)
+    return (
+        moment.replace(
+            year=month_index // 12, month=month_index % 12 + 1, day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        if moment.day == 1
+        else _add_months(moment.replace(day=1), months) + timedelta(days=moment.day - 1)
+    )
 
 
 def _iso(moment: datetime) -> str:

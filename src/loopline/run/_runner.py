@@ -57,8 +57,10 @@ class RunResult:
         """The value a step produced (its first output unless ``name`` is given)."""
         outcome = self.steps.get(step)
         if outcome is None or not outcome.outputs:
-            raise ConfigError(f"step {step!r} produced no output in run {self.run_id}.",
-                              hint=f"Steps with outputs: {', '.join(s for s, o in self.steps.items() if o.outputs)}.")
+            raise ConfigError(
+                f"step {step!r} produced no output in run {self.run_id}.",
+                hint=f"Steps with outputs: {', '.join(s for s, o in self.steps.items() if o.outputs)}.",
+            )
         key = (step, name or next(iter(outcome.outputs)))
         if key not in self._values:
             self._values[key] = load_value(self._store.artifacts, outcome.outputs[key[1]])
@@ -68,16 +70,28 @@ class RunResult:
 class Runner:
     """Runs pipelines against a store with an executor (a thread pool by default)."""
 
-    def __init__(self, store: Store, executor: Executor | None = None, *, cache: bool = True,
-                 progress: ProgressHook | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor | None = None,
+        *,
+        cache: bool = True,
+        progress: ProgressHook | None = None,
+    ) -> None:
         self.store = store
         self.executor = executor or LocalExecutor()
         self.cache = cache
         self.progress = progress or (lambda step, event: None)
 
-    def run(self, pipeline: Pipeline, params: Mapping[str, Any] | None = None, *,
-            resume: str | None = None, targets: list[str] | None = None,
-            raise_on_error: bool = True) -> RunResult:
+    def run(
+        self,
+        pipeline: Pipeline,
+        params: Mapping[str, Any] | None = None,
+        *,
+        resume: str | None = None,
+        targets: list[str] | None = None,
+        raise_on_error: bool = True,
+    ) -> RunResult:
         """Run every step (or only what ``targets`` need); with ``resume``, continue that run,
         reusing its succeeded steps."""
         merged = {**pipeline.params, **(params or {})}
@@ -101,8 +115,11 @@ class Runner:
         result = RunResult(run_id, status, state.outcomes, state.error, state.values, self.store)
         if state.failed and raise_on_error:
             name, cause = state.failed[0]
-            raise StepError(name, state.outcomes[name].error or "failed",
-                            hint=f"Fix the cause, then resume with `loopline run --resume {run_id}`.") from cause
+            raise StepError(
+                name,
+                state.outcomes[name].error or "failed",
+                hint=f"Fix the cause, then resume with `loopline run --resume {run_id}`.",
+            ) from cause
         return result
 
     # -- scheduling -------------------------------------------------------------------------------
@@ -171,8 +188,17 @@ class Runner:
             duration = time.perf_counter() - clock
             message = str(exc) if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
             state.fail(name, exc, message)
-            self._record(state, bound, "failed", None, started, duration, config_json, {},
-                         message + ("" if isinstance(exc, LooplineError) else "\n" + traceback.format_exc(limit=5)))
+            self._record(
+                state,
+                bound,
+                "failed",
+                None,
+                started,
+                duration,
+                config_json,
+                {},
+                message + ("" if isinstance(exc, LooplineError) else "\n" + traceback.format_exc(limit=5)),
+            )
             self.progress(name, "failed")
             raise
         duration = time.perf_counter() - clock
@@ -189,32 +215,65 @@ class Runner:
 
     def _cache_key(self, bound: BoundStep, state: _RunState, config_json: dict[str, Any]) -> str:
         step_type = bound.step_type
-        input_digests = [sorted((o, r["digest"]) for o, r in state.outcomes[p].outputs.items()) for p, _ in bound.inputs]
-        return fingerprint(step_type.type_name, step_type.code_version(), config_json, input_digests,
-                           step_type.source_fingerprint(bound.config))
+        input_digests = [
+            sorted((o, r["digest"]) for o, r in state.outcomes[p].outputs.items()) for p, _ in bound.inputs
+        ]
+        return fingerprint(
+            step_type.type_name,
+            step_type.code_version(),
+            config_json,
+            input_digests,
+            step_type.source_fingerprint(bound.config),
+        )
 
     def _persist(self, bound: BoundStep, values: Mapping[str, Any], state: _RunState) -> dict[str, dict[str, str]]:
         declared = bound.step_type.outputs
         if set(values) != set(declared):
-            raise StepError(bound.spec.name, f"returned outputs {sorted(values)}, declared {list(declared)}.",
-                            hint="Return a mapping with exactly the declared output names.")
+            raise StepError(
+                bound.spec.name,
+                f"returned outputs {sorted(values)}, declared {list(declared)}.",
+                hint="Return a mapping with exactly the declared output names.",
+            )
         outputs = {}
         for output in declared:
             outputs[output] = save_value(self.store.artifacts, values[output])
             state.values[(bound.spec.name, output)] = values[output]
         return outputs
 
-    def _record(self, state: _RunState, bound: BoundStep, status: str, key: str | None, started: datetime,
-                duration: float, config: dict[str, Any], outputs: dict[str, dict[str, str]], error: str | None) -> None:
+    def _record(
+        self,
+        state: _RunState,
+        bound: BoundStep,
+        status: str,
+        key: str | None,
+        started: datetime,
+        duration: float,
+        config: dict[str, Any],
+        outputs: dict[str, dict[str, str]],
+        error: str | None,
+    ) -> None:
         from loopline.store import StepRecord
 
-        record = StepRecord(step=bound.spec.name, type=bound.spec.type, status=status, cache_key=key,
-                            started_at=started, finished_at=datetime.now(UTC), duration_s=duration,
-                            config=config, outputs=outputs, error=error, attempt=state.attempt)
+        record = StepRecord(
+            step=bound.spec.name,
+            type=bound.spec.type,
+            status=status,
+            cache_key=key,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            duration_s=duration,
+            config=config,
+            outputs=outputs,
+            error=error,
+            attempt=state.attempt,
+        )
         with state.lock:
             state.pending.append(record)
-            due = (status == "failed" or len(state.pending) >= FLUSH_ROWS
-                   or time.monotonic() - state.flushed_at > FLUSH_SECONDS)
+            due = (
+                status == "failed"
+                or len(state.pending) >= FLUSH_ROWS
+                or time.monotonic() - state.flushed_at > FLUSH_SECONDS
+            )
         if due:
             self._flush(state)
 
@@ -250,8 +309,14 @@ def _needed(bound: dict[str, BoundStep], targets: list[str] | None) -> dict[str,
 class _RunState:
     """Mutable bookkeeping of one run (touched from worker threads; dict ops are atomic)."""
 
-    def __init__(self, run_id: str, bound: dict[str, BoundStep], done: dict[str, dict[str, dict[str, str]]],
-                 attempt: int, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        bound: dict[str, BoundStep],
+        done: dict[str, dict[str, dict[str, str]]],
+        attempt: int,
+        params: dict[str, Any],
+    ) -> None:
         self.run_id = run_id
         self.bound = bound
         self.done = done

@@ -30,8 +30,15 @@ if TYPE_CHECKING:
 class ServeSettings:
     """Limits and intervals of one service (plain attributes, all optional)."""
 
-    def __init__(self, *, token: str | None = None, max_body_bytes: int = 2_000_000, max_records: int = 10_000,
-                 refresh_interval: float = 1.0, log_flush_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        max_body_bytes: int = 2_000_000,
+        max_records: int = 10_000,
+        refresh_interval: float = 1.0,
+        log_flush_interval: float = 0.5,
+    ) -> None:
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.max_records = max_records
@@ -94,8 +101,10 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
     async def predict_default(request: Request) -> Response:
         names = cache.names()
         if len(names) != 1:
-            return JSONResponse({"error": f"{len(names)} models are served; name one in the path: /predict/NAME.",
-                                 "models": names}, status_code=404)
+            return JSONResponse(
+                {"error": f"{len(names)} models are served; name one in the path: /predict/NAME.", "models": names},
+                status_code=404,
+            )
         return await predict(request, names[0], None, "json")
 
     @app.post("/v2/models/{name}/infer")
@@ -138,8 +147,9 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
         if denied is not None:
             return denied
         loaded = await asyncio.to_thread(_refresh, cache, metrics)
-        return JSONResponse({"loaded": [{"name": m.name, "version": m.version} for m in loaded],
-                             "serving": cache.snapshot()})
+        return JSONResponse(
+            {"loaded": [{"name": m.name, "version": m.version} for m in loaded], "serving": cache.snapshot()}
+        )
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -181,16 +191,32 @@ def _error(exc: Exception, metrics: ServiceMetrics, name: str) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=404)
 
 
-def _log(predlog: PredictionLogger, model: LoadedModel, records: list[dict[str, Any]],
-         outputs: list[dict[str, Any]], latency: float) -> list[str]:
+def _log(
+    predlog: PredictionLogger,
+    model: LoadedModel,
+    records: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    latency: float,
+) -> list[str]:
     from loopline.store import PredictionRow
 
     now = datetime.now(UTC)
     per_row = latency * 1000 / max(len(records), 1)
     ids = [uuid.uuid4().hex for _ in records]
-    predlog.put([PredictionRow(prediction_id=i, model_name=model.name, model_version=model.version, created_at=now,
-                               inputs=r, output=o, latency_ms=per_row) for i, r, o in zip(ids, records, outputs,
-                                                                                            strict=True)])
+    predlog.put(
+        [
+            PredictionRow(
+                prediction_id=i,
+                model_name=model.name,
+                model_version=model.version,
+                created_at=now,
+                inputs=r,
+                output=o,
+                latency_ms=per_row,
+            )
+            for i, r, o in zip(ids, records, outputs, strict=True)
+        ]
+    )
     return ids
 
 
@@ -202,14 +228,26 @@ def _metadata(cache: ModelCache, name: str, version: int | None) -> Response:
     outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
     if model.bundle.classes:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.bundle.classes)]})
-    return JSONResponse({"name": name, "versions": [str(model.version)], "platform": "loopline",
-                         "inputs": tensor_metadata(model.bundle.input_schema), "outputs": outputs})
+    return JSONResponse(
+        {
+            "name": name,
+            "versions": [str(model.version)],
+            "platform": "loopline",
+            "inputs": tensor_metadata(model.bundle.input_schema),
+            "outputs": outputs,
+        }
+    )
 
 
 def _check_token(request: Request, token: str | None) -> Response | None:
     if not token:
-        return JSONResponse({"error": "write endpoints are disabled: no token is configured.",
-                             "hint": "Start the service with LOOPLINE_TOKEN set."}, status_code=403)
+        return JSONResponse(
+            {
+                "error": "write endpoints are disabled: no token is configured.",
+                "hint": "Start the service with LOOPLINE_TOKEN set.",
+            },
+            status_code=403,
+        )
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not given:
         return JSONResponse({"error": "missing bearer token."}, status_code=401)

@@ -12,18 +12,35 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("loopline_requests", "Prediction requests.", ["model", "version", "endpoint"],
-                                registry=self.registry)
-        self.errors = Counter("loopline_errors", "Rejected or failed requests.", ["model", "cause"],
-                              registry=self.registry)
-        self.latency = Histogram("loopline_request_latency_seconds", "Prediction latency.", ["model", "version"],
-                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.batch = Histogram("loopline_batch_size", "Records per request.", ["model"],
-                               buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry)
-        self.load_time = Gauge("loopline_model_load_seconds", "Time to load the serving version.",
-                               ["model", "version"], registry=self.registry)
-        self.log_depth = Gauge("loopline_prediction_log_queue_depth", "Prediction rows not yet written.",
-                               registry=self.registry)
+        self.requests = Counter(
+            "loopline_requests", "Prediction requests.", ["model", "version", "endpoint"], registry=self.registry
+        )
+        self.errors = Counter(
+            "loopline_errors", "Rejected or failed requests.", ["model", "cause"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "loopline_request_latency_seconds",
+            "Prediction latency.",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch = Histogram(
+            "loopline_batch_size",
+            "Records per request.",
+            ["model"],
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=self.registry,
+        )
+        self.load_time = Gauge(
+            "loopline_model_load_seconds",
+            "Time to load the serving version.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.log_depth = Gauge(
+            "loopline_prediction_log_queue_depth", "Prediction rows not yet written.", registry=self.registry
+        )
 
     def render(self) -> bytes:
         """The text exposition format."""

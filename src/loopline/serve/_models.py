@@ -59,8 +59,10 @@ class ModelCache:
             hint = did_you_mean(name, self._models) or f"Served models: {', '.join(self._models) or 'none'}."
             raise NotFoundError(f"model {name!r} is not served.", hint=hint)
         if version is not None and version != model.version:
-            raise NotFoundError(f"model {name!r} version {version} is not served (serving {model.version}).",
-                                hint="Promote it with `loopline models promote`.")
+            raise NotFoundError(
+                f"model {name!r} version {version} is not served (serving {model.version}).",
+                hint="Promote it with `loopline models promote`.",
+            )
         return model
 
     def names(self) -> list[str]:

@@ -28,23 +28,27 @@ def records_from_inputs(body: Any) -> list[dict[str, Any]]:
             raise SchemaValidationError([{"field": tensor["name"], "reason": "'data' must be a list"}])
         data = _flatten(data)
         if rows is not None and len(data) != rows:
-            raise SchemaValidationError([{"field": tensor["name"],
-                                          "reason": f"has {len(data)} values; other inputs have {rows}"}])
+            raise SchemaValidationError(
+                [{"field": tensor["name"], "reason": f"has {len(data)} values; other inputs have {rows}"}]
+            )
         rows = len(data)
         columns[tensor["name"]] = data
     return [{name: values[i] for name, values in columns.items()} for i in range(rows or 0)]
 
 
-def infer_response(model: str, version: int, request_id: str | None, outputs: list[dict[str, Any]],
-                   classes: list[Any] | None) -> dict[str, Any]:
+def infer_response(
+    model: str, version: int, request_id: str | None, outputs: list[dict[str, Any]], classes: list[Any] | None
+) -> dict[str, Any]:
     """The OIP response: ``predict`` (and ``predict_proba`` for classifiers)."""
     predictions = [o["prediction"] for o in outputs]
-    tensors: list[dict[str, Any]] = [{"name": "predict", "shape": [len(predictions)],
-                                      "datatype": _datatype(predictions), "data": predictions}]
+    tensors: list[dict[str, Any]] = [
+        {"name": "predict", "shape": [len(predictions)], "datatype": _datatype(predictions), "data": predictions}
+    ]
     if classes and outputs and "probabilities" in outputs[0]:
         flat = [o["probabilities"][str(c)] for o in outputs for c in classes]
-        tensors.append({"name": "predict_proba", "shape": [len(outputs), len(classes)], "datatype": "FP64",
-                        "data": flat})
+        tensors.append(
+            {"name": "predict_proba", "shape": [len(outputs), len(classes)], "datatype": "FP64", "data": flat}
+        )
     response: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": tensors}
     if request_id is not None:
         response["id"] = request_id

@@ -27,8 +27,9 @@ class BackgroundServer:
     def __init__(self, store: Store, settings: ServeSettings | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = _free_port(host)
-        config = uvicorn.Config(create_app(store, settings), host=host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            create_app(store, settings), host=host, port=self.port, log_level="warning", access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="loopline-serve", daemon=True)
 

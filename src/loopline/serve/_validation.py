@@ -45,7 +45,9 @@ def validate_records(records: Any, schema: list[dict[str, Any]], *, max_records:
     if isinstance(records, Mapping):
         records = [records]
     if not isinstance(records, list) or not records:
-        raise SchemaValidationError([{"field": "records", "reason": "expected a JSON object or a non-empty list of objects"}])
+        raise SchemaValidationError(
+            [{"field": "records", "reason": "expected a JSON object or a non-empty list of objects"}]
+        )
     if len(records) > max_records:
         raise BadRequest(413, f"{len(records)} records in one request; the limit is {max_records}.")
     fields = {f["name"]: f for f in schema}

@@ -69,10 +69,17 @@ class Split(StepType):
         if missing:
             ctx.log.info("dropped %d rows with a null target %r", missing, config.target)
             frame = frame.filter(pl.col(config.target).is_not_null())
-        parts = split_table(frame, method=config.method, target=config.target, time_column=config.time_column,
-                            valid_from=config.valid_from, test_from=config.test_from,
-                            valid_fraction=config.valid_fraction, test_fraction=config.test_fraction,
-                            seed=config.seed)
+        parts = split_table(
+            frame,
+            method=config.method,
+            target=config.target,
+            time_column=config.time_column,
+            valid_from=config.valid_from,
+            test_from=config.test_from,
+            valid_fraction=config.valid_fraction,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+        )
         return {"train": parts["train"], "valid": parts["valid"], "test": parts["test"]}
 
 
@@ -88,13 +95,25 @@ class Train(StepType):
         train, valid = inputs[0], inputs[1]
         features = [*config.numeric, *config.categorical]
         if not features:
-            raise ConfigError(f"step {ctx.step!r} names no feature.", key=f"steps.{ctx.step}.numeric",
-                              hint="List feature columns under 'numeric:' and/or 'categorical:'.")
+            raise ConfigError(
+                f"step {ctx.step!r} names no feature.",
+                key=f"steps.{ctx.step}.numeric",
+                hint="List feature columns under 'numeric:' and/or 'categorical:'.",
+            )
         for frame, where in ((train, "the training split"), (valid, "the validation split")):
             require_columns(frame, [*features, config.target], where)
-        result = train_candidate(train, valid, target=config.target, numeric=config.numeric,
-                                 categorical=config.categorical, estimator=config.estimator, params=config.params,
-                                 task=config.task, prep=config.prep, seed=config.seed)
+        result = train_candidate(
+            train,
+            valid,
+            target=config.target,
+            numeric=config.numeric,
+            categorical=config.categorical,
+            estimator=config.estimator,
+            params=config.params,
+            task=config.task,
+            prep=config.prep,
+            seed=config.seed,
+        )
         metrics = dict(result.metrics)
         if len(inputs) == 3 and inputs[2].height:
             metrics["test"] = result.bundle.evaluate(inputs[2])
@@ -127,8 +146,11 @@ class Select(StepType):
         holdout = inputs[-1] if isinstance(inputs[-1], pl.DataFrame) else None
         candidates = [i for i in inputs if isinstance(i, dict) and {"bundle", "report"} <= set(i)]
         if not candidates:
-            raise ConfigError(f"step {ctx.step!r} has no candidate among its inputs.", key=f"steps.{ctx.step}.inputs",
-                              hint="List the 'train' steps whose candidates to compare.")
+            raise ConfigError(
+                f"step {ctx.step!r} has no candidate among its inputs.",
+                key=f"steps.{ctx.step}.inputs",
+                hint="List the 'train' steps whose candidates to compare.",
+            )
         if ctx.store is None:
             raise ConfigError("the select step needs a store.", hint="Run the pipeline with loopline's Runner.")
         registered = [_register(ctx, config.model, c) for c in candidates]
@@ -138,12 +160,16 @@ class Select(StepType):
         decision = _decide(ctx, config, best, holdout, higher)
         if decision["promote"]:
             ctx.store.models.promote(config.model, best.version, reason=decision["reason"])
-        return {"out": {
-            "model": config.model,
-            "candidates": [{"version": v.version, "algorithm": v.algorithm, "metrics": v.metrics} for v in registered],
-            "best": best.version,
-            **decision,
-        }}
+        return {
+            "out": {
+                "model": config.model,
+                "candidates": [
+                    {"version": v.version, "algorithm": v.algorithm, "metrics": v.metrics} for v in registered
+                ],
+                "best": best.version,
+                **decision,
+            }
+        }
 
 
 def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
@@ -154,12 +180,23 @@ def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
         if existing.bundle_digest == bundle_digest:
             return existing
     return store.models.register(
-        name=model, algorithm=report["algorithm"], bundle_digest=bundle_digest,
-        reference_digest=store.artifacts.put_table(candidate["reference"]), metrics=report["metrics"],
-        params=report["params"], config={"features": report["features"], "target": report["target"],
-                                         "task": report["task"], "rows": report["rows"]},
-        input_schema=report["input_schema"], data_fingerprint=report["data_fingerprint"], run_id=ctx.run_id,
-        timings=report["timings"])
+        name=model,
+        algorithm=report["algorithm"],
+        bundle_digest=bundle_digest,
+        reference_digest=store.artifacts.put_table(candidate["reference"]),
+        metrics=report["metrics"],
+        params=report["params"],
+        config={
+            "features": report["features"],
+            "target": report["target"],
+            "task": report["task"],
+            "rows": report["rows"],
+        },
+        input_schema=report["input_schema"],
+        data_fingerprint=report["data_fingerprint"],
+        run_id=ctx.run_id,
+        timings=report["timings"],
+    )
 
 
 def _decide(ctx: StepContext, config: Any, best: Any, holdout: pl.DataFrame | None, higher: bool) -> dict[str, Any]:
@@ -180,11 +217,24 @@ def _decide(ctx: StepContext, config: Any, best: Any, holdout: pl.DataFrame | No
     challenger_metrics = challenger_bundle.evaluate(holdout)
     store.models.record_evaluation(config.model, champion.version, f"holdout_{ctx.run_id[:8]}", champion_metrics)
     store.models.record_evaluation(config.model, best.version, f"holdout_{ctx.run_id[:8]}", challenger_metrics)
-    decision = gate(champion_metrics, challenger_metrics, metric=config.metric,
-                    min_improvement=config.min_improvement, higher_is_better=higher)
-    return {"promote": decision.promote, "reason": decision.reason,
-            "gate": {"champion": champion.version, "challenger": best.version, "metric": config.metric,
-                     "champion_score": decision.champion, "challenger_score": decision.challenger}}
+    decision = gate(
+        champion_metrics,
+        challenger_metrics,
+        metric=config.metric,
+        min_improvement=config.min_improvement,
+        higher_is_better=higher,
+    )
+    return {
+        "promote": decision.promote,
+        "reason": decision.reason,
+        "gate": {
+            "champion": champion.version,
+            "challenger": best.version,
+            "metric": config.metric,
+            "champion_score": decision.champion,
+            "challenger_score": decision.challenger,
+        },
+    }
 
 
 def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> float:
@@ -192,8 +242,10 @@ def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> floa
         return float(metrics[split][metric])
     except KeyError:
         known = sorted(metrics.get(split, {}))
-        raise DataError(f"step {step!r}: candidates have no {split} metric {metric!r}.",
-                        hint=f"Set 'metric:' to one of {', '.join(known)}.") from None
+        raise DataError(
+            f"step {step!r}: candidates have no {split} metric {metric!r}.",
+            hint=f"Set 'metric:' to one of {', '.join(known)}.",
+        ) from None
 
 
 def _frame_hash(frame: pl.DataFrame) -> str:

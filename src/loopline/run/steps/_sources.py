@@ -39,8 +39,13 @@ class ReadFile(StepType):
         return files_fingerprint(config.path)
 
     def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
-        frame = read_files(config.path, format=config.format, null_values=config.null_values,
-                           columns=config.columns, parse_dates=config.parse_dates)
+        frame = read_files(
+            config.path,
+            format=config.format,
+            null_values=config.null_values,
+            columns=config.columns,
+            parse_dates=config.parse_dates,
+        )
         return {"out": frame}
 
 

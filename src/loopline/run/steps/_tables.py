@@ -70,8 +70,11 @@ class Derive(StepType):
             if config.filter:
                 frame = frame.filter(pl.sql_expr(config.filter))
         except pl.exceptions.PolarsError as exc:
-            raise DataError(f"a derive expression failed: {_first_line(exc)}", column=_missing_column(exc, frame),
-                            hint=_hint(exc, frame)) from exc
+            raise DataError(
+                f"a derive expression failed: {_first_line(exc)}",
+                column=_missing_column(exc, frame),
+                hint=_hint(exc, frame),
+            ) from exc
         if config.window:
             frame = _window(frame, config.window)
         if config.drop:
@@ -94,12 +97,19 @@ def _window(frame: pl.DataFrame, window: WindowConfig) -> pl.DataFrame:
     dtype = frame.schema[window.column]
     zone = dtype.time_zone if isinstance(dtype, pl.Datetime) else None
     if not isinstance(dtype, pl.Datetime):
-        raise DataError(f"window column {window.column!r} is {dtype}, not a timestamp.", column=window.column,
-                        hint="Parse it first with 'parse_dates: [" + window.column + "]' on the source step.")
+        raise DataError(
+            f"window column {window.column!r} is {dtype}, not a timestamp.",
+            column=window.column,
+            hint="Parse it first with 'parse_dates: [" + window.column + "]' on the source step.",
+        )
     condition = pl.lit(True)
     for bound, op in ((window.start, "ge"), (window.end, "lt")):
         if bound is not None:
-            value = pl.lit(bound).dt.replace_time_zone(zone) if bound.tzinfo is None else pl.lit(bound).dt.convert_time_zone(zone or "UTC")
+            value = (
+                pl.lit(bound).dt.replace_time_zone(zone)
+                if bound.tzinfo is None
+                else pl.lit(bound).dt.convert_time_zone(zone or "UTC")
+            )
             condition = condition & getattr(column, op)(value)
     return frame.filter(condition)
 
