@@ -40,7 +40,8 @@ def run_quickstart(home: Path | None, report_path: Path) -> None:
         shutil.rmtree(root)
     text = files("loopline.templates").joinpath("quickstart.yaml").read_text(encoding="utf-8")
     pipeline = parse_pipeline(text, source="quickstart.yaml")
-    assert pipeline.monitor is not None  # the template has one
+    if pipeline.monitor is None:
+        raise LooplineError("the quickstart template lost its 'monitor:' section.", hint="Reinstall loopline.")
     model = pipeline.monitor.model
     store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
     try:
@@ -86,7 +87,8 @@ def _traffic(store: Any, pipeline: Any) -> pl.DataFrame:
     from loopline.run import Runner
 
     result = Runner(store).run(pipeline, TRAFFIC, targets=["labelled"])
-    return result.output("labelled").sample(n=BATCHES * BATCH_SIZE + SINGLES, seed=7)
+    labelled: pl.DataFrame = result.output("labelled")
+    return labelled.sample(n=BATCHES * BATCH_SIZE + SINGLES, seed=7)
 
 
 def _features(store: Any, model: str) -> list[str]:
@@ -98,7 +100,9 @@ def _replay(url: str, model: str, traffic: pl.DataFrame, store: Any) -> dict[str
     features = _features(store, model)
     records = traffic.select(features).to_dicts()
     labels = traffic["delayed"].to_list()
-    latencies, scores, version = [], [], None
+    latencies: list[float] = []
+    scores: list[float] = []
+    version = None
     with httpx.Client(base_url=url, timeout=30) as client:
         for i in range(BATCHES):
             batch = records[i * BATCH_SIZE : (i + 1) * BATCH_SIZE]

@@ -67,7 +67,7 @@ class StepType:
 
     def code_version(self) -> str:
         """Hash of the step type's source: editing the code invalidates its cache."""
-        return _source_hash(type(self))
+        return _source_hash(type(self))  # type: ignore[arg-type]
 
     def source_fingerprint(self, config: Any) -> str | None:
         """Content hash of data read from outside the pipeline (files), or None."""

@@ -105,7 +105,7 @@ def _with_line(exc: ConfigError, lines: Mapping[str, int], source: str) -> Confi
     )
 
 
-class _Yaml12Loader(yaml.SafeLoader):
+class _Yaml12Loader(yaml.SafeLoader):  # type: ignore[misc]
     """SafeLoader with YAML 1.2 booleans: ``on``, ``off``, ``yes`` and ``no`` stay strings."""
 
 

@@ -3,6 +3,7 @@ every run and step recorded in the store, failed runs resumable."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -138,7 +139,7 @@ class Runner:
                     ready = [n for n, deps in waiting.items() if not deps]
                     continue
                 self.progress(name, "started")
-                running[self.executor.submit(lambda n=name: self._execute(state, n))] = name
+                running[self.executor.submit(functools.partial(self._execute, state, name))] = name
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
