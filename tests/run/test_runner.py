@@ -154,3 +154,17 @@ def test_closures_are_never_served_from_the_cache(store: Store) -> None:
     box["value"] = 2
     again = Runner(store).run(pipeline)
     assert again.steps["read"].status == "succeeded" and again.output("read") == 2
+
+
+def test_a_failed_step_leaves_nothing_half_written(store: Store, tmp_path: Path) -> None:
+    def explode(value: int) -> int:
+        raise RuntimeError("midway")
+
+    pipeline = Pipeline("half").add("a", source, value=123456).add("b", explode, inputs=["a"])
+    Runner(store).run(pipeline, raise_on_error=False)
+    files_before = sorted(p for p in (tmp_path / "artifacts").rglob("*") if p.is_file())
+    failed = Runner(store, cache=False).run(pipeline, raise_on_error=False)
+    files_after = sorted(p for p in (tmp_path / "artifacts").rglob("*") if p.is_file())
+    assert files_after == files_before  # the failing step wrote no artifact, not even a temp file
+    step = next(s for s in store.runs.get(failed.run_id).steps if s.step == "b")
+    assert step.status == "failed" and step.outputs == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -17,8 +18,14 @@ if TYPE_CHECKING:
 
 
 def serve(store: Store, *, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; readiness turns 503 at once, the log is flushed, exit is clean."""
-    uvicorn.run(create_app(store, settings), host=host, port=port, log_level="warning", access_log=False)
+    """Serve until SIGINT/SIGTERM; in-flight requests finish, the log is flushed, and the process exits 0."""
+    config = uvicorn.Config(create_app(store, settings), host=host, port=port, log_level="warning", access_log=False)
+    # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler turns that into a normal exit
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class BackgroundServer:

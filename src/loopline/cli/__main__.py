@@ -1,0 +1,5 @@
+"""``python -m loopline.cli``."""
+
+from loopline.cli import main
+
+main()
