@@ -10,13 +10,13 @@ from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import DataError
 from loopline.monitor import decide_retrain, drift_report, gate
 
-FEATURES = {"numeric": ["x", "y"], "categorical": ["colour"]}
+NUMERIC, CATEGORICAL = ["x", "y"], ["colour"]
 
 
 def test_retrain_on_drift_names_the_drifted_features(
     reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]
 ) -> None:
-    report = drift_report(reference, frame(2, mean=1.0, mix=(0.2, 0.3, 0.5)), **FEATURES)
+    report = drift_report(reference, frame(2, mean=1.0, mix=(0.2, 0.3, 0.5)), numeric=NUMERIC, categorical=CATEGORICAL)
     decision = decide_retrain(report, RetrainConfig(), DriftConfig())
     assert decision.retrain
     assert decision.reason.startswith("2 of 3 features drifted (1 needed): x (PSI ")
@@ -24,7 +24,9 @@ def test_retrain_on_drift_names_the_drifted_features(
 
 
 def test_no_retrain_without_drift(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
-    decision = decide_retrain(drift_report(reference, frame(2), **FEATURES), RetrainConfig(), DriftConfig())
+    decision = decide_retrain(
+        drift_report(reference, frame(2), numeric=NUMERIC, categorical=CATEGORICAL), RetrainConfig(), DriftConfig()
+    )
     assert not decision.retrain
     assert decision.reason == "0 of 3 features drifted; 1 needed to retrain"
 
@@ -32,22 +34,20 @@ def test_no_retrain_without_drift(reference: pl.DataFrame, frame: Callable[..., 
 def test_min_drifted_features_comes_from_the_drift_config(
     reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]
 ) -> None:
-    report = drift_report(reference, frame(2, mean=1.0), **FEATURES)
+    report = drift_report(reference, frame(2, mean=1.0), numeric=NUMERIC, categorical=CATEGORICAL)
     decision = decide_retrain(report, RetrainConfig(), DriftConfig(min_drifted_features=2))
     assert not decision.retrain
     assert "1 of 3 features drifted; 2 needed" in decision.reason
 
 
 def test_no_retrain_when_on_drift_is_off(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
-    report = drift_report(reference, frame(2, mean=1.0), **FEATURES)
+    report = drift_report(reference, frame(2, mean=1.0), numeric=NUMERIC, categorical=CATEGORICAL)
     decision = decide_retrain(report, RetrainConfig(on_drift=False), DriftConfig())
     assert not decision.retrain and "on_drift is false" in decision.reason
 
 
-def test_no_retrain_on_too_few_current_rows(
-    reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]
-) -> None:
-    report = drift_report(reference, frame(2, n=60, mean=3.0), **FEATURES)
+def test_no_retrain_on_too_few_current_rows(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
+    report = drift_report(reference, frame(2, n=60, mean=3.0), numeric=NUMERIC, categorical=CATEGORICAL)
     assert report.dataset_drift
     decision = decide_retrain(report, RetrainConfig(), DriftConfig())
     assert not decision.retrain
@@ -74,9 +74,7 @@ def test_gate_lower_is_better() -> None:
     assert better.promote and "lower is better, gain +2.0000" in better.reason
     worse = gate({"rmse": 10.0}, {"rmse": 12.0}, metric="rmse", higher_is_better=False)
     assert not worse.promote and "gain -2.0000" in worse.reason
-    assert not gate(
-        {"rmse": 10.0}, {"rmse": 9.5}, metric="rmse", higher_is_better=False, min_improvement=1
-    ).promote
+    assert not gate({"rmse": 10.0}, {"rmse": 9.5}, metric="rmse", higher_is_better=False, min_improvement=1).promote
 
 
 def test_gate_without_a_champion_and_with_nan() -> None:
@@ -88,11 +86,7 @@ def test_gate_without_a_champion_and_with_nan() -> None:
 
 
 def test_gate_missing_metric_names_it_and_the_available_ones() -> None:
-    with pytest.raises(
-        DataError, match=r"challenger has no metric 'roc_au' \(available: f1, roc_auc\)\. Did you"
-    ):
+    with pytest.raises(DataError, match=r"challenger has no metric 'roc_au' \(available: f1, roc_auc\)\. Did you"):
         gate({"roc_auc": 0.7}, {"roc_auc": 0.8, "f1": 0.5}, metric="roc_au")
-    with pytest.raises(
-        DataError, match=r"champion has no metric 'rmse' \(available: none\)\. Set retrain.metric"
-    ):
+    with pytest.raises(DataError, match=r"champion has no metric 'rmse' \(available: none\)\. Set retrain.metric"):
         gate({}, {"rmse": 1.0}, metric="rmse", higher_is_better=False)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,11 +13,9 @@ from loopline.monitor import service_stats
 START = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-def log(latencies: list[float | None], seconds: list[float]) -> pl.DataFrame:
+def log(latencies: Sequence[float | None], seconds: Sequence[float]) -> pl.DataFrame:
     times = [START + timedelta(seconds=s) for s in seconds]
-    return pl.DataFrame(
-        {"created_at": times, "latency_ms": latencies, "prediction_id": [str(i) for i in seconds]}
-    )
+    return pl.DataFrame({"created_at": times, "latency_ms": latencies, "prediction_id": [str(i) for i in seconds]})
 
 
 def test_percentiles_and_throughput() -> None:
@@ -46,7 +45,7 @@ def test_empty_log() -> None:
 
 
 def test_missing_column_and_wrong_dtype() -> None:
-    with pytest.raises(DataError, match="no column 'latency_ms'. Did you mean 'latency'"):
+    with pytest.raises(DataError, match=r"no column 'latency_ms'\. Did you mean 'latency'"):
         service_stats(pl.DataFrame({"created_at": [START], "latency": [1.0]}))
-    with pytest.raises(DataError, match="'created_at' has dtype String, not a datetime. Parse it first"):
+    with pytest.raises(DataError, match=r"'created_at' has dtype String, not a datetime\. Parse it first"):
         service_stats(pl.DataFrame({"created_at": ["2024-05-01"], "latency_ms": [1.0]}))

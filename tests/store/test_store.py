@@ -26,13 +26,11 @@ def test_public_names_are_sorted_and_exported() -> None:
 
 def test_open_twice_is_idempotent_and_keeps_data(store_url: str, tmp_path: Path) -> None:
     with Store.open(store_url, tmp_path / "a") as first:
-        first.models.register(
-            name="m", algorithm="a", bundle_digest="b" * 64, reference_digest=None, metrics={}, params={},
-            config={}, input_schema=[], data_fingerprint="f", run_id=None, timings={},
-        )  # fmt: skip
+        first.artifacts.put_bytes(b"kept")
+        first.runs.create_run("p", "h", {}, {})
     with Store.open(store_url, tmp_path / "a") as second, second.engine.connect() as conn:
         assert current_revision(conn) == head_revision() == "0001"
-        assert second.models.names() == ["m"]
+        assert [run.pipeline for run in second.runs.list()] == ["p"]
 
 
 def test_migrations_match_the_table_definitions(store: Store) -> None:
@@ -52,10 +50,9 @@ def test_open_defaults_to_loopline_home(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
-    with Store.open(f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}", tmp_path) as store:
-        with store.engine.connect() as conn:
-            pragmas = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
-                       ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")}  # fmt: skip
+    names = ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+    with Store.open(f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}", tmp_path) as store, store.engine.connect() as conn:
+        pragmas = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in names}
     assert pragmas == {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": 1}
 
 
@@ -67,7 +64,7 @@ def test_connection_failure_masks_the_password(tmp_path: Path) -> None:
     assert "LOOPLINE_STORE_URL" in str(info.value)
 
 
-def test_masked_and_repr_hide_the_password() -> None:
+def test_masked_hides_the_password() -> None:
     assert masked(make_url("postgresql+psycopg://u:secret@h/db")) == "postgresql+psycopg://u:***@h/db"
 
 

@@ -161,9 +161,7 @@ def _numeric_values(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, int]:
     return values.drop_nulls().to_numpy(), values.null_count()
 
 
-def _numeric_drift(
-    reference: pl.DataFrame, current: pl.DataFrame, name: str, config: DriftConfig
-) -> FeatureDrift:
+def _numeric_drift(reference: pl.DataFrame, current: pl.DataFrame, name: str, config: DriftConfig) -> FeatureDrift:
     ref_values, ref_null = _numeric_values(reference, name)
     cur_values, cur_null = _numeric_values(current, name)
     edges = quantile_edges(ref_values, config.bins)
@@ -172,9 +170,7 @@ def _numeric_drift(
     return _feature(name, "numeric", "ks", value, result, reference.height, current.height, config)
 
 
-def _categorical_drift(
-    reference: pl.DataFrame, current: pl.DataFrame, name: str, config: DriftConfig
-) -> FeatureDrift:
+def _categorical_drift(reference: pl.DataFrame, current: pl.DataFrame, name: str, config: DriftConfig) -> FeatureDrift:
     ref_series, cur_series = reference.get_column(name), current.get_column(name)
     ref_counts, cur_counts = category_counts(ref_series), category_counts(cur_series)
     categories = list(ref_counts)

@@ -42,9 +42,7 @@ def decide_retrain(
         return RetrainDecision(False, "retraining on drift is off (retrain.on_drift is false)")
     n_current = max((feature.n_current for feature in report.features), default=0)
     if n_current < min_rows:
-        return RetrainDecision(
-            False, f"only {n_current} current rows; a retrain decision needs at least {min_rows}"
-        )
+        return RetrainDecision(False, f"only {n_current} current rows; a retrain decision needs at least {min_rows}")
     count, total, needed = len(report.drifted), len(report.features), drift.min_drifted_features
     if count >= needed:
         named = ", ".join(_describe(report, name) for name in report.drifted)

@@ -58,6 +58,7 @@ def write_html_report(path: str | Path, data: ReportData) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(render_html_report(data))
+        os.chmod(temp, 0o644)  # a report is for reading: not the private mode mkstemp gives
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

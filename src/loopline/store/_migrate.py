@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from loopline.store._tables import VERSION_TABLE
@@ -50,7 +50,7 @@ def upgrade(engine: Engine) -> None:
             return
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            pass
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         config = alembic_config()
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
