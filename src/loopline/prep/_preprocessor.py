@@ -178,9 +178,7 @@ class Preprocessor:
         self._check_fitted()
         _require_columns(df, [*self.numeric, *self.categorical])
         raw = _numeric_raw_from_frame(df, self.numeric)
-        codes = [
-            self._codes_from_series(df.get_column(name), i) for i, name in enumerate(self.categorical)
-        ]
+        codes = [self._codes_from_series(df.get_column(name), i) for i, name in enumerate(self.categorical)]
         return self._assemble(raw, codes)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -205,8 +203,10 @@ class Preprocessor:
     def _codes_from_series(self, series: pl.Series, i: int) -> np.ndarray:
         categories, fill = self.categories_[i], self.category_fill_[i]
         if isinstance(series.dtype, _STRING_DTYPES):
-            coded = series.cast(pl.String).fill_null(fill).replace_strict(
-                categories, list(range(len(categories))), default=-1, return_dtype=pl.Int64
+            coded = (
+                series.cast(pl.String)
+                .fill_null(fill)
+                .replace_strict(categories, list(range(len(categories))), default=-1, return_dtype=pl.Int64)
             )
             return coded.to_numpy().astype(np.int64, copy=False)
         index = self._category_index(i)

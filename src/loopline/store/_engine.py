@@ -9,6 +9,9 @@ transaction instead, so readers never wait for writers under WAL.
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,6 @@ BUSY_TIMEOUT_MS = 30_000
 READONLY_OPTION = "loopline_readonly"
 _SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-    "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
 )
@@ -87,8 +89,24 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        _enable_wal(cursor)
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL (persistent in the file). The switch needs the file to itself and SQLite does not
+    apply busy_timeout to it, so two processes opening a fresh store at once retry here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _on_sqlite_begin(conn: Connection) -> None:

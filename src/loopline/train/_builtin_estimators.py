@@ -17,9 +17,7 @@ def _classifier(path: str) -> dict[str, str]:
 
 
 _BUILTINS = (
-    EstimatorSpec(
-        "logistic_regression", _classifier("sklearn.linear_model:LogisticRegression"), {"max_iter": 1000}
-    ),
+    EstimatorSpec("logistic_regression", _classifier("sklearn.linear_model:LogisticRegression"), {"max_iter": 1000}),
     EstimatorSpec(
         "random_forest",
         _classifier("sklearn.ensemble:RandomForestClassifier"),

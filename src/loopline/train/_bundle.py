@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import skops.io as sio
 
 from loopline.core.errors import DataError, did_you_mean
 from loopline.core.hashing import canonical_json
@@ -109,6 +108,8 @@ class ModelBundle:
             "estimator": {"file": _ESTIMATOR, "class": _class_path(self.estimator)},
             "metadata": {**self.metadata, "versions": library_versions(self.estimator)},
         }
+        import skops.io as sio  # imported on use: it loads every scikit-learn estimator
+
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             _write(archive, _MANIFEST, canonical_json(manifest))
@@ -118,6 +119,8 @@ class ModelBundle:
     @classmethod
     def from_bytes(cls, data: bytes) -> ModelBundle:
         """Load bundle bytes; untrusted types raise UnsafeArtifactError, damage raises DataError."""
+        import skops.io as sio  # imported on use: it loads every scikit-learn estimator
+
         manifest, estimator_bytes = _read_archive(data)
         estimator = sio.loads(estimator_bytes, trusted=trusted_types_for(estimator_bytes))
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -42,6 +44,7 @@ def compute_metrics(
     ``probability`` is None, and metrics undefined on the rows (AUC with one class
     present, r2 with fewer than two rows) are left out rather than reported as NaN.
     """
+    skm = _sklearn_metrics()
     truth, predicted = np.asarray(y_true), np.asarray(prediction)
     if truth.shape[0] == 0:
         raise DataError("cannot compute metrics on zero rows.", hint="Score a non-empty table.")
@@ -57,15 +60,21 @@ def compute_metrics(
     if task == "binary":
         result.update(_binary(truth, predicted, proba, labels))
     else:
-        result["f1_macro"] = float(
-            skm.f1_score(truth, predicted, average="macro", labels=labels, zero_division=0)
-        )
+        result["f1_macro"] = float(skm.f1_score(truth, predicted, average="macro", labels=labels, zero_division=0))
     if proba is not None:
         result["log_loss"] = float(skm.log_loss(truth, _two_columns(proba), labels=labels))
     return dict(sorted(result.items()))
 
 
+def _sklearn_metrics() -> ModuleType:
+    import sklearn.metrics  # imported on use, to keep `import loopline.train` light
+
+    module: ModuleType = sklearn.metrics
+    return module
+
+
 def _regression(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    skm = _sklearn_metrics()
     result = {
         "mae": float(skm.mean_absolute_error(truth, predicted)),
         "rmse": float(np.sqrt(skm.mean_squared_error(truth, predicted))),
@@ -75,14 +84,13 @@ def _regression(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return dict(sorted(result.items()))
 
 
-def _binary(
-    truth: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, labels: list[Any]
-) -> dict[str, float]:
+def _binary(truth: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, labels: list[Any]) -> dict[str, float]:
     if len(labels) != 2:
         raise DataError(
             f"binary metrics need exactly two classes, got {len(labels)}: {labels[:5]}.",
             hint="Use task 'multiclass', or pass classes=[negative, positive].",
         )
+    skm = _sklearn_metrics()
     positive = labels[1]
     result = {"f1": float(skm.f1_score(truth, predicted, pos_label=positive, labels=labels, zero_division=0))}
     is_positive = truth == positive

@@ -12,8 +12,6 @@ import io
 import json
 import zipfile
 
-import skops.io as sio
-
 from loopline.core.errors import DataError, UnsafeArtifactError
 
 ESTIMATOR_TYPES: frozenset[str] = frozenset(
@@ -55,6 +53,8 @@ def trusted_types_for(data: bytes) -> list[str]:
             f"the model bundle holds a {top!r}, which is not an estimator loopline trusts.",
             hint="Only load bundles trained by loopline with a registered estimator; re-train the model.",
         )
+    import skops.io as sio  # imported on use: it loads every scikit-learn estimator
+
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises assorted errors on damaged input
