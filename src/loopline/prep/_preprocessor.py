@@ -333,7 +333,10 @@ def _number(value: Any, name: str) -> float:
     if value is None:
         return math.nan
     if isinstance(value, bool | int | float):
-        return float(value)
-    raise SchemaValidationError(
-        [{"field": name, "reason": f"expected a number, got {type(value).__name__}", "record": None}]
-    )
+        try:
+            return float(value)
+        except OverflowError:
+            reason = "number too large for a float"
+    else:
+        reason = f"expected a number, got {type(value).__name__}"
+    raise SchemaValidationError([{"field": name, "reason": reason, "record": None}])
