@@ -53,13 +53,15 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
     metrics = ServiceMetrics()
     predlog = PredictionLogger(store.predictions, flush_interval=cfg.log_flush_interval)
     state: dict[str, bool] = {"ready": False, "stopping": False}
-    # one-row predictions are fastest on one thread; building the controller once keeps the switch cheap
-    threads = ThreadpoolController()
+    # one-row predictions are fastest on one thread; the controller is built once, after the models
+    # (and so their OpenMP/BLAS libraries) are loaded, which keeps the per-request switch cheap
+    threads: list[ThreadpoolController] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         predlog.start()
         await asyncio.to_thread(_refresh, cache, metrics)
+        threads.append(ThreadpoolController())
         state["ready"] = True
         poller = asyncio.create_task(_poll(cache, metrics, cfg.refresh_interval))
         try:
@@ -82,7 +84,7 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
         except (BadRequest, SchemaValidationError, NotFoundError) as exc:
             return _error(exc, metrics, name)
         started = time.perf_counter()
-        with threads.limit(limits=1):
+        with threads[0].limit(limits=1):
             outputs = model.bundle.predict_records(records)
         latency = time.perf_counter() - started
         ids = _log(predlog, model, records, outputs, latency)

@@ -209,9 +209,7 @@ def _stage_change(engine: Engine, name: str) -> Iterator[Connection]:
         ) from None
 
 
-def _switch(
-    conn: Connection, name: str, current: RowMapping | None, version: int, *, action: str, reason: str
-) -> None:
+def _switch(conn: Connection, name: str, current: RowMapping | None, version: int, *, action: str, reason: str) -> None:
     now = utcnow()
     if current is not None:
         conn.execute(update(models).where(models.c.id == current["id"]).values(stage="archived"))

@@ -12,9 +12,7 @@ def run_migrations_online() -> None:
     """Run the migrations on ``config.attributes["connection"]`` inside the caller's transaction."""
     connection = context.config.attributes.get("connection")
     if not isinstance(connection, Connection):
-        raise RuntimeError(
-            "loopline migrations need a connection. Open the store with loopline.store.Store.open(url)."
-        )
+        raise RuntimeError("loopline migrations need a connection. Open the store with loopline.store.Store.open(url).")
     context.configure(
         connection=connection,
         target_metadata=None,
