@@ -22,6 +22,7 @@ import polars as pl
 from loopline.core.errors import DataError, did_you_mean
 from loopline.core.hashing import canonical_json
 from loopline.prep import Preprocessor
+from loopline.train._lazy import load
 from loopline.train._metrics import compute_metrics
 from loopline.train._safety import trusted_types_for
 
@@ -108,7 +109,7 @@ class ModelBundle:
             "estimator": {"file": _ESTIMATOR, "class": _class_path(self.estimator)},
             "metadata": {**self.metadata, "versions": library_versions(self.estimator)},
         }
-        import skops.io as sio  # imported on use: it loads every scikit-learn estimator
+        sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
 
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -119,7 +120,7 @@ class ModelBundle:
     @classmethod
     def from_bytes(cls, data: bytes) -> ModelBundle:
         """Load bundle bytes; untrusted types raise UnsafeArtifactError, damage raises DataError."""
-        import skops.io as sio  # imported on use: it loads every scikit-learn estimator
+        sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
 
         manifest, estimator_bytes = _read_archive(data)
         estimator = sio.loads(estimator_bytes, trusted=trusted_types_for(estimator_bytes))

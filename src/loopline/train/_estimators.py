@@ -8,13 +8,13 @@ libraries (LightGBM) cost nothing until used.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from loopline.core.errors import ConfigError, MissingExtraError, did_you_mean
 from loopline.core.registry import Registry
+from loopline.train._lazy import load
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class EstimatorSpec:
             )
         module_name, _, class_name = self.classes[task].partition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = load(module_name)
         except ImportError:
             if self.extra is None:
                 raise

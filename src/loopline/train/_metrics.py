@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
+from loopline.train._lazy import load
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -67,9 +68,7 @@ def compute_metrics(
 
 
 def _sklearn_metrics() -> ModuleType:
-    import sklearn.metrics  # imported on use, to keep `import loopline.train` light
-
-    module: ModuleType = sklearn.metrics
+    module: ModuleType = load("sklearn.metrics")  # imported on use, to keep `import loopline.train` light
     return module
 
 

@@ -13,6 +13,7 @@ import json
 import zipfile
 
 from loopline.core.errors import DataError, UnsafeArtifactError
+from loopline.train._lazy import load
 
 ESTIMATOR_TYPES: frozenset[str] = frozenset(
     {
@@ -53,7 +54,7 @@ def trusted_types_for(data: bytes) -> list[str]:
             f"the model bundle holds a {top!r}, which is not an estimator loopline trusts.",
             hint="Only load bundles trained by loopline with a registered estimator; re-train the model.",
         )
-    import skops.io as sio  # imported on use: it loads every scikit-learn estimator
+    sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
 
     try:
         untrusted = sio.get_untrusted_types(data=data)
