@@ -71,9 +71,10 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, quiet: 
 def selection_of(result: RunResult, pipeline: Pipeline) -> dict[str, Any]:
     """The output of the pipeline's select step (raises if the run failed)."""
     if result.status != "succeeded":
+        failed = next(o for o in result.steps.values() if o.status == "failed")
         raise StepError(
-            next(n for n, o in result.steps.items() if o.status == "failed"),
-            result.error or "failed",
+            failed.name,
+            failed.error or "failed",
             hint=f"Fix the cause, then resume with `loopline run --resume {result.run_id}`.",
         )
     name = next(n for n, s in pipeline.steps.items() if s.type == "select")

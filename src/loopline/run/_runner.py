@@ -188,7 +188,7 @@ class Runner:
         except Exception as exc:
             duration = time.perf_counter() - clock
             message = str(exc) if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
-            state.fail(name, exc, message)
+            state.fail(name, exc, message, duration)
             self._record(
                 state,
                 bound,
@@ -334,10 +334,10 @@ class _RunState:
     def reuse(self, name: str) -> None:
         self.outcomes[name] = StepOutcome(name, "reused", 0.0, self.done[name])
 
-    def fail(self, name: str, exc: BaseException, message: str) -> None:
+    def fail(self, name: str, exc: BaseException, message: str, duration: float) -> None:
         self.failed.append((name, exc))
         self.error = self.error or f"{name}: {message}"
-        self.outcomes[name] = StepOutcome(name, "failed", error=message)
+        self.outcomes[name] = StepOutcome(name, "failed", duration, error=message)
 
     def input_value(self, store: Store, producer: str, output: str) -> Any:
         key = (producer, output)
