@@ -168,3 +168,26 @@ def test_a_failed_step_leaves_nothing_half_written(store: Store, tmp_path: Path)
     assert files_after == files_before  # the failing step wrote no artifact, not even a temp file
     step = next(s for s in store.runs.get(failed.run_id).steps if s.step == "b")
     assert step.status == "failed" and step.outputs == {}
+
+
+def test_a_store_failure_while_recording_is_not_swallowed(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopline.core.errors import StoreError
+
+    def refuse(run_id: str, records: list[object]) -> None:
+        raise StoreError("the metadata store is read-only.")
+
+    monkeypatch.setattr(store.runs, "record_steps", refuse)
+    with pytest.raises(StoreError, match="read-only"):
+        Runner(store).run(Pipeline("ro").add("a", source))
+
+
+def test_long_step_type_names_are_recorded(store: Store) -> None:
+    def a_function_whose_qualified_name_is_long_enough_to_exceed_one_hundred_characters_in_total() -> int:
+        return 1
+
+    result = Runner(store).run(
+        Pipeline("long").add(
+            "a", a_function_whose_qualified_name_is_long_enough_to_exceed_one_hundred_characters_in_total
+        )
+    )
+    assert len(store.runs.get(result.run_id).steps[0].type) > 100

@@ -149,6 +149,8 @@ class Runner:
                     self._release(name, waiting)
                 else:
                     self._skip_dependents(name, waiting, state)
+            if state.flush_due():
+                self._flush(state)
         for name in waiting:
             state.outcomes[name] = StepOutcome(name, "skipped")
 
@@ -270,24 +272,24 @@ class Runner:
         )
         with state.lock:
             state.pending.append(record)
-            due = (
-                status == "failed"
-                or len(state.pending) >= FLUSH_ROWS
-                or time.monotonic() - state.flushed_at > FLUSH_SECONDS
-            )
-        if due:
-            self._flush(state)
 
     def _flush(self, state: _RunState) -> None:
-        """Write buffered step records in one transaction (group commit).
+        """Write buffered step records in one transaction (group commit), from the scheduling thread.
 
-        A crash loses at most the records of the last FLUSH_SECONDS; those steps simply run
-        again on resume (their artifacts are content-addressed, so nothing is duplicated)."""
+        A crash loses at most the records of the last FLUSH_SECONDS; those steps simply run again on
+        resume (their artifacts are content-addressed, so nothing is duplicated). A store error keeps
+        the records buffered and propagates: a run never ends with its records silently lost."""
         with state.lock:
             records, state.pending = state.pending, []
             state.flushed_at = time.monotonic()
-        if records:
+        if not records:
+            return
+        try:
             self.store.runs.record_steps(state.run_id, records)
+        except BaseException:
+            with state.lock:
+                state.pending = records + state.pending
+            raise
 
 
 def _needed(bound: dict[str, BoundStep], targets: list[str] | None) -> dict[str, BoundStep]:
@@ -330,6 +332,15 @@ class _RunState:
         self.pending: list[Any] = []
         self.flushed_at = time.monotonic()
         self.lock = threading.Lock()
+
+    def flush_due(self) -> bool:
+        """Records wait for a failure, a full batch or FLUSH_SECONDS."""
+        with self.lock:
+            return bool(self.pending) and (
+                self.failed != []
+                or len(self.pending) >= FLUSH_ROWS
+                or time.monotonic() - self.flushed_at > FLUSH_SECONDS
+            )
 
     def reuse(self, name: str) -> None:
         self.outcomes[name] = StepOutcome(name, "reused", 0.0, self.done[name])

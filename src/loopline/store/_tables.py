@@ -77,7 +77,7 @@ steps = Table(
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("step", String(200), primary_key=True),
-    Column("type", String(100), nullable=False),
+    Column("type", Text, nullable=False),
     Column("status", String(20), nullable=False),
     Column("cache_key", String(64), nullable=True, index=True),
     Column("started_at", UTCDateTime, nullable=False),

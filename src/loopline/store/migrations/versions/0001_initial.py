@@ -57,7 +57,7 @@ def _create_runs() -> None:
             primary_key=True,
         ),
         sa.Column("step", sa.String(200), primary_key=True),
-        sa.Column("type", sa.String(100), nullable=False),
+        sa.Column("type", sa.Text(), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("cache_key", sa.String(64), nullable=True),
         sa.Column("started_at", _TS, nullable=False),

@@ -1,4 +1,4 @@
-"""Fixtures that run the store's tests against SQLite and the machine's PostgreSQL.
+"""Shared fixtures: a store on SQLite and on the machine's PostgreSQL (store and runner suites).
 
 PostgreSQL: one throw-away database per test session (created and dropped here), one fresh schema per
 test. An unreachable server fails the postgres tests; it never skips them.
