@@ -89,6 +89,7 @@ def test_run_then_inspect_runs_and_models(project: Path) -> None:
     detail = json.loads(invoke("models", "show", "toy", "--version", "1", "--json"))
     assert {"train", "valid", "test"} <= set(detail["metrics"])
     assert [f["name"] for f in detail["input_schema"]] == ["x", "group"]
+    assert detail["config"]["resolved"]["estimator"] in ("logistic_regression", "random_forest")
 
 
 def test_promote_and_rollback(project: Path) -> None:

@@ -29,3 +29,13 @@ def test_public_names_are_sorted_and_exist() -> None:
     assert names == sorted(names)
     for name in loopline.__all__:
         assert hasattr(loopline, name)
+
+
+def test_every_package_lists_existing_public_names() -> None:
+    import importlib
+
+    for package in ("core", "ingest", "prep", "train", "monitor", "store", "run", "serve", "cli", "testing"):
+        module = importlib.import_module(f"loopline.{package}")
+        assert module.__all__, package
+        for name in module.__all__:
+            assert hasattr(module, name), f"loopline.{package}.{name}"

@@ -129,6 +129,7 @@ class Train(StepType):
             "task": result.bundle.task,
             "data_fingerprint": fingerprint(_frame_hash(train), _frame_hash(valid)),
             "rows": {"train": train.height, "valid": valid.height},
+            "step_config": config.model_dump(mode="json"),
         }
         return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
 
@@ -191,6 +192,7 @@ def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
             "target": report["target"],
             "task": report["task"],
             "rows": report["rows"],
+            "resolved": report["step_config"],
         },
         input_schema=report["input_schema"],
         data_fingerprint=report["data_fingerprint"],
