@@ -1,18 +1,21 @@
 """Orchestration: run pipelines (DAG, cache, records, resume) and close the monitoring loop."""
 
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
+from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
 from loopline.run._runner import Runner, RunResult, StepOutcome
 
 __all__ = [
     "WINDOW_PARAMS",
     "Executor",
+    "IngestReport",
     "LocalExecutor",
     "MonitorResult",
     "RunResult",
     "Runner",
     "SequentialExecutor",
     "StepOutcome",
+    "ingest_source",
     "monitor_model",
     "retrain_params",
 ]

@@ -1,10 +1,11 @@
-"""loopline.store: the metadata database (runs, models, predictions) and the artifact store.
+"""loopline.store: the metadata database (runs, models, predictions, datasets) and the artifact store.
 
 Open one with ``Store.open(url, artifact_root)``; SQLite is the embedded default, PostgreSQL is reached
 through ``postgresql+psycopg://`` URLs.
 """
 
 from loopline.store.artifacts import ArtifactStore
+from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected
 from loopline.store.models import ModelRepository, ModelVersion
 from loopline.store.predictions import PredictionLog, PredictionRow
 from loopline.store.runs import RunRecord, RunRepository, StepRecord
@@ -12,10 +13,14 @@ from loopline.store.store import Store
 
 __all__ = [
     "ArtifactStore",
+    "DatasetRepository",
+    "DatasetVersion",
+    "DeadLetter",
     "ModelRepository",
     "ModelVersion",
     "PredictionLog",
     "PredictionRow",
+    "Rejected",
     "RunRecord",
     "RunRepository",
     "StepRecord",

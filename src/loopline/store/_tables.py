@@ -145,3 +145,71 @@ predictions = Table(
     Column("latency_ms", Float, nullable=False),
     Index("ix_predictions_model_created", "model_name", "created_at"),
 )
+
+# -- datasets (ingestion) -------------------------------------------------------------------------
+
+dataset_parts = Table(
+    "dataset_parts",
+    metadata,
+    Column("dataset", String(200), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("position", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("dataset", String(200), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    Column("position", JSON, nullable=True),
+    Column("rows", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ingested_ids = Table(
+    "ingested_ids",
+    metadata,
+    Column("dataset", String(200), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    Column("message_id", String(200), primary_key=True),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(200), nullable=False, index=True),
+    Column("source", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("position", JSON, nullable=True),
+    Column("raw", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+)
+
+dataset_schemas = Table(
+    "dataset_schemas",
+    metadata,
+    Column("dataset", String(200), primary_key=True),
+    Column("schema", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("dataset", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("upto_seq", Integer, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("schema", JSON, nullable=False),
+    Column("positions", JSON, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -14,6 +14,7 @@ from loopline.core.settings import Settings
 from loopline.store._engine import create_store_engine, masked, parse_url
 from loopline.store._migrate import upgrade
 from loopline.store.artifacts import ArtifactStore
+from loopline.store.datasets import DatasetRepository
 from loopline.store.models import ModelRepository
 from loopline.store.predictions import PredictionLog
 from loopline.store.runs import RunRepository
@@ -32,6 +33,7 @@ class Store:
         self.runs = RunRepository(engine)
         self.models = ModelRepository(engine)
         self.predictions = PredictionLog(engine)
+        self.datasets = DatasetRepository(engine, artifacts)
 
     @classmethod
     def open(cls, url: str | None = None, artifact_root: str | Path | None = None) -> Store:

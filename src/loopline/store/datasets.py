@@ -1,0 +1,307 @@
+"""Versioned datasets: parts appended by ingestion, each committed with its source's checkpoint.
+
+A dataset is a sequence of Parquet parts (artifacts). Ingestion commits, in ONE transaction, a part,
+the message ids it holds, the source's new checkpoint and the batch's dead letters; so after any crash
+the checkpoint and the data agree. A version is a snapshot of the parts so far (row count, schema,
+checksum, the source positions it covers) that training runs can name.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from loopline.core.dtypes import polars_dtype
+from loopline.core.errors import NotFoundError, did_you_mean
+from loopline.core.hashing import fingerprint
+from loopline.store._db import reading, upsert, utcnow, writing
+from loopline.store._tables import (
+    checkpoints,
+    dataset_parts,
+    dataset_schemas,
+    dataset_versions,
+    dead_letters,
+    ingested_ids,
+)
+from loopline.store.artifacts import ArtifactStore
+
+_LIST_HINT = "List datasets with `loopline datasets list`."
+_ID_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A row or message that ingestion could not take, kept with its reason, position and raw payload."""
+
+    id: int
+    dataset: str
+    source: str
+    reason: str
+    position: Any
+    raw: str
+    created_at: datetime
+    replayed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """A snapshot of a dataset: its parts up to ``upto_seq``."""
+
+    dataset: str
+    version: int
+    rows: int
+    upto_seq: int
+    checksum: str
+    schema: dict[str, str]
+    positions: dict[str, Any]
+    run_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A dead letter to write (the store's input form of :class:`DeadLetter`)."""
+
+    reason: str
+    position: Any
+    raw: str
+
+
+class DatasetRepository:
+    """Parts, checkpoints, ids, dead letters, schemas and versions of datasets."""
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+        self.engine = engine
+        self.artifacts = artifacts
+
+    # -- ingestion ----------------------------------------------------------------------------
+    def checkpoint(self, dataset: str, source: str) -> Any:
+        """The position committed last for ``source`` into ``dataset`` (None: nothing yet)."""
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(checkpoints.c.position).where(checkpoints.c.dataset == dataset, checkpoints.c.source == source)
+            ).first()
+        return None if row is None else row[0]
+
+    def known_ids(self, dataset: str, source: str, ids: builtins.list[str]) -> set[str]:
+        """Which of ``ids`` the dataset already holds for ``source`` (redelivered messages)."""
+        found: set[str] = set()
+        with reading(self.engine) as conn:
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                rows = conn.execute(
+                    select(ingested_ids.c.message_id).where(
+                        ingested_ids.c.dataset == dataset,
+                        ingested_ids.c.source == source,
+                        ingested_ids.c.message_id.in_(chunk),
+                    )
+                )
+                found.update(r[0] for r in rows)
+        return found
+
+    def commit_batch(
+        self,
+        dataset: str,
+        source: str,
+        *,
+        digest: str | None,
+        rows: int,
+        size: int,
+        position: Any,
+        ids: builtins.list[str] | None = None,
+        rejects: builtins.list[Rejected] | None = None,
+    ) -> int | None:
+        """Commit a batch in one transaction: its part (when it has rows), ids, dead letters and checkpoint.
+
+        Returns the part's sequence number, or None for a batch without rows.
+        """
+        now = utcnow()
+        with writing(self.engine) as conn:
+            seq = None
+            if digest is not None and rows:
+                seq = self._next_seq(conn, dataset)
+                conn.execute(
+                    insert(dataset_parts).values(
+                        dataset=dataset,
+                        seq=seq,
+                        source=source,
+                        digest=digest,
+                        rows=rows,
+                        bytes=size,
+                        position=position,
+                        created_at=now,
+                    )
+                )
+            if ids:
+                conn.execute(
+                    insert(ingested_ids), [{"dataset": dataset, "source": source, "message_id": i} for i in ids]
+                )
+            if rejects:
+                conn.execute(
+                    insert(dead_letters),
+                    [
+                        {
+                            "dataset": dataset,
+                            "source": source,
+                            "reason": r.reason,
+                            "position": r.position,
+                            "raw": r.raw,
+                            "created_at": now,
+                            "replayed_at": None,
+                        }
+                        for r in rejects
+                    ],
+                )
+            total = self._rows_so_far(conn, dataset, source) + rows
+            upsert(
+                conn,
+                checkpoints,
+                [{"dataset": dataset, "source": source, "position": position, "rows": total, "updated_at": now}],
+                ["dataset", "source"],
+            )
+        return seq
+
+    # -- schema contract ----------------------------------------------------------------------
+    def schema(self, dataset: str) -> dict[str, str] | None:
+        """The dataset's schema contract (column -> dtype), or None before the first ingest."""
+        with reading(self.engine) as conn:
+            row = conn.execute(select(dataset_schemas.c.schema).where(dataset_schemas.c.dataset == dataset)).first()
+        return None if row is None else dict(row[0])
+
+    def set_schema(self, dataset: str, schema: dict[str, str]) -> dict[str, str]:
+        """Store the contract if the dataset has none yet; returns the one in force (first writer wins)."""
+        with writing(self.engine) as conn:
+            row = conn.execute(select(dataset_schemas.c.schema).where(dataset_schemas.c.dataset == dataset)).first()
+            if row is not None:
+                return dict(row[0])
+            conn.execute(insert(dataset_schemas).values(dataset=dataset, schema=schema, created_at=utcnow()))
+        return schema
+
+    # -- reading --------------------------------------------------------------------------------
+    def names(self) -> builtins.list[str]:
+        """Datasets that have a schema (that is, were ingested at least once)."""
+        with reading(self.engine) as conn:
+            return [r[0] for r in conn.execute(select(dataset_schemas.c.dataset).order_by(dataset_schemas.c.dataset))]
+
+    def parts(self, dataset: str, upto_seq: int | None = None) -> builtins.list[dict[str, Any]]:
+        """The dataset's parts in order."""
+        query = select(dataset_parts).where(dataset_parts.c.dataset == dataset)
+        if upto_seq is not None:
+            query = query.where(dataset_parts.c.seq <= upto_seq)
+        with reading(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(dataset_parts.c.seq))]
+
+    def read(self, dataset: str, version: int | None = None) -> pl.DataFrame:
+        """Every row of a dataset (or of one version), parts concatenated in commit order."""
+        schema = self.schema(dataset)
+        if schema is None:
+            raise self._not_found(dataset)
+        upto = self.version(dataset, version).upto_seq if version is not None else None
+        frames = [self.artifacts.get_table(p["digest"]) for p in self.parts(dataset, upto)]
+        if not frames:
+            return pl.DataFrame(schema={name: polars_dtype(t) for name, t in schema.items()})
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    # -- versions -------------------------------------------------------------------------------
+    def create_version(self, dataset: str, run_id: str | None = None) -> DatasetVersion:
+        """Snapshot the parts so far; returns the latest version when nothing new arrived."""
+        with writing(self.engine) as conn:
+            parts = conn.execute(
+                select(dataset_parts.c.seq, dataset_parts.c.digest, dataset_parts.c.rows)
+                .where(dataset_parts.c.dataset == dataset)
+                .order_by(dataset_parts.c.seq)
+            ).all()
+            upto = parts[-1][0] if parts else 0
+            latest = conn.execute(
+                select(dataset_versions)
+                .where(dataset_versions.c.dataset == dataset)
+                .order_by(dataset_versions.c.version.desc())
+                .limit(1)
+            ).first()
+            if latest is not None and latest._mapping["upto_seq"] == upto:
+                return DatasetVersion(**dict(latest._mapping))
+            schema = conn.execute(select(dataset_schemas.c.schema).where(dataset_schemas.c.dataset == dataset)).first()
+            positions = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    select(checkpoints.c.source, checkpoints.c.position).where(checkpoints.c.dataset == dataset)
+                )
+            }
+            values = {
+                "dataset": dataset,
+                "version": (latest._mapping["version"] if latest is not None else 0) + 1,
+                "rows": sum(p[2] for p in parts),
+                "upto_seq": upto,
+                "checksum": fingerprint([p[1] for p in parts]),
+                "schema": dict(schema[0]) if schema is not None else {},
+                "positions": positions,
+                "run_id": run_id,
+                "created_at": utcnow(),
+            }
+            conn.execute(insert(dataset_versions).values(**values))
+        return DatasetVersion(**values)
+
+    def version(self, dataset: str, version: int | None = None) -> DatasetVersion:
+        """One version (None: the latest)."""
+        query = select(dataset_versions).where(dataset_versions.c.dataset == dataset)
+        query = (
+            query.where(dataset_versions.c.version == version)
+            if version is not None
+            else query.order_by(dataset_versions.c.version.desc()).limit(1)
+        )
+        with reading(self.engine) as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            if version is None:
+                raise self._not_found(dataset)
+            raise NotFoundError(
+                f"dataset {dataset!r} has no version {version}.",
+                hint=f"List its versions with `loopline datasets show {dataset}`.",
+            )
+        return DatasetVersion(**dict(row._mapping))
+
+    def versions(self, dataset: str) -> builtins.list[DatasetVersion]:
+        """Every version of a dataset, oldest first."""
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                select(dataset_versions)
+                .where(dataset_versions.c.dataset == dataset)
+                .order_by(dataset_versions.c.version)
+            ).all()
+        return [DatasetVersion(**dict(r._mapping)) for r in rows]
+
+    # -- dead letters ---------------------------------------------------------------------------
+    def dead_letters(self, dataset: str, *, include_replayed: bool = False) -> builtins.list[DeadLetter]:
+        """The dataset's dead letters, oldest first."""
+        query = select(dead_letters).where(dead_letters.c.dataset == dataset)
+        if not include_replayed:
+            query = query.where(dead_letters.c.replayed_at.is_(None))
+        with reading(self.engine) as conn:
+            return [DeadLetter(**dict(r._mapping)) for r in conn.execute(query.order_by(dead_letters.c.id))]
+
+    def mark_replayed(self, ids: builtins.list[int]) -> None:
+        """Mark dead letters as replayed (they stay, for the audit trail)."""
+        if ids:
+            with writing(self.engine) as conn:
+                conn.execute(update(dead_letters).where(dead_letters.c.id.in_(ids)).values(replayed_at=utcnow()))
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _next_seq(self, conn: Connection, dataset: str) -> int:
+        current = conn.execute(select(func.max(dataset_parts.c.seq)).where(dataset_parts.c.dataset == dataset)).scalar()
+        return int(current or 0) + 1
+
+    def _rows_so_far(self, conn: Connection, dataset: str, source: str) -> int:
+        row = conn.execute(
+            select(checkpoints.c.rows).where(and_(checkpoints.c.dataset == dataset, checkpoints.c.source == source))
+        ).first()
+        return int(row[0]) if row is not None else 0
+
+    def _not_found(self, dataset: str) -> NotFoundError:
+        hint = did_you_mean(dataset, self.names()) or _LIST_HINT
+        return NotFoundError(f"dataset {dataset!r} does not exist.", hint=hint)
