@@ -68,6 +68,8 @@ class Batch:
     rejects: list[Reject] = field(default_factory=list)
     ack_token: Any = None
     bytes_read: int = 0
+    #: where the rows came from (a file, a topic), for dead letters; the position when unset
+    origin: Any = None
 
 
 class Source:
@@ -85,6 +87,17 @@ class Source:
 
     def ack(self, batch: Batch) -> None:
         """Acknowledge a committed batch to the source (brokers); nothing by default."""
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether reconnecting may cure ``error`` (the engine then retries from the checkpoint).
+
+        By default: OS-level errors (refused or reset connections, timeouts) and driver errors whose
+        class names say connection, timeout or operational. Sources override it for their drivers.
+        """
+        if isinstance(error, OSError | TimeoutError):
+            return True
+        names = " ".join(cls.__name__.lower() for cls in type(error).__mro__)
+        return any(word in names for word in ("connection", "timeout", "operational", "unavailable"))
 
     def close(self) -> None:
         """Release connections; idempotent."""

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("loopline.ingest")
 
-#: errors that retrying cannot fix: bad config, bad data under policy 'fail', a missing driver
+#: errors that retrying cannot fix, whatever the source says: bad config, data breaking a 'fail' contract,
+#: a missing driver
 PERMANENT = (ConfigError, DataError, MissingExtraError)
 
 
@@ -93,7 +94,10 @@ def ingest_source(
                 break
             except PERMANENT:
                 raise
-            except Exception as exc:  # transient: reconnect from the committed checkpoint
+            except Exception as exc:
+                if not source.is_transient(exc):
+                    raise
+                # transient: reconnect from the committed checkpoint
                 attempt += 1
                 report.retries = attempt
                 report.errors.append(f"{type(exc).__name__}: {exc}")
@@ -145,7 +149,8 @@ def _consume(
         if rows.height:
             if schema is None:
                 schema = store.datasets.set_schema(dataset, infer_schema(rows))
-            checked = apply_contract(rows, schema, policy, source=name, position=batch.position)
+            where = batch.origin if batch.origin is not None else batch.position
+            checked = apply_contract(rows, schema, policy, source=name, position=where)
             _note_changes(report, checked.added, checked.dropped, checked.cast)
             rejects += checked.rejects
             rows = checked.rows
