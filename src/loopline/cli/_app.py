@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _models, _runs
+from loopline.cli import _datasets, _models, _runs
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._render import console, print_json
 from loopline.core.errors import ConfigError
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_models.app, name="models")
+app.add_typer(_datasets.app, name="datasets")
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")
@@ -82,6 +83,21 @@ def run(
             )
         if result.status != "succeeded":
             raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    step: Annotated[str, typer.Argument(help="The ingest step whose source to read.")],
+    follow: Annotated[bool, typer.Option("--follow", help="Keep reading new data until stopped.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest one source into its versioned dataset, from its last checkpoint (once, or --follow)."""
+    from loopline.cli._datasets import ingest_command
+
+    with clear_errors():
+        ingest_command(pipeline, step, follow=follow, home=home, as_json=as_json)
 
 
 @app.command()

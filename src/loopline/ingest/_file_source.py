@@ -89,7 +89,9 @@ class FileSource(Source):
 
     def _read_file(self, path: Path, signature: list[Any], state: _State, limits: Limits) -> Iterator[Batch]:
         skip = state.current_rows if state.current_path == str(path) else 0
-        done, pending, rejects = 0, [], []
+        done = 0
+        pending: list[pa.Table] = []
+        rejects: list[Reject] = []
         partitions = _hive_values(path, self.config.path) if self.config.hive_partitioning else {}
         fmt = self.config.format or _format_of(path)
         for table, bad in _read_batches(path, fmt, self.config):

@@ -3,6 +3,7 @@
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
+from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "StepOutcome",
     "ingest_source",
     "monitor_model",
+    "replay_dead_letters",
     "retrain_params",
 ]

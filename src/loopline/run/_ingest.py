@@ -156,7 +156,7 @@ def _consume(
             rows = checked.rows
             if rows.height:
                 digest = store.artifacts.put_table(rows)
-                size = rows.estimated_size()
+                size = int(rows.estimated_size())
         store.datasets.commit_batch(
             dataset,
             name,

@@ -1,0 +1,154 @@
+"""``loopline ingest`` and ``loopline datasets list|show|dead-letters|replay``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from loopline.cli._context import clear_errors, open_store
+from loopline.cli._render import console, print_json, table
+from loopline.core.errors import ConfigError, did_you_mean
+
+app = typer.Typer(help="Versioned datasets made by ingestion, and their dead letters.", no_args_is_help=True)
+Home = Annotated[Path | None, typer.Option("--home")]
+Json = Annotated[bool, typer.Option("--json")]
+
+
+def ingest_command(pipeline_path: Path, step: str, *, follow: bool, home: Path | None, as_json: bool) -> None:
+    """Run one ingest step's source into its dataset, once or continuously (Ctrl-C / SIGTERM stop cleanly)."""
+    from loopline.core.yamlfile import load_pipeline
+    from loopline.ingest import Limits
+    from loopline.run import ingest_source
+    from loopline.run.steps._ingest import build_source
+
+    pipeline = load_pipeline(pipeline_path)
+    sources = {n: s for n, s in pipeline.bind().items() if s.spec.type == "ingest"}
+    if step not in sources:
+        hint = did_you_mean(step, sources) or f"Ingest steps: {', '.join(sources) or 'none'}."
+        raise ConfigError(f"{str(pipeline_path)!r} has no ingest step {step!r}.", hint=hint)
+    config: Any = sources[step].config
+    stop = threading.Event()
+    if follow:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    with open_store(home) as store:
+        report = ingest_source(
+            store,
+            build_source(config.source),
+            dataset=config.dataset or step,
+            source_name=step,
+            follow=follow,
+            policy=config.policy,
+            limits=Limits(config.batch_rows, config.batch_seconds),
+            stop=stop,
+        )
+    if as_json:
+        print_json(asdict(report))
+        return
+    console.print(
+        table(
+            f"ingest {step} → {report.dataset} v{report.version}",
+            ["figure", "value"],
+            [
+                ("rows", report.rows),
+                ("bytes", report.bytes),
+                ("batches", report.batches),
+                ("duplicates dropped", report.duplicates),
+                ("dead letters", report.rejected),
+                ("retries", report.retries),
+                ("seconds", report.duration_s),
+                ("schema changes", "; ".join(report.schema_changes) or "-"),
+            ],
+        )
+    )
+
+
+@app.command("list")
+def list_datasets(home: Home = None, as_json: Json = False) -> None:
+    """Datasets with their latest version and row count."""
+    with clear_errors(), open_store(home) as store:
+        latest = [store.datasets.version(name) for name in store.datasets.names()]
+        if as_json:
+            print_json([asdict(v) for v in latest])
+            return
+        console.print(
+            table(
+                "datasets",
+                ["dataset", "version", "rows", "columns", "created"],
+                [
+                    (v.dataset, v.version, v.rows, len(v.schema), v.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+                    for v in latest
+                ],
+            )
+        )
+
+
+@app.command("show")
+def show_dataset(
+    name: Annotated[str, typer.Argument(help="Dataset name.")], home: Home = None, as_json: Json = False
+) -> None:
+    """A dataset's versions (rows, checksum, source positions) and schema."""
+    with clear_errors(), open_store(home) as store:
+        versions = store.datasets.versions(name) or [store.datasets.version(name)]
+        if as_json:
+            print_json([asdict(v) for v in versions])
+            return
+        console.print(
+            table(
+                f"{name}: versions",
+                ["version", "rows", "checksum", "sources", "created"],
+                [
+                    (
+                        v.version,
+                        v.rows,
+                        v.checksum[:12],
+                        ", ".join(v.positions),
+                        v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    )
+                    for v in versions
+                ],
+            )
+        )
+        console.print(table("schema contract", ["column", "type"], list(versions[-1].schema.items())))
+
+
+@app.command("dead-letters")
+def dead_letters(
+    name: Annotated[str, typer.Argument(help="Dataset name.")], home: Home = None, as_json: Json = False
+) -> None:
+    """Rows and messages ingestion could not take, with the reason, position and raw payload."""
+    with clear_errors(), open_store(home) as store:
+        letters = store.datasets.dead_letters(name)
+        if as_json:
+            print_json([asdict(d) for d in letters])
+            return
+        console.print(
+            table(
+                f"{name}: {len(letters)} dead letter(s)",
+                ["id", "source", "reason", "position", "raw"],
+                [(d.id, d.source, d.reason[:80], str(d.position)[:60], d.raw[:60]) for d in letters],
+            )
+        )
+
+
+@app.command("replay")
+def replay(
+    name: Annotated[str, typer.Argument(help="Dataset name.")], home: Home = None, as_json: Json = False
+) -> None:
+    """Re-check dead letters against the dataset's contract and commit those that now pass."""
+    from loopline.run import replay_dead_letters
+
+    with clear_errors(), open_store(home) as store:
+        outcome = replay_dead_letters(store, name)
+        if as_json:
+            print_json(outcome)
+        else:
+            console.print(
+                f"replayed {outcome['replayed']}, still failing {outcome['still_failing']}, "
+                f"skipped (not JSON rows) {outcome['skipped']}"
+            )

@@ -1,0 +1,67 @@
+"""``type: ingest`` — a source into a versioned dataset (incrementally, exactly once); outputs the dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from loopline.core.errors import ConfigError
+from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.ingest import SOURCES, Limits, Source
+
+
+class IngestConfig(StepConfig):
+    """Ingest a source (``source: {type: postgres, ...}``) into a dataset, then read the dataset."""
+
+    source: Annotated[dict[str, Any], Field(description="The source: its 'type' and the type's own keys.")]
+    dataset: Annotated[str | None, Field(description="Dataset name (default: the step's name).")] = None
+    policy: Literal["fail", "coerce", "quarantine"] = "fail"
+    batch_rows: Annotated[int, Field(ge=1)] = 100_000
+    batch_seconds: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _check_source(self) -> IngestConfig:
+        build_source(self.source)
+        return self
+
+
+def build_source(spec: dict[str, Any]) -> Source:
+    """A source from its mapping form ``{type: ..., key: value}``, validated against its type."""
+    if "type" not in spec:
+        raise ValueError("the source needs a 'type' (file, postgres, mysql, sqlite, sql, duckdb, mqtt, nats, redis)")
+    try:
+        source_type = SOURCES.get(str(spec["type"]))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    config = {k: v for k, v in spec.items() if k != "type"}
+    return source_type(source_type.Config.model_validate(config))
+
+
+class Ingest(StepType):
+    """Runs the ingestion engine for one source; never cached (the source moves), cheap when nothing is new."""
+
+    type_name = "ingest"
+    Config = IngestConfig
+    max_inputs = 0
+    cacheable = False
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        from loopline.run._ingest import ingest_source
+
+        dataset = config.dataset or ctx.step
+        source = build_source(config.source)
+        report = ingest_source(
+            ctx.store,
+            source,
+            dataset=dataset,
+            source_name=ctx.step,
+            policy=config.policy,
+            limits=Limits(config.batch_rows, config.batch_seconds),
+            run_id=ctx.run_id,
+        )
+        ctx.log.info("ingested %d rows into %r (v%s)", report.rows, dataset, report.version)
+        return {"out": ctx.store.datasets.read(dataset, report.version)}
+
+
+STEP_TYPES.register(Ingest.type_name, Ingest())
