@@ -63,20 +63,22 @@ def test_compressed_files_are_read_transparently(tmp_path: Path, suffix: str) ->
     assert sum(b.rows.height for b in read_all(make(path))) == 50
 
 
-def test_a_large_file_comes_in_bounded_batches_and_resumes_mid_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("budget", [0, 256], ids=["streamed", "in-memory"])
+def test_a_large_file_comes_in_bounded_batches_and_resumes_mid_file(tmp_path: Path, budget: int) -> None:
     pl.DataFrame({"id": range(10_000), "s": ["x" * 20] * 10_000}).write_csv(tmp_path / "big.csv")
-    batches = read_all(make(tmp_path / "big.csv"), rows=1000)
+    batches = read_all(make(tmp_path / "big.csv", memory_budget_mb=budget), rows=1000)
     assert max(b.rows.height for b in batches) <= 1000
     assert sum(b.rows.height for b in batches) == 10_000
     halfway = batches[4].position
     assert halfway["current"]["rows"] == 5000
-    rest = read_all(make(tmp_path / "big.csv"), halfway, rows=1000)
+    rest = read_all(make(tmp_path / "big.csv", memory_budget_mb=budget), halfway, rows=1000)
     assert [i for b in rest if b.rows.height for i in b.rows["id"].to_list()] == list(range(5000, 10_000))
 
 
-def test_malformed_csv_rows_become_rejects_and_the_rest_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("budget", [0, 256], ids=["streamed", "in-memory"])
+def test_malformed_csv_rows_become_rejects_and_the_rest_goes_on(tmp_path: Path, budget: int) -> None:
     (tmp_path / "bad.csv").write_text("id,v\n1,a\n2,b,extra\n3,c\n")
-    batches = read_all(make(tmp_path / "bad.csv"))
+    batches = read_all(make(tmp_path / "bad.csv", memory_budget_mb=budget))
     assert sorted(i for b in batches if b.rows.height for i in b.rows["id"].to_list()) == [1, 3]
     rejects = [r for b in batches for r in b.rejects]
     assert len(rejects) == 1 and "found 3" in rejects[0].reason and rejects[0].raw == "2,b,extra"

@@ -45,6 +45,9 @@ class FileSourceConfig(SourceConfig):
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     parse_dates: list[str] = []
     hive_partitioning: bool = True
+    memory_budget_mb: Annotated[
+        int, Field(ge=0, description="Files up to this size are read at once (multi-threaded); larger ones stream.")
+    ] = 256
 
 
 class FileSource(Source):
@@ -264,6 +267,11 @@ def _csv(path: Path, config: FileSourceConfig) -> Iterator[tuple[pa.Table, list[
     read = pcsv.ReadOptions(block_size=_BLOCK, encoding="utf8")
     parse = pcsv.ParseOptions(delimiter=config.delimiter, invalid_row_handler=quarantine, newlines_in_values=False)
     convert = pcsv.ConvertOptions(null_values=list(config.null_values), strings_can_be_null=True)
+    if _plain(path) and path.stat().st_size <= config.memory_budget_mb << 20:
+        # fits the budget: one multi-threaded read (types inferred over the whole file), then slices
+        table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        yield table, bad
+        return
     with _open(path) as stream:
         reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
         for record_batch in reader:
@@ -271,6 +279,10 @@ def _csv(path: Path, config: FileSourceConfig) -> Iterator[tuple[pa.Table, list[
             bad = []
     if bad:
         yield pa.table({}), bad
+
+
+def _plain(path: Path) -> bool:
+    return not path.name.lower().endswith((".gz", ".zip", ".zst", ".bz2"))
 
 
 def _jsonl(path: Path) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
