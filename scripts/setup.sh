@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Create ./.venv and install loopline into it (editable). --dev adds the test and lint tools,
-# the PostgreSQL driver and LightGBM; --bench adds the benchmark peers.
+# Create ./.venv and install loopline into it (editable). --dev adds every integration (drivers,
+# brokers, LightGBM) and the test and lint tools; --bench adds the benchmark peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="postgres"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="$extras,dev,lightgbm" ;;
+    --dev) extras="$extras,all,dev" ;;
     --bench) extras="$extras,bench" ;;
     *) echo "usage: scripts/setup.sh [--dev] [--bench]" >&2; exit 2 ;;
   esac

@@ -1,0 +1,177 @@
+"""Ingestion throughput on 2M rows x 12 mixed columns, against each format's reference reader.
+
+Contenders, each in its own subprocess (so peak RSS is its own), alternated, >= 5 repeats; every
+library is imported before the clock starts, so the figures compare the work, not import times:
+- CSV: loopline's file source into a dataset (batches, contract, Parquet parts, commits) vs
+  ``pyarrow.csv.read_csv`` on the same file; also the source alone (read, no dataset).
+- Parquet: loopline into a dataset vs ``polars.read_parquet``.
+- JSON Lines: loopline into a dataset vs ``pandas.read_json(lines=True)``.
+- A CSV four times larger than the memory budget, streamed: peak RSS vs the file size.
+The database and MQTT figures live in bench_ingest_sql.py and bench_ingest_mqtt.py (their final
+JSON lines are merged here when those scripts are present).
+
+    python benchmarks/bench_ingest.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import final_line, machine, summary
+
+DATA = Path(".bench/ingest")
+
+CONTENDERS = {
+    "csv_loopline": "ingest('csv')",
+    "csv_source": "source_only('csv')",
+    "csv_pyarrow": "import pyarrow.csv as c; t = c.read_csv(PATH['csv'])",
+    "parquet_loopline": "ingest('parquet')",
+    "parquet_polars": "import polars as pl; pl.read_parquet(PATH['parquet'])",
+    "jsonl_loopline": "ingest('jsonl')",
+    "jsonl_pandas": "import pandas as pd; pd.read_json(PATH['jsonl'], lines=True)",
+}
+
+PRELUDE = """
+import json, resource, sys, tempfile, time
+import pandas as pd, polars as pl, pyarrow.csv, pyarrow.parquet
+from loopline.ingest import SOURCES, Limits
+from loopline.run import ingest_source
+from loopline.store import Store
+PATH = json.loads(sys.argv[1])
+def ingest(kind, budget=256):
+    home = tempfile.mkdtemp()
+    store = Store.open(f"sqlite:///{home}/b.db", home + "/artifacts")
+    cls = SOURCES.get("file")
+    src = cls(cls.Config.model_validate({"path": PATH[kind], "memory_budget_mb": budget}))
+    report = ingest_source(store, src, dataset="bench", limits=Limits(max_rows=500_000))
+    assert report.rows == PATH["rows"], report
+def source_only(kind):
+    cls = SOURCES.get("file")
+    src = cls(cls.Config.model_validate({"path": PATH[kind]}))
+    assert sum(b.rows.height for b in src.batches(None, limits=Limits(max_rows=500_000))) == PATH["rows"]
+started = time.perf_counter()
+"""
+
+EPILOGUE = """
+elapsed = time.perf_counter() - started
+print(json.dumps({"s": elapsed, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_data(rows: int) -> dict[str, object]:
+    """The same 12-column table as CSV, Parquet and JSON Lines (made once, kept under .bench/)."""
+    import numpy as np
+    import polars as pl
+
+    folder = DATA / str(rows)
+    paths = {"csv": folder / "data.csv", "parquet": folder / "data.parquet", "jsonl": folder / "data.jsonl"}
+    if not all(p.exists() for p in paths.values()):
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        frame = pl.DataFrame(
+            {
+                "id": np.arange(rows),
+                "user": rng.integers(0, 100_000, rows),
+                "amount": rng.normal(100, 30, rows),
+                "score": rng.random(rows),
+                "qty": rng.integers(1, 20, rows),
+                "ok": rng.random(rows) > 0.5,
+                "city": rng.choice(["paris", "berlin", "madrid", "rome", "lisbon"], rows),
+                "sku": [f"sku-{i % 5000:05d}" for i in range(rows)],
+                "channel": rng.choice(["web", "app", "store"], rows),
+                "lat": rng.uniform(-90, 90, rows),
+                "lon": rng.uniform(-180, 180, rows),
+                "ts": pl.datetime_range(
+                    pl.datetime(2024, 1, 1),
+                    pl.datetime(2024, 1, 1) + pl.duration(seconds=rows - 1),
+                    interval="1s",
+                    eager=True,
+                ).dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
+        frame.write_csv(paths["csv"])
+        frame.write_parquet(paths["parquet"])
+        frame.write_ndjson(paths["jsonl"])
+    return {**{k: str(v) for k, v in paths.items()}, "rows": rows}
+
+
+def run(contender: str, paths: dict[str, object]) -> dict[str, float]:
+    code = PRELUDE + CONTENDERS[contender] + "\n" + EPILOGUE
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(paths)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def streamed_rss(rows: int) -> dict[str, float]:
+    """Peak RSS when a CSV four times the memory budget streams through loopline."""
+    paths = make_data(rows)
+    size_mb = Path(str(paths["csv"])).stat().st_size / 2**20
+    budget = max(1, int(size_mb / 4))
+    code = PRELUDE + f"ingest('csv', budget={budget})\n" + EPILOGUE
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(paths)], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"file_mb": size_mb, "budget_mb": budget, "rss_mb": result["rss_mb"], "s": result["s"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
+    args = parser.parse_args()
+    rows, repeats = (50_000, 1) if args.quick else (2_000_000, 5)
+    paths = make_data(rows)
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in CONTENDERS}
+    for name in CONTENDERS:  # warm-up (page cache, imports)
+        run(name, paths)
+    for _ in range(repeats):
+        for name in CONTENDERS:
+            samples[name].append(run(name, paths))
+    medians = {name: summary([s["s"] for s in runs])["median"] for name, runs in samples.items()}
+    rss = {name: max(s["rss_mb"] for s in runs) for name, runs in samples.items()}
+    print(f"{rows:,} rows x 12 columns; {repeats} alternating repeats after a warm-up; each contender in a subprocess")
+    print(f"{'contender':<18}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
+    for name, runs in samples.items():
+        stats = summary([s["s"] for s in runs])
+        print(f"{name:<18}{stats['median']:>10.3f}{stats['min']:>9.3f}{stats['max']:>9.3f}{rss[name]:>13.0f}")
+    streamed = streamed_rss(rows)
+    print(
+        f"streamed CSV of {streamed['file_mb']:.0f} MB with a {streamed['budget_mb']} MB budget: "
+        f"peak RSS {streamed['rss_mb']:.0f} MB in {streamed['s']:.2f} s"
+    )
+    ratios = {
+        "csv_vs_pyarrow": medians["csv_pyarrow"] / medians["csv_loopline"],
+        "csv_source_vs_pyarrow": medians["csv_pyarrow"] / medians["csv_source"],
+        "parquet_vs_polars": medians["parquet_polars"] / medians["parquet_loopline"],
+        "jsonl_vs_pandas": medians["jsonl_pandas"] / medians["jsonl_loopline"],
+    }
+    for key, value in ratios.items():
+        print(f"{key}: {value:.2f}")
+    import pandas
+    import polars
+    import pyarrow
+
+    final_line(
+        "ingest",
+        sizes={"rows": rows, "columns": 12, "repeats": repeats},
+        machine=machine(),
+        versions={
+            "loopline": version("loopline"),
+            "pyarrow": pyarrow.__version__,
+            "polars": polars.__version__,
+            "pandas": pandas.__version__,
+        },
+        median={f"{k}_s": v for k, v in medians.items()},
+        peak_rss_mb={**rss, "streamed_csv": streamed},
+        ratios=ratios,
+    )
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory():
+        main()
