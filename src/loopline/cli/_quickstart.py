@@ -20,6 +20,7 @@ import polars as pl
 from loopline.cli._loop import print_drift, print_selection, retrain_and_gate, selection_of, write_report
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, table
+from loopline.cli._seed import seed_flights_table, seed_weather_files
 from loopline.core.errors import LooplineError
 from loopline.core.settings import Settings
 
@@ -44,7 +45,11 @@ def run_quickstart(home: Path | None, report_path: Path) -> None:
         raise LooplineError("the quickstart template lost its 'monitor:' section.", hint="Reinstall loopline.")
     model = pipeline.monitor.model
     store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
+    pipeline.params["sources"] = str(root / "sources")
     try:
+        console.rule("[bold]0 · seed the source systems: a flights table (SQLite) and the weather feed (files)")
+        seed_flights_table(root / "sources")
+        seed_weather_files(root / "sources")
         console.rule("[bold]1 · ingest, prepare, train candidates, select, promote")
         first = selection_of(run_with_progress(store, pipeline), pipeline)
         print_selection(first)

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from loopline.core.errors import DataError, did_you_mean
 from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.ingest import parse_datetimes
 
 
 class JoinConfig(StepConfig):
@@ -29,8 +30,9 @@ class WindowConfig(StepConfig):
 
 
 class DeriveConfig(StepConfig):
-    """Add columns from SQL expressions, then filter rows, keep a time window, drop columns."""
+    """Parse timestamps, add columns from SQL expressions, then filter rows, keep a time window, drop columns."""
 
+    parse_dates: Annotated[list[str], Field(description="ISO-8601 text columns to parse as UTC timestamps.")] = []
     columns: Annotated[dict[str, str], Field(description="New column -> SQL expression, e.g. 'arr_delay > 15'.")] = {}
     filter: Annotated[str | None, Field(description="SQL condition rows must meet.")] = None
     window: WindowConfig | None = None
@@ -52,6 +54,7 @@ class Join(StepType):
             require_columns(right, config.columns, "the second input of the join")
             right = right.select([*config.on, *[c for c in config.columns if c not in config.on]])
         right = right.unique(subset=config.on, keep="first", maintain_order=True)
+        left, right = _align_keys(left, right, config.on)
         return {"out": left.join(right, on=config.on, how=config.how, suffix="_right")}
 
 
@@ -64,6 +67,8 @@ class Derive(StepType):
 
     def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frame: pl.DataFrame = inputs[0]
+        if config.parse_dates:
+            frame = parse_datetimes(frame, config.parse_dates, source=f"the input of {ctx.step!r}")
         try:
             if config.columns:
                 frame = frame.with_columns([pl.sql_expr(expr).alias(name) for name, expr in config.columns.items()])
@@ -81,6 +86,38 @@ class Derive(StepType):
             require_columns(frame, config.drop, "the input of derive")
             frame = frame.drop(config.drop)
         return {"out": frame}
+
+
+def _align_keys(left: pl.DataFrame, right: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Timestamps in different units or zones join as UTC microseconds; other type differences are errors."""
+    for key in keys:
+        a, b = left.schema[key], right.schema[key]
+        if a == b:
+            continue
+        if isinstance(a, pl.Datetime) and isinstance(b, pl.Datetime):
+            left, right = (
+                frame.with_columns(_utc_us(pl.col(key), zone))
+                for frame, zone in ((left, a.time_zone), (right, b.time_zone))
+            )
+            continue
+        if a.is_numeric() and b.is_numeric():
+            left, right = (
+                left.with_columns(pl.col(key).cast(pl.Float64)),
+                right.with_columns(pl.col(key).cast(pl.Float64)),
+            )
+            continue
+        parse = key if pl.String in (a, b) else None
+        raise DataError(
+            f"join key {key!r} is {a} in the first input and {b} in the second.",
+            column=key,
+            hint=f"Parse it first with a derive step: parse_dates: [{parse}]." if parse else "Cast one side first.",
+        )
+    return left, right
+
+
+def _utc_us(column: pl.Expr, zone: str | None) -> pl.Expr:
+    zoned = column.dt.replace_time_zone("UTC") if zone is None else column.dt.convert_time_zone("UTC")
+    return zoned.dt.cast_time_unit("us")
 
 
 def require_columns(frame: pl.DataFrame, columns: list[str], where: str) -> None:
