@@ -72,11 +72,10 @@ def loopline_runner(steps: int, home: Path) -> object:
 
 
 def cached_rerun(home: Path) -> tuple[float, float]:
+    from loopline.cli._seed import seed_flights_table, seed_weather_files
     from loopline.core.yamlfile import parse_pipeline
     from loopline.run import Runner
     from loopline.store import Store
-
-    from loopline.cli._seed import seed_flights_table, seed_weather_files
 
     text = files("loopline.templates").joinpath("quickstart.yaml").read_text(encoding="utf-8")
     pipeline = parse_pipeline(text)

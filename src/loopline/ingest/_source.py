@@ -112,5 +112,5 @@ class Source:
 SOURCES: Registry[type[Source]] = Registry(
     "source",
     "loopline.sources",
-    ("loopline.ingest._file_source", "loopline.ingest._sql_sources"),
+    ("loopline.ingest._file_source", "loopline.ingest._sql_sources", "loopline.ingest._broker_sources"),
 )

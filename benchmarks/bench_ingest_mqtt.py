@@ -1,0 +1,176 @@
+"""MQTT ingestion throughput: loopline's mqtt source + engine vs a bare paho subscriber that only counts.
+
+Both contenders read the same N QoS 1 JSON messages, published by a separate publisher process started at
+the same moment, from a private Mosquitto (zero-loss settings, free port). The floor is a paho-mqtt client
+(QoS 1, auto-ack) counting messages; loopline runs ``ingest_source`` (mqtt source, PUBACK after commit,
+Parquet part + ids + checkpoint per batch in a SQLite store) until idle. Rate = N / seconds from the
+publisher's start to the last message counted (floor) or committed (loopline, the idle tail of
+``max_seconds`` subtracted). Loss = N minus distinct ids received (floor) or distinct ids in the dataset.
+The publisher, the broker and the contender share the machine's cores.
+
+    python benchmarks/bench_ingest_mqtt.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import final_line, machine, summary
+
+PUBLISHER = """
+import json, sys, paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+port, topic, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = mqtt.Client(CallbackAPIVersion.VERSION2)
+c.max_inflight_messages_set(1000)
+c.max_queued_messages_set(0)
+c.connect("127.0.0.1", port)
+c.loop_start()
+infos = []
+for i in range(n):
+    if i >= 20000:  # packet ids wrap at 65535: keep at most 20k unacknowledged
+        infos[i - 20000].wait_for_publish(120)
+    infos.append(c.publish(topic, json.dumps({"device": "d1", "seq": i, "value": i * 0.5}), qos=1))
+for info in infos:
+    info.wait_for_publish(120)
+c.disconnect()
+"""
+MAX_SECONDS = 0.5
+
+
+def start_broker(folder: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {folder}/\n"
+        f"max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\nuser {getpass.getuser()}\n"
+    )
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)])
+    for _ in range(200):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return port, proc
+        time.sleep(0.05)
+    raise RuntimeError("mosquitto did not start")
+
+
+def publish(port: int, topic: str, n: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", PUBLISHER, str(port), topic, str(n)])
+
+
+def floor(port: int, n: int) -> tuple[float, int]:
+    """A bare paho subscriber (QoS 1) that counts distinct messages."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    topic = f"bench/{uuid.uuid4().hex}"
+    seen: set[bytes] = set()
+    done = threading.Event()
+    last = [0.0]
+
+    def on_message(client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
+        seen.add(bytes(message.payload))
+        last[0] = time.perf_counter()
+        if len(seen) >= n:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    pub = publish(port, topic, n)
+    pub.wait()
+    done.wait(30 + n / 1000)
+    client.disconnect()
+    client.loop_stop()
+    return n / (last[0] - started), n - len(seen)
+
+
+def loopline(port: int, n: int, folder: Path) -> tuple[float, int]:
+    """loopline's mqtt source + ingest engine into a SQLite store, acks after each commit."""
+    from loopline.ingest._mqtt import MqttConfig, MqttSource
+    from loopline.ingest._source import Limits
+    from loopline.run import ingest_source
+    from loopline.store import Store
+
+    topic = f"bench/{uuid.uuid4().hex}"
+    cfg = MqttConfig.model_validate(
+        {
+            "url": f"mqtt://127.0.0.1:{port}",
+            "topics": [topic],
+            "client_id": f"bench-{uuid.uuid4().hex[:8]}",
+            "schema": {"device": "string", "seq": "int", "value": "float"},
+            "id_fields": ["device", "seq"],
+        }
+    )
+    warm = MqttSource(cfg)
+    list(warm.batches(None, limits=Limits(max_seconds=0.1)))  # the persistent session exists
+    warm.close()
+    store_dir = folder / uuid.uuid4().hex
+    store = Store.open(f"sqlite:///{store_dir}.db", store_dir)
+    source = MqttSource(cfg)
+    started = time.perf_counter()
+    pub = publish(port, topic, n)
+    ingest_source(store, source, dataset="bench", limits=Limits(max_rows=50_000, max_seconds=MAX_SECONDS))
+    elapsed = time.perf_counter() - started - MAX_SECONDS
+    source.close()
+    pub.wait()
+    rows = store.datasets.read("bench")
+    return n / elapsed, n - rows["seq"].n_unique()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="20k messages, 1 repeat (smoke test)")
+    args = parser.parse_args()
+    n, repeats = (20_000, 1) if args.quick else (100_000, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        port, broker = start_broker(folder)
+        try:
+            rates: dict[str, list[float]] = {"floor": [], "loopline": []}
+            losses: dict[str, int] = {"floor": 0, "loopline": 0}
+            floor(port, 2_000)  # warm-up
+            loopline(port, 2_000, folder)
+            for _ in range(repeats):  # A B A B ...
+                for name in ("floor", "loopline"):
+                    rate, lost = floor(port, n) if name == "floor" else loopline(port, n, folder)
+                    rates[name].append(rate)
+                    losses[name] += lost
+        finally:
+            broker.terminate()
+            broker.wait(10)
+    floor_s, loop_s = summary(rates["floor"]), summary(rates["loopline"])
+    print(f"{'contender':<10} {'min msg/s':>10} {'median':>10} {'max':>10} {'lost':>6}")
+    for name, s in (("floor", floor_s), ("loopline", loop_s)):
+        print(f"{name:<10} {s['min']:>10.0f} {s['median']:>10.0f} {s['max']:>10.0f} {losses[name]:>6}")
+    print(f"{n} QoS 1 messages x {repeats}; publisher process, mosquitto and contender share the cores")
+    final_line(
+        "ingest_mqtt",
+        sizes={"messages": n, "repeats": repeats, "payload_bytes": 50},
+        versions={"paho-mqtt": version("paho-mqtt"), "mosquitto": "2.0", **machine()},
+        median={"loopline_msgs": round(loop_s["median"]), "floor_msgs": round(floor_s["median"])},
+        loss={"loopline": losses["loopline"], "floor": losses["floor"]},
+        ratios={"mqtt_vs_floor": round(loop_s["median"] / floor_s["median"], 3)},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""``type: mqtt`` — JSON messages from an MQTT broker (paho-mqtt 2.x, MQTT 5), acknowledged after commit.
+
+    - name: sensors
+      type: mqtt
+      url: mqtt://127.0.0.1:1883          # no password here: username + password_env
+      topics: ["plant/+/telemetry", "plant/#"]
+      client_id: loopline-sensors          # stable: the broker keeps the session under this id
+      schema: {device: string, seq: int, value: float, ts: timestamp}
+      id_fields: [device, seq]             # message id for deduplication of redeliveries
+      sequence_field: seq                  # gap counting (optional), per device_field
+      device_field: device
+
+How nothing is lost: the client connects with MQTT 5 ``clean_start=False`` and a session expiry
+(``session_expiry_s``), so the broker keeps the subscriptions and queues QoS 1 messages while the consumer is
+down; it subscribes at QoS 1 with ``manual_ack=True`` and sends the PUBACK of a message only in :meth:`ack`,
+which the engine calls after the batch is committed. A message received but not acknowledged is redelivered by
+the broker on the next connection (MQTT never redelivers within a connection). ``receive_maximum`` (MQTT 5
+Receive Maximum, up to 65535) bounds the unacknowledged messages the broker sends, hence the batch size.
+After a reconnect, acknowledgements of the old connection are skipped (packet ids are reused per
+connection): those messages come back and are dropped by id.
+
+Deduplication: MQTT messages carry no stable id. With ``id_fields`` the values of those payload fields form
+``Batch.ids`` (e.g. ``device|seq``) and the engine drops redelivered rows; a row with a null id field is
+rejected. **Without ``id_fields`` deduplication is unavailable**: a redelivery after a crash between commit and
+ack is stored twice.
+
+Gaps: with ``sequence_field`` (and optionally ``device_field``), :meth:`MqttSource.gaps` counts the sequence
+numbers skipped per device (a jump from 4 to 7 counts 2; repeats and late arrivals count nothing). The count
+and the last sequence per device travel in the position, so they survive restarts.
+
+Poison messages: MQTT has no delivery counter, so ``max_deliveries`` does not apply; a bad payload is
+rejected (and acknowledged) on its first delivery anyway.
+
+Mosquitto settings for zero loss (``mosquitto.conf``)::
+
+    persistence true                  # sessions and queued messages survive a broker restart
+    persistence_location /var/lib/mosquitto/
+    autosave_interval 1               # or autosave_on_changes true: bound what a broker crash loses
+    max_queued_messages 0             # default 1000: messages beyond it are DROPPED for a slow/offline client
+    max_queued_bytes 0                # (0 = no limit; size the disk/memory instead)
+    max_inflight_messages 0           # MQTT 3 clients; MQTT 5 clients get receive_maximum from loopline
+    persistent_client_expiration 7d   # how long an offline session is kept (MQTT 3; MQTT 5 uses session expiry)
+    queue_qos0_messages false         # QoS 0 is never guaranteed: publish at QoS 1
+
+Publishers must use QoS 1 and retry until PUBACK; the consumer's ``client_id`` must be stable and unique.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import polars as pl
+from pydantic import Field
+
+from loopline.core.errors import ConfigError, DataError, MissingExtraError
+from loopline.ingest._payloads import BrokerConfig, dedup_ids, env_secret, mask_url
+from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import Client, MQTTMessage
+
+
+class MqttConfig(BrokerConfig):
+    """Keys of ``type: mqtt``."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    topics: list[str] = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    username: str | None = None
+    password_env: str | None = None
+    session_expiry_s: int = Field(default=7 * 86_400, ge=1)
+    receive_maximum: int = Field(default=65_535, ge=1, le=65_535)
+    keepalive_s: int = Field(default=30, ge=5)
+    id_fields: list[str] | None = None
+    sequence_field: str | None = None
+    device_field: str | None = None
+
+
+# (connection epoch, topic, payload, packet id)
+_Message = tuple[int, str, bytes, int]
+
+
+class MqttSource(Source):
+    """MQTT topics -> typed rows; persistent session, QoS 1, PUBACK after commit."""
+
+    type_name = "mqtt"
+    Config = MqttConfig
+    config: MqttConfig
+
+    def __init__(self, config: MqttConfig) -> None:
+        super().__init__(config)
+        self._client: Client | None = None
+        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._epoch = 0
+        self._connected = threading.Event()
+        self._disconnected = threading.Event()
+        self._unsubacked = threading.Event()
+        self._down_since: float | None = None
+        self._connect_error: str | None = None
+        self._gaps = 0
+        self._last_seq: dict[str, int] = {}
+
+    def gaps(self) -> int:
+        """Sequence numbers skipped so far (``sequence_field``), over all devices; 0 without it."""
+        return self._gaps
+
+    def last_sequences(self) -> dict[str, int]:
+        """The last sequence number seen per device (``device_field``; ``""`` without it)."""
+        return dict(self._last_seq)
+
+    def batches(self, position: Any, *, follow: bool = False, limits: Limits = Limits()) -> Iterator[Batch]:
+        """Batches of the messages the broker delivers (queued ones first), see the module docstring."""
+        cfg = self.config
+        self._check_fields()
+        parser = cfg.parser("mqtt")
+        state = dict(position) if isinstance(position, dict) else {}
+        received = int(state.get("received", 0))
+        self._gaps = int(state.get("gaps", 0))
+        self._last_seq = {str(k): int(v) for k, v in dict(state.get("last_seq", {})).items()}
+        self._ensure_connected()
+        max_rows = max(1, min(limits.max_rows, cfg.receive_maximum))
+        while True:
+            messages = self._collect(max_rows, limits.max_seconds)
+            if not messages and not follow:
+                return
+            positions = [{"topic": m[1], "received": received + i + 1, "mid": m[3]} for i, m in enumerate(messages)]
+            received += len(messages)
+            rows, kept, rejects = parser.parse([m[2] for m in messages], positions)
+            ids: list[str] | None = None
+            if cfg.id_fields:
+                rows, kept, ids = self._ids(rows, kept, positions, messages, rejects)
+            self._count_gaps(rows)
+            yield Batch(
+                rows=rows,
+                position=self._position(received),
+                ids=ids,
+                rejects=rejects,
+                ack_token=[(m[0], m[3]) for m in messages],
+                bytes_read=sum(len(m[2]) for m in messages),
+            )
+
+    def ack(self, batch: Batch) -> None:
+        """PUBACK every message of a committed batch (those of an older connection come back instead)."""
+        client = self._client
+        if client is None or not batch.ack_token:
+            return
+        for epoch, mid in batch.ack_token:
+            if epoch == self._epoch:
+                client.ack(mid, 1)
+        self._flush(client)
+
+    def _flush(self, client: Client, timeout: float = 10.0) -> None:
+        """Wait until paho's network thread has written the queued packets (PUBACKs) to the socket.
+
+        paho can close the socket on ``disconnect()`` with packets still queued; waiting here makes
+        ``ack`` mean "sent" and keeps ``close`` from losing acknowledgements.
+        """
+        pending = getattr(client, "_out_packet", None)
+        deadline = time.monotonic() + timeout
+        while pending and self._connected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def close(self) -> None:
+        """Disconnect; the broker keeps the session and the unacknowledged messages."""
+        client, self._client = self._client, None
+        if client is not None:
+            # DISCONNECT is queued behind the PUBACKs: wait until it is written, or they are lost
+            self._round_trip(client)
+            self._disconnected.clear()
+            if client.disconnect() == 0:
+                self._disconnected.wait(10)
+            client.loop_stop()
+        self._connected.clear()
+
+    def _round_trip(self, client: Client, timeout: float = 10.0) -> None:
+        """UNSUBSCRIBE a dummy filter and wait for UNSUBACK: the broker has then processed every PUBACK before it.
+
+        Closing the socket right after writing can reset the connection and drop the last PUBACKs.
+        """
+        if not self._connected.is_set():
+            return
+        self._unsubacked.clear()
+        rc, _ = client.unsubscribe(f"$loopline/flush/{self.config.client_id}")
+        if rc == 0:
+            self._unsubacked.wait(timeout)
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _check_fields(self) -> None:
+        cfg = self.config
+        for key in ("id_fields", "sequence_field", "device_field"):
+            value = getattr(cfg, key)
+            names = value if isinstance(value, list) else [value] if value else []
+            missing = [n for n in names if n not in cfg.schema_]
+            if missing:
+                raise ConfigError(
+                    f"mqtt {key} {missing} are not columns of 'schema'.", key=key, hint="Add them to 'schema'."
+                )
+
+    def _ensure_connected(self) -> None:
+        if self._client is None:
+            self._client = self._connect()
+        self._wait_connected()
+
+    def _connect(self) -> Client:
+        try:
+            import paho.mqtt.client as mqtt
+            from paho.mqtt.enums import CallbackAPIVersion
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+        except ImportError as exc:
+            raise MissingExtraError("paho-mqtt", "mqtt") from exc
+        cfg = self.config
+        parts = urlsplit(cfg.url)
+        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
+            raise ConfigError(
+                f"mqtt url {mask_url(cfg.url)!r} is not mqtt://host:port.", key="url", hint="e.g. mqtt://127.0.0.1:1883"
+            )
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        if parts.scheme in ("mqtts", "ssl"):
+            client.tls_set()
+        if cfg.username:
+            client.username_pw_set(cfg.username, env_secret(cfg.password_env, "password_env"))
+        client.reconnect_delay_set(0.1, 2)  # type: ignore[arg-type]  # floats work
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_unsubscribe = lambda *args: self._unsubacked.set()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = cfg.session_expiry_s
+        props.ReceiveMaximum = cfg.receive_maximum
+        self._down_since = time.monotonic()
+        try:
+            client.connect(parts.hostname, parts.port or 1883, cfg.keepalive_s, clean_start=False, properties=props)
+        except OSError as exc:
+            raise DataError(
+                f"mqtt broker {mask_url(cfg.url)!r} is unreachable: {exc}.", hint="Start the broker or fix 'url'."
+            ) from exc
+        client.loop_start()
+        return client
+
+    def _wait_connected(self) -> None:
+        since = self._down_since
+        if self._connected.is_set() or since is None:
+            return
+        left = self.config.reconnect_timeout_s - (time.monotonic() - since)
+        if not self._connected.wait(max(0.0, left)):
+            reason = f": {self._connect_error}" if self._connect_error else ""
+            raise DataError(
+                f"mqtt broker {mask_url(self.config.url)!r} unreachable for "
+                f"{self.config.reconnect_timeout_s}s{reason}.",
+                hint="Start the broker, or raise 'reconnect_timeout_s'.",
+            )
+
+    def _on_connect(self, client: Client, userdata: object, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self._connect_error = str(reason)
+            return
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        self._epoch += 1
+        self._down_since = None
+        # retainHandling=1: retained messages only for a new subscription, not on every reconnect
+        options = SubscribeOptions(qos=1, retainHandling=1)
+        client.subscribe([(topic, options) for topic in self.config.topics])
+        self._connected.set()
+
+    def _on_disconnect(self, client: Client, userdata: object, flags: Any, reason: Any, properties: Any) -> None:
+        self._connected.clear()
+        self._down_since = time.monotonic()
+        self._disconnected.set()
+
+    def _on_message(self, client: Client, userdata: object, message: MQTTMessage) -> None:
+        self._inbox.put((self._epoch, message.topic, bytes(message.payload), message.mid))
+
+    def _collect(self, max_rows: int, max_seconds: float) -> list[_Message]:
+        """Up to ``max_rows`` messages, waiting at most ``max_seconds``."""
+        out: list[_Message] = []
+        deadline = time.monotonic() + max_seconds
+        while len(out) < max_rows:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                out.append(self._inbox.get(timeout=min(left, 0.5)))
+            except queue.Empty:
+                self._wait_connected()
+                continue
+            while len(out) < max_rows:
+                try:
+                    out.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+        return out
+
+    # -- ids and gaps -----------------------------------------------------------------------------
+
+    def _ids(
+        self,
+        rows: pl.DataFrame,
+        kept: list[int],
+        positions: list[Any],
+        messages: list[_Message],
+        rejects: list[Reject],
+    ) -> tuple[pl.DataFrame, list[int], list[str]]:
+        fields = self.config.id_fields or []
+        null = rows.select(pl.any_horizontal(pl.col(f).is_null() for f in fields)).to_series()
+        if null.any():
+            for row in null.arg_true().to_list():
+                index = kept[row]
+                reason = f"id field(s) {fields} null in payload (topic {messages[index][1]!r})"
+                rejects.append(Reject(reason, positions[index], messages[index][2].decode("utf-8", "replace")))
+            keep = ~null
+            kept = [k for k, flag in zip(kept, keep.to_list(), strict=True) if flag]
+            rows = rows.filter(keep)
+        ids = rows.select(pl.concat_str([pl.col(f).cast(pl.String) for f in fields], separator="|")).to_series()
+        rows, kept, id_list = dedup_ids(rows, kept, ids.to_list())
+        return rows, kept, id_list
+
+    def _count_gaps(self, rows: pl.DataFrame) -> None:
+        seq_field, device_field = self.config.sequence_field, self.config.device_field
+        if not seq_field or rows.height == 0:
+            return
+        device = pl.col(device_field).cast(pl.String).fill_null("") if device_field else pl.lit("")
+        groups = (
+            rows.select(device.alias("device"), pl.col(seq_field).alias("seq"))
+            .drop_nulls("seq")
+            .group_by("device", maintain_order=True)
+            .agg(pl.col("seq").unique().sort())
+        )
+        for name, seqs in groups.iter_rows():
+            last = self._last_seq.get(name)
+            newer = [s for s in seqs if last is None or s > last]
+            if not newer:
+                continue
+            start = newer[0] if last is None else last + 1
+            self._gaps += newer[-1] - start + 1 - len(newer)
+            self._last_seq[name] = newer[-1]
+
+    def _position(self, received: int) -> dict[str, Any]:
+        position: dict[str, Any] = {"received": received}
+        if self.config.sequence_field:
+            position["gaps"] = self._gaps
+            position["last_seq"] = dict(self._last_seq)
+        return position
+
+
+SOURCES.register("mqtt", MqttSource)

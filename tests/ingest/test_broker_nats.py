@@ -1,0 +1,178 @@
+"""The nats source on the machine's JetStream (and a private nats-server for restarts): durable, ack after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from loopline.ingest._nats import NatsConfig, NatsSource
+from loopline.ingest._source import Batch, Limits
+
+FAST = Limits(max_rows=10_000, max_seconds=0.5)
+URL = "nats://127.0.0.1:4222"
+
+
+async def _publish(url: str, stream: str, payloads: list[bytes], create: bool) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    if create:
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+    for payload in payloads:
+        await js.publish(f"{stream}.in", payload)
+    await nc.close()
+
+
+async def _delete(url: str, stream: str) -> None:
+    nc = await nats.connect(url)
+    await nc.jetstream().delete_stream(stream)
+    await nc.close()
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    name = f"LL{uuid.uuid4().hex[:10]}"
+    asyncio.run(_publish(URL, name, [], create=True))
+    yield name
+    asyncio.run(_delete(URL, name))
+
+
+def config(stream: str, url: str = URL, **extra: Any) -> NatsConfig:
+    return NatsConfig.model_validate(
+        {"url": url, "stream": stream, "durable": "ll", "schema": {"k": "int", "s": "string"}, **extra}
+    )
+
+
+def drain(source: NatsSource, *, ack: bool, limits: Limits = FAST) -> list[Batch]:
+    out = []
+    for batch in source.batches(None, limits=limits):
+        out.append(batch)
+        if ack:
+            source.ack(batch)
+    source.close()
+    return out
+
+
+def ids(batches: list[Batch]) -> list[str]:
+    return [i for b in batches for i in (b.ids or [])]
+
+
+def test_stream_sequences_are_ids_and_positions_and_bad_payloads_rejects(stream: str) -> None:
+    payloads = [json.dumps({"k": i, "s": str(i)}).encode() for i in range(500)]
+    asyncio.run(_publish(URL, stream, [*payloads, b"{oops", b'{"k":"x"}'], create=False))
+    batches = drain(NatsSource(config(stream)), ack=True)
+    assert ids(batches) == [str(i) for i in range(1, 501)]
+    assert [r.position["stream_seq"] for b in batches for r in b.rejects] == [501, 502]
+    assert batches[-1].position == {"stream_seq": 502}
+    assert drain(NatsSource(config(stream)), ack=True) == []  # durable consumer: acknowledged means done
+
+
+def test_unacknowledged_messages_are_redelivered_after_ack_wait(stream: str) -> None:
+    asyncio.run(_publish(URL, stream, [json.dumps({"k": i}).encode() for i in range(100)], create=False))
+    first = ids(drain(NatsSource(config(stream, ack_wait_s=1)), ack=False))
+    time.sleep(1.2)
+    again = ids(drain(NatsSource(config(stream, ack_wait_s=1)), ack=True))
+    assert first == again == [str(i) for i in range(1, 101)]
+
+
+def test_a_poison_message_ends_in_rejects(stream: str) -> None:
+    asyncio.run(_publish(URL, stream, [b'{"k": 1}'], create=False))
+    cfg = config(stream, ack_wait_s=1.0, max_deliveries=2)
+    quick = Limits(max_seconds=0.3)
+    for _ in range(2):  # delivered, never acknowledged (the consumer "crashes" each time)
+        assert ids(drain(NatsSource(cfg), ack=False, limits=quick)) == ["1"]
+        time.sleep(1.2)
+    batches = drain(NatsSource(cfg), ack=True, limits=quick)
+    assert ids(batches) == [] and batches[0].rejects[0].reason.startswith("poison: delivered")
+    assert "(max_deliveries=2)" in batches[0].rejects[0].reason
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NatsServer:
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.folder)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("private nats-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    srv = NatsServer(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def publish_reliably(url: str, stream: str, count: int, done: threading.Event) -> None:
+    """Each message retried until stored; Nats-Msg-Id makes a retried publish idempotent."""
+
+    async def main() -> None:
+        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        js = nc.jetstream()
+        for i in range(count):
+            while True:
+                try:
+                    await js.publish(f"{stream}.in", json.dumps({"k": i}).encode(), headers={"Nats-Msg-Id": str(i)})
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+        await nc.close()
+
+    asyncio.run(main())
+    done.set()
+
+
+@pytest.mark.slow
+def test_a_server_restart_while_publishing_loses_nothing(server: NatsServer) -> None:
+    url, name, count = f"nats://127.0.0.1:{server.port}", "RESTART", 2_000
+    asyncio.run(_publish(url, name, [], create=True))
+    source = NatsSource(config(name, url))
+    stream = source.batches(None, follow=True, limits=Limits(max_rows=300, max_seconds=0.2))
+    done = threading.Event()
+    threading.Thread(target=publish_reliably, args=(url, name, count, done)).start()
+    seen: set[int] = set()
+    restarted = False
+    deadline = time.monotonic() + 90
+    while (len(seen) < count or not done.is_set()) and time.monotonic() < deadline:
+        batch = next(stream)
+        seen.update(batch.rows["k"].to_list())
+        source.ack(batch)
+        if not restarted and len(seen) > count // 3:
+            server.stop()
+            time.sleep(0.5)
+            server.start()
+            restarted = True
+    source.close()
+    assert restarted and seen == set(range(count))
