@@ -189,3 +189,20 @@ def test_follow_stops_cleanly_when_asked(store: Store, tmp_path: Path) -> None:
     worker.join(timeout=10)
     assert not worker.is_alive()
     assert sorted(store.datasets.read("live")["id"].to_list()) == [1, 2]
+
+
+def test_a_parquet_file_matching_the_contract_becomes_a_part_as_it_is(store: Store, tmp_path: Path) -> None:
+    import hashlib
+
+    source_type = SOURCES.get("file")
+    make = lambda: source_type(source_type.Config.model_validate({"path": str(tmp_path / "*.parquet")}))  # noqa: E731
+    first = tmp_path / "a.parquet"
+    pl.DataFrame({"id": range(1000), "v": [0.5] * 1000}).write_parquet(first)
+    report = ingest_source(store, make(), dataset="pq")
+    assert report.rows == 1000
+    part = store.datasets.parts("pq")[0]
+    assert part["digest"] == hashlib.sha256(first.read_bytes()).hexdigest()  # the file's own bytes, not re-encoded
+    pl.DataFrame({"id": ["x"], "v": [1.0]}).write_parquet(tmp_path / "b.parquet")  # another schema: checked
+    with pytest.raises(DataError, match="column 'id' is String, expected Int64"):
+        ingest_source(store, make(), dataset="pq")
+    assert store.datasets.read("pq").height == 1000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 _SIMPLE = (
     "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
@@ -17,7 +17,7 @@ def polars_dtype(name: str) -> Any:
     if name in _SIMPLE:
         return getattr(pl, name)
     if name.startswith("Datetime"):
-        unit = next((u for u in ("ns", "us", "ms") if f"'{u}'" in name), "us")
+        unit: Literal["ns", "us", "ms"] = next((u for u in ("ns", "us", "ms") if f"'{u}'" in name), "us")
         zone = name.split("time_zone=")[-1].rstrip(")").strip("'\"") if "time_zone=" in name else None
         return pl.Datetime(unit, None if zone in (None, "None") else zone)
     if name.startswith("Duration"):

@@ -91,6 +91,9 @@ class FileSource(Source):
                 time.sleep(limits.max_seconds)
 
     def _read_file(self, path: Path, signature: list[Any], state: _State, limits: Limits) -> Iterator[Batch]:
+        if self._whole_parquet(path, state):
+            yield self._parquet_batch(path, signature, state)
+            return
         skip = state.current_rows if state.current_path == str(path) else 0
         done = 0
         pending: list[pa.Table] = []
@@ -120,6 +123,34 @@ class FileSource(Source):
             yield self._batch(path, tail, partitions, state, rejects)
         else:
             yield Batch(pl.DataFrame(), state.dump())
+
+    def _whole_parquet(self, path: Path, state: _State) -> bool:
+        """A plain Parquet file, unmodified by this source (no partition columns, no date parsing), not half-read."""
+        fmt = self.config.format or _format_of(path)
+        partitions = _hive_values(path, self.config.path) if self.config.hive_partitioning else {}
+        return fmt == "parquet" and not partitions and not self.config.parse_dates and state.current_path != str(path)
+
+    def _parquet_batch(self, path: Path, signature: list[Any], state: _State) -> Batch:
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.read_metadata(path)
+            schema = pl.DataFrame(pq.read_schema(path).empty_table())
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(
+                f"cannot read {str(path)!r} as parquet: {exc}",
+                file=str(path),
+                hint="Check that the file is a complete Parquet file.",
+            ) from exc
+        state.files[str(path)] = signature
+        return Batch(
+            schema,
+            state.dump(),
+            bytes_read=path.stat().st_size,
+            origin={"path": str(path)},
+            parquet_file=path,
+            file_rows=metadata.num_rows,
+        )
 
     def _batch(
         self, path: Path, table: pa.Table | None, partitions: dict[str, str], state: _State, rejects: list[Reject]

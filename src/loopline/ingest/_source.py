@@ -70,6 +70,10 @@ class Batch:
     bytes_read: int = 0
     #: where the rows came from (a file, a topic), for dead letters; the position when unset
     origin: Any = None
+    #: the batch is exactly this Parquet file: ``rows`` is then empty but typed, ``file_rows`` counts its rows,
+    #: and the engine may keep the file's bytes as the dataset part when its schema matches the contract
+    parquet_file: Any = None
+    file_rows: int = 0
 
 
 class Source:

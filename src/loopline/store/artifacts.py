@@ -49,6 +49,10 @@ class ArtifactStore:
         _write_atomic(target, data)
         return digest
 
+    def put_file(self, path: str | Path) -> str:
+        """Store a file's bytes (read once, hashed, written atomically) and return the digest."""
+        return self.put_bytes(Path(path).read_bytes())
+
     def get_bytes(self, digest: str) -> bytes:
         """The blob stored under ``digest``, verified against it."""
         target = self.path(digest)
