@@ -7,8 +7,9 @@ library is imported before the clock starts, so the figures compare the work, no
 - Parquet: loopline into a dataset vs ``polars.read_parquet``.
 - JSON Lines: loopline into a dataset vs ``pandas.read_json(lines=True)``.
 - A CSV four times larger than the memory budget, streamed: peak RSS vs the file size.
-The database and MQTT figures live in bench_ingest_sql.py and bench_ingest_mqtt.py (their final
-JSON lines are merged here when those scripts are present).
+The database and MQTT figures come from bench_ingest_sql.py (a PostgreSQL table vs pandas.read_sql and
+psql \\copy) and bench_ingest_mqtt.py (100k QoS 1 messages vs a bare paho subscriber), run from here;
+their ratios are merged into this script's final JSON line.
 
     python benchmarks/bench_ingest.py [--quick]
 """
@@ -120,6 +121,16 @@ def streamed_rss(rows: int) -> dict[str, float]:
     return {"file_mb": size_mb, "budget_mb": budget, "rss_mb": result["rss_mb"], "s": result["s"]}
 
 
+def run_peer_bench(script: str, quick: bool) -> dict[str, object]:
+    """Run a sibling benchmark (its table passes through) and return its final JSON line."""
+    command = [sys.executable, str(Path(__file__).with_name(script)), *(["--quick"] if quick else [])]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    result: dict[str, object] = json.loads(lines[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
@@ -150,6 +161,9 @@ def main() -> None:
         "parquet_vs_polars": medians["parquet_polars"] / medians["parquet_loopline"],
         "jsonl_vs_pandas": medians["jsonl_pandas"] / medians["jsonl_loopline"],
     }
+    peers = {name: run_peer_bench(name, args.quick) for name in ("bench_ingest_sql.py", "bench_ingest_mqtt.py")}
+    for result in peers.values():
+        ratios.update({k: v for k, v in result.get("ratios", {}).items()})
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")
     import pandas

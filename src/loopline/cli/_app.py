@@ -163,12 +163,16 @@ def init(
 def quickstart(
     home: HomeOption = None,
     report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("loopline-report.html"),
+    mqtt: Annotated[
+        str | None,
+        typer.Option(help="Weather from stations publishing on this MQTT broker, e.g. mqtt://127.0.0.1:1883."),
+    ] = None,
 ) -> None:
-    """Run the whole loop on NYC flights: train, serve, replay traffic, detect drift, retrain, gate."""
+    """Run the whole loop on NYC flights: ingest, train, serve, replay traffic, detect drift, retrain, gate."""
     from loopline.cli._quickstart import run_quickstart
 
     with clear_errors():
-        run_quickstart(home, report)
+        run_quickstart(home, report, mqtt)
 
 
 def main() -> None:

@@ -20,7 +20,12 @@ import polars as pl
 from loopline.cli._loop import print_drift, print_selection, retrain_and_gate, selection_of, write_report
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, table
-from loopline.cli._seed import seed_flights_table, seed_weather_files
+from loopline.cli._seed import (
+    ingest_weather_from_devices,
+    seed_flights_table,
+    seed_weather_files,
+    weather_mqtt_source,
+)
 from loopline.core.errors import LooplineError
 from loopline.core.settings import Settings
 
@@ -29,7 +34,7 @@ RETRAIN_END = datetime(2013, 7, 1, tzinfo=UTC)
 BATCHES, BATCH_SIZE, SINGLES = 40, 50, 200
 
 
-def run_quickstart(home: Path | None, report_path: Path) -> None:
+def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None) -> None:
     """Run the loop end to end in ``<home>/quickstart`` (recreated each time) and summarise it."""
     from loopline.core.yamlfile import parse_pipeline
     from loopline.serve import BackgroundServer, ServeSettings
@@ -47,9 +52,18 @@ def run_quickstart(home: Path | None, report_path: Path) -> None:
     store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
     pipeline.params["sources"] = str(root / "sources")
     try:
-        console.rule("[bold]0 · seed the source systems: a flights table (SQLite) and the weather feed (files)")
+        feed = f"weather stations publishing on MQTT at {mqtt}" if mqtt else "the weather feed (files)"
+        console.rule(f"[bold]0 · seed the source systems: a flights table (SQLite) and {feed}")
         seed_flights_table(root / "sources")
-        seed_weather_files(root / "sources")
+        if mqtt:
+            use_weather_devices(pipeline, mqtt)
+            sent = ingest_weather_from_devices(store, mqtt)
+            console.print(
+                f"{sent:,} weather messages published and ingested into dataset 'weather' "
+                f"(v{store.datasets.version('weather').version}, {store.datasets.version('weather').rows:,} rows)"
+            )
+        else:
+            seed_weather_files(root / "sources")
         console.rule("[bold]1 · ingest, prepare, train candidates, select, promote")
         first = selection_of(run_with_progress(store, pipeline), pipeline)
         print_selection(first)
@@ -86,6 +100,16 @@ def run_quickstart(home: Path | None, report_path: Path) -> None:
         _summary(store, model, monitored, selections, live, served, after, report, time.perf_counter() - started)
     finally:
         store.close()
+
+
+def use_weather_devices(pipeline: Any, url: str) -> None:
+    """Swap the weather step's source for the stations' MQTT topics."""
+    from loopline.core.pipeline import StepSpec
+
+    spec = pipeline.steps["weather"]
+    pipeline.steps["weather"] = StepSpec(
+        "weather", spec.type, spec.inputs, {**spec.config, "source": weather_mqtt_source(url), "batch_seconds": 0.5}
+    )
 
 
 def _traffic(store: Any, pipeline: Any) -> pl.DataFrame:

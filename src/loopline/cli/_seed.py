@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -37,6 +39,64 @@ def seed_weather_files(folder: Path) -> Path:
     return target
 
 
+WEATHER_SCHEMA = {
+    "seq": "int", "origin": "string", "time_hour": "timestamp", "temp": "float", "dewp": "float", "humid": "float",
+    "wind_speed": "float", "precip": "float", "pressure": "float", "visib": "float",
+}  # fmt: skip
+
+
+def weather_mqtt_source(url: str) -> dict[str, object]:
+    """The weather step's source when the airports' stations publish on MQTT."""
+    return {
+        "type": "mqtt",
+        "url": url,
+        "topics": ["weather/+"],
+        "client_id": "loopline-quickstart-weather",
+        "schema": WEATHER_SCHEMA,
+        "id_fields": ["seq"],
+        "sequence_field": "seq",
+    }
+
+
+def ingest_weather_from_devices(store: Any, url: str) -> int:
+    """Consume the stations' messages while they publish, until every one is in the ``weather`` dataset."""
+    from loopline.ingest import SOURCES, Limits
+    from loopline.run import ingest_source
+
+    spec = weather_mqtt_source(url)
+    source_type = SOURCES.get("mqtt")
+    source = source_type(source_type.Config.model_validate({k: v for k, v in spec.items() if k != "type"}))
+    stop = threading.Event()
+    consumer = threading.Thread(
+        target=lambda: ingest_source(
+            store,
+            source,
+            dataset="weather",
+            source_name="weather",
+            follow=True,
+            stop=stop,
+            limits=Limits(max_rows=5000, max_seconds=0.5),
+        )
+    )
+    consumer.start()
+    time.sleep(1.0)  # the persistent session exists before the first message is published
+    sent = publish_weather(url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        held = store.datasets.checkpoint("weather", "weather")
+        if held is not None and _rows(store) >= sent:
+            break
+        time.sleep(0.2)
+    stop.set()
+    consumer.join(timeout=30)
+    return sent
+
+
+def _rows(store: Any) -> int:
+    parts = store.datasets.parts("weather")
+    return sum(int(p["rows"]) for p in parts)
+
+
 def publish_weather(url: str, topic_prefix: str = "weather") -> int:
     """Replay the weather file as devices publishing JSON on ``weather/<origin>`` (QoS 1); returns the count."""
     import paho.mqtt.client as mqtt
@@ -50,7 +110,7 @@ def publish_weather(url: str, topic_prefix: str = "weather") -> int:
     client.loop_start()
     infos = []
     for row in weather.iter_rows(named=True):
-        infos.append(client.publish(f"{topic_prefix}/{row['origin']}", json.dumps(row), qos=1))
+        infos.append(client.publish(f"{topic_prefix}/{row['origin']}", json.dumps(row, default=str), qos=1))
     deadline = time.monotonic() + 60
     while not all(i.is_published() for i in infos) and time.monotonic() < deadline:
         time.sleep(0.05)
