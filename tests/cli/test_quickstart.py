@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,13 @@ def check_the_loop(tmp_path: Path, output: str) -> None:
 
 def test_quickstart_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     check_the_loop(tmp_path, run_quickstart(tmp_path, monkeypatch))
+    # every model names the dataset versions it was trained on
+    home = str(tmp_path / ".loopline" / "quickstart")
+    result = CliRunner().invoke(app, ["models", "show", "flights-delay", "--version", "1", "--home", home, "--json"])
+    assert result.exit_code == 0, result.output
+    lineage = {d["dataset"]: d for d in json.loads(result.output)["data_versions"]}
+    assert lineage["flights"]["version"] == 1 and lineage["flights"]["rows"] == 336_776
+    assert lineage["weather"]["rows"] == 26_115
 
 
 def test_quickstart_with_weather_stations_on_mqtt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,8 +62,9 @@ def show_model(
     """Show one version: metrics per split, params, input schema, lineage."""
     with clear_errors(), open_store(home) as store:
         found = store.models.get(name, version)
+        lineage = data_lineage(store, found.run_id)
         if as_json:
-            print_json(asdict(found))
+            print_json({**asdict(found), "data_versions": lineage})
             return
         console.print(f"[bold]{found.name} v{found.version}[/] — {found.stage}, {found.algorithm}, run {found.run_id}")
         splits = sorted(found.metrics)
@@ -77,6 +78,23 @@ def show_model(
         console.print(
             f"params: {found.params}\ndata fingerprint: {found.data_fingerprint}\nbundle: {found.bundle_digest}"
         )
+        for item in lineage:
+            console.print(
+                f"trained on dataset {item['dataset']} v{item['version']} ({item['rows']:,} rows, "
+                f"checksum {item['checksum'][:12]})"
+            )
+
+
+def data_lineage(store: Any, run_id: str | None) -> list[dict[str, Any]]:
+    """The dataset versions the run that trained a model ingested (its ingest steps' ``version`` outputs)."""
+    if run_id is None:
+        return []
+    run = store.runs.get(run_id)
+    return [
+        store.artifacts.get_json(s.outputs["version"]["digest"])
+        for s in run.steps
+        if s.type == "ingest" and "version" in s.outputs
+    ]
 
 
 @app.command("promote")

@@ -6,6 +6,7 @@ says what went wrong, which thing it concerns, and how to fix it::
     LooplineError
     ├── ConfigError            a pipeline file or config value is wrong (file, line, key, hint)
     ├── DataError              input data is missing or unusable (file, column, row)
+    │   └── SourceUnavailableError  a source cannot be reached right now (retried by ingestion)
     ├── StepError              a pipeline step failed (step name, the cause)
     ├── StoreError             the metadata or artifact store refused an operation
     │   ├── NotFoundError      a run, model, version or artifact does not exist
@@ -73,6 +74,13 @@ class DataError(LooplineError):
         self.column = column
         self.row = row
         super().__init__(message, hint=hint)
+
+
+class SourceUnavailableError(DataError):
+    """A source (database, broker) cannot be reached right now: a refused, dropped or timed-out connection.
+
+    Transient by nature: the ingestion engine retries it with backoff from the last checkpoint.
+    """
 
 
 class StepError(LooplineError):

@@ -156,6 +156,11 @@ class FileSource(Source):
         self, path: Path, table: pa.Table | None, partitions: dict[str, str], state: _State, rejects: list[Reject]
     ) -> Batch:
         frame = pl.DataFrame(pl.from_arrow(table)) if table is not None else pl.DataFrame()
+        stamps = [
+            name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime) and dtype.time_unit != "us"
+        ]
+        if stamps:  # one unit whatever the reader or the file, so batches keep one schema
+            frame = frame.with_columns([pl.col(name).dt.cast_time_unit("us") for name in stamps])
         if frame.height and partitions:
             frame = frame.with_columns([pl.lit(_typed(v)).alias(k) for k, v in partitions.items()])
         if frame.height and self.config.parse_dates:

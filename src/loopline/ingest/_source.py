@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from loopline.core.errors import SourceUnavailableError
 from loopline.core.registry import Registry
 
 
@@ -98,7 +99,7 @@ class Source:
         By default: OS-level errors (refused or reset connections, timeouts) and driver errors whose
         class names say connection, timeout or operational. Sources override it for their drivers.
         """
-        if isinstance(error, OSError | TimeoutError):
+        if isinstance(error, OSError | TimeoutError | SourceUnavailableError):
             return True
         names = " ".join(cls.__name__.lower() for cls in type(error).__mro__)
         return any(word in names for word in ("connection", "timeout", "operational", "unavailable"))

@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loopline.core.errors import DataError, MissingExtraError
+from loopline.core.errors import DataError, MissingExtraError, SourceUnavailableError
 from loopline.ingest._sql_query import DUCKDB, MYSQL, POSTGRES, SQLITE, Binder, Dialect, literal
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+_DROPPED_WORDS = (
+    "terminating connection",
+    "server closed the connection",
+    "adminshutdown",
+    "lost connection",
+    "broken pipe",
+    "reset by peer",
+)
 _CONNECTION_WORDS = (
     "connect",
     "connection",
@@ -113,8 +121,8 @@ class Driver:
     def error(self, exc: BaseException) -> DataError:
         """A DataError for a driver failure: masked URL, the driver's reason, the fix."""
         reason = self.scrub(" ".join(str(exc).split()))[:500] or type(exc).__name__
-        if any(word in reason.lower() for word in _CONNECTION_WORDS):
-            return DataError(
+        if any(word in reason.lower() for word in _CONNECTION_WORDS + _DROPPED_WORDS):
+            return SourceUnavailableError(
                 f"cannot reach the {self.kind} database at {self.masked_url()}: {reason}",
                 hint="Check that the server is running and reachable at that host and port, that the database "
                 "and user exist, and that the password environment variable (password_env) is set.",

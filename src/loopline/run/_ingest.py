@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from loopline.core.errors import ConfigError, DataError, LooplineError, MissingExtraError
+from loopline.core.errors import ConfigError, DataError, LooplineError, MissingExtraError, SourceUnavailableError
 from loopline.ingest import Batch, Limits, Source, apply_contract, infer_schema
 
 if TYPE_CHECKING:
     from loopline.store import DatasetVersion, Store
 
 log = logging.getLogger("loopline.ingest")
+
+MAX_BACKOFF_S = 30.0
 
 #: errors that retrying cannot fix, whatever the source says: bad config, data breaking a 'fail' contract,
 #: a missing driver
@@ -92,10 +94,9 @@ def ingest_source(
                     max_batches=max_batches,
                 )
                 break
-            except PERMANENT:
-                raise
             except Exception as exc:
-                if not source.is_transient(exc):
+                permanent = isinstance(exc, PERMANENT) and not isinstance(exc, SourceUnavailableError)
+                if permanent or not source.is_transient(exc):
                     raise
                 # transient: reconnect from the committed checkpoint
                 attempt += 1
@@ -106,7 +107,7 @@ def ingest_source(
                         f"ingesting {name!r} failed after {retries} retries: {exc}",
                         hint="Check that the source is reachable; the checkpoint did not advance past committed data.",
                     ) from exc
-                delay = backoff * 2 ** (attempt - 1)
+                delay = min(MAX_BACKOFF_S, backoff * 2 ** min(attempt - 1, 20))
                 log.warning("source %r failed (%s); retry %d/%d in %.1f s", name, exc, attempt, retries, delay)
                 if stop is not None and stop.wait(delay):
                     break

@@ -39,10 +39,15 @@ def build_source(spec: dict[str, Any]) -> Source:
 
 
 class Ingest(StepType):
-    """Runs the ingestion engine for one source; never cached (the source moves), cheap when nothing is new."""
+    """Runs the ingestion engine for one source; never cached (the source moves), cheap when nothing is new.
+
+    Outputs ``out``, the dataset's rows, and ``version``, the dataset version they are (id, rows, checksum,
+    source positions): recorded with the run, so every model trained from it names the data it saw.
+    """
 
     type_name = "ingest"
     Config = IngestConfig
+    outputs = ("out", "version")
     max_inputs = 0
     cacheable = False
 
@@ -61,7 +66,16 @@ class Ingest(StepType):
             run_id=ctx.run_id,
         )
         ctx.log.info("ingested %d rows into %r (v%s)", report.rows, dataset, report.version)
-        return {"out": ctx.store.datasets.read(dataset, report.version)}
+        version = ctx.store.datasets.version(dataset, report.version)
+        lineage = {
+            "dataset": dataset,
+            "version": version.version,
+            "rows": version.rows,
+            "checksum": version.checksum,
+            "positions": version.positions,
+            "ingested": {"rows": report.rows, "rejected": report.rejected},
+        }
+        return {"out": ctx.store.datasets.read(dataset, report.version), "version": lineage}
 
 
 STEP_TYPES.register(Ingest.type_name, Ingest())
