@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import palmerpenguins
@@ -206,7 +207,7 @@ _options = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "60")), deadline=None, database=None)
 @given(
     train=st.lists(_rows, min_size=1, max_size=25),
     other=st.lists(_rows, min_size=0, max_size=25),
@@ -228,3 +229,12 @@ def test_records_and_table_give_identical_floats(
     assert table.shape == (other_df.height, len(prep.feature_names_))
     assert all(math.isfinite(v) for v in table.ravel().tolist())
     assert json.dumps(prep.to_state()) == state
+
+
+def test_a_denormal_spread_is_treated_as_constant() -> None:
+    """Found by Hypothesis: minmax over [0, 5e-324] divided 1.0 by a denormal spread and overflowed to inf."""
+    train = pl.DataFrame({"f": [None, 5e-324]}, schema={"f": pl.Float64})
+    prep = Preprocessor(["f"], [], impute_numeric="constant", scale="minmax").fit(train)
+    out = prep.transform(pl.DataFrame({"f": [None, 1.0]}, schema={"f": pl.Float64}))
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(prep.transform_records([{"f": None}, {"f": 1.0}]), out)

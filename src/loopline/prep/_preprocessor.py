@@ -146,7 +146,9 @@ class Preprocessor:
         else:
             center = imputed.min(axis=0)
             spread = imputed.max(axis=0) - center
-        spread = np.where((spread > 0) & np.isfinite(spread), spread, 1.0)
+        # a spread within rounding noise of the centre (zero, or denormal like 5e-324) would blow values up to inf
+        tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(center), 1.0)
+        spread = np.where((spread > tiny) & np.isfinite(spread), spread, 1.0)
         return [float(v) for v in center], [float(v) for v in spread]
 
     def _fit_categories(self, values: list[str | None]) -> tuple[str, list[str]]:
