@@ -138,13 +138,16 @@ def dead_letters(
 
 @app.command("replay")
 def replay(
-    name: Annotated[str, typer.Argument(help="Dataset name.")], home: Home = None, as_json: Json = False
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    null_value: Annotated[list[str] | None, typer.Option("--null-value", help="A string to read as missing.")] = None,
+    home: Home = None,
+    as_json: Json = False,
 ) -> None:
     """Re-check dead letters against the dataset's contract and commit those that now pass."""
     from loopline.run import replay_dead_letters
 
     with clear_errors(), open_store(home) as store:
-        outcome = replay_dead_letters(store, name)
+        outcome = replay_dead_letters(store, name, null_values=null_value or ())
         if as_json:
             print_json(outcome)
         else:
