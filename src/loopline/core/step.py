@@ -20,6 +20,7 @@ import functools
 import hashlib
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -109,11 +110,19 @@ class FunctionStep(StepType):
         return {"out": self.func(*inputs, **kwargs)}
 
 
+_SOURCE_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1024)
 def _source_hash(obj: Any) -> str:
-    """Short hash of an object's source (bytecode when the source is not available)."""
+    """Short hash of an object's source (bytecode when the source is not available).
+
+    Serialised: ``inspect.getsource`` of a class parses its module with ``ast``, and CPython 3.11 before
+    3.11.8 fails with "AST constructor recursion depth mismatch" when two threads do that at once.
+    """
     try:
-        source = inspect.getsource(obj)
+        with _SOURCE_LOCK:
+            source = inspect.getsource(obj)
     except (OSError, TypeError):
         code = getattr(obj, "__code__", None)
         source = code.co_code.hex() if code is not None else obj.__qualname__
