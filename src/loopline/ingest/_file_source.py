@@ -28,7 +28,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from loopline.core.errors import DataError
-from loopline.ingest._files import DEFAULT_NULLS
+from loopline.ingest._files import DEFAULT_NULLS, only_member
 from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
 
 _HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=([^/\\]*)$")
@@ -276,14 +276,7 @@ def _open(path: Path) -> Any:
     name = path.name.lower()
     if name.endswith(".zip"):
         archive = zipfile.ZipFile(path)
-        members = [m for m in archive.namelist() if not m.endswith("/")]
-        if len(members) != 1:
-            raise DataError(
-                f"{str(path)!r} holds {len(members)} files; loopline reads zips of one file.",
-                file=str(path),
-                hint="Unzip it and point 'path' at the files.",
-            )
-        return archive.open(members[0])
+        return archive.open(only_member(archive, path))
     if name.endswith(".gz"):
         return pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
     if name.endswith(".zst"):

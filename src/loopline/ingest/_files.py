@@ -132,19 +132,24 @@ def _decompress(path: Path) -> bytes | Path:
             return gzip.decompress(path.read_bytes())
         if name.endswith(".zip"):
             with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.namelist() if not m.endswith("/")]
-                if len(members) != 1:
-                    raise DataError(
-                        f"{str(path)!r} holds {len(members)} files; loopline reads zips of one file.",
-                        file=str(path),
-                        hint="Unzip it and point 'path' at the file you want.",
-                    )
-                return archive.read(members[0])
+                return archive.read(only_member(archive, path))
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
             f"{str(path)!r} is a damaged archive: {exc}", file=str(path), hint="Re-create or re-download the file."
         ) from exc
     return path
+
+
+def only_member(archive: zipfile.ZipFile, path: Path) -> str:
+    """The one file inside a zip; loopline reads zips of one file (a clear error otherwise)."""
+    members = [m for m in archive.namelist() if not m.endswith("/")]
+    if len(members) != 1:
+        raise DataError(
+            f"{str(path)!r} holds {len(members)} files; loopline reads zips of one file.",
+            file=str(path),
+            hint="Unzip it and point 'path' at the file(s) you want.",
+        )
+    return members[0]
 
 
 def _require_columns(frame: pl.DataFrame, columns: Sequence[str], source: str) -> None:
