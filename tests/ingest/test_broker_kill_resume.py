@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from loopline.ingest._mqtt import MqttConfig, MqttSource
 from loopline.ingest._source import Limits
 from loopline.store import Store
+
+from ._servers import mosquitto
 
 COUNT = 20_000
 
@@ -44,29 +44,10 @@ print(report.status, report.rows, flush=True)
 """
 
 
-def private_mosquitto(folder: Path) -> tuple[int, subprocess.Popen[bytes]]:
-    """The system broker keeps max_queued_messages 1000 (it would drop the rest): run one with zero-loss settings."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {folder}/\n"
-        f"max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\nuser {getpass.getuser()}\n"
-    )
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return port, proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("private mosquitto did not start")
-
-
 def setup_mqtt(name: str, folder: Path) -> tuple[dict[str, Any], Callable[[], None]]:
-    port, proc = private_mosquitto(folder)
+    server = mosquitto(folder)
+    server.start()
+    port = server.port
     cfg = {"topics": [f"llkill/{name}/#"], "client_id": f"ll-{name}", "schema": {"device": "string", "k": "int"}}
     cfg["url"] = f"mqtt://127.0.0.1:{port}"
     cfg["id_fields"] = ["device", "k"]
@@ -81,11 +62,7 @@ def setup_mqtt(name: str, folder: Path) -> tuple[dict[str, Any], Callable[[], No
         info.wait_for_publish(30)
     client.disconnect()
 
-    def stop() -> None:
-        proc.terminate()
-        proc.wait(10)
-
-    return cfg, stop
+    return cfg, server.stop
 
 
 def setup_nats(name: str, folder: Path) -> tuple[dict[str, Any], Callable[[], None]]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -20,6 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from loopline.ingest._mqtt import MqttConfig, MqttSource
 from loopline.ingest._source import Batch, Limits
+
+from ._servers import PrivateServer, mosquitto
 
 SCHEMA = {"device": "string", "seq": "int", "value": "float"}
 FAST = Limits(max_rows=10_000, max_seconds=0.4)
@@ -131,45 +130,9 @@ def test_follow_yields_empty_batches_while_idle(topic: str) -> None:
     source.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mosquitto:
-    """A private mosquitto with the zero-loss settings, restartable; never the system one."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\nautosave_interval 1\nmax_queued_messages 0\n"
-            f"max_inflight_messages 0\nlog_dest none\nuser {getpass.getuser()}\n"  # root would drop to mosquitto
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("private mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()  # graceful: mosquitto writes its persistence file
-            self.proc.wait(10)
-            self.proc = None
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path)
+def broker(tmp_path: Path) -> Iterator[PrivateServer]:
+    server = mosquitto(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -195,7 +158,7 @@ def publish_reliably(port: int, topic: str, count: int, done: threading.Event) -
 
 
 @pytest.mark.slow
-def test_a_broker_restart_while_publishing_loses_nothing(broker: Mosquitto, topic: str) -> None:
+def test_a_broker_restart_while_publishing_loses_nothing(broker: PrivateServer, topic: str) -> None:
     count = 3_000
     cfg = config(topic, broker.port)
     source = MqttSource(cfg)

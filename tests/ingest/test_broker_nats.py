@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -18,6 +16,8 @@ import pytest
 
 from loopline.ingest._nats import NatsConfig, NatsSource
 from loopline.ingest._source import Batch, Limits
+
+from ._servers import PrivateServer, nats_server
 
 FAST = Limits(max_rows=10_000, max_seconds=0.5)
 URL = "nats://127.0.0.1:4222"
@@ -97,39 +97,9 @@ def test_a_poison_message_ends_in_rejects(stream: str) -> None:
     assert "(max_deliveries=2)" in batches[0].rejects[0].reason
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NatsServer:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.folder)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("private nats-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    srv = NatsServer(tmp_path)
+def server(tmp_path: Path) -> Iterator[PrivateServer]:
+    srv = nats_server(tmp_path)
     srv.start()
     yield srv
     srv.stop()
@@ -155,7 +125,7 @@ def publish_reliably(url: str, stream: str, count: int, done: threading.Event) -
 
 
 @pytest.mark.slow
-def test_a_server_restart_while_publishing_loses_nothing(server: NatsServer) -> None:
+def test_a_server_restart_while_publishing_loses_nothing(server: PrivateServer) -> None:
     url, name, count = f"nats://127.0.0.1:{server.port}", "RESTART", 2_000
     asyncio.run(_publish(url, name, [], create=True))
     source = NatsSource(config(name, url))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -17,6 +15,8 @@ import redis
 
 from loopline.ingest._redis import RedisConfig, RedisSource
 from loopline.ingest._source import Batch, Limits
+
+from ._servers import PrivateServer, redis_server
 
 FAST = Limits(max_rows=1_000, max_seconds=0.3)
 
@@ -84,41 +84,9 @@ def test_a_poison_entry_ends_in_rejects(stream: str) -> None:
     assert ids(batches) == [] and "poison" in batches[0].rejects[0].reason
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port).ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path)
+def server(tmp_path: Path) -> Iterator[PrivateServer]:
+    srv = redis_server(tmp_path)
     srv.start()
     yield srv
     srv.stop()
@@ -140,7 +108,7 @@ def publish_reliably(port: int, stream: str, count: int, done: threading.Event) 
 
 
 @pytest.mark.slow
-def test_a_server_restart_while_publishing_loses_nothing(server: RedisServer) -> None:
+def test_a_server_restart_while_publishing_loses_nothing(server: PrivateServer) -> None:
     count = 3_000
     source = RedisSource(config("restart", server.port))
     stream = source.batches(None, follow=True, limits=Limits(max_rows=300, max_seconds=0.2))
