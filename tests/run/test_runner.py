@@ -191,3 +191,28 @@ def test_long_step_type_names_are_recorded(store: Store) -> None:
         )
     )
     assert len(store.runs.get(result.run_id).steps[0].type) > 100
+
+
+def test_a_change_in_an_output_nobody_reads_keeps_consumers_cached(store: Store) -> None:
+    from loopline.core import STEP_TYPES, StepConfig, StepContext, StepType
+
+    class TwoOutputs(StepType):
+        type_name = "two_outputs_test"
+        Config = StepConfig
+        outputs = ("data", "stats")
+        cacheable = False
+        calls = 0
+
+        def run(self, config: object, inputs: list[object], ctx: StepContext) -> dict[str, object]:
+            TwoOutputs.calls += 1
+            return {"data": [1, 2, 3], "stats": {"call": TwoOutputs.calls}}  # stats differ on every run
+
+    STEP_TYPES.register("two_outputs_test", TwoOutputs(), replace=True)
+    pipeline = Pipeline("outs").add("src", "two_outputs_test").add("use", total_of, inputs=["src.data"])
+    Runner(store).run(pipeline)
+    again = Runner(store).run(pipeline)
+    assert again.steps["src"].status == "succeeded" and again.steps["use"].status == "cached"
+
+
+def total_of(values: list[int]) -> int:
+    return sum(values)

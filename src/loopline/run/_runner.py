@@ -218,9 +218,7 @@ class Runner:
 
     def _cache_key(self, bound: BoundStep, state: _RunState, config_json: dict[str, Any]) -> str:
         step_type = bound.step_type
-        input_digests = [
-            sorted((o, r["digest"]) for o, r in state.outcomes[p].outputs.items()) for p, _ in bound.inputs
-        ]
+        input_digests = [self._consumed(state, bound, i) for i in range(len(bound.inputs))]
         return fingerprint(
             step_type.type_name,
             step_type.code_version(),
@@ -228,6 +226,15 @@ class Runner:
             input_digests,
             step_type.source_fingerprint(bound.config),
         )
+
+    @staticmethod
+    def _consumed(state: _RunState, bound: BoundStep, index: int) -> list[tuple[str, str]]:
+        """Digests of exactly the outputs an input hands over (one, or all for ``input_mode = "all"``)."""
+        producer, output = bound.inputs[index]
+        outputs = state.outcomes[producer].outputs
+        if bound.step_type.input_mode == "all" and "." not in bound.spec.inputs[index] and len(outputs) > 1:
+            return sorted((o, r["digest"]) for o, r in outputs.items())
+        return [(output, outputs[output]["digest"])]
 
     def _persist(self, bound: BoundStep, values: Mapping[str, Any], state: _RunState) -> dict[str, dict[str, str]]:
         declared = bound.step_type.outputs
