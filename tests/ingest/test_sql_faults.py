@@ -74,3 +74,31 @@ def test_dropped_connections_are_retried_from_the_checkpoint(table: str, tmp_pat
     assert report.retries >= 1
     assert ids.len() == ROWS and set(ids.to_list()) == set(range(1, ROWS + 1))
     store.close()
+
+
+@pytest.mark.postgres
+def test_rows_with_a_null_watermark_are_reported_not_silently_skipped(tmp_path: Path) -> None:
+    name = f"ll_nullwm_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(PG)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {name} (id int, updated_at timestamptz)")
+        conn.exec_driver_sql(f"INSERT INTO {name} VALUES (1, now()), (2, NULL), (3, now()), (4, NULL)")
+    source_type = SOURCES.get("postgres")
+    config = {"url": "postgresql://postgres@127.0.0.1:5432/test", "table": name, "watermark": "updated_at"}
+    make = lambda: source_type(source_type.Config.model_validate(config))  # noqa: E731
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "artifacts")
+    try:
+        report = ingest_source(store, make(), dataset="d")
+        assert report.rows == 2 and report.rejected == 1
+        letter = store.datasets.dead_letters("d")[0]
+        assert "2 row(s)" in letter.reason and "NULL in the watermark column 'updated_at'" in letter.reason
+        assert ingest_source(store, make(), dataset="d").rejected == 0  # reported once
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"INSERT INTO {name} VALUES (5, NULL)")
+        assert ingest_source(store, make(), dataset="d").rejected == 1  # the count grew: reported again
+        assert "3 row(s)" in store.datasets.dead_letters("d")[-1].reason
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+        engine.dispose()
+        store.close()

@@ -17,6 +17,8 @@ Positions:
   (it may then exceed ``batch_rows``), and rows that later arrive with an already-read watermark value are
   not seen: give ``key`` when the watermark is not unique. Rows whose watermark is NULL are never read.
   The watermark must grow at commit time (a row committed late with an older ``updated_at`` is missed).
+- Rows whose watermark is NULL cannot be ordered, so incremental reads skip them; their count is reported
+  as a dead letter whenever it grows (never silently).
 - Without ``watermark``: each run is a full snapshot; the last batch's position is
   ``{"snapshot": <ISO time the read began>}``. With ``key`` the snapshot is paged by key and resumable
   mid-way (``{"snapshot": ..., "key": ...}``); without it, a read interrupted mid-way starts over.
@@ -41,7 +43,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.ingest._source import SOURCES, Batch, Limits, Source, SourceConfig
+from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
 from loopline.ingest._sql_drivers import AdbcDriver, ConnectorxDriver, Driver, DuckdbDriver, SqlAlchemyDriver
 from loopline.ingest._sql_query import (
     check_identifier,
@@ -327,6 +329,11 @@ class _Reader:
     def _incremental(self, position: Any, rows: int, *, follow: bool, limits: Limits) -> Iterator[Batch]:
         wm, key = self.cfg.watermark, self.cfg.key
         after = self._decode(position)
+        reported = position.get("null_watermark", 0) if isinstance(position, dict) else 0
+        unreadable = self._null_watermarks(reported, position)
+        if unreadable is not None:
+            reported = unreadable.position["null_watermark"]
+            yield unreadable
         while True:
             bind, params = self.driver.binder()
             sql = keyset_sql(
@@ -337,14 +344,36 @@ class _Reader:
                 table = self._complete_ties(table)
             if table.num_rows:
                 after = self._last(table)
-                yield self._batch(table, {"watermark": to_json(after[0]), "key": to_json(after[1])})
+                at = _position(after, reported)
+                yield self._batch(table, at)
             if table.num_rows >= rows:
                 continue
             if not follow:
                 return
             time.sleep(limits.max_seconds)
-            last = None if after is None else {"watermark": to_json(after[0]), "key": to_json(after[1])}
+            last = None if after is None else _position(after, reported)
             yield Batch(rows=self.schema.empty(), position=last)
+
+    def _null_watermarks(self, reported: int, position: Any) -> Batch | None:
+        """Rows whose watermark is NULL cannot be read incrementally; say so once per new count, as a dead letter."""
+        wm = self.cfg.watermark
+        if wm is None:
+            return None
+        _, params = self.driver.binder()
+        sql = f"SELECT COUNT(*) AS n FROM {self.source} WHERE {self.driver.dialect.quote(wm)} IS NULL"
+        count = int(self.driver.fetch(sql, params).column(0)[0].as_py())
+        if count <= reported:
+            return None
+        at = {**(position if isinstance(position, dict) else {"watermark": None, "key": None}), "null_watermark": count}
+        reason = (
+            f"{count} row(s) of {self.name} have NULL in the watermark column {wm!r}: an incremental read "
+            f"cannot order them, so they are not ingested. Fill the watermark, or read without one."
+        )
+        return Batch(
+            rows=self.schema.empty(),
+            position=at,
+            rejects=[Reject(reason, {"source": self.name, "null_watermark_rows": count}, "")],
+        )
 
     def _decode(self, position: Any) -> tuple[Any, Any] | None:
         if position is None:
@@ -354,6 +383,8 @@ class _Reader:
                 f"position {position!r} is not a watermark position of {self.name}.",
                 hint="The source's `watermark` changed since the last run: reset its checkpoint to read it again.",
             )
+        if position["watermark"] is None:  # nothing read yet (only NULL-watermark rows were reported)
+            return None
         wm_type = self.types.get(self.cfg.watermark or "")
         key_type = self.types.get(self.cfg.key or "")
         return from_json(position["watermark"], wm_type), from_json(position.get("key"), key_type)
@@ -431,6 +462,12 @@ class _Reader:
 
 def _no_bind(name: str, value: Any) -> str:
     raise DataError(f"internal: unexpected parameter {name}={value!r} in a snapshot read.")
+
+
+def _position(after: tuple[Any, Any], reported: int) -> dict[str, Any]:
+    """A watermark position; ``null_watermark`` (rows already reported as unreadable) only when there are any."""
+    position = {"watermark": to_json(after[0]), "key": to_json(after[1])}
+    return {**position, "null_watermark": reported} if reported else position
 
 
 def _snapshot_start(position: Any, keyed: bool) -> tuple[str | None, Any]:
