@@ -1,4 +1,5 @@
-"""Private broker processes on free ports, for tests that restart or kill them (never the system ones)."""
+"""Helpers of the broker tests: private broker processes on free ports (for tests that restart or kill
+them; never the system ones), and draining a source."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from loopline.ingest import Batch, Limits, Source
 
 
 def free_port() -> int:
@@ -69,3 +72,19 @@ def redis_server(folder: Path) -> PrivateServer:
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
     args += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
     return PrivateServer("redis-server", args, port)
+
+
+def drain(source: Source, *, ack: bool, limits: Limits) -> list[Batch]:
+    """Every batch a source has now, acknowledged one by one when ``ack``; the source is closed after."""
+    out = []
+    for batch in source.batches(None, limits=limits):
+        out.append(batch)
+        if ack:
+            source.ack(batch)
+    source.close()
+    return out
+
+
+def ids(batches: list[Batch]) -> list[str]:
+    """The message ids of the batches, in order."""
+    return [i for b in batches for i in (b.ids or [])]

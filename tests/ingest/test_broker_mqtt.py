@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from loopline.ingest._mqtt import MqttConfig, MqttSource
 from loopline.ingest._source import Batch, Limits
 
-from ._servers import PrivateServer, mosquitto
+from ._servers import PrivateServer, ids, mosquitto
 
 SCHEMA = {"device": "string", "seq": "int", "value": "float"}
 FAST = Limits(max_rows=10_000, max_seconds=0.4)
@@ -61,10 +61,6 @@ def drain(source: MqttSource, *, ack: bool) -> list[Batch]:
             source.ack(batch)
     source.close()
     return batches
-
-
-def ids(batches: list[Batch]) -> list[str]:
-    return [i for b in batches for i in (b.ids or [])]
 
 
 def subscribe_once(cfg: MqttConfig) -> None:

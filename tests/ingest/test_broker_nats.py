@@ -17,7 +17,8 @@ import pytest
 from loopline.ingest._nats import NatsConfig, NatsSource
 from loopline.ingest._source import Batch, Limits
 
-from ._servers import PrivateServer, nats_server
+from ._servers import PrivateServer, ids, nats_server
+from ._servers import drain as drain_source
 
 FAST = Limits(max_rows=10_000, max_seconds=0.5)
 URL = "nats://127.0.0.1:4222"
@@ -54,17 +55,7 @@ def config(stream: str, url: str = URL, **extra: Any) -> NatsConfig:
 
 
 def drain(source: NatsSource, *, ack: bool, limits: Limits = FAST) -> list[Batch]:
-    out = []
-    for batch in source.batches(None, limits=limits):
-        out.append(batch)
-        if ack:
-            source.ack(batch)
-    source.close()
-    return out
-
-
-def ids(batches: list[Batch]) -> list[str]:
-    return [i for b in batches for i in (b.ids or [])]
+    return drain_source(source, ack=ack, limits=limits)
 
 
 def test_stream_sequences_are_ids_and_positions_and_bad_payloads_rejects(stream: str) -> None:

@@ -16,7 +16,8 @@ import redis
 from loopline.ingest._redis import RedisConfig, RedisSource
 from loopline.ingest._source import Batch, Limits
 
-from ._servers import PrivateServer, redis_server
+from ._servers import PrivateServer, ids, redis_server
+from ._servers import drain as drain_source
 
 FAST = Limits(max_rows=1_000, max_seconds=0.3)
 
@@ -35,17 +36,7 @@ def config(stream: str, port: int = 6379, **extra: Any) -> RedisConfig:
 
 
 def drain(source: RedisSource, *, ack: bool) -> list[Batch]:
-    out = []
-    for batch in source.batches(None, limits=FAST):
-        out.append(batch)
-        if ack:
-            source.ack(batch)
-    source.close()
-    return out
-
-
-def ids(batches: list[Batch]) -> list[str]:
-    return [i for b in batches for i in (b.ids or [])]
+    return drain_source(source, ack=ack, limits=FAST)
 
 
 def test_entries_come_in_batches_with_stream_ids_and_rejects(stream: str) -> None:
