@@ -9,16 +9,19 @@ checksum, the source positions it covers) that training runs can name.
 from __future__ import annotations
 
 import builtins
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from loopline.core.dtypes import polars_dtype
-from loopline.core.errors import NotFoundError, did_you_mean
+from loopline.core.errors import ConflictError, NotFoundError, did_you_mean
 from loopline.core.hashing import fingerprint
 from loopline.store._db import reading, upsert, utcnow, writing
 from loopline.store._tables import (
@@ -33,6 +36,7 @@ from loopline.store.artifacts import ArtifactStore
 
 _LIST_HINT = "List datasets with `loopline datasets list`."
 _ID_CHUNK = 500
+_VERSION_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -210,41 +214,60 @@ class DatasetRepository:
 
     # -- versions -------------------------------------------------------------------------------
     def create_version(self, dataset: str, run_id: str | None = None) -> DatasetVersion:
-        """Snapshot the parts so far; returns the latest version when nothing new arrived."""
-        with writing(self.engine) as conn:
-            parts = conn.execute(
-                select(dataset_parts.c.seq, dataset_parts.c.digest, dataset_parts.c.rows)
-                .where(dataset_parts.c.dataset == dataset)
-                .order_by(dataset_parts.c.seq)
-            ).all()
-            upto = parts[-1][0] if parts else 0
-            latest = conn.execute(
-                select(dataset_versions)
-                .where(dataset_versions.c.dataset == dataset)
-                .order_by(dataset_versions.c.version.desc())
-                .limit(1)
-            ).first()
-            if latest is not None and latest._mapping["upto_seq"] == upto:
-                return DatasetVersion(**dict(latest._mapping))
-            schema = conn.execute(select(dataset_schemas.c.schema).where(dataset_schemas.c.dataset == dataset)).first()
-            positions = {
-                r[0]: r[1]
-                for r in conn.execute(
-                    select(checkpoints.c.source, checkpoints.c.position).where(checkpoints.c.dataset == dataset)
-                )
-            }
-            values = {
-                "dataset": dataset,
-                "version": (latest._mapping["version"] if latest is not None else 0) + 1,
-                "rows": sum(p[2] for p in parts),
-                "upto_seq": upto,
-                "checksum": fingerprint([p[1] for p in parts]),
-                "schema": dict(schema[0]) if schema is not None else {},
-                "positions": positions,
-                "run_id": run_id,
-                "created_at": utcnow(),
-            }
-            conn.execute(insert(dataset_versions).values(**values))
+        """Snapshot the parts so far; returns the latest version when no part arrived since it.
+
+        So an ingest that committed nothing (or only dead letters) leaves the version as it was, and
+        identical snapshots are never stored twice: when another process takes the next version number
+        first, the snapshot is taken again (and is that version when it holds the same parts).
+        """
+        for attempt in range(_VERSION_ATTEMPTS):
+            try:
+                with writing(self.engine) as conn:
+                    return self._snapshot(conn, dataset, run_id)
+            except sa_exc.IntegrityError as exc:
+                if "dataset_versions" not in str(exc.orig):
+                    raise
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+        raise ConflictError(
+            f"could not create a version of dataset {dataset!r}: "
+            f"{_VERSION_ATTEMPTS} concurrent snapshots took the version number first.",
+            hint="Run the ingest again; its data is committed, only the version is missing.",
+        )
+
+    def _snapshot(self, conn: Connection, dataset: str, run_id: str | None) -> DatasetVersion:
+        parts = conn.execute(
+            select(dataset_parts.c.seq, dataset_parts.c.digest, dataset_parts.c.rows)
+            .where(dataset_parts.c.dataset == dataset)
+            .order_by(dataset_parts.c.seq)
+        ).all()
+        upto = parts[-1][0] if parts else 0
+        latest = conn.execute(
+            select(dataset_versions)
+            .where(dataset_versions.c.dataset == dataset)
+            .order_by(dataset_versions.c.version.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest._mapping["upto_seq"] == upto:
+            return DatasetVersion(**dict(latest._mapping))
+        schema = conn.execute(select(dataset_schemas.c.schema).where(dataset_schemas.c.dataset == dataset)).first()
+        positions = {
+            r[0]: r[1]
+            for r in conn.execute(
+                select(checkpoints.c.source, checkpoints.c.position).where(checkpoints.c.dataset == dataset)
+            )
+        }
+        values = {
+            "dataset": dataset,
+            "version": (latest._mapping["version"] if latest is not None else 0) + 1,
+            "rows": sum(p[2] for p in parts),
+            "upto_seq": upto,
+            "checksum": fingerprint([p[1] for p in parts]),
+            "schema": dict(schema[0]) if schema is not None else {},
+            "positions": positions,
+            "run_id": run_id,
+            "created_at": utcnow(),
+        }
+        conn.execute(insert(dataset_versions).values(**values))
         return DatasetVersion(**values)
 
     def version(self, dataset: str, version: int | None = None) -> DatasetVersion:
