@@ -147,6 +147,26 @@ def test_tables_travel_as_parquet_artifacts(store: Store, tmp_path: Path) -> Non
     assert store.artifacts.get_table(ref["digest"])["z"].to_list() == [2, 6]
 
 
+def test_a_step_served_from_the_cache_never_loads_its_inputs(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "d.csv"
+    write_csv(data, 5)
+    pipeline = Pipeline("lazy").add("data", "file", path=str(data)).add("more", "derive", inputs=["data"])
+    Runner(store).run(pipeline)
+    loaded: list[str] = []
+    get_table = store.artifacts.get_table
+
+    def counted(digest: str) -> pl.DataFrame:
+        loaded.append(digest)
+        return get_table(digest)
+
+    monkeypatch.setattr(store.artifacts, "get_table", counted)
+    again = Runner(store).run(pipeline)
+    assert {n: o.status for n, o in again.steps.items()} == {"data": "cached", "more": "cached"}
+    assert loaded == []
+
+
 def test_closures_are_never_served_from_the_cache(store: Store) -> None:
     box = {"value": 1}
     pipeline = Pipeline("closure").add("read", lambda: box["value"])

@@ -177,12 +177,12 @@ class Runner:
         started, clock = datetime.now(UTC), time.perf_counter()
         config_json = bound.config.model_dump(mode="json")
         try:
-            inputs = [self._input(state, bound, i) for i in range(len(bound.inputs))]
             key = self._cache_key(bound, state, config_json)
             cached = self.store.runs.find_cached(key) if (self.cache and bound.step_type.cacheable) else None
             if cached is not None and all(self.store.artifacts.exists(r["digest"]) for r in cached.values()):
                 outputs, status = cached, "cached"
-            else:
+            else:  # inputs load only now: a step served from the cache never reads them
+                inputs = [self._input(state, bound, i) for i in range(len(bound.inputs))]
                 ctx = StepContext(state.run_id, name, state.params, self.store, log.getChild(name))
                 values = bound.step_type.run(bound.config, inputs, ctx)
                 outputs = self._persist(bound, values, state)
@@ -334,6 +334,7 @@ class _RunState:
         self.params = params
         self.outcomes: dict[str, StepOutcome] = {}
         self.values: dict[tuple[str, str], Any] = {}
+        self.loading: dict[tuple[str, str], threading.Lock] = {}
         self.failed: list[tuple[str, BaseException]] = []
         self.error: str | None = None
         self.pending: list[Any] = []
@@ -358,7 +359,11 @@ class _RunState:
         self.outcomes[name] = StepOutcome(name, "failed", duration, error=message)
 
     def input_value(self, store: Store, producer: str, output: str) -> Any:
+        """The value of a producer's output, loaded once however many consumers start together."""
         key = (producer, output)
-        if key not in self.values:
-            self.values[key] = load_value(store.artifacts, self.outcomes[producer].outputs[output])
+        with self.lock:
+            loading = self.loading.setdefault(key, threading.Lock())
+        with loading:
+            if key not in self.values:
+                self.values[key] = load_value(store.artifacts, self.outcomes[producer].outputs[output])
         return self.values[key]
