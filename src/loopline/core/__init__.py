@@ -16,7 +16,7 @@ from loopline.core.errors import (
 )
 from loopline.core.pipeline import BoundStep, Pipeline, StepSpec
 from loopline.core.registry import Registry
-from loopline.core.step import STEP_TYPES, FunctionStep, StepConfig, StepContext, StepType, step
+from loopline.core.step import STEP_TYPES, DatasetRef, FunctionStep, StepConfig, StepContext, StepType, step
 from loopline.core.yamlfile import load_pipeline, parse_pipeline, pipeline_from_dict, pipeline_json_schema
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DataError",
+    "DatasetRef",
     "DriftConfig",
     "FunctionStep",
     "IntegrityError",

@@ -11,7 +11,8 @@ A step type turns validated config and input values into output values::
 Guarantees the orchestrator relies on: ``run`` is a pure function of ``config``,
 ``inputs`` and the content named by :meth:`StepType.source_fingerprint`, so equal
 fingerprints mean equal outputs and the step can be served from the cache.
-Output values are polars DataFrames (stored as Parquet), JSON-able values, or bytes.
+Output values are polars DataFrames (stored as Parquet), JSON-able values, bytes, or a
+:class:`DatasetRef` (a dataset version's rows, passed by reference).
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ class StepConfig(BaseModel):
     """Base of step configs: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A step output that is the rows of one stored dataset version, passed by reference.
+
+    The orchestrator stores only this reference (no copy of the rows) and hands consumers the version's
+    rows as a polars DataFrame, read when a consumer runs, never when it is served from the cache.
+    Its identity (what consumers' cache keys see) covers ``checksum``, the version's content hash:
+    consumers run again exactly when the content changes.
+    """
+
+    dataset: str
+    version: int
+    checksum: str
 
 
 @dataclass

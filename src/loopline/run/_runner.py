@@ -64,7 +64,7 @@ class RunResult:
             )
         key = (step, name or next(iter(outcome.outputs)))
         if key not in self._values:
-            self._values[key] = load_value(self._store.artifacts, outcome.outputs[key[1]])
+            self._values[key] = load_value(self._store, outcome.outputs[key[1]])
         return self._values[key]
 
 
@@ -246,8 +246,9 @@ class Runner:
             )
         outputs = {}
         for output in declared:
-            outputs[output] = save_value(self.store.artifacts, values[output])
-            state.values[(bound.spec.name, output)] = values[output]
+            outputs[output] = save_value(self.store, values[output])
+            if outputs[output]["kind"] != "dataset":  # a reference: its rows load when a consumer runs
+                state.values[(bound.spec.name, output)] = values[output]
         return outputs
 
     def _record(
@@ -365,5 +366,5 @@ class _RunState:
             loading = self.loading.setdefault(key, threading.Lock())
         with loading:
             if key not in self.values:
-                self.values[key] = load_value(store.artifacts, self.outcomes[producer].outputs[output])
+                self.values[key] = load_value(store, self.outcomes[producer].outputs[output])
         return self.values[key]
