@@ -82,7 +82,7 @@ def test_malformed_csv_rows_become_rejects_and_the_rest_goes_on(tmp_path: Path, 
     assert sorted(i for b in batches if b.rows.height for i in b.rows["id"].to_list()) == [1, 3]
     rejects = [r for b in batches for r in b.rejects]
     assert len(rejects) == 1 and "found 3" in rejects[0].reason and rejects[0].raw == "2,b,extra"
-    assert rejects[0].position["path"].endswith("bad.csv")
+    assert rejects[0].position["path"].endswith("bad.csv") and rejects[0].position["line"] == 3
 
 
 def test_a_changed_file_is_reported_not_read_twice(tmp_path: Path) -> None:
@@ -98,3 +98,14 @@ def test_a_changed_file_is_reported_not_read_twice(tmp_path: Path) -> None:
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         read_all(make(tmp_path / "none.csv"))
+
+
+def test_column_types_pin_a_csv_column_instead_of_inferring_it(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("id,zip\n1,01234\n2,90210\n")
+    (batch,) = [b for b in read_all(make(tmp_path / "codes.csv", column_types={"zip": "String"})) if b.rows.height]
+    assert batch.rows.schema["zip"] == pl.String and batch.rows["zip"].to_list() == ["01234", "90210"]
+
+
+def test_an_unknown_column_type_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="Strnig"):
+        make(tmp_path / "x.csv", column_types={"zip": "Strnig"})

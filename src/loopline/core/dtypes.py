@@ -10,6 +10,16 @@ _SIMPLE = (
 )  # fmt: skip
 
 
+def check_dtype_name(name: str) -> str:
+    """``name`` if it names a column type (``Int64``, ``Float64``, ``String``, ``Datetime``...), else ValueError."""
+    if name in _SIMPLE or name.startswith(("Datetime", "Duration")):
+        return name
+    from loopline.core.errors import did_you_mean
+
+    hint = did_you_mean(name, [*_SIMPLE, "Datetime", "Duration"]) or f"Use one of {', '.join(_SIMPLE)}, Datetime."
+    raise ValueError(f"unknown column type {name!r}. {hint}")
+
+
 def polars_dtype(name: str) -> Any:
     """The polars dtype whose ``str()`` is ``name``; unknown names read as String."""
     import polars as pl  # imported on use: the core layer stays light

@@ -60,6 +60,9 @@ def apply_contract(
             hint="Fix the source, or set the source's policy to 'coerce' or 'quarantine'.",
         )
     result = ContractResult(frame, added=missing, dropped=extra, cast=retyped)
+    if not (missing or extra or retyped or "Null" in found.values()):  # conforms: nothing to cast or check
+        result.rows = frame.select(list(schema)) if list(found) != list(schema) else frame
+        return result
     aligned = frame.with_columns([pl.lit(None).alias(c) for c in missing]).select(list(schema))
     casts = [pl.col(c).cast(polars_dtype(schema[c]), strict=False) for c in schema]
     converted = aligned.with_columns(casts)

@@ -6,9 +6,12 @@ last MiB, cheap on any file size). A new file is read; a file already taken is s
 whose signature changed is not re-read (that would duplicate rows) but reported as a dead letter. A file
 read halfway when the process died resumes after its last committed row (``current``).
 
-Memory is bounded: files are read in record batches (CSV streamed by pyarrow in blocks, Parquet by row
-groups), so a file larger than memory is ingested with a peak RSS of a few batches. Malformed CSV rows
-(ragged, unbalanced quotes) become dead letters with the file and line; the rest of the file goes on.
+Memory is bounded by ``memory_budget_mb``: CSV is cut into blocks of a sixteenth of it, parsed on all cores
+one block ahead of the engine writing the previous batch (``_csv_blocks``, ``_read_ahead``); a batch closes
+at ``limits.max_rows`` or a quarter of the budget; Parquet is read by row groups; a Parquet file that needs
+no change is handed over whole and stored as it is. A file larger than memory is ingested with a peak RSS
+of a few batches. Malformed CSV rows (ragged) become dead letters with the file and line; the rest of the
+file goes on.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from loopline.core.dtypes import check_dtype_name
 from loopline.core.errors import DataError
 from loopline.ingest._files import DEFAULT_NULLS, only_member
+from loopline.ingest._read_ahead import ReadAhead
 from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
 
 _HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=([^/\\]*)$")
 _EDGE = 1 << 20
-_BLOCK = 16 << 20
 
 
 class FileSourceConfig(SourceConfig):
@@ -45,9 +49,18 @@ class FileSourceConfig(SourceConfig):
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     parse_dates: list[str] = []
     hive_partitioning: bool = True
+    column_types: Annotated[
+        dict[str, str],
+        Field(description="CSV column -> type (Int64, Float64, String, Boolean...), instead of inferring it."),
+    ] = {}
     memory_budget_mb: Annotated[
-        int, Field(ge=0, description="Files up to this size are read at once (multi-threaded); larger ones stream.")
+        int, Field(ge=0, description="Memory the source aims to stay within: CSV is parsed in blocks of 1/16 of it.")
     ] = 256
+
+    @field_validator("column_types")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: check_dtype_name(dtype) for name, dtype in value.items()}
 
 
 class FileSource(Source):
@@ -94,13 +107,20 @@ class FileSource(Source):
         if self._whole_parquet(path, state):
             yield self._parquet_batch(path, signature, state)
             return
+        fmt = self.config.format or _format_of(path)
+        with ReadAhead(_read_batches(path, fmt, self.config)) as tables:  # parse ahead while batches are written
+            yield from self._slices(path, signature, tables, state, limits)
+
+    def _slices(
+        self, path: Path, signature: list[Any], tables: Iterator[Any], state: _State, limits: Limits
+    ) -> Iterator[Batch]:
+        """Batches of ``limits.max_rows`` rows from a file's tables, after the rows committed before a restart."""
         skip = state.current_rows if state.current_path == str(path) else 0
         done = 0
         pending: list[pa.Table] = []
         rejects: list[Reject] = []
         partitions = _hive_values(path, self.config.path) if self.config.hive_partitioning else {}
-        fmt = self.config.format or _format_of(path)
-        for table, bad in _read_batches(path, fmt, self.config):
+        for table, bad in tables:
             if skip >= table.num_rows:  # committed before a restart, with its dead letters
                 skip -= table.num_rows
                 done += table.num_rows
@@ -109,9 +129,12 @@ class FileSource(Source):
             if skip:
                 table, done, skip = table.slice(skip), done + skip, 0
             pending.append(table)
-            while sum(t.num_rows for t in pending) >= limits.max_rows:
+            while (rows := sum(t.num_rows for t in pending)) >= limits.max_rows or (
+                len(pending) > 1 and sum(t.nbytes for t in pending) >= self._batch_bytes
+            ):
                 merged = pa.concat_tables(pending, promote_options="default")
-                head, rest = merged.slice(0, limits.max_rows), merged.slice(limits.max_rows)
+                size = min(rows, limits.max_rows)
+                head, rest = merged.slice(0, size), merged.slice(size)
                 done += head.num_rows
                 state.current_path, state.current_rows = str(path), done
                 yield self._batch(path, head, partitions, state, rejects)
@@ -123,6 +146,11 @@ class FileSource(Source):
             yield self._batch(path, tail, partitions, state, rejects)
         else:
             yield Batch(pl.DataFrame(), state.dump())
+
+    @property
+    def _batch_bytes(self) -> int:
+        """A batch closes at a quarter of the memory budget (the engine holds a few copies while writing)."""
+        return max(1 << 20, (self.config.memory_budget_mb << 20) // 4)
 
     def _whole_parquet(self, path: Path, state: _State) -> bool:
         """A plain Parquet file, unmodified by this source (no partition columns, no date parsing), not half-read."""
@@ -285,29 +313,27 @@ def _open(path: Path) -> Any:
 
 
 def _csv(path: Path, config: FileSourceConfig) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
-    import pyarrow.csv as pcsv
+    from loopline.ingest._csv_blocks import csv_tables
 
-    bad: list[tuple[str, Any, str]] = []
-
-    def quarantine(row: Any) -> str:
-        bad.append((f"expected {row.expected_columns} columns, found {row.actual_columns}", row.number, row.text))
-        return "skip"
-
-    read = pcsv.ReadOptions(block_size=_BLOCK, encoding="utf8")
-    parse = pcsv.ParseOptions(delimiter=config.delimiter, invalid_row_handler=quarantine, newlines_in_values=False)
-    convert = pcsv.ConvertOptions(null_values=list(config.null_values), strings_can_be_null=True)
-    if _plain(path) and path.stat().st_size <= config.memory_budget_mb << 20:
-        # fits the budget: one multi-threaded read (types inferred over the whole file), then slices
-        table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-        yield table, bad
-        return
     with _open(path) as stream:
-        reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-        for record_batch in reader:
-            yield pa.Table.from_batches([record_batch]), bad
-            bad = []
-    if bad:
-        yield pa.table({}), bad
+        yield from csv_tables(
+            stream,
+            delimiter=config.delimiter,
+            null_values=list(config.null_values),
+            block_bytes=_block_bytes(config.memory_budget_mb),
+            column_types=_arrow_types(config.column_types),
+        )
+
+
+def _block_bytes(budget_mb: int) -> int:
+    """CSV block size: a sixteenth of the memory budget, between 64 KiB and 16 MiB."""
+    return max(64 << 10, min(16 << 20, (budget_mb << 20) // 16))
+
+
+def _arrow_types(column_types: dict[str, str]) -> dict[str, pa.DataType]:
+    from loopline.core.dtypes import polars_dtype
+
+    return {name: pl.Series([], dtype=polars_dtype(dtype)).to_arrow().type for name, dtype in column_types.items()}
 
 
 def _plain(path: Path) -> bool:

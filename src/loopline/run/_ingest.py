@@ -163,7 +163,8 @@ def _consume(
             rejects += checked.rejects
             rows = checked.rows
             if rows.height:
-                digest = store.artifacts.put_table(rows, compression="lz4")  # parts favour write speed
+                # parts favour write speed: lz4, no row-group statistics
+                digest = store.artifacts.put_table(rows, compression="lz4", statistics=False)
                 size = int(rows.estimated_size())
         store.datasets.commit_batch(
             dataset,

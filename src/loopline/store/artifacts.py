@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,15 @@ class ArtifactStore:
         return digest
 
     def put_file(self, path: str | Path) -> str:
-        """Store a file's bytes (read once, hashed, written atomically) and return the digest."""
-        return self.put_bytes(Path(path).read_bytes())
+        """Store a copy of a file (copied by the kernel, hashed, moved in place) and return the digest."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".part")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            return self._adopt(Path(tmp))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def get_bytes(self, digest: str) -> bytes:
         """The blob stored under ``digest``, verified against it."""
@@ -71,11 +80,33 @@ class ArtifactStore:
             )
         return data
 
-    def put_table(self, df: pl.DataFrame, *, compression: str = "zstd") -> str:
-        """Store a table as Parquet and return its digest (``lz4`` trades size for write speed)."""
-        buffer = io.BytesIO()
-        df.write_parquet(buffer, compression=compression)  # type: ignore[arg-type]
-        return self.put_bytes(buffer.getvalue())
+    def put_table(self, df: pl.DataFrame, *, compression: str = "zstd", statistics: bool = True) -> str:
+        """Store a table as Parquet and return its digest.
+
+        ``lz4`` and ``statistics=False`` trade file size and read-time pruning for write speed. The file is
+        written by polars straight into the store (no copy through Python), then hashed and moved in place.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            df.write_parquet(tmp, compression=compression, statistics=statistics)  # type: ignore[arg-type]
+            return self._adopt(Path(tmp))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _adopt(self, tmp: Path) -> str:
+        """Move a finished temp file under its digest (fsynced first); a blob already there wins."""
+        with open(tmp, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            os.fsync(handle.fileno())
+        target = self.path(digest)
+        if target.is_file() and target.stat().st_size == tmp.stat().st_size:
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        return digest
 
     def get_table(self, digest: str) -> pl.DataFrame:
         """The table stored under ``digest``."""

@@ -1,0 +1,130 @@
+"""CSV in blocks: bounded memory, all cores, exact line numbers for bad rows.
+
+The file (or its decompressed stream) is cut into blocks of about ``block_bytes`` at line ends; each block
+is parsed by ``pyarrow.csv.read_csv`` with its threads, while a background thread reads and parses the next
+block as the consumer writes the current one (``loopline.ingest._read_ahead``). Memory stays at a few blocks, whatever
+the file size.
+
+Types are inferred from the first block (the header's names, ``column_types`` pinned by the user on top);
+later blocks are parsed with those types, so every block has one schema. A later block whose values do not
+fit (a float in a column the first block saw as integers) is parsed again with its own inferred types and
+left to the dataset's schema contract, which fails, casts or quarantines as the source's policy says.
+
+Values may not hold line breaks (quoted newlines): a block boundary is a line end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+#: (reason, 1-based line number in the file, raw line)
+BadRow = tuple[str, int | None, str]
+
+#: pyarrow's own unit of parallel parsing inside a block
+_PARSE_BLOCK = 1 << 22
+
+
+def csv_tables(
+    stream: Any,
+    *,
+    delimiter: str,
+    null_values: list[str],
+    block_bytes: int,
+    column_types: dict[str, pa.DataType] | None = None,
+) -> Iterator[tuple[pa.Table, list[BadRow]]]:
+    """Parse an open binary stream block by block: ``(table, bad rows of the block)``."""
+    parser = _BlockParser(delimiter, null_values, dict(column_types or {}))
+    line = 1  # lines before the current block (the header's)
+    header = b""
+    for block in _blocks(stream, block_bytes):
+        if not header:
+            cut = block.find(b"\n") + 1 or len(block)
+            header, block = block[:cut], block[cut:]
+            if not header.strip():
+                return
+        if not block:  # the block held just the header: the types come from the next one
+            continue
+        table, bad = parser.parse(block, header)
+        yield table, _numbered(bad, block, line)
+        line += block.count(b"\n")
+    if parser.names is None and header.strip():  # a header and no rows
+        yield parser.parse(b"", header)[0], []
+
+
+class _BlockParser:
+    """Parses blocks with the names and types of the first one (see the module docstring)."""
+
+    def __init__(self, delimiter: str, null_values: list[str], pinned: dict[str, pa.DataType]) -> None:
+        self.delimiter = delimiter
+        self.null_values = null_values
+        self.pinned = pinned
+        self.names: list[str] | None = None
+        self.types: dict[str, pa.DataType] = pinned
+
+    def parse(self, block: bytes, header: bytes) -> tuple[pa.Table, list[tuple[str, str]]]:
+        """The block's rows and its ragged rows ``(reason, raw line)``."""
+        if self.names is None:  # the first block fixes names and types
+            table, bad = self._read(header + block, self.pinned)
+            self.names = table.column_names
+            self.types = {field.name: field.type for field in table.schema}
+            return table, bad
+        try:
+            return self._read(block, self.types)
+        except pa.ArrowInvalid:  # values that do not fit the first block's types: the contract judges
+            return self._read(block, self.pinned)
+
+    def _read(self, body: bytes, types: dict[str, pa.DataType]) -> tuple[pa.Table, list[tuple[str, str]]]:
+        import pyarrow.csv as pcsv
+
+        bad: list[tuple[str, str]] = []
+
+        def quarantine(row: Any) -> str:
+            bad.append((f"expected {row.expected_columns} columns, found {row.actual_columns}", row.text))
+            return "skip"
+
+        table = pcsv.read_csv(
+            pa.BufferReader(body),
+            read_options=pcsv.ReadOptions(column_names=self.names, block_size=_PARSE_BLOCK),
+            parse_options=pcsv.ParseOptions(
+                delimiter=self.delimiter, invalid_row_handler=quarantine, newlines_in_values=False
+            ),
+            convert_options=pcsv.ConvertOptions(
+                null_values=self.null_values, strings_can_be_null=True, column_types=types
+            ),
+        )
+        return table, bad
+
+
+def _blocks(stream: Any, size: int) -> Iterator[bytes]:
+    """Chunks of about ``size`` bytes that end at a line end (the last one may not)."""
+    rest = b""
+    while True:
+        data = stream.read(size)
+        if not data:
+            if rest:
+                yield rest
+            return
+        data = rest + data if rest else data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # one line longer than a block: read on
+            rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut]
+
+
+def _numbered(bad: list[tuple[str, str]], block: bytes, before: int) -> list[BadRow]:
+    """Bad rows with their line numbers in the file: each raw line found in the block, in order."""
+    rows: list[BadRow] = []
+    cursor = 0
+    for reason, text in bad:
+        found = block.find(text.encode(), cursor)
+        if found < 0:
+            rows.append((reason, None, text))
+            continue
+        rows.append((reason, before + block.count(b"\n", 0, found) + 1, text))
+        cursor = found + len(text)
+    return rows

@@ -1,0 +1,70 @@
+"""Read ahead: an iterator's next items produced in a background thread while the consumer works."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+class ReadAhead(Iterator[Any]):
+    """Run an iterator in a background thread, ``depth`` items ahead of the consumer.
+
+    Errors in the producer are raised in the consumer; :meth:`close` (or garbage collection, or leaving a
+    ``with`` block) stops the producer and waits for it.
+    """
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Any], depth: int = 1) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._produce, args=(items,), name="loopline-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _produce(self, items: Iterator[Any]) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            self._error = exc
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        self._put(self._END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self) -> Any:
+        item = self._queue.get()
+        if item is self._END:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Stop the producer and wait for it."""
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._stop.set()
