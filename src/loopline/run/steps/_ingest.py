@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from loopline.core.errors import ConfigError
-from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.core.step import STEP_TYPES, DatasetRef, StepConfig, StepContext, StepType
 from loopline.ingest import SOURCES, Limits, Source
 
 
 class IngestConfig(StepConfig):
-    """Ingest a source (``source: {type: postgres, ...}``) into a dataset, then read the dataset."""
+    """Ingest a source (``source: {type: postgres, ...}``) into a dataset; output its latest version."""
 
     source: Annotated[dict[str, Any], Field(description="The source: its 'type' and the type's own keys.")]
     dataset: Annotated[str | None, Field(description="Dataset name (default: the step's name).")] = None
@@ -41,8 +41,11 @@ def build_source(spec: dict[str, Any]) -> Source:
 class Ingest(StepType):
     """Runs the ingestion engine for one source; never cached (the source moves), cheap when nothing is new.
 
-    Outputs ``out``, the dataset's rows, and ``version``, the dataset version they are (id, rows, checksum,
-    source positions): recorded with the run, so every model trained from it names the data it saw.
+    Outputs ``out``, the rows of the dataset's latest version, and ``version``, that version (id, rows,
+    checksum, source positions): recorded with the run, so every model trained from it names the data it saw.
+    ``out`` is a :class:`DatasetRef`: the runner stores no copy of the rows, and a consumer reads them only when
+    it runs. With nothing new the version, hence the reference, stays the same and consumers come from the cache:
+    a re-run costs the source's check for new data, never a read of the dataset.
     """
 
     type_name = "ingest"
@@ -75,7 +78,7 @@ class Ingest(StepType):
             "positions": version.positions,
             "ingested": {"rows": report.rows, "rejected": report.rejected},
         }
-        return {"out": ctx.store.datasets.read(dataset, report.version), "version": lineage}
+        return {"out": DatasetRef(dataset, version.version, version.checksum), "version": lineage}
 
 
 STEP_TYPES.register(Ingest.type_name, Ingest())
