@@ -16,14 +16,13 @@ file goes on.
 
 from __future__ import annotations
 
-import glob as globlib
-import hashlib
 import io
-import os
 import re
+import time
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import polars as pl
@@ -32,12 +31,12 @@ from pydantic import Field, field_validator
 
 from loopline.core.dtypes import check_dtype_name
 from loopline.core.errors import DataError
+from loopline.ingest._file_locations import LocalFiles, RemoteFiles, file_location
 from loopline.ingest._files import DEFAULT_NULLS, only_member
 from loopline.ingest._read_ahead import ReadAhead
 from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
 
 _HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=([^/\\]*)$")
-_EDGE = 1 << 20
 
 
 class FileSourceConfig(SourceConfig):
@@ -73,49 +72,54 @@ class FileSource(Source):
     def batches(self, position: Any, *, follow: bool = False, limits: Limits = Limits()) -> Iterator[Batch]:
         state = _State.load(position)
         while True:
-            files = _list_files(self.config.path)
+            location = file_location(self.config.path)
             fresh = False
-            for path in files:
-                signature = _signature(path)
-                taken = state.files.get(str(path))
+            for path in self._files(location):
+                signature = location.signature(path)
+                taken = state.files.get(path)
                 if taken is not None:
-                    if taken != signature and str(path) not in state.reported:
-                        state.reported.add(str(path))
+                    if taken != signature and path not in state.reported:
+                        state.reported.add(path)
                         yield Batch(
                             pl.DataFrame(),
                             state.dump(),
                             rejects=[
                                 Reject(
                                     f"file changed after it was ingested; not read again (now {signature}).",
-                                    {"path": str(path)},
-                                    str(path),
+                                    {"path": path},
+                                    path,
                                 )
                             ],
                         )
                     continue
                 fresh = True
-                yield from self._read_file(path, signature, state, limits)
+                yield from self._read_file(location, path, signature, state, limits)
             if not follow:
                 return
             if not fresh:
                 yield Batch(pl.DataFrame(), state.dump())
-                import time
-
                 time.sleep(limits.max_seconds)
 
-    def _read_file(self, path: Path, signature: list[Any], state: _State, limits: Limits) -> Iterator[Batch]:
-        if self._whole_parquet(path, state):
-            yield self._parquet_batch(path, signature, state)
+    def _files(self, location: LocalFiles | RemoteFiles) -> list[str]:
+        """The files to read: with no ``format:``, files of other kinds in a folder or glob are left out."""
+        return location.files(keep=_known_format if self.config.format is None else None)
+
+    def _read_file(
+        self, location: LocalFiles | RemoteFiles, path: str, signature: list[Any], state: _State, limits: Limits
+    ) -> Iterator[Batch]:
+        local = location.local_path(path)
+        if local is not None and self._whole_parquet(path, state):
+            yield self._parquet_batch(path, local, signature, state)
             return
         fmt = self.config.format or _format_of(path)
-        with ReadAhead(_read_batches(path, fmt, self.config)) as tables:  # parse ahead while batches are written
+        with ReadAhead(_read_batches(location, path, fmt, self.config)) as tables:  # parse ahead of the writer
             yield from self._slices(path, signature, tables, state, limits)
 
     def _slices(
-        self, path: Path, signature: list[Any], tables: Iterator[Any], state: _State, limits: Limits
+        self, path: str, signature: list[Any], tables: Iterator[Any], state: _State, limits: Limits
     ) -> Iterator[Batch]:
         """Batches of ``limits.max_rows`` rows from a file's tables, after the rows committed before a restart."""
-        skip = state.current_rows if state.current_path == str(path) else 0
+        skip = state.current_rows if state.current_path == path else 0
         done = 0
         pending: list[pa.Table] = []
         rejects: list[Reject] = []
@@ -125,7 +129,7 @@ class FileSource(Source):
                 skip -= table.num_rows
                 done += table.num_rows
                 continue
-            rejects.extend(Reject(reason, {"path": str(path), "line": line}, raw) for reason, line, raw in bad)
+            rejects.extend(Reject(reason, {"path": path, "line": line}, raw) for reason, line, raw in bad)
             if skip:
                 table, done, skip = table.slice(skip), done + skip, 0
             pending.append(table)
@@ -136,11 +140,11 @@ class FileSource(Source):
                 size = min(rows, limits.max_rows)
                 head, rest = merged.slice(0, size), merged.slice(size)
                 done += head.num_rows
-                state.current_path, state.current_rows = str(path), done
+                state.current_path, state.current_rows = path, done
                 yield self._batch(path, head, partitions, state, rejects)
                 rejects, pending = [], [rest] if rest.num_rows else []
         tail = pa.concat_tables(pending, promote_options="default") if pending else None
-        state.files[str(path)] = signature
+        state.files[path] = signature
         state.current_path, state.current_rows = None, 0
         if (tail is not None and tail.num_rows) or rejects:
             yield self._batch(path, tail, partitions, state, rejects)
@@ -152,36 +156,36 @@ class FileSource(Source):
         """A batch closes at a quarter of the memory budget (the engine holds a few copies while writing)."""
         return max(1 << 20, (self.config.memory_budget_mb << 20) // 4)
 
-    def _whole_parquet(self, path: Path, state: _State) -> bool:
+    def _whole_parquet(self, path: str, state: _State) -> bool:
         """A plain Parquet file, unmodified by this source (no partition columns, no date parsing), not half-read."""
         fmt = self.config.format or _format_of(path)
         partitions = _hive_values(path, self.config.path) if self.config.hive_partitioning else {}
-        return fmt == "parquet" and not partitions and not self.config.parse_dates and state.current_path != str(path)
+        return fmt == "parquet" and not partitions and not self.config.parse_dates and state.current_path != path
 
-    def _parquet_batch(self, path: Path, signature: list[Any], state: _State) -> Batch:
+    def _parquet_batch(self, path: str, local: Path, signature: list[Any], state: _State) -> Batch:
         import pyarrow.parquet as pq
 
         try:
-            metadata = pq.read_metadata(path)
-            schema = pl.DataFrame(pq.read_schema(path).empty_table())
+            metadata = pq.read_metadata(local)
+            schema = pl.DataFrame(pq.read_schema(local).empty_table())
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(
-                f"cannot read {str(path)!r} as parquet: {exc}",
-                file=str(path),
+                f"cannot read {path!r} as parquet: {exc}",
+                file=path,
                 hint="Check that the file is a complete Parquet file.",
             ) from exc
-        state.files[str(path)] = signature
+        state.files[path] = signature
         return Batch(
             schema,
             state.dump(),
-            bytes_read=path.stat().st_size,
-            origin={"path": str(path)},
-            parquet_file=path,
+            bytes_read=local.stat().st_size,
+            origin={"path": path},
+            parquet_file=local,
             file_rows=metadata.num_rows,
         )
 
     def _batch(
-        self, path: Path, table: pa.Table | None, partitions: dict[str, str], state: _State, rejects: list[Reject]
+        self, path: str, table: pa.Table | None, partitions: dict[str, str], state: _State, rejects: list[Reject]
     ) -> Batch:
         frame = pl.DataFrame(pl.from_arrow(table)) if table is not None else pl.DataFrame()
         stamps = [
@@ -196,7 +200,7 @@ class FileSource(Source):
 
             frame = parse_datetimes(frame, self.config.parse_dates, source=self.config.path)
         size = table.nbytes if table is not None else 0
-        return Batch(frame, state.dump(), rejects=list(rejects), bytes_read=size, origin={"path": str(path)})
+        return Batch(frame, state.dump(), rejects=list(rejects), bytes_read=size, origin={"path": path})
 
 
 class _State:
@@ -219,20 +223,7 @@ class _State:
         return {"files": dict(self.files), "current": current}
 
 
-def _list_files(path: str) -> list[Path]:
-    target = Path(path)
-    if target.is_dir():
-        found = [p for p in target.rglob("*") if p.is_file() and _known_format(p)]
-    elif any(c in path for c in "*?["):
-        found = [Path(p) for p in globlib.glob(path, recursive=True) if Path(p).is_file()]
-    elif target.is_file():
-        found = [target]
-    else:
-        raise DataError(f"input {path!r} does not exist.", file=path, hint="Check the path of the source.")
-    return sorted(found)
-
-
-def _known_format(path: Path) -> bool:
+def _known_format(path: str) -> bool:
     try:
         _format_of(path)
     except DataError:
@@ -240,29 +231,21 @@ def _known_format(path: Path) -> bool:
     return True
 
 
-def _format_of(path: Path) -> str:
+def _format_of(path: str) -> str:
     from loopline.ingest._files import detect_format
 
-    name = path.name.lower()
-    if name.endswith(".zst"):
-        return detect_format(Path(name[:-4]))
-    return detect_format(path)
+    name = _name(path)
+    return detect_format(Path(name[:-4] if name.endswith(".zst") else name))
 
 
-def _signature(path: Path) -> list[Any]:
-    stat = path.stat()
-    digest = hashlib.blake2b(str(stat.st_size).encode(), digest_size=16)
-    with open(path, "rb") as handle:
-        digest.update(handle.read(_EDGE))
-        if stat.st_size > 2 * _EDGE:
-            handle.seek(-_EDGE, os.SEEK_END)
-            digest.update(handle.read(_EDGE))
-    return [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+def _name(path: str) -> str:
+    """The file name, lower case (local paths and URLs alike)."""
+    return PurePosixPath(path.replace("\\", "/")).name.lower()
 
 
-def _hive_values(path: Path, root: str) -> dict[str, str]:
+def _hive_values(path: str, root: str) -> dict[str, str]:
     values = {}
-    for part in path.parent.parts:
+    for part in PurePosixPath(path.replace("\\", "/")).parent.parts:
         match = _HIVE.match(part)
         if match:
             values[match.group(1)] = match.group(2)
@@ -279,43 +262,50 @@ def _typed(value: str) -> Any:
 
 
 def _read_batches(
-    path: Path, fmt: str, config: FileSourceConfig
+    location: LocalFiles | RemoteFiles, path: str, fmt: str, config: FileSourceConfig
 ) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            parquet = pq.ParquetFile(path)
-            for group in range(parquet.num_row_groups):
-                yield parquet.read_row_group(group), []
+            with location.open(path) as raw:
+                parquet = pq.ParquetFile(raw)
+                for group in range(parquet.num_row_groups):
+                    yield parquet.read_row_group(group), []
         elif fmt == "jsonl":
-            yield from _jsonl(path)
+            yield from _jsonl(location, path)
         else:
-            yield from _csv(path, config)
+            yield from _csv(location, path, config)
     except (pa.ArrowInvalid, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
-            f"cannot read {str(path)!r} as {fmt}: {exc}",
-            file=str(path),
+            f"cannot read {path!r} as {fmt}: {exc}",
+            file=path,
             hint="Check the file's format, encoding (UTF-8) and compression.",
         ) from exc
 
 
-def _open(path: Path) -> Any:
-    name = path.name.lower()
-    if name.endswith(".zip"):
-        archive = zipfile.ZipFile(path)
-        return archive.open(only_member(archive, path))
-    if name.endswith(".gz"):
-        return pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
-    if name.endswith(".zst"):
-        return pa.CompressedInputStream(pa.OSFile(str(path)), "zstd")
-    return pa.OSFile(str(path))
+@contextmanager
+def _open(location: LocalFiles | RemoteFiles, path: str) -> Iterator[Any]:
+    """The file's bytes, decompressed (zip of one file, gzip, zstd)."""
+    name = _name(path)
+    with location.open(path) as raw:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(raw) as archive, archive.open(only_member(archive, Path(path))) as member:
+                yield member
+        elif name.endswith((".gz", ".zst")):
+            codec = "gzip" if name.endswith(".gz") else "zstd"
+            with pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec) as stream:
+                yield stream
+        else:
+            yield raw
 
 
-def _csv(path: Path, config: FileSourceConfig) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
+def _csv(
+    location: LocalFiles | RemoteFiles, path: str, config: FileSourceConfig
+) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
     from loopline.ingest._csv_blocks import csv_tables
 
-    with _open(path) as stream:
+    with _open(location, path) as stream:
         yield from csv_tables(
             stream,
             delimiter=config.delimiter,
@@ -336,12 +326,8 @@ def _arrow_types(column_types: dict[str, str]) -> dict[str, pa.DataType]:
     return {name: pl.Series([], dtype=polars_dtype(dtype)).to_arrow().type for name, dtype in column_types.items()}
 
 
-def _plain(path: Path) -> bool:
-    return not path.name.lower().endswith((".gz", ".zip", ".zst", ".bz2"))
-
-
-def _jsonl(path: Path) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
-    with _open(path) as stream:
+def _jsonl(location: LocalFiles | RemoteFiles, path: str) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
+    with _open(location, path) as stream:
         data = stream.read()
     try:
         frame = pl.read_ndjson(io.BytesIO(data))
