@@ -39,7 +39,7 @@ def csv_tables(
     parser = _BlockParser(delimiter, null_values, dict(column_types or {}))
     line = 1  # lines before the current block (the header's)
     header = b""
-    for block in _blocks(stream, block_bytes):
+    for block in line_blocks(stream, block_bytes):
         if not header:
             cut = block.find(b"\n") + 1 or len(block)
             header, block = block[:cut], block[cut:]
@@ -98,7 +98,7 @@ class _BlockParser:
         return table, bad
 
 
-def _blocks(stream: Any, size: int) -> Iterator[bytes]:
+def line_blocks(stream: Any, size: int) -> Iterator[bytes]:
     """Chunks of about ``size`` bytes that end at a line end (the last one may not)."""
     rest = b""
     while True:

@@ -16,7 +16,6 @@ file goes on.
 
 from __future__ import annotations
 
-import io
 import re
 import time
 import zipfile
@@ -273,7 +272,7 @@ def _read_batches(
                 for group in range(parquet.num_row_groups):
                     yield parquet.read_row_group(group), []
         elif fmt == "jsonl":
-            yield from _jsonl(location, path)
+            yield from _jsonl(location, path, config)
         else:
             yield from _csv(location, path, config)
     except (pa.ArrowInvalid, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -326,32 +325,11 @@ def _arrow_types(column_types: dict[str, str]) -> dict[str, pa.DataType]:
     return {name: pl.Series([], dtype=polars_dtype(dtype)).to_arrow().type for name, dtype in column_types.items()}
 
 
-def _jsonl(location: LocalFiles | RemoteFiles, path: str) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
+def _jsonl(location: LocalFiles | RemoteFiles, path: str, config: FileSourceConfig) -> Iterator[tuple[pa.Table, Any]]:
+    from loopline.ingest._jsonl_blocks import jsonl_tables
+
     with _open(location, path) as stream:
-        data = stream.read()
-    try:
-        frame = pl.read_ndjson(io.BytesIO(data))
-    except pl.exceptions.PolarsError:
-        yield from _jsonl_lines(data)
-        return
-    yield frame.to_arrow(), []
-
-
-def _jsonl_lines(data: bytes) -> Iterator[tuple[pa.Table, list[tuple[str, Any, str]]]]:
-    import json
-
-    good, bad = [], []
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-            if not isinstance(value, dict):
-                raise ValueError("a JSON Lines row must be an object")
-            good.append(value)
-        except ValueError as exc:
-            bad.append((f"invalid JSON: {exc}", number, line.decode("utf-8", "replace")))
-    yield pl.DataFrame(good).to_arrow() if good else pa.table({}), bad
+        yield from jsonl_tables(stream, block_bytes=_block_bytes(config.memory_budget_mb))
 
 
 SOURCES.register(FileSource.type_name, FileSource)
