@@ -51,6 +51,7 @@ def setup_mqtt(name: str, folder: Path) -> tuple[dict[str, Any], Callable[[], No
     cfg = {"topics": [f"llkill/{name}/#"], "client_id": f"ll-{name}", "schema": {"device": "string", "k": "int"}}
     cfg["url"] = f"mqtt://127.0.0.1:{port}"
     cfg["id_fields"] = ["device", "k"]
+    cfg["state_dir"] = str(folder / "state")  # delivery counts: next to the broker's files, not in the working tree
     source = MqttSource(MqttConfig.model_validate(cfg))
     list(source.batches(None, limits=Limits(max_seconds=0.2)))  # create the persistent session
     source.close()

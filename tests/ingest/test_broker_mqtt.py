@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,8 +17,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from loopline.ingest._deliveries import DeliveryCounts
 from loopline.ingest._mqtt import MqttConfig, MqttSource
 from loopline.ingest._source import Batch, Limits
+from loopline.run import ingest_source
+from loopline.store import Store
 
 from ._servers import PrivateServer, ids, mosquitto
 
@@ -66,6 +71,13 @@ def drain(source: MqttSource, *, ack: bool) -> list[Batch]:
 def subscribe_once(cfg: MqttConfig) -> None:
     """Create the persistent session, so messages published from now on are queued for it."""
     drain(MqttSource(cfg), ack=True)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sources keep their delivery counts under $LOOPLINE_HOME/mqtt: never in the working tree."""
+    monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 @pytest.fixture
@@ -176,3 +188,89 @@ def test_a_broker_restart_while_publishing_loses_nothing(broker: PrivateServer, 
             restarted = True
     source.close()
     assert restarted and seen == {f"r|{i}" for i in range(count)}
+
+
+class FailsOnBoom(MqttSource):
+    """A consumer whose processing fails on any batch holding device "boom", before the commit."""
+
+    def batches(self, position: Any, *, follow: bool = False, limits: Limits = Limits()) -> Iterator[Batch]:
+        for batch in super().batches(position, follow=follow, limits=limits):
+            if "boom" in batch.rows["device"].to_list():
+                raise ValueError("the model server choked on device 'boom'")
+            yield batch
+
+
+def publish_with_poison(port: int, topic: str, cfg: MqttConfig, count: int, poison: int) -> None:
+    subscribe_once(cfg)
+    pub = publisher(port)
+    publish(pub, f"{topic}/d/telemetry", [msg("boom" if i == poison else "d", i) for i in range(count)])
+    pub.disconnect()
+
+
+def test_a_message_failing_the_consumer_every_time_ends_in_dead_letters(
+    broker: PrivateServer, topic: str, tmp_path: Path, home: Path
+) -> None:
+    cfg = config(topic, broker.port, max_deliveries=3)
+    publish_with_poison(broker.port, topic, cfg, 100, poison=40)
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "artifacts")
+    limits = Limits(max_rows=16, max_seconds=0.3)
+    for _ in range(3):  # deliveries 1, 2, 3: each one fails before the commit
+        with pytest.raises(ValueError, match="choked"):
+            ingest_source(store, FailsOnBoom(cfg), dataset="events", limits=limits)
+    report = ingest_source(store, FailsOnBoom(cfg), dataset="events", limits=limits)
+    assert report.status == "succeeded" and report.rejected == 1
+    assert sorted(store.datasets.read("events")["seq"].to_list()) == [i for i in range(100) if i != 40]
+    [letter] = store.datasets.dead_letters("events")
+    assert letter.reason == "poison: delivered 4 times (max_deliveries=3)"
+    assert json.loads(letter.raw)["device"] == "boom" and letter.position["topic"] == f"{topic}/d/telemetry"
+    counts = DeliveryCounts(home / "mqtt" / f"{cfg.client_id}.sqlite")
+    assert len(counts) == 0  # everything acknowledged: nothing left to count
+    counts.close()
+    store.close()
+
+
+KILLED_CHILD = """
+import json, os, signal, sys
+from loopline.ingest._mqtt import MqttConfig, MqttSource
+from loopline.ingest._source import Limits
+from loopline.run import ingest_source
+from loopline.store import Store
+
+class DiesOnBoom(MqttSource):
+    def batches(self, position, *, follow=False, limits=Limits()):
+        for batch in super().batches(position, follow=follow, limits=limits):
+            if "boom" in batch.rows["device"].to_list():
+                os.kill(os.getpid(), signal.SIGKILL)  # a native crash: nothing gets to clean up
+            yield batch
+
+store_url, artifacts, cfg = sys.argv[1:4]
+store = Store.open(store_url, artifacts)
+source = DiesOnBoom(MqttConfig.model_validate_json(cfg))
+report = ingest_source(store, source, dataset="events", limits=Limits(max_rows=16, max_seconds=0.3))
+print(report.status, report.rows, report.rejected, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_message_killing_the_consumer_process_ends_in_dead_letters(
+    broker: PrivateServer, topic: str, tmp_path: Path
+) -> None:
+    cfg = config(topic, broker.port, max_deliveries=3, state_dir=str(tmp_path / "state"))
+    publish_with_poison(broker.port, topic, cfg, 100, poison=40)
+    store_url, artifacts = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "artifacts"
+    script = tmp_path / "child.py"
+    script.write_text(KILLED_CHILD)
+    command = [sys.executable, str(script), store_url, str(artifacts), cfg.model_dump_json(by_alias=True)]
+    store = Store.open(store_url, artifacts)
+    codes, committed = [], []
+    for _ in range(4):
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        codes.append(run.returncode)
+        committed.append(sum(int(part["rows"]) for part in store.datasets.parts("events")))
+    assert codes == [-9, -9, -9, 0], run.stderr[-2000:]
+    # batches of 16: 0-31 committed, 32-47 kill; then groups of 4: 32-39 committed, 40-43 kill; 40 alone: kill
+    assert committed == [32, 40, 40, 99]
+    assert sorted(store.datasets.read("events")["seq"].to_list()) == [i for i in range(100) if i != 40]
+    [letter] = store.datasets.dead_letters("events")
+    assert letter.reason == "poison: delivered 4 times (max_deliveries=3)"
+    store.close()

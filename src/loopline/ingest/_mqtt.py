@@ -9,6 +9,7 @@
       id_fields: [device, seq]             # message id for deduplication of redeliveries
       sequence_field: seq                  # gap counting (optional), per device_field
       device_field: device
+      state_dir: /var/lib/loopline/mqtt     # delivery counts (poison bound); default $LOOPLINE_HOME/mqtt
 
 How nothing is lost: the client connects with MQTT 5 ``clean_start=False`` and a session expiry
 (``session_expiry_s``), so the broker keeps the subscriptions and queues QoS 1 messages while the consumer is
@@ -28,8 +29,17 @@ Gaps: with ``sequence_field`` (and optionally ``device_field``), :meth:`MqttSour
 numbers skipped per device (a jump from 4 to 7 counts 2; repeats and late arrivals count nothing). The count
 and the last sequence per device travel in the position, so they survive restarts.
 
-Poison messages: MQTT has no delivery counter, so ``max_deliveries`` does not apply; a bad payload is
-rejected (and acknowledged) on its first delivery anyway.
+Poison messages: a message handed to the engine more than ``max_deliveries`` times without being acknowledged
+(it crashed the consumer each time, before the commit) becomes a reject, "poison: delivered N times", and is
+acknowledged with its batch, like with NATS and Redis. MQTT 5 flags a redelivery (DUP) but counts nothing, so
+the source counts: in ``<state_dir>/<client_id>.sqlite`` (``state_dir`` defaults to ``$LOOPLINE_HOME/mqtt``,
+else ``./.loopline/mqtt``; keep it on a local disk that outlives the process) it raises a message's count,
+and fsyncs it, *before* handing the message over, and drops the count once the message is acknowledged, so
+the file holds only unacknowledged messages (it is emptied too when the broker reports a new session: nothing
+will be redelivered). A message is known by a hash of its topic and payload, which a redelivery repeats byte
+for byte. Redelivered messages are handed in groups that shrink with each delivery, down to one message on the
+last allowed delivery: only a message that crashed the consumer on its own becomes poison, and the messages
+that came with it are ingested. A bad payload is rejected (and acknowledged) on its first delivery anyway.
 
 Mosquitto settings for zero loss (``mosquitto.conf``)::
 
@@ -47,10 +57,13 @@ Publishers must use QoS 1 and retry until PUBACK; the consumer's ``client_id`` m
 
 from __future__ import annotations
 
+import hashlib
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -58,7 +71,9 @@ import polars as pl
 from pydantic import Field
 
 from loopline.core.errors import ConfigError, DataError, MissingExtraError
-from loopline.ingest._payloads import BrokerConfig, dedup_ids, env_secret, mask_url
+from loopline.core.settings import Settings
+from loopline.ingest._deliveries import DeliveryCounts
+from loopline.ingest._payloads import BrokerConfig, PayloadParser, dedup_ids, env_secret, mask_url, raw_text
 from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source
 
 if TYPE_CHECKING:
@@ -79,10 +94,11 @@ class MqttConfig(BrokerConfig):
     id_fields: list[str] | None = None
     sequence_field: str | None = None
     device_field: str | None = None
+    state_dir: str | None = None
 
 
-# (connection epoch, topic, payload, packet id)
-_Message = tuple[int, str, bytes, int]
+# (connection epoch, topic, payload, packet id, delivery-count key)
+_Message = tuple[int, str, bytes, int, str]
 
 
 class MqttSource(Source):
@@ -104,6 +120,9 @@ class MqttSource(Source):
         self._connect_error: str | None = None
         self._gaps = 0
         self._last_seq: dict[str, int] = {}
+        self._received = 0
+        self._counts: DeliveryCounts | None = None
+        self._new_session = threading.Event()
 
     def gaps(self) -> int:
         """Sequence numbers skipped so far (``sequence_field``), over all devices; 0 without it."""
@@ -119,40 +138,32 @@ class MqttSource(Source):
         self._check_fields()
         parser = cfg.parser("mqtt")
         state = dict(position) if isinstance(position, dict) else {}
-        received = int(state.get("received", 0))
+        self._received = int(state.get("received", 0))
         self._gaps = int(state.get("gaps", 0))
         self._last_seq = {str(k): int(v) for k, v in dict(state.get("last_seq", {})).items()}
         self._ensure_connected()
+        self._deliveries()  # an unwritable state_dir fails here, before any message is handed over
         max_rows = max(1, min(limits.max_rows, cfg.receive_maximum))
         while True:
             messages = self._collect(max_rows, limits.max_seconds)
             if not messages and not follow:
                 return
-            positions = [{"topic": m[1], "received": received + i + 1, "mid": m[3]} for i, m in enumerate(messages)]
-            received += len(messages)
-            rows, kept, rejects = parser.parse([m[2] for m in messages], positions)
-            ids: list[str] | None = None
-            if cfg.id_fields:
-                rows, kept, ids = self._ids(rows, kept, positions, messages, rejects)
-            self._count_gaps(rows)
-            yield Batch(
-                rows=rows,
-                position=self._position(received),
-                ids=ids,
-                rejects=rejects,
-                ack_token=[(m[0], m[3]) for m in messages],
-                bytes_read=sum(len(m[2]) for m in messages),
-            )
+            if not messages:
+                yield self._batch([], parser)
+            for group in self._handoffs(messages, max_rows):
+                yield self._batch(group, parser)
 
     def ack(self, batch: Batch) -> None:
-        """PUBACK every message of a committed batch (those of an older connection come back instead)."""
+        """PUBACK every message of a committed batch (those of an older connection come back instead),
+        then drop their delivery counts."""
         client = self._client
         if client is None or not batch.ack_token:
             return
-        for epoch, mid in batch.ack_token:
+        for epoch, mid, _ in batch.ack_token:
             if epoch == self._epoch:
                 client.ack(mid, 1)
         self._flush(client)
+        self._deliveries().forget(key for *_, key in batch.ack_token)
 
     def _flush(self, client: Client, timeout: float = 10.0) -> None:
         """Wait until paho's network thread has written the queued packets (PUBACKs) to the socket.
@@ -176,6 +187,9 @@ class MqttSource(Source):
                 self._disconnected.wait(10)
             client.loop_stop()
         self._connected.clear()
+        counts, self._counts = self._counts, None
+        if counts is not None:
+            counts.close()
 
     def _round_trip(self, client: Client, timeout: float = 10.0) -> None:
         """UNSUBSCRIBE a dummy filter and wait for UNSUBACK: the broker has then processed every PUBACK before it.
@@ -263,6 +277,8 @@ class MqttSource(Source):
         if reason.is_failure:
             self._connect_error = str(reason)
             return
+        if not flags.session_present:
+            self._new_session.set()  # the broker holds nothing of ours: no message will come back
         from paho.mqtt.subscribeoptions import SubscribeOptions
 
         self._epoch += 1
@@ -278,7 +294,8 @@ class MqttSource(Source):
         self._disconnected.set()
 
     def _on_message(self, client: Client, userdata: object, message: MQTTMessage) -> None:
-        self._inbox.put((self._epoch, message.topic, bytes(message.payload), message.mid))
+        payload = bytes(message.payload)
+        self._inbox.put((self._epoch, message.topic, payload, message.mid, _message_key(message.topic, payload)))
 
     def _collect(self, max_rows: int, max_seconds: float) -> list[_Message]:
         """Up to ``max_rows`` messages, waiting at most ``max_seconds``."""
@@ -299,6 +316,71 @@ class MqttSource(Source):
                 except queue.Empty:
                     break
         return out
+
+    # -- hand-off: delivery counts, poison, rows ---------------------------------------------------
+
+    def _deliveries(self) -> DeliveryCounts:
+        """The delivery counts (emptied first when the broker started a new session)."""
+        if self._counts is None:
+            self._counts = DeliveryCounts(self._state_file())
+        if self._new_session.is_set():
+            self._new_session.clear()
+            self._counts.forget_all()
+        return self._counts
+
+    def _state_file(self) -> Path:
+        folder = Path(self.config.state_dir) if self.config.state_dir else Settings.from_env().home / "mqtt"
+        return folder / f"{_file_name(self.config.client_id)}.sqlite"
+
+    def _handoffs(self, messages: list[_Message], max_rows: int) -> Iterator[list[_Message]]:
+        """The messages in hand-off groups, in order: first deliveries up to ``max_rows`` together, redeliveries
+        in groups that shrink with each delivery (see :func:`_group_rows`). Counts are read as each group forms,
+        after the previous group was acknowledged."""
+        group: list[_Message] = []
+        size = 0
+        counts = self._deliveries()
+        for message in messages:
+            delivery = counts.count(message[4]) + 1
+            limit = _group_rows(delivery, max_rows, self.config.max_deliveries)
+            if group and (limit != size or len(group) >= size):
+                yield group
+                group = []
+                counts = self._deliveries()
+            group.append(message)
+            size = limit
+        if group:
+            yield group
+
+    def _batch(self, messages: list[_Message], parser: PayloadParser) -> Batch:
+        """Count the hand-off of ``messages`` durably, then turn them into rows and rejects (poison included)."""
+        cfg = self.config
+        counts = self._deliveries().record(m[4] for m in messages)
+        positions = [{"topic": m[1], "received": self._received + i + 1, "mid": m[3]} for i, m in enumerate(messages)]
+        self._received += len(messages)
+        rejects: list[Reject] = []
+        healthy: list[int] = []
+        for index, message in enumerate(messages):
+            delivered = counts[message[4]]
+            if delivered > cfg.max_deliveries:
+                reason = f"poison: delivered {delivered} times (max_deliveries={cfg.max_deliveries})"
+                rejects.append(Reject(reason, positions[index], raw_text(message[2])))
+            else:
+                healthy.append(index)
+        rows, kept, bad = parser.parse([messages[i][2] for i in healthy], [positions[i] for i in healthy])
+        kept = [healthy[i] for i in kept]
+        rejects.extend(bad)
+        ids: list[str] | None = None
+        if cfg.id_fields:
+            rows, kept, ids = self._ids(rows, kept, positions, messages, rejects)
+        self._count_gaps(rows)
+        return Batch(
+            rows=rows,
+            position=self._position(self._received),
+            ids=ids,
+            rejects=rejects,
+            ack_token=[(m[0], m[3], m[4]) for m in messages],
+            bytes_read=sum(len(m[2]) for m in messages),
+        )
 
     # -- ids and gaps -----------------------------------------------------------------------------
 
@@ -350,6 +432,34 @@ class MqttSource(Source):
             position["gaps"] = self._gaps
             position["last_seq"] = dict(self._last_seq)
         return position
+
+
+def _group_rows(delivery: int, max_rows: int, max_deliveries: int) -> int:
+    """How many messages on their ``delivery``-th delivery are handed together: ``max_rows`` on the first,
+    shrinking geometrically to one on the last allowed one (``max_deliveries``). A message that crashes the
+    consumer every time is then alone when it reaches the bound, and the messages that came with it are not
+    taken for poison; an ordinary crash costs one pass of smaller batches."""
+    if delivery <= 1:
+        return max_rows
+    if delivery >= max_deliveries:
+        return 1
+    return max(1, int(max_rows ** ((max_deliveries - delivery) / (max_deliveries - 1))))
+
+
+def _message_key(topic: str, payload: bytes) -> str:
+    """What a broker redelivery repeats byte for byte: the topic and the payload."""
+    digest = hashlib.blake2b(topic.encode(), digest_size=16)
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.hexdigest()
+
+
+def _file_name(client_id: str) -> str:
+    """``client_id`` as a file name (unchanged when it already is a safe one)."""
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", client_id):
+        return client_id
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", client_id).lstrip(".")
+    return f"{safe}-{hashlib.blake2b(client_id.encode(), digest_size=4).hexdigest()}"
 
 
 SOURCES.register("mqtt", MqttSource)
