@@ -1,11 +1,13 @@
 """Conformance checks every component of a kind must pass; plugin authors run them on their own.
 
-from loopline.testing import check_source, check_step_type
+from loopline.testing import check_broker_source, check_source, check_step_type
 check_step_type(MyStep())
 check_source(make_source, produce, key="id", rows=make_rows)
+check_broker_source(make_source, produce, produce_raw, key="id", rows=make_rows)   # brokers: redelivery
 """
 
+from loopline.testing._broker_sources import check_broker_source
 from loopline.testing._sources import check_source
 from loopline.testing._steps import check_step_type
 
-__all__ = ["check_source", "check_step_type"]
+__all__ = ["check_broker_source", "check_source", "check_step_type"]
