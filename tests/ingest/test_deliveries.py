@@ -13,16 +13,22 @@ from loopline.ingest._deliveries import DeliveryCounts
 
 
 def test_counts_rise_once_per_hand_off_and_go_when_acknowledged(tmp_path: Path) -> None:
-    counts = DeliveryCounts(tmp_path / "state" / "c.sqlite")
+    path = tmp_path / "state" / "c.sqlite"
+    counts = DeliveryCounts(path)
     assert counts.count("a") == 0
     assert counts.record(["a", "b", "a"]) == {"a": 1, "b": 1}  # a key counts once per hand-off
     assert counts.record(["a"]) == {"a": 2}
     counts.forget(["a", "unknown"])
     assert (counts.count("a"), counts.count("b"), len(counts)) == (0, 1, 1)
+    counts.close()
+    reopened = DeliveryCounts(path)
+    assert reopened.count("b") == 1  # the file stays while it holds a count
+    reopened.close()
     counts.forget_all()
     assert len(counts) == 0
     counts.close()
     counts.close()
+    assert list(path.parent.iterdir()) == []  # nothing left to count: no file
 
 
 def test_a_count_survives_a_killed_process(tmp_path: Path) -> None:

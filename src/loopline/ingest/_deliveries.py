@@ -3,8 +3,9 @@
 A count is raised, and made durable, *before* its message is handed to the engine: the file is in WAL mode
 with ``synchronous=FULL``, so every commit is fsynced. A consumer process killed by a message (the very case a
 poison bound exists for) therefore leaves the count behind for the next process. Counts are dropped when their
-messages are acknowledged, so the file holds only messages handed out and not yet acknowledged. One process
-uses a file at a time (it belongs to one broker client id, which the broker keeps unique).
+messages are acknowledged, so the file holds only messages handed out and not yet acknowledged, and an empty
+file is deleted on close. One process uses a file at a time (it belongs to one broker client id, which the
+broker keeps unique).
 """
 
 from __future__ import annotations
@@ -67,10 +68,12 @@ class DeliveryCounts:
         return len(self._counts)
 
     def close(self) -> None:
-        """Close the file; idempotent (a later call reopens it)."""
+        """Close the file, and delete it when it holds no count; idempotent (a later call reopens it)."""
         db, self._db = self._db, None
         if db is not None:
             db.close()
+            if not self._counts:
+                self.path.unlink(missing_ok=True)
         self._counts.clear()
 
     def _write(self, sql: str, *params: str) -> None:

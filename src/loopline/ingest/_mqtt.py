@@ -34,12 +34,13 @@ Poison messages: a message handed to the engine more than ``max_deliveries`` tim
 acknowledged with its batch, like with NATS and Redis. MQTT 5 flags a redelivery (DUP) but counts nothing, so
 the source counts: in ``<state_dir>/<client_id>.sqlite`` (``state_dir`` defaults to ``$LOOPLINE_HOME/mqtt``,
 else ``./.loopline/mqtt``; keep it on a local disk that outlives the process) it raises a message's count,
-and fsyncs it, *before* handing the message over, and drops the count once the message is acknowledged, so
-the file holds only unacknowledged messages (it is emptied too when the broker reports a new session: nothing
-will be redelivered). A message is known by a hash of its topic and payload, which a redelivery repeats byte
-for byte. Redelivered messages are handed in groups that shrink with each delivery, down to one message on the
-last allowed delivery: only a message that crashed the consumer on its own becomes poison, and the messages
-that came with it are ingested. A bad payload is rejected (and acknowledged) on its first delivery anyway.
+and fsyncs it, *before* handing the message over, and drops the count once the message is acknowledged. The
+file thus holds only unacknowledged messages; it is emptied when the broker reports a new session (nothing
+will be redelivered) and deleted on close when empty. A message is known by a hash of its topic and payload,
+which a redelivery repeats byte for byte. Redelivered messages are handed in groups that shrink with each
+delivery, down to one message on the last allowed delivery: only a message that crashed the consumer on its
+own becomes poison, and the messages that came with it are ingested. A bad payload is rejected (and
+acknowledged) on its first delivery anyway.
 
 Mosquitto settings for zero loss (``mosquitto.conf``)::
 
