@@ -118,6 +118,7 @@ def loopline(port: int, n: int, folder: Path) -> tuple[float, int]:
             "client_id": f"bench-{uuid.uuid4().hex[:8]}",
             "schema": {"device": "string", "seq": "int", "value": "float"},
             "id_fields": ["device", "seq"],
+            "state_dir": str(folder / "mqtt"),
         }
     )
     warm = MqttSource(cfg)

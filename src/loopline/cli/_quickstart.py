@@ -56,8 +56,8 @@ def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None
         console.rule(f"[bold]0 · seed the source systems: a flights table (SQLite) and {feed}")
         seed_flights_table(root / "sources")
         if mqtt:
-            use_weather_devices(pipeline, mqtt)
-            sent = ingest_weather_from_devices(store, mqtt)
+            use_weather_devices(pipeline, mqtt, root / "mqtt")
+            sent = ingest_weather_from_devices(store, mqtt, root / "mqtt")
             console.print(
                 f"{sent:,} weather messages published and ingested into dataset 'weather' "
                 f"(v{store.datasets.version('weather').version}, {store.datasets.version('weather').rows:,} rows)"
@@ -102,13 +102,16 @@ def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None
         store.close()
 
 
-def use_weather_devices(pipeline: Any, url: str) -> None:
+def use_weather_devices(pipeline: Any, url: str, state_dir: Path) -> None:
     """Swap the weather step's source for the stations' MQTT topics."""
     from loopline.core.pipeline import StepSpec
 
     spec = pipeline.steps["weather"]
     pipeline.steps["weather"] = StepSpec(
-        "weather", spec.type, spec.inputs, {**spec.config, "source": weather_mqtt_source(url), "batch_seconds": 0.5}
+        "weather",
+        spec.type,
+        spec.inputs,
+        {**spec.config, "source": weather_mqtt_source(url, state_dir), "batch_seconds": 0.5},
     )
 
 

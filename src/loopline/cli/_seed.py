@@ -45,8 +45,8 @@ WEATHER_SCHEMA = {
 }  # fmt: skip
 
 
-def weather_mqtt_source(url: str) -> dict[str, object]:
-    """The weather step's source when the airports' stations publish on MQTT."""
+def weather_mqtt_source(url: str, state_dir: Path) -> dict[str, object]:
+    """The weather step's source when the airports' stations publish on MQTT (delivery counts in ``state_dir``)."""
     return {
         "type": "mqtt",
         "url": url,
@@ -55,15 +55,16 @@ def weather_mqtt_source(url: str) -> dict[str, object]:
         "schema": WEATHER_SCHEMA,
         "id_fields": ["seq"],
         "sequence_field": "seq",
+        "state_dir": str(state_dir),
     }
 
 
-def ingest_weather_from_devices(store: Any, url: str) -> int:
+def ingest_weather_from_devices(store: Any, url: str, state_dir: Path) -> int:
     """Consume the stations' messages while they publish, until every one is in the ``weather`` dataset."""
     from loopline.ingest import SOURCES, Limits
     from loopline.run import ingest_source
 
-    spec = weather_mqtt_source(url)
+    spec = weather_mqtt_source(url, state_dir)
     source_type = SOURCES.get("mqtt")
     source = source_type(source_type.Config.model_validate({k: v for k, v in spec.items() if k != "type"}))
     stop = threading.Event()
