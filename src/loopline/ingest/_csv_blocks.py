@@ -24,7 +24,7 @@ import pyarrow as pa
 BadRow = tuple[str, int | None, str]
 
 #: pyarrow's own unit of parallel parsing inside a block
-_PARSE_BLOCK = 1 << 22
+_PARSE_BLOCK = 1 << 21
 
 
 def csv_tables(
@@ -64,7 +64,7 @@ class _BlockParser:
         self.names: list[str] | None = None
         self.types: dict[str, pa.DataType] = pinned
 
-    def parse(self, block: bytes, header: bytes) -> tuple[pa.Table, list[tuple[str, str]]]:
+    def parse(self, block: bytes | bytearray, header: bytes | bytearray) -> tuple[pa.Table, list[tuple[str, str]]]:
         """The block's rows and its ragged rows ``(reason, raw line)``."""
         if self.names is None:  # the first block fixes names and types
             table, bad = self._read(header + block, self.pinned)
@@ -76,7 +76,7 @@ class _BlockParser:
         except pa.ArrowInvalid:  # values that do not fit the first block's types: the contract judges
             return self._read(block, self.pinned)
 
-    def _read(self, body: bytes, types: dict[str, pa.DataType]) -> tuple[pa.Table, list[tuple[str, str]]]:
+    def _read(self, body: bytes | bytearray, types: dict[str, pa.DataType]) -> tuple[pa.Table, list[tuple[str, str]]]:
         import pyarrow.csv as pcsv
 
         bad: list[tuple[str, str]] = []
@@ -98,25 +98,32 @@ class _BlockParser:
         return table, bad
 
 
-def line_blocks(stream: Any, size: int) -> Iterator[bytes]:
-    """Chunks of about ``size`` bytes that end at a line end (the last one may not)."""
+def line_blocks(stream: Any, size: int) -> Iterator[bytearray]:
+    """Chunks of about ``size`` bytes that end at a line end (the last one may not).
+
+    Each chunk is read straight into a fresh buffer (``readinto``) and handed over without copying; only
+    the partial line after the cut is carried to the next one.
+    """
     rest = b""
     while True:
-        data = stream.read(size)
-        if not data:
+        buffer = bytearray(len(rest) + size)
+        buffer[: len(rest)] = rest
+        with memoryview(buffer) as view:
+            filled = len(rest) + (stream.readinto(view[len(rest) :]) or 0)
+        if filled == len(rest):  # the end of the stream
             if rest:
-                yield rest
+                yield bytearray(rest)
             return
-        data = rest + data if rest else data
-        cut = data.rfind(b"\n") + 1
+        cut = buffer.rfind(b"\n", 0, filled) + 1
         if cut == 0:  # one line longer than a block: read on
-            rest = data
+            rest = bytes(buffer[:filled])
             continue
-        rest = data[cut:]
-        yield data[:cut]
+        rest = bytes(buffer[cut:filled])
+        del buffer[cut:]
+        yield buffer
 
 
-def _numbered(bad: list[tuple[str, str]], block: bytes, before: int) -> list[BadRow]:
+def _numbered(bad: list[tuple[str, str]], block: bytes | bytearray, before: int) -> list[BadRow]:
     """Bad rows with their line numbers in the file: each raw line found in the block, in order."""
     rows: list[BadRow] = []
     cursor = 0

@@ -111,7 +111,7 @@ class FileSource(Source):
             yield self._parquet_batch(path, local, signature, state)
             return
         fmt = self.config.format or _format_of(path)
-        with ReadAhead(_read_batches(location, path, fmt, self.config)) as tables:  # parse ahead of the writer
+        with ReadAhead(_read_batches(location, path, fmt, self.config), depth=2) as tables:  # parse ahead of the writer
             yield from self._slices(path, signature, tables, state, limits)
 
     def _slices(
@@ -121,6 +121,7 @@ class FileSource(Source):
         skip = state.current_rows if state.current_path == path else 0
         done = 0
         pending: list[pa.Table] = []
+        pending_rows = pending_bytes = 0
         rejects: list[Reject] = []
         partitions = _hive_values(path, self.config.path) if self.config.hive_partitioning else {}
         for table, bad in tables:
@@ -132,16 +133,17 @@ class FileSource(Source):
             if skip:
                 table, done, skip = table.slice(skip), done + skip, 0
             pending.append(table)
-            while (rows := sum(t.num_rows for t in pending)) >= limits.max_rows or (
-                len(pending) > 1 and sum(t.nbytes for t in pending) >= self._batch_bytes
-            ):
+            pending_rows += table.num_rows
+            pending_bytes += table.get_total_buffer_size()
+            while pending_rows >= limits.max_rows or (len(pending) > 1 and pending_bytes >= self._batch_bytes):
                 merged = pa.concat_tables(pending, promote_options="default")
-                size = min(rows, limits.max_rows)
+                size = min(pending_rows, limits.max_rows)
                 head, rest = merged.slice(0, size), merged.slice(size)
                 done += head.num_rows
                 state.current_path, state.current_rows = path, done
                 yield self._batch(path, head, partitions, state, rejects)
-                rejects, pending = [], [rest] if rest.num_rows else []
+                pending_bytes = pending_bytes * rest.num_rows // max(1, pending_rows)
+                rejects, pending, pending_rows = [], [rest] if rest.num_rows else [], rest.num_rows
         tail = pa.concat_tables(pending, promote_options="default") if pending else None
         state.files[path] = signature
         state.current_path, state.current_rows = None, 0

@@ -32,7 +32,7 @@ def jsonl_tables(stream: Any, *, block_bytes: int) -> Iterator[tuple[pa.Table, l
         line += block.count(b"\n")
 
 
-def _parse(block: bytes, pinned: dict[str, Any], before: int) -> tuple[pl.DataFrame, list[BadRow]]:
+def _parse(block: bytes | bytearray, pinned: dict[str, Any], before: int) -> tuple[pl.DataFrame, list[BadRow]]:
     for overrides in [pinned, {}] if pinned else [{}]:
         try:
             return pl.read_ndjson(io.BytesIO(block), schema_overrides=overrides or None), []
@@ -41,7 +41,7 @@ def _parse(block: bytes, pinned: dict[str, Any], before: int) -> tuple[pl.DataFr
     return _by_line(block, before)
 
 
-def _by_line(block: bytes, before: int) -> tuple[pl.DataFrame, list[BadRow]]:
+def _by_line(block: bytes | bytearray, before: int) -> tuple[pl.DataFrame, list[BadRow]]:
     good: list[dict[str, Any]] = []
     bad: list[BadRow] = []
     for number, line in enumerate(block.split(b"\n"), start=before + 1):
