@@ -38,7 +38,7 @@ def csv_tables(
     """Parse an open binary stream block by block: ``(table, bad rows of the block)``."""
     parser = _BlockParser(delimiter, null_values, dict(column_types or {}))
     line = 1  # lines before the current block (the header's)
-    header = b""
+    header: bytes | bytearray = b""
     for block in line_blocks(stream, block_bytes):
         if not header:
             cut = block.find(b"\n") + 1 or len(block)

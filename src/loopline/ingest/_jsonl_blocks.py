@@ -44,7 +44,7 @@ def _parse(block: bytes | bytearray, pinned: dict[str, Any], before: int) -> tup
 def _by_line(block: bytes | bytearray, before: int) -> tuple[pl.DataFrame, list[BadRow]]:
     good: list[dict[str, Any]] = []
     bad: list[BadRow] = []
-    for number, line in enumerate(block.split(b"\n"), start=before + 1):
+    for number, line in enumerate(bytes(block).split(b"\n"), start=before + 1):
         if not line.strip():
             continue
         try:
