@@ -4,10 +4,12 @@ from loopline.testing import check_broker_source, check_source, check_step_type
 check_step_type(MyStep())
 check_source(make_source, produce, key="id", rows=make_rows)
 check_broker_source(make_source, produce, produce_raw, key="id", rows=make_rows)   # brokers: redelivery
+check_transform(lambda: MyTransform(columns=["x"]), train, test, target="y")
 """
 
 from loopline.testing._broker_sources import check_broker_source
 from loopline.testing._sources import check_source
 from loopline.testing._steps import check_step_type
+from loopline.testing._transforms import check_transform
 
-__all__ = ["check_broker_source", "check_source", "check_step_type"]
+__all__ = ["check_broker_source", "check_source", "check_step_type", "check_transform"]
