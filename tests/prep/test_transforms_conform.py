@@ -1,7 +1,15 @@
-"""Every built-in transform passes the transform contract (loopline.testing.check_transform)."""
+"""Every built-in transform passes the transform contract (loopline.testing.check_transform).
+
+Each family of transforms lists its cases in a ``specs_<family>.py`` module beside this file: ``SPECS``
+(type name -> options, or a list of option sets) and, optionally, its own ``TRAIN``/``TEST`` frames and
+``TARGET``; the shared frames below serve the others.
+"""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import polars as pl
@@ -28,21 +36,31 @@ TEST = pl.DataFrame(
     }
 )
 
-SPECS: dict[str, dict[str, Any]] = {
-    "impute": {"columns": ["amount", "qty", "city"], "strategy": "most_frequent", "add_indicator": True},
-    "scale": {"columns": ["amount", "qty"], "method": "robust"},
-    "onehot": {"columns": ["city", "flag"], "min_frequency": 2},
-    "ordinal": {"columns": ["city"]},
-    "derive": {"columns": {"per_item": "amount / (qty + 1)", "big": "amount > 2 and qty >= 1", "half": "qty / 2"}},
-    "keep": {"columns": ["qty", "amount"]},
-    "drop": {"columns": ["flag", "nothing"]},
-}
+
+def _spec_modules() -> list[ModuleType]:
+    here = Path(__file__).parent
+    return [importlib.import_module(f"{__package__}.{p.stem}") for p in sorted(here.glob("specs_*.py"))]
 
 
-@pytest.mark.parametrize("type_name", sorted(SPECS))
-def test_builtin_transform_conforms(type_name: str) -> None:
-    check_transform(lambda: build_transform({"type": type_name, **SPECS[type_name]}), TRAIN, TEST, target="label")
+def _cases() -> list[Any]:
+    cases = []
+    for module in _spec_modules():
+        family = module.__name__.rsplit("specs_", 1)[-1]
+        for type_name, options in module.SPECS.items():
+            for i, option in enumerate(options if isinstance(options, list) else [options]):
+                cases.append(pytest.param(module, type_name, option, id=f"{family}-{type_name}-{i}"))
+    return cases
 
 
-def test_every_registered_transform_is_checked_here() -> None:
-    assert set(TRANSFORMS.names()) <= set(SPECS), f"add {set(TRANSFORMS.names()) - set(SPECS)} to SPECS"
+@pytest.mark.parametrize(("module", "type_name", "options"), _cases())
+def test_builtin_transform_conforms(module: ModuleType, type_name: str, options: dict[str, Any]) -> None:
+    train = getattr(module, "TRAIN", TRAIN)
+    test = getattr(module, "TEST", TEST)
+    target = getattr(module, "TARGET", "label")
+    check_transform(lambda: build_transform({"type": type_name, **options}), train, test, target=target)
+
+
+def test_every_registered_transform_is_checked() -> None:
+    checked = {name for module in _spec_modules() for name in module.SPECS}
+    missing = set(TRANSFORMS.names()) - checked
+    assert not missing, f"add {sorted(missing)} to a tests/prep/specs_<family>.py module"

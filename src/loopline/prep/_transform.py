@@ -159,6 +159,11 @@ TRANSFORMS: Registry[type[Transform]] = Registry(
         "loopline.prep._scaling",
         "loopline.prep._encoding",
         "loopline.prep._features",
+        "loopline.prep._text",
+        "loopline.prep._time",
+        "loopline.prep._reduction",
+        "loopline.prep._selection",
+        "loopline.prep._augment",
     ),
 )
 

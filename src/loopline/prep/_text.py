@@ -1,0 +1,3 @@
+"""Text transforms: lengths, token counts, feature hashing."""
+
+from __future__ import annotations
