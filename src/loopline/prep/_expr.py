@@ -9,8 +9,9 @@ The text is parsed by Python's ``ast`` and only the nodes below are accepted —
 strings, ``True``/``False``/``None``, ``+ - * / **``, comparisons, ``and``/``or``/``not`` and the functions of
 :data:`FUNCTIONS` — so an expression can never run code. Both compilations follow polars' semantics, which is
 what makes the table path and the one-record path agree: a null operand gives null (``and``/``or`` use
-three-valued logic); ``/`` always divides as floats (``x / 0`` is ``inf``, ``-inf`` or ``NaN``), and a constant
-divisor multiplies by its reciprocal in both; comparisons order NaN above every number (and NaN == NaN);
+three-valued logic); ``a / b`` is computed as ``a * (1 / b)`` in both (polars itself does so whenever it holds
+``b`` as a scalar, which depends on the batch; so ``x / 0`` is ``inf``, ``-inf`` or ``NaN``, and a quotient may
+differ from true division in its last bit); comparisons order NaN above every number (and NaN == NaN);
 ``log`` of 0 is ``-inf`` and of a negative number ``NaN``; date parts and string lengths are Int64. A column
 whose name is not an identifier is written ``col("unit price")``.
 """
@@ -67,17 +68,9 @@ def _nullsafe(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return apply
 
 
-def _divide(a: Any, b: Any) -> Any:
-    a, b = float(a), float(b)
-    if b == 0.0:
-        if a == 0.0 or math.isnan(a):
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
-    return a / b
-
-
-def _reciprocal(b: float) -> float:
-    return math.copysign(math.inf, b) if b == 0.0 else 1.0 / b
+def _times_reciprocal(a: Any, b: Any) -> float:
+    b = float(b)
+    return float(a) * (math.copysign(math.inf, b) if b == 0.0 else 1.0 / b)
 
 
 def _ordered(value: Any) -> tuple[int, Any]:
@@ -180,7 +173,6 @@ _BINARY: dict[type[ast.operator], tuple[Callable[[Any, Any], Any], Callable[[Any
     ast.Add: (operator.add, _nullsafe(operator.add)),
     ast.Sub: (operator.sub, _nullsafe(operator.sub)),
     ast.Mult: (operator.mul, _nullsafe(operator.mul)),
-    ast.Div: (operator.truediv, _nullsafe(_divide)),
     ast.Pow: (operator.pow, _nullsafe(_power)),
 }
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
@@ -223,20 +215,16 @@ class _Compiler:
         return pl.lit(value), lambda r: value
 
     def _binop(self, node: ast.BinOp) -> tuple[pl.Expr, RecordFn]:
-        if type(node.op) not in _BINARY:
+        if type(node.op) not in _BINARY and not isinstance(node.op, ast.Div):
             raise self._refuse(node, f"operator {type(node.op).__name__} is not allowed (use + - * / **)")
-        left, lf = self.visit(node.left)
-        before = len(self.columns)
-        right, rf = self.visit(node.right)
+        (left, lf), (right, rf) = self.visit(node.left), self.visit(node.right)
+        if isinstance(node.op, ast.Div):
+            # a / b is a * (1 / b) in both compilations: polars turns a division by a value it holds as a
+            # scalar (a literal, or a column it stores as one constant) into that multiplication itself, so
+            # only this form gives the same bits for every batch and every column representation
+            reciprocal = pl.lit(1.0) / right
+            return left * reciprocal, lambda r: _nullsafe(_times_reciprocal)(lf(r), rf(r))
         on_expr, on_value = _BINARY[type(node.op)]
-        if isinstance(node.op, ast.Div) and len(self.columns) == before:
-            # a constant divisor: multiply by its reciprocal in both compilations. polars does so itself for
-            # columns of two rows or more but divides a one-row column: explicit, every batch size agrees
-            divisor = rf({})
-            if divisor is None:
-                return left * pl.lit(None, dtype=pl.Float64), lambda r: None
-            reciprocal = _reciprocal(float(divisor))
-            return left * pl.lit(reciprocal), lambda r: None if (v := lf(r)) is None else float(v) * reciprocal
         return on_expr(left, right), lambda r: on_value(lf(r), rf(r))
 
     def _unaryop(self, node: ast.UnaryOp) -> tuple[pl.Expr, RecordFn]:

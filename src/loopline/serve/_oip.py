@@ -6,7 +6,7 @@ from typing import Any
 
 from loopline.core.errors import SchemaValidationError
 
-_DATATYPES = {"number": "FP64", "string": "BYTES"}
+_DATATYPES = {"number": "FP64", "string": "BYTES", "boolean": "BOOL", "datetime": "BYTES"}
 
 
 def tensor_metadata(schema: list[dict[str, Any]]) -> list[dict[str, Any]]:

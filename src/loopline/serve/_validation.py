@@ -85,4 +85,20 @@ def _field_problem(value: Any, spec: Mapping[str, Any]) -> str | None:
         return None
     if spec["dtype"] == "string" and not isinstance(value, str):
         return f"expected a string, got {type(value).__name__}"
+    if spec["dtype"] == "boolean" and not isinstance(value, bool):
+        return f"expected true or false, got {type(value).__name__}"
+    if spec["dtype"] == "datetime":
+        return _instant_problem(value)
+    return None
+
+
+def _instant_problem(value: Any) -> str | None:
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return f"expected an ISO-8601 date-time string, got {type(value).__name__}"
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return f"{value!r} is not an ISO-8601 date-time (e.g. 2024-03-10T17:45:00Z)"
     return None

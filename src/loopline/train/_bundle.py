@@ -1,8 +1,13 @@
 """The model bundle: the one object that is trained, stored, promoted and served.
 
-On disk it is a zip of ``bundle.json`` (format version, task, target, classes,
-preprocessor state, input schema, metadata) and ``estimator.skops``. Nothing in it
-is pickled; loading checks the estimator's types against loopline's allowlist.
+On disk it is a zip of ``bundle.json`` (format version, task, target, classes, the
+fitted transform chain and preprocessor state, input schema, metadata) and
+``estimator.skops``. Nothing in it is pickled; loading checks the estimator's types
+against loopline's allowlist and rebuilds transforms only from registered types.
+
+Prediction runs one function in every path: rows -> transform chain -> preprocessor
+-> estimator. A table goes through the chain's polars path, records (the service)
+through its dict path, and both give the same numbers.
 """
 
 from __future__ import annotations
@@ -20,8 +25,7 @@ import numpy as np
 import polars as pl
 
 from loopline.core.errors import DataError, did_you_mean
-from loopline.core.hashing import canonical_json
-from loopline.prep import Preprocessor
+from loopline.prep import Chain, Preprocessor
 from loopline.train._lazy import load
 from loopline.train._metrics import compute_metrics
 from loopline.train._safety import trusted_types_for
@@ -49,16 +53,28 @@ class ModelBundle:
     classes: list[Any] | None = None
     input_schema: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    chain: Chain | None = None
 
     def __post_init__(self) -> None:
         if not self.input_schema:
-            self.input_schema = self.preprocessor.input_schema()
+            self.input_schema = (
+                chain_input_schema(self.chain) if self.chain is not None else self.preprocessor.input_schema()
+            )
 
     # -- prediction ------------------------------------------------------------------------------
 
     def predict_table(self, df: pl.DataFrame) -> dict[str, np.ndarray]:
         """``{"prediction": (n,), "probability": (n, k)}``; no probability for regression."""
+        if self.chain is not None:
+            df = self.chain.transform(df)
         return self.predict_matrix(self.preprocessor.transform(df))
+
+    def features_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The estimator's matrix for records: the chain's record path, then the preprocessor's."""
+        if self.chain is not None:
+            typed = [_typed_record(r, self.chain.inputs_) for r in records]
+            return self.preprocessor.transform_records(self.chain.transform_records(typed))
+        return self.preprocessor.transform_records(records)
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The serving path: one model call for the batch, no DataFrame.
@@ -70,7 +86,7 @@ class ModelBundle:
         """
         if not records:
             return []
-        out = self.predict_matrix(self.preprocessor.transform_records(records))
+        out = self.predict_matrix(self.features_records(records))
         if "probability" not in out:
             return [{"prediction": value} for value in out["prediction"].tolist()]
         labels = self.classes or []
@@ -81,7 +97,12 @@ class ModelBundle:
         ]
 
     def predict_matrix(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Predictions for an already preprocessed feature matrix."""
+        """Predictions for an already preprocessed feature matrix.
+
+        The matrix is made C-contiguous first: BLAS sums in an order that depends on the memory layout,
+        so a table (column-major from polars) and records (row-major) would differ in the last bit.
+        """
+        features = np.ascontiguousarray(features, dtype=np.float64)
         if self.classes is None:
             return {"prediction": np.asarray(self.estimator.predict(features), dtype=np.float64)}
         probability = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
@@ -105,6 +126,7 @@ class ModelBundle:
             "target": self.target,
             "classes": self.classes,
             "preprocessor": self.preprocessor.to_state(),
+            "chain": self.chain.to_state() if self.chain is not None else None,
             "input_schema": self.input_schema,
             "estimator": {"file": _ESTIMATOR, "class": _class_path(self.estimator)},
             "metadata": {**self.metadata, "versions": library_versions(self.estimator)},
@@ -113,7 +135,8 @@ class ModelBundle:
 
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            _write(archive, _MANIFEST, canonical_json(manifest))
+            # key order kept (not canonical JSON): a chain's derived columns are evaluated in their order
+            _write(archive, _MANIFEST, json.dumps(manifest, separators=(",", ":"), default=str).encode())
             _write(archive, _ESTIMATOR, sio.dumps(self.estimator))
         return buffer.getvalue()
 
@@ -133,9 +156,50 @@ class ModelBundle:
                 classes=manifest["classes"],
                 input_schema=manifest["input_schema"],
                 metadata=manifest["metadata"],
+                chain=Chain.from_state(manifest["chain"]) if manifest.get("chain") else None,
             )
         except KeyError as exc:
             raise _not_a_bundle(f"bundle.json lacks {exc}") from None
+
+
+def chain_input_schema(chain: Chain) -> list[dict[str, Any]]:
+    """The service's input schema from the raw columns a chain was fitted on."""
+    return [{"name": name, "dtype": _schema_dtype(dtype), "nullable": True} for name, dtype in chain.inputs_.items()]
+
+
+def _schema_dtype(dtype: str) -> str:
+    if dtype.startswith(("Int", "UInt", "Float", "Decimal")):
+        return "number"
+    if dtype == "Boolean":
+        return "boolean"
+    if dtype.startswith(("Datetime", "Date")):
+        return "datetime"
+    return "string"
+
+
+def _typed_record(record: Mapping[str, Any], inputs: Mapping[str, str]) -> dict[str, Any]:
+    """A JSON record with the training table's types: ISO text to datetimes, whole floats to ints."""
+    out = dict(record)
+    for name, dtype in inputs.items():
+        value = out.get(name)
+        if value is None:
+            continue
+        if dtype.startswith("Datetime") and isinstance(value, str):
+            out[name] = _instant(value, aware="time_zone=" in dtype and "time_zone=None" not in dtype)
+        elif dtype.startswith(("Int", "UInt")) and isinstance(value, float) and value.is_integer():
+            out[name] = int(value)
+        elif dtype.startswith("Float") and isinstance(value, int) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def _instant(text: str, *, aware: bool) -> Any:
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if aware:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
 def target_values(df: pl.DataFrame, target: str) -> np.ndarray:

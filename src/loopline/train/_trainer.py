@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.prep import Preprocessor
+from loopline.prep import Chain, Preprocessor
 from loopline.train._bundle import ModelBundle, target_values
 from loopline.train._estimators import ESTIMATORS
 from loopline.train._metrics import TASKS, compute_metrics
@@ -42,12 +42,16 @@ def train_candidate(
     params: dict[str, Any] | None = None,
     task: str = "auto",
     prep: dict[str, Any] | None = None,
+    transforms: list[dict[str, Any]] | None = None,
     seed: int = 0,
 ) -> TrainResult:
     """Fit preprocessing and ``estimator`` (a registry alias) on ``train``; score train and valid.
 
     ``task="auto"`` picks binary or multiclass for bool, string or few-valued integer
     targets, and regression otherwise. ``prep`` holds Preprocessor keyword arguments.
+    ``transforms`` is a transform chain (``[{type: impute, ...}, ...]``) fitted on the
+    training rows only, before the preprocessor: its numeric and boolean outputs become
+    the preprocessor's numeric features, the others its categorical ones.
     Rows with a null target raise DataError (filter them first).
     """
     started = time.perf_counter()
@@ -56,9 +60,15 @@ def train_candidate(
     task = resolve_task(train.get_column(target), task)
     spec = ESTIMATORS.get(estimator)
     resolved = spec.resolve_params(task, params, seed)
-    preprocessor = Preprocessor(numeric, categorical, **_prep_kwargs(prep))
-
     prep_start = time.perf_counter()
+    chain = None
+    if transforms:
+        chain = Chain.from_config(transforms)
+        train = chain.fit_transform(train.select([*numeric, *categorical, target]), target)
+        y_train = target_values(train, target)  # sampling and augmentation may change the training rows
+        valid = valid.with_columns(chain.transform(valid.select([*numeric, *categorical])))
+        numeric, categorical = _split_by_type(train.drop(target))
+    preprocessor = Preprocessor(numeric, categorical, **_prep_kwargs(prep))
     preprocessor.fit(train)
     x_train, x_valid = preprocessor.transform(train), preprocessor.transform(valid)
     prep_s = time.perf_counter() - prep_start
@@ -79,7 +89,10 @@ def train_candidate(
         "seed": seed,
         "trained_at": datetime.now(UTC).isoformat(),
     }
-    bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata)
+    if chain is not None:
+        metadata["transforms"] = transforms
+        metadata["lineage"] = chain.lineage()
+    bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata, chain=chain)
     metrics = {"train": _score(bundle, x_train, y_train), "valid": _score(bundle, x_valid, y_valid)}
     timings = {"prep_s": prep_s, "fit_s": fit_s, "total_s": time.perf_counter() - started}
     return TrainResult(bundle=bundle, metrics=metrics, timings=timings, params=resolved)
@@ -121,6 +134,12 @@ def _infer(dtype: pl.DataType, n_classes: int) -> str:
     if isinstance(dtype, pl.String | pl.Categorical | pl.Enum) or few_integers:
         return "binary" if n_classes <= 2 else "multiclass"
     return "regression"
+
+
+def _split_by_type(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
+    """A chain's outputs as the preprocessor's numeric (numbers, booleans) and categorical columns."""
+    numeric = [n for n, t in frame.schema.items() if t.is_numeric() or t in (pl.Boolean, pl.Null)]
+    return numeric, [n for n in frame.columns if n not in numeric]
 
 
 def _check_columns(target: str, numeric: list[str], categorical: list[str]) -> None:

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loopline.core.config import MODEL_NAME_PATTERN
-from loopline.core.errors import ConfigError, DataError
+from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
 from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
 from loopline.monitor import gate
@@ -39,9 +39,24 @@ class TrainConfig(StepConfig):
     estimator: Annotated[str, Field(description="Registered estimator alias, e.g. hist_gradient_boosting.")]
     params: dict[str, Any] = {}
     prep: dict[str, Any] = {}
+    transforms: Annotated[
+        list[dict[str, Any]],
+        Field(description="Transform chain fitted on the training split, carried in the bundle: [{type: ...}]."),
+    ] = []
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     seed: int = 0
     reference_rows: Annotated[int, Field(ge=100, description="Training rows kept as the drift reference.")] = 5000
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from loopline.prep import Chain
+
+        try:
+            Chain.from_config(value)
+        except LooplineError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class SelectConfig(StepConfig):
@@ -112,6 +127,7 @@ class Train(StepType):
             params=config.params,
             task=config.task,
             prep=config.prep,
+            transforms=config.transforms,
             seed=config.seed,
         )
         metrics = dict(result.metrics)
