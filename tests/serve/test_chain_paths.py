@@ -167,3 +167,11 @@ def test_derived_columns_keep_their_order_through_the_bundle() -> None:
     loaded = ModelBundle.from_bytes(result.bundle.to_bytes())
     frame = make_frame(20, 6).drop("label", "at")
     assert np.array_equal(loaded.predict_table(frame)["probability"], result.bundle.predict_table(frame)["probability"])
+
+
+def test_serving_time_preprocessing_events_reach_the_metrics(client: TestClient) -> None:
+    record = {"amount": 3.0, "qty": 1, "city": "reykjavik", "at": "2024-05-01T10:00:00Z"}
+    assert client.post("/predict/shop", json=[record, record]).status_code == 200
+    text = client.get("/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith("loopline_prep_events{") and "city: other category" in x)
+    assert 'model="shop"' in line and float(line.rsplit(" ", 1)[1]) >= 2

@@ -158,6 +158,11 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/metrics")
     async def prometheus() -> Response:
         metrics.log_depth.set(predlog.depth())
+        for name in cache.names():
+            served = cache.get(name)
+            chain = served.bundle.chain
+            for event, count in (chain.counts() if chain is not None else {}).items():
+                metrics.prep_events.labels(name, str(served.version), event).set(count)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app

@@ -38,6 +38,13 @@ class ServiceMetrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.prep_events = Gauge(
+            "loopline_prep_events",
+            "Preprocessing events met while serving (values outside the kept categories, out-of-range values...),"
+            " counted by the model's transforms since the version was loaded.",
+            ["model", "version", "event"],
+            registry=self.registry,
+        )
         self.log_depth = Gauge(
             "loopline_prediction_log_queue_depth", "Prediction rows not yet written.", registry=self.registry
         )
