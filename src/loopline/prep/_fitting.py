@@ -121,9 +121,10 @@ def label_column(transform: Transform, frame: pl.DataFrame, column: str | None, 
     """The column that holds the classes: ``column`` when given, else the target; it must be present."""
     name = column or target
     if name is None:
+        also = ", or set column: <label column>" if "column" in transform.get_params() else ""
         raise DataError(
             f"{transform.type_name} needs the target column to learn from.",
-            hint="Fit with target='label' (the pipeline's target: option), or set column: <label column>.",
+            hint=f"Fit with target='label' (the pipeline's target: option){also}.",
         )
     transform.require_columns(frame, [name])
     nulls = frame.get_column(name).null_count()
