@@ -111,6 +111,8 @@ def test_smote_errors_name_the_fix() -> None:
     train = _imbalanced(100, 4)
     with pytest.raises(DataError, match=r"class 'fraud' has 4 rows, too few for k_neighbors 5. Set k_neighbors: 3"):
         build_transform({"type": "smote"}).fit_transform(train, "label")
+    with pytest.raises(DataError, match=r"class 'fraud' has 1 rows, .* Use oversample"):
+        build_transform({"type": "smote"}).fit_transform(_imbalanced(100, 1), "label")
     with pytest.raises(DataError, match="method 'adasyn' interpolates numeric columns only.*categorical: \\[\\]"):
         build_transform({"type": "smote", "method": "adasyn"}).fit_transform(_imbalanced(), "label")
     with pytest.raises(DataError, match="smote needs the target column.*or set column"):

@@ -185,9 +185,10 @@ class SMOTE(Resampler):
         strategy = {i: goal for i, n in enumerate(counts) if n < goal}
         for i in strategy:
             if counts[i] <= self.k_neighbors:
+                fewer = f"Set k_neighbors: {counts[i] - 1} or less, or use" if counts[i] > 1 else "Use"
                 raise DataError(
                     f"smote: class {classes[i]!r} has {counts[i]} rows, too few for k_neighbors {self.k_neighbors}.",
-                    hint=f"Set k_neighbors: {max(1, int(counts[i]) - 1)} or less, or use oversample.",
+                    hint=f"{fewer} oversample (it copies rows instead of interpolating).",
                 )
         return strategy
 
