@@ -1,15 +1,19 @@
-"""Categorical encodings: one-hot with a frequency cut-off and an "other" bucket, and ordinal codes.
+"""Categorical encodings: one-hot with a frequency cut-off and an "other" bucket, ordinal codes, and target
+encoding fitted out-of-fold.
 
 Values are compared as text (``str(value)``; a boolean is ``"true"``/``"false"`` as polars writes it). What the
 training rows did not show follows ``unseen``: ``other`` (the "other" bucket, or all zeros when there is none),
 ``ignore`` (all zeros / code -1) or ``error``. Every value outside the kept categories (unseen, or cut as
-rare) met after fitting is counted (``"<column>: other category"``) for monitoring.
+rare) met after fitting is counted (``"<column>: other category"``) for monitoring. Target encoding sends an
+unseen category to the training mean and counts it (``"<column>: unseen category"``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError
@@ -171,5 +175,274 @@ class Ordinal(_Categorical):
         return {name: [name] for name in self.columns}
 
 
+_TARGET_TYPES = ("auto", "binary", "continuous", "multiclass")
+_MAX_CLASSES = 50
+_CAT, _FOLD = "__loopline_category", "__loopline_fold"
+
+
+class TargetEncode(Transform):
+    """Each category becomes the target's mean over the training rows of that category, smoothed toward the
+    overall mean: ``(sum + smoothing * prior) / (count + smoothing)`` (``smoothing: 0`` is the plain mean).
+
+    ``target_type``:
+
+    - ``binary``: the share of the positive label, the larger of the two in sort order (1, true, "yes");
+    - ``continuous``: the mean of a numeric target (regression);
+    - ``multiclass``: one column ``<column>_<class>`` per class, the share of that class (at most 50 classes);
+      the source column is dropped;
+    - ``auto`` (default): boolean targets and targets with two values are binary, text targets with more are
+      multiclass, other numeric targets continuous.
+
+    Binary and continuous encodings replace the column in place (Float64).
+
+    **Out-of-fold on the training rows.** :meth:`fit_transform` (what a chain runs at training) shuffles the
+    rows into ``folds`` folds (``seed``) and encodes each fold's rows with statistics of the *other* folds
+    only: a training row's encoding never depends on its own label, so the model cannot learn the leaked
+    target. :meth:`fit` learns the statistics of all training rows, which :meth:`transform` and
+    :meth:`transform_record` apply to new rows (identically).
+
+    Rows with a null (or NaN) target do not count; an infinite target is an error. Categories compare as text
+    (a null is a category of its own); float columns are refused (their text differs between paths). An unseen
+    category gets the training mean and is counted (``"<column>: unseen category"``).
+    """
+
+    type_name = "target_encode"
+
+    def __init__(
+        self,
+        columns: list[str],
+        smoothing: float = 10.0,
+        folds: int = 5,
+        seed: int = 0,
+        target_type: str = "auto",
+    ) -> None:
+        self.columns = columns
+        self.smoothing = smoothing
+        self.folds = folds
+        self.seed = seed
+        self.target_type = target_type
+
+    def check_params(self) -> None:
+        _choice(self.type_name, "target_type", self.target_type, _TARGET_TYPES)
+        if not self.columns:
+            raise ConfigError("target_encode: no columns given.", key="columns", hint="Add columns: [city].")
+        smoothing = self.smoothing
+        if isinstance(smoothing, bool) or not isinstance(smoothing, int | float) or not 0 <= smoothing < math.inf:
+            raise ConfigError(
+                f"target_encode: smoothing must be a number >= 0, got {smoothing!r}.",
+                key="smoothing",
+                hint="Use smoothing: 10 (0 gives the plain category mean).",
+            )
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+            raise ConfigError(
+                f"target_encode: folds must be an integer >= 2, got {self.folds!r}.", key="folds", hint="Use folds: 5."
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"target_encode: seed must be an integer, got {self.seed!r}.", key="seed")
+
+    # -- fitting -----------------------------------------------------------------------------------
+
+    def fit(self, frame: pl.DataFrame, target: str | None = None) -> TargetEncode:
+        labels = self._labels(frame, target)
+        valid = labels.filter(pl.col("_y0").is_not_null())
+        if valid.height == 0:
+            raise DataError(
+                f"target_encode: the target {target!r} has no value in the training rows.",
+                column=target,
+                hint="Drop the rows with a null target, or train on rows that have one.",
+            )
+        self.prior_ = _means(valid)
+        self.encodings_: dict[str, dict[str, list[float]]] = {}
+        for name in self.columns:
+            data = pl.concat([frame.select(_as_text(frame, name).alias(_CAT)), labels], how="horizontal")
+            stats = _statistics(data.filter(pl.col("_y0").is_not_null()), self.prior_, float(self.smoothing))
+            values = stats.drop(_CAT).rows()
+            self.encodings_[name] = {c: list(v) for c, v in zip(stats.get_column(_CAT), values, strict=True)}
+        return self
+
+    def fit_transform(self, frame: pl.DataFrame, target: str | None = None) -> pl.DataFrame:
+        """Fit on all rows, and encode the training rows out-of-fold (see the class docstring)."""
+        self.fit(frame, target)
+        if frame.height < self.folds:
+            raise DataError(
+                f"target_encode: {frame.height} training rows cannot make {self.folds} folds.",
+                hint=f"Set folds: {max(2, frame.height)} or less, or train on more rows.",
+            )
+        labels = self._labels(frame, target)
+        folds = pl.DataFrame({_FOLD: self._fold_ids(frame.height)})
+        out = frame
+        for name in self.columns:
+            data = pl.concat([frame.select(_as_text(frame, name).alias(_CAT)), labels, folds], how="horizontal")
+            encoded = self._out_of_fold(data)
+            out = out.with_columns(
+                encoded.get_column(f"_e{i}").alias(output) for i, output in enumerate(self._outputs(name))
+            )
+        self.__dict__.pop("_counts", None)
+        return out.drop(self._dropped())
+
+    def _fold_ids(self, height: int) -> np.ndarray[Any, Any]:
+        order = np.random.default_rng(self.seed).permutation(height)
+        folds = np.empty(height, dtype=np.int64)
+        folds[order] = np.arange(height) % self.folds
+        return folds
+
+    def _out_of_fold(self, data: pl.DataFrame) -> pl.DataFrame:
+        """``_e<i>`` per row of ``data``, from the statistics of the rows in the other folds."""
+        valid = data.filter(pl.col("_y0").is_not_null())
+        tables, priors = [], []
+        for fold in range(self.folds):
+            rest = valid.filter(pl.col(_FOLD) != fold)
+            prior = _means(rest) if rest.height else self.prior_
+            stats = _statistics(rest, prior, float(self.smoothing))
+            tables.append(stats.with_columns(pl.lit(fold, dtype=pl.Int64).alias(_FOLD)))
+            priors.append(prior)
+        joined = data.select(_CAT, _FOLD).join(pl.concat(tables), on=[_FOLD, _CAT], how="left", maintain_order="left")
+        return joined.select(
+            pl.col(f"_e{i}").fill_null(
+                pl.col(_FOLD).replace_strict(list(range(self.folds)), [p[i] for p in priors], return_dtype=pl.Float64)
+            )
+            for i in range(len(self.prior_))
+        )
+
+    def _labels(self, frame: pl.DataFrame, target: str | None) -> pl.DataFrame:
+        """The target as Float64 columns ``_y0``, ``_y1``... (null where the label is missing); sets the kind."""
+        self.check_params()
+        if target is None:
+            raise DataError(
+                "target_encode learns from the label, and no target was given.",
+                hint="Fit it with the target column: chain.fit_transform(train, target='label').",
+            )
+        self.require_columns(frame, [*self.columns, target])
+        if target in self.columns:
+            raise ConfigError(
+                f"target_encode: the target {target!r} cannot encode itself.",
+                key="columns",
+                hint=f"Remove {target!r} from columns.",
+            )
+        for name in self.columns:
+            if frame.schema[name].is_float():
+                raise DataError(
+                    f"target_encode: column {name!r} is {frame.schema[name]}; categories must be text, integers "
+                    "or booleans.",
+                    column=name,
+                    hint=f"Cast {name!r} to an integer or a string first (or bin it).",
+                )
+        column = frame.get_column(target)
+        if column.dtype.is_float():
+            column = column.fill_nan(None)
+        self.kind_ = self._kind(column)
+        if self.kind_ == "continuous":
+            return self._continuous(column)
+        text = column.cast(pl.String)
+        classes = [_text(v) for v in column.drop_nulls().unique().sort().to_list()]
+        if self.kind_ == "binary":
+            if len(classes) > 2:
+                raise DataError(
+                    f"target_encode: target_type binary, but the target {target!r} has {len(classes)} values.",
+                    column=target,
+                    hint="Use target_type: multiclass (or continuous for a numeric target).",
+                )
+            self.classes_ = classes
+            return pl.DataFrame({"_y0": (text == classes[-1]).cast(pl.Float64)}) if classes else _nulls(column)
+        if len(classes) > _MAX_CLASSES:
+            raise DataError(
+                f"target_encode: the target {target!r} has {len(classes)} classes; multiclass encoding makes one "
+                f"column per class and stops at {_MAX_CLASSES}.",
+                column=target,
+                hint="Group rare classes first, or use target_type: continuous for an ordered numeric target.",
+            )
+        self.classes_ = classes
+        return pl.DataFrame({f"_y{i}": (text == c).cast(pl.Float64) for i, c in enumerate(classes)})
+
+    def _continuous(self, column: pl.Series) -> pl.DataFrame:
+        if not column.dtype.is_numeric():
+            raise DataError(
+                f"target_encode: target {column.name!r} is {column.dtype}; a continuous target must be numeric.",
+                column=str(column.name),
+                hint="Use target_type: binary or multiclass for labels.",
+            )
+        values = column.cast(pl.Float64)
+        if values.is_infinite().any():
+            raise DataError(
+                f"target_encode: target {column.name!r} holds infinite values.",
+                column=str(column.name),
+                hint="Clip or drop the rows with an infinite target first.",
+            )
+        self.classes_ = []
+        return pl.DataFrame({"_y0": values})
+
+    def _kind(self, column: pl.Series) -> str:
+        if self.target_type != "auto":
+            return str(self.target_type)
+        present = column.drop_nulls()
+        if column.dtype == pl.Boolean:
+            return "binary"
+        if column.dtype.is_numeric():
+            whole = column.dtype.is_integer() or bool(present.is_in([0.0, 1.0]).all())
+            return "binary" if whole and present.n_unique() <= 2 else "continuous"
+        return "binary" if present.n_unique() <= 2 else "multiclass"
+
+    # -- applying ----------------------------------------------------------------------------------
+
+    def _outputs(self, name: str) -> list[str]:
+        if self.kind_ == "multiclass":
+            return [f"{name}_{c}" for c in self.classes_]
+        return [name]
+
+    def _dropped(self) -> list[str]:
+        return list(self.columns) if self.kind_ == "multiclass" else []
+
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        self.require_columns(frame, self.columns)
+        exprs: list[pl.Expr] = []
+        for name in self.columns:
+            text, table = _as_text(frame, name), self.encodings_[name]
+            known = list(table)
+            self.count(f"{name}: unseen category", int(frame.select((~text.is_in(known)).sum()).item()))
+            for i, output in enumerate(self._outputs(name)):
+                values = [table[c][i] for c in known]
+                encoded = text.replace_strict(known, values, default=self.prior_[i], return_dtype=pl.Float64)
+                exprs.append(encoded.alias(output))
+        return frame.with_columns(exprs).drop(self._dropped())
+
+    def transform_record(self, record: Record) -> Record:
+        out = dict(record)
+        for name in self.columns:
+            row = self.encodings_[name].get(_text(out.get(name)))
+            if row is None:
+                self.count(f"{name}: unseen category")
+                row = self.prior_
+            if self.kind_ == "multiclass":
+                out.pop(name, None)
+            out.update(zip(self._outputs(name), row, strict=True))
+        return out
+
+    def lineage(self) -> dict[str, list[str]]:
+        return {output: [name] for name in self.columns for output in self._outputs(name)}
+
+
+def _means(labels: pl.DataFrame) -> list[float]:
+    columns = [c for c in labels.columns if c.startswith("_y")]
+    return [float(v) for v in labels.select(pl.col(c).mean() for c in columns).row(0)]
+
+
+def _statistics(data: pl.DataFrame, prior: list[float], smoothing: float) -> pl.DataFrame:
+    """Per category (``_CAT``): the smoothed means ``_e<i>`` of the label columns ``_y<i>``."""
+    sums = [pl.col(f"_y{i}").sum().alias(f"_s{i}") for i in range(len(prior))]
+    stats = data.group_by(_CAT).agg(pl.len().cast(pl.Float64).alias("_n"), *sums).sort(_CAT)
+    return stats.select(
+        _CAT,
+        *[
+            ((pl.col(f"_s{i}") + smoothing * p) / (pl.col("_n") + smoothing)).alias(f"_e{i}")
+            for i, p in enumerate(prior)
+        ],
+    )
+
+
+def _nulls(column: pl.Series) -> pl.DataFrame:
+    return pl.DataFrame({"_y0": pl.Series([None] * column.len(), dtype=pl.Float64)})
+
+
 TRANSFORMS.register(OneHot.type_name, OneHot)
 TRANSFORMS.register(Ordinal.type_name, Ordinal)
+TRANSFORMS.register(TargetEncode.type_name, TargetEncode)
