@@ -8,10 +8,12 @@ matrix (imputation, scaling, encoding of what is left).
 from loopline.prep._chain import Chain
 from loopline.prep._expr import compile_expression
 from loopline.prep._preprocessor import MISSING_CATEGORY, Preprocessor
+from loopline.prep._profile import PROFILE_FORMAT, profile_table
 from loopline.prep._transform import TRANSFORMS, Record, Transform, build_transform
 
 __all__ = [
     "MISSING_CATEGORY",
+    "PROFILE_FORMAT",
     "TRANSFORMS",
     "Chain",
     "Preprocessor",
@@ -19,4 +21,5 @@ __all__ = [
     "Transform",
     "build_transform",
     "compile_expression",
+    "profile_table",
 ]
