@@ -29,7 +29,7 @@ def test_open_twice_is_idempotent_and_keeps_data(store_url: str, tmp_path: Path)
         first.artifacts.put_bytes(b"kept")
         first.runs.create_run("p", "h", {}, {})
     with Store.open(store_url, tmp_path / "a") as second, second.engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "0002"
+        assert current_revision(conn) == head_revision() == "0003"
         assert [run.pipeline for run in second.runs.list()] == ["p"]
 
 

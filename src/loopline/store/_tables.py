@@ -212,4 +212,5 @@ dataset_versions = Table(
     Column("positions", JSON, nullable=False),
     Column("run_id", String(32), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("profile_digest", String(64), nullable=True),
 )

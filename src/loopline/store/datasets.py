@@ -55,7 +55,10 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class DatasetVersion:
-    """A snapshot of a dataset: its parts up to ``upto_seq``."""
+    """A snapshot of a dataset: its parts up to ``upto_seq``.
+
+    ``profile_digest`` names the JSON artifact of the version's profile once one was computed (None before).
+    """
 
     dataset: str
     version: int
@@ -66,6 +69,7 @@ class DatasetVersion:
     positions: dict[str, Any]
     run_id: str | None
     created_at: datetime
+    profile_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,24 @@ class DatasetRepository:
                 hint=f"List its versions with `loopline datasets show {dataset}`.",
             )
         return DatasetVersion(**dict(row._mapping))
+
+    def set_profile(self, dataset: str, version: int, digest: str) -> None:
+        """Record ``digest`` (a stored JSON artifact) as the profile of a version; the last writer wins.
+
+        A profile is derived from the version's rows, which never change, so two processes that profile
+        the same version at once store the same statistics and either digest will do.
+        """
+        with writing(self.engine) as conn:
+            updated = conn.execute(
+                update(dataset_versions)
+                .where(dataset_versions.c.dataset == dataset, dataset_versions.c.version == version)
+                .values(profile_digest=digest)
+            ).rowcount
+        if not updated:
+            raise NotFoundError(
+                f"dataset {dataset!r} has no version {version}.",
+                hint=f"List its versions with `loopline datasets show {dataset}`.",
+            )
 
     def versions(self, dataset: str) -> builtins.list[DatasetVersion]:
         """Every version of a dataset, oldest first."""
