@@ -3,6 +3,7 @@
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
+from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 
@@ -16,6 +17,7 @@ __all__ = [
     "Runner",
     "SequentialExecutor",
     "StepOutcome",
+    "dataset_profile",
     "ingest_source",
     "monitor_model",
     "replay_dead_letters",
