@@ -1,4 +1,4 @@
-"""``loopline ingest`` and ``loopline datasets list|show|dead-letters|replay``."""
+"""``loopline ingest`` and ``loopline datasets list|show|profile|dead-letters|replay``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._render import console, print_json, table
@@ -115,6 +116,57 @@ def show_dataset(
             )
         )
         console.print(table("schema contract", ["column", "type"], list(versions[-1].schema.items())))
+
+
+@app.command("profile")
+def profile_dataset(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the profile as an HTML page here.")] = None,
+    refresh: Annotated[bool, typer.Option(help="Compute the profile again even if one is stored.")] = False,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Per-column statistics of a version: missing share, distinct values, ranges, top values, histograms.
+
+    Computed the first time a version is profiled (it reads the version's rows) and stored with it.
+    """
+    from loopline.prep import write_profile_html
+    from loopline.run import dataset_profile
+
+    with clear_errors(), open_store(home) as store:
+        profile = dataset_profile(store, name, version, refresh=refresh)
+    if html is not None:
+        write_profile_html(html, profile, title=f"{name} v{profile['version']}: profile")
+    if as_json:
+        print_json(profile)
+        return
+    console.print(
+        f"[bold]{escape(name)} v{profile['version']}[/] — {profile['rows']:,} rows, {profile['n_columns']} columns"
+    )
+    console.print(table("columns", _PROFILE_HEADERS, [_profile_row(column) for column in profile["columns"]]))
+    if html is not None:
+        console.print(f"wrote {escape(str(html))}")
+
+
+_PROFILE_HEADERS = ["column", "type", "missing", "distinct", "min", "max", "mean", "std", "top values"]
+
+
+def _profile_row(column: dict[str, Any]) -> list[Any]:
+    """One table row; text from the data is escaped so that rich never reads it as markup."""
+    distinct = column["distinct"]
+    if distinct is not None and not column["distinct_exact"]:
+        distinct = f"≈{distinct:,}"
+    top = ", ".join(f"{item['value']!r} {item['count']:,}" for item in column.get("top", [])[:3])
+    numbers = [column.get(stat) for stat in ("min", "max", "mean", "std")]
+    return [
+        escape(column["name"]),
+        escape(column["dtype"]),
+        f"{column['missing_share']:.1%}",
+        distinct,
+        *[escape(n) if isinstance(n, str) else n for n in numbers],
+        escape(top) or None,
+    ]
 
 
 @app.command("dead-letters")
