@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._render import console, print_json, table
@@ -63,8 +64,9 @@ def show_model(
     with clear_errors(), open_store(home) as store:
         found = store.models.get(name, version)
         lineage = data_lineage(store, found.run_id)
+        columns = column_lineage(found.config)
         if as_json:
-            print_json({**asdict(found), "data_versions": lineage})
+            print_json({**asdict(found), "data_versions": lineage, "lineage": columns})
             return
         console.print(f"[bold]{found.name} v{found.version}[/] — {found.stage}, {found.algorithm}, run {found.run_id}")
         splits = sorted(found.metrics)
@@ -83,6 +85,21 @@ def show_model(
                 f"trained on dataset {item['dataset']} v{item['version']} ({item['rows']:,} rows, "
                 f"checksum {item['checksum'][:12]})"
             )
+        if columns:
+            rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
+            console.print(table("column lineage", ["feature", "", "input columns"], rows))
+        else:
+            console.print("column lineage: not recorded (no transform chain, or registered before lineage was kept)")
+
+
+def column_lineage(config: dict[str, Any]) -> dict[str, list[str]] | None:
+    """Which input columns each model feature comes from, as the training report recorded it (None: unknown).
+
+    A model trained with a transform chain has it; one without a chain, or registered before lineage was
+    kept, does not.
+    """
+    lineage = config.get("lineage")
+    return {str(feature): [str(c) for c in inputs] for feature, inputs in lineage.items()} if lineage else None
 
 
 def data_lineage(store: Any, run_id: str | None) -> list[dict[str, Any]]:

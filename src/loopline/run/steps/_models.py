@@ -146,6 +146,7 @@ class Train(StepType):
             "data_fingerprint": fingerprint(_frame_hash(train), _frame_hash(valid)),
             "rows": {"train": train.height, "valid": valid.height},
             "step_config": config.model_dump(mode="json"),
+            "lineage": result.bundle.metadata.get("lineage"),  # output feature -> input columns (None: no chain)
         }
         return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
 
@@ -209,6 +210,7 @@ def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
             "task": report["task"],
             "rows": report["rows"],
             "resolved": report["step_config"],
+            "lineage": report.get("lineage"),  # reports cached before lineage was recorded lack it
         },
         input_schema=report["input_schema"],
         data_fingerprint=report["data_fingerprint"],
