@@ -84,8 +84,9 @@ class _Categorical(Transform):
 
 
 class OneHot(_Categorical):
-    """One column per kept category (``<column>=<category>``, 0.0/1.0), plus ``<column>=other`` when categories
-    were cut (``min_frequency``, ``max_categories``) and ``unseen`` is ``other``. Replaces the source column."""
+    """One Boolean column per kept category (``<column>=<category>``; a byte a cell), plus ``<column>=other`` when
+    categories were cut (``min_frequency``, ``max_categories``) and ``unseen`` is ``other``. Replaces the source
+    column. Each column is coded once (category index, -1 outside), then compared as integers."""
 
     type_name = "onehot"
 
@@ -97,20 +98,27 @@ class OneHot(_Categorical):
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         self.require_columns(frame, self.columns)
+        codes = {name: f"__code__{name}" for name in self.columns}  # category index, -1 outside: one pass each
+        frame = frame.with_columns(
+            _as_text(frame, name)
+            .replace_strict(self.categories_[name], list(range(len(self.categories_[name]))), default=-1)
+            .cast(pl.Int32)
+            .alias(codes[name])
+            for name in self.columns
+        )
         exprs: list[pl.Expr] = []
         for name in self.columns:
-            text = _as_text(frame, name)
-            known = self.categories_[name]
-            seen = text.is_in(known)
-            unseen = int(frame.select((~seen).sum()).item())
-            self.count(f"{name}: other category", unseen)
-            if unseen and self.unseen == "error":
-                first = frame.filter(~frame.select(seen).to_series()).select(text).item(0, 0)
+            code = pl.col(codes[name])
+            other = int(frame.select((code == -1).sum()).item())
+            self.count(f"{name}: other category", other)
+            if other and self.unseen == "error":
+                first = frame.filter(code == -1).select(_as_text(frame, name)).item(0, 0)
                 raise self._unseen_error(name, first)
+            known = self.categories_[name]
             for output, category in self._outputs(name):
-                hit = (~seen) if category == OTHER and category not in known else (text == category)
-                exprs.append(hit.cast(pl.Float64).alias(output))
-        return frame.with_columns(exprs).drop(self.columns)
+                index = -1 if category == OTHER and category not in known else known.index(category)
+                exprs.append((code == index).alias(output))
+        return frame.with_columns(exprs).drop([*self.columns, *codes.values()])
 
     def transform_record(self, record: Record) -> Record:
         out = dict(record)
@@ -124,7 +132,7 @@ class OneHot(_Categorical):
                     raise self._unseen_error(name, value)
             for output, category in self._outputs(name):
                 hit = (not seen) if category == OTHER and category not in known else value == category
-                out[output] = 1.0 if hit else 0.0
+                out[output] = hit
         return out
 
     def lineage(self) -> dict[str, list[str]]:
