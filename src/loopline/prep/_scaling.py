@@ -24,6 +24,28 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
+def _require_numeric(transform: str, frame: pl.DataFrame, name: str) -> None:
+    """A DataError unless ``name`` holds numbers (booleans count as 0 and 1)."""
+    dtype = frame.schema[name]
+    if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
+        raise DataError(
+            f"{transform}: column {name!r} is {dtype}; it needs numbers.",
+            column=name,
+            hint=f"Convert it first, e.g. {{type: cast, columns: {{{name}: float}}}}, or leave it out of columns.",
+        )
+
+
+def _as_float(transform: str, name: str, value: Any) -> float:
+    """One record's value as the float the table path computes with (a DataError for anything but a number)."""
+    if isinstance(value, int | float):
+        return float(value)
+    raise DataError(
+        f"{transform}: column {name!r} has {type(value).__name__} value {value!r}; it needs numbers.",
+        column=name,
+        hint=f"Send a number, or convert it first with {{type: cast, columns: {{{name}: float}}}}.",
+    )
+
+
 class Impute(Transform):
     """Fill nulls (and NaN/inf in float columns) with the training mean, median, most frequent value or a constant.
 

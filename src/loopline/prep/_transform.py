@@ -157,6 +157,7 @@ TRANSFORMS: Registry[type[Transform]] = Registry(
     (
         "loopline.prep._cleaning",
         "loopline.prep._scaling",
+        "loopline.prep._numeric",
         "loopline.prep._encoding",
         "loopline.prep._features",
         "loopline.prep._text",
