@@ -1,4 +1,4 @@
-"""Conformance specs of the cleaning transforms (see test_transforms_conform.py).
+"""Conformance specs of the cleaning and parsing transforms (see test_transforms_conform.py).
 
 The frames hold text to convert: clean columns (for ``errors: fail``) and dirty ones (for ``errors: null``),
 messy strings, ISO and formatted dates with offsets, duplicates and missing values.
@@ -69,6 +69,22 @@ SPECS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
         {"rule": "lower"},
         {"rule": "prefix", "text": "raw_", "columns": ["qty", "city"]},
         {"rule": "suffix", "text": "_v1"},
+    ],
+    "cast": [
+        {
+            "columns": {"n_text": "float", "i_text": "int", "b_text": "bool", "qty": "str", "flag": "int"},
+            "errors": "fail",
+        },
+        {
+            "columns": {"dirty": "float", "Mixed Case": "int", "amount": "int", "qty": "bool", "flag": "str"},
+            "errors": "null",
+        },
+        {"columns": {"amount": "str", "day": "int", "city": "bool"}, "errors": "null"},
+    ],
+    "parse_dates": [
+        {"columns": ["when", "day"]},
+        {"columns": ["when_fmt"], "format": "%d/%m/%Y %H:%M"},
+        {"columns": ["dirty", "city", "qty"], "errors": "null"},
     ],
     "strings": [
         {"columns": ["city", "dirty"]},

@@ -156,6 +156,7 @@ TRANSFORMS: Registry[type[Transform]] = Registry(
     "loopline.transforms",
     (
         "loopline.prep._cleaning",
+        "loopline.prep._parsing",
         "loopline.prep._scaling",
         "loopline.prep._numeric",
         "loopline.prep._encoding",
