@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from typing import Any
 
 import polars as pl
@@ -240,6 +241,15 @@ def test_outliers_drop_removes_training_rows_and_leaves_others_unchanged() -> No
     assert outliers.lineage() == {}
 
 
+def test_outliers_fences_stay_finite() -> None:
+    extreme = pl.DataFrame({"x": [-1e308, -1e308, 1e308, 1e308]})
+    outliers = build_transform({"type": "outliers", "columns": ["x"]}).fit(extreme)
+    assert outliers.get_state() == {"fences_": {"x": [-sys.float_info.max, sys.float_info.max]}}
+    assert outliers.transform_record({"x": float("-inf")}) == {"x": -sys.float_info.max}
+    narrow = build_transform({"type": "outliers", "columns": ["x"], "factor": 0}).fit(extreme)
+    assert narrow.get_state() == {"fences_": {"x": [-1e308, 1e308]}}
+
+
 def test_outliers_options_and_columns_are_checked() -> None:
     with pytest.raises(ConfigError, match="0 <= lower < upper <= 1, got 0.9 and 0.1"):
         build_transform({"type": "outliers", "columns": ["x"], "lower": 0.9, "upper": 0.1})
@@ -257,7 +267,7 @@ def test_outliers_options_and_columns_are_checked() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    train=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30),
+    train=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=30),
     test=st.lists(st.none() | st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=20),
     method=st.sampled_from(["iqr", "quantile"]),
 )

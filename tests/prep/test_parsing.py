@@ -163,7 +163,7 @@ def test_text_that_names_no_real_instant_is_unparseable() -> None:
     bad += ["0000-01-01", "0001-01-01T00:00+01:00", "9999-12-31T23:00-01:00", "2024-1-1", "20240101", "yesterday"]
     parse = build_transform({"type": "parse_dates", "columns": ["t"], "errors": "null"})
     assert parse.transform(pl.DataFrame({"t": bad}))["t"].to_list() == [None] * len(bad)
-    assert parse.counts() == {"t: unconvertible": len(bad)}
+    assert parse.counts() == {"t: unparseable": len(bad)}
     assert _dates(["2024-02-29", "2000-02-29", "1900-03-01"]) == [
         datetime(2024, 2, 29, tzinfo=UTC),
         datetime(2000, 2, 29, tzinfo=UTC),

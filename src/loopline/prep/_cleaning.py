@@ -8,6 +8,7 @@ for every row it is given), so on them these transforms are the identity. Types 
 from __future__ import annotations
 
 import re
+import sys
 
 import polars as pl
 
@@ -374,9 +375,9 @@ class DropMissing(_RowFilter):
 
 def _is_missing(frame: pl.DataFrame, name: str) -> pl.Expr:
     column = pl.col(name)
-    return (
-        column.is_null() | (~column.is_finite()).fill_null(False) if frame.schema[name].is_float() else column.is_null()
-    )
+    if frame.schema[name].is_float():
+        return column.is_null() | ~column.is_finite().fill_null(True)
+    return column.is_null()
 
 
 # -- outliers ------------------------------------------------------------------------------------------
@@ -393,8 +394,8 @@ class Outliers(Transform):
     ``action: drop`` removes the training rows with a value beyond a fence (in ``fit_transform``), like the
     other row filters; everywhere else the values pass unchanged — no row is removed and no value is altered,
     so the model is evaluated and served on data as it comes — and each value beyond a fence is counted
-    (``"<column>: beyond the fences"``) so monitoring sees how often it meets what training left out. Add a
-    second ``outliers`` step with ``action: clip`` to also clip at serving.
+    (``"<column>: beyond the fences"``) so monitoring sees how often it meets what training left out. To clip at
+    serving as well, follow it with an ``outliers`` step with ``action: clip`` (fitted on the rows kept).
     """
 
     type_name = "outliers"
@@ -448,8 +449,9 @@ class Outliers(Transform):
             low, high = values.quantile(self.lower, "linear"), values.quantile(self.upper, "linear")
             return [float(low), float(high)]  # type: ignore[arg-type]
         q1, q3 = float(values.quantile(0.25, "linear")), float(values.quantile(0.75, "linear"))  # type: ignore[arg-type]
-        spread = q3 - q1
-        return [q1 - self.factor * spread, q3 + self.factor * spread]
+        reach = self.factor * (q3 - q1) if self.factor else 0.0  # (0 * an overflowed spread would be NaN)
+        low, high = q1 - reach, q3 + reach
+        return [max(low, -sys.float_info.max), min(high, sys.float_info.max)]  # finite, for the JSON state
 
     def _beyond(self, name: str) -> pl.Expr:
         low, high = self.fences_[name] or (None, None)

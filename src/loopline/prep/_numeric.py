@@ -10,6 +10,7 @@ Yeo-Johnson is written with ``exp`` and ``log1p``. Outputs are Float64 (``bin`` 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import warnings
 from typing import Any
@@ -75,8 +76,8 @@ class Log(Transform):
         outside = frame.select((v <= -1.0).sum().alias(n) for n, v in shifted.items()).row(0, named=True)
         for name in self.columns:
             if outside[name] and self.errors == "fail":
-                value = frame.filter(shifted[name] <= -1.0).get_column(name)[0]
-                raise self._outside(name, value)
+                row = int(frame.select((shifted[name] <= -1.0).arg_true().first()).item())
+                raise self._outside(name, frame.get_column(name)[row], row)
             self.count(f"{name}: outside the log domain", int(outside[name]))
         invalid = pl.lit(None, dtype=pl.Float64) if self.errors == "null" else pl.lit(math.nan)
         return frame.with_columns(
@@ -99,10 +100,12 @@ class Log(Transform):
                 out[name] = math.log1p(shifted)  # NaN and inf pass through
         return out
 
-    def _outside(self, name: str, value: Any) -> DataError:
+    def _outside(self, name: str, value: Any, row: int | None = None) -> DataError:
+        where = f"column {name!r}" + (f", row {row}," if row is not None else "")
         return DataError(
-            f"log: column {name!r} has {value!r}, outside the domain of log1p(x + {self.offset}).",
+            f"log: {where} has {value!r}, outside the domain of log1p(x + {self.offset}).",
             column=name,
+            row=row,
             hint=f"Use an offset above {-1.0 - float(value):g}, or set errors: null (or nan) to accept such values.",
         )
 
@@ -113,10 +116,10 @@ class Log(Transform):
 class Power(Transform):
     """The Yeo-Johnson power transform, to make skewed columns more Gaussian; any real value is accepted.
 
-    ``lambda`` is fitted per column on the finite training values (``scipy.stats.yeojohnson_normmax``;
-    1.0, the identity, for a column with fewer than two distinct values). With ``standardize`` (default) the
-    result is then centred and scaled to unit variance on the training rows. NaN and nulls pass through; the
-    output is Float64.
+    ``lambda`` is fitted per column on the finite training values (``scipy.stats.yeojohnson_normmax``; 1.0, the
+    identity, for a column with fewer than two distinct values or too narrow a spread to fit). With
+    ``standardize`` (default) the result is then centred and scaled to unit variance on the training rows. NaN
+    and nulls pass through; the output is Float64.
     """
 
     type_name = "power"
@@ -140,6 +143,8 @@ class Power(Transform):
             if self.standardize and transformed.len():
                 center = float(transformed.mean())  # type: ignore[arg-type]
                 spread = _scale(float(transformed.std(ddof=0)), center)  # type: ignore[arg-type]
+                if not math.isfinite(center):  # values so large that their sum overflows: left as they are
+                    center, spread = 0.0, 1.0
             self.centers_[name], self.scales_[name] = center, spread
         return self
 
@@ -178,7 +183,10 @@ def _normmax(values: pl.Series) -> float:
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        fitted = float(stats.yeojohnson_normmax(values.to_numpy()))
+        try:
+            fitted = float(stats.yeojohnson_normmax(values.to_numpy()))
+        except (ValueError, ArithmeticError):  # a spread so small (subnormal) that scipy finds no finite bounds
+            return 1.0
     return fitted if math.isfinite(fitted) else 1.0
 
 
@@ -261,12 +269,14 @@ class Bin(Transform):
         low, high = float(values.min()), float(values.max())  # type: ignore[arg-type]
         if high <= low:
             return [low, high]
-        k = range(1, self.n_bins)
-        if self.strategy == "uniform":
-            inner = [low + (high - low) * (i / self.n_bins) for i in k]
+        shares = [i / self.n_bins for i in range(1, self.n_bins)]
+        if self.strategy == "uniform":  # (high - low) could overflow; this form cannot
+            inner = [low * (1.0 - t) + high * t for t in shares]
         else:
-            inner = [float(values.quantile(i / self.n_bins, "linear")) for i in k]  # type: ignore[arg-type]
-        return [low, *inner, high]
+            inner = [float(values.quantile(t, "linear")) for t in shares]  # type: ignore[arg-type]
+        # within [low, high] and never decreasing, whatever rounding (or an overflowing interpolation) did
+        tidy = [min(max(e, low), high) if not math.isnan(e) else low for e in inner]
+        return [low, *itertools.accumulate(tidy, max), high]
 
     def _inner(self, name: str) -> list[float]:
         edges = self.edges_[name]

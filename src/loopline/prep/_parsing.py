@@ -6,9 +6,9 @@ polars' and Python's own parsers, which disagree at the edges (``int(" 1")`` is 
 null; ``float("1_0")`` is 10.0). So a table and a record always get the same value.
 
 A value that cannot be converted follows the ``errors`` policy of its column: ``fail`` (the default) raises a
-DataError naming the column, the row and the value; ``null`` turns it into null and counts it
-(``"<column>: unconvertible"``) for monitoring. There is no keep-as-is policy: a column holds one type, so a
-value left unconverted would have nowhere to go. Nulls stay null and are never failures.
+DataError naming the column, the row and the value; ``null`` turns it into null and counts it for monitoring
+(``"<column>: unconvertible"`` for cast, ``"<column>: unparseable"`` for dates). There is no keep-as-is policy:
+a column holds one type, so a value left unconverted would have nowhere to go. Nulls stay null, never failures.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class _Converter(Transform):
     """Shared policy handling: a conversion gives (value, failed) per column, in both paths."""
 
     stateful = False
+    #: what a failed value is counted as, and what it could not be converted to
+    event: str = "unconvertible"
     what: str
     errors: str | dict[str, str]
 
@@ -72,13 +74,13 @@ class _Converter(Transform):
             if self._policy(name) == "fail":
                 row = int(failed.arg_true()[0])
                 raise self._failure(name, frame.get_column(name)[row], row)
-            self.count(f"{name}: unconvertible", int(failed.sum()))
+            self.count(f"{name}: {self.event}", int(failed.sum()))
         return out
 
     def _failed_record(self, name: str, value: Any) -> None:
         if self._policy(name) == "fail":
             raise self._failure(name, value, None)
-        self.count(f"{name}: unconvertible")
+        self.count(f"{name}: {self.event}")
 
     def _failure(self, name: str, value: Any, row: int | None) -> DataError:
         where = f"column {name!r}" + (f", row {row}" if row is not None else "")
@@ -306,6 +308,7 @@ class ParseDates(_Converter):
     """
 
     type_name = "parse_dates"
+    event = "unparseable"
     what = "a datetime"
 
     def __init__(self, columns: list[str], format: str | None = None, errors: str | dict[str, str] = "fail") -> None:
