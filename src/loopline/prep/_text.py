@@ -189,13 +189,13 @@ class Hashing(Transform):
             self.count(f"{name}: null text", frame.get_column(name).null_count())
             counts = self._matrix(frame.select(text.str.extract_all(TOKEN_PATTERN).alias("t")).get_column("t"))
             out = out.with_columns(
-                pl.Series(output, counts[:, i], dtype=pl.Float64) for i, output in enumerate(self._outputs(name))
+                pl.Series(output, counts[i], dtype=pl.Float64) for i, output in enumerate(self._outputs(name))
             )
         return out.drop(self.columns)
 
     def _matrix(self, tokens: pl.Series) -> np.ndarray[Any, Any]:
-        """Rows x buckets: the signed token counts, from the lists of tokens of each row."""
-        matrix = np.zeros((tokens.len(), self.n_buckets), dtype=np.float64)
+        """Buckets x rows (a bucket's counts side by side): the signed token counts, from each row's tokens."""
+        matrix = np.zeros((self.n_buckets, tokens.len()), dtype=np.float64)  # the shape, and the empty case
         long = pl.DataFrame({"row": np.arange(tokens.len(), dtype=np.int64), "t": tokens}).explode("t")
         long = long.drop_nulls("t")
         if long.height == 0:
@@ -205,8 +205,9 @@ class Hashing(Transform):
         token = long.get_column("t")
         column = token.replace_strict(distinct, list(buckets), return_dtype=pl.Int64).to_numpy()
         sign = token.replace_strict(distinct, list(signs), return_dtype=pl.Float64).to_numpy()
-        np.add.at(matrix, (long.get_column("row").to_numpy(), column), sign)
-        return matrix
+        cells = column * tokens.len() + long.get_column("row").to_numpy()  # integer counts: exact in any order
+        counts = np.bincount(cells, weights=sign, minlength=matrix.size)
+        return counts.reshape(matrix.shape)
 
     def transform_record(self, record: Record) -> Record:
         out = dict(record)
