@@ -163,6 +163,7 @@ TRANSFORMS: Registry[type[Transform]] = Registry(
         "loopline.prep._features",
         "loopline.prep._text",
         "loopline.prep._time",
+        "loopline.prep._integration",
         "loopline.prep._reduction",
         "loopline.prep._selection",
         "loopline.prep._augment",
