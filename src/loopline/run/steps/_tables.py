@@ -1,4 +1,5 @@
-"""Table steps: join sources, derive columns with SQL expressions, filter, keep a time window."""
+"""Table steps: join sources (by key, or as of a time), stack them, derive columns with SQL expressions, filter,
+keep a time window."""
 
 from __future__ import annotations
 
@@ -29,6 +30,33 @@ class WindowConfig(StepConfig):
     end: datetime | None = None
 
 
+class AsofJoinConfig(StepConfig):
+    """For each row of the first input, the nearest row of the second at or before its time."""
+
+    on: Annotated[str, Field(description="The time column of both inputs (timestamps, dates or numbers).")]
+    by: Annotated[list[str], Field(description="Key columns a match must share, e.g. [sensor_id].")] = []
+    tolerance: Annotated[
+        str | float | None,
+        Field(description="How far back a match may lie: '30s', '5m', '2h', '1d' for times, a number otherwise."),
+    ] = None
+    allow_exact_matches: Annotated[
+        bool, Field(description="Whether a row of the second input at exactly the same time matches.")
+    ] = True
+    columns: Annotated[list[str] | None, Field(description="Columns to take from the second input.")] = None
+
+
+class UnionConfig(StepConfig):
+    """Stack the rows of every input; columns are matched by name."""
+
+    columns: Annotated[
+        Literal["all", "common"],
+        Field(description="all: every column of any input (null where an input lacks it); common: those in all."),
+    ] = "all"
+    source_column: Annotated[
+        str | None, Field(description="Add a column of this name with the position (1, 2, ...) of each row's input.")
+    ] = None
+
+
 class DeriveConfig(StepConfig):
     """Parse timestamps, add columns from SQL expressions, then filter rows, keep a time window, drop columns."""
 
@@ -56,6 +84,80 @@ class Join(StepType):
         right = right.unique(subset=config.on, keep="first", maintain_order=True)
         left, right = _align_keys(left, right, config.on)
         return {"out": left.join(right, on=config.on, how=config.how, suffix="_right")}
+
+
+class AsofJoin(StepType):
+    """``type: asof_join`` — each row of the first input with the nearest earlier row of the second input (by the
+    time column ``on``, sharing the ``by`` keys, at most ``tolerance`` back): sensor readings as of each event.
+
+    Rows of the first input keep their order and number; those with no match (or a null time) get nulls.
+    """
+
+    type_name = "asof_join"
+    Config = AsofJoinConfig
+    min_inputs = max_inputs = 2
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        left, right = inputs
+        keys = [config.on, *config.by]
+        for side, frame in (("first", left), ("second", right)):
+            require_columns(frame, keys, f"the {side} input of the asof join")
+        if config.columns:
+            require_columns(right, config.columns, "the second input of the asof join")
+            right = right.select([*keys, *[c for c in config.columns if c not in keys]])
+        left, right = _align_keys(left, right, keys)
+        tolerance = _tolerance(config.on, left.schema[config.on], config.tolerance)
+        row = "__loopline_row"
+        indexed = left.with_row_index(row)
+        timed = indexed.filter(pl.col(config.on).is_not_null()).sort(config.on)
+        matched = timed.join_asof(
+            right.filter(pl.col(config.on).is_not_null()).sort(config.on),
+            on=config.on,
+            by=config.by or None,
+            strategy="backward",
+            tolerance=tolerance,
+            allow_exact_matches=config.allow_exact_matches,
+            check_sortedness=False,
+            suffix="_right",
+        )
+        untimed = indexed.filter(pl.col(config.on).is_null())
+        out = pl.concat([matched, untimed], how="diagonal").sort(row).drop(row)
+        return {"out": out}
+
+
+class Union(StepType):
+    """``type: union`` — the rows of every input, stacked in input order; columns matched by name.
+
+    A column an input lacks is null in its rows (``columns: all``), or left out (``columns: common``). Types
+    are unified: integers of any width to Int64, integers with floats to Float64, text with categories to
+    String, timestamps of different units to microseconds (to UTC when one has a zone); anything else is an
+    error naming the column and the inputs.
+    """
+
+    type_name = "union"
+    Config = UnionConfig
+    min_inputs = 2
+
+    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+        frames: list[pl.DataFrame] = list(inputs)
+        names = list(dict.fromkeys(name for frame in frames for name in frame.columns))
+        if config.columns == "common":
+            names = [n for n in names if all(n in frame.columns for frame in frames)]
+        if config.source_column and config.source_column in names:
+            raise DataError(
+                f"union: source_column {config.source_column!r} is already a column of the inputs.",
+                column=config.source_column,
+                hint="Choose another name, e.g. source_column: input_no.",
+            )
+        types = {name: _unified(name, frames) for name in names}
+        aligned = []
+        for position, frame in enumerate(frames, start=1):
+            columns = [_cast(pl.col(n), frame.schema[n], types[n]).alias(n) for n in names if n in frame.columns]
+            if config.source_column:
+                columns.append(pl.lit(position, dtype=pl.Int64).alias(config.source_column))
+            aligned.append(frame.select(columns))
+        out = pl.concat(aligned, how="diagonal")
+        return {"out": out.select([*names, *([config.source_column] if config.source_column else [])])}
 
 
 class Derive(StepType):
@@ -115,6 +217,69 @@ def _align_keys(left: pl.DataFrame, right: pl.DataFrame, keys: list[str]) -> tup
     return left, right
 
 
+def _tolerance(column: str, dtype: pl.DataType, tolerance: str | float | None) -> str | int | float | None:
+    """The tolerance as polars takes it for a time column of ``dtype``, or a DataError with the fix."""
+    if tolerance is None:
+        return None
+    temporal = isinstance(dtype, pl.Datetime) or dtype == pl.Date
+    if not temporal and not dtype.is_numeric():
+        raise DataError(
+            f"asof join column {column!r} is {dtype}; it must hold timestamps, dates or numbers.",
+            column=column,
+            hint=f"Parse it first with a derive step: parse_dates: [{column}].",
+        )
+    if temporal and not isinstance(tolerance, str):
+        raise DataError(
+            f"asof join tolerance {tolerance!r} is a number, but {column!r} holds times.",
+            column=column,
+            hint="Write a duration: tolerance: 5m (or 30s, 2h, 1d).",
+        )
+    if not temporal and isinstance(tolerance, str):
+        raise DataError(
+            f"asof join tolerance {tolerance!r} is a duration, but {column!r} holds numbers.",
+            column=column,
+            hint="Write a number in the column's unit: tolerance: 10.",
+        )
+    if isinstance(tolerance, float) and dtype.is_integer() and tolerance.is_integer():
+        return int(tolerance)
+    return tolerance
+
+
+def _unified(name: str, frames: list[pl.DataFrame]) -> pl.DataType:
+    """The one type of column ``name`` across the inputs that have it, or a DataError naming two that clash."""
+    seen = [(i, frame.schema[name]) for i, frame in enumerate(frames, start=1) if name in frame.columns]
+    typed = [(i, d) for i, d in seen if d != pl.Null]
+    if not typed:
+        return pl.Null()
+    dtypes = [d for _, d in typed]
+    first = dtypes[0]
+    if all(d == first for d in dtypes):
+        return first
+    if all(d.is_integer() for d in dtypes):
+        return pl.Int64()
+    if all(d.is_numeric() for d in dtypes):
+        return pl.Float64()
+    if all(d == pl.String or d == pl.Categorical or isinstance(d, pl.Enum) for d in dtypes):
+        return pl.String()
+    if all(isinstance(d, pl.Datetime) for d in dtypes):
+        zoned = any(isinstance(d, pl.Datetime) and d.time_zone for d in dtypes)
+        return pl.Datetime("us", "UTC") if zoned else pl.Datetime("us")
+    (a, da), (b, db) = typed[0], next((i, d) for i, d in typed if d != first)
+    raise DataError(
+        f"union: column {name!r} is {da} in input #{a} and {db} in input #{b}.",
+        column=name,
+        hint="Cast it to one type in a derive step before the union, or parse text timestamps with parse_dates.",
+    )
+
+
+def _cast(column: pl.Expr, dtype: pl.DataType, target: pl.DataType) -> pl.Expr:
+    if dtype == target:
+        return column
+    if isinstance(target, pl.Datetime) and isinstance(dtype, pl.Datetime):
+        return _utc_us(column, dtype.time_zone) if target.time_zone else column.dt.cast_time_unit("us")
+    return column.cast(target)
+
+
 def _utc_us(column: pl.Expr, zone: str | None) -> pl.Expr:
     zoned = column.dt.replace_time_zone("UTC") if zone is None else column.dt.convert_time_zone("UTC")
     return zoned.dt.cast_time_unit("us")
@@ -171,3 +336,5 @@ def _hint(exc: Exception, frame: pl.DataFrame) -> str:
 
 STEP_TYPES.register(Join.type_name, Join())
 STEP_TYPES.register(Derive.type_name, Derive())
+STEP_TYPES.register(AsofJoin.type_name, AsofJoin())
+STEP_TYPES.register(Union.type_name, Union())
