@@ -14,7 +14,7 @@ from loopline.ingest import Batch, Limits, Reject, Source, SourceConfig
 from loopline.testing import check_broker_source, check_step_type
 
 
-@pytest.mark.parametrize("name", ["file", "sample", "join", "derive", "split", "train", "select"])
+@pytest.mark.parametrize("name", ["file", "sample", "join", "asof_join", "union", "derive", "split", "train", "select"])
 def test_built_in_step_types_conform(name: str) -> None:
     check_step_type(STEP_TYPES.get(name))
 
