@@ -273,3 +273,19 @@ def test_table_and_records_agree_from_the_history(
         {"type": "rolling", **spec, "windows": windows, "stats": ["mean", "sum", "min", "max", "std"]}
     ).fit(_frame(train))
     both(rolling, _frame(test))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "datetime_parts", "columns": ["ts"], "cyclic": ["hour"]},
+        {"type": "lag", "columns": ["v"], "time": "ts", "by": ["sensor"]},
+        {"type": "rolling", "columns": ["v"], "time": "ts", "by": ["sensor"], "stats": ["mean", "std"]},
+    ],
+)
+def test_a_batch_of_nulls_has_polars_type_null_and_gives_nulls(spec: dict[str, Any]) -> None:
+    transform = build_transform(spec)
+    transform.fit_transform(readings(), "y")
+    nulls = pl.DataFrame({"ts": [None, None], "sensor": [None, None], "v": [None, None]})
+    rows = both(transform, nulls)
+    assert all(value is None for row in rows for value in row.values())

@@ -180,8 +180,10 @@ class DatetimeParts(Transform):
         self.require_columns(frame, self.columns)
         exprs: list[pl.Expr] = []
         for name in self.columns:
-            kind = _date_time_kind(self.type_name, frame, name)
-            column = _in_zone(pl.col(name), kind, self._zone(name))
+            if frame.schema[name] == pl.Null:  # all null: no parts, whatever the type
+                column = pl.col(name).cast(pl.Datetime("us"))
+            else:
+                column = _in_zone(pl.col(name), _date_time_kind(self.type_name, frame, name), self._zone(name))
             self.count(f"{name}: null time", frame.get_column(name).null_count())
             for part in self._parts():
                 exprs.append(PARTS[part][0](column).cast(pl.Int64).alias(f"{name}_{part}"))
@@ -286,7 +288,8 @@ class _Past(Transform):
         """``_ROW``, ``_KEY``, ``_T`` (Int64 microseconds or days, Float64 numbers) and the value columns."""
         self.require_columns(frame, [*self.columns, self.time, *self._keys()])
         check_keys(self.type_name, frame, self._keys())
-        kind = _time_kind(self.type_name, frame, self.time)
+        untyped = frame.schema[self.time] == pl.Null  # all null: no past, whatever the type
+        kind = self.time_kind_ if untyped else _time_kind(self.type_name, frame, self.time)
         if kind != self.time_kind_:
             raise DataError(
                 f"{self.type_name}: time column {self.time!r} is {frame.schema[self.time]}; training had a "
@@ -303,7 +306,7 @@ class _Past(Transform):
         return frame.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias(_ROW),
             key_expr(frame, self._keys()).alias(_KEY),
-            _time_expr(self.time, kind).alias(_T),
+            (_NULL_TIMES[kind] if untyped else _time_expr(self.time, kind)).alias(_T),
             *values,
         )
 
@@ -469,6 +472,9 @@ def _time_kind(transform: str, frame: pl.DataFrame, name: str) -> str:
         column=name,
         hint=f"Parse it first: parse_dates: [{name}] on the source step.",
     )
+
+
+_NULL_TIMES = {k: pl.lit(None, dtype=pl.Float64 if k == "number" else pl.Int64) for k in ("datetime", "date", "number")}
 
 
 def _time_expr(name: str, kind: str) -> pl.Expr:
