@@ -103,6 +103,7 @@ def test_table_errors_say_what_to_do(tmp_path: Path) -> None:
         ({"rows": [], "max_rows": 0}, "max_rows must be an integer >= 1"),
         ({"rows": [], "on": []}, "on must be a non-empty list"),
         ({"row": []}, "has no option 'row'.*Did you mean 'rows'"),
+        ({"rows": [], "columns": ["region", "store"]}, "'store' is a key \\(on\\); it cannot also be a column"),
     ],
 )
 def test_bad_options(options: dict[str, Any], match: str) -> None:

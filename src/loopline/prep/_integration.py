@@ -63,6 +63,13 @@ class Lookup(Transform):
                     key=key,
                     hint=f"Write {key}: [store_id].",
                 )
+        clash = sorted(set(self.columns or []) & set(self.on))
+        if clash:
+            raise ConfigError(
+                f"lookup: {clash[0]!r} is a key (on); it cannot also be a column to take.",
+                key="columns",
+                hint=f"Remove {clash[0]!r} from columns.",
+            )
         if (self.rows is None) == (self.path is None):
             raise ConfigError(
                 "lookup: give the table either inline (rows) or as a file (path), not both or neither.",
