@@ -183,3 +183,10 @@ def test_table_and_records_agree(train: list[tuple[str | None, int]], test: list
     transform = build_transform({"type": "target_encode", "columns": ["c"], "smoothing": smoothing}).fit(frame, "y")
     new = pl.DataFrame({"c": test}, schema={"c": pl.String})
     assert transform.transform(new).to_dicts() == [transform.transform_record(r) for r in new.to_dicts()]
+
+
+@pytest.mark.parametrize("type_name", ["onehot", "ordinal"])
+def test_float_columns_are_refused_as_categories(type_name: str) -> None:
+    frame = pl.DataFrame({"x": [1e-7, 2.0, 2.0]})
+    with pytest.raises(DataError, match=r"column 'x' holds floats.*Cast it to an integer or a string"):
+        build_transform({"type": type_name, "columns": ["x"]}).fit(frame)

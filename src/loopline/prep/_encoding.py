@@ -63,6 +63,13 @@ class _Categorical(Transform):
     def fit(self, frame: pl.DataFrame, target: str | None = None) -> _Categorical:
         self.check_params()
         self.require_columns(frame, self.columns)
+        for name in self.columns:  # polars and Python write floats as text differently (1e-7 vs 1e-07)
+            if frame.schema[name].is_float():
+                raise DataError(
+                    f"{self.type_name}: column {name!r} holds floats ({frame.schema[name]}), not categories.",
+                    column=name,
+                    hint="Cast it to an integer or a string first (type: cast), or bin it (type: bin).",
+                )
         self.categories_: dict[str, list[str]] = {}
         self.rare_: dict[str, bool] = {}
         for name in self.columns:
