@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
 from loopline.core.errors import ConfigError, DataError
-from loopline.train import split_table
+from loopline.train import parse_gap, split_table
 
 
 def _timed(n: int = 30) -> pl.DataFrame:
@@ -97,3 +98,84 @@ def test_bad_method_and_fractions_are_refused(penguins: pl.DataFrame) -> None:
         split_table(penguins, method="random", target="sex", valid_fraction=0.6, test_fraction=0.4)
     with pytest.raises(DataError, match="'valid' split is empty"):
         split_table(penguins[:2], method="random", target="sex", valid_fraction=0.1, test_fraction=0.0)
+
+
+def _customers(n: int = 400, groups: int = 40) -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    return pl.DataFrame({"customer": rng.integers(0, groups, n), "x": rng.normal(size=n), "y": rng.random(n) > 0.5})
+
+
+def test_group_split_keeps_every_group_in_one_part() -> None:
+    df = _customers()
+    parts = split_table(df, method="group", target="y", group_column="customer", seed=4)
+    owners = [set(part["customer"].to_list()) for part in parts.values()]
+    assert not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
+    assert sum(part.height for part in parts.values()) == df.height
+    assert abs(parts["valid"].height - 80) <= 25 and abs(parts["test"].height - 80) <= 25  # by rows, roughly
+    again = split_table(df, method="group", target="y", group_column="customer", seed=4)
+    other = split_table(df, method="group", target="y", group_column="customer", seed=5)
+    assert again["valid"].equals(parts["valid"]) and not other["valid"].equals(parts["valid"])
+
+
+def test_group_split_refusals_name_the_fix() -> None:
+    df = _customers(groups=2)
+    with pytest.raises(ConfigError, match="needs group_column.*customer_id"):
+        split_table(df, method="group", target="y")
+    with pytest.raises(DataError, match="group column 'customer' has 2 distinct value.*at least 3.*test_fraction: 0"):
+        split_table(df, method="group", target="y", group_column="customer")
+    with pytest.raises(DataError, match="group column 'custmer' is missing.*Did you mean 'customer'"):
+        split_table(df, method="group", target="y", group_column="custmer")
+    with pytest.raises(ConfigError, match="group_column only applies to method 'group'.*method: group"):
+        split_table(df, method="random", target="y", group_column="customer")
+    parts = split_table(df, method="group", target="y", group_column="customer", test_fraction=0.0, seed=1)
+    assert parts["test"].height == 0 and parts["train"]["customer"].n_unique() == 1
+
+
+def test_time_split_gap_drops_rows_just_before_each_boundary() -> None:
+    parts = split_table(
+        _timed(),
+        method="time",
+        target="y",
+        time_column="at",
+        valid_from="2013-01-21T00:00:00Z",
+        test_from="2013-01-26T00:00:00Z",
+        gap="2d",
+    )
+    assert parts["train"]["day"].to_list() == list(range(18))  # days 18 and 19 fall in the gap
+    assert parts["valid"]["day"].to_list() == [20, 21, 22]  # days 23 and 24 fall in the gap
+    assert parts["test"]["day"].to_list() == list(range(25, 30))
+    same = split_table(
+        _timed(), method="time", target="y", time_column="at", valid_from="2013-01-21", gap=timedelta(hours=48)
+    )
+    assert same["train"].height == 18 and same["valid"].height == 10
+
+
+def test_gap_refusals_name_the_fix() -> None:
+    df = _timed()
+    with pytest.raises(ConfigError, match=r"gap 'a week' is not a duration.*\"7d\""):
+        split_table(df, method="time", target="y", time_column="at", valid_from="2013-01-21", gap="a week")
+    with pytest.raises(ConfigError, match="gap .* is negative"):
+        split_table(df, method="time", target="y", time_column="at", valid_from="2013-01-21", gap=timedelta(days=-1))
+    with pytest.raises(ConfigError, match="gap only applies to method 'time'"):
+        split_table(df, method="random", target="y", gap="1d")
+    with pytest.raises(DataError, match=r"'valid' split is empty.*shorten the gap \(5 days"):
+        split_table(
+            df, method="time", target="y", time_column="at", valid_from="2013-01-21", test_from="2013-01-26", gap="5d"
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7d", timedelta(days=7)),
+        ("12h", timedelta(hours=12)),
+        ("1d12h", timedelta(hours=36)),
+        ("1.5 h", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        ("90m", timedelta(minutes=90)),
+        ("30s", timedelta(seconds=30)),
+    ],
+)
+def test_parse_gap_reads_durations(text: str, expected: timedelta) -> None:
+    assert parse_gap(text) == expected
+    assert parse_gap(None) == timedelta(0) and parse_gap(expected) == expected

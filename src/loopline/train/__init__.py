@@ -2,9 +2,10 @@
 
 from loopline.train._bundle import FORMAT_VERSION, ModelBundle
 from loopline.train._estimators import ESTIMATORS, EstimatorSpec
+from loopline.train._folds import kfold_indices, time_series_folds
 from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
 from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
-from loopline.train._split import split_table
+from loopline.train._split import parse_gap, split_table
 from loopline.train._trainer import TrainResult, resolve_task, train_candidate
 
 __all__ = [
@@ -17,7 +18,10 @@ __all__ = [
     "ModelBundle",
     "TrainResult",
     "compute_metrics",
+    "kfold_indices",
+    "parse_gap",
     "resolve_task",
     "split_table",
+    "time_series_folds",
     "train_candidate",
 ]

@@ -1,17 +1,20 @@
-"""Splitting a table into train, valid and test rows: by time, stratified or at random."""
+"""Splitting a table into train, valid and test rows: by time, stratified, by group or at random."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 
-SPLIT_METHODS = ("time", "stratified", "random")
+SPLIT_METHODS = ("time", "stratified", "group", "random")
 _KEY = "__loopline_split_time__"
 _ROW = "__loopline_split_row__"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def split_table(
@@ -25,35 +28,87 @@ def split_table(
     valid_fraction: float = 0.2,
     test_fraction: float = 0.2,
     seed: int = 0,
+    group_column: str | None = None,
+    gap: timedelta | str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """``{"train", "valid", "test"}`` tables.
 
     ``time``: rows before ``valid_from`` train, rows from ``valid_from`` up to
     ``test_from`` validate, the rest test (empty when ``test_from`` is None); each
     part is sorted by time. Times may be datetimes or ISO 8601 strings ("...Z");
-    naive times count as UTC. ``stratified`` keeps each target class's share in
-    every part; ``random`` shuffles. Both use ``seed`` and keep the original row
-    order inside a part. An empty train or valid part (or an empty test part that
-    was asked for) raises DataError.
+    naive times count as UTC. ``gap`` (a timedelta or a duration such as "7d",
+    "12h", "1d12h"; see :func:`parse_gap`) drops the rows less than ``gap`` before
+    ``valid_from`` from train and before ``test_from`` from valid, so that no
+    label window leaks across a boundary; the dropped rows are the input rows
+    missing from the parts. ``stratified`` keeps each target class's share in
+    every part; ``group`` puts all rows of a ``group_column`` value (null is one
+    group) in one part, with the fractions met by rows approximately; ``random``
+    shuffles. These three use ``seed`` and keep the original row order inside a
+    part. An empty train or valid part (or an empty test part that was asked
+    for) raises DataError.
     """
     _require(df, target, "target")
+    _check_method_options(method, group_column, gap)
     if method == "time":
-        parts = _by_time(df, time_column, valid_from, test_from)
-        _check_not_empty(parts, test_wanted=test_from is not None, method=method)
+        width = parse_gap(gap)
+        parts = _by_time(df, time_column, valid_from, test_from, width)
+        _check_not_empty(parts, test_wanted=test_from is not None, method=method, gap=width)
         return parts
-    if method not in SPLIT_METHODS:
-        hint = did_you_mean(method, SPLIT_METHODS) or f"Use one of: {', '.join(SPLIT_METHODS)}."
-        raise ConfigError(f"unknown split method {method!r}.", key="method", hint=hint)
     _check_fractions(valid_fraction, test_fraction)
-    groups = _class_groups(df, target) if method == "stratified" else [np.arange(df.height)]
     rng = np.random.default_rng(seed)
+    if method == "group":
+        parts = _by_group(df, group_column, valid_fraction, test_fraction, rng)
+        _check_not_empty(parts, test_wanted=test_fraction > 0, method=method)
+        return parts
+    groups = row_groups(df, target) if method == "stratified" else [np.arange(df.height)]
     chosen: dict[str, list[np.ndarray]] = {"train": [], "valid": [], "test": []}
     for rows in groups:
         for name, part in _cut(rng.permutation(rows), valid_fraction, test_fraction).items():
             chosen[name].append(part)
-    parts = {name: df[np.sort(np.concatenate(idx))] for name, idx in chosen.items()}
+    parts = {name: df[_joined(idx)] for name, idx in chosen.items()}
     _check_not_empty(parts, test_wanted=test_fraction > 0, method=method)
     return parts
+
+
+def parse_gap(gap: timedelta | str | None) -> timedelta:
+    """A gap as a timedelta; None is no gap.
+
+    A string is one or more number-unit pairs with the units w (weeks), d, h,
+    m (minutes) and s: "7d", "12h", "1d12h", "1.5h". Negative gaps raise ConfigError.
+    """
+    if gap is None:
+        return timedelta(0)
+    if isinstance(gap, str):
+        text = gap.strip().lower().replace(" ", "")
+        pieces = _DURATION.findall(text)
+        if not pieces or "".join(number + unit for number, unit in pieces) != text:
+            raise ConfigError(
+                f"gap {gap!r} is not a duration.",
+                key="gap",
+                hint='Write it like "7d", "12h" or "1d12h" (units w, d, h, m for minutes, s).',
+            )
+        gap = timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in pieces))
+    if gap < timedelta(0):
+        raise ConfigError(f"gap {gap} is negative.", key="gap", hint="Use a positive duration, or leave gap out.")
+    return gap
+
+
+def _check_method_options(method: str, group_column: str | None, gap: timedelta | str | None) -> None:
+    if method not in SPLIT_METHODS:
+        hint = did_you_mean(method, SPLIT_METHODS) or f"Use one of: {', '.join(SPLIT_METHODS)}."
+        raise ConfigError(f"unknown split method {method!r}.", key="method", hint=hint)
+    if group_column is not None and method != "group":
+        raise ConfigError(
+            f"group_column only applies to method 'group', not {method!r}.",
+            key="group_column",
+            hint="Set method: group, or remove group_column.",
+        )
+    if gap is not None and method != "time":
+        raise ConfigError(
+            f"gap only applies to method 'time', not {method!r}.",
+            key="gap",
+            hint="Use method: time (with time_column and valid_from), or remove gap.",
+        )
 
 
 def _require(df: pl.DataFrame, column: str, role: str) -> None:
@@ -70,6 +125,7 @@ def _by_time(
     time_column: str | None,
     valid_from: datetime | str | None,
     test_from: datetime | str | None,
+    gap: timedelta,
 ) -> dict[str, pl.DataFrame]:
     if time_column is None or valid_from is None:
         raise ConfigError(
@@ -77,7 +133,6 @@ def _by_time(
             key="time_column" if time_column is None else "valid_from",
             hint="Set both, e.g. time_column: time_hour and valid_from: 2013-10-01T00:00:00Z.",
         )
-    _require(df, time_column, "time")
     start = _instant(valid_from, "valid_from")
     end = _instant(test_from, "test_from") if test_from is not None else None
     if end is not None and end < start:
@@ -86,17 +141,19 @@ def _by_time(
             key="test_from",
             hint="Set test_from to a later time than valid_from.",
         )
-    keyed = df.with_columns(_utc_times(df, time_column).alias(_KEY)).sort(_KEY, maintain_order=True)
+    keyed = df.with_columns(utc_times(df, time_column).alias(_KEY)).sort(_KEY, maintain_order=True)
     key = pl.col(_KEY)
     parts = {
-        "train": keyed.filter(key < start),
-        "valid": keyed.filter(key >= start) if end is None else keyed.filter((key >= start) & (key < end)),
+        "train": keyed.filter(key < start - gap),
+        "valid": keyed.filter(key >= start) if end is None else keyed.filter((key >= start) & (key < end - gap)),
         "test": keyed.clear() if end is None else keyed.filter(key >= end),
     }
     return {name: part.drop(_KEY) for name, part in parts.items()}
 
 
-def _utc_times(df: pl.DataFrame, name: str) -> pl.Series:
+def utc_times(df: pl.DataFrame, name: str) -> pl.Series:
+    """Column ``name`` as UTC datetimes (from datetimes, dates or ISO 8601 strings); DataError if unreadable or null."""
+    _require(df, name, "time")
     column = df.get_column(name)
     try:
         if column.dtype == pl.String:
@@ -150,10 +207,50 @@ def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
         )
 
 
-def _class_groups(df: pl.DataFrame, target: str) -> list[np.ndarray]:
-    rows = df.select(pl.col(target)).with_row_index(_ROW)
-    groups = rows.group_by(target, maintain_order=True).agg(pl.col(_ROW))
+def row_groups(df: pl.DataFrame, column: str) -> list[np.ndarray]:
+    """Row positions per distinct value of ``column`` (null is one value), in order of first appearance."""
+    rows = df.select(pl.col(column)).with_row_index(_ROW)
+    groups = rows.group_by(column, maintain_order=True).agg(pl.col(_ROW))
     return [np.asarray(indices, dtype=np.int64) for indices in groups.get_column(_ROW).to_list()]
+
+
+def _by_group(
+    df: pl.DataFrame,
+    column: str | None,
+    valid_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+) -> dict[str, pl.DataFrame]:
+    """Whole groups, shuffled and laid end to end, go to the part their middle row falls in
+    (test, valid, then train); test (when wanted) and valid get at least one group each."""
+    if column is None:
+        raise ConfigError(
+            "a group split needs group_column.",
+            key="group_column",
+            hint="Name the column whose rows must stay together, e.g. group_column: customer_id.",
+        )
+    _require(df, column, "group")
+    groups = row_groups(df, column)
+    wanted = 3 if test_fraction > 0 else 2
+    if len(groups) < wanted:
+        raise DataError(
+            f"group column {column!r} has {len(groups)} distinct value(s); a group split into {wanted} parts "
+            f"needs at least {wanted}.",
+            column=column,
+            hint="Use a column with more groups, set test_fraction: 0, or use method: stratified or random.",
+        )
+    shuffled = [groups[i] for i in rng.permutation(len(groups))]
+    sizes = np.array([rows.size for rows in shuffled])
+    middles = np.cumsum(sizes) - sizes / 2
+    n_test = int(np.searchsorted(middles, test_fraction * df.height))
+    n_test = max(n_test, 1) if test_fraction > 0 else 0
+    n_valid = max(int(np.searchsorted(middles, (test_fraction + valid_fraction) * df.height)), n_test + 1)
+    cut = {"train": shuffled[n_valid:], "valid": shuffled[n_test:n_valid], "test": shuffled[:n_test]}
+    return {name: df[_joined(idx)] for name, idx in cut.items()}
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 
 
 def _cut(rows: np.ndarray, valid_fraction: float, test_fraction: float) -> dict[str, np.ndarray]:
@@ -166,12 +263,16 @@ def _cut(rows: np.ndarray, valid_fraction: float, test_fraction: float) -> dict[
     }
 
 
-def _check_not_empty(parts: dict[str, pl.DataFrame], *, test_wanted: bool, method: str) -> None:
+def _check_not_empty(
+    parts: dict[str, pl.DataFrame], *, test_wanted: bool, method: str, gap: timedelta = timedelta(0)
+) -> None:
+    hints = {
+        "time": "Move valid_from/test_from so that every part gets rows"
+        + (f", or shorten the gap ({gap})." if gap else "."),
+        "group": "Use more (or smaller) groups, or larger fractions.",
+    }
     for name in ("train", "valid", "test"):
         if parts[name].height == 0 and (name != "test" or test_wanted):
-            hint = (
-                "Move valid_from/test_from so that every part gets rows."
-                if method == "time"
-                else "Use more rows or larger fractions."
+            raise DataError(
+                f"the {name!r} split is empty.", hint=hints.get(method, "Use more rows or larger fractions.")
             )
-            raise DataError(f"the {name!r} split is empty.", hint=hint)
