@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from loopline.core.errors import ConflictError, NotFoundError, did_you_mean
 from loopline.store._db import reading, utcnow, writing
 from loopline.store._tables import model_events, models
+from loopline.store.artifacts import ArtifactStore
 
 _REGISTER_ATTEMPTS = 20
 _LIST_HINT = "List models with `loopline models list`."
@@ -56,8 +58,52 @@ class ModelRepository:
     """Model versions and their stages. Safe across threads and processes: versions never collide and
     there is never more than one production version per name."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
         self.engine = engine
+        self.artifacts = artifacts
+
+    def register_candidate(
+        self,
+        *,
+        name: str,
+        algorithm: str,
+        bundle: bytes,
+        reference: pl.DataFrame | None,
+        metrics: dict[str, Any],
+        params: dict[str, Any],
+        config: dict[str, Any],
+        input_schema: builtins.list[dict[str, Any]],
+        data_fingerprint: str,
+        run_id: str | None,
+        timings: dict[str, Any],
+    ) -> ModelVersion:
+        """Store a trained candidate: its bundle and reference table as artifacts, then its model row.
+
+        Crash-safe: each artifact is written atomically and the row that makes the candidate visible is
+        committed last, in one transaction. A writer killed at any point leaves the whole candidate or no
+        row at all; at worst an unreferenced artifact or a ``.tmp-*`` file, which ``loopline store check
+        --fix`` removes. A bundle already registered under ``name`` is not registered again: that version
+        is returned.
+        """
+        bundle_digest = self.artifacts.put_bytes(bundle)
+        existing = select(models).where(models.c.name == name, models.c.bundle_digest == bundle_digest)
+        with reading(self.engine) as conn:
+            row = conn.execute(existing.order_by(models.c.version).limit(1)).mappings().one_or_none()
+        if row is not None:
+            return _model_version(row)
+        return self.register(
+            name=name,
+            algorithm=algorithm,
+            bundle_digest=bundle_digest,
+            reference_digest=None if reference is None else self.artifacts.put_table(reference),
+            metrics=metrics,
+            params=params,
+            config=config,
+            input_schema=input_schema,
+            data_fingerprint=data_fingerprint,
+            run_id=run_id,
+            timings=timings,
+        )
 
     def register(
         self,

@@ -31,7 +31,7 @@ class Store:
         self.url = url
         self.artifacts = artifacts
         self.runs = RunRepository(engine)
-        self.models = ModelRepository(engine)
+        self.models = ModelRepository(engine, artifacts)
         self.predictions = PredictionLog(engine)
         self.datasets = DatasetRepository(engine, artifacts)
 

@@ -193,15 +193,11 @@ class Select(StepType):
 def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
     store = ctx.store
     report = candidate["report"]
-    bundle_digest = store.artifacts.put_bytes(candidate["bundle"])
-    for existing in store.models.list(model):
-        if existing.bundle_digest == bundle_digest:
-            return existing
-    return store.models.register(
+    return store.models.register_candidate(
         name=model,
         algorithm=report["algorithm"],
-        bundle_digest=bundle_digest,
-        reference_digest=store.artifacts.put_table(candidate["reference"]),
+        bundle=candidate["bundle"],
+        reference=candidate["reference"],
         metrics=report["metrics"],
         params=report["params"],
         config={
