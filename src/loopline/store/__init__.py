@@ -4,6 +4,7 @@ Open one with ``Store.open(url, artifact_root)``; SQLite is the embedded default
 through ``postgresql+psycopg://`` URLs.
 """
 
+from loopline.store._check import CheckReport, Reference, StrayFile
 from loopline.store.artifacts import ArtifactStore
 from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected
 from loopline.store.models import ModelRepository, ModelVersion
@@ -13,6 +14,7 @@ from loopline.store.store import Store
 
 __all__ = [
     "ArtifactStore",
+    "CheckReport",
     "DatasetRepository",
     "DatasetVersion",
     "DeadLetter",
@@ -20,9 +22,11 @@ __all__ = [
     "ModelVersion",
     "PredictionLog",
     "PredictionRow",
+    "Reference",
     "Rejected",
     "RunRecord",
     "RunRepository",
     "StepRecord",
     "Store",
+    "StrayFile",
 ]

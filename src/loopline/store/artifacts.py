@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -45,7 +46,7 @@ class ArtifactStore:
         """Store ``data`` and return its digest."""
         digest = sha256_bytes(data)
         target = self.path(digest)
-        if target.is_file() and target.stat().st_size == len(data):
+        if _already_stored(target, len(data)):
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(target, data)
@@ -101,7 +102,7 @@ class ArtifactStore:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
             os.fsync(handle.fileno())
         target = self.path(digest)
-        if target.is_file() and target.stat().st_size == tmp.stat().st_size:
+        if _already_stored(target, tmp.stat().st_size):
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
@@ -130,6 +131,19 @@ def _check_digest(digest: str) -> None:
             f"{digest!r} is not an artifact digest",
             hint="Pass the 64-character lowercase hex SHA-256 returned by put_bytes/put_table/put_json.",
         )
+
+
+def _already_stored(target: Path, size: int) -> bool:
+    """Whether ``target`` holds a blob of ``size`` bytes; if so its mtime is refreshed, so that
+    ``loopline store check --fix`` treats it as young while the writer goes on to reference it."""
+    try:
+        if target.stat().st_size != size:
+            return False
+    except FileNotFoundError:
+        return False
+    with contextlib.suppress(OSError):  # a blob we may not touch is still stored
+        os.utime(target)
+    return True
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

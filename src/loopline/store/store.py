@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from loopline.core.errors import StoreError
 from loopline.core.settings import Settings
+from loopline.store._check import DEFAULT_GRACE, CheckReport, check_store
 from loopline.store._engine import create_store_engine, masked, parse_url
 from loopline.store._migrate import upgrade
 from loopline.store.artifacts import ArtifactStore
@@ -55,6 +57,11 @@ class Store:
             engine.dispose()
             raise _connection_error(parsed, exc) from None
         return cls(engine, parsed, ArtifactStore(artifact_root))
+
+    def check(self, *, fix: bool = False, grace: timedelta = DEFAULT_GRACE) -> CheckReport:
+        """Check the artifacts against the rows that reference them; ``fix`` removes old temp files and
+        orphans (see :mod:`loopline.store._check`: referenced blobs and files younger than ``grace`` stay)."""
+        return check_store(self.engine, self.artifacts, fix=fix, grace=grace)
 
     def close(self) -> None:
         """Release the database connections."""
