@@ -6,16 +6,15 @@ directly: no pyplot, no backend switch, nothing global touched when loopline is 
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
+from loopline.core._html import new_figure, plot_label, png_data_uri
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
     from loopline.monitor._drift import FeatureDrift
 
@@ -23,29 +22,8 @@ DRIFTED_COLOUR = "#c0392b"
 STABLE_COLOUR = "#2e8b57"
 REFERENCE_COLOUR = "#4c72b0"
 CURRENT_COLOUR = "#dd8452"
-_DPI = 80
 _TOP_CATEGORIES = 10
 MAX_PSI_BARS = 40
-
-
-def _figure(width: float, height: float) -> tuple[Figure, Axes]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def _data_uri(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _label(text: str) -> str:
-    """Escape ``$`` so that a user's name is never parsed as mathtext."""
-    return text.replace("$", r"\$")
 
 
 def psi_chart(features: list[FeatureDrift], threshold: float) -> str:
@@ -55,8 +33,8 @@ def psi_chart(features: list[FeatureDrift], threshold: float) -> str:
     """
     if len(features) > MAX_PSI_BARS:
         features = sorted(features, key=lambda feature: -feature.psi)[:MAX_PSI_BARS]
-    figure, axes = _figure(7.0, 0.8 + 0.3 * len(features))
-    names = [_label(feature.feature) for feature in features]
+    figure, axes = new_figure(7.0, 0.8 + 0.3 * len(features))
+    names = [plot_label(feature.feature) for feature in features]
     colours = [DRIFTED_COLOUR if feature.drifted else STABLE_COLOUR for feature in features]
     positions = np.arange(len(features))
     axes.barh(positions, [feature.psi for feature in features], color=colours)
@@ -65,21 +43,21 @@ def psi_chart(features: list[FeatureDrift], threshold: float) -> str:
     axes.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     axes.set_xlabel("PSI")
     axes.legend(loc="lower right")
-    return _data_uri(figure)
+    return png_data_uri(figure)
 
 
 def distribution_chart(feature: FeatureDrift, reference: pl.Series, current: pl.Series) -> str | None:
     """Reference vs current distribution of one feature; None when neither side has values."""
-    figure, axes = _figure(5.0, 3.0)
+    figure, axes = new_figure(5.0, 3.0)
     if feature.kind == "numeric":
         drawn = _numeric_histogram(axes, reference, current)
     else:
         drawn = _category_bars(axes, reference, current)
     if not drawn:
         return None
-    axes.set_title(_label(f"{feature.feature} (PSI {feature.psi:.3f})"))
+    axes.set_title(plot_label(f"{feature.feature} (PSI {feature.psi:.3f})"))
     axes.legend()
-    return _data_uri(figure)
+    return png_data_uri(figure)
 
 
 def _finite(series: pl.Series) -> np.ndarray:
@@ -120,7 +98,7 @@ def _category_bars(axes: Axes, reference: pl.Series, current: pl.Series) -> bool
         (cur, 0.2, CURRENT_COLOUR, "current"),
     ):
         axes.bar(positions + offset, [shares.get(name, 0.0) for name in names], 0.4, color=colour, label=side)
-    axes.set_xticks(positions, [_label(name) for name in names], rotation=45, ha="right")
+    axes.set_xticks(positions, [plot_label(name) for name in names], rotation=45, ha="right")
     axes.set_ylabel("share of non-null rows")
     return True
 
@@ -131,7 +109,7 @@ def latency_chart(latencies_ms: list[float]) -> str | None:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None
-    figure, axes = _figure(6.0, 3.0)
+    figure, axes = new_figure(6.0, 3.0)
     axes.hist(values, bins=40, color=REFERENCE_COLOUR)
     for percentile, style in ((50, "-"), (95, "--"), (99, ":")):
         mark = float(np.percentile(values, percentile))
@@ -139,4 +117,4 @@ def latency_chart(latencies_ms: list[float]) -> str | None:
     axes.set_xlabel("latency (ms)")
     axes.set_ylabel("predictions")
     axes.legend()
-    return _data_uri(figure)
+    return png_data_uri(figure)

@@ -6,9 +6,6 @@ that comes from data (model names, feature names, metric names, reasons, notes) 
 
 from __future__ import annotations
 
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -16,21 +13,21 @@ from typing import Any
 
 import polars as pl
 
+from loopline.core._html import BASE_CSS, html_cell, html_table, write_html
 from loopline.monitor._drift import DriftReport, FeatureDrift
 from loopline.monitor._plots import distribution_chart, latency_chart, psi_chart
 from loopline.monitor._policy import GateDecision, RetrainDecision
 
 MAX_DISTRIBUTION_PLOTS = 4
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:72rem}
-h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+_CSS = (
+    BASE_CSS
+    + """
 .drifted{background:#f8d7da;color:#842029;font-weight:600}.stable{background:#d1e7dd;color:#0f5132}
 .badge{display:inline-block;padding:.2rem .6rem;border-radius:.8rem;margin-right:.4rem}
-.muted{color:#777}img{max-width:100%}.plots img{margin:.3rem}
+.plots img{margin:.3rem}
 """
+)
 
 
 @dataclass
@@ -52,18 +49,7 @@ class ReportData:
 
 def write_html_report(path: str | Path, data: ReportData) -> Path:
     """Write the report to ``path`` (parents created, replaced atomically) and return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(render_html_report(data))
-        os.chmod(temp, 0o644)  # a report is for reading: not the private mode mkstemp gives
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_html(path, render_html_report(data))
 
 
 def render_html_report(data: ReportData) -> str:
@@ -99,35 +85,13 @@ def _list(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
 
 
-def _format(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "NaN" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
-def _cell(value: Any) -> str:
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    css = ' class="num"' if numeric else ""
-    return f"<td{css}>{escape(_format(value))}</td>"
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(str(header))}</th>" for header in headers)
-    body = "".join("<tr>" + "".join(_cell(value) for value in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _records_table(records: list[dict[str, Any]]) -> str:
     headers = list(dict.fromkeys(key for record in records for key in record))
-    return _table(headers, [[record.get(key) for key in headers] for record in records])
+    return html_table(headers, [[record.get(key) for key in headers] for record in records])
 
 
 def _mapping_table(mapping: dict[str, Any]) -> str:
-    return _table(["field", "value"], [[key, value] for key, value in mapping.items()])
+    return html_table(["field", "value"], [[key, value] for key, value in mapping.items()])
 
 
 def _badge(text: str, good: bool) -> str:
@@ -157,8 +121,8 @@ def _drift_table(report: DriftReport) -> str:
     rows = []
     for f in report.features:
         values = [f.feature, f.kind, f.psi, f.test, f.statistic, f.p_value, f.n_reference, f.n_current]
-        cells = "".join(_cell(value) for value in values)
-        rows.append(f"<tr>{cells}{_verdict_cell(f)}{_cell(f.reason)}</tr>")
+        cells = "".join(html_cell(value) for value in values)
+        rows.append(f"<tr>{cells}{_verdict_cell(f)}{html_cell(f.reason)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -203,7 +167,7 @@ def _decisions(retrain: RetrainDecision | None, gate: GateDecision | None) -> st
         rows.append(["retrain", "retrain" if retrain.retrain else "no retrain", retrain.reason])
     if gate is not None:
         rows.append(["promotion gate", "promote" if gate.promote else "keep champion", gate.reason])
-    return _table(["decision", "outcome", "reason"], rows) if rows else _none("No decisions were made.")
+    return html_table(["decision", "outcome", "reason"], rows) if rows else _none("No decisions were made.")
 
 
 def _service_section(service: dict[str, Any] | None, latencies_ms: list[float] | None) -> str:
