@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 from typing import Any
+
+import numpy as np
+import polars as pl
 
 from loopline.store import Store
 
@@ -39,3 +43,23 @@ def _register(store: Store) -> Any:
         run_id=None,
         timings={},
     )
+
+
+def write_candidates(url: str, root: str, ready: Event, size: int) -> None:
+    """Register big candidates (fresh random bytes each) until killed; ``ready`` is set once the store is open."""
+    store = Store.open(url, root)
+    ready.set()
+    while True:
+        store.models.register_candidate(
+            name="killed",
+            algorithm="a",
+            bundle=os.urandom(size),
+            reference=pl.DataFrame({"x": np.random.default_rng().random(size // 8)}),
+            metrics={},
+            params={},
+            config={},
+            input_schema=[],
+            data_fingerprint="f",
+            run_id=None,
+            timings={},
+        )

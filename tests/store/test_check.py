@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from loopline.store import CheckReport, ModelVersion, Store, StepRecord
+from loopline.store import CheckReport, ModelVersion, StepRecord, Store
 from loopline.store._tables import metadata
 
 HOURS_AGO = 2 * 3600

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import random
+import re
+from datetime import timedelta
 from typing import Any
 
 from loopline.store import Store
 
-from ._workers import open_and_register
+from ._workers import open_and_register, write_candidates
+
+KILLS = 15
+BUNDLE_BYTES = 16_000_000
 
 
 def test_four_processes_register_twenty_versions_without_gaps(store: Store, store_url: str) -> None:
@@ -28,3 +35,38 @@ def test_four_processes_register_twenty_versions_without_gaps(store: Store, stor
     landed = sorted(v for _, versions in outcomes for v in versions)
     assert landed == list(range(1, processes * count + 1))
     assert [m.version for m in store.models.list("concurrent")] == landed
+
+
+def test_kill_9_during_candidate_writes_leaves_whole_candidates_or_nothing(store: Store, store_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    root, debris = store.artifacts.root, 0
+    for _ in range(KILLS):
+        ready = ctx.Event()
+        writer = ctx.Process(target=write_candidates, args=(store_url, str(root), ready, BUNDLE_BYTES))
+        writer.start()
+        assert ready.wait(timeout=120), "the writer did not open the store"
+        writer.join(timeout=random.uniform(0.05, 0.5))  # returns early only if the writer died by itself
+        assert writer.exitcode is None, "the writer stopped before it was killed"
+        writer.kill()  # SIGKILL
+        writer.join(timeout=30)
+        report = store.check()
+        assert report.missing == [] and report.corrupted == []
+        assert_every_blob_verifies(store)
+        for model in store.models.list("killed"):  # every visible row is a whole candidate
+            store.artifacts.get_bytes(model.bundle_digest)
+            assert model.reference_digest is not None
+            assert store.artifacts.get_table(model.reference_digest).height == BUNDLE_BYTES // 8
+        debris = max(debris, len(report.temp_files) + len(report.orphans))
+    versions = [m.version for m in store.models.list("killed")]
+    assert versions == list(range(1, len(versions) + 1)) and versions
+    assert debris > 0, "no kill landed in the middle of a candidate write"
+    assert store.check(fix=True, grace=timedelta(0)).clean
+    assert store.check() == type(report)(artifacts=2 * len(versions), referenced=2 * len(versions))
+
+
+def assert_every_blob_verifies(store: Store) -> None:
+    """No partly written file is readable under a digest: every blob hashes to its own name."""
+    for path in store.artifacts.root.glob("*/*"):
+        if re.fullmatch(r"[0-9a-f]{64}", path.name):
+            with open(path, "rb") as handle:
+                assert hashlib.file_digest(handle, "sha256").hexdigest() == path.name
