@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from typing import Any
 
@@ -171,3 +172,90 @@ def test_damaged_bytes_give_clear_errors(halves: tuple[pl.DataFrame, pl.DataFram
         ModelBundle.from_bytes(_rebundle(bundle, **{"bundle.json": newer}))
     with pytest.raises(DataError, match="does not describe a loopline bundle"):
         ModelBundle.from_bytes(_rebundle(bundle, **{"bundle.json": b"[1, 2]"}))
+
+
+NATIVE_FILES = {"lightgbm": "estimator.lightgbm.txt", "xgboost": "estimator.xgboost.json"}
+
+
+def _fitted_wrapper(
+    monkeypatch: pytest.MonkeyPatch, halves: tuple[pl.DataFrame, pl.DataFrame], name: str, task: str
+) -> ModelBundle:
+    """A bundle that holds the fitted scikit-learn wrapper itself, as trained before the native conversion."""
+    with monkeypatch.context() as patch, warnings.catch_warnings():
+        # XGBoost's own float32 probabilities trip scikit-learn's sum-to-one check while scoring
+        warnings.filterwarnings("ignore", "The y_prob values do not sum to one", UserWarning)
+        patch.setattr("loopline.train._trainer.to_native", lambda model, n_classes: model)
+        return _train(halves, name, task)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost"])
+def test_boosters_are_stored_in_their_native_format(
+    monkeypatch: pytest.MonkeyPatch, halves: tuple[pl.DataFrame, pl.DataFrame], name: str, task: str
+) -> None:
+    bundle = _train(halves, name, task)
+    data = bundle.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["bundle.json", NATIVE_FILES[name]]
+        manifest = json.loads(archive.read("bundle.json"))
+    assert manifest["estimator"]["format"] == name and manifest["format_version"] == FORMAT_VERSION == 2
+    assert manifest["estimator"]["class"].startswith(f"{name}.sklearn.")
+    assert name in manifest["metadata"]["versions"]
+
+    loaded = ModelBundle.from_bytes(data)
+    assert ModelBundle.from_bytes(loaded.to_bytes()).to_bytes() == loaded.to_bytes()
+    wrapper = _fitted_wrapper(monkeypatch, halves, name, task).estimator
+    features = loaded.preprocessor.transform(halves[1])
+    if task == "regression":
+        np.testing.assert_allclose(loaded.estimator.predict(features), wrapper.predict(features), rtol=0, atol=1e-3)
+        np.testing.assert_array_equal(
+            loaded.predict_table(halves[1])["prediction"], bundle.predict_table(halves[1])["prediction"]
+        )
+        return
+    expected = wrapper.predict_proba(features)
+    got = loaded.estimator.predict_proba(features)
+    if name == "lightgbm":
+        np.testing.assert_array_equal(got, expected)
+    else:  # XGBoost's float32, widened and normalised to sum to 1
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(
+        loaded.predict_table(halves[1])["probability"], bundle.predict_table(halves[1])["probability"]
+    )
+    assert loaded.predict_records(halves[1].head(3).to_dicts()) == bundle.predict_records(halves[1].head(3).to_dicts())
+
+
+def test_a_damaged_native_model_is_reported(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    bundle = _train(halves, "lightgbm", "binary")
+    with pytest.raises(DataError, match="the lightgbm model in the bundle is damaged"):
+        ModelBundle.from_bytes(_rebundle(bundle, **{"estimator.lightgbm.txt": b"tree\nnot a model"}))
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(bundle.to_bytes())).read("bundle.json"))
+    manifest["estimator"]["format"] = "pickle"
+    with pytest.raises(DataError, match="unknown estimator format 'pickle'"):
+        ModelBundle.from_bytes(_rebundle(bundle, **{"bundle.json": json.dumps(manifest).encode()}))
+
+
+def _as_version_1(bundle: ModelBundle, estimator: Any) -> bytes:
+    """What loopline 0.x wrote: format version 1, the estimator always in skops, no "format" key."""
+    import skops.io as sio
+
+    with zipfile.ZipFile(io.BytesIO(bundle.to_bytes())) as archive:
+        manifest = json.loads(archive.read("bundle.json"))
+    manifest["format_version"] = 1
+    manifest["estimator"] = {"file": "estimator.skops", "class": "x"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("bundle.json", json.dumps(manifest))
+        archive.writestr("estimator.skops", sio.dumps(estimator))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("name", "task"), [("logistic_regression", "multiclass"), ("lightgbm", "binary")])
+def test_version_1_bundles_still_load(
+    monkeypatch: pytest.MonkeyPatch, halves: tuple[pl.DataFrame, pl.DataFrame], name: str, task: str
+) -> None:
+    old = _fitted_wrapper(monkeypatch, halves, name, task)
+    loaded = ModelBundle.from_bytes(_as_version_1(old, old.estimator))
+    assert type(loaded.estimator) is type(old.estimator)  # a skops estimator, loaded under the allowlist
+    valid = halves[1]
+    np.testing.assert_array_equal(loaded.predict_table(valid)["probability"], old.predict_table(valid)["probability"])

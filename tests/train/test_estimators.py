@@ -52,16 +52,24 @@ def test_unknown_alias_task_and_parameter_are_refused() -> None:
         ESTIMATORS.get("logistic_regression").build("binary", {"max_iters": 10})
 
 
-def test_lightgbm_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "lightgbm", None)  # makes `import lightgbm` raise ImportError
-    with pytest.raises(MissingExtraError, match=r"'lightgbm' is not installed.*pip install 'loopline\[lightgbm\]'"):
-        ESTIMATORS.get("lightgbm").build("binary")
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_a_missing_booster_names_the_extra(monkeypatch: pytest.MonkeyPatch, library: str) -> None:
+    monkeypatch.setitem(sys.modules, library, None)  # makes `import <library>` raise ImportError
+    with pytest.raises(MissingExtraError, match=rf"'{library}' is not installed.*pip install 'loopline\[{library}\]'"):
+        ESTIMATORS.get(library).build("binary")
+
+
+def test_xgboost_is_registered_for_every_task() -> None:
+    spec = ESTIMATORS.get("xgboost")
+    assert spec.tasks == ["binary", "multiclass", "regression"] and spec.extra == "xgboost"
+    assert spec.fitter == "xgboost" and spec.encode_labels
+    assert spec.build("regression", seed=5).get_params()["random_state"] == 5
 
 
 def test_importing_train_loads_no_estimator_library() -> None:
     code = (
         "import sys, loopline.train, loopline.prep; "
-        "print(sorted(m for m in ('lightgbm', 'sklearn', 'skops') if m in sys.modules))"
+        "print(sorted(m for m in ('lightgbm', 'sklearn', 'skops', 'xgboost') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -32,6 +32,7 @@ _BUILTINS = (
         "hist_gradient_boosting",
         _classifier("sklearn.ensemble:HistGradientBoostingClassifier"),
         {"max_iter": 200, "early_stopping": True},
+        fitter="hist_gradient_boosting",
     ),
     EstimatorSpec("linear_regression", {"regression": "sklearn.linear_model:LinearRegression"}, seed_param=None),
     EstimatorSpec("ridge", {"regression": "sklearn.linear_model:Ridge"}, {"alpha": 1.0}),
@@ -39,6 +40,7 @@ _BUILTINS = (
         "hist_gradient_boosting_regressor",
         {"regression": "sklearn.ensemble:HistGradientBoostingRegressor"},
         {"max_iter": 200, "early_stopping": True},
+        fitter="hist_gradient_boosting",
     ),
     EstimatorSpec(
         "random_forest_regressor",
@@ -50,6 +52,16 @@ _BUILTINS = (
         {**_classifier("lightgbm:LGBMClassifier"), "regression": "lightgbm:LGBMRegressor"},
         {"n_estimators": 200, "learning_rate": 0.05, "verbose": -1},
         extra="lightgbm",
+        fitter="lightgbm",
+        encode_labels=True,  # LightGBM 4.7 does not encode eval_y labels itself
+    ),
+    EstimatorSpec(
+        "xgboost",
+        {**_classifier("xgboost:XGBClassifier"), "regression": "xgboost:XGBRegressor"},
+        {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 6, "tree_method": "hist", "verbosity": 0},
+        extra="xgboost",
+        fitter="xgboost",
+        encode_labels=True,
     ),
 )
 

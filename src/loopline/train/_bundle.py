@@ -1,9 +1,13 @@
 """The model bundle: the one object that is trained, stored, promoted and served.
 
 On disk it is a zip of ``bundle.json`` (format version, task, target, classes, the
-fitted transform chain and preprocessor state, input schema, metadata) and
-``estimator.skops``. Nothing in it is pickled; loading checks the estimator's types
-against loopline's allowlist and rebuilds transforms only from registered types.
+fitted transform chain and preprocessor state, input schema, metadata) and the
+estimator: ``estimator.skops`` for scikit-learn models, the library's own model file
+for LightGBM and XGBoost (``estimator.lightgbm.txt``, ``estimator.xgboost.json``; see
+:mod:`loopline.train._native`). Nothing in it is pickled; loading checks a skops
+estimator's types against loopline's allowlist and rebuilds transforms only from
+registered types. Format version 2 added the native files; version 1 bundles (always
+skops) still load.
 
 Prediction runs one function in every path: rows -> transform chain -> preprocessor
 -> estimator. A table goes through the chain's polars path, records (the service)
@@ -28,12 +32,16 @@ from loopline.core.errors import DataError, did_you_mean
 from loopline.prep import Chain, Preprocessor
 from loopline.train._lazy import load
 from loopline.train._metrics import compute_metrics
+from loopline.train._native import NATIVE_FILES, dump_native, load_native, native_format, source_class
 from loopline.train._safety import trusted_types_for
 
 FORMAT = "loopline.bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Bundle format versions this loopline loads: 1 (skops only) and 2 (native LightGBM/XGBoost files)."""
 _MANIFEST = "bundle.json"
 _ESTIMATOR = "estimator.skops"
+_ESTIMATOR_FILES = {"skops": _ESTIMATOR, **NATIVE_FILES}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -119,6 +127,7 @@ class ModelBundle:
 
     def to_bytes(self) -> bytes:
         """The bundle as zip bytes (see the module docstring); never pickled."""
+        estimator_format = native_format(self.estimator) or "skops"
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -128,26 +137,27 @@ class ModelBundle:
             "preprocessor": self.preprocessor.to_state(),
             "chain": self.chain.to_state() if self.chain is not None else None,
             "input_schema": self.input_schema,
-            "estimator": {"file": _ESTIMATOR, "class": _class_path(self.estimator)},
+            "estimator": {
+                "file": _ESTIMATOR_FILES[estimator_format],
+                "format": estimator_format,
+                "class": source_class(self.estimator),
+            },
             "metadata": {**self.metadata, "versions": library_versions(self.estimator)},
         }
-        sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
-
+        payload = _dump_estimator(estimator_format, self.estimator)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             # key order kept (not canonical JSON): a chain's derived columns are evaluated in their order
             _write(archive, _MANIFEST, json.dumps(manifest, separators=(",", ":"), default=str).encode())
-            _write(archive, _ESTIMATOR, sio.dumps(self.estimator))
+            _write(archive, _ESTIMATOR_FILES[estimator_format], payload)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ModelBundle:
         """Load bundle bytes; untrusted types raise UnsafeArtifactError, damage raises DataError."""
-        sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
-
-        manifest, estimator_bytes = _read_archive(data)
-        estimator = sio.loads(estimator_bytes, trusted=trusted_types_for(estimator_bytes))
+        manifest, estimator_format, estimator_bytes = _read_archive(data)
         try:
+            estimator = _load_estimator(estimator_format, estimator_bytes, manifest)
             return cls(
                 preprocessor=Preprocessor.from_state(manifest["preprocessor"]),
                 estimator=estimator,
@@ -160,6 +170,22 @@ class ModelBundle:
             )
         except KeyError as exc:
             raise _not_a_bundle(f"bundle.json lacks {exc}") from None
+
+
+def _dump_estimator(estimator_format: str, estimator: Any) -> bytes:
+    if estimator_format == "skops":
+        sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
+        return bytes(sio.dumps(estimator))
+    return dump_native(estimator)
+
+
+def _load_estimator(estimator_format: str, data: bytes, manifest: dict[str, Any]) -> Any:
+    if estimator_format == "skops":
+        sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
+        return sio.loads(data, trusted=trusted_types_for(data))
+    classes = manifest["classes"]
+    n_classes = len(classes) if classes is not None else 0
+    return load_native(estimator_format, data, n_classes=n_classes, class_path=manifest["estimator"]["class"])
 
 
 def chain_input_schema(chain: Chain) -> list[dict[str, Any]]:
@@ -229,8 +255,9 @@ def library_versions(estimator: Any = None) -> dict[str, str]:
         "skops": _version("skops"),
         "sklearn": _version("scikit-learn"),
     }
-    if estimator is not None and type(estimator).__module__.startswith("lightgbm"):
-        versions["lightgbm"] = _version("lightgbm")
+    library = native_format(estimator) if estimator is not None else None
+    if library is not None:
+        versions[library] = _version(library)
     return versions
 
 
@@ -241,36 +268,46 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-def _class_path(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
 def _write(archive: zipfile.ZipFile, name: str, payload: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
     archive.writestr(info, payload)
 
 
-def _read_archive(data: bytes) -> tuple[dict[str, Any], bytes]:
+def _read_archive(data: bytes) -> tuple[dict[str, Any], str, bytes]:
+    """The manifest, the estimator's format ("skops", "lightgbm", "xgboost") and its file."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            manifest = json.loads(archive.read(_MANIFEST))
-            estimator_bytes = archive.read(_ESTIMATOR)
+            manifest = _check_manifest(json.loads(archive.read(_MANIFEST)))
+            estimator_format = _estimator_format(manifest)
+            estimator_bytes = archive.read(_ESTIMATOR_FILES[estimator_format])
     except zipfile.BadZipFile:
         raise _not_a_bundle("it is not a zip archive") from None
     except KeyError as exc:
         raise _not_a_bundle(f"the archive has no {exc}") from None
     except (ValueError, zipfile.LargeZipFile, OSError) as exc:
         raise _not_a_bundle(f"{type(exc).__name__}: {exc}") from None
+    return manifest, estimator_format, estimator_bytes
+
+
+def _check_manifest(manifest: Any) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _not_a_bundle("bundle.json does not describe a loopline bundle")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise DataError(
             f"model bundle format version {manifest.get('format_version')!r} is not supported "
-            f"(this loopline reads version {FORMAT_VERSION}).",
+            f"(this loopline reads versions {', '.join(map(str, READABLE_VERSIONS))}).",
             hint="Upgrade loopline, or re-train the model with this version.",
         )
-    return manifest, estimator_bytes
+    return manifest
+
+
+def _estimator_format(manifest: dict[str, Any]) -> str:
+    entry = manifest.get("estimator")
+    estimator_format = entry.get("format", "skops") if isinstance(entry, dict) else None  # version 1: skops
+    if estimator_format not in _ESTIMATOR_FILES:
+        raise _not_a_bundle(f"bundle.json names an unknown estimator format {estimator_format!r}")
+    return str(estimator_format)
 
 
 def _not_a_bundle(reason: str) -> DataError:

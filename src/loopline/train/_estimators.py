@@ -24,6 +24,10 @@ class EstimatorSpec:
     ``classes`` maps each supported task ("binary", "multiclass", "regression") to a
     ``"module:Class"`` path. ``seed_param`` receives the training seed unless the user
     set it. ``extra`` names the loopline extra that provides the module, if optional.
+    ``fitter`` names how it trains round by round, watched on the validation split
+    (one of :data:`loopline.train._iterative.FITTERS`; None: a single ``fit``).
+    ``encode_labels`` fits classifiers on class indices 0..k-1 (XGBoost needs them);
+    the bundle keeps the labels.
     """
 
     name: str
@@ -31,6 +35,8 @@ class EstimatorSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     seed_param: str | None = "random_state"
     extra: str | None = None
+    fitter: str | None = None
+    encode_labels: bool = False
 
     @property
     def tasks(self) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,12 @@ import polars as pl
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.prep import Chain, Preprocessor
 from loopline.train._bundle import ModelBundle, target_values
-from loopline.train._estimators import ESTIMATORS
+from loopline.train._class_weight import ClassWeight, class_weights
+from loopline.train._estimators import ESTIMATORS, EstimatorSpec
+from loopline.train._iterative import EarlyStopping, FitData, check_fit_options, fit_model
 from loopline.train._metrics import TASKS, compute_metrics
+from loopline.train._native import native_format, to_native
+from loopline.train._provenance import code_version, peak_rss_mb
 
 MAX_INTEGER_CLASSES = 10
 """An integer target with at most this many distinct values is treated as classes by ``task="auto"``."""
@@ -23,12 +28,21 @@ MAX_INTEGER_CLASSES = 10
 
 @dataclass
 class TrainResult:
-    """A trained candidate: its bundle, metrics per split, timings in seconds and estimator params."""
+    """A trained candidate: its bundle, metrics per split, timings in seconds and estimator params.
+
+    ``training`` tells how the fit went: ``stopped`` (converged, max_iterations,
+    time_budget; None for estimators that do not train in rounds), ``iterations``,
+    ``best_iteration`` (the rounds the model predicts with), ``max_iterations``,
+    ``metric`` and ``learning_curve`` (``{"train": [...], "valid": [...]}``, one value per
+    round), and ``peak_rss_increase_mb`` (how far the fit raised the process's peak
+    resident memory; see :func:`loopline.train._provenance.peak_rss_mb`).
+    """
 
     bundle: ModelBundle
     metrics: dict[str, dict[str, float]]
     timings: dict[str, float]
     params: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def train_candidate(
@@ -44,6 +58,9 @@ def train_candidate(
     prep: dict[str, Any] | None = None,
     transforms: list[dict[str, Any]] | None = None,
     seed: int = 0,
+    early_stopping: EarlyStopping | Mapping[str, Any] | None = None,
+    time_budget_s: float | None = None,
+    class_weight: ClassWeight | None = None,
 ) -> TrainResult:
     """Fit preprocessing and ``estimator`` (a registry alias) on ``train``; score train and valid.
 
@@ -53,6 +70,11 @@ def train_candidate(
     training rows only, before the preprocessor: its numeric and boolean outputs become
     the preprocessor's numeric features, the others its categorical ones.
     Rows with a null target raise DataError (filter them first).
+
+    ``early_stopping`` (``{patience: 20, metric: auto}``) and ``time_budget_s`` apply to
+    estimators trained in rounds (LightGBM, XGBoost; hist_gradient_boosting takes early
+    stopping only), watched on ``valid``; see :mod:`loopline.train._iterative`.
+    ``class_weight`` is "balanced" or ``{label: weight}`` (see :mod:`loopline.train._class_weight`).
     """
     started = time.perf_counter()
     _check_columns(target, numeric, categorical)
@@ -60,6 +82,8 @@ def train_candidate(
     task = resolve_task(train.get_column(target), task)
     spec = ESTIMATORS.get(estimator)
     resolved = spec.resolve_params(task, params, seed)
+    stopping = EarlyStopping.from_config(early_stopping)
+    check_fit_options(estimator, spec.fitter, task, stopping, time_budget_s)
     prep_start = time.perf_counter()
     chain = None
     if transforms:
@@ -74,11 +98,23 @@ def train_candidate(
     prep_s = time.perf_counter() - prep_start
 
     fit_start = time.perf_counter()
-    model = spec.load(task)(**resolved)
-    model.fit(x_train, y_train if task != "regression" else y_train.astype(np.float64))
+    weight_params, sample_weight = class_weights(
+        class_weight, estimator, spec.load(task), task, y_train, encoded=spec.encode_labels
+    )
+    model = spec.load(task)(**{**resolved, **weight_params})
+    data = _fit_data(spec, task, x_train, y_train, x_valid, y_valid, sample_weight)
+    peak_before = peak_rss_mb()
+    log = fit_model(model, spec.fitter, task, data, stopping, time_budget_s)
+    peak_after = peak_rss_mb()
     fit_s = time.perf_counter() - fit_start
 
-    classes = None if task == "regression" else np.asarray(model.classes_).tolist()
+    classes = None if task == "regression" else _classes(spec, model, y_train)
+    if native_format(model) is not None:  # the bundle predicts as it will once stored and loaded
+        model = to_native(model, len(classes or ()))
+    training = {
+        **log.as_dict(),
+        "peak_rss_increase_mb": None if peak_after is None or peak_before is None else peak_after - peak_before,
+    }
     metadata = {
         "algorithm": estimator,
         "params": resolved,
@@ -87,6 +123,13 @@ def train_candidate(
         "n_train": train.height,
         "n_valid": valid.height,
         "seed": seed,
+        "fit_options": {
+            "early_stopping": None if stopping is None else vars(stopping),
+            "time_budget_s": time_budget_s,
+            "class_weight": None if class_weight is None else _plain(class_weight),
+        },
+        "training": training,
+        "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(),
     }
     if chain is not None:
@@ -95,7 +138,46 @@ def train_candidate(
     bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata, chain=chain)
     metrics = {"train": _score(bundle, x_train, y_train), "valid": _score(bundle, x_valid, y_valid)}
     timings = {"prep_s": prep_s, "fit_s": fit_s, "total_s": time.perf_counter() - started}
-    return TrainResult(bundle=bundle, metrics=metrics, timings=timings, params=resolved)
+    return TrainResult(bundle=bundle, metrics=metrics, timings=timings, params=resolved, training=training)
+
+
+def _fit_data(
+    spec: EstimatorSpec,
+    task: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    sample_weight: np.ndarray | None,
+) -> FitData:
+    """The matrices to fit on: float targets for regression, class indices where the spec asks."""
+    if task == "regression":
+        return FitData(x_train, y_train.astype(np.float64), x_valid, y_valid.astype(np.float64), sample_weight)
+    if spec.fitter is not None:  # the validation rows are watched while fitting: their labels must be known
+        _check_known_labels(y_valid, y_train)
+    if not spec.encode_labels:
+        return FitData(x_train, y_train, x_valid, y_valid, sample_weight)
+    labels = np.unique(y_train)
+    return FitData(x_train, np.searchsorted(labels, y_train), x_valid, np.searchsorted(labels, y_valid), sample_weight)
+
+
+def _classes(spec: EstimatorSpec, model: Any, y_train: np.ndarray) -> list[Any]:
+    labels = np.unique(y_train) if spec.encode_labels else np.asarray(model.classes_)
+    return list(labels.tolist())
+
+
+def _check_known_labels(y_valid: np.ndarray, y_train: np.ndarray) -> None:
+    labels = np.unique(y_train).tolist()
+    unseen = sorted({str(v) for v in np.unique(y_valid).tolist()} - {str(c) for c in labels})
+    if unseen:
+        raise DataError(
+            f"target values {unseen[:5]} were not seen when the model was trained (classes: {labels[:10]}).",
+            hint="Train on data that contains every class, or drop these rows before scoring.",
+        )
+
+
+def _plain(class_weight: ClassWeight) -> Any:
+    return class_weight if isinstance(class_weight, str) else {str(k): float(v) for k, v in class_weight.items()}
 
 
 def resolve_task(target: pl.Series, task: str = "auto") -> str:
