@@ -30,6 +30,16 @@ class SplitConfig(StepConfig):
     seed: int = 0
 
 
+class EarlyStoppingConfig(StepConfig):
+    """``early_stopping:`` of a train step; see ``loopline.train._iterative.EarlyStopping``."""
+
+    patience: Annotated[int, Field(ge=1, description="Rounds without improvement on valid before stopping.")] = 20
+    metric: Annotated[
+        Literal["auto", "logloss", "error", "auc", "rmse", "mae"],
+        Field(description="Watched on the validation split; auto: log loss / RMSE (HGB: its own loss)."),
+    ] = "auto"
+
+
 class TrainConfig(StepConfig):
     """Train one candidate: fitted preprocessing + estimator, scored on every split given."""
 
@@ -46,6 +56,17 @@ class TrainConfig(StepConfig):
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
     seed: int = 0
     reference_rows: Annotated[int, Field(ge=100, description="Training rows kept as the drift reference.")] = 5000
+    early_stopping: Annotated[
+        EarlyStoppingConfig | None,
+        Field(description="lightgbm, xgboost, hist_gradient_boosting: stop when valid stops improving."),
+    ] = None
+    time_budget_s: Annotated[
+        float | None, Field(gt=0, description="lightgbm, xgboost: stop adding rounds after this many seconds.")
+    ] = None
+    class_weight: Annotated[
+        Literal["balanced"] | dict[str | int | bool, Annotated[float, Field(gt=0)]] | None,
+        Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
+    ] = None
 
     @field_validator("transforms")
     @classmethod
@@ -129,6 +150,9 @@ class Train(StepType):
             prep=config.prep,
             transforms=config.transforms,
             seed=config.seed,
+            early_stopping=config.early_stopping.model_dump() if config.early_stopping else None,
+            time_budget_s=config.time_budget_s,
+            class_weight=config.class_weight,
         )
         metrics = dict(result.metrics)
         if len(inputs) == 3 and inputs[2].height:
@@ -138,7 +162,9 @@ class Train(StepType):
             "algorithm": config.estimator,
             "metrics": metrics,
             "params": result.params,
-            "timings": result.timings,
+            # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in timings,
+            # which the select step stores with the model version as it is
+            "timings": {**result.timings, "training": result.training},
             "input_schema": result.bundle.input_schema,
             "features": {"numeric": config.numeric, "categorical": config.categorical},
             "target": config.target,

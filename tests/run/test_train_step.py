@@ -1,0 +1,81 @@
+"""The train step's fit options (early stopping, time budget, class weights) and what its report records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from loopline import Pipeline
+from loopline.core import STEP_TYPES, StepContext
+from loopline.run import Runner
+from loopline.store import Store
+
+
+def labelled(rows: int, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    return pl.DataFrame({"x": x, "g": rng.choice(["a", "b"], rows), "y": (x + rng.normal(scale=0.5, size=rows)) > 0.8})
+
+
+def train_step(inputs: list[pl.DataFrame], **config: Any) -> dict[str, Any]:
+    step_type = STEP_TYPES.get("train")
+    ctx = StepContext(run_id="test-run", step="fit", params={}, store=None)
+    out = step_type.run(step_type.Config.model_validate({"target": "y", "numeric": ["x"], **config}), inputs, ctx)
+    return dict(out)
+
+
+def test_early_stopping_and_the_learning_curve_reach_the_report() -> None:
+    data = labelled(900, 1)
+    out = train_step(
+        [data[:600], data[600:]],
+        estimator="lightgbm",
+        params={"n_estimators": 500, "learning_rate": 0.3},
+        early_stopping={"patience": 5},
+        class_weight="balanced",
+    )
+    training = out["report"]["timings"]["training"]
+    assert training["stopped"] == "converged" and training["iterations"] < 500
+    assert len(training["learning_curve"]["valid"]) == training["iterations"]
+    assert out["report"]["step_config"]["early_stopping"] == {"patience": 5, "metric": "auto"}
+    assert out["report"]["step_config"]["class_weight"] == "balanced"
+
+
+def test_fit_options_are_validated() -> None:
+    config = STEP_TYPES.get("train").Config
+    base = {"target": "y", "numeric": ["x"], "estimator": "lightgbm"}
+    with pytest.raises(ValidationError, match="patience"):
+        config.model_validate({**base, "early_stopping": {"patience": 0}})
+    with pytest.raises(ValidationError, match="metric"):
+        config.model_validate({**base, "early_stopping": {"metric": "f1"}})
+    with pytest.raises(ValidationError, match="time_budget_s"):
+        config.model_validate({**base, "time_budget_s": 0})
+    assert config.model_validate({**base, "class_weight": {True: 3, "a": 1.5}}).class_weight == {True: 3, "a": 1.5}
+
+
+def test_the_model_version_stores_how_training_stopped(store: Store) -> None:
+    data = labelled(900, 2)
+    pipeline = (
+        Pipeline("stops")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add(
+            "boost",
+            "train",
+            inputs=["split.train", "split.valid"],
+            target="y",
+            numeric=["x"],
+            categorical=["g"],
+            estimator="xgboost",
+            params={"n_estimators": 5000, "learning_rate": 0.01},
+            time_budget_s=0.000001,
+        )
+        .add("best", "select", inputs=["boost"], model="stops")
+    )
+    Runner(store).run(pipeline)
+    version = store.models.list("stops")[0]
+    assert version.timings["training"]["stopped"] == "time_budget"
+    assert version.timings["training"]["learning_curve"]["valid"]
