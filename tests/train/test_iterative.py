@@ -138,3 +138,16 @@ def test_same_config_data_and_seed_give_the_same_metrics(
     np.testing.assert_array_equal(
         first.bundle.predict_table(halves[1])["probability"], second.bundle.predict_table(halves[1])["probability"]
     )
+
+
+def test_hist_gradient_boosting_before_scikit_learn_1_6_is_told_to_upgrade(
+    easy: tuple[pl.DataFrame, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    def old_fit(self: Any, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", old_fit)
+    with pytest.raises(ConfigError, match=r"needs scikit-learn 1.6.*pip install -U 'scikit-learn>=1.6'"):
+        _train(easy, "hist_gradient_boosting", early_stopping={"patience": 3})

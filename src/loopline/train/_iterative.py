@@ -6,9 +6,11 @@ Three estimator families are fitted round by round (an :class:`EstimatorSpec`'s 
   after every round, stops when the validation metric has not improved for
   ``patience`` rounds (early stopping) or when ``time_budget_s`` is spent, and marks
   the best round, which the model then predicts with.
-- ``hist_gradient_boosting`` (scikit-learn): the validation split is passed as
+- ``hist_gradient_boosting`` (scikit-learn 1.6+): the validation split is passed as
   ``X_val``/``y_val`` so its own early stopping (``n_iter_no_change``) watches the same
-  rows as LightGBM's. scikit-learn has no callback, so ``time_budget_s`` is refused.
+  rows as LightGBM's; no warm-start loop, so no refitting overhead. scikit-learn has no
+  callback, so ``time_budget_s`` is refused. Without ``early_stopping`` it keeps its
+  defaults (its own early stopping on an internal 10% fraction) and records no curve.
 
 Every fit returns a :class:`FitLog`: why it stopped (``converged``, ``max_iterations``,
 ``time_budget``; None for estimators that do not iterate), the rounds run, the best
@@ -104,7 +106,8 @@ class EarlyStopping:
 
 @dataclass
 class FitLog:
-    """How an estimator's fit went; ``iterations`` counts rounds run, ``best_iteration`` is 1-based."""
+    """How an estimator's fit went: ``iterations`` rounds run, of which the model predicts with the first
+    ``best_iteration`` (all of them for hist_gradient_boosting, which keeps every round it ran)."""
 
     stopped: str | None = None
     iterations: int | None = None
@@ -264,6 +267,12 @@ def _fit_hist(model: Any, data: FitData, watch: _Watch, metric: str) -> FitLog:
         model.fit(data.x_train, data.y_train, **_weights(data))
         stopped = "converged" if model.n_iter_ < model.max_iter else "max_iterations"
         return FitLog(stopped, int(model.n_iter_), int(model.n_iter_), int(model.max_iter))
+    if "X_val" not in inspect.signature(model.fit).parameters:
+        raise ConfigError(
+            "early_stopping on the validation split needs scikit-learn 1.6 or later for hist_gradient_boosting.",
+            key="early_stopping",
+            hint="Upgrade it with: pip install -U 'scikit-learn>=1.6' (or use lightgbm / xgboost).",
+        )
     model.set_params(early_stopping=True, n_iter_no_change=watch.patience, scoring=metric)
     model.fit(data.x_train, data.y_train, X_val=data.x_valid, y_val=data.y_valid, **_weights(data))
     sign = -1.0 if metric == "loss" or metric.startswith("neg_") else 1.0  # scikit-learn maximises scores

@@ -4,6 +4,8 @@ skops already refuses types it does not know (it never unpickles). On top of tha
 loopline accepts only (a) the estimator classes of its registry as the top-level
 object and (b) the few types outside skops' defaults those estimators need. The
 list was found by dumping every registered estimator once; a test keeps it honest.
+LightGBM models are stored in LightGBM's own format since bundle format 2; its types
+stay listed so format 1 bundles still load.
 """
 
 from __future__ import annotations
