@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from loopline import DataError, Pipeline
+from loopline import ConfigError, DataError, Pipeline
 from loopline.core import STEP_TYPES, StepContext
 from loopline.run import Runner, retrain_params
 from loopline.store import Store
@@ -120,3 +120,57 @@ def test_retrain_params_move_the_window() -> None:
         "test_from": "2013-06-16T00:00:00Z",
         "end": "2013-07-01T00:00:00Z",
     }
+
+
+def test_split_step_by_group_reports_its_rows_and_seed(store: Store) -> None:
+    data = labelled(300, 1).with_columns(pl.Series("customer", np.arange(300) % 30))
+    pipeline = (
+        Pipeline("grouped")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="group", group_column="customer", seed=7)
+        .add(
+            "lin",
+            "train",
+            inputs=["split.train", "split.valid"],
+            target="y",
+            numeric=["x"],
+            estimator="logistic_regression",
+        )
+    )
+    result = Runner(store).run(pipeline)
+    parts = [set(result.output("split", name)["customer"].to_list()) for name in ("train", "valid", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    report = result.output("split", "report")
+    assert report["method"] == "group" and report["seed"] == 7
+    assert report["rows"]["input"] == 300 and sum(report["rows"][n] for n in ("train", "valid", "test")) == 300
+    assert report["dropped"] == {"null_target": 0, "gap": 0}
+    assert result.output("lin", "report")["rows"]["train"] == report["rows"]["train"]
+
+
+def test_split_step_time_gap_drops_and_counts_rows() -> None:
+    days = pl.datetime_range(datetime(2024, 1, 1), datetime(2024, 1, 30), "1d", time_zone="UTC", eager=True)
+    frame = pl.DataFrame({"t": days, "y": [i % 2 if i != 3 else None for i in range(30)]})
+    out = run_step(
+        "split", [frame], target="y", time_column="t", valid_from="2024-01-21", test_from="2024-01-26", gap="2d"
+    )
+    report = out["report"]  # type: ignore[index]
+    assert report["rows"] == {"input": 30, "train": 17, "valid": 3, "test": 5}  # day 4 has no label
+    assert report["dropped"] == {"null_target": 1, "gap": 4}
+    assert report["step_config"]["gap"] == "P2D"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"method": "group"}, "method 'group' needs group_column"),
+        ({"method": "random", "group_column": "x"}, "group_column only applies to method 'group'"),
+        ({"method": "random", "gap": "1d"}, "gap only applies to method 'time'"),
+        ({"gap": "a week"}, "gap 'a week' is not a duration"),
+        ({"gap": "-P1D"}, "is negative"),
+    ],
+)
+def test_split_step_config_refuses_options_that_do_not_fit(config: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Pipeline("bad").add("data", lambda: labelled(10, 0)).add(
+            "split", "split", inputs=["data"], target="y", **config
+        ).bind()

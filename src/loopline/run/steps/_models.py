@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError
@@ -14,20 +14,47 @@ from loopline.core.hashing import fingerprint
 from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
 from loopline.monitor import gate
 from loopline.run.steps._tables import require_columns
-from loopline.train import METRIC_DIRECTION, ModelBundle, split_table, train_candidate
+from loopline.train import METRIC_DIRECTION, ModelBundle, parse_gap, split_table, train_candidate
 
 
 class SplitConfig(StepConfig):
     """Split a labelled table into train, valid and test (rows with a null target are dropped and counted)."""
 
     target: str
-    method: Literal["time", "stratified", "random"] = "time"
+    method: Literal["time", "stratified", "group", "random"] = "time"
     time_column: str | None = None
     valid_from: datetime | None = None
     test_from: datetime | None = None
+    gap: Annotated[
+        timedelta | None,
+        Field(description='time: rows this long before valid_from / test_from are dropped, e.g. "7d", "12h".'),
+    ] = None
+    group_column: Annotated[str | None, Field(description="group: rows with one value stay in one part.")] = None
     valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     seed: int = 0
+
+    @field_validator("gap", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip("+-").upper().startswith("P"):  # ISO 8601 "P7D": pydantic
+            try:
+                return parse_gap(value)
+            except LooplineError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit_the_method(self) -> SplitConfig:
+        if self.method == "group" and self.group_column is None:
+            raise ValueError("method 'group' needs group_column: the column whose rows must stay together.")
+        if self.group_column is not None and self.method != "group":
+            raise ValueError(f"group_column only applies to method 'group', not {self.method!r}; set method: group.")
+        if self.gap is not None and self.method != "time":
+            raise ValueError(f"gap only applies to method 'time', not {self.method!r}; remove gap or use method: time.")
+        if self.gap is not None and self.gap < timedelta(0):
+            raise ValueError(f"gap {self.gap} is negative; use a positive duration such as 7d.")
+        return self
 
 
 class EarlyStoppingConfig(StepConfig):
@@ -91,16 +118,21 @@ class SelectConfig(StepConfig):
 
 
 class Split(StepType):
-    """``type: split`` — outputs ``train``, ``valid`` and ``test``."""
+    """``type: split`` — outputs ``train``, ``valid``, ``test`` and ``report``.
+
+    The report records the split in the run: method, seed, the rows of the input and
+    of each part, and the rows dropped (null target, inside a time gap).
+    """
 
     type_name = "split"
     Config = SplitConfig
-    outputs = ("train", "valid", "test")
+    outputs = ("train", "valid", "test", "report")
     min_inputs = max_inputs = 1
 
     def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frame: pl.DataFrame = inputs[0]
         require_columns(frame, [config.target], "the input of split")
+        rows_in = frame.height
         missing = frame[config.target].null_count()
         if missing:
             ctx.log.info("dropped %d rows with a null target %r", missing, config.target)
@@ -115,8 +147,21 @@ class Split(StepType):
             valid_fraction=config.valid_fraction,
             test_fraction=config.test_fraction,
             seed=config.seed,
+            group_column=config.group_column,
+            gap=config.gap,
         )
-        return {"train": parts["train"], "valid": parts["valid"], "test": parts["test"]}
+        rows = {name: part.height for name, part in parts.items()}
+        in_gap = frame.height - sum(rows.values())
+        if in_gap:
+            ctx.log.info("dropped %d rows inside the %s gap before a boundary", in_gap, config.gap)
+        report = {
+            "method": config.method,
+            "seed": config.seed,
+            "rows": {"input": rows_in, **rows},
+            "dropped": {"null_target": missing, "gap": in_gap},
+            "step_config": config.model_dump(mode="json"),
+        }
+        return {**parts, "report": report}
 
 
 class Train(StepType):
