@@ -1,6 +1,9 @@
 """Orchestration: run pipelines (DAG, cache, records, resume) and close the monitoring loop."""
 
+from loopline.run._compare import compare_models
+from loopline.run._evaluate import Evaluation, evaluate_models, evaluation_key
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
+from loopline.run._export import Export, export_model, model_card
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
 from loopline.run._profile import dataset_profile
@@ -9,7 +12,9 @@ from loopline.run._runner import Runner, RunResult, StepOutcome
 
 __all__ = [
     "WINDOW_PARAMS",
+    "Evaluation",
     "Executor",
+    "Export",
     "IngestReport",
     "LocalExecutor",
     "MonitorResult",
@@ -17,8 +22,13 @@ __all__ = [
     "Runner",
     "SequentialExecutor",
     "StepOutcome",
+    "compare_models",
     "dataset_profile",
+    "evaluate_models",
+    "evaluation_key",
+    "export_model",
     "ingest_source",
+    "model_card",
     "monitor_model",
     "replay_dead_letters",
     "retrain_params",
