@@ -1,4 +1,4 @@
-"""``loopline models list|show|promote|rollback``."""
+"""``loopline models list|show|compare|evaluate|export|promote|rollback``."""
 
 from __future__ import annotations
 
@@ -145,3 +145,102 @@ def rollback(
             print_json(asdict(restored))
         else:
             console.print(f"{name} v{restored.version} is back in production")
+
+
+_VERDICT_STYLE = {"better": "green", "worse": "red", "same": "dim"}
+
+
+@app.command("compare")
+def compare(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    a: Annotated[int, typer.Argument(help="First version (the baseline).")],
+    b: Annotated[int, typer.Argument(help="Second version, compared with the first.")],
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Two versions side by side: changed params marked, metric deltas (b - a) judged better or worse."""
+    from loopline.run import compare_models
+
+    with clear_errors(), open_store(home) as store:
+        result = compare_models(store, name, a, b)
+    if as_json:
+        print_json(result)
+        return
+    first, second = result["a"], result["b"]
+    fields = ["stage", "algorithm", "data_fingerprint", "created_at"]
+    rows = [(f, first[f], second[f]) for f in fields]
+    rows.append(("data versions", _data_versions(first), _data_versions(second)))
+    console.print(table(f"{name}: v{a} vs v{b}", ["", f"v{a}", f"v{b}"], rows))
+    console.print(
+        table(
+            "params",
+            ["", "param", f"v{a}", f"v{b}"],
+            [("*" if p["changed"] else "", p["param"], p["a"], p["b"]) for p in result["params"]],
+        )
+    )
+    console.print(table("metrics", ["split", "metric", f"v{a}", f"v{b}", "delta", ""], _metric_rows(result)))
+
+
+def _data_versions(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{d['dataset']} v{d['version']}" for d in summary["data_versions"]) or "-"
+
+
+def _metric_rows(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+    rows = []
+    for m in result["metrics"]:
+        style = _VERDICT_STYLE.get(m["verdict"] or "", "")
+        delta = "-" if m["delta"] is None else f"{m['delta']:+.4g}"
+        mark = f"[{style}]{m['verdict']}[/]" if style else "-"
+        rows.append((m["split"], m["metric"], m["a"], m["b"], delta, mark))
+    return rows
+
+
+@app.command("evaluate")
+def evaluate(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    data: Annotated[str, typer.Option("--data", help="Dataset to score on (must hold the target column).")],
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    all_versions: Annotated[bool, typer.Option("--all", help="Every version of the model.")] = False,
+    dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Re-score stored version(s) on a dataset version; the metrics are recorded as eval:DATASET@vN."""
+    from loopline.run import evaluate_models
+
+    if all_versions and version is not None:
+        raise typer.BadParameter("give --version or --all, not both")
+    with clear_errors(), open_store(home) as store:
+        results = evaluate_models(
+            store, name, data, version=version, all_versions=all_versions, dataset_version=dataset_version
+        )
+    if as_json:
+        print_json([asdict(r) for r in results])
+        return
+    metric_names = sorted({m for r in results for m in r.metrics})
+    title = f"{name} on {data} v{results[0].dataset_version} ({results[0].rows:,} rows), recorded as {results[0].key}"
+    console.print(
+        table(
+            title, ["version", *metric_names], [(r.version, *[r.metrics.get(m) for m in metric_names]) for r in results]
+        )
+    )
+
+
+@app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle file to write; the card goes to OUT.card.json.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Write a version's bundle (digest verified) and a JSON card next to it."""
+    from loopline.run import export_model
+
+    with clear_errors(), open_store(home) as store:
+        done = export_model(store, name, out, version=version, force=force)
+    if as_json:
+        print_json(asdict(done))
+    else:
+        console.print(f"{name} v{done.version} written to {done.bundle} (card: {done.card})")
