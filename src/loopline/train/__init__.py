@@ -1,7 +1,7 @@
 """loopline.train: splits, the estimator registry, candidate training, metrics and the model bundle."""
 
 from loopline.train._bundle import FORMAT_VERSION, ModelBundle
-from loopline.train._estimators import ESTIMATORS, EstimatorSpec
+from loopline.train._estimators import ESTIMATORS, EstimatorSpec, resolve_estimator
 from loopline.train._folds import kfold_indices, time_series_folds
 from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
 from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
@@ -20,6 +20,7 @@ __all__ = [
     "compute_metrics",
     "kfold_indices",
     "parse_gap",
+    "resolve_estimator",
     "resolve_task",
     "split_table",
     "time_series_folds",

@@ -4,10 +4,16 @@ Built-ins live in :mod:`loopline.train._builtin_estimators` and are registered o
 first lookup; other packages add theirs through the ``loopline.estimators`` entry
 point group. Classes are imported only when an estimator is built, so optional
 libraries (LightGBM) cost nothing until used.
+
+Besides aliases, :func:`resolve_estimator` takes a scikit-learn estimator by import path
+(``sklearn.ensemble:ExtraTreesClassifier`` or ``sklearn.ensemble.ExtraTreesClassifier``).
+Only modules of :data:`IMPORTABLE_ROOTS` are imported this way: a pipeline file must not
+be able to name ``os:system``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +88,90 @@ ESTIMATORS: Registry[EstimatorSpec] = Registry(
     "estimator", "loopline.estimators", ("loopline.train._builtin_estimators",)
 )
 """Estimator aliases usable in a pipeline's ``estimator:`` key."""
+
+IMPORTABLE_ROOTS: dict[str, str | None] = {"sklearn": None, "lightgbm": "lightgbm", "xgboost": "xgboost"}
+"""Top-level packages an ``estimator:`` import path may name, with the loopline extra providing each."""
+
+
+def resolve_estimator(name: str) -> EstimatorSpec:
+    """The spec for ``name``: a registered alias, or a scikit-learn estimator's import path.
+
+    An import path (``module:Class`` or ``module.Class``) must lie under a package of
+    :data:`IMPORTABLE_ROOTS` and name a public class with ``fit`` and ``get_params``
+    that is a classifier (tasks binary, multiclass) or a regressor (task regression).
+    Anything else raises ConfigError; unknown aliases get a did-you-mean.
+    """
+    if name in ESTIMATORS or (":" not in name and "." not in name):
+        return ESTIMATORS.get(name)
+    module_name, class_name = name.partition(":")[::2] if ":" in name else name.rpartition(".")[::2]
+    _check_importable(name, module_name, class_name)
+    cls = _import_class(name, module_name, class_name)
+    tasks = _estimator_tasks(name, cls)
+    accepted = _accepted_params(cls)
+    return EstimatorSpec(
+        name=name,
+        classes=dict.fromkeys(tasks, f"{module_name}:{class_name}"),
+        seed_param="random_state" if accepted is None or "random_state" in accepted else None,
+        extra=IMPORTABLE_ROOTS[module_name.split(".")[0]],
+    )
+
+
+def _check_importable(name: str, module_name: str, class_name: str) -> None:
+    parts = [*module_name.split("."), class_name]
+    if module_name.split(".")[0] not in IMPORTABLE_ROOTS or not all(p.isidentifier() for p in parts):
+        raise ConfigError(
+            f"estimator {name!r} is neither a registered alias nor an import path loopline may import.",
+            key="estimator",
+            hint=f"Import paths must lie under {', '.join(f'{r}.' for r in IMPORTABLE_ROOTS)} "
+            f"(e.g. sklearn.ensemble:ExtraTreesClassifier); other estimators need a registered alias "
+            f"(entry point group 'loopline.estimators'). Aliases: {', '.join(ESTIMATORS.names())}.",
+        )
+    if class_name.startswith("_"):
+        raise ConfigError(
+            f"estimator {name!r} names a private class.", key="estimator", hint="Name a public estimator class."
+        )
+
+
+def _import_class(name: str, module_name: str, class_name: str) -> Any:
+    extra = IMPORTABLE_ROOTS[module_name.split(".")[0]]
+    try:
+        module = load(module_name)
+    except ImportError:
+        if extra is not None and importlib.util.find_spec(module_name.split(".")[0]) is None:
+            raise MissingExtraError(module_name.split(".")[0], extra) from None
+        raise ConfigError(
+            f"estimator {name!r}: there is no module {module_name!r}.",
+            key="estimator",
+            hint="Check the import path, e.g. sklearn.ensemble:ExtraTreesClassifier.",
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        public = [n for n in dir(module) if not n.startswith("_") and isinstance(getattr(module, n), type)]
+        raise ConfigError(
+            f"estimator {name!r}: module {module_name!r} has no {class_name!r}.",
+            key="estimator",
+            hint=did_you_mean(class_name, public) or f"Classes of {module_name}: {', '.join(public[:30])}.",
+        )
+    return cls
+
+
+def _estimator_tasks(name: str, cls: Any) -> tuple[str, ...]:
+    base = load("sklearn.base")
+    if not (isinstance(cls, type) and callable(getattr(cls, "fit", None)) and hasattr(cls, "get_params")):
+        raise ConfigError(
+            f"estimator {name!r} is not a scikit-learn estimator (a class with fit and get_params).",
+            key="estimator",
+            hint="Name an estimator class, e.g. sklearn.ensemble:ExtraTreesClassifier.",
+        )
+    if issubclass(cls, base.ClassifierMixin):
+        return ("binary", "multiclass")
+    if issubclass(cls, base.RegressorMixin):
+        return ("regression",)
+    raise ConfigError(
+        f"estimator {name!r} is neither a classifier nor a regressor.",
+        key="estimator",
+        hint="Name a scikit-learn classifier or regressor (e.g. sklearn.linear_model:Ridge).",
+    )
 
 
 def _accepted_params(cls: Any) -> list[str] | None:

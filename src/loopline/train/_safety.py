@@ -6,6 +6,14 @@ object and (b) the few types outside skops' defaults those estimators need. The
 list was found by dumping every registered estimator once; a test keeps it honest.
 LightGBM models are stored in LightGBM's own format since bundle format 2; its types
 stay listed so format 1 bundles still load.
+
+Estimators named by import path (``sklearn.ensemble:ExtraTreesClassifier``) are any
+scikit-learn estimator, so besides the lists the top-level object may be any classifier
+or regressor defined in a ``sklearn.`` module, and an inner type is trusted when it is
+defined in a ``sklearn.`` module and is a ``sklearn.base.BaseEstimator`` subclass, or lives in one of
+:data:`SKLEARN_HELPER_MODULES` (fitted trees, neighbour indexes, optimiser state). The
+rule is applied to the type names the artifact asks for, against loopline's own code: no
+trust list is ever read from the artifact, and only ``sklearn.`` modules get imported.
 """
 
 from __future__ import annotations
@@ -43,6 +51,18 @@ TRUSTED_TYPES: frozenset[str] = ESTIMATOR_TYPES | frozenset(
 )
 """Every type outside skops' own defaults that loopline lets skops load."""
 
+SKLEARN_HELPER_MODULES: frozenset[str] = frozenset(
+    {
+        "sklearn.ensemble._hist_gradient_boosting.predictor",
+        "sklearn.metrics._dist_metrics",
+        "sklearn.neighbors._ball_tree",
+        "sklearn.neighbors._kd_tree",
+        "sklearn.neural_network._stochastic_optimizers",
+        "sklearn.tree._tree",
+    }
+)
+"""scikit-learn modules whose types fitted estimators hold (found by dumping estimators with skops)."""
+
 
 def trusted_types_for(data: bytes) -> list[str]:
     """The types to pass to ``skops.io.loads(trusted=...)`` for ``data``, after checking them.
@@ -51,7 +71,7 @@ def trusted_types_for(data: bytes) -> list[str]:
     or when the top-level object is not an estimator of :data:`ESTIMATOR_TYPES`.
     """
     top = _top_level_type(data)
-    if top not in ESTIMATOR_TYPES:
+    if top not in ESTIMATOR_TYPES and not is_sklearn_estimator(top, predictor=True):
         raise UnsafeArtifactError(
             f"the model bundle holds a {top!r}, which is not an estimator loopline trusts.",
             hint="Only load bundles trained by loopline with a registered estimator; re-train the model.",
@@ -62,7 +82,7 @@ def trusted_types_for(data: bytes) -> list[str]:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises assorted errors on damaged input
         raise _damaged(exc) from None
-    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
+    refused = [t for t in untrusted if not _trusted(t)]
     if refused:
         raise UnsafeArtifactError(
             f"the model bundle needs the untrusted type {refused[0]!r} to load"
@@ -70,6 +90,42 @@ def trusted_types_for(data: bytes) -> list[str]:
             hint="loopline refuses to load it; re-train the model with a registered estimator.",
         )
     return list(untrusted)
+
+
+def is_sklearn_estimator(type_name: str, *, predictor: bool = False) -> bool:
+    """Whether ``type_name`` ("module.Class") is a scikit-learn estimator class.
+
+    ``predictor``: a classifier or regressor (what a bundle's top-level object must be;
+    a ``Pipeline`` is neither). Only names under ``sklearn.`` made of identifiers are
+    looked up (importing that module).
+    """
+    module_name, _, class_name = type_name.rpartition(".")
+    cls = _sklearn_class(module_name, class_name)
+    base = load("sklearn.base")
+    wanted = (base.ClassifierMixin, base.RegressorMixin) if predictor else (base.BaseEstimator,)
+    return cls is not None and issubclass(cls, wanted)
+
+
+def _trusted(type_name: str) -> bool:
+    if type_name in TRUSTED_TYPES:
+        return True
+    module_name, _, class_name = type_name.rpartition(".")
+    if module_name in SKLEARN_HELPER_MODULES:
+        return _sklearn_class(module_name, class_name) is not None
+    return is_sklearn_estimator(type_name)
+
+
+def _sklearn_class(module_name: str, class_name: str) -> type | None:
+    parts = [*module_name.split("."), class_name]
+    if parts[0] != "sklearn" or len(parts) < 3 or not all(p.isidentifier() for p in parts):
+        return None
+    try:
+        cls = getattr(load(module_name), class_name, None)
+    except ImportError:
+        return None
+    if not isinstance(cls, type) or not cls.__module__.startswith("sklearn."):
+        return None  # re-exported from elsewhere: not scikit-learn's own class
+    return cls
 
 
 def _top_level_type(data: bytes) -> str:

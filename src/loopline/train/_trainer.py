@@ -16,7 +16,7 @@ from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.prep import Chain, Preprocessor
 from loopline.train._bundle import ModelBundle, target_values
 from loopline.train._class_weight import ClassWeight, class_weights
-from loopline.train._estimators import ESTIMATORS, EstimatorSpec
+from loopline.train._estimators import EstimatorSpec, resolve_estimator
 from loopline.train._iterative import EarlyStopping, FitData, check_fit_options, fit_model
 from loopline.train._metrics import TASKS, compute_metrics
 from loopline.train._native import native_format, to_native
@@ -62,7 +62,10 @@ def train_candidate(
     time_budget_s: float | None = None,
     class_weight: ClassWeight | None = None,
 ) -> TrainResult:
-    """Fit preprocessing and ``estimator`` (a registry alias) on ``train``; score train and valid.
+    """Fit preprocessing and ``estimator`` on ``train``; score train and valid.
+
+    ``estimator`` is a registry alias or a scikit-learn estimator's import path
+    (``sklearn.ensemble:ExtraTreesClassifier``; see :func:`resolve_estimator`).
 
     ``task="auto"`` picks binary or multiclass for bool, string or few-valued integer
     targets, and regression otherwise. ``prep`` holds Preprocessor keyword arguments.
@@ -80,7 +83,7 @@ def train_candidate(
     _check_columns(target, numeric, categorical)
     y_train, y_valid = target_values(train, target), target_values(valid, target)
     task = resolve_task(train.get_column(target), task)
-    spec = ESTIMATORS.get(estimator)
+    spec = resolve_estimator(estimator)
     resolved = spec.resolve_params(task, params, seed)
     stopping = EarlyStopping.from_config(early_stopping)
     check_fit_options(estimator, spec.fitter, task, stopping, time_budget_s)
