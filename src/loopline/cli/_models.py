@@ -61,9 +61,11 @@ def show_model(
     as_json: Json = False,
 ) -> None:
     """Show one version: metrics per split, params, input schema, lineage."""
+    from loopline.run import data_versions
+
     with clear_errors(), open_store(home) as store:
         found = store.models.get(name, version)
-        lineage = data_lineage(store, found.run_id)
+        lineage = data_versions(store, found.run_id)
         columns = column_lineage(found.config)
         if as_json:
             print_json({**asdict(found), "data_versions": lineage, "lineage": columns})
@@ -100,18 +102,6 @@ def column_lineage(config: dict[str, Any]) -> dict[str, list[str]] | None:
     """
     lineage = config.get("lineage")
     return {str(feature): [str(c) for c in inputs] for feature, inputs in lineage.items()} if lineage else None
-
-
-def data_lineage(store: Any, run_id: str | None) -> list[dict[str, Any]]:
-    """The dataset versions the run that trained a model ingested (its ingest steps' ``version`` outputs)."""
-    if run_id is None:
-        return []
-    run = store.runs.get(run_id)
-    return [
-        store.artifacts.get_json(s.outputs["version"]["digest"])
-        for s in run.steps
-        if s.type == "ingest" and "version" in s.outputs
-    ]
 
 
 @app.command("promote")

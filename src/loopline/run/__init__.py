@@ -1,6 +1,6 @@
 """Orchestration: run pipelines (DAG, cache, records, resume) and close the monitoring loop."""
 
-from loopline.run._compare import compare_models
+from loopline.run._compare import compare_models, data_versions
 from loopline.run._evaluate import Evaluation, evaluate_models, evaluation_key
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._export import Export, export_model, model_card
@@ -23,6 +23,7 @@ __all__ = [
     "SequentialExecutor",
     "StepOutcome",
     "compare_models",
+    "data_versions",
     "dataset_profile",
     "evaluate_models",
     "evaluation_key",

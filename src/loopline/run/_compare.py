@@ -62,23 +62,26 @@ def verdict(metric: str, delta: float | None) -> str | None:
     return "better" if (delta > 0) == METRIC_DIRECTION[metric] else "worse"
 
 
+def data_versions(store: Store, run_id: str | None) -> list[dict[str, Any]]:
+    """The dataset versions the run that trained a model ingested (its ingest steps' ``version`` outputs)."""
+    if run_id is None:
+        return []
+    return [
+        store.artifacts.get_json(s.outputs["version"]["digest"])
+        for s in store.runs.get(run_id).steps
+        if s.type == "ingest" and "version" in s.outputs
+    ]
+
+
 def _summary(store: Store, found: ModelVersion) -> dict[str, Any]:
-    run = store.runs.get(found.run_id) if found.run_id else None
-    data = (
-        []
-        if run is None
-        else [
-            store.artifacts.get_json(s.outputs["version"]["digest"])
-            for s in run.steps
-            if s.type == "ingest" and "version" in s.outputs
-        ]
-    )
     return {
         "version": found.version,
         "stage": found.stage,
         "algorithm": found.algorithm,
         "data_fingerprint": found.data_fingerprint,
-        "data_versions": [{"dataset": d["dataset"], "version": d["version"]} for d in data],
+        "data_versions": [
+            {"dataset": d["dataset"], "version": d["version"]} for d in data_versions(store, found.run_id)
+        ],
         "created_at": found.created_at.isoformat(),
     }
 
