@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from loopline import Pipeline
 from loopline.core import STEP_TYPES, StepContext
+from loopline.core.errors import DataError
 from loopline.run import Runner
 from loopline.store import Store
 
@@ -79,3 +80,44 @@ def test_the_model_version_stores_how_training_stopped(store: Store) -> None:
     version = store.models.list("stops")[0]
     assert version.timings["training"]["stopped"] == "time_budget"
     assert version.timings["training"]["learning_curve"]["valid"]
+
+
+def test_slice_metrics_reach_the_report_and_the_model_version(store: Store) -> None:
+    data = labelled(900, 3).with_columns(pl.Series("rare", ["r"] * 10 + ["c"] * 890))
+    out = train_step(
+        [data[:500], data[500:700], data[700:]],
+        estimator="logistic_regression",
+        slices=["g", "rare"],
+        slice_top=1,
+    )
+    slices = out["report"]["slice_metrics"]
+    assert set(slices) == {"valid", "test"}
+    assert set(slices["valid"]["g"]) == {"a", "other"} or set(slices["valid"]["g"]) == {"b", "other"}
+    assert sum(s["rows"] for s in slices["test"]["g"].values()) == 200
+    assert slices["valid"]["rare"]["c"]["rows"] == 200 and "roc_auc" in slices["valid"]["rare"]["c"]
+    pipeline = (
+        Pipeline("sliced")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add(
+            "fit",
+            "train",
+            inputs=["split.train", "split.valid"],
+            target="y",
+            numeric=["x"],
+            estimator="sklearn.linear_model:LogisticRegression",
+            slices=["g"],
+        )
+        .add("best", "select", inputs=["fit"], model="sliced")
+    )
+    Runner(store).run(pipeline)
+    version = store.models.list("sliced")[0]
+    assert version.algorithm == "sklearn.linear_model:LogisticRegression"
+    assert set(version.config["slice_metrics"]["valid"]["g"]) == {"a", "b"}
+    assert set(version.metrics) == {"train", "valid"}
+
+
+def test_slice_columns_must_exist() -> None:
+    data = labelled(300, 4)
+    with pytest.raises(DataError, match="column 'nope' is not in the validation split"):
+        train_step([data[:200], data[200:]], estimator="logistic_regression", slices=["nope"])

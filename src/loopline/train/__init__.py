@@ -5,6 +5,7 @@ from loopline.train._estimators import ESTIMATORS, EstimatorSpec, resolve_estima
 from loopline.train._folds import kfold_indices, time_series_folds
 from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
 from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
+from loopline.train._slices import slice_metrics
 from loopline.train._split import parse_gap, split_table
 from loopline.train._trainer import TrainResult, resolve_task, train_candidate
 
@@ -22,6 +23,7 @@ __all__ = [
     "parse_gap",
     "resolve_estimator",
     "resolve_task",
+    "slice_metrics",
     "split_table",
     "time_series_folds",
     "train_candidate",

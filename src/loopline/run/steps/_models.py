@@ -14,7 +14,7 @@ from loopline.core.hashing import fingerprint
 from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
 from loopline.monitor import gate
 from loopline.run.steps._tables import require_columns
-from loopline.train import METRIC_DIRECTION, ModelBundle, parse_gap, split_table, train_candidate
+from loopline.train import METRIC_DIRECTION, ModelBundle, parse_gap, slice_metrics, split_table, train_candidate
 
 
 class SplitConfig(StepConfig):
@@ -73,7 +73,13 @@ class TrainConfig(StepConfig):
     target: str
     numeric: list[str] = []
     categorical: list[str] = []
-    estimator: Annotated[str, Field(description="Registered estimator alias, e.g. hist_gradient_boosting.")]
+    estimator: Annotated[
+        str,
+        Field(
+            description="Registered estimator alias (hist_gradient_boosting) or a scikit-learn estimator's "
+            "import path (sklearn.ensemble:ExtraTreesClassifier; only sklearn., lightgbm., xgboost.)."
+        ),
+    ]
     params: dict[str, Any] = {}
     prep: dict[str, Any] = {}
     transforms: Annotated[
@@ -94,6 +100,14 @@ class TrainConfig(StepConfig):
         Literal["balanced"] | dict[str | int | bool, Annotated[float, Field(gt=0)]] | None,
         Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
     ] = None
+    slices: Annotated[
+        list[str],
+        Field(description="Categorical input columns: metrics per value on valid and test (report: slice_metrics)."),
+    ] = []
+    slice_top: Annotated[int, Field(ge=1, description="Slices per column: the most frequent values; rest 'other'.")] = (
+        10
+    )
+    slice_min_rows: Annotated[int, Field(ge=1, description="Slices with fewer rows report their rows only.")] = 30
 
     @field_validator("transforms")
     @classmethod
@@ -183,6 +197,7 @@ class Train(StepType):
             )
         for frame, where in ((train, "the training split"), (valid, "the validation split")):
             require_columns(frame, [*features, config.target], where)
+        require_columns(valid, config.slices, "the validation split")
         result = train_candidate(
             train,
             valid,
@@ -200,8 +215,16 @@ class Train(StepType):
             class_weight=config.class_weight,
         )
         metrics = dict(result.metrics)
+        scored = {"valid": valid}
         if len(inputs) == 3 and inputs[2].height:
             metrics["test"] = result.bundle.evaluate(inputs[2])
+            scored["test"] = inputs[2]
+        slices = {
+            split: slice_metrics(
+                result.bundle, frame, config.slices, top=config.slice_top, min_rows=config.slice_min_rows
+            )
+            for split, frame in scored.items()
+        }
         reference = train.select(features).sample(n=min(config.reference_rows, train.height), seed=config.seed)
         report = {
             "algorithm": config.estimator,
@@ -218,6 +241,7 @@ class Train(StepType):
             "rows": {"train": train.height, "valid": valid.height},
             "step_config": config.model_dump(mode="json"),
             "lineage": result.bundle.metadata.get("lineage"),  # output feature -> input columns (None: no chain)
+            "slice_metrics": slices if config.slices else None,  # {split: {column: {value: {rows, metrics}}}}
         }
         return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
 
@@ -278,6 +302,8 @@ def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
             "rows": report["rows"],
             "resolved": report["step_config"],
             "lineage": report.get("lineage"),  # reports cached before lineage was recorded lack it
+            # per-slice metrics ride in the config: the model record's metrics stay {split: {metric: value}}
+            "slice_metrics": report.get("slice_metrics"),
         },
         input_schema=report["input_schema"],
         data_fingerprint=report["data_fingerprint"],
