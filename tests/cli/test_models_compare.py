@@ -134,3 +134,39 @@ def test_export_round_trips_and_needs_force_to_overwrite(home: Path) -> None:
     assert refused.exit_code == 2 and "Pass --force" in refused.output
     invoke("models", "export", "churn", "--out", "model.zip", "--force")
     assert json.loads((home / "model.zip.card.json").read_text())["version"] == 2
+
+
+PIPELINE = """
+name: ingested
+steps:
+  orders: {type: ingest, source: {type: file, path: "data.csv"}}
+  split: {type: split, inputs: [orders], target: label, method: random}
+  linear:
+    type: train
+    inputs: [split.train, split.valid]
+    target: label
+    numeric: [x]
+    categorical: [group]
+    estimator: logistic_regression
+    params: {C: "${params.c}"}
+  best: {type: select, inputs: [linear], model: ingested, metric: roc_auc}
+params: {c: 1.0}
+"""
+
+
+def test_compare_shows_the_dataset_versions_each_version_was_trained_on(home: Path) -> None:
+    frame(400, 3).write_csv(home / "data.csv")
+    (home / "pipeline.yaml").write_text(PIPELINE)
+    assert json.loads(invoke("run", "pipeline.yaml", "--json"))["status"] == "succeeded"
+    frame(100, 4).write_csv(home / "more.csv")
+    (home / "pipeline.yaml").write_text(PIPELINE.replace("data.csv", "*.csv"))
+    assert json.loads(invoke("run", "pipeline.yaml", "--param", "c=0.05", "--json"))["status"] == "succeeded"
+
+    detail = json.loads(invoke("models", "compare", "ingested", "1", "2", "--json"))
+
+    assert detail["a"]["data_versions"] == [{"dataset": "orders", "version": 1}]
+    assert detail["b"]["data_versions"] == [{"dataset": "orders", "version": 2}]
+    assert [p["param"] for p in detail["params"] if p["changed"]] == ["C"]
+    assert re.search(
+        r"data versions\s*│\s*orders v1\s*│\s*orders v2", invoke("models", "compare", "ingested", "1", "2")
+    )
