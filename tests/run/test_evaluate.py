@@ -163,9 +163,12 @@ def test_export_refuses_to_overwrite_without_force(store: Store, tmp_path: Path)
     assert json.loads(out.with_name("model.zip.card.json").read_text())["version"] == 2
 
 
-def test_export_refuses_a_directory_or_a_missing_folder(store: Store, tmp_path: Path) -> None:
+def test_export_refuses_a_directory_a_missing_folder_or_the_artifact_store(store: Store, tmp_path: Path) -> None:
     register(store)
     with pytest.raises(ConfigError, match="is a directory"):
         export_model(store, "churn", tmp_path)
     with pytest.raises(ConfigError, match="does not exist"):
         export_model(store, "churn", tmp_path / "nowhere" / "model.zip")
+    with pytest.raises(ConfigError, match="inside the artifact store"):
+        export_model(store, "churn", tmp_path / "elsewhere" / ".." / "artifacts" / "model.zip")
+    assert not (tmp_path / "artifacts" / "model.zip").exists()

@@ -48,13 +48,17 @@ def export_model(
     """Write version ``version`` of ``name`` (latest if None) to ``out`` and its card next to it.
 
     ``out`` is resolved first (symlinks and ``..`` followed), so the files land where the resolved path
-    says; an existing directory, a missing parent folder or existing files (without ``force``) raise
-    ConfigError and nothing is written.
+    says; an existing directory, a missing parent folder, a path inside the artifact store or existing
+    files (without ``force``) raise ConfigError and nothing is written.
     """
     found = store.models.get(name, version)
     target = Path(out).expanduser().resolve()
     card = card_path(target)
     _check_destination(target, card, force=force)
+    if target.is_relative_to(Path(store.artifacts.root).resolve()):
+        raise ConfigError(
+            f"{target} is inside the artifact store ({store.artifacts.root}).", hint="Export to a path outside it."
+        )
     data = store.artifacts.get_bytes(found.bundle_digest)  # verified against the digest
     bundle = load_bundle(store, found)
     payload = json.dumps(model_card(found, bundle, target.name), indent=2, default=str).encode()
