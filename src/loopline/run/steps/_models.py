@@ -14,7 +14,15 @@ from loopline.core.hashing import fingerprint
 from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
 from loopline.monitor import gate
 from loopline.run.steps._tables import require_columns
-from loopline.train import METRIC_DIRECTION, ModelBundle, parse_gap, slice_metrics, split_table, train_candidate
+from loopline.train import (
+    METRIC_DIRECTION,
+    ModelBundle,
+    parse_gap,
+    resolve_estimator,
+    slice_metrics,
+    split_table,
+    train_candidate,
+)
 
 
 class SplitConfig(StepConfig):
@@ -108,6 +116,17 @@ class TrainConfig(StepConfig):
         10
     )
     slice_min_rows: Annotated[int, Field(ge=1, description="Slices with fewer rows report their rows only.")] = 30
+
+    @field_validator("estimator")
+    @classmethod
+    def _importable_estimator(cls, value: str) -> str:
+        """Import paths are checked when the pipeline loads (module rule, class, kind); aliases when it runs."""
+        if ":" in value or "." in value:
+            try:
+                resolve_estimator(value)
+            except LooplineError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("transforms")
     @classmethod
