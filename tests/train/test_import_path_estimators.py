@@ -70,6 +70,26 @@ def test_lightgbm_wrapper_by_import_path(halves: tuple[pl.DataFrame, pl.DataFram
     assert ModelBundle.from_bytes(result.bundle.to_bytes()).evaluate(valid) == result.bundle.evaluate(valid)
 
 
+def test_xgboost_wrapper_by_import_path_trains_as_the_alias_does(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    spec = resolve_estimator("xgboost.XGBClassifier")
+    assert (spec.fitter, spec.encode_labels) == ("xgboost", True)
+    assert resolve_estimator("sklearn.ensemble:ExtraTreesClassifier").fitter is None
+    train, valid = halves
+    result = train_candidate(
+        train,
+        valid,
+        target="species",  # string labels: fitted as class indices, as the xgboost alias does
+        numeric=NUMERIC,
+        categorical=[],
+        estimator="xgboost.XGBClassifier",
+        params={"n_estimators": 200},
+        early_stopping={"patience": 3},
+    )
+    assert result.bundle.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert result.training["stopped"] in ("converged", "max_iterations")
+    assert ModelBundle.from_bytes(result.bundle.to_bytes()).evaluate(valid) == result.bundle.evaluate(valid)
+
+
 @pytest.mark.parametrize("path", ["os:system", "builtins.eval", "subprocess.Popen", "sklearnx.foo:Bar", "a b:c"])
 def test_paths_outside_sklearn_are_refused(path: str) -> None:
     with pytest.raises(ConfigError, match=r"import path loopline may import") as info:

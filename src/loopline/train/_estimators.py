@@ -99,7 +99,9 @@ def resolve_estimator(name: str) -> EstimatorSpec:
     An import path (``module:Class`` or ``module.Class``) must lie under a package of
     :data:`IMPORTABLE_ROOTS` and name a public class with ``fit`` and ``get_params``
     that is a classifier (tasks binary, multiclass) or a regressor (task regression).
-    Anything else raises ConfigError; unknown aliases get a did-you-mean.
+    A class some alias is built on trains as that alias does (its ``fitter`` and
+    ``encode_labels``), with the class's own defaults. Anything else raises
+    ConfigError; unknown aliases get a did-you-mean.
     """
     if name in ESTIMATORS or (":" not in name and "." not in name):
         return ESTIMATORS.get(name)
@@ -108,12 +110,27 @@ def resolve_estimator(name: str) -> EstimatorSpec:
     cls = _import_class(name, module_name, class_name)
     tasks = _estimator_tasks(name, cls)
     accepted = _accepted_params(cls)
+    fitter, encode_labels = _fit_traits(cls)
     return EstimatorSpec(
         name=name,
         classes=dict.fromkeys(tasks, f"{module_name}:{class_name}"),
         seed_param="random_state" if accepted is None or "random_state" in accepted else None,
         extra=IMPORTABLE_ROOTS[module_name.split(".")[0]],
+        fitter=fitter,
+        encode_labels=encode_labels,
     )
+
+
+def _fit_traits(cls: Any) -> tuple[str | None, bool]:
+    """The ``fitter`` and ``encode_labels`` of the alias built on ``cls`` (XGBClassifier needs encoded labels)."""
+    for alias in ESTIMATORS.names():
+        spec = ESTIMATORS.get(alias)
+        for task, path in spec.classes.items():
+            same_name = path.rpartition(":")[2] == cls.__name__
+            same_root = path.split(".")[0].split(":")[0] == cls.__module__.split(".")[0]
+            if (spec.fitter or spec.encode_labels) and same_name and same_root and spec.load(task) is cls:
+                return spec.fitter, spec.encode_labels
+    return None, False
 
 
 def _check_importable(name: str, module_name: str, class_name: str) -> None:
