@@ -1,0 +1,394 @@
+"""Training and the model candidate repository: fit overhead vs the bare estimator, save + load vs MLflow.
+
+Data: a binary target on 200k training rows (plus 50k validation rows) x 10 features (8 numeric with 3%
+missing values, 2 categorical), as Parquet under .bench/train (made once).
+
+1. Fit overhead, per estimator (hist_gradient_boosting, lightgbm), same parameters (loopline's resolved
+   defaults), same seed, same thread count (OMP_NUM_THREADS, and ``n_jobs`` for LightGBM):
+   - loopline: the whole ``train_candidate(train, valid, ...)`` call on polars frames, no transforms —
+     preprocessing (impute + scale + one-hot), the fit (LightGBM records a train/valid learning curve),
+     the native-format conversion, metrics on train and valid.
+   - direct (the floor): ``estimator.fit(X, y)`` alone, on the very matrix loopline's preprocessor makes,
+     built before the clock starts.
+   ``fit_overhead_ratio`` = direct / loopline (1.0 = no overhead; the goal is >= 0.95), and the
+   breakdown from ``TrainResult.timings`` (prep_s, fit_s, the rest: metrics, bundle).
+   Each contender runs in its own subprocess (its peak RSS is its own, VmHWM), libraries and data loaded
+   and a 2k-row warm-up fit done before the clock; contenders alternate, a discarded warm-up pass first.
+2. Save + load a candidate (the fitted hist_gradient_boosting model):
+   - loopline: ``ModelBundle.to_bytes`` + ``store.models.register_candidate`` (which puts the bytes in
+     the content-addressed artifact store and commits the model row), then ``store.models.get`` +
+     ``store.artifacts.get_bytes`` + ``ModelBundle.from_bytes``, on a fresh SQLite store per round (the
+     bundle is content-addressed: a store that already holds it would skip the write). The bundle also
+     holds the preprocessor, the metadata and the input schema, and loads through skops' type checks.
+   - MLflow (pinned below), in its own virtualenv under .bench/mlflow-venv (its pins clash with
+     loopline's), driven as a subprocess: ``mlflow.sklearn.log_model(..., registered_model_name=...)``
+     in a new run + ``mlflow.sklearn.load_model`` on a SQLite tracking/registry store and a local
+     artifact folder (created, migrated and warmed up before the clock). It gets the bare fitted
+     estimator (handed over as a joblib file, benchmark-only) — less than loopline's bundle. Two
+     variants: MLflow's defaults (it infers pip requirements in a subprocess) and
+     ``pip_requirements`` given explicitly (no inference); the ratio quotes the defaults. MLflow 3 saves
+     scikit-learn models with skops as well (its HistGradientBoosting TreePredictor passed as trusted).
+   ``save_load_vs_mlflow`` = mlflow_round_trip / loopline_round_trip (goal >= 10).
+
+    python benchmarks/bench_train.py [--quick]
+
+``--quick``: 20k rows, 1 repeat, no warm-up pass, 1 save + load round (MLflow not warmed up); MLflow only
+if its virtualenv already exists (--quick never creates it: no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import final_line, machine, summary
+
+DATA = Path(".bench/train")
+MLFLOW_VENV = Path(".bench/mlflow-venv")
+MLFLOW_VERSION = "3.17.2"
+NUMERIC = [f"x{i}" for i in range(8)]
+CATEGORICAL = ["city", "channel"]
+ESTIMATORS = ("hist_gradient_boosting", "lightgbm")
+THREADS = min(os.cpu_count() or 1, 8)
+
+FIT_PRELUDE = """
+import json, sys, time
+import numpy as np, polars as pl
+from loopline.prep import Preprocessor
+from loopline.train import ESTIMATORS, train_candidate
+from loopline.train._bundle import target_values
+ARGS = json.loads(sys.argv[1])
+ALIAS, PARAMS = ARGS["estimator"], ARGS["params"]
+train, valid = pl.read_parquet(ARGS["train"]), pl.read_parquet(ARGS["valid"])
+SPEC = ESTIMATORS.get(ALIAS)
+SPEC.load("binary")  # the library import: a one-time cost, not per-fit overhead
+
+def loopline(train, valid):
+    return train_candidate(
+        train, valid, target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
+        estimator=ALIAS, params=PARAMS, seed=0,
+    )
+
+def direct_inputs(train):
+    pre = Preprocessor(ARGS["numeric"], ARGS["categorical"])
+    pre.fit(train)
+    x, y = pre.transform(train), target_values(train, "label")
+    return SPEC.load("binary")(**SPEC.resolve_params("binary", PARAMS, 0)), x, y
+
+def vmhwm_mb():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+"""
+
+FIT = {
+    "loopline": """
+loopline(train.head(2000), valid.head(500))  # warm-up
+started = time.perf_counter()
+result = loopline(train, valid)
+elapsed = time.perf_counter() - started
+iterations = result.training.get("iterations")
+print(json.dumps({"s": elapsed, "rss_mb": vmhwm_mb(), **result.timings, "iterations": iterations}))
+""",
+    "direct": """
+model, x, y = direct_inputs(train.head(2000))
+model.fit(x, y)  # warm-up
+model, x, y = direct_inputs(train)
+started = time.perf_counter()
+model.fit(x, y)
+elapsed = time.perf_counter() - started
+print(json.dumps({"s": elapsed, "rss_mb": vmhwm_mb(), "shape": list(x.shape)}))
+""",
+}
+
+SAVE_LOAD_LOOPLINE = """
+import json, sys, tempfile, time
+import joblib, polars as pl
+from loopline.store import Store
+from loopline.train import ModelBundle, train_candidate
+ARGS = json.loads(sys.argv[1])
+train, valid = pl.read_parquet(ARGS["train"]), pl.read_parquet(ARGS["valid"])
+result = train_candidate(
+    train, valid, target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
+    estimator="hist_gradient_boosting", seed=0,
+)
+if ARGS.get("export"):  # the same fitted estimator for the MLflow side (benchmark-only)
+    joblib.dump(result.bundle.estimator, ARGS["export"])
+
+def fresh_store():
+    home = tempfile.mkdtemp()
+    return Store.open(f"sqlite:///{home}/b.db", home + "/artifacts")
+
+def round_trip(store, bundle):
+    data = bundle.to_bytes()
+    registered = store.models.register_candidate(
+        name="bench", algorithm="hist_gradient_boosting", bundle=data, reference=None,
+        metrics=result.metrics, params=result.params, config={}, input_schema=bundle.input_schema,
+        data_fingerprint="bench", run_id=None, timings=result.timings,
+    )
+    got = store.models.get("bench", registered.version)
+    loaded = ModelBundle.from_bytes(store.artifacts.get_bytes(got.bundle_digest))
+    assert loaded.classes == bundle.classes
+    return len(data)
+
+round_trip(fresh_store(), result.bundle)  # warm-up
+times, size = [], 0
+for _ in range(ARGS["rounds"]):
+    store = fresh_store()  # opened (and migrated) before the clock
+    started = time.perf_counter()
+    size = round_trip(store, result.bundle)
+    times.append(time.perf_counter() - started)
+print(json.dumps({"s": times, "bytes": size}))
+"""
+
+SAVE_LOAD_MLFLOW = """
+import json, logging, os, sys, tempfile, time, warnings
+warnings.filterwarnings("ignore")
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+import joblib, mlflow, mlflow.sklearn, sklearn
+ARGS = json.loads(sys.argv[1])
+model = joblib.load(ARGS["model"])
+home = tempfile.mkdtemp()
+mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+mlflow.set_registry_uri(f"sqlite:///{home}/mlflow.db")
+# creates and migrates the database, artifacts under the temporary folder: setup, before the clock
+mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=f"{home}/artifacts"))
+REQS = [f"scikit-learn=={sklearn.__version__}"]
+TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]  # MLflow 3 saves with skops
+
+def size(path):
+    return sum(p.stat().st_size for p in __import__("pathlib").Path(path).rglob("*") if p.is_file())
+
+def round_trip(explicit):
+    extra = {"pip_requirements": REQS} if explicit else {}
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name="bench", skops_trusted_types=TRUSTED, **extra
+        )
+    loaded = mlflow.sklearn.load_model(info.model_uri)
+    assert list(loaded.classes_) == list(model.classes_)
+    return info
+
+out = {"version": mlflow.__version__, "sklearn": sklearn.__version__}
+for explicit in (False, True) if ARGS["warm_up"] else ():
+    round_trip(explicit)  # warm-up
+for explicit in (False, True):
+    key = "explicit_s" if explicit else "default_s"
+    out[key] = []
+    for _ in range(ARGS["rounds"]):
+        started = time.perf_counter()
+        info = round_trip(explicit)
+        out[key].append(time.perf_counter() - started)
+local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=tempfile.mkdtemp())
+out["bytes"] = size(local)
+print(json.dumps(out))
+"""
+
+
+def make_data(rows: int) -> dict[str, str]:
+    """Training and validation rows as Parquet (made once, kept under .bench/)."""
+    import numpy as np
+    import polars as pl
+
+    folder = DATA / str(rows)
+    paths = {"train": folder / "train.parquet", "valid": folder / "valid.parquet"}
+    if not all(p.exists() for p in paths.values()):
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        total = rows + rows // 4
+        x = rng.normal(0, 1, (total, len(NUMERIC)))
+        city = rng.integers(0, 20, total)
+        channel = rng.integers(0, 3, total)
+        logit = x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + 0.3 * (city % 5) - 0.4 * channel
+        label = (logit + rng.logistic(0, 1, total) > 0).astype(np.int64)
+        x[rng.random(x.shape) < 0.03] = np.nan
+        frame = pl.DataFrame(
+            {
+                **{name: x[:, i] for i, name in enumerate(NUMERIC)},
+                "city": [f"city-{c:02d}" for c in city],
+                "channel": np.array(["web", "app", "store"])[channel],
+                "label": label,
+            }
+        ).with_columns(pl.col(NUMERIC).fill_nan(None))
+        frame.head(rows).write_parquet(paths["train"])
+        frame.tail(total - rows).write_parquet(paths["valid"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def run(python: str, code: str, args: dict[str, object]) -> dict[str, object]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    out = subprocess.run([python, "-c", code, json.dumps(args)], capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"contender failed ({python}):\n{out.stderr[-3000:]}")
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def mlflow_python(create: bool) -> str | None:
+    """The MLflow virtualenv's interpreter, created on first use (full runs only); None when absent."""
+    python, ready = MLFLOW_VENV / "bin" / "python", MLFLOW_VENV / ".ready"
+    if ready.exists():
+        return str(python)
+    if not create:
+        return None
+    import sklearn
+
+    print(f"creating {MLFLOW_VENV} (mlflow=={MLFLOW_VERSION}, scikit-learn=={sklearn.__version__}) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(MLFLOW_VENV)], check=True)
+    pins = [f"mlflow=={MLFLOW_VERSION}", f"scikit-learn=={sklearn.__version__}", "joblib"]
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *pins], check=True)
+    ready.touch()
+    return str(python)
+
+
+def fit_overhead(data: dict[str, str], repeats: int, warm_up: bool) -> dict[str, dict[str, object]]:
+    """Per estimator: samples of loopline's train_candidate and the direct fit, alternated."""
+    results: dict[str, dict[str, object]] = {}
+    for alias in ESTIMATORS:
+        params = {"n_jobs": THREADS} if alias == "lightgbm" else {}
+        args = {**data, "estimator": alias, "params": params, "numeric": NUMERIC, "categorical": CATEGORICAL}
+        for code in FIT.values() if warm_up else ():  # warm-up pass: page cache, imports
+            run(sys.executable, FIT_PRELUDE + code, args)
+        samples: dict[str, list[dict[str, object]]] = {name: [] for name in FIT}
+        for _ in range(repeats):
+            for name, code in FIT.items():
+                samples[name].append(run(sys.executable, FIT_PRELUDE + code, args))
+        results[alias] = samples  # type: ignore[assignment]
+    return results
+
+
+def save_load(data: dict[str, str], repeats: int, rounds: int, python: str | None) -> dict[str, object]:
+    """loopline's and MLflow's round trips, alternated process by process (``rounds`` timed rounds each)."""
+    folder = Path(tempfile.mkdtemp())
+    args = {
+        **data,
+        "numeric": NUMERIC,
+        "categorical": CATEGORICAL,
+        "rounds": rounds,
+        "export": str(folder / "m.joblib"),
+    }
+    loopline_s: list[float] = []
+    mlflow_runs: list[dict[str, object]] = []
+    size = 0
+    for _ in range(repeats):
+        out = run(sys.executable, SAVE_LOAD_LOOPLINE, args)
+        loopline_s += out["s"]  # type: ignore[arg-type]
+        size = int(out["bytes"])  # type: ignore[call-overload]
+        if python is not None:
+            mlflow_runs.append(
+                run(python, SAVE_LOAD_MLFLOW, {"model": args["export"], "rounds": rounds, "warm_up": rounds > 1})
+            )
+    result: dict[str, object] = {"loopline_s": loopline_s, "loopline_bytes": size}
+    if mlflow_runs:
+        result["mlflow_default_s"] = [t for r in mlflow_runs for t in r["default_s"]]  # type: ignore[attr-defined]
+        result["mlflow_explicit_s"] = [t for r in mlflow_runs for t in r["explicit_s"]]  # type: ignore[attr-defined]
+        result["mlflow_bytes"] = mlflow_runs[-1]["bytes"]
+        result["mlflow_version"] = mlflow_runs[-1]["version"]
+        result["mlflow_sklearn"] = mlflow_runs[-1]["sklearn"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
+    cli = parser.parse_args()
+    rows, repeats = (20_000, 1) if cli.quick else (200_000, 5)
+    data = make_data(rows)
+    python = mlflow_python(create=not cli.quick)
+    fits = fit_overhead(data, repeats, warm_up=not cli.quick)
+    stored = save_load(data, repeats, 1 if cli.quick else 3, python)
+
+    print(f"{rows:,} training rows (+{rows // 4:,} validation) x 10 features, binary; {THREADS} threads")
+    warm = "no warm-up pass (--quick)" if cli.quick else "after a discarded warm-up pass"
+    print(f"{repeats} alternating repeats, {warm}; each contender in its own subprocess")
+    print(f"{'fit':<34}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
+    medians: dict[str, float] = {}
+    breakdown: dict[str, dict[str, float]] = {}
+    rss: dict[str, float] = {}
+    for alias, samples in fits.items():
+        for name, runs in samples.items():  # type: ignore[attr-defined]
+            stats = summary([r["s"] for r in runs])
+            key = f"{alias}_{name}"
+            medians[f"{key}_s"] = stats["median"]
+            rss[key] = max(r["rss_mb"] for r in runs)
+            print(f"{key:<34}{stats['median']:>10.3f}{stats['min']:>9.3f}{stats['max']:>9.3f}{rss[key]:>13.0f}")
+        loop_runs = samples["loopline"]  # type: ignore[index]
+        parts = {k: summary([r[k] for r in loop_runs])["median"] for k in ("prep_s", "fit_s", "total_s")}
+        parts["other_s"] = parts["total_s"] - parts["prep_s"] - parts["fit_s"]
+        breakdown[alias] = parts
+        print(
+            f"  loopline {alias}: prep {parts['prep_s']:.3f} s + fit {parts['fit_s']:.3f} s"
+            f" + metrics/bundle {parts['other_s']:.3f} s (medians of TrainResult.timings)"
+        )
+    ratios: dict[str, float | None] = {
+        f"fit_overhead_ratio_{alias}": medians[f"{alias}_direct_s"] / medians[f"{alias}_loopline_s"] for alias in fits
+    }
+    ratios["fit_overhead_ratio"] = ratios[f"fit_overhead_ratio_{ESTIMATORS[0]}"]
+    ratios["fit_only_ratio"] = medians[f"{ESTIMATORS[0]}_direct_s"] / breakdown[ESTIMATORS[0]]["fit_s"]
+
+    loop_stats = summary(stored["loopline_s"])  # type: ignore[arg-type]
+    medians["save_load_loopline_s"] = loop_stats["median"]
+    print(f"{'save + load (hist_gradient_boosting)':<34}{'median s':>10}{'min s':>9}{'max s':>9}{'bytes':>13}")
+    print(
+        f"{'loopline':<34}{loop_stats['median']:>10.4f}{loop_stats['min']:>9.4f}"
+        f"{loop_stats['max']:>9.4f}{stored['loopline_bytes']:>13,}"
+    )
+    if "mlflow_default_s" in stored:
+        for variant in ("default", "explicit"):
+            stats = summary(stored[f"mlflow_{variant}_s"])  # type: ignore[arg-type]
+            medians[f"save_load_mlflow_{variant}_s"] = stats["median"]
+            label = f"mlflow {stored['mlflow_version']} ({variant} reqs)"
+            print(
+                f"{label:<34}{stats['median']:>10.4f}{stats['min']:>9.4f}{stats['max']:>9.4f}"
+                f"{stored['mlflow_bytes']:>13,}"
+            )
+        print(f"MLflow ran in {MLFLOW_VENV} (its own virtualenv), scikit-learn {stored['mlflow_sklearn']}")
+        ratios["save_load_vs_mlflow"] = medians["save_load_mlflow_default_s"] / loop_stats["median"]
+        ratios["save_load_vs_mlflow_explicit_reqs"] = medians["save_load_mlflow_explicit_s"] / loop_stats["median"]
+    else:
+        print(f"MLflow skipped: {MLFLOW_VENV} does not exist yet (--quick never creates it; run without --quick)")
+        ratios["save_load_vs_mlflow"] = None
+    for key, value in ratios.items():
+        print(f"{key}: {'n/a' if value is None else f'{value:.3f}'}")
+
+    import lightgbm
+    import polars
+    import sklearn
+
+    final_line(
+        "train",
+        sizes={
+            "train_rows": rows,
+            "valid_rows": rows // 4,
+            "features": len(NUMERIC) + len(CATEGORICAL),
+            "repeats": repeats,
+            "threads": THREADS,
+            "save_load_rounds": len(stored["loopline_s"]),  # type: ignore[arg-type]
+            "loopline_bundle_bytes": stored["loopline_bytes"],
+            "mlflow_model_bytes": stored.get("mlflow_bytes"),
+        },
+        machine=machine(),
+        versions={
+            "loopline": version("loopline"),
+            "scikit-learn": sklearn.__version__,
+            "lightgbm": lightgbm.__version__,
+            "polars": polars.__version__,
+            "mlflow": stored.get("mlflow_version"),
+        },
+        median=medians,
+        breakdown=breakdown,
+        peak_rss_mb=rss,
+        ratios=ratios,
+        fit_overhead_ratio=ratios["fit_overhead_ratio"],
+        save_load_vs_mlflow=ratios["save_load_vs_mlflow"],
+    )
+
+
+if __name__ == "__main__":
+    main()
