@@ -53,27 +53,31 @@ def terminate_readers(table: str, stop: threading.Event, killed: list[int]) -> N
 def test_dropped_connections_are_retried_from_the_checkpoint(table: str, tmp_path: Path, driver: str) -> None:
     source_type = SOURCES.get("postgres")
     config = {"url": "postgresql://postgres@127.0.0.1:5432/test", "table": table, "watermark": "id", "driver": driver}
-    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "artifacts")
-    stop, killed = threading.Event(), []
-    killer = threading.Thread(target=terminate_readers, args=(table, stop, killed))
-    killer.start()
-    try:
-        report = ingest_source(
-            store,
-            source_type(source_type.Config.model_validate(config)),
-            dataset="d",
-            limits=Limits(max_rows=500),
-            retries=200,
-            backoff=0.001,
-        )
-    finally:
-        stop.set()
-        killer.join()
-    ids = store.datasets.read("d")["id"]
-    assert killed, "no reader connection was terminated; the test did not exercise a drop"
-    assert report.retries >= 1
-    assert ids.len() == ROWS and set(ids.to_list()) == set(range(1, ROWS + 1))
-    store.close()
+    retried = []
+    for attempt in range(5):  # a drop can land between two queries (nothing to retry): try until one lands inside
+        store = Store.open(f"sqlite:///{tmp_path / f'store{attempt}.db'}", tmp_path / f"artifacts{attempt}")
+        stop, killed = threading.Event(), []
+        killer = threading.Thread(target=terminate_readers, args=(table, stop, killed))
+        killer.start()
+        try:
+            report = ingest_source(
+                store,
+                source_type(source_type.Config.model_validate(config)),
+                dataset="d",
+                limits=Limits(max_rows=500),
+                retries=200,
+                backoff=0.001,
+            )
+        finally:
+            stop.set()
+            killer.join()
+        ids = store.datasets.read("d")["id"]
+        store.close()
+        assert ids.len() == ROWS and set(ids.to_list()) == set(range(1, ROWS + 1))  # exact, whatever the drops
+        retried.append(report.retries)
+        if killed and report.retries >= 1:
+            break
+    assert retried[-1] >= 1, f"no attempt had a read dropped and retried (retries per attempt: {retried})"
 
 
 @pytest.mark.postgres
