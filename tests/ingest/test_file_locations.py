@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -85,13 +86,9 @@ def test_a_missing_object_is_a_data_error_naming_the_url(bucket: str) -> None:
         rows(make(f"{bucket}/nothing.csv"))
 
 
-def test_an_object_store_without_its_package_names_the_extra_to_install() -> None:
-    try:
-        import s3fs  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("s3fs is installed here, so the missing-package path cannot be reached")
+def test_an_object_store_without_its_package_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # not installed, whatever this machine has
+    monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, "s3", raising=False)  # no class cached either
     with pytest.raises(MissingExtraError, match=r"loopline\[s3\]"):
         rows(make("s3://some-bucket/data/*.csv"))
 
