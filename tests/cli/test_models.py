@@ -30,6 +30,7 @@ steps:
     numeric: [x, qty]
     categorical: [group]
     estimator: logistic_regression
+    slices: [group]
     transforms:
       - {type: impute, columns: [x], strategy: median, add_indicator: true}
       - {type: derive, columns: {per_item: "x / (qty + 1)"}}
@@ -111,3 +112,12 @@ def test_a_model_without_recorded_lineage_still_shows(project: Path) -> None:
         )
     assert show("old")["lineage"] is None
     assert "column lineage: not recorded" in invoke("models", "show", "old")
+
+
+def test_show_prints_the_metrics_per_slice(project: Path) -> None:
+    invoke("run", "pipeline.yaml")
+    stored = show("toy")["config"]["slice_metrics"]["valid"]["group"]
+    text = invoke("models", "show", "toy")
+    assert "valid metrics by group" in text
+    for value, stats in stored.items():
+        assert re.search(rf"{value}\s+│\s+{stats['rows']}\s+│", text), (value, stats)

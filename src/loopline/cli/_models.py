@@ -87,11 +87,26 @@ def show_model(
                 f"trained on dataset {item['dataset']} v{item['version']} ({item['rows']:,} rows, "
                 f"checksum {item['checksum'][:12]})"
             )
+        for title, header, rows in _slice_tables(found.config.get("slice_metrics")):
+            console.print(table(title, header, rows))
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
             console.print(table("column lineage", ["feature", "", "input columns"], rows))
         else:
             console.print("column lineage: not recorded (no transform chain, or registered before lineage was kept)")
+
+
+def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+    """One table per split and column of ``{split: {column: {value: {"rows": n, metric: v}}}}``."""
+    tables = []
+    for split, by_column in (slices or {}).items():
+        for column, by_value in by_column.items():
+            names = sorted({m for stats in by_value.values() for m in stats if m != "rows"})
+            rows = [
+                (escape(str(v)), stats.get("rows"), *[stats.get(m) for m in names]) for v, stats in by_value.items()
+            ]
+            tables.append((f"{split} metrics by {escape(column)}", [escape(column), "rows", *names], rows))
+    return tables
 
 
 def column_lineage(config: dict[str, Any]) -> dict[str, list[str]] | None:
