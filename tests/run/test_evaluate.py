@@ -4,57 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import polars as pl
 import pytest
 
+from _candidates import frame, put_dataset, register
 from loopline.core.errors import ConfigError, DataError, NotFoundError
 from loopline.run import compare_models, evaluate_models, evaluation_key, export_model
 from loopline.store import Store
 from loopline.store.models import ModelVersion
-from loopline.train import ModelBundle, train_candidate
-
-
-def frame(rows: int, seed: int) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=rows)
-    group = rng.choice(["a", "b"], size=rows)
-    label = (x + (group == "a") * 1.0 + rng.normal(scale=0.7, size=rows)) > 0.3
-    return pl.DataFrame({"x": x, "group": group, "label": label})
-
-
-def register(store: Store, *, params: dict[str, Any] | None = None) -> ModelVersion:
-    result = train_candidate(
-        frame(300, 1),
-        frame(100, 2),
-        target="label",
-        numeric=["x"],
-        categorical=["group"],
-        estimator="logistic_regression",
-        params=params,
-    )
-    return store.models.register_candidate(
-        name="churn",
-        algorithm="logistic_regression",
-        bundle=result.bundle.to_bytes(),
-        reference=None,
-        metrics=result.metrics,
-        params=result.params,
-        config={},
-        input_schema=result.bundle.input_schema,
-        data_fingerprint="fp",
-        run_id=None,
-        timings=result.timings,
-    )
-
-
-def put_dataset(store: Store, name: str, df: pl.DataFrame) -> int:
-    store.datasets.set_schema(name, {c: str(t) for c, t in df.schema.items()})
-    digest = store.artifacts.put_table(df)
-    store.datasets.commit_batch(name, "src", digest=digest, rows=df.height, size=1, position={"offset": df.height})
-    return store.datasets.create_version(name).version
+from loopline.train import ModelBundle
 
 
 def bundle_of(store: Store, found: ModelVersion) -> ModelBundle:
