@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -194,3 +195,10 @@ def test_counts_add_up_for_any_floats(values: list[float | None]) -> None:
     if finite:
         assert (column["min"], column["max"]) == (min(finite), max(finite))
     json.dumps(column, allow_nan=False)
+
+
+@pytest.mark.parametrize("values", [[0.0, 2.2250738585e-313], [-5e-324, 5e-324, 0.0], [1.0, math.nextafter(1.0, 2.0)]])
+def test_histogram_of_a_subnormal_spread_counts_every_value(values: list[float]) -> None:
+    column = profile_table(pl.DataFrame({"x": values}))["columns"][0]
+    counts = column["histogram"]["counts"]
+    assert sum(counts) == len(values) and counts[0] >= 1 and counts[-1] >= 1

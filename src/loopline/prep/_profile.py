@@ -168,7 +168,7 @@ class _Column:
         return ranked.head(top_k).implode()
 
     def _edges(self, first: dict[str, Any], bins: int) -> list[float]:
-        """Bin edges from the finite min to max (empty: nothing to bin; ``[v, v]``: one value).
+        """Bin edges from the finite min to max (empty: nothing to bin; ``[v, v]``: one value), increasing.
 
         Integers and dates spanning at most ``bins`` values get one bin per value, ``[v, v + 1)``.
         """
@@ -180,13 +180,19 @@ class _Column:
             return [low, high]
         if (self.dtype.is_integer() or self.dtype == pl.Date) and high - low < bins:
             return [low + i for i in range(int(high - low) + 2)]
-        return [low + (high - low) * i / bins for i in range(bins)] + [high]
+        edges = [low + (high - low) * i / bins for i in range(bins)] + [high]
+        return sorted(set(edges))  # a spread of a few ulps rounds some edges together: fewer, distinct bins
 
     def _binned(self) -> pl.Expr:
-        """Each finite value's bin number: ``[e_i, e_i+1)``, the last bin closed (numpy's convention)."""
-        low, bins = self.edges_[0], len(self.edges_) - 1
-        width = (self.edges_[-1] - low) / bins
-        return ((self.finite() - low) / width).floor().clip(0, bins - 1).cast(pl.Int64).alias("bin")
+        """Each finite value's bin number: ``[e_i, e_i+1)``, the last bin closed (numpy's convention).
+
+        Found by searching the edges, not by dividing by the bin width: a subnormal width has no finite
+        reciprocal, and polars divides by a scalar as a multiplication by its reciprocal (0 * inf is NaN).
+        """
+        edges = pl.lit(pl.Series(self.edges_, dtype=pl.Float64))
+        bins = len(self.edges_) - 1
+        found = edges.search_sorted(self.finite().cast(pl.Float64), side="right").cast(pl.Int64) - 1
+        return found.clip(0, bins - 1).alias("bin")
 
     # -- assembly ------------------------------------------------------------------------------------
     def profile(self, first: dict[str, Any], second: dict[str, Any], rows: int) -> dict[str, Any]:
