@@ -8,8 +8,15 @@ that wants single-threaded predictions wraps the call in
 from __future__ import annotations
 
 from loopline.train._estimators import ESTIMATORS, EstimatorSpec
+from loopline.train._lazy import load
 
 _CLASSIFY = ("binary", "multiclass")
+
+
+def _lightgbm_params() -> set[str]:
+    """LightGBM's own parameters and their aliases (``min_data_in_leaf``, ``verbose``), from its C library."""
+    aliases = load("lightgbm.basic")._ConfigAliases._get_all_param_aliases()
+    return set(aliases) | {alias for names in aliases.values() for alias in names}
 
 
 def _classifier(path: str) -> dict[str, str]:
@@ -54,6 +61,7 @@ _BUILTINS = (
         extra="lightgbm",
         fitter="lightgbm",
         encode_labels=True,  # LightGBM 4.7 does not encode eval_y labels itself
+        native_params=_lightgbm_params,
     ),
     EstimatorSpec(
         "xgboost",

@@ -14,6 +14,12 @@ defined in a ``sklearn.`` module and is a ``sklearn.base.BaseEstimator`` subclas
 :data:`SKLEARN_HELPER_MODULES` (fitted trees, neighbour indexes, optimiser state). The
 rule is applied to the type names the artifact asks for, against loopline's own code: no
 trust list is ever read from the artifact, and only ``sklearn.`` modules get imported.
+
+A user's own estimator plugs in through its registered :class:`EstimatorSpec`: its
+``classes`` may be the top-level object and its declared ``trusted_types`` inner ones,
+only while that spec is registered in the running process (in code, or by an installed
+package's entry point). An artifact naming any other type is refused; the modules imported
+to check a name are only the ones such a spec declares (see :func:`declared_types`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,15 @@ import json
 import zipfile
 
 from loopline.core.errors import DataError, UnsafeArtifactError
+from loopline.train._estimators import declared_types
 from loopline.train._lazy import load
+
+_REFUSED_HINT = (
+    "Only load bundles trained by loopline with a registered estimator. A bundle of your own estimator loads "
+    "once its EstimatorSpec is registered in this process (ESTIMATORS.register, or the 'loopline.estimators' "
+    "entry point of the package that defines it), with every type it holds in trusted_types; "
+    "otherwise re-train the model."
+)
 
 ESTIMATOR_TYPES: frozenset[str] = frozenset(
     {
@@ -67,14 +81,14 @@ SKLEARN_HELPER_MODULES: frozenset[str] = frozenset(
 def trusted_types_for(data: bytes) -> list[str]:
     """The types to pass to ``skops.io.loads(trusted=...)`` for ``data``, after checking them.
 
-    Raises UnsafeArtifactError naming the first type not in :data:`TRUSTED_TYPES`,
-    or when the top-level object is not an estimator of :data:`ESTIMATOR_TYPES`.
+    Raises UnsafeArtifactError naming the first type not in :data:`TRUSTED_TYPES` (nor
+    declared by a registered spec), or when the top-level object is not an estimator of
+    :data:`ESTIMATOR_TYPES`, a scikit-learn predictor or a registered spec's class.
     """
     top = _top_level_type(data)
-    if top not in ESTIMATOR_TYPES and not is_sklearn_estimator(top, predictor=True):
+    if top not in ESTIMATOR_TYPES and not is_sklearn_estimator(top, predictor=True) and not _declared(top, top=True):
         raise UnsafeArtifactError(
-            f"the model bundle holds a {top!r}, which is not an estimator loopline trusts.",
-            hint="Only load bundles trained by loopline with a registered estimator; re-train the model.",
+            f"the model bundle holds a {top!r}, which is not an estimator loopline trusts.", hint=_REFUSED_HINT
         )
     sio = load("skops.io")  # imported on use: it loads every scikit-learn estimator
 
@@ -87,7 +101,7 @@ def trusted_types_for(data: bytes) -> list[str]:
         raise UnsafeArtifactError(
             f"the model bundle needs the untrusted type {refused[0]!r} to load"
             + (f" (and {len(refused) - 1} more)." if len(refused) > 1 else "."),
-            hint="loopline refuses to load it; re-train the model with a registered estimator.",
+            hint=f"loopline refuses to load it. {_REFUSED_HINT}",
         )
     return list(untrusted)
 
@@ -112,7 +126,18 @@ def _trusted(type_name: str) -> bool:
     module_name, _, class_name = type_name.rpartition(".")
     if module_name in SKLEARN_HELPER_MODULES:
         return _sklearn_class(module_name, class_name) is not None
-    return is_sklearn_estimator(type_name)
+    return is_sklearn_estimator(type_name) or _declared(type_name, top=False)
+
+
+def _declared(type_name: str, *, top: bool) -> bool:
+    """Whether a spec registered in this process declares ``type_name`` (its estimator class when ``top``).
+
+    First as the spec writes it, then as the declared classes' own paths (importing only
+    the declared modules): the artifact's names are compared, never imported.
+    """
+    return type_name in declared_types(estimators_only=top) or type_name in declared_types(
+        estimators_only=top, imported=True
+    )
 
 
 def _sklearn_class(module_name: str, class_name: str) -> type | None:
