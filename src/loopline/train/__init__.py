@@ -1,15 +1,18 @@
 """loopline.train: splits, the estimator registry, candidate training, metrics and the model bundle."""
 
 from loopline.train._bundle import FORMAT_VERSION, ModelBundle
+from loopline.train._cv import CV_METHODS, cross_validate, resolve_cv_method
 from loopline.train._estimators import ESTIMATORS, EstimatorSpec, resolve_estimator
 from loopline.train._folds import kfold_indices, time_series_folds
 from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
 from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
 from loopline.train._slices import slice_metrics
 from loopline.train._split import parse_gap, split_table
+from loopline.train._threads import limited_threads, observed_threads, thread_params
 from loopline.train._trainer import TrainResult, resolve_task, train_candidate
 
 __all__ = [
+    "CV_METHODS",
     "ESTIMATORS",
     "ESTIMATOR_TYPES",
     "FORMAT_VERSION",
@@ -19,12 +22,17 @@ __all__ = [
     "ModelBundle",
     "TrainResult",
     "compute_metrics",
+    "cross_validate",
     "kfold_indices",
+    "limited_threads",
+    "observed_threads",
     "parse_gap",
+    "resolve_cv_method",
     "resolve_estimator",
     "resolve_task",
     "slice_metrics",
     "split_table",
+    "thread_params",
     "time_series_folds",
     "train_candidate",
 ]
