@@ -44,9 +44,9 @@ def cross_validate(
 
     Returns ``{"method", "folds", "seed", "group_column", "time_column", "fold_rows": [{"train",
     "valid"}], "fold_metrics": [{metric: value}], "mean": {metric: value}, "std": {metric: value},
-    "fit_s"}`` (``seed`` is ``fold_seed``). ``mean`` and ``std`` (population, ddof=0) cover the folds that report the metric
-    (AUC is left out of a fold whose held-out rows hold one class). Bad options raise ConfigError,
-    too few rows or groups for ``folds`` DataError, each naming the key and the fix.
+    "fit_s"}`` (``seed`` is ``fold_seed``). ``mean`` and ``std`` (population, ddof=0) cover the folds
+    that report the metric (AUC is left out of a fold whose held-out rows hold one class). Bad options
+    raise ConfigError, too few rows or groups for ``folds`` DataError, each naming the key and the fix.
     """
     target = candidate["target"]
     task = resolve_task(train.get_column(target), candidate.get("task", "auto"))
