@@ -98,7 +98,7 @@ class Preprocessor:
         self.category_fill_ = []
         self.categories_ = []
         for name in self.categorical:
-            fill, kept = self._fit_categories(_strings_from_series(df.get_column(name)))
+            fill, kept = self._fit_categories(*_category_counts(df.get_column(name)))
             self.category_fill_.append(fill)
             self.categories_.append(kept)
         self.feature_names_ = self._feature_names()
@@ -151,13 +151,11 @@ class Preprocessor:
         spread = np.where((spread > tiny) & np.isfinite(spread), spread, 1.0)
         return [float(v) for v in center], [float(v) for v in spread]
 
-    def _fit_categories(self, values: list[str | None]) -> tuple[str, list[str]]:
-        counts = Counter(v for v in values if v is not None)
+    def _fit_categories(self, counts: Counter[str], n_missing: int) -> tuple[str, list[str]]:
         if self.impute_categorical == "most_frequent" and counts:
             fill = min(counts, key=lambda c: (-counts[c], c))
         else:
             fill = MISSING_CATEGORY
-        n_missing = sum(v is None for v in values)
         if n_missing:
             counts[fill] += n_missing
         ranked = sorted(counts, key=lambda c: (-counts[c], c))
@@ -219,18 +217,23 @@ class Preprocessor:
         return {c: j for j, c in enumerate(self.categories_[i])}
 
     def _assemble(self, raw: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
-        numeric = _impute(raw, np.asarray(self.fill_, dtype=np.float64))
-        numeric = (numeric - np.asarray(self.center_)) / np.asarray(self.scale_)
-        blocks = [numeric]
+        """The matrix, written in place column block by column block (no intermediate copies)."""
+        out = np.empty((raw.shape[0], len(self.feature_names_)), dtype=np.float64)
+        numeric = out[:, : raw.shape[1]]
+        np.subtract(_impute(raw, np.asarray(self.fill_, dtype=np.float64)), np.asarray(self.center_), out=numeric)
+        np.divide(numeric, np.asarray(self.scale_), out=numeric)
+        start = raw.shape[1]
         for code, categories in zip(codes, self.categories_, strict=True):
             if self.encode == "ordinal":
-                blocks.append(code.astype(np.float64).reshape(-1, 1))
+                out[:, start] = code
+                start += 1
                 continue
-            block = np.zeros((code.shape[0], len(categories)), dtype=np.float64)
+            block = out[:, start : start + len(categories)]
+            block.fill(0.0)
             seen = code >= 0
             block[np.flatnonzero(seen), code[seen]] = 1.0
-            blocks.append(block)
-        return np.hstack(blocks) if len(blocks) > 1 else numeric
+            start += len(categories)
+        return out
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "feature_names_"):
@@ -323,6 +326,16 @@ def _numeric_raw_from_frame(df: pl.DataFrame, names: list[str]) -> np.ndarray:
 
 def _impute(raw: np.ndarray, fill: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(raw), raw, fill)
+
+
+def _category_counts(series: pl.Series) -> tuple[Counter[str], int]:
+    """How often each present value occurs (as text), and the number of nulls."""
+    if isinstance(series.dtype, _STRING_DTYPES):
+        counted = series.cast(pl.String).drop_nulls().rename("value").value_counts(name="count")
+        counts = dict(zip(counted["value"].to_list(), counted["count"].to_list(), strict=True))
+        return Counter(counts), series.null_count()
+    values = _strings_from_series(series)
+    return Counter(v for v in values if v is not None), sum(v is None for v in values)
 
 
 def _strings_from_series(series: pl.Series) -> list[str | None]:
