@@ -77,11 +77,58 @@ def test_a_tiny_time_budget_stops_training(easy: tuple[pl.DataFrame, pl.DataFram
 
 
 @pytest.mark.parametrize("estimator", BOOSTERS)
-def test_without_options_the_curve_is_still_recorded(easy: tuple[pl.DataFrame, pl.DataFrame], estimator: str) -> None:
-    log = _train(easy, estimator, params={"n_estimators": 12}).training
-    assert log["stopped"] == "max_iterations" and log["best_iteration"] == 12
-    assert len(log["learning_curve"]["train"]) == 12
+def test_asked_for_without_early_stopping_the_curve_is_recorded(
+    easy: tuple[pl.DataFrame, pl.DataFrame], estimator: str
+) -> None:
+    log = _train(easy, estimator, params={"n_estimators": 12}, learning_curve=True).training
+    assert log["stopped"] == "max_iterations" and log["best_iteration"] == 12 and log["watched"] == "valid"
+    assert len(log["learning_curve"]["train"]) == len(log["learning_curve"]["valid"]) == 12
     assert log["learning_curve"]["train"][-1] < log["learning_curve"]["train"][0]
+
+
+@pytest.mark.parametrize("estimator", BOOSTERS)
+def test_without_options_the_fit_is_the_bare_fit(easy: tuple[pl.DataFrame, pl.DataFrame], estimator: str) -> None:
+    """No per-round scoring unasked: the same model as the library's own fit, rounds counted, no curve."""
+    result = _train(easy, estimator, params={"n_estimators": 12})
+    log = result.training
+    assert (log["stopped"], log["iterations"], log["best_iteration"], log["learning_curve"]) == (
+        "max_iterations",
+        12,
+        12,
+        None,
+    )
+    watched = _train(easy, estimator, params={"n_estimators": 12}, learning_curve=True)
+    np.testing.assert_array_equal(
+        result.bundle.predict_table(easy[1])["probability"], watched.bundle.predict_table(easy[1])["probability"]
+    )
+
+
+def test_train_metrics_and_curve_use_a_seeded_sample_of_training_rows(
+    easy: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    train = easy[0]
+    sampled = _train(easy, "lightgbm", params={"n_estimators": 20}, learning_curve=True, train_metrics_rows=300)
+    full = _train(easy, "lightgbm", params={"n_estimators": 20}, learning_curve=True, train_metrics_rows=None)
+    assert sampled.training["train_metrics_rows"] == 300 and full.training["train_metrics_rows"] == train.height
+    assert sampled.metrics["valid"] == full.metrics["valid"]  # validation always scores every row
+    truth = train["y"].to_numpy()
+    probability = full.bundle.predict_table(train)["probability"][:, 1]
+    assert full.metrics["train"]["log_loss"] == pytest.approx(log_loss(truth, probability))
+    rows = np.sort(np.random.default_rng(0).choice(train.height, size=300, replace=False))
+    assert sampled.metrics["train"]["log_loss"] == pytest.approx(log_loss(truth[rows], probability[rows]))
+    assert sampled.training["learning_curve"]["train"][-1] == pytest.approx(log_loss(truth[rows], probability[rows]))
+    with pytest.raises(ConfigError, match="train_metrics_rows must be at least 1.*null to score every"):
+        _train(easy, "lightgbm", train_metrics_rows=0)
+
+
+def test_hist_gradient_boosting_records_its_internal_holdout_curve() -> None:
+    rng = np.random.default_rng(5)
+    n = 12_500  # above 10,000 rows scikit-learn early-stops on its own 10% holdout by default
+    frame = pl.DataFrame({"x": rng.normal(size=n), "noise": rng.normal(size=n)})
+    frame = frame.with_columns(y=pl.col("x") + pl.col("noise") > 0)
+    log = _train((frame[:12_000], frame[12_000:]), "hist_gradient_boosting", params={"max_iter": 30}).training
+    assert log["watched"] == "internal_holdout" and log["metric"] == "loss"
+    assert len(log["learning_curve"]["valid"]) == len(log["learning_curve"]["train"]) == log["iterations"]
 
 
 def test_a_chosen_metric_is_watched(easy: tuple[pl.DataFrame, pl.DataFrame]) -> None:

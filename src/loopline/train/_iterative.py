@@ -2,15 +2,19 @@
 
 Three estimator families are fitted round by round (an :class:`EstimatorSpec`'s ``fitter``):
 
-- ``lightgbm`` and ``xgboost``: a callback records the training and validation metric
-  after every round, stops when the validation metric has not improved for
-  ``patience`` rounds (early stopping) or when ``time_budget_s`` is spent, and marks
-  the best round, which the model then predicts with.
+- ``lightgbm`` and ``xgboost``: with early stopping, a time budget or ``curve`` asked for,
+  a callback records the validation metric (and the training metric, on the sample of
+  training rows in :class:`FitData`) after every round, stops when the validation metric
+  has not improved for ``patience`` rounds (early stopping) or when ``time_budget_s`` is
+  spent, and marks the best round, which the model then predicts with. Without any of
+  them the fit is the library's bare ``fit``: watching costs a tree evaluation and a
+  metric per round and set, 10-20% of a fit's time, so it is never paid unasked.
 - ``hist_gradient_boosting`` (scikit-learn 1.6+): the validation split is passed as
   ``X_val``/``y_val`` so its own early stopping (``n_iter_no_change``) watches the same
   rows as LightGBM's; no warm-start loop, so no refitting overhead. scikit-learn has no
   callback, so ``time_budget_s`` is refused. Without ``early_stopping`` it keeps its
-  defaults (its own early stopping on an internal 10% fraction) and records no curve.
+  defaults (its own early stopping on an internal 10% fraction, above 10,000 rows), and
+  the curve it kept on that fraction is recorded (``watched: "internal_holdout"``).
 
 Every fit returns a :class:`FitLog`: why it stopped (``converged``, ``max_iterations``,
 ``time_budget``; None for estimators that do not iterate), the rounds run, the best
@@ -115,6 +119,9 @@ class FitLog:
     max_iterations: int | None = None
     metric: str | None = None
     learning_curve: dict[str, list[float]] | None = None
+    watched: str | None = None
+    """Where the curve's ``valid`` values come from: ``valid`` (the validation split) or
+    ``internal_holdout`` (hist_gradient_boosting's own fraction of the training rows)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -123,13 +130,24 @@ class FitLog:
 
 @dataclass
 class FitData:
-    """The matrices of one fit; ``y_valid`` encoded like ``y_train``."""
+    """The matrices of one fit; ``y_valid`` encoded like ``y_train``.
+
+    ``train_rows`` indexes the training rows the curve's ``train`` values are measured on
+    (None: all of them).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_valid: np.ndarray
     y_valid: np.ndarray
     sample_weight: np.ndarray | None = None
+    train_rows: np.ndarray | None = None
+
+    def train_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows the curve is measured on."""
+        if self.train_rows is None:
+            return self.x_train, self.y_train
+        return self.x_train[self.train_rows], self.y_train[self.train_rows]
 
 
 def check_fit_options(
@@ -159,11 +177,22 @@ def fit_model(
     data: FitData,
     stopping: EarlyStopping | None = None,
     time_budget_s: float | None = None,
+    *,
+    curve: bool = False,
 ) -> FitLog:
-    """Fit ``model`` (as built from its spec) on ``data``; see the module docstring."""
+    """Fit ``model`` (as built from its spec) on ``data``; see the module docstring.
+
+    ``curve`` records the learning curve of a booster trained without early stopping or
+    a time budget (they always record it).
+    """
     if fitter is None:
         model.fit(data.x_train, data.y_train, **_weights(data))
         return FitLog()
+    if fitter in _ROUNDS and stopping is None and time_budget_s is None and not curve:
+        model.fit(data.x_train, data.y_train, **_weights(data))
+        rounds = _ROUNDS[fitter](model)
+        stopped = "max_iterations" if rounds >= model.n_estimators else "converged"
+        return FitLog(stopped, rounds, rounds, int(model.n_estimators))
     metric = _library_metric(fitter, task, stopping.metric if stopping else "auto")
     watch = _Watch(stopping.patience if stopping else None, time_budget_s, metric in _HIGHER_IS_BETTER)
     fit: Callable[[Any, FitData, _Watch, str], FitLog] = _FITTERS[fitter]
@@ -205,6 +234,7 @@ class _Watch:
             max_iterations=max_iterations,
             metric=metric,
             learning_curve={"train": self.train, "valid": self.valid},
+            watched="valid",
         )
 
 
@@ -233,9 +263,10 @@ def _fit_lightgbm(model: Any, data: FitData, watch: _Watch, metric: str) -> FitL
 
 def _lightgbm_eval_sets(model: Any, data: FitData) -> dict[str, Any]:
     """LightGBM 4.7 renamed ``eval_set`` to ``eval_X``/``eval_y`` (the old name warns); loopline takes 4.3+."""
+    x_train, y_train = data.train_sample()
     if "eval_X" in inspect.signature(model.fit).parameters:
-        return {"eval_X": (data.x_train, data.x_valid), "eval_y": (data.y_train, data.y_valid)}
-    return {"eval_set": [(data.x_train, data.y_train), (data.x_valid, data.y_valid)]}
+        return {"eval_X": (x_train, data.x_valid), "eval_y": (y_train, data.y_valid)}
+    return {"eval_set": [(x_train, y_train), (data.x_valid, data.y_valid)]}
 
 
 def _fit_xgboost(model: Any, data: FitData, watch: _Watch, metric: str) -> FitLog:
@@ -253,7 +284,7 @@ def _fit_xgboost(model: Any, data: FitData, watch: _Watch, metric: str) -> FitLo
         model.fit(
             data.x_train,
             data.y_train,
-            eval_set=[(data.x_train, data.y_train), (data.x_valid, data.y_valid)],
+            eval_set=[data.train_sample(), (data.x_valid, data.y_valid)],
             verbose=False,
             **_weights(data),
         )
@@ -266,7 +297,11 @@ def _fit_hist(model: Any, data: FitData, watch: _Watch, metric: str) -> FitLog:
     if watch.patience is None:
         model.fit(data.x_train, data.y_train, **_weights(data))
         stopped = "converged" if model.n_iter_ < model.max_iter else "max_iterations"
-        return FitLog(stopped, int(model.n_iter_), int(model.n_iter_), int(model.max_iter))
+        log = FitLog(stopped, int(model.n_iter_), int(model.n_iter_), int(model.max_iter))
+        if getattr(model, "do_early_stopping_", False) and len(getattr(model, "validation_score_", ())) > 1:
+            log.metric, log.watched = _hist_metric(model), "internal_holdout"
+            log.learning_curve = _hist_curve(model)
+        return log
     if "X_val" not in inspect.signature(model.fit).parameters:
         raise ConfigError(
             "early_stopping on the validation split needs scikit-learn 1.6 or later for hist_gradient_boosting.",
@@ -275,16 +310,31 @@ def _fit_hist(model: Any, data: FitData, watch: _Watch, metric: str) -> FitLog:
         )
     model.set_params(early_stopping=True, n_iter_no_change=watch.patience, scoring=metric)
     model.fit(data.x_train, data.y_train, X_val=data.x_valid, y_val=data.y_valid, **_weights(data))
-    sign = -1.0 if metric == "loss" or metric.startswith("neg_") else 1.0  # scikit-learn maximises scores
-    curve = {
+    stopped = "converged" if model.n_iter_ < model.max_iter else "max_iterations"
+    iterations = int(model.n_iter_)
+    return FitLog(
+        stopped, iterations, iterations, int(model.max_iter), _hist_metric(model), _hist_curve(model), "valid"
+    )
+
+
+def _hist_metric(model: Any) -> str:
+    return str(model.scoring).removeprefix("neg_")
+
+
+def _hist_curve(model: Any) -> dict[str, list[float]]:
+    """scikit-learn's per-round scores as loopline's curve: losses positive (it maximises scores)."""
+    sign = -1.0 if model.scoring == "loss" or str(model.scoring).startswith("neg_") else 1.0
+    return {
         "train": [sign * float(v) for v in model.train_score_[1:]],  # entry 0 is before the first round
         "valid": [sign * float(v) for v in model.validation_score_[1:]],
     }
-    stopped = "converged" if model.n_iter_ < model.max_iter else "max_iterations"
-    iterations = int(model.n_iter_)
-    name = metric.removeprefix("neg_")
-    return FitLog(stopped, iterations, iterations, int(model.max_iter), name, curve)
 
+
+_ROUNDS: dict[str, Callable[[Any], int]] = {
+    "lightgbm": lambda model: int(model.booster_.current_iteration()),
+    "xgboost": lambda model: int(model.get_booster().num_boosted_rounds()),
+}
+"""Rounds a booster fitted without a callback ran."""
 
 _FITTERS: dict[str, Callable[[Any, FitData, _Watch, str], FitLog]] = {
     "lightgbm": _fit_lightgbm,

@@ -25,6 +25,10 @@ from loopline.train._provenance import code_version, peak_rss_mb
 MAX_INTEGER_CLASSES = 10
 """An integer target with at most this many distinct values is treated as classes by ``task="auto"``."""
 
+TRAIN_METRICS_ROWS = 10_000
+"""Training rows the ``train`` metrics and curve are measured on by default (a seeded sample; scikit-learn's
+gradient boosting scores its training rows on 10,000 as well). Validation and test metrics use every row."""
+
 
 @dataclass
 class TrainResult:
@@ -61,6 +65,8 @@ def train_candidate(
     early_stopping: EarlyStopping | Mapping[str, Any] | None = None,
     time_budget_s: float | None = None,
     class_weight: ClassWeight | None = None,
+    learning_curve: bool = False,
+    train_metrics_rows: int | None = TRAIN_METRICS_ROWS,
 ) -> TrainResult:
     """Fit preprocessing and ``estimator`` on ``train``; score train and valid.
 
@@ -78,9 +84,14 @@ def train_candidate(
     estimators trained in rounds (LightGBM, XGBoost; hist_gradient_boosting takes early
     stopping only), watched on ``valid``; see :mod:`loopline.train._iterative`.
     ``class_weight`` is "balanced" or ``{label: weight}`` (see :mod:`loopline.train._class_weight`).
+    ``learning_curve`` records LightGBM's / XGBoost's curve without early stopping or a time
+    budget too (each round then also scores valid; they always record it).
+    ``train_metrics_rows`` caps the training rows scored for the ``train`` metrics and the
+    curve's train values (a sample seeded by ``seed``; None: every row).
     """
     started = time.perf_counter()
     _check_columns(target, numeric, categorical)
+    _sample_rows(0, train_metrics_rows, seed)  # checks the cap before any work
     y_train, y_valid = target_values(train, target), target_values(valid, target)
     task = resolve_task(train.get_column(target), task)
     spec = resolve_estimator(estimator)
@@ -106,8 +117,9 @@ def train_candidate(
     )
     model = spec.load(task)(**{**resolved, **weight_params})
     data = _fit_data(spec, task, x_train, y_train, x_valid, y_valid, sample_weight)
+    data.train_rows = _sample_rows(len(y_train), train_metrics_rows, seed)
     peak_before = peak_rss_mb()
-    log = fit_model(model, spec.fitter, task, data, stopping, time_budget_s)
+    log = fit_model(model, spec.fitter, task, data, stopping, time_budget_s, curve=learning_curve)
     peak_after = peak_rss_mb()
     fit_s = time.perf_counter() - fit_start
 
@@ -117,6 +129,7 @@ def train_candidate(
     training = {
         **log.as_dict(),
         "peak_rss_increase_mb": None if peak_after is None or peak_before is None else peak_after - peak_before,
+        "train_metrics_rows": len(y_train) if data.train_rows is None else len(data.train_rows),
     }
     metadata = {
         "algorithm": estimator,
@@ -130,6 +143,8 @@ def train_candidate(
             "early_stopping": None if stopping is None else vars(stopping),
             "time_budget_s": time_budget_s,
             "class_weight": None if class_weight is None else _plain(class_weight),
+            "learning_curve": learning_curve,
+            "train_metrics_rows": train_metrics_rows,
         },
         "training": training,
         "code_version": code_version(),
@@ -139,9 +154,27 @@ def train_candidate(
         metadata["transforms"] = transforms
         metadata["lineage"] = chain.lineage()
     bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata, chain=chain)
-    metrics = {"train": _score(bundle, x_train, y_train), "valid": _score(bundle, x_valid, y_valid)}
-    timings = {"prep_s": prep_s, "fit_s": fit_s, "total_s": time.perf_counter() - started}
+    rows = data.train_rows  # the metrics compare labels, not the fit's (maybe encoded) targets
+    train_x, train_y = (x_train, y_train) if rows is None else (x_train[rows], y_train[rows])
+    metrics = {"train": _score(bundle, train_x, train_y)}
+    valid_start = time.perf_counter()
+    metrics["valid"] = _score(bundle, x_valid, y_valid)
+    valid_s = time.perf_counter() - valid_start
+    timings = {"prep_s": prep_s, "fit_s": fit_s, "valid_score_s": valid_s, "total_s": time.perf_counter() - started}
     return TrainResult(bundle=bundle, metrics=metrics, timings=timings, params=resolved, training=training)
+
+
+def _sample_rows(rows: int, cap: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of ``cap`` rows drawn with ``seed`` (None: fewer rows than the cap, use them all)."""
+    if cap is not None and cap < 1:
+        raise ConfigError(
+            f"train_metrics_rows must be at least 1, not {cap}.",
+            key="train_metrics_rows",
+            hint="Use a positive number of rows, or null to score every training row.",
+        )
+    if cap is None or rows <= cap:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(rows, size=cap, replace=False))
 
 
 def _fit_data(
