@@ -4,14 +4,22 @@ Data: a binary target on 200k training rows (plus 50k validation rows) x 10 feat
 missing values, 2 categorical), as Parquet under .bench/train (made once).
 
 1. Fit overhead, per estimator (hist_gradient_boosting, lightgbm), same parameters (loopline's resolved
-   defaults), same seed, same thread count (OMP_NUM_THREADS, and ``n_jobs`` for LightGBM):
-   - loopline: the whole ``train_candidate(train, valid, ...)`` call on polars frames, no transforms —
-     preprocessing (impute + scale + one-hot), the fit (LightGBM records a train/valid learning curve),
-     the native-format conversion, metrics on train and valid.
-   - direct (the floor): ``estimator.fit(X, y)`` alone, on the very matrix loopline's preprocessor makes,
-     built before the clock starts.
+   defaults), same seed, same thread count (OMP_NUM_THREADS, and ``n_jobs`` for LightGBM), in two
+   configurations:
+   - ``default``: no options. loopline: the whole ``train_candidate(train, valid, ...)`` call on polars
+     frames, no transforms — preprocessing (impute + scale + one-hot) fitted on train and applied to
+     train and valid, the fit, the native-format conversion, the metric set on a 10,000-row sample of
+     train and on every validation row, the bundle. Direct (the floor): ``estimator.fit(X, y)`` alone,
+     on the very matrix loopline's preprocessor makes, built before the clock starts.
+   - ``early_stopping`` (patience 20 on the validation split, up to 1,000 rounds): loopline with
+     ``early_stopping={"patience": 20}`` (it also records the learning curve); direct: the library's
+     own early stopping on the same validation matrix (LightGBM ``eval_set`` + its ``early_stopping``
+     callback; HistGradientBoosting ``X_val``/``y_val`` + ``n_iter_no_change``).
    ``fit_overhead_ratio`` = direct / loopline (1.0 = no overhead; the goal is >= 0.95), and the
-   breakdown from ``TrainResult.timings`` (prep_s, fit_s, the rest: metrics, bundle).
+   breakdown from ``TrainResult.timings``: prep_s, fit_s, valid_score_s (predicting and scoring every
+   validation row), the rest (train-sample metrics, native conversion, bundle). ``own_overhead_ratio``
+   leaves the validation scoring out of loopline's time: what loopline adds besides scoring rows the
+   direct fit never looks at.
    Each contender runs in its own subprocess (its peak RSS is its own, VmHWM), libraries and data loaded
    and a 2k-row warm-up fit done before the clock; contenders alternate, a discarded warm-up pass first.
 2. Save + load a candidate (the fitted hist_gradient_boosting model):
@@ -57,6 +65,9 @@ MLFLOW_VERSION = "3.17.2"
 NUMERIC = [f"x{i}" for i in range(8)]
 CATEGORICAL = ["city", "channel"]
 ESTIMATORS = ("hist_gradient_boosting", "lightgbm")
+CONFIGS = {"default": None, "early_stopping": 20}
+"""Fit configurations: the early-stopping patience (None: the estimator's defaults)."""
+MAX_ROUNDS = {"hist_gradient_boosting": "max_iter", "lightgbm": "n_estimators"}
 THREADS = min(os.cpu_count() or 1, 8)
 
 FIT_PRELUDE = """
@@ -66,7 +77,7 @@ from loopline.prep import Preprocessor
 from loopline.train import ESTIMATORS, train_candidate
 from loopline.train._bundle import target_values
 ARGS = json.loads(sys.argv[1])
-ALIAS, PARAMS = ARGS["estimator"], ARGS["params"]
+ALIAS, PARAMS, STOPPING = ARGS["estimator"], ARGS["params"], ARGS["early_stopping"]
 train, valid = pl.read_parquet(ARGS["train"]), pl.read_parquet(ARGS["valid"])
 SPEC = ESTIMATORS.get(ALIAS)
 SPEC.load("binary")  # the library import: a one-time cost, not per-fit overhead
@@ -74,14 +85,26 @@ SPEC.load("binary")  # the library import: a one-time cost, not per-fit overhead
 def loopline(train, valid):
     return train_candidate(
         train, valid, target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
-        estimator=ALIAS, params=PARAMS, seed=0,
+        estimator=ALIAS, params=PARAMS, seed=0, early_stopping={"patience": STOPPING} if STOPPING else None,
     )
 
-def direct_inputs(train):
+def direct_inputs(train, valid):
     pre = Preprocessor(ARGS["numeric"], ARGS["categorical"])
     pre.fit(train)
     x, y = pre.transform(train), target_values(train, "label")
-    return SPEC.load("binary")(**SPEC.resolve_params("binary", PARAMS, 0)), x, y
+    xv, yv = pre.transform(valid), target_values(valid, "label")
+    return SPEC.load("binary")(**SPEC.resolve_params("binary", PARAMS, 0)), x, y, xv, yv
+
+def direct_fit(model, x, y, xv, yv):
+    if not STOPPING:
+        return model.fit(x, y)
+    if ALIAS == "lightgbm":  # the library's own early stopping on the same validation rows
+        import inspect, lightgbm
+        evals = {"eval_X": (xv,), "eval_y": (yv,)} if "eval_X" in inspect.signature(model.fit).parameters else {
+            "eval_set": [(xv, yv)]}
+        return model.fit(x, y, **evals, callbacks=[lightgbm.early_stopping(STOPPING, verbose=False)])
+    model.set_params(early_stopping=True, n_iter_no_change=STOPPING, scoring="loss")
+    return model.fit(x, y, X_val=xv, y_val=yv)
 
 def vmhwm_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
@@ -97,13 +120,13 @@ iterations = result.training.get("iterations")
 print(json.dumps({"s": elapsed, "rss_mb": vmhwm_mb(), **result.timings, "iterations": iterations}))
 """,
     "direct": """
-model, x, y = direct_inputs(train.head(2000))
-model.fit(x, y)  # warm-up
-model, x, y = direct_inputs(train)
+direct_fit(*direct_inputs(train.head(2000), valid.head(500)))  # warm-up
+model, x, y, xv, yv = direct_inputs(train, valid)
 started = time.perf_counter()
-model.fit(x, y)
+direct_fit(model, x, y, xv, yv)
 elapsed = time.perf_counter() - started
-print(json.dumps({"s": elapsed, "rss_mb": vmhwm_mb(), "shape": list(x.shape)}))
+rounds = getattr(model, "n_iter_", None) or getattr(model, "best_iteration_", None)
+print(json.dumps({"s": elapsed, "rss_mb": vmhwm_mb(), "shape": list(x.shape), "iterations": rounds}))
 """,
 }
 
@@ -191,6 +214,9 @@ print(json.dumps(out))
 """
 
 
+_PARTS = ("prep_s", "fit_s", "valid_score_s", "total_s")
+
+
 def make_data(rows: int) -> dict[str, str]:
     """Training and validation rows as Parquet (made once, kept under .bench/)."""
     import numpy as np
@@ -248,18 +274,28 @@ def mlflow_python(create: bool) -> str | None:
 
 
 def fit_overhead(data: dict[str, str], repeats: int, warm_up: bool) -> dict[str, dict[str, object]]:
-    """Per estimator: samples of loopline's train_candidate and the direct fit, alternated."""
+    """Per estimator and configuration: samples of loopline's train_candidate and the direct fit, alternated."""
     results: dict[str, dict[str, object]] = {}
     for alias in ESTIMATORS:
-        params = {"n_jobs": THREADS} if alias == "lightgbm" else {}
-        args = {**data, "estimator": alias, "params": params, "numeric": NUMERIC, "categorical": CATEGORICAL}
-        for code in FIT.values() if warm_up else ():  # warm-up pass: page cache, imports
-            run(sys.executable, FIT_PRELUDE + code, args)
-        samples: dict[str, list[dict[str, object]]] = {name: [] for name in FIT}
-        for _ in range(repeats):
-            for name, code in FIT.items():
-                samples[name].append(run(sys.executable, FIT_PRELUDE + code, args))
-        results[alias] = samples  # type: ignore[assignment]
+        for config, patience in CONFIGS.items():
+            params: dict[str, object] = {"n_jobs": THREADS} if alias == "lightgbm" else {}
+            if patience:
+                params[MAX_ROUNDS[alias]] = 1000
+            args = {
+                **data,
+                "estimator": alias,
+                "params": params,
+                "early_stopping": patience,
+                "numeric": NUMERIC,
+                "categorical": CATEGORICAL,
+            }
+            for code in FIT.values() if warm_up else ():  # warm-up pass: page cache, imports
+                run(sys.executable, FIT_PRELUDE + code, args)
+            samples: dict[str, list[dict[str, object]]] = {name: [] for name in FIT}
+            for _ in range(repeats):
+                for name, code in FIT.items():
+                    samples[name].append(run(sys.executable, FIT_PRELUDE + code, args))
+            results[f"{alias}_{config}"] = samples  # type: ignore[assignment]
     return results
 
 
@@ -307,30 +343,33 @@ def main() -> None:
     print(f"{rows:,} training rows (+{rows // 4:,} validation) x 10 features, binary; {THREADS} threads")
     warm = "no warm-up pass (--quick)" if cli.quick else "after a discarded warm-up pass"
     print(f"{repeats} alternating repeats, {warm}; each contender in its own subprocess")
-    print(f"{'fit':<34}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
+    print(f"{'fit':<44}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}{'rounds':>8}")
     medians: dict[str, float] = {}
     breakdown: dict[str, dict[str, float]] = {}
     rss: dict[str, float] = {}
-    for alias, samples in fits.items():
+    ratios: dict[str, float | None] = {}
+    for case, samples in fits.items():
         for name, runs in samples.items():  # type: ignore[attr-defined]
             stats = summary([r["s"] for r in runs])
-            key = f"{alias}_{name}"
+            key = f"{case}_{name}"
             medians[f"{key}_s"] = stats["median"]
             rss[key] = max(r["rss_mb"] for r in runs)
-            print(f"{key:<34}{stats['median']:>10.3f}{stats['min']:>9.3f}{stats['max']:>9.3f}{rss[key]:>13.0f}")
-        loop_runs = samples["loopline"]  # type: ignore[index]
-        parts = {k: summary([r[k] for r in loop_runs])["median"] for k in ("prep_s", "fit_s", "total_s")}
-        parts["other_s"] = parts["total_s"] - parts["prep_s"] - parts["fit_s"]
-        breakdown[alias] = parts
+            rounds = runs[-1].get("iterations")
+            line = f"{key:<44}{stats['median']:>10.3f}{stats['min']:>9.3f}{stats['max']:>9.3f}{rss[key]:>13.0f}"
+            print(f"{line}{rounds or '':>8}")
+        parts = {k: summary([r[k] for r in samples["loopline"]])["median"] for k in _PARTS}  # type: ignore[index]
+        parts["other_s"] = parts["total_s"] - parts["prep_s"] - parts["fit_s"] - parts["valid_score_s"]
+        breakdown[case] = parts
         print(
-            f"  loopline {alias}: prep {parts['prep_s']:.3f} s + fit {parts['fit_s']:.3f} s"
-            f" + metrics/bundle {parts['other_s']:.3f} s (medians of TrainResult.timings)"
+            f"  loopline: prep {parts['prep_s']:.3f} s + fit {parts['fit_s']:.3f} s"
+            f" + valid scoring {parts['valid_score_s']:.3f} s + train metrics, bundle {parts['other_s']:.3f} s"
+            " (medians of TrainResult.timings)"
         )
-    ratios: dict[str, float | None] = {
-        f"fit_overhead_ratio_{alias}": medians[f"{alias}_direct_s"] / medians[f"{alias}_loopline_s"] for alias in fits
-    }
-    ratios["fit_overhead_ratio"] = ratios[f"fit_overhead_ratio_{ESTIMATORS[0]}"]
-    ratios["fit_only_ratio"] = medians[f"{ESTIMATORS[0]}_direct_s"] / breakdown[ESTIMATORS[0]]["fit_s"]
+        direct, loop = medians[f"{case}_direct_s"], medians[f"{case}_loopline_s"]
+        ratios[f"fit_overhead_ratio_{case}"] = direct / loop
+        ratios[f"own_overhead_ratio_{case}"] = direct / (loop - parts["valid_score_s"])
+        ratios[f"fit_only_ratio_{case}"] = direct / parts["fit_s"]
+    ratios["fit_overhead_ratio"] = ratios[f"fit_overhead_ratio_{ESTIMATORS[0]}_default"]
 
     loop_stats = summary(stored["loopline_s"])  # type: ignore[arg-type]
     medians["save_load_loopline_s"] = loop_stats["median"]
