@@ -121,3 +121,45 @@ def test_slice_columns_must_exist() -> None:
     data = labelled(300, 4)
     with pytest.raises(DataError, match="column 'nope' is not in the validation split"):
         train_step([data[:200], data[200:]], estimator="logistic_regression", slices=["nope"])
+
+
+def test_threads_and_cv_options_are_validated() -> None:
+    config = STEP_TYPES.get("train").Config
+    base = {"target": "y", "numeric": ["x"], "estimator": "logistic_regression"}
+    with pytest.raises(ValidationError, match="threads"):
+        config.model_validate({**base, "threads": 0})
+    with pytest.raises(ValidationError, match=r"folds=1 cannot cross-validate; use folds >= 2"):
+        config.model_validate({**base, "cv": {"folds": 1}})
+    with pytest.raises(ValidationError, match="method 'group' needs group_column; set group_column"):
+        config.model_validate({**base, "cv": {"method": "group"}})
+    with pytest.raises(ValidationError, match="method 'time' needs time_column"):
+        config.model_validate({**base, "cv": {"method": "time"}})
+    with pytest.raises(ValidationError, match="group_column only applies to method 'group'"):
+        config.model_validate({**base, "cv": {"group_column": "g"}})
+    assert config.model_validate({**base, "cv": {}}).cv.method == "auto"  # type: ignore[attr-defined]
+
+
+def test_the_step_cross_validates_on_its_training_split_only() -> None:
+    data = labelled(500, 5)
+    out = train_step(
+        [data[:300], data[300:400], data[400:]], estimator="logistic_regression", cv={"folds": 3, "seed": 9}
+    )
+    report = out["report"]
+    cv = report["cv"]
+    assert cv["seed"] == 9 and cv["method"] == "stratified" and sum(f["valid"] for f in cv["fold_rows"]) == 300
+    assert report["metrics"]["cv"] == cv["mean"] and set(report["metrics"]) == {"train", "valid", "test", "cv"}
+    assert report["threads"]["requested"] is None
+    with pytest.raises(DataError, match=r"steps.fit.cv.folds=20 needs at least 20 groups.*Set steps.fit.cv.folds"):
+        train_step(
+            [data[:300], data[300:]],
+            estimator="logistic_regression",
+            cv={"folds": 20, "method": "group", "group_column": "g"},
+        )
+
+
+def test_the_final_model_is_the_one_fitted_on_the_whole_training_split() -> None:
+    data = labelled(500, 6)
+    plain = train_step([data[:300], data[300:]], estimator="logistic_regression")
+    validated = train_step([data[:300], data[300:]], estimator="logistic_regression", cv={"folds": 4})
+    assert validated["report"]["metrics"]["valid"] == plain["report"]["metrics"]["valid"]
+    assert validated["report"]["metrics"]["train"] == plain["report"]["metrics"]["train"]

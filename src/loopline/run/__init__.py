@@ -5,6 +5,7 @@ from loopline.run._evaluate import Evaluation, evaluate_models, evaluation_key
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._export import Export, export_model, model_card
 from loopline.run._ingest import IngestReport, ingest_source
+from loopline.run._leaderboard import rank_candidates, run_leaderboard
 from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
 from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
@@ -31,6 +32,8 @@ __all__ = [
     "ingest_source",
     "model_card",
     "monitor_model",
+    "rank_candidates",
     "replay_dead_letters",
     "retrain_params",
+    "run_leaderboard",
 ]

@@ -13,14 +13,18 @@ from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
 from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
 from loopline.monitor import gate
+from loopline.run._leaderboard import rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
     METRIC_DIRECTION,
     ModelBundle,
+    cross_validate,
+    limited_threads,
     parse_gap,
     resolve_estimator,
     slice_metrics,
     split_table,
+    thread_params,
     train_candidate,
 )
 
@@ -75,6 +79,45 @@ class EarlyStoppingConfig(StepConfig):
     ] = "auto"
 
 
+class CVConfig(StepConfig):
+    """``cv:`` of a train step: cross-validate the candidate's configuration on the training split."""
+
+    folds: Annotated[
+        int,
+        Field(description="Folds (>= 2). Each refits transforms, preprocessing and estimator on its training rows."),
+    ] = 5
+    method: Annotated[
+        Literal["auto", "kfold", "stratified", "group", "time"],
+        Field(
+            description="auto: stratified for classification, kfold for regression; group: rows sharing "
+            "group_column are held out together; time: expanding window on time_column (past -> future)."
+        ),
+    ] = "auto"
+    group_column: Annotated[str | None, Field(description="method group: the column whose rows stay together.")] = None
+    time_column: Annotated[
+        str | None, Field(description="method time: the column ordering the folds; each trains strictly before.")
+    ] = None
+    seed: Annotated[
+        int | None, Field(description="Shuffles kfold/stratified/group folds; default: the train step's seed.")
+    ] = None
+
+    @field_validator("folds")
+    @classmethod
+    def _two_folds(cls, value: int) -> int:
+        if value < 2:
+            raise ValueError(f"folds={value} cannot cross-validate; use folds >= 2 (5 is common), or remove cv.")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_fit_the_method(self) -> CVConfig:
+        for method, key in (("group", "group_column"), ("time", "time_column")):
+            if self.method == method and getattr(self, key) is None:
+                raise ValueError(f"method {method!r} needs {key}; set {key}: the column to fold by.")
+            if getattr(self, key) is not None and self.method != method:
+                raise ValueError(f"{key} only applies to method {method!r}; set method: {method} or remove {key}.")
+        return self
+
+
 class TrainConfig(StepConfig):
     """Train one candidate: fitted preprocessing + estimator, scored on every split given."""
 
@@ -116,6 +159,23 @@ class TrainConfig(StepConfig):
         10
     )
     slice_min_rows: Annotated[int, Field(ge=1, description="Slices with fewer rows report their rows only.")] = 30
+    threads: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="CPU threads of the step's fits and predictions: the OpenMP pool of its runner thread "
+            "(hist_gradient_boosting, LightGBM, XGBoost) and n_jobs of LightGBM, XGBoost and forests unless "
+            "params set it; null: the libraries' default, all cores. Candidates run side by side: on 2 cores, "
+            "two train steps with threads: 1 each train at once. The process-wide BLAS pool is not limited.",
+        ),
+    ] = None
+    cv: Annotated[
+        CVConfig | None,
+        Field(
+            description="Also cross-validate on the training split: per-fold metrics, their mean (model "
+            "metrics split 'cv') and std; the model kept is still the one fitted on the whole training split."
+        ),
+    ] = None
 
     @field_validator("estimator")
     @classmethod
@@ -207,6 +267,7 @@ class Train(StepType):
 
     def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         train, valid = inputs[0], inputs[1]
+        test = inputs[2] if len(inputs) == 3 and inputs[2].height else None
         features = [*config.numeric, *config.categorical]
         if not features:
             raise ConfigError(
@@ -217,52 +278,97 @@ class Train(StepType):
         for frame, where in ((train, "the training split"), (valid, "the validation split")):
             require_columns(frame, [*features, config.target], where)
         require_columns(valid, config.slices, "the validation split")
-        result = train_candidate(
-            train,
-            valid,
-            target=config.target,
-            numeric=config.numeric,
-            categorical=config.categorical,
-            estimator=config.estimator,
-            params=config.params,
-            task=config.task,
-            prep=config.prep,
-            transforms=config.transforms,
-            seed=config.seed,
-            early_stopping=config.early_stopping.model_dump() if config.early_stopping else None,
-            time_budget_s=config.time_budget_s,
-            class_weight=config.class_weight,
-        )
-        metrics = dict(result.metrics)
-        scored = {"valid": valid}
-        if len(inputs) == 3 and inputs[2].height:
-            metrics["test"] = result.bundle.evaluate(inputs[2])
-            scored["test"] = inputs[2]
-        slices = {
-            split: slice_metrics(
-                result.bundle, frame, config.slices, top=config.slice_top, min_rows=config.slice_min_rows
-            )
-            for split, frame in scored.items()
-        }
-        reference = train.select(features).sample(n=min(config.reference_rows, train.height), seed=config.seed)
-        report = {
-            "algorithm": config.estimator,
-            "metrics": metrics,
-            "params": result.params,
-            # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in timings,
-            # which the select step stores with the model version as it is
-            "timings": {**result.timings, "training": result.training},
-            "input_schema": result.bundle.input_schema,
-            "features": {"numeric": config.numeric, "categorical": config.categorical},
-            "target": config.target,
-            "task": result.bundle.task,
-            "data_fingerprint": fingerprint(_frame_hash(train), _frame_hash(valid)),
-            "rows": {"train": train.height, "valid": valid.height},
-            "step_config": config.model_dump(mode="json"),
-            "lineage": result.bundle.metadata.get("lineage"),  # output feature -> input columns (None: no chain)
-            "slice_metrics": slices if config.slices else None,  # {split: {column: {value: {rows, metrics}}}}
-        }
-        return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
+        spec = resolve_estimator(config.estimator)
+        for task in spec.classes:  # imported now: thread pools loaded inside the limit below would escape it
+            spec.load(task)
+        params = thread_params(spec, config.params, config.threads)
+        with limited_threads(config.threads) as threads:
+            outputs = _fit(config, train, valid, test, params, ctx)
+        outputs["report"]["threads"] = threads  # what the fit saw: {requested, openmp, blas}
+        return outputs
+
+
+def _fit(
+    config: Any,
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    test: pl.DataFrame | None,
+    params: dict[str, Any],
+    ctx: StepContext,
+) -> dict[str, Any]:
+    """The train step's work: the candidate on the whole training split, its scores, cross-validation."""
+    options = _candidate_options(config, params)
+    result = train_candidate(train, valid, **options)
+    metrics = dict(result.metrics)
+    scored = {"valid": valid}
+    if test is not None:
+        metrics["test"] = result.bundle.evaluate(test)
+        scored["test"] = test
+    slices = {
+        split: slice_metrics(result.bundle, frame, config.slices, top=config.slice_top, min_rows=config.slice_min_rows)
+        for split, frame in scored.items()
+    }
+    cv = _cross_validate(config, train, valid, options, ctx.step)
+    if cv is not None:
+        metrics["cv"] = cv["mean"]
+    features = [*config.numeric, *config.categorical]
+    reference = train.select(features).sample(n=min(config.reference_rows, train.height), seed=config.seed)
+    report = {
+        "algorithm": config.estimator,
+        "metrics": metrics,
+        "params": result.params,
+        # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in timings,
+        # which the select step stores with the model version as it is
+        "timings": {**result.timings, "training": result.training},
+        "input_schema": result.bundle.input_schema,
+        "features": {"numeric": config.numeric, "categorical": config.categorical},
+        "target": config.target,
+        "task": result.bundle.task,
+        "data_fingerprint": fingerprint(_frame_hash(train), _frame_hash(valid)),
+        "rows": {"train": train.height, "valid": valid.height},
+        "step_config": config.model_dump(mode="json"),
+        "lineage": result.bundle.metadata.get("lineage"),  # output feature -> input columns (None: no chain)
+        "slice_metrics": slices if config.slices else None,  # {split: {column: {value: {rows, metrics}}}}
+        "cv": cv,  # {method, folds, seed, fold_rows, fold_metrics, mean, std, ...}; None without cv
+    }
+    return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
+
+
+def _candidate_options(config: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``train_candidate``'s keyword arguments for the step's configuration."""
+    return {
+        "target": config.target,
+        "numeric": config.numeric,
+        "categorical": config.categorical,
+        "estimator": config.estimator,
+        "params": params,
+        "task": config.task,
+        "prep": config.prep,
+        "transforms": config.transforms,
+        "seed": config.seed,
+        "early_stopping": config.early_stopping.model_dump() if config.early_stopping else None,
+        "time_budget_s": config.time_budget_s,
+        "class_weight": config.class_weight,
+    }
+
+
+def _cross_validate(
+    config: Any, train: pl.DataFrame, valid: pl.DataFrame, options: dict[str, Any], step: str
+) -> dict[str, Any] | None:
+    if config.cv is None:
+        return None
+    cv = config.cv
+    return cross_validate(
+        train,
+        valid,
+        folds=cv.folds,
+        method=cv.method,
+        group_column=cv.group_column,
+        time_column=cv.time_column,
+        fold_seed=config.seed if cv.seed is None else cv.seed,
+        where=f"steps.{step}.cv",
+        **options,
+    )
 
 
 class Select(StepType):
@@ -286,12 +392,14 @@ class Select(StepType):
         if ctx.store is None:
             raise ConfigError("the select step needs a store.", hint="Run the pipeline with loopline's Runner.")
         registered = [_register(ctx, config.model, c) for c in candidates]
-        higher = METRIC_DIRECTION.get(config.metric, True)
-        scored = [(_metric(v.metrics, "valid", config.metric, ctx.step), v) for v in registered]
-        best = sorted(scored, key=lambda item: item[0], reverse=higher)[0][1]
-        decision = _decide(ctx, config, best, holdout, higher)
+        for version in registered:
+            _metric(version.metrics, "valid", config.metric, ctx.step)  # every candidate is ranked
+        first = rank_candidates(registered, config.metric)[0]["version"]
+        best = next(v for v in registered if v.version == first)
+        decision = _decide(ctx, config, best, holdout, METRIC_DIRECTION.get(config.metric, True))
         if decision["promote"]:
             ctx.store.models.promote(config.model, best.version, reason=decision["reason"])
+        promoted = best.version if decision["promote"] else None
         return {
             "out": {
                 "model": config.model,
@@ -300,6 +408,9 @@ class Select(StepType):
                 ],
                 "best": best.version,
                 **decision,
+                "metric": config.metric,
+                # every candidate, best first by the metric on valid (see loopline.run._leaderboard)
+                "leaderboard": rank_candidates(registered, config.metric, promoted=promoted),
             }
         }
 
@@ -323,6 +434,9 @@ def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
             "lineage": report.get("lineage"),  # reports cached before lineage was recorded lack it
             # per-slice metrics ride in the config: the model record's metrics stay {split: {metric: value}}
             "slice_metrics": report.get("slice_metrics"),
+            # cross-validation: folds, seed, per-fold metrics and std; the means are the metrics' split "cv"
+            "cv": report.get("cv"),
+            "threads": report.get("threads"),
         },
         input_schema=report["input_schema"],
         data_fingerprint=report["data_fingerprint"],
