@@ -1,4 +1,5 @@
-"""A user's own estimator plugs in like a built-in: registered in code, its bundle loads; unregistered, refused.
+"""A user's own estimator plugs in like a built-in: registered in code or by entry point, its bundle loads;
+unregistered, refused.
 
 The trust comes from the spec registered in the running process, never from the artifact: a bundle naming a
 type no registered spec declares is refused, and the module it names is never imported.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +23,11 @@ import pytest
 import skops.io as sio
 from _user_trainer import SPEC, Centroid, Other, OtherClassifier, Prototypes
 
+from loopline import Pipeline
 from loopline.core.errors import ConfigError, UnsafeArtifactError
+from loopline.run import Runner
+from loopline.store import Store
+from loopline.testing import check_trainer
 from loopline.train import ESTIMATORS, EstimatorSpec, ModelBundle, train_candidate
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
@@ -202,3 +210,85 @@ def _rename_type(payload: bytes, class_name: str, module: str) -> bytes:
         for name, member in contents.items():
             archive.writestr(name, member)
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_the_user_trainer_passes_the_trainer_checks(register: Register, task: str) -> None:
+    check_trainer(register(SPEC), task)
+
+
+def test_a_user_trainer_runs_in_a_pipeline_and_only_its_registration_lets_the_bundle_load(
+    tmp_path: Path, register: Register
+) -> None:
+    register(SPEC)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=600)
+    data = pl.DataFrame(
+        {"x": x, "g": rng.choice(["a", "b"], 600), "y": np.where(x < -0.5, "low", np.where(x > 0.5, "high", "mid"))}
+    )
+    pipeline = (
+        Pipeline("user_trainer")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add(
+            "fit",
+            "train",
+            inputs=["split.train", "split.valid"],
+            target="y",
+            numeric=["x"],
+            categorical=["g"],
+            estimator=SPEC.name,
+        )
+        .add("best", "select", inputs=["fit"], model="user_trainer")
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'loopline.db'}", tmp_path / "artifacts")
+    try:
+        Runner(store).run(pipeline)
+        [version] = store.models.list("user_trainer")
+        payload = store.artifacts.get_bytes(version.bundle_digest)
+    finally:
+        store.close()
+    assert version.algorithm == SPEC.name and version.metrics["valid"]["accuracy"] > 0.8
+    bundle = ModelBundle.from_bytes(payload)
+    assert isinstance(bundle.estimator, Centroid)
+    assert [r["prediction"] for r in bundle.predict_records([{"x": -2.0, "g": "a"}, {"x": 2.0, "g": "b"}])] == [
+        "low",
+        "high",
+    ]
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(payload)
+    # another process: the class imports, but no spec is registered there, so the bundle is refused
+    refused = _load_elsewhere(path)
+    assert refused.startswith("refused: the model bundle holds a '_user_trainer.Centroid', which is not an estimator")
+    # the same process with the plugin installed: its entry point registers the spec, and the bundle loads
+    site = tmp_path / "site"
+    dist_info = site / "user_trainer_plugin-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-trainer-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(f"[loopline.estimators]\n{SPEC.name} = _user_trainer:SPEC\n")
+    assert _load_elsewhere(path, site) == "loaded: low, high"
+
+
+_LOADER = """
+import sys
+import _user_trainer  # importable here: a refusal is about the registration, not a missing module
+from loopline.core.errors import UnsafeArtifactError
+from loopline.train import ModelBundle
+try:
+    bundle = ModelBundle.from_bytes(open(sys.argv[1], "rb").read())
+except UnsafeArtifactError as exc:
+    print("refused:", exc)
+else:
+    records = [{"x": -2.0, "g": "a"}, {"x": 2.0, "g": "b"}]
+    print("loaded:", ", ".join(r["prediction"] for r in bundle.predict_records(records)))
+"""
+
+
+def _load_elsewhere(bundle: Path, *paths: Path) -> str:
+    """What a fresh Python process says when it loads ``bundle`` with ``paths`` (and this folder) importable."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*paths, Path(__file__).parent]))}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADER, str(bundle)], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
