@@ -58,7 +58,8 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a pipeline file (or resume a failed run)."""
-    from loopline.cli._progress import run_with_progress
+    from loopline.cli._leaderboard import run_leaderboards
+    from loopline.cli._progress import run_with_progress, select_steps
     from loopline.core.yamlfile import load_pipeline, pipeline_from_dict
 
     with clear_errors(), open_store(home) as store:
@@ -80,6 +81,7 @@ def run(
                     "status": result.status,
                     "error": result.error,
                     "steps": {n: {"status": o.status, "duration_s": o.duration_s} for n, o in result.steps.items()},
+                    "leaderboards": run_leaderboards(result, select_steps(loaded)),
                 }
             )
         if result.status != "succeeded":

@@ -1,20 +1,22 @@
-"""``loopline models list|show|compare|evaluate|export|promote|rollback``."""
+"""``loopline models list|show|leaderboard|compare|evaluate|export|promote|rollback``."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
+from loopline.cli._leaderboard import leaderboard_table
 from loopline.cli._render import console, print_json, table
 
 app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
 Home = Annotated[Path | None, typer.Option("--home")]
 Json = Annotated[bool, typer.Option("--json")]
+Split = Literal["valid", "test", "cv"]
 
 
 def _valid(metrics: dict[str, Any], name: str) -> Any:
@@ -89,11 +91,38 @@ def show_model(
             )
         for title, header, rows in _slice_tables(found.config.get("slice_metrics")):
             console.print(table(title, header, rows))
+        if found.config.get("cv"):
+            console.print(table(*_cv_table(found.config["cv"])))
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
             console.print(table("column lineage", ["feature", "", "input columns"], rows))
         else:
             console.print("column lineage: not recorded (no transform chain, or registered before lineage was kept)")
+
+
+@app.command("leaderboard")
+def leaderboard(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id (default: the latest run that registered versions).")
+    ] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric to rank by (default: the select step's).")] = None,
+    split: Annotated[Split, typer.Option(help="Split to rank by (cv: the cross-validation mean).")] = "valid",
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Rank the versions one run compared: best first, with fit time, how the fit stopped, and marks."""
+    from loopline.run import run_leaderboard
+
+    with clear_errors(), open_store(home) as store:
+        board = run_leaderboard(store, name, run_id=run, metric=metric, split=split)
+        stages = {v.version: v.stage for v in store.models.list(name)}
+    rows = [{**row, "stage": stages.get(row["version"])} for row in board["rows"]]
+    if as_json:
+        print_json({**board, "rows": rows})
+        return
+    title = f"leaderboard {name}, run {board['run_id']} — ranked by {board['split']} {board['metric']}"
+    console.print(leaderboard_table(escape(title), board["metric"], rows))
 
 
 def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
@@ -107,6 +136,19 @@ def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], l
             ]
             tables.append((f"{split} metrics by {escape(column)}", [escape(column), "rows", *names], rows))
     return tables
+
+
+def _cv_table(cv: dict[str, Any]) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+    """The cross-validation of a version: one row per fold (its rows and metrics), then mean and std."""
+    names = sorted(cv["mean"])
+    rows: list[tuple[Any, ...]] = [
+        (i, sizes["train"], sizes["valid"], *[metrics.get(m) for m in names])
+        for i, (sizes, metrics) in enumerate(zip(cv["fold_rows"], cv["fold_metrics"], strict=True), start=1)
+    ]
+    rows += [(stat, None, None, *[cv[stat].get(m) for m in names]) for stat in ("mean", "std")]
+    where = cv.get("group_column") or cv.get("time_column")
+    title = f"cross-validation: {cv['folds']} {cv['method']} folds{f' on {where}' if where else ''}, seed {cv['seed']}"
+    return escape(title), ["fold", "train rows", "held-out rows", *names], rows
 
 
 def column_lineage(config: dict[str, Any]) -> dict[str, list[str]] | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from loopline.cli._leaderboard import leaderboard_table, run_leaderboards
 from loopline.cli._render import console, table
 
 if TYPE_CHECKING:
@@ -69,6 +71,16 @@ def run_with_progress(
                 ],
             )
         )
+        for step, board in run_leaderboards(result, select_steps(pipeline)).items():
+            title = f"leaderboard {board['model']} ({step}) — ranked by valid {board['metric']}"
+            console.print(leaderboard_table(escape(title), board["metric"], board["rows"]))
+            verdict = f"promoted v{board['promoted']}" if board["promoted"] is not None else "nothing promoted"
+            console.print(f"{verdict}: {escape(str(board['reason']))}")
         if result.status != "succeeded":
             console.print(f"fix the cause, then resume with: [bold]loopline run --resume {result.run_id}[/]")
     return result
+
+
+def select_steps(pipeline: Pipeline) -> list[str]:
+    """The pipeline's select steps, whose leaderboards a run shows."""
+    return [name for name, spec in pipeline.steps.items() if spec.type == "select"]

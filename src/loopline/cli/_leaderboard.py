@@ -1,0 +1,70 @@
+"""The leaderboard table, shared by ``loopline run`` and ``loopline models leaderboard``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from loopline.cli._render import fmt
+
+if TYPE_CHECKING:
+    from loopline.run import RunResult
+
+
+def leaderboard_table(title: str, metric: str, rows: list[dict[str, Any]]) -> Table:
+    """One line per candidate in the rows' order (best first): the metric on valid, test (and cv ± std
+    when any was cross-validated), fit seconds, how a fit in rounds stopped, the stage when rows carry
+    one, and the best / promoted marks."""
+    with_cv = any(r.get("cv") is not None for r in rows)
+    with_stage = any("stage" in r for r in rows)
+    out = Table(title=title, title_justify="left", header_style="bold")
+    out.add_column("#", justify="right")
+    out.add_column("version", justify="right")
+    out.add_column("algorithm", no_wrap=True)
+    for split in ("valid", "test", *(["cv"] if with_cv else [])):
+        out.add_column(f"{split} {metric}", justify="right")
+    out.add_column("fit s", justify="right")
+    out.add_column("rounds", no_wrap=True)
+    if with_stage:
+        out.add_column("stage", no_wrap=True)
+    out.add_column("", no_wrap=True)
+    for r in rows:
+        cells = [fmt(r["rank"]), fmt(r["version"]), escape(str(r["algorithm"])), fmt(r["valid"]), fmt(r["test"])]
+        cells += [_mean_std(r.get("cv"), r.get("cv_std"))] if with_cv else []
+        cells += ["-" if r["fit_s"] is None else f"{r['fit_s']:.2f}", _rounds(r.get("iterations"), r.get("stopped"))]
+        cells += [fmt(r.get("stage"))] if with_stage else []
+        marks = " ".join(m for m in ("best", "promoted") if r.get(m))
+        out.add_row(*cells, f"[bold green]{marks}[/]" if marks else "")
+    return out
+
+
+def _rounds(iterations: int | None, stopped: str | None) -> str:
+    if iterations is None:
+        return "-"
+    return f"{iterations} {stopped}" if stopped else str(iterations)
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    return fmt(mean) if std is None or mean is None else f"{fmt(mean)} ±{std:.2g}"
+
+
+def run_leaderboards(result: RunResult, select_steps: list[str]) -> dict[str, dict[str, Any]]:
+    """``{step: select output}`` of the select steps that produced one in ``result``, with a leaderboard."""
+    boards = {}
+    for step in select_steps:
+        outcome = result.steps.get(step)
+        if outcome is None or "out" not in outcome.outputs:
+            continue
+        out = result.output(step, "out")
+        if isinstance(out, dict) and "leaderboard" in out:
+            boards[step] = {
+                "model": out["model"],
+                "metric": out["metric"],
+                "best": out["best"],
+                "promoted": out["best"] if out.get("promote") else None,
+                "reason": out.get("reason"),
+                "rows": out["leaderboard"],
+            }
+    return boards
