@@ -45,6 +45,27 @@ def test_early_stopping_and_the_learning_curve_reach_the_report() -> None:
     assert out["report"]["step_config"]["class_weight"] == "balanced"
 
 
+def test_learning_curve_and_train_metrics_rows_reach_the_fit() -> None:
+    data = labelled(900, 2)
+    bare = train_step([data[:600], data[600:]], estimator="lightgbm", params={"n_estimators": 8})
+    watched = train_step(
+        [data[:600], data[600:]],
+        estimator="lightgbm",
+        params={"n_estimators": 8},
+        learning_curve=True,
+        train_metrics_rows=200,
+    )
+    assert bare["report"]["timings"]["training"]["learning_curve"] is None
+    assert bare["report"]["timings"]["training"]["train_metrics_rows"] == 600
+    training = watched["report"]["timings"]["training"]
+    assert len(training["learning_curve"]["valid"]) == 8 and training["train_metrics_rows"] == 200
+    assert bare["report"]["metrics"]["valid"] == watched["report"]["metrics"]["valid"]
+    with pytest.raises(ValidationError, match="train_metrics_rows"):
+        STEP_TYPES.get("train").Config.model_validate(
+            {"target": "y", "numeric": ["x"], "estimator": "lightgbm", "train_metrics_rows": 0}
+        )
+
+
 def test_fit_options_are_validated() -> None:
     config = STEP_TYPES.get("train").Config
     base = {"target": "y", "numeric": ["x"], "estimator": "lightgbm"}

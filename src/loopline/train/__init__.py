@@ -9,7 +9,7 @@ from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
 from loopline.train._slices import slice_metrics
 from loopline.train._split import parse_gap, split_table
 from loopline.train._threads import limited_threads, observed_threads, thread_params
-from loopline.train._trainer import TrainResult, resolve_task, train_candidate
+from loopline.train._trainer import TRAIN_METRICS_ROWS, TrainResult, resolve_task, train_candidate
 
 __all__ = [
     "CV_METHODS",
@@ -17,6 +17,7 @@ __all__ = [
     "ESTIMATOR_TYPES",
     "FORMAT_VERSION",
     "METRIC_DIRECTION",
+    "TRAIN_METRICS_ROWS",
     "TRUSTED_TYPES",
     "EstimatorSpec",
     "ModelBundle",

@@ -17,6 +17,7 @@ from loopline.run._leaderboard import rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
     METRIC_DIRECTION,
+    TRAIN_METRICS_ROWS,
     ModelBundle,
     cross_validate,
     limited_threads,
@@ -147,6 +148,21 @@ class TrainConfig(StepConfig):
     time_budget_s: Annotated[
         float | None, Field(gt=0, description="lightgbm, xgboost: stop adding rounds after this many seconds.")
     ] = None
+    learning_curve: Annotated[
+        bool,
+        Field(
+            description="lightgbm, xgboost: record the metric per round on valid without early_stopping or "
+            "time_budget_s too (each round then also scores valid; with them it is always recorded)."
+        ),
+    ] = False
+    train_metrics_rows: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Training rows the train metrics and curve are measured on: a sample seeded by seed "
+            "(null: every row). Valid and test metrics always use every row.",
+        ),
+    ] = TRAIN_METRICS_ROWS
     class_weight: Annotated[
         Literal["balanced"] | dict[str | int | bool, Annotated[float, Field(gt=0)]] | None,
         Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
@@ -349,6 +365,8 @@ def _candidate_options(config: Any, params: dict[str, Any]) -> dict[str, Any]:
         "early_stopping": config.early_stopping.model_dump() if config.early_stopping else None,
         "time_budget_s": config.time_budget_s,
         "class_weight": config.class_weight,
+        "learning_curve": config.learning_curve,
+        "train_metrics_rows": config.train_metrics_rows,
     }
 
 
