@@ -1,4 +1,4 @@
-"""The prediction service: plain JSON, Open Inference Protocol v2, health, Prometheus metrics."""
+"""The prediction service: plain JSON, Open Inference Protocol v2, MLflow scoring, health, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 from loopline import __version__
 from loopline.core.errors import LooplineError, NotFoundError, SchemaValidationError
 from loopline.serve._metrics import ServiceMetrics
+from loopline.serve._mlflow import MlflowRequest, mlflow_error, mlflow_response, parse_request
 from loopline.serve._models import LoadedModel, ModelCache
 from loopline.serve._oip import infer_response, records_from_inputs, tensor_metadata
 from loopline.serve._predlog import PredictionLogger
@@ -78,11 +79,11 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
         try:
             model = cache.get(name, version)
             body = await _read_body(request, cfg.max_body_bytes)
-            payload = parse_json(body, request.headers.get("content-type"))
+            payload = _decode(body, request.headers.get("content-type"), protocol, model)
             records = _records(payload, protocol)
             records = validate_records(records, model.bundle.input_schema, max_records=cfg.max_records)
         except (BadRequest, SchemaValidationError, NotFoundError) as exc:
-            return _error(exc, metrics, name)
+            return _error(exc, metrics, name, protocol)
         started = time.perf_counter()
         with threads[0].limit(limits=1):
             outputs = model.bundle.predict_records(records)
@@ -91,6 +92,8 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
         metrics.requests.labels(name, str(model.version), protocol).inc()
         metrics.latency.labels(name, str(model.version)).observe(latency)
         metrics.batch.labels(name).observe(len(records))
+        if isinstance(payload, MlflowRequest):
+            return JSONResponse(mlflow_response(outputs, payload.predict_method, model.bundle.classes))
         if protocol == "oip":
             request_id = payload.get("id") if isinstance(payload, dict) else None
             return JSONResponse(infer_response(name, model.version, request_id, outputs, model.bundle.classes))
@@ -105,11 +108,33 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
     async def predict_default(request: Request) -> Response:
         names = cache.names()
         if len(names) != 1:
-            return JSONResponse(
-                {"error": f"{len(names)} models are served; name one in the path: /predict/NAME.", "models": names},
-                status_code=404,
-            )
+            return _not_one_model(names, "/predict/NAME", "json")
         return await predict(request, names[0], None, "json")
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        names = cache.names()
+        if len(names) != 1:
+            return _not_one_model(names, "/invocations/NAME", "mlflow")
+        return await predict(request, names[0], None, "mlflow")
+
+    @app.post("/invocations/{name}")
+    async def invocations_named(request: Request, name: str) -> Response:
+        return await predict(request, name, None, "mlflow")
+
+    @app.get("/ping")
+    @app.get("/health")
+    async def ping() -> Response:
+        if not state["ready"] or state["stopping"]:
+            return JSONResponse({"ready": False, "error": "the service is starting or stopping."}, status_code=503)
+        if not cache.names():
+            error = "no model is served; promote one with `loopline models promote NAME VERSION`."
+            return JSONResponse({"ready": False, "error": error}, status_code=503)
+        return JSONResponse({"ready": True, "models": cache.snapshot()})
+
+    @app.get("/version")
+    async def version() -> Response:
+        return Response(__version__, media_type="text/plain")
 
     @app.post("/v2/models/{name}/infer")
     async def infer(request: Request, name: str) -> Response:
@@ -181,7 +206,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _decode(body: bytes, content_type: str | None, protocol: str, model: LoadedModel) -> Any:
+    if protocol == "mlflow":
+        schema, classes = model.bundle.input_schema, model.bundle.classes
+        return parse_request(body, content_type, schema=schema, classifier=classes is not None)
+    return parse_json(body, content_type)
+
+
 def _records(payload: Any, protocol: str) -> Any:
+    if isinstance(payload, MlflowRequest):
+        return payload.records
     if protocol == "oip":
         return records_from_inputs(payload)
     if isinstance(payload, dict) and "records" in payload and len(payload) == 1:
@@ -189,15 +223,25 @@ def _records(payload: Any, protocol: str) -> Any:
     return payload
 
 
-def _error(exc: Exception, metrics: ServiceMetrics, name: str) -> JSONResponse:
+def _error(exc: Exception, metrics: ServiceMetrics, name: str, protocol: str) -> JSONResponse:
+    content: dict[str, Any]
     if isinstance(exc, BadRequest):
-        metrics.errors.labels(name, f"http_{exc.status}").inc()
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-    if isinstance(exc, SchemaValidationError):
-        metrics.errors.labels(name, "validation").inc()
-        return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=422)
-    metrics.errors.labels(name, "not_found").inc()
-    return JSONResponse({"error": str(exc)}, status_code=404)
+        cause, status, content = f"http_{exc.status}", exc.status, {"error": exc.message}
+    elif isinstance(exc, SchemaValidationError):
+        cause, status, content = "validation", 422, {"error": str(exc), "errors": exc.errors}
+    else:
+        cause, status, content = "not_found", 404, {"error": str(exc)}
+    metrics.errors.labels(name, cause).inc()
+    return _respond_error(content, status, protocol)
+
+
+def _not_one_model(names: list[str], path: str, protocol: str) -> JSONResponse:
+    error = f"{len(names)} models are served; name one in the path: {path}."
+    return _respond_error({"error": error, "models": names}, 404, protocol)
+
+
+def _respond_error(content: dict[str, Any], status: int, protocol: str) -> JSONResponse:
+    return JSONResponse(mlflow_error(content, status) if protocol == "mlflow" else content, status_code=status)
 
 
 def _log(
