@@ -259,3 +259,12 @@ def test_metrics_count_mlflow_requests(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'loopline_requests_total{endpoint="mlflow",model="toy",version="1"} 1.0' in text
     assert 'loopline_errors_total{cause="validation",model="toy"} 1.0' in text
+
+
+def test_mlflow_predictions_are_logged(store: Store, rows: list[dict[str, Any]]) -> None:
+    with TestClient(create_app(store, ServeSettings(log_flush_interval=10, refresh_interval=60))) as client:
+        invoke(client, {"dataframe_split": split(rows, COLUMNS)})
+        client.post("/invocations", json={"dataframe_split": split(rows, ["x", "n"])})  # refused, not logged
+    logged = store.predictions.read("toy")
+    assert logged.height == len(rows)
+    assert sorted(logged["x"].to_list()) == sorted(r["x"] for r in rows)  # one timestamp per batch: order is free
