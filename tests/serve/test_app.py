@@ -108,6 +108,7 @@ def test_bad_records_get_422_naming_the_field(
         (b'\xff\xfe{"x": 1}', "application/json", 400, "not UTF-8"),
         (b"[1, 2]", "application/json", 422, "expected a JSON object"),
         (b"[]", "application/json", 422, "non-empty list"),
+        (b"[" * 50_000, "application/json", 400, "nested too deeply"),
     ],
 )
 def test_bad_bodies_never_reach_the_model(

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loopline.core.errors import SchemaValidationError
-from loopline.serve._validation import BadRequest
+from loopline.serve._validation import BadRequest, loads_json
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PREDICT_METHODS = ("predict", "predict_proba")
@@ -66,12 +65,7 @@ def parse_request(
         raise BadRequest(400, "the request body is not UTF-8.") from None
     if media == "text/csv":
         return MlflowRequest(records_from_csv(text, schema))
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.") from None
-    except RecursionError:
-        raise BadRequest(400, "the JSON is nested too deeply; send rows of plain values.") from None
+    payload = loads_json(text, allow_constants=True)
     columns = [str(field["name"]) for field in schema]
     method = predict_method(payload.get("params") if isinstance(payload, dict) else None, classifier=classifier)
     return MlflowRequest(records_from_mlflow(payload, columns=columns), method)

@@ -34,10 +34,20 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "the request body is not UTF-8.") from None
+    return loads_json(text)
+
+
+def loads_json(text: str, *, allow_constants: bool = False) -> Any:
+    """``json.loads`` whose failures are 400s; NaN/Infinity literals are 422s unless ``allow_constants``
+    (then they parse as floats, for a schema check that names their field)."""
     try:
+        if allow_constants:
+            return json.loads(text)
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BadRequest(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.") from None
+    except RecursionError:  # json recurses once per nesting level: thousands of [ or { exhaust the stack
+        raise BadRequest(400, "the JSON body is nested too deeply; send records of plain values.") from None
 
 
 def validate_records(records: Any, schema: list[dict[str, Any]], *, max_records: int) -> list[dict[str, Any]]:
