@@ -48,3 +48,12 @@ def test_read_without_predictions_gives_an_empty_frame(store: Store) -> None:
     df = store.predictions.read("churn")
     assert df.height == 0
     assert {"prediction_id", "created_at", "model_version", "latency_ms", "prediction"} <= set(df.columns)
+
+
+def test_append_new_ignores_ids_already_logged(store: Store) -> None:
+    store.predictions.append([row(0), row(1)])
+    store.predictions.append_new([row(1), row(2), row(2), row(3)])
+    store.predictions.append_new([row(3)])
+    store.predictions.append_new([])
+    df = store.predictions.read("churn")
+    assert df["prediction_id"].to_list() == ["p000", "p001", "p002", "p003"]

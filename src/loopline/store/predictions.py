@@ -8,6 +8,8 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from loopline.store._db import reading, writing
 from loopline.store._tables import predictions
@@ -44,9 +46,18 @@ class PredictionLog:
         """Insert ``rows`` in one transaction (all or none)."""
         if not rows:
             return
-        values = [{name: getattr(row, name) for name in PredictionRow.__dataclass_fields__} for row in rows]
         with writing(self.engine) as conn:
-            conn.execute(insert(predictions), values)
+            conn.execute(insert(predictions), _values(rows))
+
+    def append_new(self, rows: list[PredictionRow]) -> None:
+        """Insert, in one transaction, the ``rows`` whose ``prediction_id`` is not logged yet.
+
+        Rows already in the log (same id) are left as they are, so repeating a call inserts nothing
+        twice: a loader that crashed after the commit can simply load the same rows again.
+        """
+        if rows:
+            with writing(self.engine) as conn:
+                conn.execute(_insert_ignoring_ids(conn), _values(rows))
 
     def read(self, model_name: str, *, since: datetime | None = None, version: int | None = None) -> pl.DataFrame:
         """One row per prediction, oldest first: the input fields as columns, then ``prediction_id``,
@@ -82,3 +93,15 @@ class PredictionLog:
         stmt = select(func.count()).select_from(predictions).where(predictions.c.model_name == model_name)
         with reading(self.engine) as conn:
             return int(conn.execute(stmt).scalar_one())
+
+
+def _values(rows: list[PredictionRow]) -> list[dict[str, Any]]:
+    return [{name: getattr(row, name) for name in PredictionRow.__dataclass_fields__} for row in rows]
+
+
+def _insert_ignoring_ids(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(predictions).on_conflict_do_nothing(index_elements=["prediction_id"])
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(predictions).on_conflict_do_nothing(index_elements=["prediction_id"])
+    raise NotImplementedError(conn.dialect.name)  # pragma: no cover - _engine builds SQLite and PostgreSQL only
