@@ -52,7 +52,9 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
     cfg = settings or ServeSettings()
     cache = ModelCache(store)
     metrics = ServiceMetrics()
-    predlog = PredictionLogger(store.predictions, flush_interval=cfg.log_flush_interval)
+    predlog = PredictionLogger(
+        store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.artifacts.root.parent / "predlog"
+    )
     state: dict[str, bool] = {"ready": False, "stopping": False}
     # one-row predictions are fastest on one thread; the controller is built once, after the models
     # (and so their OpenMP/BLAS libraries) are loaded, which keeps the per-request switch cheap
