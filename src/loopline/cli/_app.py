@@ -108,15 +108,30 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     home: HomeOption = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Accept this Host header (repeat; '*' for any). Default: loopback names and --host."),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None, typer.Option(help="Allow CORS from this browser origin (repeat). Default: CORS off.")
+    ] = None,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Prediction requests in flight before the next gets a 503.", min=1)
+    ] = 64,
 ) -> None:
-    """Serve every production model: /predict, Open Inference Protocol v2, /metrics."""
-    from loopline.core.settings import Settings
+    """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
+
+    Admin endpoints need LOOPLINE_TOKEN; set LOOPLINE_PREDICT_TOKEN to require a token for predictions too.
+    """
     from loopline.serve import ServeSettings
     from loopline.serve import serve as run_server
 
     with clear_errors(), open_store(home) as store:
+        settings = ServeSettings.from_env(
+            home, allowed_hosts=allow_host or None, allowed_origins=allow_origin or (), max_concurrency=max_concurrency
+        )
         console.print(f"serving {', '.join(store.models.names()) or 'no model yet'} on http://{host}:{port}")
-        run_server(store, host=host, port=port, settings=ServeSettings(token=Settings.from_env(home).token))
+        run_server(store, host=host, port=port, settings=settings)
 
 
 @app.command()
