@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import time
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from threadpoolctl import ThreadpoolController
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from loopline import __version__
-from loopline.core.errors import LooplineError, NotFoundError, SchemaValidationError
+from loopline.core.errors import ConfigError, LooplineError, NotFoundError, SchemaValidationError
+from loopline.serve._admin import admin_router, refresh_models
+from loopline.serve._guards import (
+    ConcurrencyLimit,
+    HostCheck,
+    Refusal,
+    allowed_hosts,
+    check_model_name,
+    check_token,
+    read_body,
+)
 from loopline.serve._metrics import ServiceMetrics
 from loopline.serve._mlflow import MlflowRequest, mlflow_error, mlflow_response, parse_request
-from loopline.serve._models import LoadedModel, ModelCache
+from loopline.serve._models import LoadedModel, ModelCache, ModelRunner
 from loopline.serve._oip import infer_response, records_from_inputs, tensor_metadata
 from loopline.serve._predlog import PredictionLogger
 from loopline.serve._validation import BadRequest, parse_json, validate_records
@@ -27,69 +38,141 @@ from loopline.serve._validation import BadRequest, parse_json, validate_records
 if TYPE_CHECKING:
     from loopline.store import Store
 
+PREDICT_TOKEN_ENV = "LOOPLINE_PREDICT_TOKEN"
+
 
 class ServeSettings:
-    """Limits and intervals of one service (plain attributes, all optional)."""
+    """Limits, guards and intervals of one service (plain attributes, all optional).
+
+    ``token`` opens the admin endpoints (reload, promote, rollback; closed without it); ``predict_token``, when
+    set, is required by every prediction endpoint (health and metadata stay open) and never opens admin ones.
+    ``allowed_hosts``: Host header patterns (None: the loopback names plus the bound host; ``"*"``: any).
+    ``allowed_origins``: browser origins allowed by CORS (none by default). ``max_concurrency``: prediction
+    requests in flight before the next gets a 503. ``drain_seconds``: after SIGTERM, how long readiness answers
+    503 while requests are still served, before the listener closes; ``graceful_timeout``: how long in-flight
+    requests then get to finish.
+    """
 
     def __init__(
         self,
         *,
         token: str | None = None,
+        predict_token: str | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_origins: Sequence[str] = (),
+        max_concurrency: int = 64,
         max_body_bytes: int = 2_000_000,
         max_records: int = 10_000,
         refresh_interval: float = 1.0,
         log_flush_interval: float = 0.5,
+        drain_seconds: float = 1.0,
+        graceful_timeout: float = 30.0,
     ) -> None:
         self.token = token
+        self.predict_token = predict_token
+        self.allowed_hosts = allowed_hosts
+        self.allowed_origins = allowed_origins
+        self.max_concurrency = max_concurrency
         self.max_body_bytes = max_body_bytes
         self.max_records = max_records
         self.refresh_interval = refresh_interval
         self.log_flush_interval = log_flush_interval
+        self.drain_seconds = drain_seconds
+        self.graceful_timeout = graceful_timeout
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None, **options: Any) -> ServeSettings:
+        """Settings with the tokens read from ``LOOPLINE_TOKEN`` and ``LOOPLINE_PREDICT_TOKEN``."""
+        from loopline.core.settings import Settings
+
+        predict_token = os.environ.get(PREDICT_TOKEN_ENV) or None
+        return cls(token=Settings.from_env(home).token, predict_token=predict_token, **options)
 
 
-def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
-    """Build the ASGI app serving every production model of ``store``."""
+class Lifecycle:
+    """Ready once the models are loaded; not ready from the stop signal on (before the listener closes)."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.stopping = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether readiness probes should send traffic here."""
+        return self.started and not self.stopping
+
+    def stop(self) -> None:
+        """Turn readiness off (idempotent; safe from a signal handler)."""
+        self.stopping = True
+
+
+def create_app(store: Store, settings: ServeSettings | None = None, *, host: str | None = None) -> FastAPI:
+    """Build the ASGI app serving every production model of ``store``.
+
+    ``host`` is the address the server binds; with ``settings.allowed_hosts`` None, Host headers other than the
+    loopback names and ``host`` are refused (with neither given, any Host is accepted).
+    """
     cfg = settings or ServeSettings()
-    cache = ModelCache(store)
-    metrics = ServiceMetrics()
-    predlog = PredictionLogger(
-        store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.artifacts.root.parent / "predlog"
-    )
-    state: dict[str, bool] = {"ready": False, "stopping": False}
-    # one-row predictions are fastest on one thread; the controller is built once, after the models
-    # (and so their OpenMP/BLAS libraries) are loaded, which keeps the per-request switch cheap
-    threads: list[ThreadpoolController] = []
+    _check_settings(cfg)
+    cache, runner, metrics, life = ModelCache(store), ModelRunner(), ServiceMetrics(), Lifecycle()
+    predlog = PredictionLogger(store.predictions, flush_interval=cfg.log_flush_interval)
+    limit = ConcurrencyLimit(cfg.max_concurrency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         predlog.start()
-        await asyncio.to_thread(_refresh, cache, metrics)
-        threads.append(ThreadpoolController())
-        state["ready"] = True
+        await asyncio.to_thread(refresh_models, cache, metrics)
+        runner.start()  # after the models, so that their native thread pools are found
+        life.started = True
         poller = asyncio.create_task(_poll(cache, metrics, cfg.refresh_interval))
         try:
             yield
         finally:
-            state["ready"], state["stopping"] = False, True
+            life.stop()
             poller.cancel()
+            await asyncio.to_thread(runner.close)
             await asyncio.to_thread(predlog.close)
 
     app = FastAPI(title="loopline", version=__version__, lifespan=lifespan)
-    app.state.cache, app.state.predlog, app.state.metrics = cache, predlog, metrics
+    app.state.cache, app.state.predlog, app.state.metrics, app.state.lifecycle = cache, predlog, metrics, life
+    app.include_router(admin_router(store, cache, metrics, cfg.token))
+    app.add_exception_handler(HTTPException, _http_error)
+    if cfg.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+        )
+    hosts = allowed_hosts(cfg.allowed_hosts, host)
+    if hosts is not None:
+        app.add_middleware(HostCheck, allowed=hosts)
 
     async def predict(request: Request, name: str, version: int | None, protocol: str) -> Response:
         try:
+            check_token(request, cfg.predict_token, role="predict")
+            check_model_name(name)
+        except Refusal as refused:
+            return _refused(refused, metrics, "_unknown", protocol)
+        if not limit.try_acquire():
+            return _refused(limit.refusal(), metrics, _label(cache, name), protocol)
+        metrics.in_flight.inc()
+        try:
+            return await answer(request, name, version, protocol)
+        finally:
+            metrics.in_flight.dec()
+            limit.release()
+
+    async def answer(request: Request, name: str, version: int | None, protocol: str) -> Response:
+        try:
             model = cache.get(name, version)
-            body = await _read_body(request, cfg.max_body_bytes)
+            body = await read_body(request, cfg.max_body_bytes)
             payload = _decode(body, request.headers.get("content-type"), protocol, model)
             records = _records(payload, protocol)
             records = validate_records(records, model.bundle.input_schema, max_records=cfg.max_records)
         except (BadRequest, SchemaValidationError, NotFoundError) as exc:
-            return _error(exc, metrics, name, protocol)
-        started = time.perf_counter()
-        with threads[0].limit(limits=1):
-            outputs = model.bundle.predict_records(records)
-        latency = time.perf_counter() - started
+            return _error(exc, metrics, _label(cache, name), protocol)
+        outputs, latency = await runner.predict(model, records)
         ids = _log(predlog, model, records, outputs, latency)
         metrics.requests.labels(name, str(model.version), protocol).inc()
         metrics.latency.labels(name, str(model.version)).observe(latency)
@@ -127,7 +210,7 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/ping")
     @app.get("/health")
     async def ping() -> Response:
-        if not state["ready"] or state["stopping"]:
+        if not life.ready:
             return JSONResponse({"ready": False, "error": "the service is starting or stopping."}, status_code=503)
         if not cache.names():
             error = "no model is served; promote one with `loopline models promote NAME VERSION`."
@@ -152,7 +235,7 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
-        ok = state["ready"] and not state["stopping"]
+        ok = life.ready
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
     @app.get("/v2")
@@ -172,16 +255,6 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
         served = name in cache.names()
         return JSONResponse({"name": name, "ready": served}, status_code=200 if served else 404)
 
-    @app.post("/v2/repository/models/{name}/load")
-    async def load(request: Request, name: str) -> Response:
-        denied = _check_token(request, cfg.token)
-        if denied is not None:
-            return denied
-        loaded = await asyncio.to_thread(_refresh, cache, metrics)
-        return JSONResponse(
-            {"loaded": [{"name": m.name, "version": m.version} for m in loaded], "serving": cache.snapshot()}
-        )
-
     @app.get("/metrics")
     async def prometheus() -> Response:
         metrics.log_depth.set(predlog.depth())
@@ -193,19 +266,6 @@ def create_app(store: Store, settings: ServeSettings | None = None) -> FastAPI:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BadRequest(413, f"the body has {declared} bytes; the limit is {limit}.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"the body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _decode(body: bytes, content_type: str | None, protocol: str, model: LoadedModel) -> Any:
@@ -235,6 +295,42 @@ def _error(exc: Exception, metrics: ServiceMetrics, name: str, protocol: str) ->
         cause, status, content = "not_found", 404, {"error": str(exc)}
     metrics.errors.labels(name, cause).inc()
     return _respond_error(content, status, protocol)
+
+
+def _refused(refused: Refusal, metrics: ServiceMetrics, label: str, protocol: str) -> JSONResponse:
+    metrics.errors.labels(label, refused.cause).inc()
+    content = refused.content()
+    return JSONResponse(
+        mlflow_error(content, refused.status) if protocol == "mlflow" else content,
+        status_code=refused.status,
+        headers=refused.headers,
+    )
+
+
+def _label(cache: ModelCache, name: str) -> str:
+    """The model label of a metric: ``_unknown`` for a name not served, so clients cannot grow the label set."""
+    return name if name in cache.snapshot() else "_unknown"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's 404/405 (no such route, wrong method) as ``{"error": ...}``."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error."
+    headers = getattr(exc, "headers", None)
+    return JSONResponse({"error": str(detail).lower().rstrip(".") + "."}, status_code=status, headers=headers)
+
+
+def _check_settings(cfg: ServeSettings) -> None:
+    if cfg.max_concurrency < 1:
+        raise ConfigError(f"max_concurrency is {cfg.max_concurrency}; it must be at least 1.", hint="Use e.g. 64.")
+    if cfg.predict_token and cfg.predict_token == cfg.token:
+        raise ConfigError(
+            "LOOPLINE_PREDICT_TOKEN is the admin token LOOPLINE_TOKEN: every client could promote models.",
+            hint="Give the predict token its own value.",
+        )
+    for origin in cfg.allowed_origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(f"{origin!r} is not a browser origin.", hint="Write it like https://app.example.com.")
 
 
 def _not_one_model(names: list[str], path: str, protocol: str) -> JSONResponse:
@@ -294,32 +390,8 @@ def _metadata(cache: ModelCache, name: str, version: int | None) -> Response:
     )
 
 
-def _check_token(request: Request, token: str | None) -> Response | None:
-    if not token:
-        return JSONResponse(
-            {
-                "error": "write endpoints are disabled: no token is configured.",
-                "hint": "Start the service with LOOPLINE_TOKEN set.",
-            },
-            status_code=403,
-        )
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not given:
-        return JSONResponse({"error": "missing bearer token."}, status_code=401)
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        return JSONResponse({"error": "wrong token."}, status_code=403)
-    return None
-
-
-def _refresh(cache: ModelCache, metrics: ServiceMetrics) -> list[LoadedModel]:
-    loaded = cache.refresh()
-    for model in loaded:
-        metrics.load_time.labels(model.name, str(model.version)).set(model.load_seconds)
-    return loaded
-
-
 async def _poll(cache: ModelCache, metrics: ServiceMetrics, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         with contextlib.suppress(LooplineError):
-            await asyncio.to_thread(_refresh, cache, metrics)
+            await asyncio.to_thread(refresh_models, cache, metrics)

@@ -8,7 +8,12 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.
 
 
 class ServiceMetrics:
-    """Requests, errors by cause, latency and batch size per model and version."""
+    """Requests, errors by cause, latency and batch size per model and version, in-flight requests, swaps.
+
+    Error causes: ``validation``, ``not_found``, ``http_4xx`` (body refused), ``overload`` (refused at the
+    concurrency limit), ``unauthorized`` / ``forbidden`` (predict token), ``bad_name``. A name that is not served
+    is counted under model ``_unknown``, so a client cannot grow the label set.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -47,6 +52,16 @@ class ServiceMetrics:
         )
         self.log_depth = Gauge(
             "loopline_prediction_log_queue_depth", "Prediction rows not yet written.", registry=self.registry
+        )
+
+        self.in_flight = Gauge(
+            "loopline_requests_in_flight", "Prediction requests being answered now.", registry=self.registry
+        )
+        self.served_version = Gauge(
+            "loopline_served_version", "The version each model is answered with.", ["model"], registry=self.registry
+        )
+        self.swaps = Counter(
+            "loopline_model_swaps", "Versions loaded and switched to while serving.", ["model"], registry=self.registry
         )
 
     def render(self) -> bytes:

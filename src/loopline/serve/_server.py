@@ -6,26 +6,64 @@ import signal
 import socket
 import threading
 import time
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from loopline.core.errors import LooplineError
-from loopline.serve._app import ServeSettings, create_app
+from loopline.serve._app import Lifecycle, ServeSettings, create_app
 
 if TYPE_CHECKING:
     from loopline.store import Store
 
 
 def serve(store: Store, *, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests finish, the log is flushed, and the process exits 0."""
-    config = uvicorn.Config(create_app(store, settings), host=host, port=port, log_level="warning", access_log=False)
+    """Serve until SIGINT/SIGTERM, then stop gracefully and return (the process exits 0).
+
+    On SIGTERM readiness turns 503 at once; requests are still answered for ``drain_seconds`` (so a load balancer
+    sees the probe fail and stops sending), then the listener closes, in-flight requests finish (at most
+    ``graceful_timeout`` seconds), the prediction log is flushed. SIGINT and a second SIGTERM skip the drain.
+    """
+    cfg = settings or ServeSettings()
+    app = create_app(store, cfg, host=host)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(cfg.graceful_timeout) or None,
+    )
+    server = _DrainingServer(config, app.state.lifecycle, cfg.drain_seconds)
     # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler turns that into a normal exit
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, with readiness turned off on the stop signal and a drain period on SIGTERM."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.drain_seconds = drain_seconds
+        self.drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.lifecycle.stop()
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and self.drain_until is None:
+            self.drain_until = time.monotonic() + self.drain_seconds  # on_tick stops the server after it
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_until is not None and time.monotonic() >= self.drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 class BackgroundServer:
@@ -34,8 +72,9 @@ class BackgroundServer:
     def __init__(self, store: Store, settings: ServeSettings | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = _free_port(host)
+        self.app = create_app(store, settings, host=host)
         config = uvicorn.Config(
-            create_app(store, settings), host=host, port=self.port, log_level="warning", access_log=False, lifespan="on"
+            self.app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="on"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="loopline-serve", daemon=True)
@@ -55,6 +94,7 @@ class BackgroundServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.app.state.lifecycle.stop()
         self._server.should_exit = True
         self._thread.join(timeout=30)
 

@@ -1,0 +1,117 @@
+"""Admin endpoints: reload, promote, rollback. Each needs the admin token; a refused request changes nothing.
+
+After a promotion or rollback the new production version is loaded off the event loop and swapped in at once
+(``ModelCache.refresh``); the response comes back when the service answers with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from loopline.core.errors import ConflictError, LooplineError, NotFoundError
+from loopline.serve._guards import Refusal, check_model_name, check_token, read_body
+from loopline.serve._validation import BadRequest, parse_json
+
+if TYPE_CHECKING:
+    from loopline.serve._metrics import ServiceMetrics
+    from loopline.serve._models import LoadedModel, ModelCache
+    from loopline.store import Store
+
+_MAX_ADMIN_BODY = 4096
+
+
+def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token: str | None) -> APIRouter:
+    """The admin routes of one service, guarded by ``token`` (closed when it is None)."""
+    router = APIRouter()
+
+    def guard(request: Request, name: str) -> None:
+        check_token(request, token, role="admin")
+        check_model_name(name)
+
+    @router.post("/v2/repository/models/{name}/load")
+    async def load(request: Request, name: str) -> Response:
+        try:
+            guard(request, name)
+        except Refusal as refused:
+            return refused.response()
+        loaded = await asyncio.to_thread(refresh_models, cache, metrics)
+        return JSONResponse(
+            {"loaded": [{"name": m.name, "version": m.version} for m in loaded], "serving": cache.snapshot()}
+        )
+
+    @router.post("/admin/models/{name}/promote")
+    async def promote(request: Request, name: str) -> Response:
+        try:
+            guard(request, name)
+            version, reason = _promotion(parse_json(await read_body(request, _MAX_ADMIN_BODY), _content_type(request)))
+            changed = await asyncio.to_thread(store.models.promote, name, version, reason)
+        except (Refusal, BadRequest, LooplineError) as exc:
+            return _admin_error(exc)
+        return await _swap(cache, metrics, name, changed.version)
+
+    @router.post("/admin/models/{name}/rollback")
+    async def rollback(request: Request, name: str) -> Response:
+        try:
+            guard(request, name)
+            body = await read_body(request, _MAX_ADMIN_BODY)
+            reason = _reason(parse_json(body, _content_type(request))) if body else ""
+            changed = await asyncio.to_thread(store.models.rollback, name, reason)
+        except (Refusal, BadRequest, LooplineError) as exc:
+            return _admin_error(exc)
+        return await _swap(cache, metrics, name, changed.version)
+
+    return router
+
+
+def refresh_models(cache: ModelCache, metrics: ServiceMetrics) -> list[LoadedModel]:
+    """Load the production versions that changed (blocking: call it off the event loop)."""
+    loaded = cache.refresh()
+    for model in loaded:
+        metrics.load_time.labels(model.name, str(model.version)).set(model.load_seconds)
+        metrics.served_version.labels(model.name).set(model.version)
+        metrics.swaps.labels(model.name).inc()
+    return loaded
+
+
+async def _swap(cache: ModelCache, metrics: ServiceMetrics, name: str, version: int) -> Response:
+    try:
+        await asyncio.to_thread(refresh_models, cache, metrics)
+    except LooplineError as exc:
+        serving = cache.snapshot().get(name)
+        error = f"version {version} of {name!r} is production in the store, but the service could not load it: "
+        hint = f"The service still answers with version {serving}; fix the artifact, then promote again."
+        return Refusal(503, error + exc.message, hint, cause="load").response()
+    return JSONResponse({"name": name, "production": version, "serving": cache.snapshot()})
+
+
+def _promotion(payload: Any) -> tuple[int, str]:
+    if not isinstance(payload, dict) or not set(payload) <= {"version", "reason"}:
+        raise BadRequest(422, 'send {"version": N} (and optionally "reason").')
+    version = payload.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadRequest(422, '"version" must be a positive integer.')
+    return version, _reason(payload)
+
+
+def _reason(payload: Any) -> str:
+    reason = payload.get("reason", "") if isinstance(payload, dict) else None
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise BadRequest(422, '"reason" must be a string of at most 500 characters.')
+    return reason
+
+
+def _content_type(request: Request) -> str | None:
+    return request.headers.get("content-type")
+
+
+def _admin_error(exc: Refusal | BadRequest | LooplineError) -> Response:
+    if isinstance(exc, Refusal):
+        return exc.response()
+    if isinstance(exc, BadRequest):
+        return Refusal(exc.status, exc.message, cause="bad_request").response()
+    status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 503
+    return Refusal(status, exc.message, exc.hint, cause="store").response()
