@@ -115,7 +115,9 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     cfg = settings or ServeSettings()
     _check_settings(cfg)
     cache, runner, metrics, life = ModelCache(store), ModelRunner(), ServiceMetrics(), Lifecycle()
-    predlog = PredictionLogger(store.predictions, flush_interval=cfg.log_flush_interval)
+    predlog = PredictionLogger(
+        store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.artifacts.root.parent / "predlog"
+    )
     limit = ConcurrencyLimit(cfg.max_concurrency)
 
     @contextlib.asynccontextmanager
