@@ -2,7 +2,7 @@
 
 How it works: ``put`` appends rows to an in-memory buffer (a lock and a list, never any I/O). A *writer*
 thread, every ``flush_interval`` seconds or as soon as ``batch_size`` rows are buffered, appends the buffered
-rows to the current segment under ``segment_dir`` and ``fsync``\\ s it. A *loader* thread inserts the fsynced
+rows to the current segment under ``segment_dir`` and calls ``fsync`` on it. A *loader* thread inserts the fsynced
 rows into the store in batches of ``batch_size`` and deletes a segment once it is rotated and fully loaded.
 A segment (``<start ns>-<pid>-<seq>.seg``, names sort in write order) holds one row per line,
 ``<crc32 of the JSON, 8 hex digits> <JSON>``; it is rotated after ``segment_bytes`` bytes or ``segment_age``
@@ -329,10 +329,10 @@ class PredictionLogger:
             start, end, sealed = seg.loaded, seg.size, seg.sealed
         if start < end:
             for rows, lines, offset in self._batches(seg.path, start, end):
-                self._insert(rows)
+                stored = self._insert(rows)
                 with self._lock:
                     seg.loaded, seg.done = offset, seg.done + lines
-                    self.written += len(rows)
+                    self.written += stored
         if sealed:
             seg.path.unlink(missing_ok=True)
             _unlock(seg)
@@ -365,7 +365,8 @@ class PredictionLogger:
             self.skipped += 1
         log.warning("skipped a torn or corrupt prediction log line in %s at byte %d", path.name, offset)
 
-    def _insert(self, rows: list[PredictionRow]) -> None:
+    def _insert(self, rows: list[PredictionRow]) -> int:
+        """Insert ``rows`` (those not in the store yet); return how many the store holds now."""
         from sqlalchemy.exc import DataError, IntegrityError
 
         try:
@@ -373,9 +374,9 @@ class PredictionLogger:
         except (DataError, IntegrityError):  # a row's content, not the connection: find it, set it aside
             if len(rows) == 1:
                 self._reject(rows[0])
-                return
-            for row in rows:
-                self._insert([row])
+                return 0
+            return sum(self._insert([row]) for row in rows)
+        return len(rows)
 
     def _reject(self, row: PredictionRow) -> None:
         with open(self.dir_ / REJECTED, "ab") as handle:
