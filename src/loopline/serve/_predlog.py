@@ -291,7 +291,7 @@ class PredictionLogger:
                 delay = min(max(2 * delay, min(0.1, self.retry_max)), self.retry_max)
                 with self._lock:
                     self.retries += 1
-                log.warning("could not load prediction rows into the store (%s); retrying in %.1f s", exc, delay)
+                log.warning("could not load prediction rows (%s); retrying in %.1f s", _reason(exc), delay)
             if self._deadline is not None and (self._idle() or time.monotonic() >= self._deadline):
                 if not self._idle():
                     log.warning("%d prediction rows stay in %s until the next start", self.pending(), self.dir_)
@@ -411,6 +411,12 @@ def _decode(line: bytes, row_type: type[PredictionRow]) -> PredictionRow | None:
         return row_type(**record)
     except (ValueError, TypeError, KeyError):
         return None
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's first line (not SQLAlchemy's statement and row parameters, which can be huge)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 
 
 def _plain(value: Any) -> Any:
