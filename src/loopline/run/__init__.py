@@ -10,9 +10,11 @@ from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retr
 from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
+from loopline.run._score import BatchScore, ScoreProgress, score_batch
 
 __all__ = [
     "WINDOW_PARAMS",
+    "BatchScore",
     "Evaluation",
     "Executor",
     "Export",
@@ -21,6 +23,7 @@ __all__ = [
     "MonitorResult",
     "RunResult",
     "Runner",
+    "ScoreProgress",
     "SequentialExecutor",
     "StepOutcome",
     "compare_models",
@@ -36,4 +39,5 @@ __all__ = [
     "replay_dead_letters",
     "retrain_params",
     "run_leaderboard",
+    "score_batch",
 ]

@@ -1,0 +1,242 @@
+"""The inputs of batch scoring, read in chunks of bounded size.
+
+A file is CSV, Parquet or JSON Lines by its extension (``.gz`` allowed), local or any fsspec URL; a stored
+dataset version is ``dataset:NAME`` or ``dataset:NAME@VERSION``. Parquet files and dataset parts are read by
+polars' streaming scan (memory: a few row groups); CSV and JSON Lines in blocks of whole lines, parsed with
+the types polars gives the whole file (inferred from its first 100 rows), because polars' own scans of
+them hold memory in proportion to the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from loopline.core.dtypes import polars_dtype
+from loopline.core.errors import ConfigError, DataError, IntegrityError, NotFoundError
+
+if TYPE_CHECKING:
+    from loopline.store import Store
+
+DATASET_PREFIX = "dataset:"
+_INPUT_FORMATS = {
+    "csv": "csv",
+    "tsv": "csv",
+    "parquet": "parquet",
+    "pq": "parquet",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+}
+_INFER_ROWS = 100  # polars' infer_schema_length: the rows a whole-file read takes its types from
+_FIRST_BLOCK = 1 << 20
+_MIN_BLOCK = 1 << 16
+_MAX_BLOCK = 1 << 26
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    """An opened input: its columns and types, its row count when known, and its chunks."""
+
+    label: str
+    schema: dict[str, Any]
+    total: int | None
+    chunks: Callable[[list[str], int], Iterator[pl.DataFrame]]
+
+
+def open_input(store: Store, input: str | Path) -> ScoreInput:
+    text = str(input)
+    if text.startswith(DATASET_PREFIX):
+        return _dataset_input(store, text[len(DATASET_PREFIX) :])
+    return _file_input(text)
+
+
+def _file_input(text: str) -> ScoreInput:
+    remote = "://" in text and not text.startswith("file://")
+    path = text.removeprefix("file://")
+    if not remote and not Path(path).is_file():
+        raise DataError(
+            f"input file {text!r} does not exist.",
+            file=text,
+            hint="Check the path, or name a dataset version as dataset:NAME[@VERSION].",
+        )
+    fmt = _input_format(path)
+    if fmt == "parquet":
+        frame = pl.scan_parquet(path)
+        total = frame.select(pl.len()).collect().item()  # from the footers
+
+        def parquet_chunks(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
+            yield from _rebatch(_batches(frame.select(columns), size, text), size)
+
+        return ScoreInput(text, dict(frame.collect_schema()), total, parquet_chunks)
+    header, sample = _head(path, fmt)
+    schema = dict(_parse(fmt, header + sample, None).schema)  # typed as polars types a whole file: first rows
+
+    def text_chunks(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
+        yield from _rebatch(_text_frames(path, fmt, schema, columns, size, text), size)
+
+    return ScoreInput(text, schema, None, text_chunks)
+
+
+def _head(path: str, fmt: str) -> tuple[bytes, bytes]:
+    """The header line (CSV) and the next rows polars infers a whole file's types from."""
+    with _open_text(path) as stream:
+        header = stream.readline() if fmt == "csv" else b""
+        return header, b"".join(stream.readline() for _ in range(_INFER_ROWS))
+
+
+def _open_text(path: str) -> Any:
+    import fsspec
+
+    return fsspec.open(path, "rb", compression="infer").open()
+
+
+def _text_frames(
+    path: str, fmt: str, schema: dict[str, Any], columns: list[str], size: int, label: str
+) -> Iterator[pl.DataFrame]:
+    """CSV or JSON Lines parsed in blocks of whole lines, sized to hold about ``size`` rows each.
+
+    polars' own scans of these formats hold memory in proportion to the file; blocks do not.
+    """
+    block_bytes = [_FIRST_BLOCK]  # resized after each block to hold about ``size`` rows
+    with _open_text(path) as stream:
+        header = stream.readline() if fmt == "csv" else b""
+        for block in _line_blocks(stream, lambda: block_bytes[0]):
+            try:
+                frame = _parse(fmt, header + block, schema).select(columns)
+            except pl.exceptions.PolarsError as exc:
+                raise DataError(
+                    f"cannot read {label}: {str(exc).splitlines()[0]}",
+                    file=label,
+                    hint="Check the file is complete, in the format its name says, and has no line breaks "
+                    "inside values.",
+                ) from None
+            if frame.height:
+                block_bytes[0] = min(max(len(block) * size // frame.height, _MIN_BLOCK), _MAX_BLOCK)
+            yield frame
+
+
+def _parse(fmt: str, data: bytes | bytearray, schema: dict[str, Any] | None) -> pl.DataFrame:
+    source = io.BytesIO(data)
+    if fmt == "csv":
+        return pl.read_csv(source, schema=schema) if schema is not None else pl.read_csv(source)
+    if not data.strip():
+        return pl.DataFrame(schema=schema)
+    return pl.read_ndjson(source, schema=schema)
+
+
+def _line_blocks(stream: Any, size: Callable[[], int]) -> Iterator[bytes]:
+    """Blocks of about ``size()`` bytes that end at a line end; the partial line is carried over."""
+    rest = b""
+    while chunk := stream.read(size()):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            rest = data[cut:]
+            yield data[:cut]
+        else:
+            rest = data
+    if rest.strip():
+        yield rest if rest.endswith(b"\n") else rest + b"\n"
+
+
+def _rebatch(frames: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """Chunks of exactly ``size`` rows (the last one fewer) from frames of any length."""
+    pending: list[pl.DataFrame] = []
+    held = 0
+    for frame in frames:
+        while frame.height:
+            take = frame.head(size - held)
+            pending.append(take)
+            held += take.height
+            frame = frame.slice(take.height)
+            if held == size:
+                yield pl.concat(pending, how="vertical_relaxed")
+                pending, held = [], 0
+    if held:
+        yield pl.concat(pending, how="vertical_relaxed")
+
+
+def _input_format(path: str) -> str:
+    suffixes = [s.lower().lstrip(".") for s in Path(path).suffixes if s.lower() != ".gz"]
+    fmt = _INPUT_FORMATS.get(suffixes[-1] if suffixes else "")
+    if fmt is None:
+        raise DataError(
+            f"cannot tell the format of {path!r} from its name.",
+            file=path,
+            hint="Name it .csv, .parquet or .jsonl (optionally .gz), or ingest it and pass dataset:NAME.",
+        )
+    return fmt
+
+
+def _dataset_input(store: Store, spec: str) -> ScoreInput:
+    """``NAME`` or ``NAME@VERSION``: the version's parts read one at a time, each verified first."""
+    name, sep, number = spec.partition("@")
+    if not name or (sep and not number.removeprefix("v").isdigit()):
+        raise ConfigError(
+            f"{DATASET_PREFIX}{spec!r} is not a dataset version.", hint="Write dataset:NAME or dataset:NAME@3."
+        )
+    snapshot = store.datasets.version(name, int(number.removeprefix("v")) if sep else None)
+    contract = store.datasets.schema(name) or {}
+    schema = {column: polars_dtype(dtype) for column, dtype in (snapshot.schema or contract).items()}
+    parts = store.datasets.parts(name, snapshot.upto_seq)
+    label = f"{DATASET_PREFIX}{name}@{snapshot.version}"
+
+    def part_batches(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
+        for part in parts:
+            scan = pl.scan_parquet(_verified(store, part["digest"]))
+            present = scan.collect_schema()
+            exprs = [pl.col(c) if c in present else pl.lit(None, schema[c]).alias(c) for c in columns]
+            yield from _batches(scan.select(exprs), size, label)
+
+    def chunks(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
+        yield from _rebatch(part_batches(columns, size), size)  # chunks span parts: one size, whatever the parts
+
+    return ScoreInput(label, schema, snapshot.rows, chunks)
+
+
+def _verified(store: Store, digest: str) -> Path:
+    """The path of a stored part whose bytes match ``digest`` (hashed as a stream, never held whole)."""
+    path = store.artifacts.path(digest)
+    try:
+        with open(path, "rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"artifact {digest} does not exist under {store.artifacts.root}",
+            hint="Check LOOPLINE_HOME points at the right store, or ingest the dataset again.",
+        ) from None
+    if actual != digest:
+        raise IntegrityError(
+            f"artifact {digest} is corrupted: its bytes hash to {actual}",
+            hint=f"Delete {path} and ingest the dataset again.",
+        )
+    return path
+
+
+def _batches(scan: pl.LazyFrame, size: int, label: str) -> Iterator[pl.DataFrame]:
+    """The scan's rows in batches of about ``size`` rows; a read error as DataError naming ``label``."""
+    iterator = iter(scan.collect_batches(chunk_size=size))
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(
+                f"cannot read {label}: {str(exc).splitlines()[0]}",
+                file=label,
+                hint="Check the file is complete and in the format its name says.",
+            ) from None
+        yield batch
+
+
+def same_file(label: str, target: Path) -> bool:
+    if label.startswith(DATASET_PREFIX) or "://" in label:
+        return False
+    return Path(label).resolve() == target
