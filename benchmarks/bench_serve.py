@@ -17,13 +17,19 @@ internal 10% split, seed 0) behind a 20-column mixed-type preprocessing pipeline
     "predict_proba"``), then ``mlflow models serve -m <model> --env-manager local`` with its default worker
     count (one uvicorn worker) and thread settings; ``{"dataframe_records": [record]}`` on ``/invocations``.
   - FastAPI: a minimal app in loopline's virtualenv (uvicorn, one worker): ``async def`` reading the JSON
-    record into a one-row pandas DataFrame, ``pipeline.predict_proba``; OpenMP threads left at their default.
+    record into a one-row pandas DataFrame, ``pipeline.predict_proba``; OpenMP threads left at their default
+    (one per core: the headline ratio). ``fastapi_1thread``: the same app with OMP_NUM_THREADS=1, a stronger
+    peer, reported alongside (how much of the gap is thread-pool control alone).
+  Every server gets the caller's environment less OMP_NUM_THREADS, LOOPLINE_STORE_URL, the loopline tokens
+  and MLFLOW_MODELS_WORKERS.
 The load generator (benchmarks/_loadgen.py) is one separate process, the same for every contender, on the
 same machine (it shares the cores with the server under test): N persistent HTTP/1.1 keep-alive connections
 (N = 1, 8, 32), each sending single-record JSON POSTs back to back for 10 s, drawn in turn from 1,000
-validation records; per-request latency. Contenders alternate (loopline, MLflow, FastAPI, repeat), each warmed
-up first at that concurrency; 3 rounds, medians. The generator's own ceiling is measured once on loopline's
-``/v2/health/live``. Server CPU time per request (process tree, user + system) is reported alongside.
+validation records; per-request latency. Contenders alternate (loopline, MLflow, FastAPI, FastAPI 1 thread,
+repeat), each warmed up first at that concurrency; 3 rounds, medians. Before the load, each peer's P(1) on 50
+bodies is compared with loopline's. The generator's own ceiling is measured once on loopline's
+``/v2/health/live``. Server CPU time per request (process tree, user + system) and the generator's are
+reported alongside.
 
 Soak: loopline at concurrency 8 for 5 minutes; RSS (VmRSS) of the server after a warm-up and at the end.
 Batch (1M rows vs calling the compiled predictor directly): benchmarks/_serve_batch.py's ``measure_batch``
@@ -73,7 +79,7 @@ TRAIN_ROWS, VALID_ROWS = 50_000, 10_000
 BODIES = 1_000
 MODEL_NAME = "bench"
 CONCURRENCY = (1, 8, 32)
-CONTENDERS = ("loopline", "mlflow", "fastapi")
+CONTENDERS = ("loopline", "mlflow", "fastapi", "fastapi_1thread")
 IMPUTE_NUMBERS = [{"type": "impute", "columns": NUMERIC, "strategy": "median"}]
 
 FASTAPI_APP = """
@@ -384,7 +390,16 @@ def rss_mb(pid: int) -> float:
 
 
 def make_servers(run_dir: Path, meta: dict[str, Any], mlflow: str | None) -> dict[str, Server]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_MODELS_WORKERS", "LOOPLINE_STORE_URL")}
+    # the caller's environment, less what would change a contender's setup (a store elsewhere, a token
+    # the load generator does not send, MLflow's worker count, a thread count: every contender gets its default)
+    unset = (
+        "MLFLOW_MODELS_WORKERS",
+        "LOOPLINE_STORE_URL",
+        "LOOPLINE_TOKEN",
+        "LOOPLINE_PREDICT_TOKEN",
+        "OMP_NUM_THREADS",
+    )
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     home = run_dir / "loopline-home"
     shutil.copytree(MODELS / "loopline-home", home)  # a fresh prediction log for every run
     servers = {
@@ -412,18 +427,21 @@ def make_servers(run_dir: Path, meta: dict[str, Any], mlflow: str | None) -> dic
         )
     app = run_dir / "fastapi_app.py"
     app.write_text(FASTAPI_APP)
-    servers["fastapi"] = Server(
-        "fastapi",
-        [sys.executable, str(app), str(MODELS / "pipeline.joblib"), json.dumps(NUMERIC), "{port}"],
-        env,
-        "/predict",
-        MODELS / "bodies.jsonl",
-        run_dir,
-    )
+    # the hand-written endpoint as written (OpenMP's default: a thread per core), and the same app with
+    # OMP_NUM_THREADS=1, a stronger peer that shows what controlling the thread pool alone is worth
+    for name, extra in (("fastapi", {}), ("fastapi_1thread", {"OMP_NUM_THREADS": "1"})):
+        servers[name] = Server(
+            name,
+            [sys.executable, str(app), str(MODELS / "pipeline.joblib"), json.dumps(NUMERIC), "{port}"],
+            {**env, **extra},
+            "/predict",
+            MODELS / "bodies.jsonl",
+            run_dir,
+        )
     return servers
 
 
-READY = {"loopline": "/ping", "mlflow": "/ping", "fastapi": "/health"}
+READY = {"loopline": "/ping", "mlflow": "/ping", "fastapi": "/health", "fastapi_1thread": "/health"}
 
 
 # -- load ----------------------------------------------------------------------------------------------------
@@ -442,7 +460,7 @@ def positive_probability(name: str, answer: Any) -> float:
     if name == "loopline":
         return float(answer["predictions"][0]["probabilities"]["1"])
     if name == "mlflow":
-        return float(answer["predictions"][0][1])
+        return float(answer["predictions"][0][1])  # pyfunc_predict_fn="predict_proba": [[P(0), P(1)]]
     return float(answer["probability"])
 
 
@@ -650,12 +668,15 @@ def report(
             f"MLflow {MLFLOW_VERSION} from {MLFLOW_VENV} (its own virtualenv): mlflow models serve --env-manager"
             " local, its default worker count (1 uvicorn worker)"
         )
-    print("FastAPI: a hand-written async endpoint (one-row pandas DataFrame -> Pipeline.predict_proba), 1 worker")
+    print(
+        "FastAPI: a hand-written async endpoint (one-row pandas DataFrame -> Pipeline.predict_proba), 1 uvicorn"
+        " worker, OpenMP threads at their default; fastapi_1thread: the same app with OMP_NUM_THREADS=1"
+    )
     for name, error in failed.items():
         print(f"{name} FAILED to start: {error.splitlines()[0]}")
 
     print(
-        f"{'contender':<10}{'conc':>5}{'req/s':>9}{'min':>8}{'max':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'contender':<16}{'conc':>5}{'req/s':>9}{'min':>8}{'max':>8}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'errors':>8}{'server CPU ms/req':>19}{'generator CPU ms/req':>22}"
     )
     medians: dict[str, Any] = {}
@@ -675,7 +696,7 @@ def report(
             errors[key] = sum(r["errors"] for r in samples)
             p50, p99 = medians[f"{key}_p50_ms"], medians[f"{key}_p99_ms"]
             print(
-                f"{name:<10}{concurrency:>5}{medians[f'{key}_rps']:>9.1f}{min(rps):>8.1f}{max(rps):>8.1f}"
+                f"{name:<16}{concurrency:>5}{medians[f'{key}_rps']:>9.1f}{min(rps):>8.1f}{max(rps):>8.1f}"
                 f"{p50 if p50 is not None else float('nan'):>9.2f}{p99 if p99 is not None else float('nan'):>9.2f}"
                 f"{errors[key]:>8}{medians[f'{key}_cpu_ms_per_req']:>19.2f}"
                 f"{medians[f'{key}_generator_cpu_ms_per_req']:>22.2f}"
@@ -687,7 +708,7 @@ def report(
     ratios: dict[str, float | None] = {}
     for concurrency in CONCURRENCY:
         loop = f"loopline_c{concurrency}"
-        for peer in ("mlflow", "fastapi"):
+        for peer in CONTENDERS[1:]:
             other = f"{peer}_c{concurrency}"
             loop_rps, peer_rps = medians[f"{loop}_rps"], medians.get(f"{other}_rps")
             ratios[f"rps_vs_{peer}_c{concurrency}"] = loop_rps / peer_rps if peer_rps else None
