@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _datasets, _models, _runs, _store
+from loopline.cli import _datasets, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._render import console, print_json
 from loopline.core.errors import ConfigError
@@ -25,6 +25,7 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_models.app, name="models")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_store.app, name="store")
+app.command("predict")(_predict.predict)
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")
