@@ -1,4 +1,5 @@
-"""`loopline serve` as a real process: it answers, and SIGTERM flushes the prediction log and exits 0."""
+"""`loopline serve` as a real process: it answers; on SIGTERM readiness turns 503 at once, the request in flight
+finishes, the prediction log is flushed and the process exits 0."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,3 +61,95 @@ def test_sigterm_flushes_the_log_and_exits_cleanly(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
     assert store.predictions.count("toy") == 30
     store.close()
+
+
+SLOW_SERVER = """
+import sys, time
+from loopline.serve import ServeSettings, serve
+from loopline.store import Store
+from loopline.train import ModelBundle
+
+real = ModelBundle.predict_records
+
+
+def slow(self, records):  # a record with n == 9 takes 2 s: the request in flight at SIGTERM
+    if any(r.get("n") == 9 for r in records):
+        time.sleep(2.0)
+    return real(self, records)
+
+
+ModelBundle.predict_records = slow
+store = Store.open(sys.argv[1], sys.argv[2])
+serve(store, port=int(sys.argv[3]), settings=ServeSettings(drain_seconds=1.0, log_flush_interval=30))
+store.close()
+"""
+
+
+def test_sigterm_turns_readiness_off_at_once_and_finishes_the_request_in_flight(tmp_path: Path) -> None:
+    url_db, artifacts = f"sqlite:///{tmp_path / 'loopline.db'}", tmp_path / "artifacts"
+    store = Store.open(url_db, artifacts)
+    store.models.promote("toy", register(store).version)
+    store.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SLOW_SERVER, url_db, str(artifacts), str(port)], stdout=stderr, stderr=stderr
+        )
+    answers: dict[str, httpx.Response] = {}
+
+    def post(key: str, n: int) -> None:
+        answers[key] = httpx.post(f"{url}/predict/toy", json={"x": 1.0, "n": n, "group": "b"}, timeout=30)
+
+    try:
+        wait_ready(url, process)
+        for _ in range(5):
+            assert httpx.post(f"{url}/predict/toy", json=[{"x": 1.0, "n": 2, "group": "b"}] * 3).status_code == 200
+        in_flight = threading.Thread(target=post, args=("slow", 9))
+        in_flight.start()
+        deadline = time.monotonic() + 10
+        while "loopline_requests_in_flight 1.0" not in httpx.get(f"{url}/metrics").text:
+            assert time.monotonic() < deadline, "the slow request never started"
+            time.sleep(0.01)
+
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        first = httpx.get(f"{url}/v2/health/ready")
+        assert first.status_code == 503 and time.monotonic() - signalled < 0.5  # at once, while still listening
+        assert httpx.get(f"{url}/ping").status_code == 503
+        during_drain = threading.Thread(target=post, args=("drain", 2))  # still answered while the LB catches up
+        during_drain.start()
+        readiness = []
+        while process.poll() is None and time.monotonic() - signalled < 10:
+            try:
+                readiness.append(httpx.get(f"{url}/v2/health/ready", timeout=1).status_code)
+            except httpx.TransportError:
+                break  # the listener is closed
+            time.sleep(0.05)
+        assert readiness and set(readiness) == {503}
+        in_flight.join(timeout=15)
+        during_drain.join(timeout=15)
+        assert answers["slow"].status_code == 200 and answers["slow"].json()["version"] == 1
+        assert answers["drain"].status_code == 200
+        assert process.wait(timeout=30) == 0, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    store = Store.open(url_db, artifacts)
+    assert store.predictions.count("toy") == 17  # 5 x 3, the one in flight and the one in the drain: flushed
+    store.close()
+    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, "the service exited"
+        assert time.monotonic() < deadline, "the service did not become ready"
+        time.sleep(0.1)
