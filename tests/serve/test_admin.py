@@ -54,6 +54,9 @@ def test_promote_then_rollback_swap_the_served_version(
     assert rolled.status_code == 200 and rolled.json()["serving"] == {"toy": 1}
     assert served_version(client) == 1
     assert store.models.events("toy")[-1]["reason"] == "worse on Mondays"
+    text = client.get("/metrics").text
+    assert 'loopline_model_swaps_total{model="toy"} 3.0' in text  # the first load, to the challenger and back
+    assert 'loopline_served_version{model="toy"} 1.0' in text
     client.post("/admin/models/toy/promote", json={"version": challenger.version}, headers=ADMIN)
     assert client.post("/admin/models/toy/rollback", headers=ADMIN).status_code == 200  # no body is fine too
     assert served_version(client) == 1

@@ -25,6 +25,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+CLI_GUARDS = ["--allow-host", "127.0.0.1", "--allow-host", "api.internal", "--max-concurrency", "4"]
+
+
 def test_sigterm_flushes_the_log_and_exits_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
     store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
@@ -34,7 +37,7 @@ def test_sigterm_flushes_the_log_and_exits_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "LOOPLINE_HOME": str(home)}
     env.pop("LOOPLINE_STORE_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port), *CLI_GUARDS],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -50,6 +53,8 @@ def test_sigterm_flushes_the_log_and_exits_cleanly(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "the service did not become ready"
             time.sleep(0.1)
+        assert httpx.get(f"{url}/v2/health/ready", headers={"host": "api.internal"}).status_code == 200
+        assert httpx.get(f"{url}/v2/health/ready", headers={"host": "localhost"}).status_code == 400  # replaced
         for _ in range(10):
             response = httpx.post(f"{url}/predict/toy", json=[{"x": 1.0, "n": 2, "group": "b"}] * 3)
             assert response.status_code == 200

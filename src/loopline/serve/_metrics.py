@@ -61,7 +61,10 @@ class ServiceMetrics:
             "loopline_served_version", "The version each model is answered with.", ["model"], registry=self.registry
         )
         self.swaps = Counter(
-            "loopline_model_swaps", "Versions loaded and switched to while serving.", ["model"], registry=self.registry
+            "loopline_model_swaps",
+            "Versions loaded and switched to (the first load included).",
+            ["model"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:
