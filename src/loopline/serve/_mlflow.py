@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loopline.core.errors import SchemaValidationError
-from loopline.serve._validation import BadRequest, loads_json
+from loopline.serve._validation import BadRequest, decode_body, loads_json
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PREDICT_METHODS = ("predict", "predict_proba")
@@ -57,12 +57,7 @@ def parse_request(
         raise BadRequest(415, f"content type {media or 'none'!r} is not accepted; send application/json or text/csv.")
     if charset not in ("utf-8", "utf8"):
         raise BadRequest(415, f"charset {charset!r} is not accepted; send UTF-8.")
-    if not body:
-        raise BadRequest(400, "the request body is empty; send a JSON object or CSV with a header row.")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest(400, "the request body is not UTF-8.") from None
+    text = decode_body(body, expected="a JSON object or CSV with a header row")
     if media == "text/csv":
         return MlflowRequest(records_from_csv(text, schema))
     payload = loads_json(text, allow_constants=True)

@@ -28,13 +28,17 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/json":
         raise BadRequest(415, f"content type {media or 'none'!r} is not accepted; send application/json.")
+    return loads_json(decode_body(body, expected="a JSON object"))
+
+
+def decode_body(body: bytes, *, expected: str) -> str:
+    """The body as text: 400 when it is empty (naming what to send: ``expected``) or not UTF-8."""
     if not body:
-        raise BadRequest(400, "the request body is empty; send a JSON object.")
+        raise BadRequest(400, f"the request body is empty; send {expected}.")
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "the request body is not UTF-8.") from None
-    return loads_json(text)
 
 
 def loads_json(text: str, *, allow_constants: bool = False) -> Any:
