@@ -119,6 +119,10 @@ def serve(
     max_concurrency: Annotated[
         int, typer.Option(help="Prediction requests in flight before the next gets a 503.", min=1)
     ] = 64,
+    max_batch_rows: Annotated[int, typer.Option(help="Records merged into one model call at most.", min=1)] = 64,
+    max_batch_delay_ms: Annotated[
+        float, typer.Option(help="How long a request may wait for others to merge with (0: never waits).", min=0)
+    ] = 0.0,
 ) -> None:
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
@@ -129,7 +133,12 @@ def serve(
 
     with clear_errors(), open_store(home) as store:
         settings = ServeSettings.from_env(
-            home, allowed_hosts=allow_host or None, allowed_origins=allow_origin or (), max_concurrency=max_concurrency
+            home,
+            allowed_hosts=allow_host or None,
+            allowed_origins=allow_origin or (),
+            max_concurrency=max_concurrency,
+            max_batch_rows=max_batch_rows,
+            max_batch_delay=max_batch_delay_ms / 1000,
         )
         console.print(f"serving {', '.join(store.models.names()) or 'no model yet'} on http://{host}:{port}")
         run_server(store, host=host, port=port, settings=settings)

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from loopline.store import Store
 
 PREDICT_TOKEN_ENV = "LOOPLINE_PREDICT_TOKEN"
+MAX_BATCH_DELAY = 0.1
+"""The longest a request may be held back for micro-batching, in seconds."""
 
 
 class ServeSettings:
@@ -50,7 +52,9 @@ class ServeSettings:
     ``allowed_origins``: browser origins allowed by CORS (none by default). ``max_concurrency``: prediction
     requests in flight before the next gets a 503. ``drain_seconds``: after SIGTERM, how long readiness answers
     503 while requests are still served, before the listener closes; ``graceful_timeout``: how long in-flight
-    requests then get to finish.
+    requests then get to finish. ``max_batch_rows`` and ``max_batch_delay`` (seconds) bound micro-batching: the
+    concurrent requests of one model version merged into one model call (see :class:`ModelRunner`); with a
+    delay of 0 (the default) only requests already waiting are merged and none is held back.
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class ServeSettings:
         log_flush_interval: float = 0.5,
         drain_seconds: float = 1.0,
         graceful_timeout: float = 30.0,
+        max_batch_rows: int = 64,
+        max_batch_delay: float = 0.0,
     ) -> None:
         self.token = token
         self.predict_token = predict_token
@@ -79,6 +85,8 @@ class ServeSettings:
         self.log_flush_interval = log_flush_interval
         self.drain_seconds = drain_seconds
         self.graceful_timeout = graceful_timeout
+        self.max_batch_rows = max_batch_rows
+        self.max_batch_delay = max_batch_delay
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **options: Any) -> ServeSettings:
@@ -114,7 +122,12 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     """
     cfg = settings or ServeSettings()
     _check_settings(cfg)
-    cache, runner, metrics, life = ModelCache(store), ModelRunner(), ServiceMetrics(), Lifecycle()
+    cache, metrics, life = ModelCache(store), ServiceMetrics(), Lifecycle()
+    runner = ModelRunner(
+        max_batch_rows=cfg.max_batch_rows,
+        max_batch_delay=cfg.max_batch_delay,
+        on_batch=lambda model, requests, rows: metrics.observe_model_call(model.name, requests, rows),
+    )
     predlog = PredictionLogger(
         store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.artifacts.root.parent / "predlog"
     )
@@ -174,10 +187,11 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
             records = validate_records(records, model.bundle.input_schema, max_records=cfg.max_records)
         except (BadRequest, SchemaValidationError, NotFoundError) as exc:
             return _error(exc, metrics, _label(cache, name), protocol)
-        outputs, latency = await runner.predict(model, records)
-        ids = _log(predlog, model, records, outputs, latency)
+        predicted = await runner.predict(model, records)
+        outputs = predicted.outputs
+        ids = _log(predlog, model, records, outputs, predicted.seconds / predicted.batch_rows)
         metrics.requests.labels(name, str(model.version), protocol).inc()
-        metrics.latency.labels(name, str(model.version)).observe(latency)
+        metrics.latency.labels(name, str(model.version)).observe(predicted.seconds)
         metrics.batch.labels(name).observe(len(records))
         if isinstance(payload, MlflowRequest):
             return JSONResponse(mlflow_response(outputs, payload.predict_method, model.bundle.classes))
@@ -325,6 +339,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _check_settings(cfg: ServeSettings) -> None:
     if cfg.max_concurrency < 1:
         raise ConfigError(f"max_concurrency is {cfg.max_concurrency}; it must be at least 1.", hint="Use e.g. 64.")
+    if cfg.max_batch_rows < 1:
+        raise ConfigError(f"max_batch_rows is {cfg.max_batch_rows}; it must be at least 1.", hint="Use e.g. 64.")
+    if not 0 <= cfg.max_batch_delay <= MAX_BATCH_DELAY:
+        raise ConfigError(
+            f"max_batch_delay is {cfg.max_batch_delay} s; it must be between 0 and {MAX_BATCH_DELAY} s.",
+            hint="Use 0 (merge only what waits already) or a millisecond or two, e.g. 0.001.",
+        )
     if cfg.predict_token and cfg.predict_token == cfg.token:
         raise ConfigError(
             "LOOPLINE_PREDICT_TOKEN is the admin token LOOPLINE_TOKEN: every client could promote models.",
@@ -349,12 +370,12 @@ def _log(
     model: LoadedModel,
     records: list[dict[str, Any]],
     outputs: list[dict[str, Any]],
-    latency: float,
+    seconds_per_row: float,
 ) -> list[str]:
     from loopline.store import PredictionRow
 
     now = datetime.now(UTC)
-    per_row = latency * 1000 / max(len(records), 1)
+    per_row = seconds_per_row * 1000
     ids = [uuid.uuid4().hex for _ in records]
     predlog.put(
         [

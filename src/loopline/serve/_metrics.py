@@ -10,6 +10,9 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.
 class ServiceMetrics:
     """Requests, errors by cause, latency and batch size per model and version, in-flight requests, swaps.
 
+    ``loopline_batch_size`` counts the records of each request; ``loopline_model_batch_rows`` and
+    ``loopline_model_batch_requests`` those of each model call, after micro-batching merged requests.
+
     Error causes: ``validation``, ``not_found``, ``http_4xx`` (body refused), ``overload`` (refused at the
     concurrency limit), ``unauthorized`` / ``forbidden`` (predict token), ``bad_name``. A name that is not served
     is counted under model ``_unknown``, so a client cannot grow the label set.
@@ -35,6 +38,20 @@ class ServiceMetrics:
             "Records per request.",
             ["model"],
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=self.registry,
+        )
+        self.model_batch_rows = Histogram(
+            "loopline_model_batch_rows",
+            "Records per model call (concurrent requests merged by micro-batching).",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
+        self.model_batch_requests = Histogram(
+            "loopline_model_batch_requests",
+            "Requests merged into one model call.",
+            ["model"],
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
             registry=self.registry,
         )
         self.load_time = Gauge(
@@ -66,6 +83,11 @@ class ServiceMetrics:
             ["model"],
             registry=self.registry,
         )
+
+    def observe_model_call(self, name: str, requests: int, rows: int) -> None:
+        """One model call of ``requests`` merged requests holding ``rows`` records (thread-safe)."""
+        self.model_batch_rows.labels(name).observe(rows)
+        self.model_batch_requests.labels(name).observe(requests)
 
     def render(self) -> bytes:
         """The text exposition format."""
