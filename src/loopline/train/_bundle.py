@@ -11,7 +11,9 @@ skops) still load.
 
 Prediction runs one function in every path: rows -> transform chain -> preprocessor
 -> estimator. A table goes through the chain's polars path, records (the service)
-through its dict path, and both give the same numbers.
+through its dict path, and both give the same numbers. Small batches skip the
+estimator's per-call overhead through its compiled form (:mod:`loopline.train._compiled`),
+built on first use and never stored; it returns the estimator's numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import polars as pl
 
 from loopline.core.errors import DataError, did_you_mean
 from loopline.prep import Chain, Preprocessor
+from loopline.train._compiled import CompiledEstimator, compile_estimator
 from loopline.train._lazy import load
 from loopline.train._metrics import compute_metrics
 from loopline.train._native import NATIVE_FILES, dump_native, load_native, native_format, source_class
@@ -43,6 +46,16 @@ _MANIFEST = "bundle.json"
 _ESTIMATOR = "estimator.skops"
 _ESTIMATOR_FILES = {"skops": _ESTIMATOR, **NATIVE_FILES}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+COMPILED_MAX_ROWS = 64
+"""Largest batch predicted through the compiled estimator; bigger ones go to the estimator itself.
+
+Measured on a busy 2-core machine, HistGradientBoostingClassifier, 20 features, 150 trees of
+up to 16 levels, predict_proba per call (single-threaded scikit-learn / compiled numpy):
+1 row 1000 / 70 us, 8 rows 920 / 140 us, 32 rows 1260 / 350 us, 64 rows 1490 / 720 us,
+128 rows 1390 / 1690 us, 256 rows 3000 / 2450 us, 512 rows 4770 / 8600 us. The crossover
+sits between 64 and 256 rows; with scikit-learn's default OpenMP threads it is later still.
+64 keeps the compiled path where it wins at least twofold.
+"""
 
 
 @dataclass
@@ -62,6 +75,8 @@ class ModelBundle:
     input_schema: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     chain: Chain | None = None
+    _compiled: tuple[Any, CompiledEstimator | None] | None = field(default=None, init=False, repr=False, compare=False)
+    """Derived state: (the estimator it was compiled from, its compiled form or None)."""
 
     def __post_init__(self) -> None:
         if not self.input_schema:
@@ -111,11 +126,37 @@ class ModelBundle:
         so a table (column-major from polars) and records (row-major) would differ in the last bit.
         """
         features = np.ascontiguousarray(features, dtype=np.float64)
+        model = self._model_for(features)
         if self.classes is None:
-            return {"prediction": np.asarray(self.estimator.predict(features), dtype=np.float64)}
-        probability = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
+            return {"prediction": np.asarray(model.predict(features), dtype=np.float64)}
+        probability = np.asarray(model.predict_proba(features), dtype=np.float64)
         labels = np.asarray(self.classes)
         return {"prediction": labels[probability.argmax(axis=1)], "probability": probability}
+
+    def _model_for(self, features: np.ndarray) -> Any:
+        """The compiled estimator for a small batch it can take, else the estimator itself."""
+        if features.ndim != 2 or not 0 < features.shape[0] <= COMPILED_MAX_ROWS:
+            return self.estimator
+        compiled = self.compiled()
+        if compiled is None or features.shape[1] != compiled.n_features:
+            return self.estimator  # which raises its own error on a wrong width
+        return compiled
+
+    def compiled(self) -> CompiledEstimator | None:
+        """The estimator's compiled form (see :func:`compile_estimator`), built on first use.
+
+        None when the estimator does not compile. Rebuilt if ``estimator`` is replaced; never
+        stored in the bundle's bytes nor pickled. Concurrent first calls may each compile;
+        they build equal objects and one is kept.
+        """
+        cached = self._compiled
+        if cached is None or cached[0] is not self.estimator:
+            cached = (self.estimator, compile_estimator(self.estimator))
+            self._compiled = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_compiled": None}
 
     def evaluate(self, df: pl.DataFrame) -> dict[str, float]:
         """Metrics of the model on a labelled table (see ``compute_metrics``)."""
