@@ -124,6 +124,8 @@ class ModelBundle:
 
         The matrix is made C-contiguous first: BLAS sums in an order that depends on the memory layout,
         so a table (column-major from polars) and records (row-major) would differ in the last bit.
+        Batches of up to :data:`COMPILED_MAX_ROWS` rows go through :meth:`compiled` when the
+        estimator compiles; the numbers are the estimator's own, bit for bit.
         """
         features = np.ascontiguousarray(features, dtype=np.float64)
         model = self._model_for(features)
@@ -147,7 +149,8 @@ class ModelBundle:
 
         None when the estimator does not compile. Rebuilt if ``estimator`` is replaced; never
         stored in the bundle's bytes nor pickled. Concurrent first calls may each compile;
-        they build equal objects and one is kept.
+        they build equal objects and one is kept. The first call costs tens of milliseconds
+        (flattening, then a check against the estimator): a server can make it when it loads.
         """
         cached = self._compiled
         if cached is None or cached[0] is not self.estimator:
