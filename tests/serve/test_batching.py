@@ -10,7 +10,7 @@ import asyncio
 import socket
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -53,7 +53,7 @@ def chain_classifier() -> ModelBundle:
         numeric=["amount", "qty"],
         categorical=["city", "at"],
         estimator="hist_gradient_boosting",
-        transforms=chain.TRANSFORMS,
+        transforms=cast(list[dict[str, Any]], chain.TRANSFORMS),
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())
 
