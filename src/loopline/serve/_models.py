@@ -61,6 +61,7 @@ class ModelCache:
         """Load one version (verified digest, safe format) and make it the served one."""
         started = time.perf_counter()
         bundle = ModelBundle.from_bytes(self.store.artifacts.get_bytes(digest))
+        bundle.compiled()  # the fast path is built here, in the background load, not by the first request
         model = LoadedModel(name, version, bundle, time.perf_counter() - started)
         with self._lock:
             self._models = {**self._models, name: model}
