@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,14 @@ from loopline.serve._guards import (
 from loopline.serve._metrics import ServiceMetrics
 from loopline.serve._mlflow import MlflowRequest, mlflow_error, mlflow_response, parse_request
 from loopline.serve._models import LoadedModel, ModelCache, ModelRunner
-from loopline.serve._oip import infer_response, records_from_inputs, tensor_metadata
+from loopline.serve._oip import (
+    HEADER_LENGTH,
+    encode_response,
+    infer_response,
+    parse_infer_request,
+    records_from_inputs,
+    tensor_metadata,
+)
 from loopline.serve._predlog import PredictionLogger
 from loopline.serve._validation import BadRequest, parse_json, validate_records
 
@@ -182,7 +189,7 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
         try:
             model = cache.get(name, version)
             body = await read_body(request, cfg.max_body_bytes)
-            payload = _decode(body, request.headers.get("content-type"), protocol, model)
+            payload = _decode(body, request.headers, protocol, model)
             records = _records(payload, protocol)
             records = validate_records(records, model.bundle.input_schema, max_records=cfg.max_records)
         except (BadRequest, SchemaValidationError, NotFoundError) as exc:
@@ -197,7 +204,11 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
             return JSONResponse(mlflow_response(outputs, payload.predict_method, model.bundle.classes))
         if protocol == "oip":
             request_id = payload.get("id") if isinstance(payload, dict) else None
-            return JSONResponse(infer_response(name, model.version, request_id, outputs, model.bundle.classes))
+            response = infer_response(name, model.version, request_id, outputs, model.bundle.classes)
+            content, headers = encode_response(response, payload)
+            return Response(
+                content, media_type="application/octet-stream" if headers else "application/json", headers=headers
+            )
         predictions = [{"prediction_id": i, **o} for i, o in zip(ids, outputs, strict=True)]
         return JSONResponse({"model": name, "version": model.version, "predictions": predictions})
 
@@ -284,7 +295,10 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     return app
 
 
-def _decode(body: bytes, content_type: str | None, protocol: str, model: LoadedModel) -> Any:
+def _decode(body: bytes, headers: Mapping[str, str], protocol: str, model: LoadedModel) -> Any:
+    content_type = headers.get("content-type")
+    if protocol == "oip":
+        return parse_infer_request(body, content_type, headers.get(HEADER_LENGTH))
     if protocol == "mlflow":
         schema, classes = model.bundle.input_schema, model.bundle.classes
         return parse_request(body, content_type, schema=schema, classifier=classes is not None)
