@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import numpy as np
 import polars as pl
 import pytest
 import uvicorn
@@ -206,18 +205,26 @@ def test_a_failing_request_fails_alone_and_its_neighbours_are_answered() -> None
     assert all(r.batch_requests == 1 for r in good)  # retried one by one after the merged call failed
 
 
-def test_linear_models_merged_differ_from_alone_in_the_last_bits_only() -> None:
-    """A known limit: BLAS sums a matrix product in an order that depends on the row count, so a logistic
-    regression scored in a merged batch may differ from the same record scored alone in the last bits (as a
-    one-row request already differs from an offline table). Trees and boosting are exact (tests above)."""
-    model = LoadedModel("toy", 1, toy_bundle("logistic_regression"), 0.0)
-    records = make_frame(40, 3).drop("label").to_dicts()
+@pytest.mark.parametrize("estimator", ["logistic_regression", "ridge"])
+def test_linear_models_merged_equal_scoring_alone_and_offline(estimator: str) -> None:
+    """Linear models go through the bundle's compiled form at every batch size (no BLAS, whose summation
+    order depends on the row count), so a merged record's answer is the lone record's and the offline
+    table's, bit for bit, as for trees and boosting."""
+    bundle = toy_bundle("logistic_regression") if estimator == "logistic_regression" else regressor()
+    model = LoadedModel("toy", 1, bundle, 0.0)
+    frame = make_frame(40, 3).drop("label")
+    if estimator == "ridge":
+        frame = frame.drop("x")
+    records = frame.to_dicts()
     results = run_together(ModelRunner(max_batch_delay=0.05), [(model, [r]) for r in records])
     assert max(r.batch_requests for r in results) > 1
-    served = np.array([r.outputs[0]["probabilities"]["True"] for r in results])
-    single = np.array([o["probabilities"]["True"] for o in alone(model, records)])
-    np.testing.assert_allclose(served, single, rtol=1e-12, atol=0)  # one ulp of the decision, through expit
-    assert [r.outputs[0]["prediction"] for r in results] == [o["prediction"] for o in alone(model, records)]
+    assert [r.outputs[0] for r in results] == alone(model, records)
+    offline = bundle.predict_table(frame)
+    if estimator == "logistic_regression":
+        served = [list(r.outputs[0]["probabilities"].values()) for r in results]
+        assert served == offline["probability"].tolist()
+    else:
+        assert [r.outputs[0]["prediction"] for r in results] == offline["prediction"].tolist()
 
 
 def test_predict_before_start_is_refused() -> None:

@@ -1,8 +1,12 @@
-"""The compiled estimator returns scikit-learn's numbers bit for bit, and the bundle uses it only where it may.
+"""The compiled estimator: gradient boosting bit for bit as scikit-learn, linear models exact across batch sizes.
 
-Every comparison is ``assert_array_equal``: the compiled path must be indistinguishable from
-the estimator, on random rows, NaN, infinities and values exactly at (and one ulp around) the
-model's own split thresholds, in 1-row, 64-row and larger batches.
+Gradient boosting: every comparison is ``assert_array_equal``: the compiled path must be
+indistinguishable from the estimator, on random rows, NaN, infinities and values exactly at
+(and one ulp around) the model's own split thresholds, in 1-row, 64-row and larger batches.
+
+Linear models: a row alone equals the same row in any batch (``assert_array_equal``), and the
+numbers are scikit-learn's to rounding (``assert_allclose``, rtol 1e-12): scikit-learn's BLAS
+product is the one that is not exact across batch sizes.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 
 from loopline.prep import Preprocessor
 from loopline.train import ModelBundle, train_candidate
+from loopline.train import _compiled as compiled_module
 from loopline.train._bundle import COMPILED_MAX_ROWS
-from loopline.train._compiled import CompiledEstimator, compile_estimator
+from loopline.train._compiled import CompiledEstimator, CompiledLinearModel, compile_estimator
 
 FEATURES = 8
 
@@ -200,7 +206,9 @@ def test_categorical_splits_are_not_compiled() -> None:
     "estimator",
     [
         HistGradientBoostingClassifier(),  # not fitted
-        LogisticRegression().fit(np.eye(4), [0, 1, 0, 1]),
+        LogisticRegression(),  # not fitted
+        SGDClassifier(random_state=0).fit(np.eye(4), [0, 1, 0, 1]),  # linear, but not a compiled class
+        Ridge().fit(np.eye(4), np.eye(4)[:, :2]),  # two targets
         "not an estimator",
     ],
 )
@@ -329,3 +337,128 @@ def test_a_wrong_width_gets_scikit_learns_error(binary: Any) -> None:
     bundle = ModelBundle(Preprocessor([], []), binary, target="y", task="binary", classes=[False, True])
     with pytest.raises(ValueError, match="features"):
         bundle.predict_matrix(np.zeros((1, FEATURES + 1)))
+
+
+# -- linear models ---------------------------------------------------------------------------------
+
+LINEAR_KINDS = ["lr_binary", "lr_multiclass", "ridge", "linear_regression"]
+BATCHES = [2, 7, 64, 1000]
+
+
+def _linear_data(rows: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 13)) * rng.uniform(0.1, 10, 13)  # columns of different scales
+    x[:, 5] = rng.integers(0, 2, rows)  # a one-hot-like column
+    return np.ascontiguousarray(x)
+
+
+def _fit_linear(kind: str) -> Any:
+    x = _linear_data(1200, 30)
+    signal = x @ np.random.default_rng(31).normal(scale=0.3, size=x.shape[1]) / 3
+    noisy = signal + np.random.default_rng(32).normal(scale=0.5, size=signal.size)
+    if kind == "lr_binary":
+        return LogisticRegression(max_iter=1000).fit(x, noisy > 0)
+    if kind == "lr_multiclass":
+        return LogisticRegression(max_iter=1000).fit(x, np.digitize(noisy, [-1.0, -0.2, 0.5, 1.2]).astype(str))
+    if kind == "ridge":
+        return Ridge(alpha=1.0).fit(x, 100 + 10 * noisy)
+    if kind == "linear_regression":
+        return LinearRegression().fit(x, 100 + 10 * noisy)
+    raise ValueError(kind)
+
+
+@pytest.fixture(scope="module", params=LINEAR_KINDS)
+def linear(request: pytest.FixtureRequest) -> Any:
+    return _fit_linear(request.param)
+
+
+def _linear_compiled(model: Any) -> CompiledLinearModel:
+    compiled = compile_estimator(model)
+    assert isinstance(compiled, CompiledLinearModel)
+    assert compiled.max_rows is None  # every batch size goes through it
+    return compiled
+
+
+def test_linear_row_alone_equals_the_row_in_every_batch(linear: Any) -> None:
+    compiled, rows = _linear_compiled(linear), _linear_data(1003, 33)
+    alone = np.vstack([_compiled_output(compiled, rows[i : i + 1]).reshape(1, -1) for i in range(rows.shape[0])])
+    for size in BATCHES:
+        for start in (0, 1, 3, rows.shape[0] - size):  # rows at every position, on and off 64-row blocks
+            batch = np.ascontiguousarray(rows[start : start + size])
+            np.testing.assert_array_equal(
+                _compiled_output(compiled, batch).reshape(size, -1), alone[start : start + size]
+            )
+            np.testing.assert_array_equal(compiled.predict(batch), compiled.predict(rows)[start : start + size])
+
+
+def test_linear_is_scikit_learn_to_rounding(linear: Any) -> None:
+    compiled, rows = _linear_compiled(linear), _linear_data(1000, 34)
+    if not compiled.is_classifier:
+        np.testing.assert_allclose(compiled.predict(rows), linear.predict(rows), rtol=1e-12, atol=0)
+        return
+    np.testing.assert_allclose(compiled.decision_function(rows).squeeze(), linear.decision_function(rows), rtol=1e-12)
+    # atol: one ulp of 1, as 1 - p can round to a neighbour when p is near 1
+    np.testing.assert_allclose(compiled.predict_proba(rows), linear.predict_proba(rows), rtol=1e-12, atol=2.3e-16)
+    np.testing.assert_array_equal(compiled.predict(rows), linear.predict(rows))
+
+
+def test_linear_multiclass_is_softmax_and_binary_is_expit() -> None:
+    """The probability math is this scikit-learn version's: softmax over classes, [1 - p, p] for binary."""
+    rows = _linear_data(50, 35)
+    multi = _linear_compiled(_fit_linear("lr_multiclass"))
+    probability = multi.predict_proba(rows)
+    assert probability.shape == (50, 5)
+    np.testing.assert_allclose(probability.sum(axis=1), 1.0, rtol=1e-15)
+    binary = _linear_compiled(_fit_linear("lr_binary"))
+    decision = binary.decision_function(rows).ravel()
+    positive = expit(decision)  # the function scikit-learn's _predict_proba_lr applies
+    np.testing.assert_array_equal(binary.predict_proba(rows), np.stack([1 - positive, positive], axis=1))
+
+
+def test_linear_refuses_nan_and_infinity_as_scikit_learn_does(linear: Any) -> None:
+    compiled, rows = _linear_compiled(linear), _linear_data(5, 36)
+    method = "predict_proba" if compiled.is_classifier else "predict"
+    for bad in (np.nan, np.inf):
+        rows[2, 4] = bad
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            getattr(linear, method)(rows)
+        with pytest.raises(ValueError, match="NaN or infinity.*Impute missing values"):
+            getattr(compiled, method)(rows)
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            compiled.predict(rows[2:3])
+
+
+@pytest.mark.parametrize(("estimator", "target"), [("logistic_regression", "label"), ("ridge", "spend")])
+def test_a_linear_bundle_answers_a_record_as_any_batch_does(estimator: str, target: str) -> None:
+    """Records with missing values are imputed by the bundle's chain and preprocessor first; each record
+    alone, in small batches and in the whole table gets the same bits, close to scikit-learn's."""
+    bundle = _bundle(estimator, target)
+    assert isinstance(bundle.compiled(), CompiledLinearModel)
+    frame = _frame(1000, 37).drop("label", "spend")
+    assert frame["amount"].null_count() > 50
+    table = bundle.predict_table(frame)
+    key = "probability" if "probability" in table else "prediction"
+    records = _records(frame)
+    for size in (1, 2, 7, 64):
+        for start in range(0, 200, size):
+            part = bundle.predict_records(records[start : start + size])
+            got = [list(r["probabilities"].values()) if key == "probability" else r["prediction"] for r in part]
+            np.testing.assert_array_equal(np.array(got), table[key][start : start + size])
+    features = bundle.preprocessor.transform(bundle.chain.transform(frame)) if bundle.chain else None
+    assert features is not None and np.isfinite(features).all()
+    expected = bundle.estimator.predict_proba(features) if key == "probability" else bundle.estimator.predict(features)
+    np.testing.assert_allclose(table[key], expected, rtol=1e-12, atol=2.3e-16)
+
+
+def test_a_linear_state_it_does_not_know_is_not_compiled() -> None:
+    model = _fit_linear("lr_binary")
+    model.coef_ = model.coef_.astype(np.float32)
+    assert compile_estimator(model) is None
+
+
+def test_a_linear_model_that_does_not_reproduce_is_not_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe check guards the math: a softmax that is off by more than rounding is discarded."""
+    model = _fit_linear("lr_multiclass")
+    assert compile_estimator(model) is not None
+    monkeypatch.setattr(compiled_module, "_softmax", lambda d: np.full_like(d, 1 / d.shape[1]))
+    assert compile_estimator(model) is None

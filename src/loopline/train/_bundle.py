@@ -11,9 +11,12 @@ skops) still load.
 
 Prediction runs one function in every path: rows -> transform chain -> preprocessor
 -> estimator. A table goes through the chain's polars path, records (the service)
-through its dict path, and both give the same numbers. Small batches skip the
-estimator's per-call overhead through its compiled form (:mod:`loopline.train._compiled`),
-built on first use and never stored; it returns the estimator's numbers bit for bit.
+through its dict path, and both give the same numbers. The estimator's compiled form
+(:mod:`loopline.train._compiled`), built on first use and never stored, answers each row
+independently of its batch: gradient boosting through it for small batches (no per-call
+overhead; the estimator's numbers bit for bit), linear models through it for every batch (no
+BLAS, whose rounding depends on the row count; the estimator's numbers to rounding). So a
+record served alone, in a micro-batch, or in a batch-scoring chunk gets the same bits.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import polars as pl
 
 from loopline.core.errors import DataError, did_you_mean
 from loopline.prep import Chain, Preprocessor
+from loopline.train._compiled import COMPILED_MAX_ROWS as COMPILED_MAX_ROWS  # re-exported
 from loopline.train._compiled import CompiledEstimator, compile_estimator
 from loopline.train._lazy import load
 from loopline.train._metrics import compute_metrics
@@ -46,16 +50,6 @@ _MANIFEST = "bundle.json"
 _ESTIMATOR = "estimator.skops"
 _ESTIMATOR_FILES = {"skops": _ESTIMATOR, **NATIVE_FILES}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-COMPILED_MAX_ROWS = 64
-"""Largest batch predicted through the compiled estimator; bigger ones go to the estimator itself.
-
-Measured on a busy 2-core machine, HistGradientBoostingClassifier, 20 features, 150 trees of
-up to 16 levels, predict_proba per call (single-threaded scikit-learn / compiled numpy):
-1 row 1000 / 70 us, 8 rows 920 / 140 us, 32 rows 1260 / 350 us, 64 rows 1490 / 720 us,
-128 rows 1390 / 1690 us, 256 rows 3000 / 2450 us, 512 rows 4770 / 8600 us. The crossover
-sits between 64 and 256 rows; with scikit-learn's default OpenMP threads it is later still.
-64 keeps the compiled path where it wins at least twofold.
-"""
 
 
 @dataclass
@@ -124,8 +118,10 @@ class ModelBundle:
 
         The matrix is made C-contiguous first: BLAS sums in an order that depends on the memory layout,
         so a table (column-major from polars) and records (row-major) would differ in the last bit.
-        Batches of up to :data:`COMPILED_MAX_ROWS` rows go through :meth:`compiled` when the
-        estimator compiles; the numbers are the estimator's own, bit for bit.
+        When the estimator compiles, batches of up to the compiled form's ``max_rows`` rows go
+        through :meth:`compiled`: gradient boosting up to :data:`COMPILED_MAX_ROWS` rows (its
+        numbers are the estimator's own, bit for bit), linear models at every size (their numbers
+        are the estimator's to rounding, and the same for a row whatever its batch).
         """
         features = np.ascontiguousarray(features, dtype=np.float64)
         model = self._model_for(features)
@@ -136,12 +132,14 @@ class ModelBundle:
         return {"prediction": labels[probability.argmax(axis=1)], "probability": probability}
 
     def _model_for(self, features: np.ndarray) -> Any:
-        """The compiled estimator for a small batch it can take, else the estimator itself."""
-        if features.ndim != 2 or not 0 < features.shape[0] <= COMPILED_MAX_ROWS:
+        """The compiled estimator for a batch within its ``max_rows``, else the estimator itself."""
+        if features.ndim != 2 or features.shape[0] == 0:
             return self.estimator
         compiled = self.compiled()
         if compiled is None or features.shape[1] != compiled.n_features:
             return self.estimator  # which raises its own error on a wrong width
+        if compiled.max_rows is not None and features.shape[0] > compiled.max_rows:
+            return self.estimator
         return compiled
 
     def compiled(self) -> CompiledEstimator | None:
