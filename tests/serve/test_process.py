@@ -10,9 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
 from loopline.store import Store
 
@@ -66,6 +69,67 @@ def test_sigterm_flushes_the_log_and_exits_cleanly(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
     assert store.predictions.count("toy") == 30
     store.close()
+
+
+def test_workers_share_the_port_and_the_log_and_all_stop_cleanly_on_sigterm(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
+    store.models.promote("toy", register(store).version)
+    store.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LOOPLINE_HOME": str(home)}
+    env.pop("LOOPLINE_STORE_URL", None)
+    command = [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port), "--workers", "2", *CLI_GUARDS]
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr)
+
+    def predict(_: int) -> httpx.Response:
+        return httpx.post(f"{url}/predict/toy", json={"x": 1.0, "n": 2, "group": "b"}, timeout=30)
+
+    try:
+        wait_ready(url, process)
+        workers: set[int] = set()  # both answer readiness (the second may still be loading its models)
+        deadline = time.monotonic() + 60
+        while len(workers) < 2:
+            assert time.monotonic() < deadline, f"only the worker(s) {workers} became ready"
+            response = httpx.get(f"{url}/v2/health/ready")
+            if response.status_code == 200:
+                workers.add(int(response.headers["x-loopline-worker"]))
+        assert workers <= {child.pid for child in psutil.Process(process.pid).children()}  # the supervisor's
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(predict, range(50)))
+        assert [a.status_code for a in answers] == [200] * 50
+        outputs = [_without_ids(a.json()) for a in answers]
+        assert all(o == outputs[0] for o in outputs) and outputs[0]["version"] == 1
+        assert {int(a.headers["x-loopline-worker"]) for a in answers} == workers
+
+        process.send_signal(signal.SIGTERM)
+        readiness = []  # the workers turn readiness off, then drain for a second before they close the listener
+        while process.poll() is None and 503 not in readiness:
+            try:
+                readiness.append(httpx.get(f"{url}/v2/health/ready", timeout=5).status_code)
+            except httpx.TransportError:
+                break
+            time.sleep(0.05)
+        assert 503 in readiness
+        assert process.wait(timeout=60) == 0, (tmp_path / "stderr.txt").read_text()
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in workers)
+    finally:
+        if process.poll() is None:
+            for child in psutil.Process(process.pid).children():
+                child.kill()
+            process.kill()
+            process.wait()
+    store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
+    assert store.predictions.count("toy") == 50  # every worker flushed its log into the store
+    store.close()
+    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
+def _without_ids(answer: dict[str, Any]) -> dict[str, Any]:
+    predictions = [{k: v for k, v in p.items() if k != "prediction_id"} for p in answer["predictions"]]
+    return {**answer, "predictions": predictions}
 
 
 SLOW_SERVER = """

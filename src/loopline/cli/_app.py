@@ -123,6 +123,15 @@ def serve(
     max_batch_delay_ms: Annotated[
         float, typer.Option(help="How long a request may wait for others to merge with (0: never waits).", min=0)
     ] = 0.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes (uvicorn's supervisor). Each has its own models, batching, log writer and "
+            "metrics: /metrics reports only the worker that answered (header X-Loopline-Worker); Prometheus "
+            "multiprocess mode is not supported.",
+            min=1,
+        ),
+    ] = 1,
 ) -> None:
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
@@ -140,8 +149,10 @@ def serve(
             max_batch_rows=max_batch_rows,
             max_batch_delay=max_batch_delay_ms / 1000,
         )
-        console.print(f"serving {', '.join(store.models.names()) or 'no model yet'} on http://{host}:{port}")
-        run_server(store, host=host, port=port, settings=settings)
+        served = ", ".join(store.models.names()) or "no model yet"
+        processes = f" ({workers} workers)" if workers > 1 else ""
+        console.print(f"serving {served} on http://{host}:{port}{processes}")
+        run_server(store, host=host, port=port, settings=settings, workers=workers)
 
 
 @app.command()

@@ -13,19 +13,33 @@ import uvicorn
 
 from loopline.core.errors import LooplineError
 from loopline.serve._app import Lifecycle, ServeSettings, create_app
+from loopline.serve._factory import serve_workers
 
 if TYPE_CHECKING:
     from loopline.store import Store
 
 
-def serve(store: Store, *, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None) -> None:
+def serve(
+    store: Store,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServeSettings | None = None,
+    workers: int = 1,
+) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully and return (the process exits 0).
 
     On SIGTERM readiness turns 503 at once; requests are still answered for ``drain_seconds`` (so a load balancer
     sees the probe fail and stops sending), then the listener closes, in-flight requests finish (at most
     ``graceful_timeout`` seconds), the prediction log is flushed. SIGINT and a second SIGTERM skip the drain.
+
+    With ``workers`` > 1, uvicorn's supervisor runs that many worker processes on the port, each with its own
+    models, batching, prediction logger and metrics, and stops each the same way (see ``_factory``).
     """
     cfg = settings or ServeSettings()
+    if workers != 1:
+        serve_workers(store, host=host, port=port, settings=cfg, workers=workers)
+        return
     app = create_app(store, cfg, host=host)
     config = uvicorn.Config(
         app,
