@@ -10,7 +10,7 @@ import polars as pl
 
 from loopline.store import Store
 from loopline.store.models import ModelVersion
-from loopline.train import train_candidate
+from loopline.train import ModelBundle, train_candidate
 
 
 def frame(rows: int, seed: int) -> pl.DataFrame:
@@ -46,6 +46,28 @@ def register(store: Store, params: dict[str, Any] | None = None) -> ModelVersion
         run_id=None,
         timings=result.timings,
     )
+
+
+def register_bundle(
+    store: Store, name: str, bundle: ModelBundle, *, reference: pl.DataFrame | None = None, promote: bool = False
+) -> ModelVersion:
+    """Store a trained ``bundle`` (and its drift ``reference``) as the next version of ``name``; maybe promote it."""
+    version = store.models.register(
+        name=name,
+        algorithm="test",
+        bundle_digest=store.artifacts.put_bytes(bundle.to_bytes()),
+        reference_digest=None if reference is None else store.artifacts.put_table(reference),
+        metrics={},
+        params={},
+        config={},
+        input_schema=bundle.input_schema,
+        data_fingerprint="test",
+        run_id=None,
+        timings={},
+    )
+    if promote:
+        store.models.promote(name, version.version)
+    return version
 
 
 def put_dataset(store: Store, name: str, df: pl.DataFrame) -> int:

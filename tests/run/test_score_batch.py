@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from tests._candidates import put_dataset
+from tests._candidates import put_dataset, register_bundle
 
 from loopline.core.errors import ConfigError, DataError, NotFoundError
 from loopline.run import ScoreProgress, score_batch
@@ -47,20 +47,7 @@ def make_frame(rows: int, seed: int) -> pl.DataFrame:
 
 
 def register(store: Store, name: str, bundle: ModelBundle) -> int:
-    version = store.models.register(
-        name=name,
-        algorithm="test",
-        bundle_digest=store.artifacts.put_bytes(bundle.to_bytes()),
-        reference_digest=None,
-        metrics={},
-        params={},
-        config={},
-        input_schema=bundle.input_schema,
-        data_fingerprint="test",
-        run_id=None,
-        timings={},
-    )
-    return version.version
+    return register_bundle(store, name, bundle).version
 
 
 def train(estimator: str, *, transforms: bool, target: str = "label", seed: int = 1) -> ModelBundle:

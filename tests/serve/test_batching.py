@@ -16,6 +16,7 @@ import httpx
 import polars as pl
 import pytest
 import uvicorn
+from tests._candidates import register_bundle
 from threadpoolctl import threadpool_limits
 
 from loopline.core.errors import ConfigError, SchemaValidationError
@@ -70,20 +71,7 @@ def regressor() -> ModelBundle:
 
 def open_store(home: Path, bundle: ModelBundle, reference: pl.DataFrame) -> Store:
     store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
-    version = store.models.register(
-        name="m",
-        algorithm="test",
-        bundle_digest=store.artifacts.put_bytes(bundle.to_bytes()),
-        reference_digest=store.artifacts.put_table(reference),
-        metrics={},
-        params={},
-        config={},
-        input_schema=bundle.input_schema,
-        data_fingerprint="test",
-        run_id=None,
-        timings={},
-    )
-    store.models.promote("m", version.version)
+    register_bundle(store, "m", bundle, reference=reference, promote=True)
     return store
 
 

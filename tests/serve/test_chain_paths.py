@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests._candidates import register_bundle
 from threadpoolctl import threadpool_limits
 
 from loopline.serve import ServeSettings, create_app
@@ -67,20 +68,7 @@ def bundle() -> ModelBundle:
 def client(bundle: ModelBundle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     home: Path = tmp_path_factory.mktemp("store")
     store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
-    version = store.models.register(
-        name="shop",
-        algorithm="logistic_regression",
-        bundle_digest=store.artifacts.put_bytes(bundle.to_bytes()),
-        reference_digest=store.artifacts.put_table(make_frame(100, 3).drop("label")),
-        metrics={},
-        params={},
-        config={},
-        input_schema=bundle.input_schema,
-        data_fingerprint="test",
-        run_id=None,
-        timings={},
-    )
-    store.models.promote("shop", version.version)
+    register_bundle(store, "shop", bundle, reference=make_frame(100, 3).drop("label"), promote=True)
     with TestClient(create_app(store, ServeSettings(token="t", max_records=1000))) as test_client:
         yield test_client
     store.close()
