@@ -46,7 +46,7 @@ class BoundStep:
     """A validated step: its spec, its step type and its typed config."""
 
     spec: StepSpec
-    step_type: StepType
+    step_type: StepType[Any]
     config: BaseModel
     inputs: tuple[tuple[str, str], ...]  # (producer step, output name)
 
@@ -112,7 +112,7 @@ class Pipeline:
             bound[spec.name] = BoundStep(spec, step_type, config, inputs)
         return {name: bound[name] for name in self._order(bound)}
 
-    def _resolve_input(self, spec: StepSpec, ref: str, consumer: StepType) -> tuple[str, str]:
+    def _resolve_input(self, spec: StepSpec, ref: str, consumer: StepType[Any]) -> tuple[str, str]:
         producer, _, output = ref.partition(".")
         if producer not in self.steps:
             hint = did_you_mean(producer, self.steps) or f"Steps: {', '.join(self.steps)}."
@@ -173,14 +173,14 @@ class Pipeline:
         return f"Pipeline({self.name!r}, steps={list(self.steps)})"
 
 
-def _step_type(spec: StepSpec, source: str | None) -> StepType:
+def _step_type(spec: StepSpec, source: str | None) -> StepType[Any]:
     try:
         return STEP_TYPES.get(spec.type)
     except ConfigError as exc:
         raise ConfigError(exc.message, key=f"steps.{spec.name}.type", file=source, hint=exc.hint) from None
 
 
-def _check_arity(spec: StepSpec, step_type: StepType, source: str | None) -> None:
+def _check_arity(spec: StepSpec, step_type: StepType[Any], source: str | None) -> None:
     count = len(spec.inputs)
     low, high = step_type.min_inputs, step_type.max_inputs
     if count < low or (high is not None and count > high):
@@ -193,7 +193,9 @@ def _check_arity(spec: StepSpec, step_type: StepType, source: str | None) -> Non
         )
 
 
-def _validate_config(spec: StepSpec, step_type: StepType, config: Mapping[str, Any], source: str | None) -> BaseModel:
+def _validate_config(
+    spec: StepSpec, step_type: StepType[Any], config: Mapping[str, Any], source: str | None
+) -> BaseModel:
     try:
         return step_type.Config.model_validate(dict(config))
     except ValidationError as exc:

@@ -2,7 +2,8 @@
 
 Built-ins are imported on first lookup (never at import time of loopline), then
 entry points of the registry's group (``loopline.steps``, ...), so a user's own
-plugin registers exactly like a built-in one.
+plugin registers exactly like a built-in one. A registry whose built-ins are entry points
+themselves (step types) names no module at all.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps stable ``type:`` names to components of one kind."""
 
-    def __init__(self, kind: str, group: str, builtin_modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, group: str, builtin_modules: tuple[str, ...] = (), *, instantiate: bool = False
+    ) -> None:
+        """``instantiate``: an entry point naming a class registers an instance of it (step types)."""
         self.kind = kind
         self.group = group
         self._builtin_modules = builtin_modules
+        self._instantiate = instantiate
         self._items: dict[str, T] = {}
         self._loaded = False
         self._lock = threading.RLock()
@@ -71,5 +76,6 @@ class Registry(Generic[T]):
                 importlib.import_module(module)
             for entry in entry_points(group=self.group):
                 if entry.name not in self._items:
-                    self._items[entry.name] = entry.load()
+                    item = entry.load()
+                    self._items[entry.name] = item() if self._instantiate and isinstance(item, type) else item
             self._loaded = True

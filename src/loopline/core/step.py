@@ -24,13 +24,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from loopline.core.registry import Registry
 
-STEP_TYPES: Registry[StepType] = Registry("step", "loopline.steps", ("loopline.run.steps",))
+STEP_TYPES: Registry[StepType[Any]] = Registry("step", "loopline.steps", instantiate=True)
+"""Every step type by its ``type:`` name. The built-ins are entry points of the ``loopline.steps`` group in
+loopline's own ``pyproject.toml``, exactly as a user's package declares its own."""
 
 
 class StepConfig(BaseModel):
@@ -70,8 +72,14 @@ class StepContext:
     progress: Callable[[float], None] = lambda fraction: None
 
 
-class StepType:
-    """Base class of step types; subclasses set ``type_name``, ``Config`` and ``run``."""
+C = TypeVar("C", bound=StepConfig)
+
+
+class StepType(Generic[C]):
+    """Base class of step types, generic over their config: ``class Join(StepType[JoinConfig])``.
+
+    Subclasses set ``type_name``, ``Config`` (the same class as the type argument) and ``run``.
+    """
 
     type_name: ClassVar[str]
     Config: ClassVar[type[StepConfig]] = StepConfig
@@ -86,11 +94,11 @@ class StepType:
         """Hash of the step type's source: editing the code invalidates its cache."""
         return _source_hash(type(self))  # type: ignore[arg-type]
 
-    def source_fingerprint(self, config: Any) -> str | None:
+    def source_fingerprint(self, config: C) -> str | None:
         """Content hash of data read from outside the pipeline (files), or None."""
         return None
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: C, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         """Compute the outputs, keyed by the names in ``outputs``."""
         raise NotImplementedError
 
@@ -99,7 +107,7 @@ class _FunctionConfig(StepConfig):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class FunctionStep(StepType):
+class FunctionStep(StepType[_FunctionConfig]):
     """A user's Python function as a step: inputs positionally, config as keywords.
 
     Its cache key covers the function's source, its config and its inputs. A closure's
@@ -121,7 +129,7 @@ class FunctionStep(StepType):
     def code_version(self) -> str:
         return _source_hash(self.func)
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: _FunctionConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         kwargs = dict(config.model_extra or {})
         return {"out": self.func(*inputs, **kwargs)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -13,7 +14,7 @@ from loopline.core.step import StepConfig, StepType
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.<>#-]*$")
 
 
-def check_step_type(step_type: StepType) -> None:
+def check_step_type(step_type: StepType[Any]) -> None:
     """Raise AssertionError naming the first broken rule of the step-type contract."""
     name = getattr(step_type, "type_name", None)
     _require(isinstance(name, str) and bool(_TYPE_NAME.match(name)), f"type_name {name!r} is not a stable name")
@@ -32,7 +33,7 @@ def check_step_type(step_type: StepType) -> None:
     step_type.Config.model_json_schema()  # the YAML schema is generated from it
 
 
-def _check_config_rejects_unknown_keys(step_type: StepType) -> None:
+def _check_config_rejects_unknown_keys(step_type: StepType[Any]) -> None:
     if step_type.Config.model_config.get("extra") == "allow":
         return  # function steps take keyword arguments as config
     try:

@@ -1,5 +1,2 @@
-"""Built-in step types, registered when the step registry is first used (never at ``import loopline``)."""
-
-from loopline.run.steps import _ingest, _models, _sources, _tables
-
-__all__ = ["_ingest", "_models", "_sources", "_tables"]
+"""Built-in step types. Each is an entry point of the ``loopline.steps`` group in ``pyproject.toml``, loaded
+when the step registry is first used (never at ``import loopline``), exactly like a user's step types."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from loopline.core.errors import ConfigError
-from loopline.core.step import STEP_TYPES, DatasetRef, StepConfig, StepContext, StepType
+from loopline.core.step import DatasetRef, StepConfig, StepContext, StepType
 from loopline.ingest import SOURCES, Limits, Source
 
 
@@ -38,7 +38,7 @@ def build_source(spec: dict[str, Any]) -> Source:
     return source_type(source_type.Config.model_validate(config))
 
 
-class Ingest(StepType):
+class Ingest(StepType[IngestConfig]):
     """Runs the ingestion engine for one source; never cached (the source moves), cheap when nothing is new.
 
     Outputs ``out``, the rows of the dataset's latest version, and ``version``, that version (id, rows,
@@ -54,7 +54,7 @@ class Ingest(StepType):
     max_inputs = 0
     cacheable = False
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: IngestConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         from loopline.run._ingest import ingest_source
 
         dataset = config.dataset or ctx.step
@@ -79,6 +79,3 @@ class Ingest(StepType):
             "ingested": {"rows": report.rows, "rejected": report.rejected},
         }
         return {"out": DatasetRef(dataset, version.version, version.checksum), "version": lineage}
-
-
-STEP_TYPES.register(Ingest.type_name, Ingest())

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
-from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.monitor import gate
 from loopline.run._leaderboard import rank_candidates
 from loopline.run.steps._tables import require_columns
@@ -226,7 +226,7 @@ class SelectConfig(StepConfig):
     min_improvement: float = 0.0
 
 
-class Split(StepType):
+class Split(StepType[SplitConfig]):
     """``type: split`` — outputs ``train``, ``valid``, ``test`` and ``report``.
 
     The report records the split in the run: method, seed, the rows of the input and
@@ -238,7 +238,7 @@ class Split(StepType):
     outputs = ("train", "valid", "test", "report")
     min_inputs = max_inputs = 1
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: SplitConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frame: pl.DataFrame = inputs[0]
         require_columns(frame, [config.target], "the input of split")
         rows_in = frame.height
@@ -273,7 +273,7 @@ class Split(StepType):
         return {**parts, "report": report}
 
 
-class Train(StepType):
+class Train(StepType[TrainConfig]):
     """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference`` and ``report``."""
 
     type_name = "train"
@@ -281,7 +281,7 @@ class Train(StepType):
     outputs = ("bundle", "reference", "report")
     min_inputs, max_inputs = 2, 3
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: TrainConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         train, valid = inputs[0], inputs[1]
         test = inputs[2] if len(inputs) == 3 and inputs[2].height else None
         features = [*config.numeric, *config.categorical]
@@ -389,7 +389,7 @@ def _cross_validate(
     )
 
 
-class Select(StepType):
+class Select(StepType[SelectConfig]):
     """``type: select`` — the model repository's door: register, rank, gate, promote."""
 
     type_name = "select"
@@ -398,7 +398,7 @@ class Select(StepType):
     cacheable = False
     input_mode = "all"
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: SelectConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         holdout = inputs[-1] if isinstance(inputs[-1], pl.DataFrame) else None
         candidates = [i for i in inputs if isinstance(i, dict) and {"bundle", "report"} <= set(i)]
         if not candidates:
@@ -514,8 +514,3 @@ def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> floa
 
 def _frame_hash(frame: pl.DataFrame) -> str:
     return f"{frame.height}:{int(frame.hash_rows(seed=0).sum()) if frame.height else 0}"
-
-
-STEP_TYPES.register(Split.type_name, Split())
-STEP_TYPES.register(Train.type_name, Train())
-STEP_TYPES.register(Select.type_name, Select())

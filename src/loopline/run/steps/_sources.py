@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.ingest import DEFAULT_NULLS, files_fingerprint, read_files, sample_path
 
 
@@ -28,17 +28,17 @@ class SampleConfig(StepConfig):
     parse_dates: list[str] = []
 
 
-class ReadFile(StepType):
+class ReadFile(StepType[FileConfig]):
     """``type: file`` — a table from files; the files' content is part of the cache key."""
 
     type_name = "file"
     Config = FileConfig
     max_inputs = 0
 
-    def source_fingerprint(self, config: Any) -> str | None:
+    def source_fingerprint(self, config: FileConfig) -> str | None:
         return files_fingerprint(config.path)
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: FileConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frame = read_files(
             config.path,
             format=config.format,
@@ -49,20 +49,16 @@ class ReadFile(StepType):
         return {"out": frame}
 
 
-class ReadSample(StepType):
+class ReadSample(StepType[SampleConfig]):
     """``type: sample`` — a table from a shipped sample data set."""
 
     type_name = "sample"
     Config = SampleConfig
     max_inputs = 0
 
-    def source_fingerprint(self, config: Any) -> str | None:
+    def source_fingerprint(self, config: SampleConfig) -> str | None:
         return files_fingerprint(sample_path(config.dataset))
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: SampleConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frame = read_files(sample_path(config.dataset), columns=config.columns, parse_dates=config.parse_dates)
         return {"out": frame}
-
-
-STEP_TYPES.register(ReadFile.type_name, ReadFile())
-STEP_TYPES.register(ReadSample.type_name, ReadSample())

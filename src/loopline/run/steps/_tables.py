@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from loopline.core.errors import DataError, did_you_mean
-from loopline.core.step import STEP_TYPES, StepConfig, StepContext, StepType
+from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.ingest import parse_datetimes
 
 
@@ -67,14 +67,14 @@ class DeriveConfig(StepConfig):
     drop: list[str] = []
 
 
-class Join(StepType):
+class Join(StepType[JoinConfig]):
     """``type: join`` — left or inner join of two tables."""
 
     type_name = "join"
     Config = JoinConfig
     min_inputs = max_inputs = 2
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: JoinConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         left, right = inputs
         for side, frame in (("first", left), ("second", right)):
             require_columns(frame, config.on, f"the {side} input of the join")
@@ -86,7 +86,7 @@ class Join(StepType):
         return {"out": left.join(right, on=config.on, how=config.how, suffix="_right")}
 
 
-class AsofJoin(StepType):
+class AsofJoin(StepType[AsofJoinConfig]):
     """``type: asof_join`` — each row of the first input with the nearest earlier row of the second input (by the
     time column ``on``, sharing the ``by`` keys, at most ``tolerance`` back): sensor readings as of each event.
 
@@ -97,7 +97,7 @@ class AsofJoin(StepType):
     Config = AsofJoinConfig
     min_inputs = max_inputs = 2
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: AsofJoinConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         left, right = inputs
         keys = [config.on, *config.by]
         for side, frame in (("first", left), ("second", right)):
@@ -125,7 +125,7 @@ class AsofJoin(StepType):
         return {"out": out}
 
 
-class Union(StepType):
+class Union(StepType[UnionConfig]):
     """``type: union`` — the rows of every input, stacked in input order; columns matched by name.
 
     A column an input lacks is null in its rows (``columns: all``), or left out (``columns: common``). Types
@@ -138,7 +138,7 @@ class Union(StepType):
     Config = UnionConfig
     min_inputs = 2
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: UnionConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frames: list[pl.DataFrame] = list(inputs)
         names = list(dict.fromkeys(name for frame in frames for name in frame.columns))
         if config.columns == "common":
@@ -160,14 +160,14 @@ class Union(StepType):
         return {"out": out.select([*names, *([config.source_column] if config.source_column else [])])}
 
 
-class Derive(StepType):
+class Derive(StepType[DeriveConfig]):
     """``type: derive`` — stateless row-wise feature engineering (safe to run before the split)."""
 
     type_name = "derive"
     Config = DeriveConfig
     min_inputs = max_inputs = 1
 
-    def run(self, config: Any, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
+    def run(self, config: DeriveConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         frame: pl.DataFrame = inputs[0]
         if config.parse_dates:
             frame = parse_datetimes(frame, config.parse_dates, source=f"the input of {ctx.step!r}")
@@ -332,9 +332,3 @@ def _hint(exc: Exception, frame: pl.DataFrame) -> str:
     if missing:
         return did_you_mean(missing, frame.columns) or f"Columns: {', '.join(frame.columns)}."
     return "Check the expression's SQL syntax and column types."
-
-
-STEP_TYPES.register(Join.type_name, Join())
-STEP_TYPES.register(Derive.type_name, Derive())
-STEP_TYPES.register(AsofJoin.type_name, AsofJoin())
-STEP_TYPES.register(Union.type_name, Union())
