@@ -6,6 +6,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 import pytest
+from pydantic import ValidationError
 
 from loopline.core.config import DriftConfig
 from loopline.core.errors import ConfigError, DataError
@@ -179,3 +180,116 @@ def test_bad_feature_lists(reference: pl.DataFrame) -> None:
 def test_string_column_as_numeric_is_refused(reference: pl.DataFrame) -> None:
     with pytest.raises(DataError, match=r"numeric feature 'colour' has dtype String\. List it under categorical"):
         drift_report(reference, reference, numeric=["colour"], categorical=[])
+
+
+# -- the drift test of each feature, chosen by config from the registry ------------------------------
+
+
+def test_default_config_names_ks_and_chi2_per_kind(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
+    report = drift_report(reference, frame(2), numeric=NUMERIC, categorical=CATEGORICAL)
+    assert [(f.feature, f.test) for f in report.features] == [("x", "ks"), ("y", "ks"), ("colour", "chi2")]
+    assert DriftConfig().numeric_test == "ks" and DriftConfig().categorical_test == "chi2"
+
+
+def test_psi_as_the_test_is_a_distance_and_psi_alone_decides(
+    reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]
+) -> None:
+    config = DriftConfig(numeric_test="psi", categorical_test="psi")
+    report = drift_report(reference, frame(2, mean=1.0), numeric=NUMERIC, categorical=CATEGORICAL, config=config)
+    x, y, colour = report.features
+    assert {f.test for f in report.features} == {"psi"}
+    assert all(f.p_value is None and f.statistic == f.psi for f in report.features)
+    assert x.drifted and x.reason.startswith("PSI")
+    assert not y.drifted and "the test is a distance without a threshold" in y.reason
+    assert report.drifted == ["x"] and not colour.drifted
+
+
+def test_a_feature_can_have_its_own_test(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
+    config = DriftConfig(tests={"y": "psi", "colour": "psi"})
+    current = frame(2)
+    report = drift_report(reference, current, numeric=NUMERIC, categorical=CATEGORICAL, config=config)
+    assert [f.test for f in report.features] == ["ks", "psi", "psi"]
+    default = drift_report(reference, current, numeric=NUMERIC, categorical=CATEGORICAL)
+    assert report.features[0] == default.features[0]
+    assert [f.psi for f in report.features] == [f.psi for f in default.features]
+
+
+def test_an_unknown_test_names_the_key_with_a_suggestion(reference: pl.DataFrame) -> None:
+    with pytest.raises(
+        ConfigError, match=r"monitor\.drift\.numeric_test: unknown drift test 'kss'\. Did you mean 'ks'"
+    ):
+        drift_report(reference, reference, numeric=NUMERIC, categorical=[], config=DriftConfig(numeric_test="kss"))
+    config = DriftConfig(categorical_test="nope")
+    with pytest.raises(ConfigError, match=r"unknown drift test 'nope'\. Known drift tests: chi2, ks, psi") as info:
+        drift_report(reference, reference.head(0), numeric=NUMERIC, categorical=CATEGORICAL, config=config)
+    assert info.value.key == "monitor.drift.categorical_test"
+
+
+def test_a_test_of_another_kind_says_which_kinds_it_takes(reference: pl.DataFrame) -> None:
+    config = DriftConfig(numeric_test="chi2")
+    with pytest.raises(
+        ConfigError,
+        match=r"numeric_test: drift test 'chi2' takes categorical columns, not numeric ones\. "
+        r"Choose a test for numeric columns: ks, psi",
+    ) as info:
+        drift_report(reference, reference, numeric=NUMERIC, categorical=CATEGORICAL, config=config)
+    assert info.value.key == "monitor.drift.numeric_test"
+    override = DriftConfig(tests={"colour": "ks"})
+    with pytest.raises(ConfigError, match=r"tests\.colour: drift test 'ks' takes numeric columns, not categorical"):
+        drift_report(reference, reference, numeric=NUMERIC, categorical=CATEGORICAL, config=override)
+
+
+def test_a_test_for_an_unknown_feature_is_refused(reference: pl.DataFrame) -> None:
+    config = DriftConfig(tests={"colur": "psi"})
+    with pytest.raises(ConfigError, match=r"names 'colur', which is not a monitored feature\. Did you mean 'colour'"):
+        drift_report(reference, reference, numeric=NUMERIC, categorical=CATEGORICAL, config=config)
+
+
+def test_test_names_must_be_aliases() -> None:
+    with pytest.raises(ValidationError, match="numeric_test"):
+        DriftConfig(numeric_test="scipy.stats:ks_2samp")
+    with pytest.raises(ValidationError, match="tests.x"):
+        DriftConfig(tests={"x": "K S"})
+
+
+def test_a_distance_with_a_threshold_decides_on_its_own() -> None:
+    config = DriftConfig()
+    assert drift_verdict(0.05, None, config, statistic=0.6, threshold=0.5) == (True, "distance 0.6 > 0.5")
+    assert drift_verdict(0.05, None, config, statistic=0.4, threshold=0.5) == (
+        False,
+        "PSI 0.050 <= 0.25 and distance 0.4 <= 0.5",
+    )
+    assert drift_verdict(0.3, None, config, statistic=0.4, threshold=0.5)[0]
+
+
+def test_a_report_with_a_distance_test_round_trips(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
+    config = DriftConfig(numeric_test="psi", tests={"colour": "psi"})
+    report = drift_report(reference, frame(2), numeric=NUMERIC, categorical=CATEGORICAL, config=config)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["features"][0]["p_value"] is None and data["config"]["tests"] == {"colour": "psi"}
+    assert DriftReport.from_dict(data) == report
+
+
+def test_a_report_stored_before_drift_tests_were_plugins_still_loads() -> None:
+    stored = {
+        "features": [
+            {
+                "feature": "x",
+                "kind": "numeric",
+                "psi": 0.4,
+                "test": "ks",
+                "statistic": 0.3,
+                "p_value": 1e-12,
+                "drifted": True,
+                "n_reference": 100,
+                "n_current": 90,
+                "reason": "PSI 0.400 > 0.25",
+            }
+        ],
+        "drifted": ["x"],
+        "dataset_drift": True,
+        "config": {"psi_threshold": 0.25, "p_value": 0.01, "bins": 10, "min_drifted_features": 1},
+    }
+    report = DriftReport.from_dict(stored)
+    assert report.features[0].test == "ks" and report.features[0].p_value == 1e-12
+    assert report.config == DriftConfig()

@@ -16,13 +16,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+TestName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
 class DriftConfig(_Strict):
-    """When a feature counts as drifted: PSI above ``psi_threshold`` or a test's p-value below ``p_value``."""
+    """When a feature counts as drifted: PSI above ``psi_threshold`` or a test's p-value below ``p_value``.
+
+    Each feature is compared by a registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
+    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a
+    feature. The names are checked against the registry when a report is computed.
+    """
 
     psi_threshold: Annotated[float, Field(gt=0)] = 0.25
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     min_drifted_features: Annotated[int, Field(ge=1)] = 1
+    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = "ks"
+    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = "chi2"
+    tests: Annotated[dict[str, TestName], Field(description="Per-feature drift test: {feature: test}.")] = {}
 
 
 class RetrainConfig(_Strict):

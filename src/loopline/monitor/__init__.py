@@ -1,15 +1,20 @@
-"""loopline.monitor: data drift, retrain and promotion decisions, service statistics, and the HTML report.
+"""loopline.monitor: data drift (pluggable drift tests), retrain and promotion decisions, service statistics,
+and the HTML report.
 
 Plain functions over polars frames and typed config; nothing here touches the store.
 """
 
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
+from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
 from loopline.monitor._policy import GateDecision, RetrainDecision, decide_retrain, gate
 from loopline.monitor._report import ReportData, render_html_report, write_html_report
 from loopline.monitor._stats import service_stats
 
 __all__ = [
+    "DRIFT_TESTS",
     "DriftReport",
+    "DriftTest",
+    "DriftTestResult",
     "FeatureDrift",
     "GateDecision",
     "ReportData",
@@ -19,6 +24,8 @@ __all__ = [
     "drift_verdict",
     "gate",
     "render_html_report",
+    "require_rows",
     "service_stats",
+    "skipped_result",
     "write_html_report",
 ]

@@ -8,14 +8,81 @@ Bins are built from the reference sample only:
 - both: nulls (and NaN) count in a bin of their own, so a change in the missing rate is drift too.
 
 Empty bins get proportion :data:`EPSILON` instead of zero, which keeps the logarithm finite.
+
+PSI is the distance every feature of a drift report gets, and a registered drift test of its own
+(:class:`PopulationStability`, ``psi``), so it can stand in as a feature's test too.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import polars as pl
 
+from loopline.monitor._drift_tests import (
+    DriftTest,
+    DriftTestResult,
+    Kind,
+    as_categorical,
+    as_numeric,
+    category_counts,
+    require_rows,
+)
+
+__all__ = [
+    "EPSILON",
+    "PopulationStability",
+    "categorical_counts",
+    "category_counts",
+    "numeric_counts",
+    "psi",
+    "quantile_edges",
+    "series_psi",
+]
+
 EPSILON = 1e-4
+DEFAULT_BINS = 10
+
+
+class PopulationStability(DriftTest):
+    """``psi``: the population stability index, a distance (no p-value), for numeric and categorical columns.
+
+    Nulls count: they fill a bin of their own, so a change in the missing rate moves the distance. The bins
+    come from the reference (see the module docstring); ``bins`` is the number of numeric quantile bins.
+    It calls no drift on its own (no ``threshold``): the report's verdict reads the PSI column, whose bins
+    are ``monitor.drift.bins``.
+    """
+
+    name = "psi"
+    kinds: ClassVar[tuple[Kind, ...]] = ("numeric", "categorical")
+
+    def __init__(self, bins: int = DEFAULT_BINS) -> None:
+        self.bins = bins
+
+    def compare(self, reference: pl.Series, current: pl.Series) -> DriftTestResult:
+        require_rows(self.name, reference, current)
+        value, _ = series_psi(reference, current, self.bins)
+        return DriftTestResult(statistic=value)
+
+
+def series_psi(reference: pl.Series, current: pl.Series, bins: int) -> tuple[float, int]:
+    """PSI of one column, and how many current values fall in categories the reference never had.
+
+    A numeric dtype (Boolean included) is binned at the reference quantiles, anything else by category.
+    """
+    if reference.dtype.is_numeric() or reference.dtype in (pl.Boolean, pl.Null):
+        ref, cur = as_numeric(reference), as_numeric(current)
+        ref_values, cur_values = ref.drop_nulls().to_numpy(), cur.drop_nulls().to_numpy()
+        edges = quantile_edges(ref_values, bins)
+        ref_bins = numeric_counts(ref_values, edges, ref.null_count())
+        return psi(ref_bins, numeric_counts(cur_values, edges, cur.null_count())), 0
+    ref, cur = as_categorical(reference), as_categorical(current)
+    ref_counts = category_counts(ref)
+    categories = list(ref_counts)
+    ref_bins, _ = categorical_counts(categories, ref_counts, ref.null_count())
+    cur_bins, unseen = categorical_counts(categories, category_counts(cur), cur.null_count())
+    return psi(ref_bins, cur_bins), unseen
 
 
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -44,12 +111,6 @@ def numeric_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.nda
     index = np.searchsorted(edges, values, side="left")
     counts = np.bincount(index, minlength=len(edges) + 1)
     return np.append(counts, n_null)
-
-
-def category_counts(values: pl.Series) -> dict[str, int]:
-    """Non-null category -> count, categories as strings."""
-    counted = values.drop_nulls().cast(pl.String).value_counts()
-    return dict(zip(counted[:, 0].to_list(), counted[:, 1].to_list(), strict=True))
 
 
 def categorical_counts(categories: list[str], counts: dict[str, int], n_null: int) -> tuple[np.ndarray, int]:

@@ -1,15 +1,28 @@
-"""Two-sample tests on non-null values: Kolmogorov-Smirnov (numeric) and chi-square (categorical).
+"""Two-sample tests on non-null values: Kolmogorov-Smirnov (``ks``, numeric) and chi-square (``chi2``, categorical).
 
+Both compare the non-null values only (NaN counts as null); a change in the missing rate is PSI's to see.
 A test that cannot run (a side without values, a single category) is skipped: statistic 0.0,
 p-value 1.0 and a reason saying why, so that it never flags drift on its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+import polars as pl
 from scipy import stats
+
+from loopline.monitor._drift_tests import (
+    DriftTest,
+    DriftTestResult,
+    Kind,
+    as_categorical,
+    as_numeric,
+    category_counts,
+    require_rows,
+    skipped_result,
+)
 
 MIN_EXPECTED = 5.0
 """Categories expected fewer times than this in the current sample are pooled (chi-square rule of thumb)."""
@@ -18,32 +31,46 @@ _EXACT_KS_MAX_PRODUCT = 10_000
 _POOLED_FLOOR = 1e-4
 
 
-@dataclass(frozen=True)
-class TestResult:
-    """A test's statistic and p-value; ``skipped`` says why the test did not run, or is empty."""
+class KolmogorovSmirnov(DriftTest):
+    """``ks``: the two-sample Kolmogorov-Smirnov test on the non-null values of a numeric column."""
 
-    __test__ = False  # not a pytest class
+    name = "ks"
+    kinds: ClassVar[tuple[Kind, ...]] = ("numeric",)
 
-    statistic: float
-    p_value: float
-    skipped: str = ""
-
-
-def _skip(reason: str) -> TestResult:
-    return TestResult(statistic=0.0, p_value=1.0, skipped=reason)
+    def compare(self, reference: pl.Series, current: pl.Series) -> DriftTestResult:
+        require_rows(self.name, reference, current)
+        return ks_test(_values(reference), _values(current))
 
 
-def ks_test(reference: np.ndarray, current: np.ndarray) -> TestResult:
+class ChiSquare(DriftTest):
+    """``chi2``: chi-square goodness of fit of the current categories against the reference proportions.
+
+    Compares the non-null values; categories are compared as strings (see :func:`chi2_test` for pooling).
+    """
+
+    name = "chi2"
+    kinds: ClassVar[tuple[Kind, ...]] = ("categorical",)
+
+    def compare(self, reference: pl.Series, current: pl.Series) -> DriftTestResult:
+        require_rows(self.name, reference, current)
+        return chi2_test(category_counts(as_categorical(reference)), category_counts(as_categorical(current)))
+
+
+def _values(series: pl.Series) -> np.ndarray:
+    return as_numeric(series).drop_nulls().to_numpy()
+
+
+def ks_test(reference: np.ndarray, current: np.ndarray) -> DriftTestResult:
     """Two-sample KS on non-null values; exact for small samples, asymptotic otherwise (never warns)."""
     if reference.size == 0 or current.size == 0:
         side = "reference" if reference.size == 0 else "current"
-        return _skip(f"KS skipped: the {side} sample has no non-null values")
+        return skipped_result(f"KS skipped: the {side} sample has no non-null values")
     method = "exact" if reference.size * current.size <= _EXACT_KS_MAX_PRODUCT else "asymp"
     result = stats.ks_2samp(reference, current, method=method)
-    return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
+    return DriftTestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
 
 
-def chi2_test(reference: dict[str, int], current: dict[str, int]) -> TestResult:
+def chi2_test(reference: dict[str, int], current: dict[str, int]) -> DriftTestResult:
     """Chi-square goodness of fit of current counts against reference proportions.
 
     Expected counts are the reference proportions scaled to the current non-null total. Categories
@@ -54,12 +81,12 @@ def chi2_test(reference: dict[str, int], current: dict[str, int]) -> TestResult:
     n_ref, n_cur = sum(reference.values()), sum(current.values())
     if n_ref == 0 or n_cur == 0:
         side = "reference" if n_ref == 0 else "current"
-        return _skip(f"chi-square skipped: the {side} sample has no non-null values")
+        return skipped_result(f"chi-square skipped: the {side} sample has no non-null values")
     observed, expected = _pooled_bins(reference, current, n_ref, n_cur)
     if observed.size < 2:
-        return _skip("chi-square skipped: fewer than two categories to compare")
+        return skipped_result("chi-square skipped: fewer than two categories to compare")
     result = stats.chisquare(observed, expected)
-    return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
+    return DriftTestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
 
 
 def _pooled_bins(
