@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Create ./.venv and install loopline into it (editable). --dev adds every integration (drivers,
-# brokers, LightGBM) and the test and lint tools; --bench adds the benchmark peers.
+# Create ./.venv and install loopline into it (editable), with what `loopline quickstart` needs: the
+# quickstart extra (sample data, its HTTP client, the HTML report's plots) and the postgres extra. --dev adds every
+# integration (drivers, brokers, LightGBM) and the test and lint tools; --bench adds the benchmark peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="postgres"
+extras="quickstart,postgres"
 for arg in "$@"; do
   case "$arg" in
     --dev) extras="$extras,all,dev" ;;

@@ -17,7 +17,7 @@ def test_import_has_no_side_effects() -> None:
         "assert list(warnings.filters) == before_filters, 'warning filters changed'\n"
         "assert not logging.getLogger().handlers, 'root logging configured'\n"
         "assert not logging.getLogger('loopline').handlers, 'loopline logger configured'\n"
-        "heavy = ('sklearn', 'polars', 'sqlalchemy', 'fastapi', 'loopline.run.steps')\n"
+        "heavy = ('sklearn', 'polars', 'sqlalchemy', 'fastapi', 'loopline.run.steps', 'matplotlib', 'pandas')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "assert not heavy, f'imported at import time: {heavy}'\n"
     )
@@ -34,7 +34,8 @@ def test_public_names_are_sorted_and_exist() -> None:
 def test_every_package_lists_existing_public_names() -> None:
     import importlib
 
-    for package in ("core", "ingest", "prep", "train", "monitor", "store", "run", "serve", "cli", "testing"):
+    packages = ("core", "ingest", "prep", "train", "monitor", "store", "run", "serve", "report", "cli", "testing")
+    for package in packages:
         module = importlib.import_module(f"loopline.{package}")
         assert module.__all__, package
         for name in module.__all__:

@@ -11,6 +11,7 @@ import typer
 
 from loopline.cli import _datasets, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
+from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
 from loopline.core.errors import ConfigError
 
@@ -167,8 +168,11 @@ def monitor(
     """Check the production model's logged traffic for drift; optionally retrain and gate."""
     from loopline.cli._loop import monitor_command
 
-    with clear_errors(), open_store(home) as store:
-        monitor_command(store, pipeline, retrain=retrain, end=end, report=report, as_json=as_json)
+    with clear_errors():
+        if report is not None:
+            require_extra("report")  # before the work, not after it
+        with open_store(home) as store:
+            monitor_command(store, pipeline, retrain=retrain, end=end, report=report, as_json=as_json)
 
 
 @app.command()
@@ -208,9 +212,10 @@ def quickstart(
     ] = None,
 ) -> None:
     """Run the whole loop on NYC flights: ingest, train, serve, replay traffic, detect drift, retrain, gate."""
-    from loopline.cli._quickstart import run_quickstart
-
     with clear_errors():
+        require_extra("quickstart")
+        from loopline.cli._quickstart import run_quickstart
+
         run_quickstart(home, report, mqtt)
 
 

@@ -131,11 +131,15 @@ def profile_dataset(
 
     Computed the first time a version is profiled (it reads the version's rows) and stored with it.
     """
-    from loopline.prep import write_profile_html
+    from loopline.cli._extras import require_extra
+    from loopline.report import write_profile_html
     from loopline.run import dataset_profile
 
-    with clear_errors(), open_store(home) as store:
-        profile = dataset_profile(store, name, version, refresh=refresh)
+    with clear_errors():
+        if html is not None:
+            require_extra("report")  # before the work, not after it
+        with open_store(home) as store:
+            profile = dataset_profile(store, name, version, refresh=refresh)
     if html is not None:
         write_profile_html(html, profile, title=f"{name} v{profile['version']}: profile")
     if as_json:

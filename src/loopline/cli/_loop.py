@@ -139,7 +139,8 @@ def write_report(
     latencies_ms: list[float] | None = None,
 ) -> Path:
     """The HTML report of a loop: candidates, production, drift, decisions, service figures."""
-    from loopline.monitor import GateDecision, ReportData, service_stats, write_html_report
+    from loopline.monitor import GateDecision, service_stats
+    from loopline.report import ReportData, write_html_report
 
     model = pipeline.monitor.model if pipeline.monitor else pipeline.name
     candidates = [

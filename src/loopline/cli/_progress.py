@@ -66,7 +66,7 @@ def run_with_progress(
                 f"run {result.run_id} — {result.status}",
                 ["step", "status", "seconds", "error"],
                 [
-                    (n, _MARKS.get(o.status, o.status), o.duration_s, (o.error or "")[:120])
+                    (n, _MARKS.get(o.status, o.status), o.duration_s, escape((o.error or "")[:120]))
                     for n, o in result.steps.items()
                 ],
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._render import console, print_json, table
@@ -32,7 +33,13 @@ def list_runs(
                 "runs",
                 ["run id", "pipeline", "status", "started", "error"],
                 [
-                    (r.run_id, r.pipeline, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), (r.error or "")[:80])
+                    (
+                        r.run_id,
+                        r.pipeline,
+                        r.status,
+                        r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                        escape((r.error or "")[:80]),
+                    )
                     for r in runs
                 ],
             )
@@ -56,6 +63,6 @@ def show_run(
             table(
                 "steps",
                 ["step", "type", "status", "seconds", "attempt", "error"],
-                [(s.step, s.type, s.status, s.duration_s, s.attempt, (s.error or "")[:100]) for s in run.steps],
+                [(s.step, s.type, s.status, s.duration_s, s.attempt, escape((s.error or "")[:100])) for s in run.steps],
             )
         )

@@ -1,13 +1,12 @@
-"""loopline.monitor: data drift (pluggable drift tests), retrain and promotion decisions, service statistics,
-and the HTML report.
+"""loopline.monitor: data drift (pluggable drift tests), retrain and promotion decisions, service statistics.
 
-Plain functions over polars frames and typed config; nothing here touches the store.
+Plain functions over polars frames and typed config; nothing here touches the store. The HTML report of
+these records is drawn by :mod:`loopline.report`.
 """
 
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
 from loopline.monitor._policy import GateDecision, RetrainDecision, decide_retrain, gate
-from loopline.monitor._report import ReportData, render_html_report, write_html_report
 from loopline.monitor._stats import service_stats
 
 __all__ = [
@@ -17,15 +16,12 @@ __all__ = [
     "DriftTestResult",
     "FeatureDrift",
     "GateDecision",
-    "ReportData",
     "RetrainDecision",
     "decide_retrain",
     "drift_report",
     "drift_verdict",
     "gate",
-    "render_html_report",
     "require_rows",
     "service_stats",
     "skipped_result",
-    "write_html_report",
 ]

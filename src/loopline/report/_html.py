@@ -1,25 +1,17 @@
-"""Self-contained HTML pages with plots (the monitoring report, dataset profiles): shared pieces.
+"""Self-contained HTML pages: the page skeleton, escaped tables, atomic writes.
 
-Text from data is escaped everywhere; plots are base64 PNG drawn through matplotlib's ``Figure`` +
-``FigureCanvasAgg`` (imported on use: no pyplot, no backend switch, nothing global touched).
+Text from data is escaped everywhere; pages reference nothing outside themselves (CSS inline, plots as
+``data:`` URIs from :mod:`loopline.report._figures`). Nothing here needs matplotlib.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import os
 import tempfile
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-DPI = 80
+from typing import Any
 
 BASE_CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:72rem}
@@ -28,6 +20,15 @@ table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ddd;paddin
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .muted{color:#777}img{max-width:100%}
 """
+
+
+def page(title: str, sections: list[str], *, css: str = BASE_CSS) -> str:
+    """One HTML document: ``title`` (escaped) as title and heading, then ``sections`` (already HTML)."""
+    heading = escape(title)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{heading}</title>'
+        f"<style>{css}</style></head><body><h1>{heading}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
 
 
 def write_html(path: str | Path, text: str) -> Path:
@@ -72,24 +73,6 @@ def html_table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def new_figure(width: float, height: float) -> tuple[Figure, Axes]:
-    """A figure with one axes, on the Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def png_data_uri(figure: Figure) -> str:
-    """The figure as a ``data:image/png;base64,...`` URI (no software stamp: equal plots, equal bytes)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def plot_label(text: str, max_chars: int | None = None) -> str:
-    """A label for a plot: shortened to ``max_chars``, ``$`` escaped so it is never parsed as mathtext."""
-    short = text if max_chars is None or len(text) <= max_chars else text[: max_chars - 1] + "…"
-    return short.replace("$", r"\$")
+def html_img(uri: str | None, alt: str) -> str:
+    """An ``<img>`` of a data URI with escaped alt text; empty when there is no plot."""
+    return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,24 +9,30 @@ import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
-from loopline.monitor import (
-    ReportData,
-    decide_retrain,
-    drift_report,
-    gate,
-    render_html_report,
-    service_stats,
-    write_html_report,
-)
+from loopline.monitor import decide_retrain, drift_report, gate, service_stats
+from loopline.report import ReportData, render_html_report, write_html_report
 
 HOSTILE = '<script>alert("x")</script>'
 DATA_URI = re.compile(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"')
 
 
+def frame(seed: int, *, mean: float = 0.0, mix: tuple[float, float, float] = (0.5, 0.3, 0.2)) -> pl.DataFrame:
+    """Two numeric features (``x`` normal, ``y`` exponential), one categorical (``colour``), and ``price_$``."""
+    rng = np.random.default_rng(seed)
+    n = 4000
+    table = pl.DataFrame(
+        {
+            "x": rng.normal(mean, 1.0, n),
+            "y": rng.exponential(2.0, n),
+            "colour": rng.choice(["red", "green", "blue"], n, p=list(mix)),
+        }
+    )
+    return table.with_columns(pl.col("x").alias("price_$"))
+
+
 @pytest.fixture
-def data(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> ReportData:
-    current = frame(2, mean=1.0, mix=(0.2, 0.3, 0.5)).with_columns(pl.col("x").alias("price_$"))
-    reference = reference.with_columns(pl.col("x").alias("price_$"))
+def data() -> ReportData:
+    reference, current = frame(1), frame(2, mean=1.0, mix=(0.2, 0.3, 0.5))
     numeric, categorical = ["x", "y", "price_$"], ["colour"]
     report = drift_report(reference, current, numeric=numeric, categorical=categorical)
     rng = np.random.default_rng(0)

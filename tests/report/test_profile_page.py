@@ -9,7 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
-from loopline.prep import profile_table, render_profile_html, write_profile_html
+from loopline.prep import profile_table
+from loopline.report import render_profile_html, write_profile_html
 
 HOSTILE = "<script>alert('x')</script>&$\\alpha$"
 

@@ -1,5 +1,7 @@
 """One self-contained HTML report of a loop iteration: candidates, production, drift, decisions, service.
 
+The monitor stage computes the records (drift report, decisions, service statistics); this page shows them.
+
 Everything is inline (CSS, plots as base64 PNG); the file references no external URL. Every string
 that comes from data (model names, feature names, metric names, reasons, notes) is HTML-escaped.
 """
@@ -9,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from loopline.core._html import BASE_CSS, html_cell, html_table, write_html
-from loopline.monitor._drift import DriftReport, FeatureDrift
-from loopline.monitor._plots import distribution_chart, latency_chart, psi_chart
-from loopline.monitor._policy import GateDecision, RetrainDecision
+from loopline.report._drift_charts import distribution_chart, latency_chart, psi_chart
+from loopline.report._html import BASE_CSS, html_cell, html_img, html_table, page, write_html
+
+if TYPE_CHECKING:
+    from loopline.monitor import DriftReport, FeatureDrift, GateDecision, RetrainDecision
 
 MAX_DISTRIBUTION_PLOTS = 4
 
@@ -66,11 +69,7 @@ def render_html_report(data: ReportData) -> str:
     ]
     if data.notes:
         sections.append(_section("Notes", _list(data.notes)))
-    title = escape(data.title)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{title}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
-    )
+    return page(data.title, sections, css=_CSS)
 
 
 def _section(heading: str, body: str) -> str:
@@ -136,13 +135,9 @@ def _drift_section(data: ReportData) -> str:
         f"PSI &gt; {config.psi_threshold / 2:g}. Dataset drift when at least "
         f"{config.min_drifted_features} feature(s) drifted: {len(report.drifted)} did."
     )
-    chart = _img(psi_chart(report.features, config.psi_threshold), "PSI per feature")
+    chart = html_img(psi_chart(report.features, config.psi_threshold), "PSI per feature")
     body = f"<p>{rule}</p>{chart}{_drift_table(report)}{_distributions(data, report)}"
     return _section("Drift", body)
-
-
-def _img(uri: str | None, alt: str) -> str:
-    return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
 
 
 def _distributions(data: ReportData, report: DriftReport) -> str:
@@ -152,7 +147,7 @@ def _distributions(data: ReportData, report: DriftReport) -> str:
     ranked = sorted(report.features, key=lambda feature: (not feature.drifted, -feature.psi))
     shown = [f for f in ranked if f.feature in reference.columns and f.feature in current.columns]
     images = [
-        _img(
+        html_img(
             distribution_chart(f, reference.get_column(f.feature), current.get_column(f.feature)),
             f"{f.feature}: reference vs current",
         )
@@ -172,5 +167,5 @@ def _decisions(retrain: RetrainDecision | None, gate: GateDecision | None) -> st
 
 def _service_section(service: dict[str, Any] | None, latencies_ms: list[float] | None) -> str:
     table = _mapping_table(service) if service else _none("No service statistics.")
-    chart = _img(latency_chart(latencies_ms), "latency histogram") if latencies_ms else ""
+    chart = html_img(latency_chart(latencies_ms), "latency histogram") if latencies_ms else ""
     return _section("Service", table + chart)

@@ -1,8 +1,4 @@
-"""Report plots as base64 PNG data URIs.
-
-matplotlib is imported inside the functions and used through ``Figure`` + ``FigureCanvasAgg``
-directly: no pyplot, no backend switch, nothing global touched when loopline is imported.
-"""
+"""Charts of a drift report and of service latency, as base64 PNG data URIs (matplotlib on first use)."""
 
 from __future__ import annotations
 
@@ -11,12 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from loopline.core._html import new_figure, plot_label, png_data_uri
+from loopline.report._figures import new_figure, plot_label, png_data_uri
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from loopline.monitor._drift import FeatureDrift
+    from loopline.monitor import FeatureDrift
 
 DRIFTED_COLOUR = "#c0392b"
 STABLE_COLOUR = "#2e8b57"

@@ -1,0 +1,35 @@
+"""loopline.report: HTML pages and plots of what the stages computed, for the CLI and a dashboard alike.
+
+The stages compute plain records (a drift report, decisions, service statistics, a dataset profile);
+this package turns them into self-contained HTML (inline CSS, plots as base64 PNG, every string from data
+escaped) and into single charts a dashboard can embed. It renders, it fetches nothing: no store, no runs.
+
+Plots need matplotlib, the ``report`` extra (``pip install 'loopline[report]'``). Importing this package
+does not import matplotlib; drawing without it raises :class:`~loopline.core.errors.MissingExtraError`
+naming the extra, and :func:`require_plotting` checks for it up front. Figures are drawn on their own Agg
+canvas: no pyplot, no backend switch, nothing global touched.
+"""
+
+from loopline.report._drift_charts import distribution_chart, latency_chart, psi_chart
+from loopline.report._figures import plotting_available, require_plotting
+from loopline.report._html import html_table, page, write_html
+from loopline.report._loop_report import ReportData, render_html_report, write_html_report
+from loopline.report._profile_charts import profile_histogram_chart
+from loopline.report._profile_page import render_profile_html, write_profile_html
+
+__all__ = [
+    "ReportData",
+    "distribution_chart",
+    "html_table",
+    "latency_chart",
+    "page",
+    "plotting_available",
+    "profile_histogram_chart",
+    "psi_chart",
+    "render_html_report",
+    "render_profile_html",
+    "require_plotting",
+    "write_html",
+    "write_html_report",
+    "write_profile_html",
+]
