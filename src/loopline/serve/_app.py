@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -68,10 +68,10 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     app = FastAPI(title="loopline", version=__version__, lifespan=lifespan)
     app.state.cache, app.state.predlog, app.state.metrics, app.state.lifecycle = cache, predlog, metrics, life
     app.state.service = service
-    app.include_router(admin_router(store, cache, metrics, cfg.token))
-    app.include_router(health_router(service))
-    for protocol in protocols:
-        app.include_router(protocol.routes(service))
+    for protocol in protocols:  # the prediction routes first: they are matched in order, on every request
+        _mount(app, protocol.routes(service))
+    _mount(app, admin_router(store, cache, metrics, cfg.token))
+    _mount(app, health_router(service))
     app.add_exception_handler(HTTPException, _http_error)
     if cfg.allowed_origins:
         app.add_middleware(
@@ -99,6 +99,16 @@ def _protocols(cfg: ServeSettings) -> list[WireProtocol[Any]]:
             )
         protocols.append(protocol)
     return protocols
+
+
+def _mount(app: FastAPI, router: APIRouter) -> None:
+    """Add the routes of ``router`` to the app's own, flat.
+
+    ``include_router`` keeps a router nested (FastAPI 0.165) and matches through it on every request: ~190
+    more Python calls per prediction, several percent of a one-record request. The routers here carry routes
+    only (no prefix, dependencies or lifespan of their own), so the routes behave the same mounted flat.
+    """
+    app.router.routes.extend(router.routes)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
