@@ -167,3 +167,10 @@ def test_the_protocol_selection_reaches_worker_processes(store: Store) -> None:
     with TestClient(create_app(store, settings)) as client:  # what a worker builds from them
         assert client.get("/v2/health/live").status_code == 404
         assert client.post("/invocations", json={"inputs": [[0.3, 4, "a"]]}).status_code == 200
+
+
+def test_the_public_names_are_listed_and_sorted() -> None:
+    import loopline.serve.protocols as protocols
+
+    assert protocols.__all__ == sorted(protocols.__all__)
+    assert all(hasattr(protocols, name) for name in protocols.__all__)
