@@ -51,7 +51,11 @@ class WireProtocol(ABC, Generic[R]):
 
     @abstractmethod
     def routes(self, service: PredictionService) -> APIRouter:
-        """The protocol's endpoints; each prediction goes through ``service.predict(request, self, name)``."""
+        """The protocol's endpoints; each prediction goes through ``service.predict(request, self, name)``.
+
+        The routes are added to the app flat, before the admin and health ones: the router's prefix and
+        dependencies apply (FastAPI bakes them into each route), a lifespan or startup handler of its own does not.
+        """
 
     @abstractmethod
     def decode(self, body: bytes, headers: Mapping[str, str], model: LoadedModel) -> tuple[Any, R]:
