@@ -1,6 +1,10 @@
-"""The prediction service (FastAPI): plain JSON, Open Inference Protocol v2, health and metrics."""
+"""The prediction service (FastAPI): plain JSON, Open Inference Protocol v2, MLflow scoring, health and metrics.
 
-from loopline.serve._app import ServeSettings, create_app
+The wire protocols are plugins (:mod:`loopline.serve.protocols`); ``ServeSettings.protocols`` selects them.
+"""
+
+from loopline.serve._app import create_app
 from loopline.serve._server import BackgroundServer, serve
+from loopline.serve._settings import ServeSettings
 
 __all__ = ["BackgroundServer", "ServeSettings", "create_app", "serve"]

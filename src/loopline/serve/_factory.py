@@ -38,7 +38,8 @@ from uvicorn.config import STARTUP_FAILURE
 
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.settings import STORE_URL_ENV, TOKEN_ENV, Settings
-from loopline.serve._app import PREDICT_TOKEN_ENV, Lifecycle, ServeSettings, create_app
+from loopline.serve._app import create_app
+from loopline.serve._settings import PREDICT_TOKEN_ENV, Lifecycle, ServeSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

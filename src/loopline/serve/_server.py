@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from loopline.core.errors import LooplineError
-from loopline.serve._app import Lifecycle, ServeSettings, create_app
+from loopline.serve._app import create_app
 from loopline.serve._factory import serve_workers
+from loopline.serve._settings import Lifecycle, ServeSettings
 
 if TYPE_CHECKING:
     from loopline.store import Store

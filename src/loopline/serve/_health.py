@@ -1,0 +1,45 @@
+"""Health and metrics endpoints of every service: ``/ping``, ``/health``, ``/version``, ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from loopline import __version__
+
+if TYPE_CHECKING:
+    from loopline.serve._service import PredictionService
+
+
+def health_router(service: PredictionService) -> APIRouter:
+    """Readiness (models loaded, not stopping), the version, and the Prometheus metrics of this process."""
+    router = APIRouter()
+    cache, metrics, predlog, life = service.cache, service.metrics, service.predlog, service.lifecycle
+
+    @router.get("/ping")
+    @router.get("/health")
+    async def ping() -> Response:
+        if not life.ready:
+            return JSONResponse({"ready": False, "error": "the service is starting or stopping."}, status_code=503)
+        if not cache.names():
+            error = "no model is served; promote one with `loopline models promote NAME VERSION`."
+            return JSONResponse({"ready": False, "error": error}, status_code=503)
+        return JSONResponse({"ready": True, "models": cache.snapshot()})
+
+    @router.get("/version")
+    async def version() -> Response:
+        return Response(__version__, media_type="text/plain")
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        metrics.log_depth.set(predlog.depth())
+        for name in cache.names():
+            served = cache.get(name)
+            chain = served.bundle.chain
+            for event, count in (chain.counts() if chain is not None else {}).items():
+                metrics.prep_events.labels(name, str(served.version), event).set(count)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return router

@@ -1,0 +1,137 @@
+"""The one prediction path every wire protocol's routes call, and the shared state it works with."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from loopline.core.errors import NotFoundError, SchemaValidationError
+from loopline.serve._guards import ConcurrencyLimit, Refusal, check_model_name, check_token, read_body
+from loopline.serve._validation import BadRequest, validate_records
+
+if TYPE_CHECKING:
+    from fastapi import Request
+    from fastapi.responses import Response
+
+    from loopline.serve._metrics import ServiceMetrics
+    from loopline.serve._models import LoadedModel, ModelCache, ModelRunner
+    from loopline.serve._predlog import PredictionLogger
+    from loopline.serve._settings import Lifecycle, ServeSettings
+    from loopline.serve.protocols import WireProtocol
+
+
+class PredictionService:
+    """The served models and what every prediction goes through, whatever its wire protocol.
+
+    :meth:`predict` runs, in this order: the predict token, the model-name pattern, the concurrency limit (then
+    the request counts as in flight), the model lookup, the body read, the protocol's ``decode``, validation
+    against the model's input schema, the model call (micro-batched by the runner), the prediction log, the
+    metrics, the protocol's ``encode``. Refusals and errors are counted by cause and answered by the
+    protocol's ``error``. Used from the event loop only, like the concurrency limit it holds.
+    """
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        cache: ModelCache,
+        runner: ModelRunner,
+        predlog: PredictionLogger,
+        metrics: ServiceMetrics,
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.runner = runner
+        self.predlog = predlog
+        self.metrics = metrics
+        self.lifecycle = lifecycle
+        self.limit = ConcurrencyLimit(settings.max_concurrency)
+
+    async def predict(
+        self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None = None
+    ) -> Response:
+        """Answer one prediction request for model ``name`` (its served version, or exactly ``version``)."""
+        try:
+            check_token(request, self.settings.predict_token, role="predict")
+            check_model_name(name)
+        except Refusal as refused:
+            return self._refuse(refused, protocol, "_unknown")
+        limit, in_flight = self.limit, self.metrics.in_flight
+        if not limit.try_acquire():
+            return self._refuse(limit.refusal(), protocol, self.label(name))
+        in_flight.inc()
+        try:
+            return await self._answer(request, protocol, name, version)
+        finally:
+            in_flight.dec()
+            limit.release()
+
+    async def predict_default(self, request: Request, protocol: WireProtocol[Any], named_path: str) -> Response:
+        """Answer with the one served model; a 404 naming ``named_path`` (the route with a name) otherwise."""
+        names = self.cache.names()
+        if len(names) != 1:
+            error = f"{len(names)} models are served; name one in the path: {named_path}."
+            return protocol.error({"error": error, "models": names}, 404)
+        return await self.predict(request, protocol, names[0])
+
+    def label(self, name: str) -> str:
+        """The model label of a metric: ``_unknown`` for a name not served, so clients cannot grow the label set."""
+        return name if name in self.cache.snapshot() else "_unknown"
+
+    async def _answer(self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None) -> Response:
+        settings = self.settings
+        try:
+            model = self.cache.get(name, version)
+            body = await read_body(request, settings.max_body_bytes)
+            records, decoded = protocol.decode(body, request.headers, model)
+            records = validate_records(records, model.bundle.input_schema, max_records=settings.max_records)
+        except (BadRequest, SchemaValidationError, NotFoundError) as exc:
+            return self._reject(exc, protocol, self.label(name))
+        predicted = await self.runner.predict(model, records)
+        outputs = predicted.outputs
+        ids = self._log(model, records, outputs, predicted.seconds / predicted.batch_rows)
+        metrics, version_label = self.metrics, str(model.version)
+        metrics.requests.labels(name, version_label, protocol.name).inc()
+        metrics.latency.labels(name, version_label).observe(predicted.seconds)
+        metrics.batch.labels(name).observe(len(records))
+        return protocol.encode(decoded, model, outputs, ids)
+
+    def _refuse(self, refused: Refusal, protocol: WireProtocol[Any], label: str) -> Response:
+        self.metrics.errors.labels(label, refused.cause).inc()
+        return protocol.error(refused.content(), refused.status, refused.headers)
+
+    def _reject(self, exc: Exception, protocol: WireProtocol[Any], label: str) -> Response:
+        content: dict[str, Any]
+        if isinstance(exc, BadRequest):
+            cause, status, content = f"http_{exc.status}", exc.status, {"error": exc.message}
+        elif isinstance(exc, SchemaValidationError):
+            cause, status, content = "validation", 422, {"error": str(exc), "errors": exc.errors}
+        else:
+            cause, status, content = "not_found", 404, {"error": str(exc)}
+        self.metrics.errors.labels(label, cause).inc()
+        return protocol.error(content, status)
+
+    def _log(
+        self, model: LoadedModel, records: list[dict[str, Any]], outputs: list[dict[str, Any]], seconds_per_row: float
+    ) -> list[str]:
+        from loopline.store import PredictionRow
+
+        now = datetime.now(UTC)
+        per_row = seconds_per_row * 1000
+        ids = [uuid.uuid4().hex for _ in records]
+        self.predlog.put(
+            [
+                PredictionRow(
+                    prediction_id=i,
+                    model_name=model.name,
+                    model_version=model.version,
+                    created_at=now,
+                    inputs=r,
+                    output=o,
+                    latency_ms=per_row,
+                )
+                for i, r, o in zip(ids, records, outputs, strict=True)
+            ]
+        )
+        return ids
