@@ -1,6 +1,6 @@
-"""The store suites' backends: SQLite and PostgreSQL with a local artifact folder, and — in the modules that
-set ``WITH_S3 = True`` (artifacts, check, store, model safety) — SQLite with the artifacts in a fresh S3
-bucket. PostgreSQL × S3 is left out: the two are independent and each is covered on its own."""
+"""The store suites' backends: SQLite and PostgreSQL with a local artifact folder, and — for the tests a module
+names in ``WITH_S3`` (``True``: all of them; artifacts, check, store, model safety) — SQLite with the artifacts in
+a fresh S3 bucket. PostgreSQL × S3 is left out: the two are independent and each is covered on its own."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from ._raw import Raw
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         params = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-        if getattr(metafunc.module, "WITH_S3", False):
+        with_s3 = getattr(metafunc.module, "WITH_S3", False)  # True, or the names of the tests that touch artifacts
+        if with_s3 is True or metafunc.function.__name__ in (with_s3 or ()):
             params.append(pytest.param("s3", marks=pytest.mark.s3))
         metafunc.parametrize("backend", params)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import pickle
 import random
 import uuid
 from collections.abc import Iterator
@@ -273,6 +274,13 @@ def test_a_killed_writer_never_leaves_a_partial_blob_under_a_digest(
     assert len(blobs) >= 4
     for entry in blobs:  # every object under a digest is whole: its bytes hash to its name
         assert hashlib.sha256(raw.read(entry.name)).hexdigest() == entry.digest
+
+
+def test_a_store_pickles_as_its_location(artifacts: ArtifactStore) -> None:
+    digest = artifacts.put_bytes(b"sent to a worker")
+    copy = pickle.loads(pickle.dumps(artifacts))
+    assert type(copy) is type(artifacts) and copy.location == artifacts.location
+    assert copy.get_bytes(digest) == b"sent to a worker"
 
 
 def test_local_paths_only_for_a_local_folder(artifacts: ArtifactStore, location: str, tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ class ArtifactStore(abc.ABC):
     - **no secrets**: credentials come from the environment or the backend's usual configuration,
       never from the location, so ``location`` and ``repr`` are safe to print and to send to workers.
 
-    Safe to share between threads and processes. Build one with :func:`open_artifacts`.
+    Safe to share between threads and processes; a store pickles as its location, so it can travel to a
+    worker process. Build one with :func:`open_artifacts`.
     """
 
     @property

@@ -260,6 +260,12 @@ class FsspecArtifactStore(ArtifactStore):
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StoreError(f"cannot {action} in the artifact store at {self.url}: {reason}", hint=_HINT) from exc
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url}  # pickled as its URL: the filesystem is made again where it is unpickled
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.url = state["url"]
+
     def __repr__(self) -> str:
         return f"FsspecArtifactStore(url={self.url!r})"
 
