@@ -1,15 +1,19 @@
-"""Shared fixtures: a store on SQLite and on the machine's PostgreSQL (store and runner suites).
+"""Shared fixtures: a store on SQLite and on the machine's PostgreSQL (store and runner suites), and a fresh
+bucket on the S3-compatible server (moto) for the object-storage artifact store.
 
 PostgreSQL: one throw-away database per test session (created and dropped here), one fresh schema per
-test. An unreachable server fails the postgres tests; it never skips them.
+test. S3: one fresh bucket per test, emptied and removed afterwards. An unreachable server fails the tests
+that need it; it never skips them.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine, create_engine
@@ -20,6 +24,9 @@ from loopline.store import Store
 
 PG_URL_ENV = "LOOPLINE_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+S3_ENDPOINT_ENV = "LOOPLINE_TEST_S3_ENDPOINT"
+DEFAULT_S3_ENDPOINT = "http://127.0.0.1:5555"  # scripts/services.sh starts moto's server there
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -65,6 +72,12 @@ def pg_schema_url(pg_database: URL, pg_engine: Engine) -> str:
     return url.render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def pg_url(pg_database: URL, pg_engine: Engine) -> str:
+    """The URL of a fresh, empty PostgreSQL schema."""
+    return pg_schema_url(pg_database, pg_engine)
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty store: a SQLite file, or a fresh PostgreSQL schema."""
@@ -80,3 +93,46 @@ def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(store_url, tmp_path / "artifacts")
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """The S3-compatible server of the tests (``LOOPLINE_TEST_S3_ENDPOINT``), checked reachable."""
+    endpoint = os.environ.get(S3_ENDPOINT_ENV, DEFAULT_S3_ENDPOINT)
+    parts = urlsplit(endpoint)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=5).close()
+    except OSError as exc:
+        pytest.fail(
+            f"The S3-compatible server is unreachable at {endpoint}: {exc}. Start it with `bash scripts/services.sh` "
+            f"(moto's server on 127.0.0.1:5555, installed by `bash scripts/setup.sh --dev`) or point "
+            f"{S3_ENDPOINT_ENV} at one.",
+            pytrace=False,
+        )
+    return endpoint
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The environment an S3 client reads: test credentials and the endpoint (inherited by child processes)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "loopline-test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "loopline-test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    return s3_endpoint
+
+
+@pytest.fixture
+def s3_url(s3_env: str) -> Iterator[str]:
+    """``s3://<fresh bucket>/artifacts`` on the test server; the bucket is removed afterwards."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", use_listings_cache=False)
+    bucket = f"loopline-test-{uuid.uuid4().hex[:16]}"
+    fs.mkdir(bucket)
+    try:
+        yield f"s3://{bucket}/artifacts"
+    finally:
+        fs.rm(bucket, recursive=True)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from loopline.store import Store
+from loopline.store import ArtifactStore, FsspecArtifactStore, Store, open_artifacts
 
 
 def open_and_register(url: str, root: str, barrier: Barrier, count: int, results: Queue[Any]) -> None:
@@ -46,8 +46,10 @@ def _register(store: Store) -> Any:
 
 
 def write_candidates(url: str, root: str, ready: Event, size: int) -> None:
-    """Register big candidates (fresh random bytes each) until killed; ``ready`` is set once the store is open."""
+    """Register big candidates (fresh random bytes each) until killed; ``ready`` is set once the store is open
+    and reachable."""
     store = Store.open(url, root)
+    store.artifacts.exists("0" * 64)  # connected (an object store's client is made on first use)
     ready.set()
     while True:
         store.models.register_candidate(
@@ -63,3 +65,30 @@ def write_candidates(url: str, root: str, ready: Event, size: int) -> None:
             run_id=None,
             timings={},
         )
+
+
+def artifacts_at(location: str) -> ArtifactStore:
+    """The store at ``location``; a ``file://`` URL gets the fsspec store (the factory would give the folder)."""
+    return FsspecArtifactStore(location) if location.startswith("file://") else open_artifacts(location)
+
+
+def put_same_blobs(location: str, barrier: Barrier, count: int, size: int, results: Queue[Any]) -> None:
+    """Store the same ``count`` blobs (a fixed seed) as the other workers, in step with them."""
+    try:
+        artifacts = artifacts_at(location)
+        rng = np.random.default_rng(7)
+        blobs = [rng.bytes(size) for _ in range(count)]
+        barrier.wait(timeout=60)
+        results.put(("ok", [artifacts.put_bytes(blob) for blob in blobs]))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+def put_blobs_until_killed(location: str, ready: Event, size: int) -> None:
+    """Store fresh random blobs, as bytes and as files, until killed; ``ready`` is set after the first."""
+    artifacts = artifacts_at(location)
+    artifacts.put_bytes(os.urandom(size))
+    ready.set()
+    while True:
+        artifacts.put_bytes(os.urandom(size))
+        artifacts.put_table(pl.DataFrame({"x": np.random.default_rng().random(size // 8)}))

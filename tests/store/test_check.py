@@ -1,7 +1,7 @@
+"""`store check` on every backend: SQLite and PostgreSQL with a local artifact folder, SQLite with S3."""
+
 from __future__ import annotations
 
-import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,9 @@ import polars as pl
 from loopline.store import CheckReport, ModelVersion, StepRecord, Store
 from loopline.store._tables import metadata
 
-HOURS_AGO = 2 * 3600
+from ._raw import Raw
+
+WITH_S3 = True
 
 
 def candidate(store: Store, bundle: bytes = b"bundle", name: str = "churn") -> ModelVersion:
@@ -55,18 +57,9 @@ def referenced_everywhere(store: Store) -> dict[str, str]:
     }
 
 
-def age_everything(root: Path) -> None:
-    past = time.time() - HOURS_AGO
-    for path in root.rglob("*"):
-        if path.is_file():
-            os.utime(path, (past, past))
-
-
-def temp_file(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(b"half a blob")
-    return path
+def temp_file(raw: Raw, name: str) -> str:
+    raw.write(name, b"half a blob")
+    return name
 
 
 def test_every_digest_column_of_the_schema_is_checked() -> None:
@@ -86,15 +79,14 @@ def test_a_consistent_store_is_clean(store: Store) -> None:
     assert report.clean
 
 
-def test_fix_removes_old_temp_files_and_orphans_and_nothing_referenced(store: Store) -> None:
+def test_fix_removes_old_temp_files_and_orphans_and_nothing_referenced(store: Store, raw: Raw) -> None:
     digests = referenced_everywhere(store)
     orphan = store.artifacts.put_bytes(b"nobody refers to me")
-    root = store.artifacts.root
-    temp_file(root, ".tmp-abc.parquet")
-    temp_file(root / orphan[:2], ".tmp-def.part")
-    age_everything(root)
+    temp_file(raw, ".tmp-abc.parquet")
+    temp_file(raw, f"{orphan[:2]}/.tmp-def.part")
+    raw.age_everything()
     young_orphan = store.artifacts.put_bytes(b"a writer is about to refer to me")
-    young_temp = temp_file(root, ".tmp-young.part")
+    young_temp = temp_file(raw, ".tmp-young.part")
 
     found = store.check()
     assert not found.clean
@@ -110,43 +102,41 @@ def test_fix_removes_old_temp_files_and_orphans_and_nothing_referenced(store: St
     assert [Path(f.path).name for f in fixed.orphans if f.removed] == [orphan]
     assert fixed.clean
     assert not store.artifacts.exists(orphan)
-    assert store.artifacts.exists(young_orphan) and young_temp.exists()
+    assert store.artifacts.exists(young_orphan) and raw.exists(young_temp)
+    assert not raw.exists(".tmp-abc.parquet") and not raw.exists(f"{orphan[:2]}/.tmp-def.part")
     for digest in digests.values():
         store.artifacts.get_bytes(digest)  # still there, still verifies
     again = store.check(fix=True)
     assert [Path(f.path).name for f in again.orphans] == [young_orphan] and again.clean
 
 
-def test_storing_an_old_orphan_again_makes_it_young(store: Store) -> None:
+def test_storing_an_old_orphan_again_makes_it_young(store: Store, raw: Raw) -> None:
     orphan = store.artifacts.put_bytes(b"about to be registered again")
-    age_everything(store.artifacts.root)
+    raw.age_everything()
     store.artifacts.put_bytes(b"about to be registered again")
     report = store.check(fix=True)
     assert [(Path(f.path).name, f.kept, f.removed) for f in report.orphans] == [(orphan, True, False)]
 
 
-def test_missing_and_corrupted_artifacts_are_reported_and_never_removed(store: Store) -> None:
+def test_missing_and_corrupted_artifacts_are_reported_and_never_removed(store: Store, raw: Raw) -> None:
     digests = referenced_everywhere(store)
-    store.artifacts.path(digests["part"]).unlink()
-    corrupted = store.artifacts.path(digests["bundle"])
-    corrupted.write_bytes(b"bit rot")
-    age_everything(store.artifacts.root)
+    raw.remove(f"{digests['part'][:2]}/{digests['part']}")
+    corrupted = f"{digests['bundle'][:2]}/{digests['bundle']}"
+    raw.write(corrupted, b"bit rot")
+    raw.age_everything()
 
     report = store.check(fix=True)
     assert [r.where for r in report.missing] == ["dataset_parts flights part 1"]
     assert [r.where for r in report.corrupted] == ["models churn v1 bundle"]
     assert report.missing[0].digest == digests["part"] and report.corrupted[0].digest == digests["bundle"]
     assert not report.clean and report.orphans == []
-    assert corrupted.read_bytes() == b"bit rot"
+    assert raw.read(corrupted) == b"bit rot"
 
 
-def test_files_that_are_not_the_stores_are_left_alone(store: Store) -> None:
-    root = store.artifacts.root
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "README").write_text("mine")
-    (root / "ab").mkdir()
-    (root / "ab" / "notes.txt").write_text("mine too")
-    age_everything(root)
+def test_files_that_are_not_the_stores_are_left_alone(store: Store, raw: Raw) -> None:
+    raw.write("README", b"mine")
+    raw.write("ab/notes.txt", b"mine too")
+    raw.age_everything()
     report: Any = store.check(fix=True)
     assert report == CheckReport(artifacts=0, referenced=0)
-    assert (root / "README").exists() and (root / "ab" / "notes.txt").exists()
+    assert raw.names() == ["README", "ab/notes.txt"]

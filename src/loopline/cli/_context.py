@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def open_store(home: Path | None = None) -> Iterator[Store]:
-    """The store of ``home`` (or LOOPLINE_HOME / LOOPLINE_STORE_URL), closed afterwards."""
+    """The store of ``home`` (or LOOPLINE_HOME / LOOPLINE_STORE_URL / LOOPLINE_ARTIFACTS_URL), closed afterwards."""
     from loopline.store import Store
 
     settings = Settings.from_env(home)
-    store = Store.open(settings.store_url, settings.artifact_root)
+    store = Store.open(settings.store_url, settings.artifacts, local_dir=settings.home)
     try:
         yield store
     finally:

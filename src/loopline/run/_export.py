@@ -55,9 +55,9 @@ def export_model(
     target = Path(out).expanduser().resolve()
     card = card_path(target)
     _check_destination(target, card, force=force)
-    if target.is_relative_to(Path(store.artifacts.root).resolve()):
+    if store.artifacts.is_inside(target):
         raise ConfigError(
-            f"{target} is inside the artifact store ({store.artifacts.root}).", hint="Export to a path outside it."
+            f"{target} is inside the artifact store ({store.artifacts.location}).", hint="Export to a path outside it."
         )
     data = store.artifacts.get_bytes(found.bundle_digest)  # verified against the digest
     bundle = load_bundle(store, found)

@@ -278,9 +278,9 @@ def _check_output(store: Store, output: str | Path, *, force: bool) -> Path:
         raise ConfigError(f"{target} is a directory.", hint="Give a file path, e.g. --output scores.parquet.")
     if not target.parent.is_dir():
         raise ConfigError(f"folder {target.parent} does not exist.", hint="Create it first, or pick another --output.")
-    if target.is_relative_to(Path(store.artifacts.root).expanduser().resolve()):
+    if store.artifacts.is_inside(target):
         raise ConfigError(
-            f"{target} is inside the artifact store ({store.artifacts.root}).", hint="Write the scores outside it."
+            f"{target} is inside the artifact store ({store.artifacts.location}).", hint="Write the scores outside it."
         )
     if (target.exists() or target.is_symlink()) and not force:
         raise ConfigError(f"{target} already exists.", hint="Pass --force to overwrite it, or pick another --output.")

@@ -9,7 +9,6 @@ them hold memory in proportion to the file.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from loopline.core.dtypes import polars_dtype
-from loopline.core.errors import ConfigError, DataError, IntegrityError, NotFoundError
+from loopline.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from loopline.store import Store
@@ -189,34 +188,17 @@ def _dataset_input(store: Store, spec: str) -> ScoreInput:
 
     def part_batches(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
         for part in parts:
-            scan = pl.scan_parquet(_verified(store, part["digest"]))
-            present = scan.collect_schema()
-            exprs = [pl.col(c) if c in present else pl.lit(None, schema[c]).alias(c) for c in columns]
-            yield from _batches(scan.select(exprs), size, label)
+            # a local file whose bytes match the digest (hashed as a stream, never held whole)
+            with store.artifacts.verified_file(part["digest"]) as path:
+                scan = pl.scan_parquet(path)
+                present = scan.collect_schema()
+                exprs = [pl.col(c) if c in present else pl.lit(None, schema[c]).alias(c) for c in columns]
+                yield from _batches(scan.select(exprs), size, label)
 
     def chunks(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
         yield from _rebatch(part_batches(columns, size), size)  # chunks span parts: one size, whatever the parts
 
     return ScoreInput(label, schema, snapshot.rows, chunks)
-
-
-def _verified(store: Store, digest: str) -> Path:
-    """The path of a stored part whose bytes match ``digest`` (hashed as a stream, never held whole)."""
-    path = store.artifacts.path(digest)
-    try:
-        with open(path, "rb") as handle:
-            actual = hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        raise NotFoundError(
-            f"artifact {digest} does not exist under {store.artifacts.root}",
-            hint="Check LOOPLINE_HOME points at the right store, or ingest the dataset again.",
-        ) from None
-    if actual != digest:
-        raise IntegrityError(
-            f"artifact {digest} is corrupted: its bytes hash to {actual}",
-            hint=f"Delete {path} and ingest the dataset again.",
-        )
-    return path
 
 
 def _batches(scan: pl.LazyFrame, size: int, label: str) -> Iterator[pl.DataFrame]:

@@ -46,7 +46,7 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
         on_batch=lambda model, requests, rows: metrics.observe_model_call(model.name, requests, rows),
     )
     predlog = PredictionLogger(
-        store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.artifacts.root.parent / "predlog"
+        store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.local_dir / "predlog"
     )
     service = PredictionService(cfg, cache, runner, predlog, metrics, life)
 

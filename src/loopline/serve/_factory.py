@@ -4,7 +4,8 @@ How it works: :func:`serve_workers` (the parent) pins what the workers need in i
 uvicorn's ``Multiprocess`` supervisor with the import string of :func:`app_from_env`, which every worker calls:
 
 - the store: ``LOOPLINE_STORE_URL`` (set to the parent's store URL) and, in ``LOOPLINE_SERVE_SETTINGS``, its
-  artifact root;
+  artifact location (a folder or a URL without credentials: those stay in the inherited environment) and its
+  local folder;
 - the serve settings: ``LOOPLINE_SERVE_SETTINGS``, JSON of every :class:`ServeSettings` attribute but the tokens,
   plus the bound host;
 - the tokens: ``LOOPLINE_TOKEN`` and ``LOOPLINE_PREDICT_TOKEN``, set (or removed) to match the settings given.
@@ -82,11 +83,11 @@ def serve_workers(store: Store, *, host: str, port: int, settings: ServeSettings
 def app_from_env() -> FastAPI:
     """The app of one worker: store, settings and tokens from the environment (see the module doc)."""
     options: dict[str, Any] = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
-    host, artifact_root = options.pop("host", None), options.pop("artifact_root", None)
+    host, artifacts, local_dir = (options.pop(key, None) for key in ("host", "artifacts", "local_dir"))
     env = Settings.from_env()
     from loopline.store import Store
 
-    store = Store.open(env.store_url, artifact_root or env.artifact_root)
+    store = Store.open(env.store_url, artifacts or env.artifacts, local_dir=local_dir or env.home)
     settings = ServeSettings.from_env(**options)
     app = create_app(store, settings, host=host)
     _close_with_lifespan(app, store)
@@ -98,7 +99,7 @@ def app_from_env() -> FastAPI:
 @contextlib.contextmanager
 def _worker_environment(store: Store, host: str, settings: ServeSettings) -> Iterator[None]:
     options = {k: v for k, v in vars(settings).items() if k not in _SECRETS}
-    options.update(host=host, artifact_root=str(store.artifacts.root))
+    options.update(host=host, artifacts=store.artifacts.location, local_dir=str(store.local_dir))
     values = {
         SETTINGS_ENV: json.dumps(options, default=list),
         STORE_URL_ENV: store.url.render_as_string(hide_password=False),

@@ -1,11 +1,17 @@
 """loopline.store: the metadata database (runs, models, predictions, datasets) and the artifact store.
 
-Open one with ``Store.open(url, artifact_root)``; SQLite is the embedded default, PostgreSQL is reached
-through ``postgresql+psycopg://`` URLs.
+Open one with ``Store.open(url, artifacts)``; SQLite is the embedded default, PostgreSQL is reached
+through ``postgresql+psycopg://`` URLs; artifacts live in a local folder or at any fsspec URL (``s3://…``).
 """
 
 from loopline.store._check import CheckReport, Reference, StrayFile
-from loopline.store.artifacts import ArtifactStore
+from loopline.store.artifacts import (
+    ArtifactEntry,
+    ArtifactStore,
+    FsspecArtifactStore,
+    LocalArtifactStore,
+    open_artifacts,
+)
 from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected
 from loopline.store.models import ModelRepository, ModelVersion
 from loopline.store.predictions import PredictionLog, PredictionRow
@@ -13,11 +19,14 @@ from loopline.store.runs import RunRecord, RunRepository, StepRecord
 from loopline.store.store import Store
 
 __all__ = [
+    "ArtifactEntry",
     "ArtifactStore",
     "CheckReport",
     "DatasetRepository",
     "DatasetVersion",
     "DeadLetter",
+    "FsspecArtifactStore",
+    "LocalArtifactStore",
     "ModelRepository",
     "ModelVersion",
     "PredictionLog",
@@ -29,4 +38,5 @@ __all__ = [
     "StepRecord",
     "Store",
     "StrayFile",
+    "open_artifacts",
 ]

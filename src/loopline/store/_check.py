@@ -1,8 +1,10 @@
-"""The consistency check of a store: the artifact folder against the metadata rows that reference it.
+"""The consistency check of a store: the artifact store against the metadata rows that reference it.
 
 It finds (a) temp files left by killed writers (``.tmp-*`` in the root or a ``<2 hex>`` folder), (b) orphans:
 blobs that no row references, and (c) rows that reference a missing or corrupted blob. ``fix`` removes (a)
-and (b) only; a referenced blob is never removed, whatever its state.
+and (b) only; a referenced blob is never removed, whatever its state. It works on every artifact backend
+through the contract (:meth:`ArtifactStore.entries`, ``open``, ``remove_stale``); on object storage a
+"file" is an object and its modification time the object's.
 
 Every place that references an artifact digest (``test_check`` fails when a table gains a ``*digest``
 column that is not listed here):
@@ -23,27 +25,24 @@ age is checked again just before it is removed.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
+from loopline.core.errors import NotFoundError
 from loopline.store._db import reading
 from loopline.store._tables import dataset_parts, dataset_versions, models, steps
-from loopline.store.artifacts import ArtifactStore
+from loopline.store.artifacts import ArtifactEntry, ArtifactStore
+from loopline.store.artifacts._contract import sha256_stream
 
 DEFAULT_GRACE = timedelta(hours=1)
-TEMP_PREFIX = ".tmp-"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_SHARD = re.compile(r"[0-9a-f]{2}")
 
 
 @dataclass(frozen=True)
@@ -83,64 +82,26 @@ class CheckReport:
         return not (self.missing or self.corrupted or stray)
 
 
-@dataclass(frozen=True)
-class _File:
-    path: Path
-    size: int
-    mtime: float
-
-
 def check_store(
     engine: Engine, artifacts: ArtifactStore, *, fix: bool = False, grace: timedelta = DEFAULT_GRACE
 ) -> CheckReport:
     """Check every blob and every reference; with ``fix``, remove old temp files and old orphans."""
-    temps, blobs = _scan(artifacts.root)  # listed BEFORE the references are read (see the module doc)
+    listed = artifacts.entries()  # listed BEFORE the references are read (see the module doc)
+    temps = [e for e in listed if e.digest is None]
+    blobs = {e.digest: e for e in listed if e.digest is not None}
     references = _references(engine)
     referenced = {ref.digest for ref in references}
     state = {digest: _state(artifacts, digest) for digest in sorted(referenced)}
     cutoff = grace.total_seconds()
-    orphans = [f for digest, f in sorted(blobs.items()) if digest not in referenced]
+    orphans = [e for digest, e in sorted(blobs.items()) if digest not in referenced]
     return CheckReport(
         artifacts=len(blobs),
         referenced=len(referenced),
-        temp_files=[_stray(artifacts.root, f, cutoff, fix) for f in temps],
-        orphans=[_stray(artifacts.root, f, cutoff, fix) for f in orphans],
+        temp_files=[_stray(artifacts, e, cutoff, fix) for e in temps],
+        orphans=[_stray(artifacts, e, cutoff, fix) for e in orphans],
         missing=[ref for ref in references if state[ref.digest] == "missing"],
         corrupted=[ref for ref in references if state[ref.digest] == "corrupted"],
     )
-
-
-def _scan(root: Path) -> tuple[list[_File], dict[str, _File]]:
-    """Temp files, and blobs by digest, under ``root`` (other files are none of the store's business)."""
-    temps: list[_File | None] = []
-    blobs: dict[str, _File | None] = {}
-    for entry in _listdir(root):
-        if entry.name.startswith(TEMP_PREFIX):
-            temps.append(_stat(entry))
-        elif _SHARD.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
-            for inner in _listdir(entry):
-                if inner.name.startswith(TEMP_PREFIX):
-                    temps.append(_stat(inner))
-                elif _DIGEST.fullmatch(inner.name) and inner.name.startswith(entry.name):
-                    blobs[inner.name] = _stat(inner)
-    found = sorted((f for f in temps if f is not None), key=lambda f: f.path)
-    return found, {digest: f for digest, f in blobs.items() if f is not None}
-
-
-def _listdir(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except FileNotFoundError:
-        return []
-
-
-def _stat(path: Path) -> _File | None:
-    """The file's size and mtime; None for a symlink, a folder, or a file a writer renamed meanwhile."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return None
-    return _File(path, info.st_size, info.st_mtime) if stat.S_ISREG(info.st_mode) else None
 
 
 def _references(engine: Engine) -> list[Reference]:
@@ -187,26 +148,21 @@ def _digests_in(value: Any) -> Iterator[str]:
 def _state(artifacts: ArtifactStore, digest: str) -> str:
     """``ok``, ``missing`` or ``corrupted`` (its bytes hash to something else)."""
     try:
-        with open(artifacts.path(digest), "rb") as handle:
-            actual = hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
+        with artifacts.open(digest) as handle:
+            actual = sha256_stream(handle)
+    except NotFoundError:
         return "missing"
     return "ok" if actual == digest else "corrupted"
 
 
-def _stray(root: Path, found: _File, cutoff: float, fix: bool) -> StrayFile:
-    age = time.time() - found.mtime
+def _stray(artifacts: ArtifactStore, found: ArtifactEntry, cutoff: float, fix: bool) -> StrayFile:
+    now = _now()
+    age = now - found.mtime
     kept = age < cutoff
-    removed = fix and not kept and _remove_if_old(found.path, cutoff)
-    return StrayFile(str(found.path.relative_to(root)), found.size, round(age, 3), kept, removed)
+    # removed unless a writer touched it since it was listed (a blob being referenced again)
+    removed = fix and not kept and artifacts.remove_stale(found, modified_before=now - cutoff)
+    return StrayFile(found.name, found.size, round(age, 3), kept, removed)
 
 
-def _remove_if_old(path: Path, cutoff: float) -> bool:
-    """Remove ``path`` unless a writer touched it since it was listed (a blob being referenced again)."""
-    try:
-        if time.time() - path.lstat().st_mtime < cutoff:
-            return False
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
+def _now() -> float:
+    return time.time()

@@ -1,4 +1,4 @@
-"""The Store: one metadata database plus one artifact directory, opened and migrated together."""
+"""The Store: one metadata database plus one artifact store, opened and migrated together."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from loopline.core.settings import Settings
 from loopline.store._check import DEFAULT_GRACE, CheckReport, check_store
 from loopline.store._engine import create_store_engine, masked, parse_url
 from loopline.store._migrate import upgrade
-from loopline.store.artifacts import ArtifactStore
+from loopline.store.artifacts import ArtifactStore, LocalArtifactStore, open_artifacts
 from loopline.store.datasets import DatasetRepository
 from loopline.store.models import ModelRepository
 from loopline.store.predictions import PredictionLog
@@ -23,32 +23,45 @@ from loopline.store.runs import RunRepository
 
 
 class Store:
-    """Runs, models, predictions (in the metadata database) and artifacts (content-addressed files).
+    """Runs, models, predictions (in the metadata database) and artifacts (content-addressed blobs).
 
-    Build one with :meth:`open`. The store URL's password never appears in its messages or repr.
+    Build one with :meth:`open`. ``local_dir`` is a folder on this machine for state that is not an
+    artifact (the prediction service's log spool). Neither the store URL's password nor any credential of
+    the artifact store appears in its messages or repr.
     """
 
-    def __init__(self, engine: Engine, url: URL, artifacts: ArtifactStore) -> None:
+    def __init__(self, engine: Engine, url: URL, artifacts: ArtifactStore, local_dir: Path | None = None) -> None:
         self.engine = engine
         self.url = url
         self.artifacts = artifacts
+        self.local_dir = local_dir if local_dir is not None else _default_local_dir(artifacts)
         self.runs = RunRepository(engine)
         self.models = ModelRepository(engine, artifacts)
         self.predictions = PredictionLog(engine)
         self.datasets = DatasetRepository(engine, artifacts)
 
     @classmethod
-    def open(cls, url: str | None = None, artifact_root: str | Path | None = None) -> Store:
-        """Open (and migrate to the newest schema) the store at ``url``.
+    def open(
+        cls,
+        url: str | None = None,
+        artifacts: str | Path | ArtifactStore | None = None,
+        *,
+        local_dir: str | Path | None = None,
+    ) -> Store:
+        """Open (and migrate to the newest schema) the store at ``url`` with the artifacts at ``artifacts``.
 
-        Missing arguments come from :meth:`Settings.from_env`: ``LOOPLINE_STORE_URL`` or
-        ``$LOOPLINE_HOME/loopline.db``, and ``$LOOPLINE_HOME/artifacts``. Safe to call from several
-        processes at once on a fresh database.
+        ``artifacts`` is a folder path or a URL (``s3://bucket/prefix``, any fsspec URL; see
+        :func:`~loopline.store.artifacts.open_artifacts`). Missing arguments come from
+        :meth:`Settings.from_env`: ``LOOPLINE_STORE_URL`` or ``$LOOPLINE_HOME/loopline.db``, and
+        ``LOOPLINE_ARTIFACTS_URL`` or ``$LOOPLINE_HOME/artifacts``. ``local_dir`` defaults to the folder
+        that holds a local artifact folder, else ``$LOOPLINE_HOME``. Safe to call from several processes
+        at once on a fresh database.
         """
-        if url is None or artifact_root is None:
+        if url is None or artifacts is None:
             settings = Settings.from_env()
             url = url or settings.store_url
-            artifact_root = artifact_root or settings.artifact_root
+            artifacts = artifacts or settings.artifacts
+        opened = open_artifacts(artifacts)  # refuses a URL with credentials before anything connects
         parsed = parse_url(url)
         engine = create_store_engine(parsed)
         try:
@@ -56,7 +69,7 @@ class Store:
         except DBAPIError as exc:
             engine.dispose()
             raise _connection_error(parsed, exc) from None
-        return cls(engine, parsed, ArtifactStore(artifact_root))
+        return cls(engine, parsed, opened, None if local_dir is None else Path(local_dir))
 
     def check(self, *, fix: bool = False, grace: timedelta = DEFAULT_GRACE) -> CheckReport:
         """Check the artifacts against the rows that reference them; ``fix`` removes old temp files and
@@ -76,7 +89,14 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store(url={masked(self.url)!r}, artifacts={str(self.artifacts.root)!r})"
+        return f"Store(url={masked(self.url)!r}, artifacts={self.artifacts.location!r})"
+
+
+def _default_local_dir(artifacts: ArtifactStore) -> Path:
+    """The folder above a local artifact folder (``$LOOPLINE_HOME`` in the default layout), else the home."""
+    if isinstance(artifacts, LocalArtifactStore):
+        return artifacts.root.parent
+    return Settings.from_env().home
 
 
 def _connection_error(url: URL, exc: DBAPIError) -> StoreError:
