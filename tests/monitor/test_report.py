@@ -10,15 +10,8 @@ import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
-from loopline.monitor import (
-    ReportData,
-    decide_retrain,
-    drift_report,
-    gate,
-    render_html_report,
-    service_stats,
-    write_html_report,
-)
+from loopline.monitor import ReportData, drift_report, render_html_report, service_stats, write_html_report
+from loopline.run import decide_retrain, gate
 
 HOSTILE = '<script>alert("x")</script>'
 DATA_URI = re.compile(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"')

@@ -14,9 +14,9 @@ from typing import Any
 import polars as pl
 
 from loopline.core._html import BASE_CSS, html_cell, html_table, write_html
+from loopline.core.records import GateDecision, RetrainDecision
 from loopline.monitor._drift import DriftReport, FeatureDrift
 from loopline.monitor._plots import distribution_chart, latency_chart, psi_chart
-from loopline.monitor._policy import GateDecision, RetrainDecision
 
 MAX_DISTRIBUTION_PLOTS = 4
 
