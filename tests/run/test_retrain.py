@@ -13,7 +13,7 @@ from loopline import Pipeline
 from loopline.core.config import MonitorConfig, RetrainConfig
 from loopline.core.errors import ConfigError
 from loopline.core.records import Selection
-from loopline.run import Runner, retrain_and_gate
+from loopline.run import Runner, retrain_and_gate, run_leaderboard
 from loopline.store import Store
 
 END = datetime(2013, 7, 1, tzinfo=UTC)
@@ -115,6 +115,8 @@ def test_monitor_retrain_metric_and_min_improvement_decide_the_gate(store: Store
     assert store.models.production("loop").version == promoted.best  # type: ignore[union-attr]
     assert [row.promoted for row in promoted.leaderboard] == [True]
     assert store.models.events("loop")[-1]["reason"] == promoted.reason
+    board = run_leaderboard(store, "loop")  # the latest run, rebuilt from the store
+    assert [(row["version"], row["promoted"]) for row in board["rows"]] == [(promoted.best, True)]
 
 
 def test_the_retrain_run_registers_and_ranks_but_leaves_promotion_to_the_retrain_gate(store: Store) -> None:

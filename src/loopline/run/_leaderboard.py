@@ -80,12 +80,21 @@ def _selection(store: Store, name: str, run_id: str) -> dict[str, Any] | None:
         out = load_value(store, step.outputs["out"])
         if Selection.is_one(out) and out.get("model") == name:
             selection = Selection.from_dict(out, where=f"steps.{step.step}")
+            promoted = selection.promoted
+            if promoted is None and step.config.get("promote") == "never":  # a retrain: its gate promotes
+                promoted = _promoted_since(store, name, selection.best)
             found = {
                 "versions": [c.version for c in selection.candidates],
                 "metric": step.config.get("metric"),
-                "promoted": selection.promoted,
+                "promoted": promoted,
             }
     return found
+
+
+def _promoted_since(store: Store, name: str, version: int) -> int | None:
+    """``version`` if the audit trail shows it promoted (by the retrain gate or by hand), else None."""
+    events = store.models.events(name)
+    return version if any(e["action"] == "promote" and e["to_version"] == version for e in events) else None
 
 
 def _default_metric(candidates: Sequence[Rankable], split: str) -> str:
