@@ -61,10 +61,11 @@ def monitor_command(
 
 
 def progress_runner(*, quiet: bool = False) -> RunPipeline:
-    """Runs a pipeline for :func:`~loopline.run.retrain_and_gate` with one progress line per step."""
+    """Runs a pipeline for :func:`~loopline.run.retrain_and_gate` with one progress line per step (its select
+    step only ranks: :func:`print_selection` shows the retrain gate's decision afterwards)."""
 
     def run(store: Store, pipeline: Pipeline, params: Mapping[str, Any]) -> RunResult:
-        return run_with_progress(store, pipeline, params, quiet=quiet)
+        return run_with_progress(store, pipeline, params, quiet=quiet, leaderboards=False)
 
     return run
 
