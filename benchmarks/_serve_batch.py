@@ -136,35 +136,22 @@ def train_model(train_path: str, home: Path) -> dict[str, str]:
     import polars as pl
 
     from loopline.store import Store
-    from loopline.train import train_candidate
+    from loopline.train import TrainSpec, train_candidate
 
     frame = pl.read_parquet(train_path)
     numeric = [f"f{i}" for i in range(12)] + [f"n{i}" for i in range(3)] + ["member"]
-    result = train_candidate(
-        frame.head(TRAIN_ROWS),
-        frame.tail(5_000),
+    spec = TrainSpec(
         target="label",
         numeric=numeric,
         categorical=["city", "channel", "tier", "at"],
         estimator="hist_gradient_boosting",
         transforms=TRANSFORMS,
     )
+    result = train_candidate(frame.head(TRAIN_ROWS), frame.tail(5_000), spec)
     store_url, artifacts = f"sqlite:///{home / 'loopline.db'}", home / "artifacts"
     data = result.bundle.to_bytes()
     with Store.open(store_url, artifacts) as store:
-        version = store.models.register_candidate(
-            name=MODEL,
-            algorithm="hist_gradient_boosting",
-            bundle=data,
-            reference=None,
-            metrics=result.metrics,
-            params=result.params,
-            config={},
-            input_schema=result.bundle.input_schema,
-            data_fingerprint="bench",
-            run_id=None,
-            timings=result.timings,
-        )
+        version = store.models.register_candidate(MODEL, result.candidate(spec, data_fingerprint="bench"))
         store.models.promote(MODEL, version.version)
     (home / "bundle.zip").write_bytes(data)
     return {"store_url": store_url, "artifacts": str(artifacts), "bundle": str(home / "bundle.zip"), "model": MODEL}

@@ -231,7 +231,7 @@ def _build_common() -> None:
     from sklearn.metrics import roc_auc_score
 
     from loopline.store import Store
-    from loopline.train import ESTIMATORS, train_candidate
+    from loopline.train import ESTIMATORS, TrainSpec, train_candidate
 
     print(f"making the data and the models under {MODELS} (once) ...", flush=True)
     shutil.rmtree(MODELS, ignore_errors=True)
@@ -245,12 +245,14 @@ def _build_common() -> None:
     result = train_candidate(
         train,
         valid,
-        target="label",
-        numeric=[*NUMERIC, *BOOLEAN],
-        categorical=list(CATEGORICAL),
-        estimator="hist_gradient_boosting",
-        transforms=IMPUTE_NUMBERS,
-        seed=0,
+        TrainSpec(
+            target="label",
+            numeric=[*NUMERIC, *BOOLEAN],
+            categorical=list(CATEGORICAL),
+            estimator="hist_gradient_boosting",
+            transforms=IMPUTE_NUMBERS,
+            seed=0,
+        ),
     )
     loopline_fit_s = time.perf_counter() - started
     home = MODELS / "loopline-home"

@@ -74,7 +74,7 @@ FIT_PRELUDE = """
 import json, sys, time
 import numpy as np, polars as pl
 from loopline.prep import Preprocessor
-from loopline.train import ESTIMATORS, train_candidate
+from loopline.train import ESTIMATORS, TrainSpec, train_candidate
 from loopline.train._bundle import target_values
 ARGS = json.loads(sys.argv[1])
 ALIAS, PARAMS, STOPPING = ARGS["estimator"], ARGS["params"], ARGS["early_stopping"]
@@ -83,10 +83,10 @@ SPEC = ESTIMATORS.get(ALIAS)
 SPEC.load("binary")  # the library import: a one-time cost, not per-fit overhead
 
 def loopline(train, valid):
-    return train_candidate(
-        train, valid, target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
+    return train_candidate(train, valid, TrainSpec(
+        target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
         estimator=ALIAS, params=PARAMS, seed=0, early_stopping={"patience": STOPPING} if STOPPING else None,
-    )
+    ))
 
 def direct_inputs(train, valid):
     pre = Preprocessor(ARGS["numeric"], ARGS["categorical"])
@@ -133,14 +133,16 @@ print(json.dumps({"s": elapsed, "rss_mb": vmhwm_mb(), "shape": list(x.shape), "i
 SAVE_LOAD_LOOPLINE = """
 import json, sys, tempfile, time
 import joblib, polars as pl
+from loopline.core.records import Candidate
 from loopline.store import Store
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 ARGS = json.loads(sys.argv[1])
 train, valid = pl.read_parquet(ARGS["train"]), pl.read_parquet(ARGS["valid"])
-result = train_candidate(
-    train, valid, target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
+SPEC = TrainSpec(
+    target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
     estimator="hist_gradient_boosting", seed=0,
 )
+result = train_candidate(train, valid, SPEC)
 if ARGS.get("export"):  # the same fitted estimator for the MLflow side (benchmark-only)
     joblib.dump(result.bundle.estimator, ARGS["export"])
 
@@ -150,11 +152,8 @@ def fresh_store():
 
 def round_trip(store, bundle):
     data = bundle.to_bytes()
-    registered = store.models.register_candidate(
-        name="bench", algorithm="hist_gradient_boosting", bundle=data, reference=None,
-        metrics=result.metrics, params=result.params, config={}, input_schema=bundle.input_schema,
-        data_fingerprint="bench", run_id=None, timings=result.timings,
-    )
+    candidate = Candidate(data, None, result.report(SPEC, data_fingerprint="bench"))
+    registered = store.models.register_candidate("bench", candidate)
     got = store.models.get("bench", registered.version)
     loaded = ModelBundle.from_bytes(store.artifacts.get_bytes(got.bundle_digest))
     assert loaded.classes == bundle.classes

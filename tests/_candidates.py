@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from loopline.core.records import Candidate, Features, TrainReport
 from loopline.store import Store
 from loopline.store.models import ModelVersion
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 
 
 def frame(rows: int, seed: int) -> pl.DataFrame:
@@ -24,28 +25,29 @@ def frame(rows: int, seed: int) -> pl.DataFrame:
 
 def register(store: Store, params: dict[str, Any] | None = None) -> ModelVersion:
     """Train a logistic regression on the toy table and register it as the next version of ``churn``."""
-    result = train_candidate(
-        frame(300, 1),
-        frame(100, 2),
-        target="label",
-        numeric=["x"],
-        categorical=["group"],
-        estimator="logistic_regression",
-        params=params,
+    spec = TrainSpec(
+        target="label", numeric=["x"], categorical=["group"], estimator="logistic_regression", params=params or {}
     )
-    return store.models.register_candidate(
-        name="churn",
-        algorithm="logistic_regression",
-        bundle=result.bundle.to_bytes(),
-        reference=None,
-        metrics=result.metrics,
-        params=result.params,
-        config={},
-        input_schema=result.bundle.input_schema,
-        data_fingerprint="fp",
-        run_id=None,
-        timings=result.timings,
+    result = train_candidate(frame(300, 1), frame(100, 2), spec)
+    return store.models.register_candidate("churn", result.candidate(spec, data_fingerprint="fp"))
+
+
+def stub_candidate(bundle: bytes = b"bundle", reference: pl.DataFrame | None = None) -> Candidate:
+    """A candidate whose bundle is opaque bytes (the repository does not look inside), for store tests."""
+    report = TrainReport(
+        algorithm="a",
+        metrics={},
+        params={},
+        timings={},
+        input_schema=[],
+        features=Features(),
+        target="y",
+        task="binary",
+        data_fingerprint="f",
+        rows={},
+        step_config={},
     )
+    return Candidate(bundle, reference, report)
 
 
 def register_bundle(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from loopline.cli import app
 from loopline.store import Store
-from loopline.train import train_candidate
+from loopline.train import TrainSpec, train_candidate
 
 runner = CliRunner()
 
@@ -89,11 +89,13 @@ def test_a_model_without_recorded_lineage_still_shows(project: Path) -> None:
     result = train_candidate(
         train,
         valid,
-        target="label",
-        numeric=["x", "qty"],
-        categorical=["group"],
-        estimator="logistic_regression",
-        transforms=[{"type": "derive", "columns": {"per_item": "x / (qty + 1)"}}],
+        TrainSpec(
+            target="label",
+            numeric=["x", "qty"],
+            categorical=["group"],
+            estimator="logistic_regression",
+            transforms=[{"type": "derive", "columns": {"per_item": "x / (qty + 1)"}}],
+        ),
     )
     assert result.bundle.metadata["lineage"]["per_item"] == ["x", "qty"]
     with Store.open() as store:  # registered as before lineage was kept: no "lineage" in its config

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from loopline.cli import app
 from loopline.store import Store
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 
 runner = CliRunner()
 
@@ -27,10 +27,7 @@ def home(tmp_path: Path) -> Path:
             result = train_candidate(
                 frame(300, seed),
                 frame(100, seed + 10),
-                target="label",
-                numeric=["x"],
-                categorical=["group"],
-                estimator="logistic_regression",
+                TrainSpec(target="label", numeric=["x"], categorical=["group"], estimator="logistic_regression"),
             )
             store.models.register(
                 name="churn",

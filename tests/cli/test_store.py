@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests._candidates import stub_candidate
 from typer.testing import CliRunner
 
 from loopline.cli import app
@@ -19,19 +20,7 @@ runner = CliRunner()
 
 
 def candidate(store: Store) -> ModelVersion:
-    return store.models.register_candidate(
-        name="churn",
-        algorithm="a",
-        bundle=b"bundle",
-        reference=pl.DataFrame({"x": [1.0]}),
-        metrics={},
-        params={},
-        config={},
-        input_schema=[],
-        data_fingerprint="f",
-        run_id=None,
-        timings={},
-    )
+    return store.models.register_candidate("churn", stub_candidate(b"bundle", pl.DataFrame({"x": [1.0]})))
 
 
 def age_everything(root: Path) -> None:

@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
-from loopline.monitor import decide_retrain, drift_report, gate, service_stats
+from loopline.monitor import drift_report, service_stats
 from loopline.report import ReportData, render_html_report, write_html_report
+from loopline.run import decide_retrain, gate
 
 HOSTILE = '<script>alert("x")</script>'
 DATA_URI = re.compile(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"')

@@ -31,11 +31,11 @@ def test_ranks_follow_the_metric_direction_and_ties_keep_their_order() -> None:
         Entry(3, {"valid": {"roc_auc": 0.7, "log_loss": 0.5}}),
         Entry(4, {"valid": {"roc_auc": 0.9, "log_loss": 0.2}}),
     ]
-    assert [r["version"] for r in rank_candidates(entries, "roc_auc")] == [2, 4, 1, 3]
-    assert [r["version"] for r in rank_candidates(entries, "log_loss")] == [4, 2, 1, 3]
+    assert [r.version for r in rank_candidates(entries, "roc_auc")] == [2, 4, 1, 3]
+    assert [r.version for r in rank_candidates(entries, "log_loss")] == [4, 2, 1, 3]
     rows = rank_candidates(entries, "roc_auc", promoted=2)
-    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
-    assert [(r["best"], r["promoted"]) for r in rows] == [(True, True), (False, False), (False, False), (False, False)]
+    assert [r.rank for r in rows] == [1, 2, 3, 4]
+    assert [(r.best, r.promoted) for r in rows] == [(True, True), (False, False), (False, False), (False, False)]
 
 
 def test_a_row_carries_every_split_the_fit_and_the_cv_spread() -> None:
@@ -47,7 +47,7 @@ def test_a_row_carries_every_split_the_fit_and_the_cv_spread() -> None:
         config={"cv": {"std": {"rmse": 0.1}}},
     )
     (row,) = rank_candidates([entry, entry], "rmse", split="test")  # a version listed twice counts once
-    assert row == {
+    assert row.to_dict() == {
         "rank": 1,
         "version": 7,
         "algorithm": "lightgbm",
@@ -66,7 +66,7 @@ def test_a_row_carries_every_split_the_fit_and_the_cv_spread() -> None:
 
 def test_candidates_without_the_metric_come_last_unranked() -> None:
     rows = rank_candidates([Entry(1, {"valid": {}}), Entry(2, {"valid": {"r2": 0.5}})], "r2")
-    assert [(r["version"], r["rank"], r["best"]) for r in rows] == [(2, 1, True), (1, None, False)]
+    assert [(r.version, r.rank, r.best) for r in rows] == [(2, 1, True), (1, None, False)]
 
 
 def cancer() -> pl.DataFrame:

@@ -19,7 +19,7 @@ from tests._candidates import put_dataset, register_bundle
 from loopline.core.errors import ConfigError, DataError, NotFoundError
 from loopline.run import ScoreProgress, score_batch
 from loopline.store import Store
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 
 TRANSFORMS = [
     {"type": "impute", "columns": ["amount", "qty"], "strategy": "median", "add_indicator": True},
@@ -60,11 +60,13 @@ def train(estimator: str, *, transforms: bool, target: str = "label", seed: int 
     result = train_candidate(
         frame.head(400),
         frame.tail(100),
-        target=target,
-        numeric=numeric,
-        categorical=categorical,
-        estimator=estimator,
-        transforms=TRANSFORMS if transforms else None,
+        TrainSpec(
+            target=target,
+            numeric=numeric,
+            categorical=categorical,
+            estimator=estimator,
+            transforms=TRANSFORMS if transforms else [],
+        ),
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())  # as stored: what scoring loads
 
@@ -280,10 +282,7 @@ def test_memory_stays_bounded_whatever_the_input_size(tmp_path: Path) -> None:
     result = train_candidate(
         labelled.head(1_500),
         labelled.tail(500),
-        target="label",
-        numeric=names,
-        categorical=[],
-        estimator="logistic_regression",
+        TrainSpec(target="label", numeric=names, categorical=[], estimator="logistic_regression"),
     )
     with Store.open(f"sqlite:///{tmp_path / 'loopline.db'}", tmp_path / "artifacts") as store:
         store.models.promote("wide", register(store, "wide", result.bundle))

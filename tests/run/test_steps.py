@@ -113,6 +113,33 @@ def test_select_registers_promotes_and_gates(tmp_path: object, store: Store) -> 
     assert len(store.models.list("gated")) == 2
 
 
+def test_select_refuses_an_input_that_is_not_a_candidate_naming_it(store: Store) -> None:
+    split_outputs = {"train": labelled(5, 1), "report": {"method": "random", "rows": {"input": 5}}}
+    with pytest.raises(ConfigError, match=r"steps.s.inputs\[0\] is not a candidate: it lacks bundle") as info:
+        run_step("select", [split_outputs, labelled(5, 2)], store, model="m")
+    assert info.value.key == "steps.s.inputs[0]"
+    with pytest.raises(ConfigError, match=r"steps.s.inputs\[0\] is not a candidate: it has outputs out, not a"):
+        run_step("select", [{"out": {"model": "m"}}], store, model="m")
+    with pytest.raises(ConfigError, match=r"step 's' has no candidate among its inputs"):
+        run_step("select", [labelled(5, 2)], store, model="m")
+    assert store.models.names() == []
+
+
+def test_select_names_its_metric_key_when_candidates_lack_the_metric(store: Store) -> None:
+    data = labelled(400, 3).with_columns(pl.col("x").mul(2).alias("y"))  # a regression: no roc_auc
+    pipeline = (
+        Pipeline("metric")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add("lin", "train", inputs=["split.train", "split.valid"], target="y", numeric=["x"], estimator="ridge")
+        .add("best", "select", inputs=["lin"], model="metric", metric="roc_auc")
+    )
+    result = Runner(store).run(pipeline, raise_on_error=False)
+    assert result.steps["lin"].status == "succeeded"
+    error = result.steps["best"].error or ""
+    assert "candidates have no valid metric 'roc_auc'" in error and "Set steps.best.metric to one of" in error
+
+
 def test_retrain_params_move_the_window() -> None:
     assert retrain_params(datetime(2013, 7, 1, tzinfo=UTC), 3) == {
         "start": "2013-04-01T00:00:00Z",

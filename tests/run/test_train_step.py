@@ -14,6 +14,7 @@ from loopline.core import STEP_TYPES, StepContext
 from loopline.core.errors import DataError
 from loopline.run import Runner
 from loopline.store import Store
+from loopline.train import TrainSpec
 
 
 def labelled(rows: int, seed: int) -> pl.DataFrame:
@@ -27,6 +28,13 @@ def train_step(inputs: list[pl.DataFrame], **config: Any) -> dict[str, Any]:
     ctx = StepContext(run_id="test-run", step="fit", params={}, store=None)
     out = step_type.run(step_type.Config.model_validate({"target": "y", "numeric": ["x"], **config}), inputs, ctx)
     return dict(out)
+
+
+def test_the_train_config_is_a_train_spec_plus_the_steps_own_keys() -> None:
+    config = STEP_TYPES.get("train").Config
+    assert issubclass(config, TrainSpec)
+    own = set(config.model_fields) - set(TrainSpec.model_fields)
+    assert own == {"reference_rows", "slices", "slice_top", "slice_min_rows", "threads", "cv"}
 
 
 def test_early_stopping_and_the_learning_curve_reach_the_report() -> None:

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from loopline.store import ModelVersion, Store
-from loopline.train import train_candidate
+from loopline.train import TrainSpec, train_candidate
 
 
 def make_frame(rows: int, seed: int) -> pl.DataFrame:
@@ -22,7 +22,9 @@ def make_frame(rows: int, seed: int) -> pl.DataFrame:
 def register(store: Store, *, estimator: str = "logistic_regression", seed: int = 0) -> ModelVersion:
     train, valid = make_frame(400, seed), make_frame(200, seed + 1)
     result = train_candidate(
-        train, valid, target="label", numeric=["x", "n"], categorical=["group"], estimator=estimator, seed=seed
+        train,
+        valid,
+        TrainSpec(target="label", numeric=["x", "n"], categorical=["group"], estimator=estimator, seed=seed),
     )
     return store.models.register(
         name="toy",

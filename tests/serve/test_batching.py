@@ -23,7 +23,7 @@ from loopline.core.errors import ConfigError, SchemaValidationError
 from loopline.serve import BackgroundServer, ServeSettings, create_app
 from loopline.serve._models import LoadedModel, ModelRunner, Prediction
 from loopline.store import Store
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 
 from . import test_chain_paths as chain
 from .conftest import make_frame
@@ -35,11 +35,7 @@ def toy_bundle(estimator: str, seed: int = 0) -> ModelBundle:
     result = train_candidate(
         make_frame(400, seed),
         make_frame(200, seed + 1),
-        target="label",
-        numeric=["x", "n"],
-        categorical=["group"],
-        estimator=estimator,
-        seed=seed,
+        TrainSpec(target="label", numeric=["x", "n"], categorical=["group"], estimator=estimator, seed=seed),
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())
 
@@ -49,11 +45,13 @@ def chain_classifier() -> ModelBundle:
     result = train_candidate(
         chain.make_frame(600, 1),
         chain.make_frame(200, 2),
-        target="label",
-        numeric=["amount", "qty"],
-        categorical=["city", "at"],
-        estimator="hist_gradient_boosting",
-        transforms=cast(list[dict[str, Any]], chain.TRANSFORMS),
+        TrainSpec(
+            target="label",
+            numeric=["amount", "qty"],
+            categorical=["city", "at"],
+            estimator="hist_gradient_boosting",
+            transforms=cast(list[dict[str, Any]], chain.TRANSFORMS),
+        ),
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())
 
@@ -64,7 +62,7 @@ def regressor() -> ModelBundle:
         return toy.with_columns(y=toy["x"] * 2 + toy["n"]).drop("label", "x")
 
     result = train_candidate(
-        frame(400, 0), frame(200, 1), target="y", numeric=["n"], categorical=["group"], estimator="ridge"
+        frame(400, 0), frame(200, 1), TrainSpec(target="y", numeric=["n"], categorical=["group"], estimator="ridge")
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())
 

@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from loopline.serve import ServeSettings, create_app
 from loopline.store import Store
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 
 TRANSFORMS = [
     {"type": "impute", "columns": ["amount", "qty"], "strategy": "median", "add_indicator": True},
@@ -55,11 +55,13 @@ def bundle() -> ModelBundle:
     result = train_candidate(
         make_frame(600, 1),
         make_frame(200, 2),
-        target="label",
-        numeric=["amount", "qty"],
-        categorical=["city", "at"],
-        estimator="logistic_regression",
-        transforms=TRANSFORMS,
+        TrainSpec(
+            target="label",
+            numeric=["amount", "qty"],
+            categorical=["city", "at"],
+            estimator="logistic_regression",
+            transforms=TRANSFORMS,
+        ),
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())  # what the store keeps: JSON + skops, no pickle
 
@@ -143,14 +145,16 @@ def test_derived_columns_keep_their_order_through_the_bundle() -> None:
     result = train_candidate(
         train,
         make_frame(100, 5),
-        target="label",
-        numeric=["amount", "qty"],
-        categorical=["city"],
-        estimator="logistic_regression",
-        transforms=[
-            {"type": "impute", "columns": ["amount"]},
-            {"type": "derive", "columns": {"z_first": "amount * 2", "a_second": "z_first + 1"}},  # a_ uses z_
-        ],
+        TrainSpec(
+            target="label",
+            numeric=["amount", "qty"],
+            categorical=["city"],
+            estimator="logistic_regression",
+            transforms=[
+                {"type": "impute", "columns": ["amount"]},
+                {"type": "derive", "columns": {"z_first": "amount * 2", "a_second": "z_first + 1"}},  # a_ uses z_
+            ],
+        ),
     )
     loaded = ModelBundle.from_bytes(result.bundle.to_bytes())
     frame = make_frame(20, 6).drop("label", "at")

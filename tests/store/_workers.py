@@ -11,7 +11,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from loopline.core.records import Candidate, Features, TrainReport
 from loopline.store import ArtifactStore, FsspecArtifactStore, Store, open_artifacts
+
+_REPORT = TrainReport(
+    algorithm="a",
+    metrics={},
+    params={},
+    timings={},
+    input_schema=[],
+    features=Features(),
+    target="y",
+    task="binary",
+    data_fingerprint="f",
+    rows={},
+    step_config={},
+)
 
 
 def open_and_register(url: str, root: str, barrier: Barrier, count: int, results: Queue[Any]) -> None:
@@ -52,19 +67,9 @@ def write_candidates(url: str, root: str, ready: Event, size: int) -> None:
     store.artifacts.exists("0" * 64)  # connected (an object store's client is made on first use)
     ready.set()
     while True:
-        store.models.register_candidate(
-            name="killed",
-            algorithm="a",
-            bundle=os.urandom(size),
-            reference=pl.DataFrame({"x": np.random.default_rng().random(size // 8)}),
-            metrics={},
-            params={},
-            config={},
-            input_schema=[],
-            data_fingerprint="f",
-            run_id=None,
-            timings={},
-        )
+        bundle = os.urandom(size)
+        reference = pl.DataFrame({"x": np.random.default_rng().random(size // 8)})
+        store.models.register_candidate("killed", Candidate(bundle, reference, _REPORT))
 
 
 def artifacts_at(location: str) -> ArtifactStore:

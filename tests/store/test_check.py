@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from _candidates import stub_candidate
 from loopline.store import CheckReport, ModelVersion, StepRecord, Store
 from loopline.store._tables import metadata
 
@@ -17,19 +18,7 @@ WITH_S3 = True
 
 
 def candidate(store: Store, bundle: bytes = b"bundle", name: str = "churn") -> ModelVersion:
-    return store.models.register_candidate(
-        name=name,
-        algorithm="a",
-        bundle=bundle,
-        reference=pl.DataFrame({"x": [1.0, 2.0]}),
-        metrics={},
-        params={},
-        config={},
-        input_schema=[],
-        data_fingerprint="f",
-        run_id=None,
-        timings={},
-    )
+    return store.models.register_candidate(name, stub_candidate(bundle, pl.DataFrame({"x": [1.0, 2.0]})))
 
 
 def referenced_everywhere(store: Store) -> dict[str, str]:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, update
 
 from loopline.core.errors import ConflictError, NotFoundError
+from loopline.core.records import Candidate, Features, TrainReport
 from loopline.store import ModelVersion, Store
 from loopline.store._db import utcnow
 from loopline.store._tables import models
@@ -170,3 +172,35 @@ def test_record_evaluation_adds_a_metrics_key(store: Store) -> None:
 def test_events_of_unknown_model(store: Store) -> None:
     with pytest.raises(NotFoundError, match="model 'nope' does not exist"):
         store.models.events("nope")
+
+
+def test_register_candidate_stores_the_candidate_and_its_report(store: Store) -> None:
+    report = TrainReport(
+        algorithm="lightgbm",
+        metrics={"valid": {"roc_auc": 0.8}},
+        params={"n_estimators": 5},
+        timings={"fit_s": 0.2},
+        input_schema=[{"name": "x", "dtype": "Float64", "nullable": True}],
+        features=Features(("x",), ("g",)),
+        target="y",
+        task="binary",
+        data_fingerprint="fp",
+        rows={"train": 8, "valid": 2},
+        step_config={"target": "y"},
+        cv={"folds": 2, "std": {"roc_auc": 0.1}},
+    )
+    reference = pl.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
+    version = store.models.register_candidate("churn", Candidate(b"bundle", reference, report), run_id="r1")
+    assert (version.version, version.algorithm, version.run_id, version.metrics) == (
+        1,
+        "lightgbm",
+        "r1",
+        report.metrics,
+    )
+    assert (version.params, version.timings, version.data_fingerprint) == (report.params, report.timings, "fp")
+    assert store.artifacts.get_bytes(version.bundle_digest) == b"bundle"
+    assert store.artifacts.get_table(version.reference_digest).equals(reference)  # type: ignore[arg-type]
+    typed = version.typed_config
+    assert typed.features == report.features and typed.target == "y" and typed.cv_std("roc_auc") == 0.1
+    again = store.models.register_candidate("churn", Candidate(b"bundle", None, report))
+    assert again.version == 1  # the same bundle is not registered twice

@@ -12,7 +12,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from loopline.core.errors import DataError, UnsafeArtifactError
-from loopline.train import ESTIMATORS, FORMAT_VERSION, ModelBundle, train_candidate
+from loopline.train import ESTIMATORS, FORMAT_VERSION, ModelBundle, TrainSpec, train_candidate
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 CATEGORICAL = ["island"]
@@ -32,12 +32,14 @@ def _train(halves: tuple[pl.DataFrame, pl.DataFrame], name: str, task: str) -> M
     result = train_candidate(
         train,
         valid,
-        target=TARGETS[task],
-        numeric=NUMERIC,
-        categorical=CATEGORICAL,
-        estimator=name,
-        params=_fast_params(name, task),
-        task=task,
+        TrainSpec(
+            target=TARGETS[task],
+            numeric=NUMERIC,
+            categorical=CATEGORICAL,
+            estimator=name,
+            params=_fast_params(name, task),
+            task=task,
+        ),
     )
     return result.bundle
 
@@ -84,7 +86,7 @@ def test_predict_records_equals_predict_table(
 def test_int_labels_keep_their_type(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     train, valid = halves
     bundle = train_candidate(
-        train, valid, target="species_id", numeric=NUMERIC, categorical=[], estimator="logistic_regression"
+        train, valid, TrainSpec(target="species_id", numeric=NUMERIC, categorical=[], estimator="logistic_regression")
     ).bundle
     loaded = ModelBundle.from_bytes(bundle.to_bytes())
     out = loaded.predict_records([{"bill_length_mm": 39.0, "bill_depth_mm": 18.0}])
@@ -94,7 +96,9 @@ def test_int_labels_keep_their_type(halves: tuple[pl.DataFrame, pl.DataFrame]) -
 def test_evaluate_scores_a_labelled_table(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     train, valid = halves
     result = train_candidate(
-        train, valid, target="is_male", numeric=NUMERIC, categorical=CATEGORICAL, estimator="logistic_regression"
+        train,
+        valid,
+        TrainSpec(target="is_male", numeric=NUMERIC, categorical=CATEGORICAL, estimator="logistic_regression"),
     )
     assert result.bundle.evaluate(valid) == pytest.approx(result.metrics["valid"])
     with pytest.raises(DataError, match=r"target column 'is_male' is missing"):

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from loopline.train import train_candidate
+from loopline.train import TrainSpec, train_candidate
 
 TRANSFORMS = [
     {"type": "impute", "columns": ["x"], "strategy": "mean"},
@@ -27,11 +27,9 @@ def train(valid: pl.DataFrame) -> dict[str, object]:
     result = train_candidate(
         frame(300, 1),
         valid,
-        target="y",
-        numeric=["x"],
-        categorical=["group"],
-        estimator="logistic_regression",
-        transforms=TRANSFORMS,
+        TrainSpec(
+            target="y", numeric=["x"], categorical=["group"], estimator="logistic_regression", transforms=TRANSFORMS
+        ),
     )
     assert result.bundle.chain is not None
     return result.bundle.chain.to_state()

@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from loopline.core.errors import ConfigError
-from loopline.train import train_candidate
+from loopline.train import TrainSpec, train_candidate
 from loopline.train._class_weight import class_weights
 
 ESTIMATORS = ["logistic_regression", "random_forest", "hist_gradient_boosting", "lightgbm", "xgboost"]
@@ -30,12 +30,14 @@ def _positive_rate(data: tuple[pl.DataFrame, pl.DataFrame], estimator: str, clas
     params = {"n_estimators": 20} if estimator in ("random_forest", "lightgbm", "xgboost") else {}
     result = train_candidate(
         *data,
-        target="y",
-        numeric=["x", "z"],
-        categorical=[],
-        estimator=estimator,
-        params=params,
-        class_weight=class_weight,
+        TrainSpec(
+            target="y",
+            numeric=["x", "z"],
+            categorical=[],
+            estimator=estimator,
+            params=params,
+            class_weight=class_weight,
+        ),
     )
     return float(np.mean(result.bundle.predict_table(data[1])["prediction"]))
 

@@ -28,7 +28,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 
 from loopline.prep import Preprocessor
-from loopline.train import ModelBundle, train_candidate
+from loopline.train import ModelBundle, TrainSpec, train_candidate
 from loopline.train import _compiled as compiled_module
 from loopline.train._bundle import COMPILED_MAX_ROWS
 from loopline.train._compiled import CompiledEstimator, CompiledLinearModel, compile_estimator
@@ -247,12 +247,14 @@ def _bundle(estimator: str, target: str) -> ModelBundle:
     result = train_candidate(
         _frame(800, 1).drop("spend" if target == "label" else "label"),
         _frame(200, 2).drop("spend" if target == "label" else "label"),
-        target=target,
-        numeric=["amount", "qty"],
-        categorical=["city", "at"],
-        estimator=estimator,
-        params={"max_iter": 60},
-        transforms=TRANSFORMS,
+        TrainSpec(
+            target=target,
+            numeric=["amount", "qty"],
+            categorical=["city", "at"],
+            estimator=estimator,
+            params={"max_iter": 60},
+            transforms=TRANSFORMS,
+        ),
     )
     return ModelBundle.from_bytes(result.bundle.to_bytes())
 

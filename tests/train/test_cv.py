@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from loopline.core.errors import ConfigError, DataError
-from loopline.train import cross_validate
+from loopline.train import TrainSpec, cross_validate
 
-FOREST = {"estimator": "random_forest", "params": {"n_estimators": 20, "min_samples_leaf": 1}}
+FOREST: dict[str, Any] = {"estimator": "random_forest", "params": {"n_estimators": 20, "min_samples_leaf": 1}}
 
 
 def labelled(rows: int, seed: int) -> pl.DataFrame:
@@ -29,9 +29,14 @@ def labelled(rows: int, seed: int) -> pl.DataFrame:
     )
 
 
+CV_OPTIONS = ("method", "group_column", "time_column", "fold_seed")
+
+
 def cv(train: pl.DataFrame, folds: int = 4, **options: Any) -> dict[str, Any]:
-    candidate = {"target": "y", "numeric": ["x"], "categorical": [], "estimator": "logistic_regression", **options}
-    return cross_validate(train, labelled(100, 99), folds=folds, **candidate)
+    """Cross-validate a logistic regression (``options``: the spec's keys and cross_validate's)."""
+    folding = {k: options.pop(k) for k in CV_OPTIONS if k in options}
+    spec = TrainSpec(**{"target": "y", "numeric": ["x"], "estimator": "logistic_regression", **options})
+    return cross_validate(train, labelled(100, 99), spec, folds=folds, **folding)
 
 
 def test_every_training_row_is_held_out_once_and_the_summary_matches_the_folds() -> None:
@@ -65,7 +70,7 @@ def test_held_out_rows_never_reach_the_fit() -> None:
     """A forest memorises a row key that carries no signal: only rows it was fitted on score well."""
     rng = np.random.default_rng(4)
     train = pl.DataFrame({"key": rng.permutation(400).astype(float), "y": rng.random(400) > 0.5})
-    out = cross_validate(train, train[:50], folds=4, target="y", numeric=["key"], categorical=[], **FOREST)
+    out = cross_validate(train, train[:50], TrainSpec(target="y", numeric=["key"], **FOREST), folds=4)
     assert out["mean"]["roc_auc"] < 0.7  # held out: chance
 
 
@@ -75,9 +80,9 @@ def test_group_folds_hold_every_group_out_whole() -> None:
     groups = rng.integers(0, 40, 600)
     label_of = rng.random(40) > 0.5
     train = pl.DataFrame({"group_id": groups.astype(float), "grp": groups, "y": label_of[groups]})
-    options = {"target": "y", "numeric": ["group_id"], "categorical": [], **FOREST}
-    mixed = cross_validate(train, train[:60], folds=4, method="kfold", **options)
-    held_out = cross_validate(train, train[:60], folds=4, method="group", group_column="grp", **options)
+    spec = TrainSpec(target="y", numeric=["group_id"], **FOREST)
+    mixed = cross_validate(train, train[:60], spec, folds=4, method="kfold")
+    held_out = cross_validate(train, train[:60], spec, folds=4, method="group", group_column="grp")
     assert mixed["mean"]["roc_auc"] > 0.95
     assert held_out["mean"]["roc_auc"] < 0.75 and held_out["group_column"] == "grp"
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from loopline.core.errors import ConfigError, UnsafeArtifactError
-from loopline.train import ModelBundle, resolve_estimator, train_candidate
+from loopline.train import ModelBundle, TrainSpec, resolve_estimator, train_candidate
 from loopline.train._safety import trusted_types_for
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
@@ -31,7 +31,9 @@ def test_classifiers_by_import_path_train_save_and_load(
 ) -> None:
     train, valid = halves
     result = train_candidate(
-        train, valid, target="species", numeric=NUMERIC, categorical=["island"], estimator=path, params=params
+        train,
+        valid,
+        TrainSpec(target="species", numeric=NUMERIC, categorical=["island"], estimator=path, params=params),
     )
     assert result.bundle.task == "multiclass" and result.metrics["valid"]["accuracy"] >= min_accuracy
     loaded = ModelBundle.from_bytes(result.bundle.to_bytes())
@@ -44,12 +46,14 @@ def test_regressor_by_import_path_gets_the_seed(halves: tuple[pl.DataFrame, pl.D
     result = train_candidate(
         train,
         valid,
-        target="body_mass_g",
-        numeric=NUMERIC,
-        categorical=["sex"],
-        estimator="sklearn.ensemble:ExtraTreesRegressor",
-        params={"n_estimators": 10},
-        seed=3,
+        TrainSpec(
+            target="body_mass_g",
+            numeric=NUMERIC,
+            categorical=["sex"],
+            estimator="sklearn.ensemble:ExtraTreesRegressor",
+            params={"n_estimators": 10},
+            seed=3,
+        ),
     )
     assert result.bundle.task == "regression" and result.params["random_state"] == 3
     assert result.metrics["valid"]["r2"] > 0.5
@@ -61,11 +65,13 @@ def test_lightgbm_wrapper_by_import_path(halves: tuple[pl.DataFrame, pl.DataFram
     result = train_candidate(
         train,
         valid,
-        target="is_male",
-        numeric=NUMERIC,
-        categorical=[],
-        estimator="lightgbm:LGBMClassifier",
-        params={"n_estimators": 10, "verbose": -1},
+        TrainSpec(
+            target="is_male",
+            numeric=NUMERIC,
+            categorical=[],
+            estimator="lightgbm:LGBMClassifier",
+            params={"n_estimators": 10, "verbose": -1},
+        ),
     )
     assert ModelBundle.from_bytes(result.bundle.to_bytes()).evaluate(valid) == result.bundle.evaluate(valid)
 
@@ -78,12 +84,14 @@ def test_xgboost_wrapper_by_import_path_trains_as_the_alias_does(halves: tuple[p
     result = train_candidate(
         train,
         valid,
-        target="species",  # string labels: fitted as class indices, as the xgboost alias does
-        numeric=NUMERIC,
-        categorical=[],
-        estimator="xgboost.XGBClassifier",
-        params={"n_estimators": 200},
-        early_stopping={"patience": 3},
+        TrainSpec(
+            target="species",  # string labels: fitted as class indices, as the xgboost alias does
+            numeric=NUMERIC,
+            categorical=[],
+            estimator="xgboost.XGBClassifier",
+            params={"n_estimators": 200},
+            early_stopping={"patience": 3},
+        ),
     )
     assert result.bundle.classes == ["Adelie", "Chinstrap", "Gentoo"]
     assert result.training["stopped"] in ("converged", "max_iterations")
@@ -117,10 +125,9 @@ def test_a_classifier_on_a_regression_task_is_refused(halves: tuple[pl.DataFrame
         train_candidate(
             train,
             valid,
-            target="body_mass_g",
-            numeric=NUMERIC,
-            categorical=[],
-            estimator="sklearn.ensemble:ExtraTreesClassifier",
+            TrainSpec(
+                target="body_mass_g", numeric=NUMERIC, categorical=[], estimator="sklearn.ensemble:ExtraTreesClassifier"
+            ),
         )
 
 
@@ -130,11 +137,13 @@ def test_bad_parameters_get_a_did_you_mean(halves: tuple[pl.DataFrame, pl.DataFr
         train_candidate(
             train,
             valid,
-            target="species",
-            numeric=NUMERIC,
-            categorical=[],
-            estimator="sklearn.ensemble:ExtraTreesClassifier",
-            params={"n_estimator": 5},
+            TrainSpec(
+                target="species",
+                numeric=NUMERIC,
+                categorical=[],
+                estimator="sklearn.ensemble:ExtraTreesClassifier",
+                params={"n_estimator": 5},
+            ),
         )
     assert "n_estimators" in (info.value.hint or "")
 

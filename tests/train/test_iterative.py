@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import log_loss
 
 from loopline.core.errors import ConfigError
-from loopline.train import TrainResult, train_candidate
+from loopline.train import TrainResult, TrainSpec, train_candidate
 
 BOOSTERS = ["lightgbm", "xgboost"]
 
@@ -31,12 +31,9 @@ def _train(data: tuple[pl.DataFrame, pl.DataFrame], estimator: str, **options: A
     return train_candidate(
         data[0],
         data[1],
-        target="y",
-        numeric=["x", "noise"],
-        categorical=[],
-        estimator=estimator,
-        params=params,
-        **options,
+        TrainSpec.parse(
+            {"target": "y", "numeric": ["x", "noise"], "estimator": estimator, "params": params, **options}
+        ),
     )
 
 
@@ -117,7 +114,7 @@ def test_train_metrics_and_curve_use_a_seeded_sample_of_training_rows(
     rows = np.sort(np.random.default_rng(0).choice(train.height, size=300, replace=False))
     assert sampled.metrics["train"]["log_loss"] == pytest.approx(log_loss(truth[rows], probability[rows]))
     assert sampled.training["learning_curve"]["train"][-1] == pytest.approx(log_loss(truth[rows], probability[rows]))
-    with pytest.raises(ConfigError, match="train_metrics_rows must be at least 1.*null to score every"):
+    with pytest.raises(ConfigError, match=r"'train_metrics_rows': Input should be greater than or equal to 1"):
         _train(easy, "lightgbm", train_metrics_rows=0)
 
 
@@ -155,11 +152,11 @@ def test_estimators_that_cannot_are_refused(easy: tuple[pl.DataFrame, pl.DataFra
         _train(easy, "random_forest", early_stopping={"patience": 3})
     with pytest.raises(ConfigError, match="time_budget_s is not supported by 'hist_gradient_boosting'"):
         _train(easy, "hist_gradient_boosting", time_budget_s=5.0)
-    with pytest.raises(ConfigError, match="unknown early_stopping option 'patient'.*Did you mean 'patience'"):
+    with pytest.raises(ConfigError, match="unknown key 'early_stopping.patient'.*Did you mean 'patience'"):
         _train(easy, "lightgbm", early_stopping={"patient": 3})
     with pytest.raises(ConfigError, match="metric 'rmse' does not apply to task 'binary'.*logloss"):
         _train(easy, "lightgbm", early_stopping={"metric": "rmse"})
-    with pytest.raises(ConfigError, match="patience must be a whole number"):
+    with pytest.raises(ConfigError, match=r"'early_stopping.patience': Input should be greater than or equal to 1"):
         _train(easy, "xgboost", early_stopping={"patience": 0})
 
 
@@ -170,13 +167,15 @@ def test_same_config_data_and_seed_give_the_same_metrics(
     def train() -> TrainResult:
         return train_candidate(
             *halves,
-            target="species",
-            numeric=["bill_length_mm", "bill_depth_mm", "flipper_length_mm"],
-            categorical=["island"],
-            estimator=estimator,
-            params={"max_iter": 50} if estimator == "hist_gradient_boosting" else {"n_estimators": 50},
-            early_stopping={"patience": 5} if estimator != "random_forest" else None,
-            seed=13,
+            TrainSpec(
+                target="species",
+                numeric=["bill_length_mm", "bill_depth_mm", "flipper_length_mm"],
+                categorical=["island"],
+                estimator=estimator,
+                params={"max_iter": 50} if estimator == "hist_gradient_boosting" else {"n_estimators": 50},
+                early_stopping={"patience": 5} if estimator != "random_forest" else None,
+                seed=13,
+            ),
         )
 
     first, second = train(), train()

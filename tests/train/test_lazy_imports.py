@@ -8,7 +8,7 @@ import sys
 CODE = """
 import threading
 import numpy as np, polars as pl
-from loopline.train import train_candidate
+from loopline.train import TrainSpec, train_candidate
 
 rng = np.random.default_rng(0)
 frame = pl.DataFrame({"x": rng.normal(size=300), "g": rng.choice(["a", "b"], 300)})
@@ -19,7 +19,8 @@ barrier = threading.Barrier(4)
 def fit(estimator):
     barrier.wait()
     try:
-        result = train_candidate(frame, frame, target="y", numeric=["x"], categorical=["g"], estimator=estimator)
+        spec = TrainSpec(target="y", numeric=["x"], categorical=["g"], estimator=estimator)
+        result = train_candidate(frame, frame, spec)
         type(result.bundle).from_bytes(result.bundle.to_bytes())
     except Exception as exc:
         errors.append(repr(exc))

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from loopline.core.errors import DataError
-from loopline.train import ModelBundle, compute_metrics, slice_metrics, train_candidate
+from loopline.train import ModelBundle, TrainSpec, compute_metrics, slice_metrics, train_candidate
 from loopline.train._slices import OTHER, slice_labels
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
@@ -16,7 +16,7 @@ NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 def bundle(halves: tuple[pl.DataFrame, pl.DataFrame]) -> ModelBundle:
     train, valid = halves
     return train_candidate(
-        train, valid, target="is_male", numeric=NUMERIC, categorical=[], estimator="logistic_regression"
+        train, valid, TrainSpec(target="is_male", numeric=NUMERIC, categorical=[], estimator="logistic_regression")
     ).bundle
 
 

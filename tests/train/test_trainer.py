@@ -6,7 +6,7 @@ from sklearn.datasets import load_breast_cancer
 
 from loopline.core.errors import ConfigError, DataError
 from loopline.prep import Preprocessor
-from loopline.train import TrainResult, resolve_task, train_candidate
+from loopline.train import TrainResult, TrainSpec, resolve_task, train_candidate
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 
@@ -21,7 +21,9 @@ def cancer() -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
 def test_binary_candidate_on_breast_cancer(cancer: tuple[pl.DataFrame, pl.DataFrame, list[str]]) -> None:
     train, valid, features = cancer
     result = train_candidate(
-        train, valid, target="target", numeric=features, categorical=[], estimator="logistic_regression", seed=4
+        train,
+        valid,
+        TrainSpec(target="target", numeric=features, categorical=[], estimator="logistic_regression", seed=4),
     )
     assert isinstance(result, TrainResult)
     assert result.bundle.task == "binary" and result.bundle.classes == [0, 1]
@@ -40,11 +42,13 @@ def test_preprocessing_is_fitted_on_train_only(halves: tuple[pl.DataFrame, pl.Da
     result = train_candidate(
         train,
         shifted,
-        target="species",
-        numeric=NUMERIC,
-        categorical=["island"],
-        estimator="logistic_regression",
-        prep={"scale": "minmax"},
+        TrainSpec(
+            target="species",
+            numeric=NUMERIC,
+            categorical=["island"],
+            estimator="logistic_regression",
+            prep={"scale": "minmax"},
+        ),
     )
     expected = Preprocessor(NUMERIC, ["island"], scale="minmax").fit(train).to_state()
     assert result.bundle.preprocessor.to_state() == expected
@@ -80,30 +84,32 @@ def test_null_targets_are_refused_with_their_count(halves: tuple[pl.DataFrame, p
     train, valid = halves
     holed = train.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(None).otherwise(pl.col("sex")).alias("sex"))
     with pytest.raises(DataError, match="target column 'sex' has 3 null rows") as info:
-        train_candidate(holed, valid, target="sex", numeric=NUMERIC, categorical=[], estimator="random_forest")
+        train_candidate(
+            holed, valid, TrainSpec(target="sex", numeric=NUMERIC, categorical=[], estimator="random_forest")
+        )
     assert info.value.column == "sex"
 
 
 def test_bad_configuration_is_refused(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     train, valid = halves
     with pytest.raises(ConfigError, match="'body_mass_g' is also listed as a feature"):
-        train_candidate(train, valid, target="body_mass_g", numeric=["body_mass_g"], categorical=[], estimator="ridge")
+        train_candidate(
+            train, valid, TrainSpec(target="body_mass_g", numeric=["body_mass_g"], categorical=[], estimator="ridge")
+        )
     with pytest.raises(ConfigError, match="unknown preprocessing option 'scaling'.*Did you mean 'scale'"):
         train_candidate(
             train,
             valid,
-            target="body_mass_g",
-            numeric=NUMERIC,
-            categorical=[],
-            estimator="ridge",
-            prep={"scaling": None},
+            TrainSpec(target="body_mass_g", numeric=NUMERIC, categorical=[], estimator="ridge", prep={"scaling": None}),
         )
     with pytest.raises(DataError, match="target column 'gender' is missing.*"):
-        train_candidate(train, valid, target="gender", numeric=NUMERIC, categorical=[], estimator="ridge")
+        train_candidate(train, valid, TrainSpec(target="gender", numeric=NUMERIC, categorical=[], estimator="ridge"))
     with pytest.raises(DataError, match=r"target values \['Gentoo'\] were not seen"):
         only_two = train.filter(pl.col("species") != "Gentoo")
         train_candidate(
-            only_two, valid, target="species", numeric=NUMERIC, categorical=[], estimator="logistic_regression"
+            only_two,
+            valid,
+            TrainSpec(target="species", numeric=NUMERIC, categorical=[], estimator="logistic_regression"),
         )
 
 
@@ -112,11 +118,13 @@ def test_regression_and_lightgbm_candidates(halves: tuple[pl.DataFrame, pl.DataF
     result = train_candidate(
         train,
         valid,
-        target="body_mass_g",
-        numeric=NUMERIC,
-        categorical=["island", "sex"],
-        estimator="lightgbm",
-        params={"n_estimators": 30},
+        TrainSpec(
+            target="body_mass_g",
+            numeric=NUMERIC,
+            categorical=["island", "sex"],
+            estimator="lightgbm",
+            params={"n_estimators": 30},
+        ),
     )
     assert result.bundle.task == "regression" and result.bundle.classes is None
     assert result.metrics["valid"]["r2"] > 0.5

@@ -28,7 +28,7 @@ from loopline.core.errors import ConfigError, UnsafeArtifactError
 from loopline.run import Runner
 from loopline.store import Store
 from loopline.testing import check_trainer
-from loopline.train import ESTIMATORS, EstimatorSpec, ModelBundle, train_candidate
+from loopline.train import ESTIMATORS, EstimatorSpec, ModelBundle, TrainSpec, train_candidate
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 Register = Callable[[EstimatorSpec], EstimatorSpec]
@@ -48,7 +48,7 @@ def register(monkeypatch: pytest.MonkeyPatch) -> Iterator[Register]:
 
 def train(halves: tuple[pl.DataFrame, pl.DataFrame], spec: EstimatorSpec, **kwargs: Any) -> ModelBundle:
     return train_candidate(
-        *halves, target="species", numeric=NUMERIC, categorical=["island"], estimator=spec.name, **kwargs
+        *halves, TrainSpec(target="species", numeric=NUMERIC, categorical=["island"], estimator=spec.name, **kwargs)
     ).bundle
 
 

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from loopline.cli._render import fmt
+from loopline.core.records import Selection
 
 if TYPE_CHECKING:
     from loopline.run import RunResult
@@ -58,13 +59,16 @@ def run_leaderboards(result: RunResult, select_steps: list[str]) -> dict[str, di
         if outcome is None or "out" not in outcome.outputs:
             continue
         out = result.output(step, "out")
-        if isinstance(out, dict) and "leaderboard" in out:
+        if not Selection.is_one(out):
+            continue
+        selection = Selection.from_dict(out, where=f"steps.{step}")
+        if selection.leaderboard:
             boards[step] = {
-                "model": out["model"],
-                "metric": out["metric"],
-                "best": out["best"],
-                "promoted": out["best"] if out.get("promote") else None,
-                "reason": out.get("reason"),
-                "rows": out["leaderboard"],
+                "model": selection.model,
+                "metric": selection.metric,
+                "best": selection.best,
+                "promoted": selection.promoted,
+                "reason": selection.reason,
+                "rows": [row.to_dict() for row in selection.leaderboard],
             }
     return boards

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, print_json, table
-from loopline.core.errors import ConfigError, StepError
+from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
+    from loopline.core.records import Selection
     from loopline.monitor import DriftReport
     from loopline.run import MonitorResult, RunResult
+    from loopline.run._policy import RunPipeline
     from loopline.store import Store
 
 
@@ -22,7 +25,7 @@ def monitor_command(
 ) -> None:
     """Drift check of the production model's traffic; retrain + gate when asked and needed."""
     from loopline.core.yamlfile import load_pipeline
-    from loopline.run import monitor_model
+    from loopline.run import monitor_model, retrain_and_gate
 
     pipeline = load_pipeline(pipeline_path)
     if pipeline.monitor is None:
@@ -35,9 +38,15 @@ def monitor_command(
     selection = None
     if retrain and result.decision.retrain:
         window_end = datetime.fromisoformat(end) if end else datetime.now(UTC)
-        selection = retrain_and_gate(store, pipeline, window_end, quiet=as_json)
+        selection = retrain_and_gate(store, pipeline, window_end, run=progress_runner(quiet=as_json))
     if as_json:
-        print_json({"drift": result.report.to_dict(), "retrain": vars(result.decision), "selection": selection})
+        print_json(
+            {
+                "drift": result.report.to_dict(),
+                "retrain": result.decision.to_dict(),
+                "selection": None if selection is None else selection.to_dict(),
+            }
+        )
     else:
         print_drift(result.report)
         console.print(
@@ -51,67 +60,46 @@ def monitor_command(
             console.print(f"report: {report}")
 
 
-def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, quiet: bool = False) -> dict[str, Any]:
-    """Re-run the pipeline on the most recent window; its select step gates the challenger."""
-    from loopline.run import WINDOW_PARAMS, retrain_params
+def progress_runner(*, quiet: bool = False) -> RunPipeline:
+    """Runs a pipeline for :func:`~loopline.run.retrain_and_gate` with one progress line per step (its select
+    step only ranks: :func:`print_selection` shows the retrain gate's decision afterwards)."""
 
-    missing = [p for p in WINDOW_PARAMS if p not in pipeline.params]
-    if missing or pipeline.monitor is None:
-        raise ConfigError(
-            f"pipeline {pipeline.name!r} cannot be retrained on a moving window: params "
-            f"{', '.join(missing)} are not declared.",
-            key="params",
-            hint="Declare params start, valid_from, test_from and end and use them in the steps.",
-        )
-    params = retrain_params(end, pipeline.monitor.retrain.window)
-    result = run_with_progress(store, pipeline, params, quiet=quiet)
-    return selection_of(result, pipeline)
+    def run(store: Store, pipeline: Pipeline, params: Mapping[str, Any]) -> RunResult:
+        return run_with_progress(store, pipeline, params, quiet=quiet, leaderboards=False)
+
+    return run
 
 
-def selection_of(result: RunResult, pipeline: Pipeline) -> dict[str, Any]:
-    """The output of the pipeline's select step (raises if the run failed)."""
-    if result.status != "succeeded":
-        failed = next(o for o in result.steps.values() if o.status == "failed")
-        raise StepError(
-            failed.name,
-            failed.error or "failed",
-            hint=f"Fix the cause, then resume with `loopline run --resume {result.run_id}`.",
-        )
-    name = next(n for n, s in pipeline.steps.items() if s.type == "select")
-    selection: dict[str, Any] = result.output(name)
-    return selection
-
-
-def print_selection(selection: dict[str, Any]) -> None:
+def print_selection(selection: Selection) -> None:
     """Candidates with their metrics, and what was promoted and why."""
     metric_names = ["roc_auc", "pr_auc", "log_loss", "accuracy", "rmse", "mae", "r2"]
-    present = [m for m in metric_names if any(m in c["metrics"].get("valid", {}) for c in selection["candidates"])]
+    present = [m for m in metric_names if any(m in c.metrics.get("valid", {}) for c in selection.candidates)]
     rows = []
-    for c in selection["candidates"]:
-        best = " *" if c["version"] == selection["best"] else ""
+    for c in selection.candidates:
+        best = " *" if c.version == selection.best else ""
         rows.append(
             (
-                f"v{c['version']}{best}",
-                c["algorithm"],
-                *[c["metrics"].get("valid", {}).get(m) for m in present],
-                c["metrics"].get("test", {}).get(present[0]) if present else None,
+                f"v{c.version}{best}",
+                c.algorithm,
+                *[c.metrics.get("valid", {}).get(m) for m in present],
+                c.metrics.get("test", {}).get(present[0]) if present else None,
             )
         )
     console.print(
         table(
-            f"{selection['model']}: candidates (validation metrics; * = best)",
+            f"{selection.model}: candidates (validation metrics; * = best)",
             ["version", "algorithm", *present, f"test {present[0] if present else ''}"],
             rows,
         )
     )
-    gate = selection.get("gate")
+    gate = selection.gate
     if gate:
         console.print(
-            f"gate on the recent holdout ({gate['metric']}): champion v{gate['champion']} "
-            f"{gate['champion_score']:.4f} vs challenger v{gate['challenger']} {gate['challenger_score']:.4f}"
+            f"gate on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g}): champion "
+            f"v{gate.champion} {gate.champion_score:.4f} vs challenger v{gate.challenger} {gate.challenger_score:.4f}"
         )
-    verdict = "[green]promoted[/]" if selection["promote"] else "[yellow]not promoted[/]"
-    console.print(f"v{selection['best']}: {verdict} — {selection['reason']}")
+    verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"
+    console.print(f"v{selection.best}: {verdict} — {selection.reason}")
 
 
 def print_drift(report: DriftReport) -> None:
@@ -133,13 +121,13 @@ def write_report(
     store: Store,
     pipeline: Pipeline,
     monitored: MonitorResult | None,
-    selections: list[dict[str, Any]],
+    selections: list[Selection],
     *,
     notes: list[str],
     latencies_ms: list[float] | None = None,
 ) -> Path:
     """The HTML report of a loop: candidates, production, drift, decisions, service figures."""
-    from loopline.monitor import GateDecision, service_stats
+    from loopline.monitor import service_stats
     from loopline.report import ReportData, write_html_report
 
     model = pipeline.monitor.model if pipeline.monitor else pipeline.name
@@ -159,16 +147,8 @@ def write_report(
         for v in store.models.list(model)
     ]
     production = store.models.production(model)
-    gates = [s["gate"] for s in selections if s.get("gate")]
-    gate = None
-    if gates:
-        last = selections[-1]
-        gate = GateDecision(
-            promote=last["promote"],
-            reason=last["reason"],
-            champion=gates[-1]["champion_score"],
-            challenger=gates[-1]["challenger_score"],
-        )
+    gated = [s for s in selections if s.gate is not None]
+    gate = gated[-1].gate if gated else None
     data = ReportData(
         title=f"loopline — {pipeline.name}",
         candidates=candidates,

@@ -89,10 +89,11 @@ def show_model(
                 f"trained on dataset {item['dataset']} v{item['version']} ({item['rows']:,} rows, "
                 f"checksum {item['checksum'][:12]})"
             )
-        for title, header, rows in _slice_tables(found.config.get("slice_metrics")):
+        trained = found.typed_config
+        for title, header, rows in _slice_tables(trained.slice_metrics):
             console.print(table(title, header, rows))
-        if found.config.get("cv"):
-            console.print(table(*_cv_table(found.config["cv"])))
+        if trained.cv:
+            console.print(table(*_cv_table(trained.cv)))
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
             console.print(table("column lineage", ["feature", "", "input columns"], rows))

@@ -34,8 +34,10 @@ def run_with_progress(
     targets: list[str] | None = None,
     cache: bool = True,
     quiet: bool = False,
+    leaderboards: bool = True,
 ) -> RunResult:
-    """Run ``pipeline``, showing one line per step; never raises on a failed step (see the result)."""
+    """Run ``pipeline``, showing one line per step and (``leaderboards``) each select step's leaderboard and
+    decision; never raises on a failed step (see the result)."""
     from loopline.run import Runner
 
     total = len(targets) if targets else len(pipeline.steps)
@@ -71,7 +73,7 @@ def run_with_progress(
                 ],
             )
         )
-        for step, board in run_leaderboards(result, select_steps(pipeline)).items():
+        for step, board in run_leaderboards(result, select_steps(pipeline) if leaderboards else []).items():
             title = f"leaderboard {board['model']} ({step}) — ranked by valid {board['metric']}"
             console.print(leaderboard_table(escape(title), board["metric"], board["rows"]))
             verdict = f"promoted v{board['promoted']}" if board["promoted"] is not None else "nothing promoted"

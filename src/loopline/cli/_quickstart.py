@@ -11,13 +11,13 @@ import time
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 import polars as pl
 
-from loopline.cli._loop import print_drift, print_selection, retrain_and_gate, selection_of, write_report
+from loopline.cli._loop import print_drift, print_selection, progress_runner, write_report
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, table
 from loopline.cli._seed import (
@@ -29,6 +29,9 @@ from loopline.cli._seed import (
 from loopline.core.errors import LooplineError
 from loopline.core.settings import Settings
 
+if TYPE_CHECKING:
+    from loopline.core.records import Selection
+
 TRAFFIC = {"start": "2013-07-01", "end": "2013-08-01"}
 RETRAIN_END = datetime(2013, 7, 1, tzinfo=UTC)
 BATCHES, BATCH_SIZE, SINGLES = 40, 50, 200
@@ -37,6 +40,7 @@ BATCHES, BATCH_SIZE, SINGLES = 40, 50, 200
 def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None) -> None:
     """Run the loop end to end in ``<home>/quickstart`` (recreated each time) and summarise it."""
     from loopline.core.yamlfile import parse_pipeline
+    from loopline.run import retrain_and_gate, selection_of
     from loopline.serve import BackgroundServer, ServeSettings
     from loopline.store import Store
 
@@ -83,7 +87,7 @@ def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None
             selections = [first]
             if monitored.decision.retrain:
                 console.rule("[bold]4 · retrain on April–June, gate the challenger on the recent holdout")
-                second = retrain_and_gate(store, pipeline, RETRAIN_END)
+                second = retrain_and_gate(store, pipeline, RETRAIN_END, run=progress_runner())
                 print_selection(second)
                 selections.append(second)
             served = _served_version(server.url, model, traffic, store)
@@ -213,7 +217,7 @@ def _summary(
     store: Any,
     model: str,
     monitored: Any,
-    selections: list[dict[str, Any]],
+    selections: list[Selection],
     live: dict[str, Any],
     served: int,
     after: dict[int, float],
@@ -250,7 +254,7 @@ def _summary(
         f"drift: {len(monitored.report.drifted)}/{len(monitored.report.features)} features drifted ({drifted})"
     )
     console.print(
-        f"retrain: {'yes' if monitored.decision.retrain else 'no'}; challenger v{last['best']} "
-        f"{'promoted' if last['promote'] else 'kept out'} — {last['reason']}"
+        f"retrain: {'yes' if monitored.decision.retrain else 'no'}; challenger v{last.best} "
+        f"{'promoted' if last.promote else 'kept out'} — {last.reason}"
     )
     console.print(f"HTML report: [bold]{report}[/]   total time: {seconds:.1f} s")

@@ -1,4 +1,5 @@
-"""The core layer: the pipeline model, config schema, errors, hashing and the plugin registry."""
+"""The core layer: the pipeline model, config schema, errors, hashing, the records between stages and the
+plugin registry."""
 
 from loopline.core.config import DriftConfig, MonitorConfig, PipelineFile, RetrainConfig
 from loopline.core.errors import (
@@ -15,6 +16,17 @@ from loopline.core.errors import (
     UnsafeArtifactError,
 )
 from loopline.core.pipeline import BoundStep, Pipeline, StepSpec
+from loopline.core.records import (
+    Candidate,
+    CandidateSummary,
+    Features,
+    GateDecision,
+    LeaderboardRow,
+    RetrainDecision,
+    Selection,
+    TrainReport,
+    VersionConfig,
+)
 from loopline.core.registry import Registry
 from loopline.core.step import STEP_TYPES, DatasetRef, FunctionStep, StepConfig, StepContext, StepType, step
 from loopline.core.yamlfile import load_pipeline, parse_pipeline, pipeline_from_dict, pipeline_json_schema
@@ -22,13 +34,18 @@ from loopline.core.yamlfile import load_pipeline, parse_pipeline, pipeline_from_
 __all__ = [
     "STEP_TYPES",
     "BoundStep",
+    "Candidate",
+    "CandidateSummary",
     "ConfigError",
     "ConflictError",
     "DataError",
     "DatasetRef",
     "DriftConfig",
+    "Features",
     "FunctionStep",
+    "GateDecision",
     "IntegrityError",
+    "LeaderboardRow",
     "LooplineError",
     "MissingExtraError",
     "MonitorConfig",
@@ -37,14 +54,18 @@ __all__ = [
     "PipelineFile",
     "Registry",
     "RetrainConfig",
+    "RetrainDecision",
     "SchemaValidationError",
+    "Selection",
     "StepConfig",
     "StepContext",
     "StepError",
     "StepSpec",
     "StepType",
     "StoreError",
+    "TrainReport",
     "UnsafeArtifactError",
+    "VersionConfig",
     "load_pipeline",
     "parse_pipeline",
     "pipeline_from_dict",

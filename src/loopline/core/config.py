@@ -37,11 +37,20 @@ class DriftConfig(_Strict):
 
 
 class RetrainConfig(_Strict):
-    """Retrain when drift is found; promote the challenger only if it wins on the same holdout."""
+    """Retrain when drift is found; promote the challenger only if it wins on the same holdout.
+
+    ``metric`` and ``min_improvement`` drive the retrain's gate: the select step of the retrain run
+    registers and ranks the candidates (by its own ``metric`` on valid), then its best one replaces the
+    production model only if it beats it on the select step's holdout by more than ``min_improvement``.
+    """
 
     on_drift: bool = True
-    metric: str = "roc_auc"
-    min_improvement: float = 0.0
+    metric: Annotated[
+        str, Field(description="The retrain gate's metric on the holdout (its direction: the metric's own).")
+    ] = "roc_auc"
+    min_improvement: Annotated[
+        float, Field(description="The retrain gate's margin: the challenger must gain more than this.")
+    ] = 0.0
     window: Annotated[int, Field(ge=1, description="Months of the most recent data to retrain on.")] = 3
 
 

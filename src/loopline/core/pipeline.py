@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -240,11 +240,18 @@ def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
         field_info = getattr(current, "model_fields", {}).get(part)
         if field_info is None:
             return []
-        annotation = field_info.annotation
-        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        current = _model_in(field_info.annotation)
         if current is None:
             return []
     return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model ``annotation`` is, or holds as an option (``Model | None``)."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def line_of(key: str, lines: Mapping[str, int] | None) -> int | None:

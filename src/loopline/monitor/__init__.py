@@ -1,12 +1,12 @@
-"""loopline.monitor: data drift (pluggable drift tests), retrain and promotion decisions, service statistics.
+"""loopline.monitor: data drift (pluggable drift tests) and service statistics.
 
-Plain functions over polars frames and typed config; nothing here touches the store. The HTML report of
-these records is drawn by :mod:`loopline.report`.
+Plain functions over polars frames and typed config; nothing here touches the store. What to do about
+drift (retrain, gate, promote) is the loop policy's, in :mod:`loopline.run`; the HTML report of these records is
+drawn by :mod:`loopline.report`.
 """
 
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
-from loopline.monitor._policy import GateDecision, RetrainDecision, decide_retrain, gate
 from loopline.monitor._stats import service_stats
 
 __all__ = [
@@ -15,12 +15,8 @@ __all__ = [
     "DriftTest",
     "DriftTestResult",
     "FeatureDrift",
-    "GateDecision",
-    "RetrainDecision",
-    "decide_retrain",
     "drift_report",
     "drift_verdict",
-    "gate",
     "require_rows",
     "service_stats",
     "skipped_result",

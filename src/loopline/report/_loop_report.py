@@ -19,7 +19,8 @@ from loopline.report._drift_charts import distribution_chart, latency_chart, psi
 from loopline.report._html import BASE_CSS, html_cell, html_img, html_table, page, write_html
 
 if TYPE_CHECKING:
-    from loopline.monitor import DriftReport, FeatureDrift, GateDecision, RetrainDecision
+    from loopline.core.records import GateDecision, RetrainDecision
+    from loopline.monitor import DriftReport, FeatureDrift
 
 MAX_DISTRIBUTION_PLOTS = 4
 

@@ -1,18 +1,32 @@
-"""Orchestration: run pipelines (DAG, cache, records, resume) and close the monitoring loop."""
+"""Orchestration: run pipelines (DAG, cache, records, resume) and the loop policy (rank, gate, retrain, promote)."""
 
 from loopline.run._compare import compare_models, data_versions
 from loopline.run._evaluate import Evaluation, evaluate_models, evaluation_key
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._export import Export, export_model, model_card
 from loopline.run._ingest import IngestReport, ingest_source
-from loopline.run._leaderboard import rank_candidates, run_leaderboard
-from loopline.run._loop import WINDOW_PARAMS, MonitorResult, monitor_model, retrain_params
+from loopline.run._leaderboard import run_leaderboard
+from loopline.run._loop import MonitorResult, monitor_model
+from loopline.run._policy import (
+    MIN_RETRAIN_ROWS,
+    WINDOW_PARAMS,
+    Promotion,
+    PromotionRule,
+    decide_retrain,
+    gate,
+    promote,
+    rank_candidates,
+    retrain_and_gate,
+    retrain_params,
+    selection_of,
+)
 from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 from loopline.run._score import BatchScore, ScoreProgress, score_batch
 
 __all__ = [
+    "MIN_RETRAIN_ROWS",
     "WINDOW_PARAMS",
     "BatchScore",
     "Evaluation",
@@ -21,6 +35,8 @@ __all__ = [
     "IngestReport",
     "LocalExecutor",
     "MonitorResult",
+    "Promotion",
+    "PromotionRule",
     "RunResult",
     "Runner",
     "ScoreProgress",
@@ -29,15 +45,20 @@ __all__ = [
     "compare_models",
     "data_versions",
     "dataset_profile",
+    "decide_retrain",
     "evaluate_models",
     "evaluation_key",
     "export_model",
+    "gate",
     "ingest_source",
     "model_card",
     "monitor_model",
+    "promote",
     "rank_candidates",
     "replay_dead_letters",
+    "retrain_and_gate",
     "retrain_params",
     "run_leaderboard",
     "score_batch",
+    "selection_of",
 ]

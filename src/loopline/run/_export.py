@@ -86,7 +86,7 @@ def model_card(found: ModelVersion, bundle: ModelBundle, file_name: str) -> dict
         "lineage": {
             "data_fingerprint": found.data_fingerprint,
             "run_id": found.run_id,
-            "columns": found.config.get("lineage"),
+            "columns": found.typed_config.lineage,
         },
         "library_versions": metadata.get("versions", {}),
         "code_version": metadata.get("code_version"),

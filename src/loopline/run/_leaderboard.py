@@ -1,89 +1,26 @@
-"""The leaderboard: a model's candidates ranked by one metric on one split.
+"""The leaderboard of a run: the candidates its select step compared, looked up in the store.
 
-The select step ranks the candidates of its run with :func:`rank_candidates` (and promotes the first);
-``loopline run`` prints that ranking and ``loopline models leaderboard`` rebuilds it from the store with
-:func:`run_leaderboard`. One ranking rule for both: best first in the metric's direction
-(:data:`METRIC_DIRECTION`; unknown metrics: higher is better), ties in the order given (registration
-order), candidates without the metric last and unranked.
+The select step ranks the candidates of its run with the loop policy's
+:func:`~loopline.run._policy.rank_candidates` (and promotes the first); ``loopline run`` prints that
+ranking and ``loopline models leaderboard`` rebuilds it from the store with :func:`run_leaderboard`,
+with the same rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from loopline.core.errors import DataError, NotFoundError
+from loopline.core.records import Selection
+from loopline.run._policy import Rankable, metric_value, rank_candidates
 from loopline.run._values import load_value
-from loopline.train import METRIC_DIRECTION
 
 if TYPE_CHECKING:
     from loopline.store import ModelVersion, Store
 
 SPLITS = ("valid", "test", "cv")
 """The splits a leaderboard may rank by (``cv``: the mean over the cross-validation folds)."""
-
-
-class Candidate(Protocol):
-    """What a leaderboard row is made from (a ``ModelVersion`` is one)."""
-
-    @property
-    def version(self) -> int: ...
-    @property
-    def algorithm(self) -> str: ...
-    @property
-    def metrics(self) -> dict[str, Any]: ...
-    @property
-    def timings(self) -> dict[str, Any]: ...
-    @property
-    def config(self) -> dict[str, Any]: ...
-
-
-def rank_candidates(
-    candidates: Sequence[Candidate], metric: str, *, split: str = "valid", promoted: int | None = None
-) -> list[dict[str, Any]]:
-    """One JSON-ready row per version, best first (see the module docstring; a version listed twice
-    counts once).
-
-    A row holds ``rank`` (1..n; None without the metric), ``version``, ``algorithm``, ``score`` (the
-    metric on ``split``), ``valid``, ``test`` and ``cv`` (the metric on each split, None where absent),
-    ``cv_std`` (from the version's config), ``fit_s``, ``stopped`` and ``iterations`` (fits trained
-    in rounds; else None), ``best`` (rank 1) and ``promoted`` (the version is ``promoted``).
-    """
-    unique: dict[int, Candidate] = {}
-    for candidate in candidates:
-        unique.setdefault(candidate.version, candidate)
-    sign = -1.0 if METRIC_DIRECTION.get(metric, True) else 1.0
-    scored = [(c, _value(c.metrics, split, metric)) for c in unique.values()]
-    ranked = sorted(((c, v) for c, v in scored if v is not None), key=lambda item: sign * item[1])  # stable
-    rows = [_row(c, metric, score, rank, promoted) for rank, (c, score) in enumerate(ranked, start=1)]
-    return rows + [_row(c, metric, None, None, promoted) for c, v in scored if v is None]
-
-
-def _row(
-    candidate: Candidate, metric: str, score: float | None, rank: int | None, promoted: int | None
-) -> dict[str, Any]:
-    training = candidate.timings.get("training") or {}
-    cv_std = ((candidate.config.get("cv") or {}).get("std") or {}).get(metric)
-    return {
-        "rank": rank,
-        "version": candidate.version,
-        "algorithm": candidate.algorithm,
-        "score": score,
-        "valid": _value(candidate.metrics, "valid", metric),
-        "test": _value(candidate.metrics, "test", metric),
-        "cv": _value(candidate.metrics, "cv", metric),
-        "cv_std": cv_std,
-        "fit_s": candidate.timings.get("fit_s"),
-        "stopped": training.get("stopped"),
-        "iterations": training.get("iterations"),
-        "best": rank == 1,
-        "promoted": promoted is not None and candidate.version == promoted,
-    }
-
-
-def _value(metrics: dict[str, Any], split: str, metric: str) -> float | None:
-    value = (metrics.get(split) or {}).get(metric)
-    return None if value is None else float(value)
 
 
 def run_leaderboard(
@@ -120,7 +57,7 @@ def run_leaderboard(
         "run_id": run_id,
         "metric": metric,
         "split": split,
-        "rows": rank_candidates(candidates, metric, split=split, promoted=promoted),
+        "rows": [row.to_dict() for row in rank_candidates(candidates, metric, split=split, promoted=promoted)],
     }
 
 
@@ -141,16 +78,26 @@ def _selection(store: Store, name: str, run_id: str) -> dict[str, Any] | None:
         if step.type != "select" or step.status not in ("succeeded", "reused") or "out" not in step.outputs:
             continue
         out = load_value(store, step.outputs["out"])
-        if isinstance(out, dict) and out.get("model") == name:
+        if Selection.is_one(out) and out.get("model") == name:
+            selection = Selection.from_dict(out, where=f"steps.{step.step}")
+            promoted = selection.promoted
+            if promoted is None and step.config.get("promote") == "never":  # a retrain: its gate promotes
+                promoted = _promoted_since(store, name, selection.best)
             found = {
-                "versions": [c["version"] for c in out.get("candidates", [])],
+                "versions": [c.version for c in selection.candidates],
                 "metric": step.config.get("metric"),
-                "promoted": out.get("best") if out.get("promote") else None,
+                "promoted": promoted,
             }
     return found
 
 
-def _default_metric(candidates: Sequence[Candidate], split: str) -> str:
+def _promoted_since(store: Store, name: str, version: int) -> int | None:
+    """``version`` if the audit trail shows it promoted (by the retrain gate or by hand), else None."""
+    events = store.models.events(name)
+    return version if any(e["action"] == "promote" and e["to_version"] == version for e in events) else None
+
+
+def _default_metric(candidates: Sequence[Rankable], split: str) -> str:
     names = sorted({str(m) for c in candidates for m in (c.metrics.get(split) or {})})
     for preferred in ("roc_auc", "rmse"):
         if preferred in names:
@@ -163,8 +110,8 @@ def _default_metric(candidates: Sequence[Candidate], split: str) -> str:
     return names[0]
 
 
-def _check_metric(candidates: Sequence[Candidate], split: str, metric: str) -> None:
-    if any(_value(c.metrics, split, metric) is not None for c in candidates):
+def _check_metric(candidates: Sequence[Rankable], split: str, metric: str) -> None:
+    if any(metric_value(c.metrics, split, metric) is not None for c in candidates):
         return
     known = sorted({m for c in candidates for m in (c.metrics.get(split) or {})})
     raise DataError(

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import polars as pl
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
 
 from loopline.core.errors import ConflictError, NotFoundError, did_you_mean
+from loopline.core.records import Candidate, VersionConfig
 from loopline.store._db import reading, utcnow, writing
 from loopline.store._tables import model_events, models
 from loopline.store.artifacts import ArtifactStore
@@ -50,6 +50,11 @@ class ModelVersion:
     created_at: datetime
     promoted_at: datetime | None
 
+    @property
+    def typed_config(self) -> VersionConfig:
+        """``config`` as a record: features, target, task, cross-validation... (missing keys: defaults)."""
+        return VersionConfig.from_dict(self.config)
+
 
 _FIELDS = tuple(ModelVersion.__dataclass_fields__)
 
@@ -62,47 +67,37 @@ class ModelRepository:
         self.engine = engine
         self.artifacts = artifacts
 
-    def register_candidate(
-        self,
-        *,
-        name: str,
-        algorithm: str,
-        bundle: bytes,
-        reference: pl.DataFrame | None,
-        metrics: dict[str, Any],
-        params: dict[str, Any],
-        config: dict[str, Any],
-        input_schema: builtins.list[dict[str, Any]],
-        data_fingerprint: str,
-        run_id: str | None,
-        timings: dict[str, Any],
-    ) -> ModelVersion:
+    def register_candidate(self, name: str, candidate: Candidate, *, run_id: str | None = None) -> ModelVersion:
         """Store a trained candidate: its bundle and reference table as artifacts, then its model row.
 
+        The row records the candidate's report: algorithm, metrics, params, the version config
+        (:class:`~loopline.core.records.VersionConfig`), input schema, data fingerprint and timings.
         Crash-safe: each artifact is written atomically and the row that makes the candidate visible is
         committed last, in one transaction. A writer killed at any point leaves the whole candidate or no
         row at all; at worst an unreferenced artifact or a ``.tmp-*`` file, which ``loopline store check
         --fix`` removes. A bundle already registered under ``name`` is not registered again: that version
         is returned.
         """
-        bundle_digest = self.artifacts.put_bytes(bundle)
+        bundle_digest = self.artifacts.put_bytes(candidate.bundle)
         existing = select(models).where(models.c.name == name, models.c.bundle_digest == bundle_digest)
         with reading(self.engine) as conn:
             row = conn.execute(existing.order_by(models.c.version).limit(1)).mappings().one_or_none()
         if row is not None:
             return _model_version(row)
+        report = candidate.report
+        reference = candidate.reference
         return self.register(
             name=name,
-            algorithm=algorithm,
+            algorithm=report.algorithm,
             bundle_digest=bundle_digest,
             reference_digest=None if reference is None else self.artifacts.put_table(reference),
-            metrics=metrics,
-            params=params,
-            config=config,
-            input_schema=input_schema,
-            data_fingerprint=data_fingerprint,
+            metrics=report.metrics,
+            params=report.params,
+            config=report.version_config(),
+            input_schema=report.input_schema,
+            data_fingerprint=report.data_fingerprint,
             run_id=run_id,
-            timings=timings,
+            timings=report.timings,
         )
 
     def register(

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, LooplineError, UnsafeArtifactError
-from loopline.train import ESTIMATORS, EstimatorSpec, ModelBundle, TrainResult, train_candidate
+from loopline.train import ESTIMATORS, EstimatorSpec, ModelBundle, TrainResult, TrainSpec, train_candidate
 
 METRICS: dict[str, frozenset[str]] = {
     "binary": frozenset({"accuracy", "ece", "f1", "log_loss", "pr_auc", "roc_auc"}),
@@ -234,17 +234,8 @@ def _train(
     valid: pl.DataFrame,
 ) -> TrainResult:
     try:
-        return train_candidate(
-            train,
-            valid,
-            target="y",
-            numeric=_FEATURES["numeric"],
-            categorical=_FEATURES["categorical"],
-            estimator=spec.name,
-            params=params,
-            task=task,
-            seed=seed,
-        )
+        options = {"target": "y", **_FEATURES, "estimator": spec.name, "params": params or {}, "task": task}
+        return train_candidate(train, valid, TrainSpec.parse({**options, "seed": seed}))
     except Exception as exc:
         raise AssertionError(
             f"{spec.name}: train_candidate failed for task {task!r} ({type(exc).__name__}: {exc})"

@@ -7,9 +7,10 @@ from loopline.train._folds import kfold_indices, time_series_folds
 from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
 from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
 from loopline.train._slices import slice_metrics
+from loopline.train._spec import TRAIN_METRICS_ROWS, EarlyStopping, TrainSpec
 from loopline.train._split import parse_gap, split_table
 from loopline.train._threads import limited_threads, observed_threads, thread_params
-from loopline.train._trainer import TRAIN_METRICS_ROWS, TrainResult, resolve_task, train_candidate
+from loopline.train._trainer import TrainResult, resolve_task, train_candidate
 
 __all__ = [
     "CV_METHODS",
@@ -19,9 +20,11 @@ __all__ = [
     "METRIC_DIRECTION",
     "TRAIN_METRICS_ROWS",
     "TRUSTED_TYPES",
+    "EarlyStopping",
     "EstimatorSpec",
     "ModelBundle",
     "TrainResult",
+    "TrainSpec",
     "compute_metrics",
     "cross_validate",
     "kfold_indices",

@@ -16,6 +16,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.train._folds import Fold, kfold_indices, time_series_folds
+from loopline.train._spec import TrainSpec, check_spec
 from loopline.train._trainer import resolve_task, train_candidate
 
 CV_METHODS = ("auto", "kfold", "stratified", "group", "time")
@@ -25,6 +26,7 @@ CV_METHODS = ("auto", "kfold", "stratified", "group", "time")
 def cross_validate(
     train: pl.DataFrame,
     valid: pl.DataFrame,
+    spec: TrainSpec,
     *,
     folds: int,
     method: str = "auto",
@@ -32,12 +34,10 @@ def cross_validate(
     time_column: str | None = None,
     fold_seed: int = 0,
     where: str = "cv",
-    **candidate: Any,
 ) -> dict[str, Any]:
-    """Fit ``train_candidate(**candidate)`` on each fold of ``train`` and score the fold's held-out rows.
+    """Fit ``train_candidate(fold, valid, spec)`` on each fold of ``train`` and score the fold's held-out rows.
 
-    ``candidate`` holds :func:`train_candidate`'s keyword arguments (``target``, ``numeric``,
-    ``estimator``, ...). ``method``: kfold (shuffled with ``fold_seed``), stratified (each fold keeps the
+    ``method``: kfold (shuffled with ``fold_seed``), stratified (each fold keeps the
     class shares), group (all rows of a ``group_column`` value held out together), time (expanding
     window on ``time_column``: every fold trains strictly before the rows it scores; see
     :func:`time_series_folds`), or auto. ``where`` prefixes the keys that errors name.
@@ -48,8 +48,10 @@ def cross_validate(
     that report the metric (AUC is left out of a fold whose held-out rows hold one class). Bad options
     raise ConfigError, too few rows or groups for ``folds`` DataError, each naming the key and the fix.
     """
-    target = candidate["target"]
-    task = resolve_task(train.get_column(target), candidate.get("task", "auto"))
+    spec = check_spec(spec)
+    target = spec.target
+    task = resolve_task(train.get_column(target), spec.task)
+    fold_spec = spec.model_copy(update={"task": task})
     resolved = resolve_cv_method(method, task, group_column=group_column, time_column=time_column, where=where)
     fold_list = _folds(train, folds, resolved, target, group_column, time_column, fold_seed, where)
     started = time.perf_counter()
@@ -58,7 +60,7 @@ def cross_validate(
     for i, (fit_rows, held_out_rows) in enumerate(fold_list):
         fit_part, held_out = train[fit_rows], train[held_out_rows]
         try:
-            result = train_candidate(fit_part, valid, **{**candidate, "task": task})
+            result = train_candidate(fit_part, valid, fold_spec)
             fold_metrics.append(result.bundle.evaluate(held_out))
         except (ConfigError, DataError) as exc:
             raise _in_fold(exc, f"{where}: fold {i + 1} of {len(fold_list)}: ") from exc

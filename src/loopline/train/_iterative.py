@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from loopline.core.errors import ConfigError, did_you_mean
+from loopline.core.errors import ConfigError
 from loopline.train._lazy import load
+from loopline.train._spec import EarlyStopping
 
 STOP_REASONS = ("converged", "max_iterations", "time_budget")
 """Why an iterative fit stopped: no improvement for ``patience`` rounds, all rounds run, time spent."""
@@ -71,41 +72,6 @@ _METRICS: dict[str, dict[str, tuple[str | None, str | None, str | None]]] = {
 }
 _HIGHER_IS_BETTER = frozenset({"auc"})
 _TASK_INDEX = {"binary": 0, "multiclass": 1, "regression": 2}
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    """Stop when the validation ``metric`` has not improved for ``patience`` rounds.
-
-    ``metric`` is "auto" (log loss for classifiers, RMSE for regressors; scikit-learn's
-    own loss for hist_gradient_boosting) or one of logloss, error, auc (binary), rmse, mae.
-    """
-
-    patience: int = 20
-    metric: str = "auto"
-
-    @classmethod
-    def from_config(cls, value: EarlyStopping | Mapping[str, Any] | None) -> EarlyStopping | None:
-        """An EarlyStopping from a step's ``early_stopping:`` mapping; ConfigError when malformed."""
-        if value is None or isinstance(value, EarlyStopping):
-            return value
-        unknown = [k for k in value if k not in ("patience", "metric")]
-        if unknown:
-            hint = did_you_mean(unknown[0], ("patience", "metric")) or "Its keys are: patience, metric."
-            raise ConfigError(f"unknown early_stopping option {unknown[0]!r}.", key="early_stopping", hint=hint)
-        stopping = cls(**value)
-        if not isinstance(stopping.patience, int) or stopping.patience < 1:
-            raise ConfigError(
-                f"early_stopping patience must be a whole number of rounds >= 1, not {stopping.patience!r}.",
-                key="early_stopping.patience",
-                hint="Use e.g. patience: 20.",
-            )
-        if stopping.metric != "auto" and stopping.metric not in _METRICS:
-            hint = did_you_mean(stopping.metric, _METRICS) or f"Use auto or one of: {', '.join(_METRICS)}."
-            raise ConfigError(
-                f"unknown early_stopping metric {stopping.metric!r}.", key="early_stopping.metric", hint=hint
-            )
-        return stopping
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,21 +12,19 @@ import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
+from loopline.core.records import Candidate, Features, TrainReport
 from loopline.prep import Chain, Preprocessor
 from loopline.train._bundle import ModelBundle, target_values
 from loopline.train._class_weight import ClassWeight, class_weights
 from loopline.train._estimators import EstimatorSpec, resolve_estimator
-from loopline.train._iterative import EarlyStopping, FitData, check_fit_options, fit_model
+from loopline.train._iterative import FitData, check_fit_options, fit_model
 from loopline.train._metrics import TASKS, compute_metrics
 from loopline.train._native import native_format, to_native
 from loopline.train._provenance import code_version, peak_rss_mb
+from loopline.train._spec import TrainSpec, check_spec
 
 MAX_INTEGER_CLASSES = 10
 """An integer target with at most this many distinct values is treated as classes by ``task="auto"``."""
-
-TRAIN_METRICS_ROWS = 10_000
-"""Training rows the ``train`` metrics and curve are measured on by default (a seeded sample; scikit-learn's
-gradient boosting scores its training rows on 10,000 as well). Validation and test metrics use every row."""
 
 
 @dataclass
@@ -48,30 +45,38 @@ class TrainResult:
     params: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
 
+    def report(self, spec: TrainSpec, *, data_fingerprint: str = "") -> TrainReport:
+        """The candidate's :class:`TrainReport` for ``spec`` (the spec it was trained from, or the step config
+        that holds it): metrics, params, timings with ``training``, schema, features, rows and lineage."""
+        metadata = self.bundle.metadata
+        return TrainReport(
+            algorithm=spec.estimator,
+            metrics=dict(self.metrics),
+            params=self.params,
+            timings={**self.timings, "training": self.training},
+            input_schema=self.bundle.input_schema,
+            features=Features(tuple(spec.numeric), tuple(spec.categorical)),
+            target=spec.target,
+            task=self.bundle.task,
+            data_fingerprint=data_fingerprint,
+            rows={"train": int(metadata.get("n_train", 0)), "valid": int(metadata.get("n_valid", 0))},
+            step_config=spec.model_dump(mode="json"),
+            lineage=metadata.get("lineage"),
+        )
 
-def train_candidate(
-    train: pl.DataFrame,
-    valid: pl.DataFrame,
-    *,
-    target: str,
-    numeric: list[str],
-    categorical: list[str],
-    estimator: str,
-    params: dict[str, Any] | None = None,
-    task: str = "auto",
-    prep: dict[str, Any] | None = None,
-    transforms: list[dict[str, Any]] | None = None,
-    seed: int = 0,
-    early_stopping: EarlyStopping | Mapping[str, Any] | None = None,
-    time_budget_s: float | None = None,
-    class_weight: ClassWeight | None = None,
-    learning_curve: bool = False,
-    train_metrics_rows: int | None = TRAIN_METRICS_ROWS,
-) -> TrainResult:
-    """Fit preprocessing and ``estimator`` on ``train``; score train and valid.
+    def candidate(
+        self, spec: TrainSpec, *, reference: pl.DataFrame | None = None, data_fingerprint: str = ""
+    ) -> Candidate:
+        """The :class:`Candidate` to register: the bundle's bytes, ``reference`` and :meth:`report`."""
+        return Candidate(self.bundle.to_bytes(), reference, self.report(spec, data_fingerprint=data_fingerprint))
 
-    ``estimator`` is a registry alias or a scikit-learn estimator's import path
-    (``sklearn.ensemble:ExtraTreesClassifier``; see :func:`resolve_estimator`).
+
+def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -> TrainResult:
+    """Fit preprocessing and ``spec.estimator`` on ``train``; score train and valid.
+
+    ``spec`` (:class:`TrainSpec`) says what to train: ``estimator`` is a registry alias or a
+    scikit-learn estimator's import path (``sklearn.ensemble:ExtraTreesClassifier``; see
+    :func:`resolve_estimator`).
 
     ``task="auto"`` picks binary or multiclass for bool, string or few-valued integer
     targets, and regression otherwise. ``prep`` holds Preprocessor keyword arguments.
@@ -90,40 +95,41 @@ def train_candidate(
     curve's train values (a sample seeded by ``seed``; None: every row).
     """
     started = time.perf_counter()
+    spec = check_spec(spec)
+    target, numeric, categorical = spec.target, list(spec.numeric), list(spec.categorical)
     _check_columns(target, numeric, categorical)
-    _sample_rows(0, train_metrics_rows, seed)  # checks the cap before any work
     y_train, y_valid = target_values(train, target), target_values(valid, target)
-    task = resolve_task(train.get_column(target), task)
-    spec = resolve_estimator(estimator)
-    resolved = spec.resolve_params(task, params, seed)
-    stopping = EarlyStopping.from_config(early_stopping)
-    check_fit_options(estimator, spec.fitter, task, stopping, time_budget_s)
+    task = resolve_task(train.get_column(target), spec.task)
+    estimator = resolve_estimator(spec.estimator)
+    resolved = estimator.resolve_params(task, spec.params, spec.seed)
+    stopping = spec.early_stopping
+    check_fit_options(spec.estimator, estimator.fitter, task, stopping, spec.time_budget_s)
     prep_start = time.perf_counter()
     chain = None
-    if transforms:
-        chain = Chain.from_config(transforms)
+    if spec.transforms:
+        chain = Chain.from_config(spec.transforms)
         train = chain.fit_transform(train.select([*numeric, *categorical, target]), target)
         y_train = target_values(train, target)  # sampling and augmentation may change the training rows
         valid = valid.with_columns(chain.transform(valid.select([*numeric, *categorical])))
         numeric, categorical = _split_by_type(train.drop(target))
-    preprocessor = Preprocessor(numeric, categorical, **_prep_kwargs(prep))
+    preprocessor = Preprocessor(numeric, categorical, **_prep_kwargs(spec.prep))
     preprocessor.fit(train)
     x_train, x_valid = preprocessor.transform(train), preprocessor.transform(valid)
     prep_s = time.perf_counter() - prep_start
 
     fit_start = time.perf_counter()
     weight_params, sample_weight = class_weights(
-        class_weight, estimator, spec.load(task), task, y_train, encoded=spec.encode_labels
+        spec.class_weight, spec.estimator, estimator.load(task), task, y_train, encoded=estimator.encode_labels
     )
-    model = spec.load(task)(**{**resolved, **weight_params})
-    data = _fit_data(spec, task, x_train, y_train, x_valid, y_valid, sample_weight)
-    data.train_rows = _sample_rows(len(y_train), train_metrics_rows, seed)
+    model = estimator.load(task)(**{**resolved, **weight_params})
+    data = _fit_data(estimator, task, x_train, y_train, x_valid, y_valid, sample_weight)
+    data.train_rows = _sample_rows(len(y_train), spec.train_metrics_rows, spec.seed)
     peak_before = peak_rss_mb()
-    log = fit_model(model, spec.fitter, task, data, stopping, time_budget_s, curve=learning_curve)
+    log = fit_model(model, estimator.fitter, task, data, stopping, spec.time_budget_s, curve=spec.learning_curve)
     peak_after = peak_rss_mb()
     fit_s = time.perf_counter() - fit_start
 
-    classes = None if task == "regression" else _classes(spec, model, y_train)
+    classes = None if task == "regression" else _classes(estimator, model, y_train)
     if native_format(model) is not None:  # the bundle predicts as it will once stored and loaded
         model = to_native(model, len(classes or ()))
     training = {
@@ -132,26 +138,26 @@ def train_candidate(
         "train_metrics_rows": len(y_train) if data.train_rows is None else len(data.train_rows),
     }
     metadata = {
-        "algorithm": estimator,
+        "algorithm": spec.estimator,
         "params": resolved,
         "prep": preprocessor.get_params(),
         "feature_names": list(preprocessor.feature_names_),
         "n_train": train.height,
         "n_valid": valid.height,
-        "seed": seed,
+        "seed": spec.seed,
         "fit_options": {
-            "early_stopping": None if stopping is None else vars(stopping),
-            "time_budget_s": time_budget_s,
-            "class_weight": None if class_weight is None else _plain(class_weight),
-            "learning_curve": learning_curve,
-            "train_metrics_rows": train_metrics_rows,
+            "early_stopping": None if stopping is None else stopping.model_dump(),
+            "time_budget_s": spec.time_budget_s,
+            "class_weight": None if spec.class_weight is None else _plain(spec.class_weight),
+            "learning_curve": spec.learning_curve,
+            "train_metrics_rows": spec.train_metrics_rows,
         },
         "training": training,
         "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(),
     }
     if chain is not None:
-        metadata["transforms"] = transforms
+        metadata["transforms"] = spec.transforms
         metadata["lineage"] = chain.lineage()
     bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata, chain=chain)
     rows = data.train_rows  # the metrics compare labels, not the fit's (maybe encoded) targets
@@ -166,12 +172,6 @@ def train_candidate(
 
 def _sample_rows(rows: int, cap: int | None, seed: int) -> np.ndarray | None:
     """Sorted indices of ``cap`` rows drawn with ``seed`` (None: fewer rows than the cap, use them all)."""
-    if cap is not None and cap < 1:
-        raise ConfigError(
-            f"train_metrics_rows must be at least 1, not {cap}.",
-            key="train_metrics_rows",
-            hint="Use a positive number of rows, or null to score every training row.",
-        )
     if cap is None or rows <= cap:
         return None
     return np.sort(np.random.default_rng(seed).choice(rows, size=cap, replace=False))

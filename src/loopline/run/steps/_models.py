@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
@@ -11,14 +12,12 @@ from pydantic import Field, field_validator, model_validator
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
+from loopline.core.records import Candidate, CandidateSummary, Selection
 from loopline.core.step import StepConfig, StepContext, StepType
-from loopline.monitor import gate
-from loopline.run._leaderboard import rank_candidates
+from loopline.run._policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
-    METRIC_DIRECTION,
-    TRAIN_METRICS_ROWS,
-    ModelBundle,
+    TrainSpec,
     cross_validate,
     limited_threads,
     parse_gap,
@@ -28,6 +27,9 @@ from loopline.train import (
     thread_params,
     train_candidate,
 )
+
+if TYPE_CHECKING:
+    from loopline.store import Store
 
 
 class SplitConfig(StepConfig):
@@ -70,16 +72,6 @@ class SplitConfig(StepConfig):
         return self
 
 
-class EarlyStoppingConfig(StepConfig):
-    """``early_stopping:`` of a train step; see ``loopline.train._iterative.EarlyStopping``."""
-
-    patience: Annotated[int, Field(ge=1, description="Rounds without improvement on valid before stopping.")] = 20
-    metric: Annotated[
-        Literal["auto", "logloss", "error", "auc", "rmse", "mae"],
-        Field(description="Watched on the validation split; auto: log loss / RMSE (HGB: its own loss)."),
-    ] = "auto"
-
-
 class CVConfig(StepConfig):
     """``cv:`` of a train step: cross-validate the candidate's configuration on the training split."""
 
@@ -119,54 +111,14 @@ class CVConfig(StepConfig):
         return self
 
 
-class TrainConfig(StepConfig):
-    """Train one candidate: fitted preprocessing + estimator, scored on every split given."""
+class TrainConfig(TrainSpec, StepConfig):
+    """Train one candidate: fitted preprocessing + estimator, scored on every split given.
 
-    target: str
-    numeric: list[str] = []
-    categorical: list[str] = []
-    estimator: Annotated[
-        str,
-        Field(
-            description="Registered estimator alias (hist_gradient_boosting) or a scikit-learn estimator's "
-            "import path (sklearn.ensemble:ExtraTreesClassifier; only sklearn., lightgbm., xgboost.)."
-        ),
-    ]
-    params: dict[str, Any] = {}
-    prep: dict[str, Any] = {}
-    transforms: Annotated[
-        list[dict[str, Any]],
-        Field(description="Transform chain fitted on the training split, carried in the bundle: [{type: ...}]."),
-    ] = []
-    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
-    seed: int = 0
+    The training keys are :class:`loopline.train.TrainSpec`'s (the config is passed to
+    ``train_candidate`` whole); the ones below are the step's own.
+    """
+
     reference_rows: Annotated[int, Field(ge=100, description="Training rows kept as the drift reference.")] = 5000
-    early_stopping: Annotated[
-        EarlyStoppingConfig | None,
-        Field(description="lightgbm, xgboost, hist_gradient_boosting: stop when valid stops improving."),
-    ] = None
-    time_budget_s: Annotated[
-        float | None, Field(gt=0, description="lightgbm, xgboost: stop adding rounds after this many seconds.")
-    ] = None
-    learning_curve: Annotated[
-        bool,
-        Field(
-            description="lightgbm, xgboost: record the metric per round on valid without early_stopping or "
-            "time_budget_s too (each round then also scores valid; with them it is always recorded)."
-        ),
-    ] = False
-    train_metrics_rows: Annotated[
-        int | None,
-        Field(
-            ge=1,
-            description="Training rows the train metrics and curve are measured on: a sample seeded by seed "
-            "(null: every row). Valid and test metrics always use every row.",
-        ),
-    ] = TRAIN_METRICS_ROWS
-    class_weight: Annotated[
-        Literal["balanced"] | dict[str | int | bool, Annotated[float, Field(gt=0)]] | None,
-        Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
-    ] = None
     slices: Annotated[
         list[str],
         Field(description="Categorical input columns: metrics per value on valid and test (report: slice_metrics)."),
@@ -193,32 +145,13 @@ class TrainConfig(StepConfig):
         ),
     ] = None
 
-    @field_validator("estimator")
-    @classmethod
-    def _importable_estimator(cls, value: str) -> str:
-        """Import paths are checked when the pipeline loads (module rule, class, kind); aliases when it runs."""
-        if ":" in value or "." in value:
-            try:
-                resolve_estimator(value)
-            except LooplineError as exc:
-                raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("transforms")
-    @classmethod
-    def _known_transforms(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from loopline.prep import Chain
-
-        try:
-            Chain.from_config(value)
-        except LooplineError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
 
 class SelectConfig(StepConfig):
     """Register every candidate under ``model``; pick the best by ``metric`` on the validation split;
-    promote it if it beats the production model on the holdout (the last input, when it is a table)."""
+    promote it if it beats the production model on the holdout (the last input, when it is a table).
+
+    In a retrain (``loopline monitor --retrain``) the step registers and ranks only; the holdout gate then
+    uses ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement``."""
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     metric: str = "roc_auc"
@@ -284,7 +217,7 @@ class Train(StepType[TrainConfig]):
     def run(self, config: TrainConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         train, valid = inputs[0], inputs[1]
         test = inputs[2] if len(inputs) == 3 and inputs[2].height else None
-        features = [*config.numeric, *config.categorical]
+        features = config.features()
         if not features:
             raise ConfigError(
                 f"step {ctx.step!r} names no feature.",
@@ -299,22 +232,25 @@ class Train(StepType[TrainConfig]):
             spec.load(task)
         params = thread_params(spec, config.params, config.threads)
         with limited_threads(config.threads) as threads:
-            outputs = _fit(config, train, valid, test, params, ctx)
-        outputs["report"]["threads"] = threads  # what the fit saw: {requested, openmp, blas}
-        return outputs
+            candidate = _fit(config, params, train, valid, test, ctx)
+        # what the fit saw: {requested, openmp, blas}
+        return replace(candidate, report=replace(candidate.report, threads=threads)).to_dict()
 
 
 def _fit(
-    config: Any,
+    config: TrainConfig,
+    params: dict[str, Any],
     train: pl.DataFrame,
     valid: pl.DataFrame,
     test: pl.DataFrame | None,
-    params: dict[str, Any],
     ctx: StepContext,
-) -> dict[str, Any]:
-    """The train step's work: the candidate on the whole training split, its scores, cross-validation."""
-    options = _candidate_options(config, params)
-    result = train_candidate(train, valid, **options)
+) -> Candidate:
+    """The train step's work: the candidate on the whole training split, its scores, cross-validation.
+
+    The config is passed to ``train_candidate`` whole (it is a TrainSpec), with ``params`` (the step's
+    params plus its thread settings) in place of its own."""
+    spec = config.model_copy(update={"params": params})
+    result = train_candidate(train, valid, spec)
     metrics = dict(result.metrics)
     scored = {"valid": valid}
     if test is not None:
@@ -324,73 +260,46 @@ def _fit(
         split: slice_metrics(result.bundle, frame, config.slices, top=config.slice_top, min_rows=config.slice_min_rows)
         for split, frame in scored.items()
     }
-    cv = _cross_validate(config, train, valid, options, ctx.step)
+    cv = _cross_validate(spec, train, valid, ctx.step)
     if cv is not None:
         metrics["cv"] = cv["mean"]
-    features = [*config.numeric, *config.categorical]
-    reference = train.select(features).sample(n=min(config.reference_rows, train.height), seed=config.seed)
-    report = {
-        "algorithm": config.estimator,
-        "metrics": metrics,
-        "params": result.params,
-        # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in timings,
-        # which the select step stores with the model version as it is
-        "timings": {**result.timings, "training": result.training},
-        "input_schema": result.bundle.input_schema,
-        "features": {"numeric": config.numeric, "categorical": config.categorical},
-        "target": config.target,
-        "task": result.bundle.task,
-        "data_fingerprint": fingerprint(_frame_hash(train), _frame_hash(valid)),
-        "rows": {"train": train.height, "valid": valid.height},
-        "step_config": config.model_dump(mode="json"),
-        "lineage": result.bundle.metadata.get("lineage"),  # output feature -> input columns (None: no chain)
-        "slice_metrics": slices if config.slices else None,  # {split: {column: {value: {rows, metrics}}}}
-        "cv": cv,  # {method, folds, seed, fold_rows, fold_metrics, mean, std, ...}; None without cv
-    }
-    return {"bundle": result.bundle.to_bytes(), "reference": reference, "report": report}
+    reference = train.select(config.features()).sample(n=min(config.reference_rows, train.height), seed=config.seed)
+    # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in the report's
+    # timings, which the select step stores with the model version as it is
+    report = replace(
+        result.report(config, data_fingerprint=fingerprint(_frame_hash(train), _frame_hash(valid))),
+        metrics=metrics,
+        rows={"train": train.height, "valid": valid.height},
+        slice_metrics=slices if config.slices else None,
+        cv=cv,
+    )
+    return Candidate(result.bundle.to_bytes(), reference, report)
 
 
-def _candidate_options(config: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """``train_candidate``'s keyword arguments for the step's configuration."""
-    return {
-        "target": config.target,
-        "numeric": config.numeric,
-        "categorical": config.categorical,
-        "estimator": config.estimator,
-        "params": params,
-        "task": config.task,
-        "prep": config.prep,
-        "transforms": config.transforms,
-        "seed": config.seed,
-        "early_stopping": config.early_stopping.model_dump() if config.early_stopping else None,
-        "time_budget_s": config.time_budget_s,
-        "class_weight": config.class_weight,
-        "learning_curve": config.learning_curve,
-        "train_metrics_rows": config.train_metrics_rows,
-    }
-
-
-def _cross_validate(
-    config: Any, train: pl.DataFrame, valid: pl.DataFrame, options: dict[str, Any], step: str
-) -> dict[str, Any] | None:
+def _cross_validate(config: TrainConfig, train: pl.DataFrame, valid: pl.DataFrame, step: str) -> dict[str, Any] | None:
     if config.cv is None:
         return None
     cv = config.cv
     return cross_validate(
         train,
         valid,
+        config,
         folds=cv.folds,
         method=cv.method,
         group_column=cv.group_column,
         time_column=cv.time_column,
         fold_seed=config.seed if cv.seed is None else cv.seed,
         where=f"steps.{step}.cv",
-        **options,
     )
 
 
 class Select(StepType[SelectConfig]):
-    """``type: select`` — the model repository's door: register, rank, gate, promote."""
+    """``type: select`` — the model repository's door: register, rank, gate, promote.
+
+    Its inputs are train steps (each a :class:`~loopline.core.records.Candidate`) and, last, the holdout
+    table the gate compares the best candidate and the production model on. The decision is the loop
+    policy's (:mod:`loopline.run._policy`); the output is a :class:`~loopline.core.records.Selection`.
+    """
 
     type_name = "select"
     Config = SelectConfig
@@ -400,105 +309,57 @@ class Select(StepType[SelectConfig]):
 
     def run(self, config: SelectConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
         holdout = inputs[-1] if isinstance(inputs[-1], pl.DataFrame) else None
-        candidates = [i for i in inputs if isinstance(i, dict) and {"bundle", "report"} <= set(i)]
-        if not candidates:
-            raise ConfigError(
-                f"step {ctx.step!r} has no candidate among its inputs.",
-                key=f"steps.{ctx.step}.inputs",
-                hint="List the 'train' steps whose candidates to compare.",
-            )
+        candidates = _candidates(inputs, ctx.step)
         if ctx.store is None:
             raise ConfigError("the select step needs a store.", hint="Run the pipeline with loopline's Runner.")
-        registered = [_register(ctx, config.model, c) for c in candidates]
+        store: Store = ctx.store
+        registered = [store.models.register_candidate(config.model, c, run_id=ctx.run_id) for c in candidates]
         for version in registered:
             _metric(version.metrics, "valid", config.metric, ctx.step)  # every candidate is ranked
-        first = rank_candidates(registered, config.metric)[0]["version"]
+        first = rank_candidates(registered, config.metric)[0].version
         best = next(v for v in registered if v.version == first)
-        decision = _decide(ctx, config, best, holdout, METRIC_DIRECTION.get(config.metric, True))
-        if decision["promote"]:
-            ctx.store.models.promote(config.model, best.version, reason=decision["reason"])
-        promoted = best.version if decision["promote"] else None
-        return {
-            "out": {
-                "model": config.model,
-                "candidates": [
-                    {"version": v.version, "algorithm": v.algorithm, "metrics": v.metrics} for v in registered
-                ],
-                "best": best.version,
-                **decision,
-                "metric": config.metric,
-                # every candidate, best first by the metric on valid (see loopline.run._leaderboard)
-                "leaderboard": rank_candidates(registered, config.metric, promoted=promoted),
-            }
-        }
+        rule = PromotionRule(config.promote, config.metric, config.min_improvement, f"steps.{ctx.step}.metric")
+        decision = promote(store, config.model, best, holdout, rule, run_id=ctx.run_id)
+        selection = Selection(
+            model=config.model,
+            candidates=tuple(CandidateSummary(v.version, v.algorithm, v.metrics) for v in registered),
+            best=best.version,
+            promote=decision.promote,
+            reason=decision.reason,
+            gate=decision.gate,
+            metric=config.metric,
+            # every candidate, best first by the metric on valid
+            leaderboard=tuple(
+                rank_candidates(registered, config.metric, promoted=best.version if decision.promote else None)
+            ),
+        )
+        return {"out": selection.to_dict()}
 
 
-def _register(ctx: StepContext, model: str, candidate: dict[str, Any]) -> Any:
-    store = ctx.store
-    report = candidate["report"]
-    return store.models.register_candidate(
-        name=model,
-        algorithm=report["algorithm"],
-        bundle=candidate["bundle"],
-        reference=candidate["reference"],
-        metrics=report["metrics"],
-        params=report["params"],
-        config={
-            "features": report["features"],
-            "target": report["target"],
-            "task": report["task"],
-            "rows": report["rows"],
-            "resolved": report["step_config"],
-            "lineage": report.get("lineage"),  # reports cached before lineage was recorded lack it
-            # per-slice metrics ride in the config: the model record's metrics stay {split: {metric: value}}
-            "slice_metrics": report.get("slice_metrics"),
-            # cross-validation: folds, seed, per-fold metrics and std; the means are the metrics' split "cv"
-            "cv": report.get("cv"),
-            "threads": report.get("threads"),
-        },
-        input_schema=report["input_schema"],
-        data_fingerprint=report["data_fingerprint"],
-        run_id=ctx.run_id,
-        timings=report["timings"],
-    )
+def _candidates(inputs: list[Any], step: str) -> list[Candidate]:
+    """The candidates among the select step's inputs (train steps' outputs, told by their report's marker).
 
-
-def _decide(ctx: StepContext, config: Any, best: Any, holdout: pl.DataFrame | None, higher: bool) -> dict[str, Any]:
-    store = ctx.store
-    champion = store.models.production(config.model)
-    if config.promote == "never":
-        return {"promote": False, "reason": "promotion disabled (promote: never)", "gate": None}
-    if champion is None:
-        return {"promote": True, "reason": "no production model yet", "gate": None}
-    if champion.version == best.version:
-        return {"promote": False, "reason": f"version {best.version} is already in production", "gate": None}
-    if config.promote == "always" or holdout is None or holdout.height == 0:
-        why = "promote: always" if config.promote == "always" else "no holdout to compare on; best candidate wins"
-        return {"promote": True, "reason": why, "gate": None}
-    champion_bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(champion.bundle_digest))
-    challenger_bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(best.bundle_digest))
-    champion_metrics = champion_bundle.evaluate(holdout)
-    challenger_metrics = challenger_bundle.evaluate(holdout)
-    store.models.record_evaluation(config.model, champion.version, f"holdout_{ctx.run_id[:8]}", champion_metrics)
-    store.models.record_evaluation(config.model, best.version, f"holdout_{ctx.run_id[:8]}", challenger_metrics)
-    decision = gate(
-        champion_metrics,
-        challenger_metrics,
-        metric=config.metric,
-        min_improvement=config.min_improvement,
-        higher_is_better=higher,
-    )
-    return {
-        "promote": decision.promote,
-        "reason": decision.reason,
-        "gate": {
-            "champion": champion.version,
-            "challenger": best.version,
-            "metric": config.metric,
-            "champion_score": decision.champion,
-            "challenger_score": decision.challenger,
-        },
-    }
+    A step's outputs that look like a candidate but are malformed, or the outputs of another kind of step,
+    are a ConfigError naming the input."""
+    candidates = []
+    for index, value in enumerate(inputs):
+        where = f"steps.{step}.inputs[{index}]"
+        if Candidate.is_one(value) or (isinstance(value, dict) and "report" in value):
+            candidates.append(Candidate.from_dict(value, where=where))
+        elif isinstance(value, dict):
+            raise ConfigError(
+                f"{where} is not a candidate: it has outputs {', '.join(map(str, value)) or 'none'}, "
+                "not a train step's bundle, reference and report.",
+                key=where,
+                hint="List train steps (and, last, the holdout table such as split.test) as the select step's inputs.",
+            )
+    if not candidates:
+        raise ConfigError(
+            f"step {step!r} has no candidate among its inputs.",
+            key=f"steps.{step}.inputs",
+            hint="List the 'train' steps whose candidates to compare.",
+        )
+    return candidates
 
 
 def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> float:
@@ -508,7 +369,7 @@ def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> floa
         known = sorted(metrics.get(split, {}))
         raise DataError(
             f"step {step!r}: candidates have no {split} metric {metric!r}.",
-            hint=f"Set 'metric:' to one of {', '.join(known)}.",
+            hint=f"Set steps.{step}.metric to one of {', '.join(known)}.",
         ) from None
 
 

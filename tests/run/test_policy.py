@@ -1,16 +1,44 @@
+"""The loop policy: the retrain decision and the gate (promotion and retraining end to end: test_retrain.py)."""
+
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
+import numpy as np
 import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import DataError
-from loopline.monitor import decide_retrain, drift_report, gate
+from loopline.monitor import drift_report
+from loopline.run import decide_retrain, gate
 
 NUMERIC, CATEGORICAL = ["x", "y"], ["colour"]
+
+
+def make_frame(
+    seed: int, *, n: int = 4000, mean: float = 0.0, mix: tuple[float, float, float] = (0.5, 0.3, 0.2)
+) -> pl.DataFrame:
+    """Two numeric features (``x`` normal, ``y`` exponential) and one categorical (``colour``)."""
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "x": rng.normal(mean, 1.0, n),
+            "y": rng.exponential(2.0, n),
+            "colour": rng.choice(["red", "green", "blue"], n, p=list(mix)),
+        }
+    )
+
+
+@pytest.fixture
+def frame() -> Callable[..., pl.DataFrame]:
+    return make_frame
+
+
+@pytest.fixture
+def reference() -> pl.DataFrame:
+    return make_frame(1)
 
 
 def test_retrain_on_drift_names_the_drifted_features(
@@ -58,7 +86,7 @@ def test_no_retrain_on_too_few_current_rows(reference: pl.DataFrame, frame: Call
 def test_gate_promotes_a_clear_winner() -> None:
     decision = gate({"roc_auc": 0.70}, {"roc_auc": 0.75}, metric="roc_auc", min_improvement=0.01)
     assert decision.promote
-    assert (decision.champion, decision.challenger) == (0.70, 0.75)
+    assert (decision.champion_score, decision.challenger_score, decision.metric) == (0.70, 0.75, "roc_auc")
     assert "gain +0.0500 > 0.01): promote" in decision.reason
 
 
@@ -79,7 +107,7 @@ def test_gate_lower_is_better() -> None:
 
 def test_gate_without_a_champion_and_with_nan() -> None:
     first = gate(None, {"f1": 0.5}, metric="f1")
-    assert first.promote and math.isnan(first.champion) and "no champion" in first.reason
+    assert first.promote and math.isnan(first.champion_score) and "no champion" in first.reason
     assert not gate(None, {"f1": math.nan}, metric="f1").promote
     assert not gate({"f1": 0.5}, {"f1": math.nan}, metric="f1").promote
     assert gate({"f1": math.nan}, {"f1": 0.5}, metric="f1").promote
@@ -88,5 +116,18 @@ def test_gate_without_a_champion_and_with_nan() -> None:
 def test_gate_missing_metric_names_it_and_the_available_ones() -> None:
     with pytest.raises(DataError, match=r"challenger has no metric 'roc_au' \(available: f1, roc_auc\)\. Did you"):
         gate({"roc_auc": 0.7}, {"roc_auc": 0.8, "f1": 0.5}, metric="roc_au")
-    with pytest.raises(DataError, match=r"champion has no metric 'rmse' \(available: none\)\. Set retrain.metric"):
+    with pytest.raises(
+        DataError, match=r"champion has no metric 'rmse' \(available: none\)\. Set monitor.retrain.metric"
+    ):
         gate({}, {"rmse": 1.0}, metric="rmse", higher_is_better=False)
+
+
+def test_the_gate_hint_names_the_key_the_metric_came_from() -> None:
+    with pytest.raises(DataError, match=r"Did you mean 'roc_auc'\? Set steps.best.metric to one of the available"):
+        gate({"roc_auc": 0.7}, {"roc_auc": 0.8}, metric="roc_au", metric_key="steps.best.metric")
+
+
+def test_the_gate_takes_the_metric_direction_from_the_train_stage() -> None:
+    assert gate({"log_loss": 0.6}, {"log_loss": 0.5}, metric="log_loss").promote  # lower is better
+    assert not gate({"log_loss": 0.5}, {"log_loss": 0.6}, metric="log_loss").promote
+    assert gate({"custom": 1.0}, {"custom": 2.0}, metric="custom").promote  # unknown: higher is better

@@ -1,0 +1,384 @@
+"""The records that flow between the stages of the loop: frozen dataclasses, never loose dicts.
+
+    train step ──TrainReport + bundle + reference = Candidate──► select step ──Selection──► CLI, loop, dashboard
+    monitor ──RetrainDecision──► retrain ──GateDecision──► promotion
+
+Step outputs are stored as artifacts, so every record has ``to_dict()`` (JSON-ready) and ``from_dict()``.
+A :class:`TrainReport` carries a ``record`` marker: the select step recognises a candidate by it, and a
+malformed or foreign input is a ConfigError naming the input. ``from_dict`` tolerates missing optional keys,
+so reports and selections stored by earlier versions of loopline still load.
+
+These records live in the core because the store may import only the core (it registers a
+:class:`Candidate`), and every stage and the orchestrator may.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from loopline.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+RECORD_KEY = "record"
+"""The key of the type marker in a record's ``to_dict()``."""
+
+
+def _malformed(what: str, where: str, problem: str) -> ConfigError:
+    return ConfigError(
+        f"{where} is not a {what}: {problem}.",
+        key=where,
+        hint=f"Feed it the output of a step that produces a {what} (a 'train' step's candidate for a select step).",
+    )
+
+
+def _require(data: Any, keys: tuple[str, ...], what: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _malformed(what, where, f"got {type(data).__name__}, not a mapping")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise _malformed(what, where, f"it lacks {', '.join(missing)}")
+    return data
+
+
+@dataclass(frozen=True)
+class Features:
+    """A model's input columns: numeric and categorical, as the train step listed them."""
+
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Features:
+        data = data or {}
+        return cls(tuple(data.get("numeric") or ()), tuple(data.get("categorical") or ()))
+
+    @property
+    def names(self) -> list[str]:
+        """Every input column: numeric, then categorical."""
+        return [*self.numeric, *self.categorical]
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a train step reports about its candidate, and what the model version records.
+
+    ``metrics`` is ``{split: {metric: value}}`` (``cv``: the fold means); ``timings`` holds the seconds per
+    phase and ``training`` (how the fit went); ``step_config`` the step's resolved config as JSON;
+    ``lineage`` output feature -> input columns (None without a transform chain); ``slice_metrics``
+    ``{split: {column: {value: {rows, metrics}}}}``; ``cv`` the cross-validation summary (folds, seed,
+    fold metrics, mean, std); ``threads`` what the fit saw (requested, openmp, blas).
+    """
+
+    KIND: ClassVar[str] = "loopline.train_report"
+
+    algorithm: str
+    metrics: dict[str, dict[str, float]]
+    params: dict[str, Any]
+    timings: dict[str, Any]
+    input_schema: list[dict[str, Any]]
+    features: Features
+    target: str
+    task: str
+    data_fingerprint: str
+    rows: dict[str, int]
+    step_config: dict[str, Any]
+    lineage: dict[str, list[str]] | None = None
+    slice_metrics: dict[str, Any] | None = None
+    cv: dict[str, Any] | None = None
+    threads: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {RECORD_KEY: self.KIND}
+        out.update({f.name: getattr(self, f.name) for f in fields(self)})
+        out["features"] = self.features.to_dict()
+        return out
+
+    @classmethod
+    def is_one(cls, data: Any) -> bool:
+        """Whether ``data`` is a stored train report: a mapping with this record's marker."""
+        return isinstance(data, Mapping) and data.get(RECORD_KEY) == cls.KIND
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "train report") -> TrainReport:
+        """The report stored as ``data``; ConfigError naming ``where`` when it is not one. Reports stored
+        before the marker existed (they have ``algorithm``, ``metrics`` and ``features``) load as well."""
+        required = ("algorithm", "metrics", "features", "target", "task", "input_schema")
+        data = _require(data, required, "train report", where)
+        marker = data.get(RECORD_KEY)
+        if marker is not None and marker != cls.KIND:
+            raise _malformed("train report", where, f"it is a {marker!r} record")
+        return cls(
+            algorithm=str(data["algorithm"]),
+            metrics=dict(data["metrics"]),
+            params=dict(data.get("params") or {}),
+            timings=dict(data.get("timings") or {}),
+            input_schema=list(data["input_schema"]),
+            features=Features.from_dict(data["features"]),
+            target=str(data["target"]),
+            task=str(data["task"]),
+            data_fingerprint=str(data.get("data_fingerprint", "")),
+            rows=dict(data.get("rows") or {}),
+            step_config=dict(data.get("step_config") or {}),
+            lineage=data.get("lineage"),
+            slice_metrics=data.get("slice_metrics"),
+            cv=data.get("cv"),
+            threads=data.get("threads"),
+        )
+
+    def version_config(self) -> dict[str, Any]:
+        """The model version's ``config`` as the repository stores it (see :class:`VersionConfig`)."""
+        return VersionConfig(
+            features=self.features,
+            target=self.target,
+            task=self.task,
+            rows=self.rows,
+            resolved=self.step_config,
+            lineage=self.lineage,
+            slice_metrics=self.slice_metrics,
+            cv=self.cv,
+            threads=self.threads,
+        ).to_dict()
+
+
+@dataclass(frozen=True)
+class VersionConfig:
+    """The typed view of a model version's stored ``config``: what it was trained on and how.
+
+    ``resolved`` is the train step's config; per-slice metrics and the cross-validation summary ride
+    here, so the version's ``metrics`` stay ``{split: {metric: value}}``.
+    """
+
+    features: Features = Features()
+    target: str | None = None
+    task: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    resolved: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, list[str]] | None = None
+    slice_metrics: dict[str, Any] | None = None
+    cv: dict[str, Any] | None = None
+    threads: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["features"] = self.features.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> VersionConfig:
+        """Tolerant: versions registered by hand (``config={}``) or by older releases lack keys."""
+        data = data or {}
+        return cls(
+            features=Features.from_dict(data.get("features")),
+            target=data.get("target"),
+            task=data.get("task"),
+            rows=dict(data.get("rows") or {}),
+            resolved=dict(data.get("resolved") or {}),
+            lineage=data.get("lineage"),
+            slice_metrics=data.get("slice_metrics"),
+            cv=data.get("cv"),
+            threads=data.get("threads"),
+        )
+
+    def cv_std(self, metric: str) -> float | None:
+        """The standard deviation of ``metric`` over the cross-validation folds (None without cv)."""
+        value = ((self.cv or {}).get("std") or {}).get(metric)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trained candidate on its way to the model repository: the bundle's bytes, the drift reference
+    (training rows; None: no drift monitoring) and its :class:`TrainReport`."""
+
+    bundle: bytes
+    reference: pl.DataFrame | None
+    report: TrainReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame) and ``report`` (JSON);
+        the runner stores each as its own artifact."""
+        return {"bundle": self.bundle, "reference": self.reference, "report": self.report.to_dict()}
+
+    @classmethod
+    def is_one(cls, data: Any) -> bool:
+        """Whether ``data`` (a step's outputs) holds a candidate: its report carries the record marker."""
+        return isinstance(data, Mapping) and TrainReport.is_one(data.get("report"))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "candidate") -> Candidate:
+        """The candidate in a train step's outputs; ConfigError naming ``where`` when malformed."""
+        data = _require(data, ("bundle", "report"), "candidate", where)
+        if not isinstance(data["bundle"], bytes | bytearray):
+            raise _malformed("candidate", where, f"its bundle is {type(data['bundle']).__name__}, not bytes")
+        report = TrainReport.from_dict(data["report"], where=f"{where}.report")
+        return cls(bytes(data["bundle"]), data.get("reference"), report)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether to promote the challenger; a score is NaN where that side had none (no champion).
+
+    ``champion`` and ``challenger`` are the versions compared when the gate ran on registered versions.
+    """
+
+    promote: bool
+    reason: str
+    metric: str
+    champion_score: float
+    challenger_score: float
+    min_improvement: float = 0.0
+    champion: int | None = None
+    challenger: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateDecision:
+        """Also reads the ``gate`` of selections stored before this record (no promote/reason in it)."""
+        return cls(
+            promote=bool(data.get("promote", False)),
+            reason=str(data.get("reason", "")),
+            metric=str(data.get("metric", "")),
+            champion_score=_float(data.get("champion_score")),
+            challenger_score=_float(data.get("challenger_score")),
+            min_improvement=float(data.get("min_improvement") or 0.0),
+            champion=data.get("champion"),
+            challenger=data.get("challenger"),
+        )
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Whether to retrain, and why in words."""
+
+    retrain: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"retrain": self.retrain, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RetrainDecision:
+        return cls(bool(data["retrain"]), str(data["reason"]))
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One candidate on a leaderboard: ``score`` is the metric on the ranked split; ``rank`` None when the
+    candidate lacks it; ``valid``/``test``/``cv`` the metric on each split; ``cv_std`` over the folds;
+    ``fit_s``, ``stopped`` and ``iterations`` how the fit went; ``best`` rank 1; ``promoted`` it became
+    production."""
+
+    rank: int | None
+    version: int
+    algorithm: str
+    score: float | None
+    valid: float | None = None
+    test: float | None = None
+    cv: float | None = None
+    cv_std: float | None = None
+    fit_s: float | None = None
+    stopped: str | None = None
+    iterations: int | None = None
+    best: bool = False
+    promoted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeaderboardRow:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """A registered candidate as a selection lists it: version, algorithm and metrics per split."""
+
+    version: int
+    algorithm: str
+    metrics: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "algorithm": self.algorithm, "metrics": self.metrics}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateSummary:
+        return cls(int(data["version"]), str(data["algorithm"]), dict(data.get("metrics") or {}))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a select step decided: the candidates it registered under ``model``, the ``best`` version by
+    ``metric`` on valid, whether it was promoted and why, the holdout ``gate`` (None when no comparison
+    ran) and the ``leaderboard`` (best first)."""
+
+    KIND: ClassVar[str] = "loopline.selection"
+
+    model: str
+    candidates: tuple[CandidateSummary, ...]
+    best: int
+    promote: bool
+    reason: str
+    gate: GateDecision | None
+    metric: str
+    leaderboard: tuple[LeaderboardRow, ...] = ()
+
+    @property
+    def promoted(self) -> int | None:
+        """The version this selection made production, or None."""
+        return self.best if self.promote else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            RECORD_KEY: self.KIND,
+            "model": self.model,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "best": self.best,
+            "promote": self.promote,
+            "reason": self.reason,
+            "gate": None if self.gate is None else self.gate.to_dict(),
+            "metric": self.metric,
+            "leaderboard": [row.to_dict() for row in self.leaderboard],
+        }
+
+    @classmethod
+    def is_one(cls, data: Any) -> bool:
+        """Whether ``data`` is a stored selection (marked, or shaped like one from before the marker)."""
+        if not isinstance(data, Mapping):
+            return False
+        return data.get(RECORD_KEY) == cls.KIND or (RECORD_KEY not in data and {"model", "best"} <= set(data))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "selection") -> Selection:
+        data = _require(data, ("model", "candidates", "best", "promote"), "selection", where)
+        gate = data.get("gate")
+        return cls(
+            model=str(data["model"]),
+            candidates=tuple(CandidateSummary.from_dict(c) for c in data["candidates"]),
+            best=int(data["best"]),
+            promote=bool(data["promote"]),
+            reason=str(data.get("reason", "")),
+            gate=None if not gate else GateDecision.from_dict({**_decision(data), **gate}),
+            metric=str(data.get("metric", "")),
+            leaderboard=tuple(LeaderboardRow.from_dict(r) for r in data.get("leaderboard") or ()),
+        )
+
+
+def _decision(selection: Mapping[str, Any]) -> dict[str, Any]:
+    """What a stored gate from before :class:`GateDecision` left to its selection."""
+    return {"promote": selection["promote"], "reason": selection.get("reason", ""), "metric": selection.get("metric")}
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)

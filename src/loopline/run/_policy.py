@@ -1,0 +1,423 @@
+"""The loop's policy, in one place: rank candidates, gate a challenger, decide to retrain, promote.
+
+One entry point each, called by the select step, ``loopline monitor``, the quickstart, and whatever
+runs the loop next (a dashboard, a long-running service):
+
+- :func:`rank_candidates` — best first by one metric on one split, in the metric's direction
+  (:data:`loopline.train.METRIC_DIRECTION`; unknown metrics: higher is better), ties in the order given,
+  candidates without the metric last and unranked.
+- :func:`gate` — the challenger replaces the champion only when it gains more than ``min_improvement``.
+- :func:`decide_retrain` — retrain when enough features drifted on enough rows.
+- :func:`promote` — the select step's rule (``if_better``, ``always``, ``never``) applied to the best
+  candidate, gated on the holdout against the production model, and the store's promotion.
+- :func:`retrain_and_gate` — re-run a pipeline on the most recent window; its select step registers and
+  ranks the candidates, and the best one is gated with ``monitor.retrain.metric`` and
+  ``monitor.retrain.min_improvement`` before it is promoted.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import polars as pl
+
+from loopline.core.config import DriftConfig, RetrainConfig
+from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
+from loopline.core.pipeline import StepSpec
+from loopline.core.records import GateDecision, LeaderboardRow, RetrainDecision, Selection, VersionConfig
+from loopline.train import METRIC_DIRECTION, ModelBundle
+
+if TYPE_CHECKING:
+    from loopline.core.pipeline import Pipeline
+    from loopline.monitor import DriftReport
+    from loopline.run._runner import RunResult
+    from loopline.store import ModelVersion, Store
+
+MIN_RETRAIN_ROWS = 100
+"""Current rows below which drift is too noisy to trigger a retrain."""
+
+WINDOW_PARAMS = ("start", "valid_from", "test_from", "end")
+"""The params a pipeline declares to be retrained on a moving window (see :func:`retrain_params`)."""
+
+PromoteMode = Literal["if_better", "always", "never"]
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of ``metric`` (the train stage's definition; unknown metrics: higher is better)."""
+    return METRIC_DIRECTION.get(metric, True)
+
+
+# -- ranking ------------------------------------------------------------------------------------
+
+
+class Rankable(Protocol):
+    """What a leaderboard row is made from (a ``ModelVersion`` is one)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def metrics(self) -> dict[str, Any]: ...
+    @property
+    def timings(self) -> dict[str, Any]: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+
+def rank_candidates(
+    candidates: Sequence[Rankable], metric: str, *, split: str = "valid", promoted: int | None = None
+) -> list[LeaderboardRow]:
+    """One row per version, best first by ``metric`` on ``split`` (see the module docstring; a version
+    listed twice counts once); ``promoted`` marks the version that became production."""
+    unique: dict[int, Rankable] = {}
+    for candidate in candidates:
+        unique.setdefault(candidate.version, candidate)
+    sign = -1.0 if higher_is_better(metric) else 1.0
+    scored = [(c, metric_value(c.metrics, split, metric)) for c in unique.values()]
+    ranked = sorted(((c, v) for c, v in scored if v is not None), key=lambda item: sign * item[1])  # stable
+    rows = [_row(c, metric, score, rank, promoted) for rank, (c, score) in enumerate(ranked, start=1)]
+    return rows + [_row(c, metric, None, None, promoted) for c, v in scored if v is None]
+
+
+def _row(
+    candidate: Rankable, metric: str, score: float | None, rank: int | None, promoted: int | None
+) -> LeaderboardRow:
+    training = candidate.timings.get("training") or {}
+    return LeaderboardRow(
+        rank=rank,
+        version=candidate.version,
+        algorithm=candidate.algorithm,
+        score=score,
+        valid=metric_value(candidate.metrics, "valid", metric),
+        test=metric_value(candidate.metrics, "test", metric),
+        cv=metric_value(candidate.metrics, "cv", metric),
+        cv_std=VersionConfig.from_dict(candidate.config).cv_std(metric),
+        fit_s=candidate.timings.get("fit_s"),
+        stopped=training.get("stopped"),
+        iterations=training.get("iterations"),
+        best=rank == 1,
+        promoted=promoted is not None and candidate.version == promoted,
+    )
+
+
+def metric_value(metrics: Mapping[str, Any], split: str, metric: str) -> float | None:
+    """``metrics[split][metric]`` as a float, None where absent."""
+    value = (metrics.get(split) or {}).get(metric)
+    return None if value is None else float(value)
+
+
+# -- the gate -----------------------------------------------------------------------------------
+
+
+def gate(
+    champion: Mapping[str, float] | None,
+    challenger: Mapping[str, float],
+    *,
+    metric: str,
+    min_improvement: float = 0.0,
+    higher_is_better: bool | None = None,
+    metric_key: str = "monitor.retrain.metric",
+) -> GateDecision:
+    """Promote when the challenger beats the champion on ``metric`` by more than ``min_improvement``.
+
+    The gain is ``challenger - champion`` (``champion - challenger`` when lower is better; by default the
+    metric's own direction); a tie keeps the champion. With no champion (``None``) a challenger with a
+    real number is promoted; a NaN challenger never is. DataError when either side lacks the metric,
+    its hint naming ``metric_key``, the config key the metric came from.
+    """
+    higher = _direction(metric) if higher_is_better is None else higher_is_better
+    new = _gate_metric(challenger, metric, "challenger", metric_key)
+
+    def decided(promote: bool, reason: str, old: float) -> GateDecision:
+        return GateDecision(promote, reason, metric, old, new, min_improvement)
+
+    if champion is None:
+        if math.isnan(new):
+            return decided(False, f"no champion, but challenger {metric} is NaN", math.nan)
+        return decided(True, f"no champion yet; promote the challenger ({metric} {new:.4f})", math.nan)
+    old = _gate_metric(champion, metric, "champion", metric_key)
+    if math.isnan(new):
+        return decided(False, f"challenger {metric} is NaN; keeping the champion", old)
+    if math.isnan(old):
+        return decided(True, f"champion {metric} is NaN; promoting the challenger ({new:.4f})", old)
+    gain = new - old if higher else old - new
+    direction = "higher" if higher else "lower"
+    summary = f"{metric} challenger {new:.4f} vs champion {old:.4f} ({direction} is better, gain {gain:+.4f}"
+    if gain > min_improvement:
+        return decided(True, f"{summary} > {min_improvement:g}): promote", old)
+    return decided(False, f"{summary} <= {min_improvement:g}): keep the champion", old)
+
+
+def _direction(metric: str) -> bool:
+    return higher_is_better(metric)
+
+
+def _gate_metric(metrics: Mapping[str, float], metric: str, side: str, key: str) -> float:
+    if metric not in metrics:
+        available = ", ".join(sorted(metrics)) or "none"
+        suggestion = did_you_mean(metric, metrics)
+        raise DataError(
+            f"the {side} has no metric {metric!r} (available: {available}).",
+            column=metric,
+            hint=f"{suggestion + ' ' if suggestion else ''}Set {key} to one of the available metrics.",
+        )
+    return float(metrics[metric])
+
+
+# -- the retrain decision -----------------------------------------------------------------------
+
+
+def decide_retrain(
+    report: DriftReport, config: RetrainConfig, drift: DriftConfig, *, min_rows: int = MIN_RETRAIN_ROWS
+) -> RetrainDecision:
+    """Retrain when ``config.on_drift`` is on and at least ``drift.min_drifted_features`` features drifted.
+
+    Never retrains on fewer than ``min_rows`` current rows: drift on a handful of rows is noise.
+    """
+    if not config.on_drift:
+        return RetrainDecision(False, "retraining on drift is off (monitor.retrain.on_drift is false)")
+    n_current = max((feature.n_current for feature in report.features), default=0)
+    if n_current < min_rows:
+        return RetrainDecision(False, f"only {n_current} current rows; a retrain decision needs at least {min_rows}")
+    count, total, needed = len(report.drifted), len(report.features), drift.min_drifted_features
+    if count >= needed:
+        named = ", ".join(_describe(report, name) for name in report.drifted)
+        return RetrainDecision(True, f"{count} of {total} features drifted ({needed} needed): {named}")
+    return RetrainDecision(False, f"{count} of {total} features drifted; {needed} needed to retrain")
+
+
+def _describe(report: DriftReport, name: str) -> str:
+    feature = next(feature for feature in report.features if feature.feature == name)
+    return f"{name} (PSI {feature.psi:.3f})"
+
+
+# -- promotion ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """How the best candidate may become production: ``mode`` (``if_better``: it must pass :func:`gate`
+    on the holdout against the production model), the gate's ``metric`` and ``min_improvement``, and
+    ``metric_key``, the config key they come from (named in error hints)."""
+
+    mode: PromoteMode = "if_better"
+    metric: str = "roc_auc"
+    min_improvement: float = 0.0
+    metric_key: str = "metric"
+
+    @classmethod
+    def for_retrain(cls, retrain: RetrainConfig, select_mode: PromoteMode) -> PromotionRule:
+        """A retrain's rule: ``monitor.retrain``'s metric and margin; a select step with ``promote: never``
+        still never promotes, ``always`` and ``if_better`` are gated."""
+        mode: PromoteMode = "never" if select_mode == "never" else "if_better"
+        return cls(mode, retrain.metric, retrain.min_improvement, "monitor.retrain.metric")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What :func:`promote` decided: ``gate`` is None when no holdout comparison ran."""
+
+    promote: bool
+    reason: str
+    gate: GateDecision | None = None
+
+
+def promote(
+    store: Store,
+    model: str,
+    best: ModelVersion,
+    holdout: pl.DataFrame | None,
+    rule: PromotionRule,
+    *,
+    run_id: str,
+) -> Promotion:
+    """Decide whether ``best`` becomes the production version of ``model`` and, if so, promote it.
+
+    No production version yet: promoted. ``always`` or no holdout rows: promoted. ``if_better``: the
+    champion and ``best`` are scored on ``holdout`` (each score is recorded with the version under
+    ``holdout_<run>``) and :func:`gate` decides. The store's audit trail keeps the reason.
+    """
+    decision = _decide(store, model, best, holdout, rule, run_id)
+    if decision.promote:
+        store.models.promote(model, best.version, reason=decision.reason)
+    return decision
+
+
+def _decide(
+    store: Store, model: str, best: ModelVersion, holdout: pl.DataFrame | None, rule: PromotionRule, run_id: str
+) -> Promotion:
+    if rule.mode == "never":
+        return Promotion(False, "promotion disabled (promote: never)")
+    champion = store.models.production(model)
+    if champion is None:
+        return Promotion(True, "no production model yet")
+    if champion.version == best.version:
+        return Promotion(False, f"version {best.version} is already in production")
+    if rule.mode == "always" or holdout is None or holdout.height == 0:
+        why = "promote: always" if rule.mode == "always" else "no holdout to compare on; best candidate wins"
+        return Promotion(True, why)
+    key = f"holdout_{run_id[:8]}"
+    scores = {}
+    for version in (champion, best):
+        bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(version.bundle_digest))
+        scores[version.version] = bundle.evaluate(holdout)
+        store.models.record_evaluation(model, version.version, key, scores[version.version])
+    decision = gate(
+        scores[champion.version],
+        scores[best.version],
+        metric=rule.metric,
+        min_improvement=rule.min_improvement,
+        metric_key=rule.metric_key,
+    )
+    decision = dataclasses.replace(decision, champion=champion.version, challenger=best.version)
+    return Promotion(decision.promote, decision.reason, decision)
+
+
+# -- the retrain loop ---------------------------------------------------------------------------
+
+
+def retrain_params(end: datetime, months: int) -> dict[str, Any]:
+    """A window of ``months`` ending at ``end``: train on all but the last month, whose first half
+    validates and second half tests (the gate's holdout)."""
+    end = end.astimezone(UTC) if end.tzinfo else end.replace(tzinfo=UTC)
+    start = _add_months(end, -months)
+    last = _add_months(end, -1)
+    middle = last + (end - last) / 2
+    middle = middle.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"start": _iso(start), "valid_from": _iso(last), "test_from": _iso(middle), "end": _iso(end)}
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.year * 12 + moment.month - 1 + months
+    return (
+        moment.replace(
+            year=month_index // 12, month=month_index % 12 + 1, day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        if moment.day == 1
+        else _add_months(moment.replace(day=1), months) + timedelta(days=moment.day - 1)
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+RunPipeline = Callable[["Store", "Pipeline", Mapping[str, Any]], "RunResult"]
+"""Runs a pipeline with params and returns the run (never raising on a failed step is fine)."""
+
+
+def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: RunPipeline | None = None) -> Selection:
+    """Re-run ``pipeline`` on the most recent window (``monitor.retrain.window`` months up to ``end``); its
+    select step registers and ranks the candidates, then the best one is gated on the select step's
+    holdout with ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement`` and promoted if it wins.
+
+    ``run`` runs the pipeline (default: a :class:`~loopline.run.Runner` on ``store``). Returns the select
+    step's selection with the retrain's promotion decision. ConfigError when the pipeline declares no
+    moving window or no select step; StepError when the run failed.
+    """
+    monitor = pipeline.monitor
+    missing = [p for p in WINDOW_PARAMS if p not in pipeline.params]
+    if missing or monitor is None:
+        raise ConfigError(
+            f"pipeline {pipeline.name!r} cannot be retrained on a moving window: "
+            + (f"params {', '.join(missing)} are not declared." if missing else "it has no 'monitor:' section."),
+            key="params" if missing else "monitor",
+            hint="Declare params start, valid_from, test_from and end and use them in the steps."
+            if missing
+            else "Add monitor: {model: NAME, retrain: {...}}.",
+        )
+    _check_retrain_metric(store, monitor.model, monitor.retrain.metric)
+    params = retrain_params(end, monitor.retrain.window)
+    name = select_step(pipeline)
+    select_config = pipeline.bind(params)[name].config
+    mode: PromoteMode = getattr(select_config, "promote", "if_better")
+    result = (run or _run)(store, _deferring(pipeline, name), params)
+    selection = selection_of(result, pipeline)
+    best = store.models.get(selection.model, selection.best)
+    rule = PromotionRule.for_retrain(monitor.retrain, mode)
+    decision = promote(store, selection.model, best, _holdout(result, pipeline, name), rule, run_id=result.run_id)
+    candidates = [store.models.get(selection.model, c.version) for c in selection.candidates]
+    promoted = best.version if decision.promote else None
+    return dataclasses.replace(
+        selection,
+        promote=decision.promote,
+        reason=decision.reason,
+        gate=decision.gate,
+        leaderboard=tuple(rank_candidates(candidates, selection.metric, promoted=promoted)),
+    )
+
+
+def _check_retrain_metric(store: Store, model: str, metric: str) -> None:
+    """ConfigError naming ``monitor.retrain.metric`` before any work when the production model was never
+    scored with ``metric`` (its validation metrics are the ones the gate will have)."""
+    production = store.models.production(model)
+    known = sorted((production.metrics.get("valid") or {}) if production else {})
+    if known and metric not in known:
+        suggestion = did_you_mean(metric, known)
+        raise ConfigError(
+            f"monitor.retrain.metric {metric!r} is not a metric of model {model!r} "
+            f"(v{production.version if production else '?'} has {', '.join(known)}).",
+            key="monitor.retrain.metric",
+            hint=f"{suggestion + ' ' if suggestion else ''}Set monitor.retrain.metric to one of them.",
+        )
+
+
+def _run(store: Store, pipeline: Pipeline, params: Mapping[str, Any]) -> RunResult:
+    from loopline.run._runner import Runner
+
+    return Runner(store).run(pipeline, params, raise_on_error=False)
+
+
+def _deferring(pipeline: Pipeline, name: str) -> Pipeline:
+    """A copy of ``pipeline`` whose select step ``name`` registers and ranks but leaves promotion to the
+    retrain gate (``promote: never``; the run record shows it)."""
+    spec = pipeline.steps[name]
+    deferring = copy.copy(pipeline)
+    deferring.params = dict(pipeline.params)
+    deferring.steps = {
+        **pipeline.steps,
+        name: StepSpec(name, spec.type, spec.inputs, {**spec.config, "promote": "never"}),
+    }
+    return deferring
+
+
+def _holdout(result: RunResult, pipeline: Pipeline, name: str) -> pl.DataFrame | None:
+    """The select step's holdout: its last input, when that is a table."""
+    inputs = pipeline.steps[name].inputs
+    if not inputs:
+        return None
+    producer, _, output = inputs[-1].partition(".")
+    value = result.output(producer, output or None)
+    return value if isinstance(value, pl.DataFrame) else None
+
+
+def select_step(pipeline: Pipeline) -> str:
+    """The name of the pipeline's select step; ConfigError when it has none."""
+    names = [n for n, s in pipeline.steps.items() if s.type == "select"]
+    if not names:
+        raise ConfigError(
+            f"pipeline {pipeline.name!r} has no select step to register and promote its candidates.",
+            key="steps",
+            hint="Add a step of type select that takes the train steps and the test split as inputs.",
+        )
+    return names[-1]
+
+
+def selection_of(result: RunResult, pipeline: Pipeline) -> Selection:
+    """The selection of the pipeline's select step in ``result``; StepError when the run failed."""
+    if result.status != "succeeded":
+        failed = next((o for o in result.steps.values() if o.status == "failed"), None)
+        raise StepError(
+            failed.name if failed else pipeline.name,
+            (failed.error if failed else None) or f"run {result.status}",
+            hint=f"Fix the cause, then resume with `loopline run --resume {result.run_id}`.",
+        )
+    name = select_step(pipeline)
+    return Selection.from_dict(result.output(name), where=f"steps.{name}")

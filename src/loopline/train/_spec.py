@@ -1,0 +1,137 @@
+"""What one candidate is trained from: :class:`TrainSpec`, the train configuration, passed whole.
+
+A train step's config *is* a TrainSpec plus the step's own keys (``reference_rows``, ``slices``, ``cv``,
+``threads``...), so the YAML keys, their validation and their descriptions are defined here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loopline.core.errors import ConfigError, LooplineError
+from loopline.core.pipeline import config_error_from_validation
+from loopline.train._estimators import resolve_estimator
+
+TRAIN_METRICS_ROWS = 10_000
+"""Training rows the ``train`` metrics and curve are measured on by default (a seeded sample; scikit-learn's
+gradient boosting scores its training rows on 10,000 as well). Validation and test metrics use every row."""
+
+ClassWeightSpec = Literal["balanced"] | dict[str | int | bool, Annotated[float, Field(gt=0)]]
+"""``class_weight``: "balanced", or ``{label: weight}`` (other labels weigh 1)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EarlyStopping(_Frozen):
+    """``early_stopping:`` of a train step: stop when the validation ``metric`` has not improved for
+    ``patience`` rounds (see :mod:`loopline.train._iterative`)."""
+
+    patience: Annotated[int, Field(ge=1, description="Rounds without improvement on valid before stopping.")] = 20
+    metric: Annotated[
+        Literal["auto", "logloss", "error", "auc", "rmse", "mae"],
+        Field(description="Watched on the validation split; auto: log loss / RMSE (HGB: its own loss)."),
+    ] = "auto"
+
+
+class TrainSpec(_Frozen):
+    """Train one candidate: fitted preprocessing + estimator, scored on every split given.
+
+    Build it with keywords (``TrainSpec(target="y", numeric=["x"], estimator="lightgbm")``; pydantic's
+    ValidationError on a bad value) or from a mapping read from a file with :meth:`parse` (ConfigError
+    naming the key, with a did-you-mean for unknown keys).
+    """
+
+    target: str
+    numeric: list[str] = []
+    categorical: list[str] = []
+    estimator: Annotated[
+        str,
+        Field(
+            description="Registered estimator alias (hist_gradient_boosting) or a scikit-learn estimator's "
+            "import path (sklearn.ensemble:ExtraTreesClassifier; only sklearn., lightgbm., xgboost.)."
+        ),
+    ]
+    params: dict[str, Any] = {}
+    prep: dict[str, Any] = {}
+    transforms: Annotated[
+        list[dict[str, Any]],
+        Field(description="Transform chain fitted on the training split, carried in the bundle: [{type: ...}]."),
+    ] = []
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    seed: int = 0
+    early_stopping: Annotated[
+        EarlyStopping | None,
+        Field(description="lightgbm, xgboost, hist_gradient_boosting: stop when valid stops improving."),
+    ] = None
+    time_budget_s: Annotated[
+        float | None, Field(gt=0, description="lightgbm, xgboost: stop adding rounds after this many seconds.")
+    ] = None
+    learning_curve: Annotated[
+        bool,
+        Field(
+            description="lightgbm, xgboost: record the metric per round on valid without early_stopping or "
+            "time_budget_s too (each round then also scores valid; with them it is always recorded)."
+        ),
+    ] = False
+    train_metrics_rows: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Training rows the train metrics and curve are measured on: a sample seeded by seed "
+            "(null: every row). Valid and test metrics always use every row.",
+        ),
+    ] = TRAIN_METRICS_ROWS
+    class_weight: Annotated[
+        ClassWeightSpec | None,
+        Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
+    ] = None
+
+    @field_validator("estimator")
+    @classmethod
+    def _importable_estimator(cls, value: str) -> str:
+        """Import paths are checked when the pipeline loads (module rule, class, kind); aliases when it runs."""
+        if ":" in value or "." in value:
+            try:
+                resolve_estimator(value)
+            except LooplineError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from loopline.prep import Chain
+
+        try:
+            Chain.from_config(value)
+        except LooplineError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], *, where: str = "") -> TrainSpec:
+        """The spec for ``options`` (a mapping read from YAML or JSON); ConfigError naming the key
+        (prefixed by ``where``, e.g. ``steps.train``) and the fix when a key or value is wrong."""
+        try:
+            return cls.model_validate(dict(options))
+        except ValidationError as exc:
+            raise config_error_from_validation(exc, prefix=where, model=cls) from None
+
+    def features(self) -> list[str]:
+        """The input columns: numeric, then categorical."""
+        return [*self.numeric, *self.categorical]
+
+
+def check_spec(spec: object) -> TrainSpec:
+    """``spec`` itself when it is a TrainSpec; ConfigError saying how to build one otherwise."""
+    if isinstance(spec, TrainSpec):
+        return spec
+    raise ConfigError(
+        f"train_candidate takes a TrainSpec, not {type(spec).__name__}.",
+        hint="Pass TrainSpec(target=..., numeric=[...], estimator=...), or TrainSpec.parse(mapping) for a dict.",
+    )
