@@ -13,7 +13,7 @@ from loopline.cli._render import console, table
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
-    from loopline.run import RunResult
+    from loopline.run import Executor, RunResult
     from loopline.store import Store
 
 _MARKS = {
@@ -34,8 +34,10 @@ def run_with_progress(
     targets: list[str] | None = None,
     cache: bool = True,
     quiet: bool = False,
+    executor: Executor | None = None,
 ) -> RunResult:
-    """Run ``pipeline``, showing one line per step; never raises on a failed step (see the result)."""
+    """Run ``pipeline`` with ``executor`` (a thread pool by default), showing one line per step; never raises
+    on a failed step (see the result)."""
     from loopline.run import Runner
 
     total = len(targets) if targets else len(pipeline.steps)
@@ -57,7 +59,7 @@ def run_with_progress(
             else:
                 progress.advance(task)
 
-        result = Runner(store, cache=cache, progress=hook).run(
+        result = Runner(store, executor, cache=cache, progress=hook).run(
             pipeline, params, resume=resume, targets=targets, raise_on_error=False
         )
     if not quiet:
