@@ -158,3 +158,22 @@ def test_the_local_executor_hands_values_over_in_memory(
     result = Runner(store, cache=False).run(pipeline)
     assert result.status == "succeeded" and loaded == []  # the file step's table was handed over in memory
     assert result.output("a")["x"].to_list()[:3] == [0, 2, 4]
+
+
+def test_a_step_returning_other_outputs_than_declared_fails_with_the_fix(store: Store) -> None:
+    from loopline.core import STEP_TYPES, StepConfig, StepContext, StepType
+
+    class Sloppy(StepType[StepConfig]):
+        type_name = "sloppy_test"
+        outputs = ("model", "report")
+
+        def run(self, config: StepConfig, inputs: list[object], ctx: StepContext) -> dict[str, object]:
+            return {"model": b"weights"}
+
+    STEP_TYPES.register("sloppy_test", Sloppy(), replace=True)
+    result = Runner(store).run(Pipeline("sloppy").add("fit", "sloppy_test"), raise_on_error=False)
+    assert result.steps["fit"].status == "failed"
+    assert result.steps["fit"].error == (
+        "step 'fit' returned outputs ['model'], but its type declares ['model', 'report']. "
+        "Return a mapping with exactly the declared output names (the step type's `outputs`)."
+    )

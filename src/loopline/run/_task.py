@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import URL
 
-from loopline.core.errors import ConfigError, LooplineError, StepError
+from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.settings import STORE_URL_ENV
 from loopline.core.step import STEP_TYPES, FunctionStep, StepContext, StepType
 from loopline.run._values import ValueCache, is_ref, save_value
@@ -170,10 +170,10 @@ def _persist(
     declared = step_type.outputs
     if not isinstance(produced, Mapping) or set(produced) != set(declared):
         got = sorted(produced) if isinstance(produced, Mapping) else type(produced).__name__
-        raise StepError(
-            step,
-            f"returned outputs {got}, declared {list(declared)}.",
-            hint="Return a mapping with exactly the declared output names.",
+        raise ConfigError(
+            f"step {step!r} returned outputs {got}, but its type declares {list(declared)}.",
+            key=f"steps.{step}.type",
+            hint="Return a mapping with exactly the declared output names (the step type's `outputs`).",
         )
     outputs = {}
     for output in declared:
@@ -199,12 +199,12 @@ _RUN_VALUES: dict[str, ValueCache] = {}
 
 def store_location(store: Store) -> tuple[str, str]:
     """``(url, artifacts)`` that open ``store`` again from another process: the URL has no password, a SQLite
-    file and a local artifact folder are absolute paths."""
+    file and a local artifact folder are absolute paths, an artifact URL (``s3://…``) is kept as it is."""
     url = store.url
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         url = url.set(database=str(Path(url.database).expanduser().resolve()))
-    artifacts = store.artifacts
-    location = getattr(artifacts, "url", None) or str(Path(artifacts.root).expanduser().resolve())
+    root = str(getattr(store.artifacts, "url", None) or store.artifacts.root)
+    location = root if "://" in root else str(Path(root).expanduser().resolve())  # an fsspec URL stays as it is
     bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
     return bare.render_as_string(hide_password=False), str(location)
 
