@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from loopline import Pipeline, StepError
+from loopline import ConfigError, Pipeline, StepError
 from loopline.run import DaskExecutor, Runner, RunResult
 from loopline.store import Store
 
@@ -367,3 +367,35 @@ def test_without_the_dask_extra_the_error_names_it() -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 2
     assert all("pip install 'loopline[dask]'" in line for line in lines)
+
+
+# -- choosing an executor ----------------------------------------------------------------------------
+
+
+def test_executors_by_name() -> None:
+    from loopline.run import LocalExecutor, SequentialExecutor, make_executor
+
+    assert isinstance(make_executor("local"), LocalExecutor)
+    assert isinstance(make_executor("sequential"), SequentialExecutor)
+    remote = make_executor("dask://10.0.0.5:8786")
+    assert isinstance(remote, DaskExecutor) and remote.address == "dask://10.0.0.5:8786"
+    assert isinstance(make_executor("dask"), DaskExecutor) and make_executor("dask").address is None
+    with pytest.raises(ConfigError, match=r"unknown executor 'threads'.*--executor local"):
+        make_executor("threads")
+    with pytest.raises(ConfigError, match=r"executor 'dask://' names no scheduler address"):
+        make_executor("dask://")
+
+
+def test_a_local_dask_cluster_runs_steps_in_worker_processes(store: Store) -> None:
+    pipeline = Pipeline("local-cluster").add("a", start, value=41).add("b", worker_pid, inputs=["a"])
+    with DaskExecutor(n_workers=1) as executor:
+        result = bounded(lambda: Runner(store, executor, cache=False).run(pipeline))
+        workers = executor.client.scheduler_info()["workers"]
+        assert len(workers) == 1
+    assert result.status == "succeeded"
+    assert result.output("b")[0] == 42 and result.output("b")[1] != os.getpid()
+    assert executor._cluster is None  # stopped with the executor
+
+
+def worker_pid(value: int) -> list[int]:
+    return [value + 1, os.getpid()]
