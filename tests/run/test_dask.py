@@ -328,7 +328,8 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     from loopline.cli import app
 
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("name: nowhere\nsteps:\n  a:\n    type: sample\n    name: penguins\n")
+    pl.DataFrame({"x": [1]}).write_csv(tmp_path / "d.csv")
+    pipeline.write_text(f"name: nowhere\nsteps:\n  a:\n    type: file\n    path: {tmp_path / 'd.csv'}\n")
     port = free_port()
     result = CliRunner().invoke(
         app, ["run", str(pipeline), "--home", str(tmp_path / "home"), "--executor", f"dask://127.0.0.1:{port}"]

@@ -92,7 +92,7 @@ class DaskExecutor(Executor):
             "tcp://" + self.address.removeprefix("dask://") if self.address.startswith("dask://") else self.address
         )
         try:
-            return distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
+            client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
         except OSError as exc:
             raise ConfigError(
                 f"cannot reach the Dask scheduler at {address}: {exc}",
@@ -100,6 +100,9 @@ class DaskExecutor(Executor):
                 hint="Start one with `dask scheduler` (and workers with `dask worker tcp://HOST:PORT`), "
                 "or fix the address in --executor dask://HOST:PORT.",
             ) from None
+        if not client.scheduler_info().get("workers"):
+            log.warning("the Dask scheduler at %s has no worker yet: steps wait until one connects", address)
+        return client
 
     def submit(self, task: StepTask) -> Future[StepResult]:
         _check_shareable(task)
@@ -140,8 +143,8 @@ class DaskExecutor(Executor):
         exc = remote.exception() if remote.status == "error" else None
         if exc is not None and type(exc).__name__ == "KilledWorker":
             error: BaseException = LooplineError(
-                f"{max(lost, 1)} Dask worker(s) died while running it (the scheduler allows "
-                f"{getattr(exc, 'allowed_failures', '?')} before giving up); the last was "
+                f"{max(lost, 1)} Dask worker(s) died while running it (the scheduler's allowed-failures is "
+                f"{getattr(exc, 'allowed_failures', '?')}); the last was "
                 f"{getattr(getattr(exc, 'last_worker', None), 'address', '?')}.",
                 hint="Look for the cause in the workers' logs (memory limit, a crash in native code, os._exit).",
             )
