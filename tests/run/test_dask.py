@@ -22,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
+import distributed  # the dask extra, part of the dev install (`all`): never skipped
 import numpy as np
 import polars as pl
 import pytest
@@ -29,8 +30,6 @@ import pytest
 from loopline import ConfigError, Pipeline, StepError
 from loopline.run import DaskExecutor, Runner, RunResult
 from loopline.store import Store
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.slow
 

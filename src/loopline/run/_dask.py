@@ -84,7 +84,9 @@ class DaskExecutor(Executor):
                     n_workers=self.n_workers,
                     threads_per_worker=self.threads_per_worker,
                     processes=True,
-                    dashboard_address=None,
+                    host="127.0.0.1",  # loopback only
+                    dashboard_address=":0",  # the scheduler's HTTP endpoints on a free port, no dashboard
+                    scheduler_kwargs={"dashboard": False},
                     silence_logs=logging.ERROR,
                 )
             return distributed.Client(self._cluster)
