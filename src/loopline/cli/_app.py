@@ -56,6 +56,14 @@ def run(
     resume: Annotated[str | None, typer.Option("--resume", help="Continue a failed run by its id.")] = None,
     to: Annotated[list[str] | None, typer.Option("--to", help="Run only what this step needs.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step.")] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where steps run: local (threads), sequential, dask (a local Dask cluster of worker processes) "
+            "or dask://HOST:PORT (a running Dask scheduler; needs loopline[dask]).",
+        ),
+    ] = "local",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -63,6 +71,7 @@ def run(
     from loopline.cli._leaderboard import run_leaderboards
     from loopline.cli._progress import run_with_progress, select_steps
     from loopline.core.yamlfile import load_pipeline, pipeline_from_dict
+    from loopline.run import make_executor
 
     with clear_errors(), open_store(home) as store:
         params = parse_params(param or [])
@@ -75,7 +84,17 @@ def run(
             )
         else:
             loaded = load_pipeline(pipeline, params)
-        result = run_with_progress(store, loaded, params, resume=resume, targets=to, cache=not no_cache, quiet=as_json)
+        with make_executor(executor) as steps_executor:  # a local Dask cluster starts here, stops after the run
+            result = run_with_progress(
+                store,
+                loaded,
+                params,
+                resume=resume,
+                targets=to,
+                cache=not no_cache,
+                quiet=as_json,
+                executor=steps_executor,
+            )
         if as_json:
             print_json(
                 {

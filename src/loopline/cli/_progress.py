@@ -13,7 +13,7 @@ from loopline.cli._render import console, table
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
-    from loopline.run import RunResult
+    from loopline.run import Executor, RunResult
     from loopline.store import Store
 
 _MARKS = {
@@ -35,9 +35,10 @@ def run_with_progress(
     cache: bool = True,
     quiet: bool = False,
     leaderboards: bool = True,
+    executor: Executor | None = None,
 ) -> RunResult:
-    """Run ``pipeline``, showing one line per step and (``leaderboards``) each select step's leaderboard and
-    decision; never raises on a failed step (see the result)."""
+    """Run ``pipeline`` with ``executor`` (a thread pool by default), showing one line per step and
+    (``leaderboards``) each select step's leaderboard and decision; never raises on a failed step (see the result)."""
     from loopline.run import Runner
 
     total = len(targets) if targets else len(pipeline.steps)
@@ -59,7 +60,7 @@ def run_with_progress(
             else:
                 progress.advance(task)
 
-        result = Runner(store, cache=cache, progress=hook).run(
+        result = Runner(store, executor, cache=cache, progress=hook).run(
             pipeline, params, resume=resume, targets=targets, raise_on_error=False
         )
     if not quiet:

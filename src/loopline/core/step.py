@@ -110,6 +110,11 @@ class _FunctionConfig(StepConfig):
 class FunctionStep(StepType[_FunctionConfig]):
     """A user's Python function as a step: inputs positionally, config as keywords.
 
+    The keywords reach the function in their JSON form, as every step config travels to where steps run
+    (a tuple arrives as a list, a date as its ISO text). On a Dask cluster the function travels with the
+    task: by reference (its module must be importable where the workers run), or by value when it is
+    defined in ``__main__`` or inside another function.
+
     Its cache key covers the function's source, its config and its inputs. A closure's
     captured values are not part of the source, so closures are never served from the cache;
     pass ``cache=False`` for a function that reads other outside state (files, clocks, globals).

@@ -1,6 +1,8 @@
 """Orchestration: run pipelines (DAG, cache, records, resume) and the loop policy (rank, gate, retrain, promote)."""
 
+from loopline.run._choice import make_executor
 from loopline.run._compare import compare_models, data_versions
+from loopline.run._dask import DaskExecutor
 from loopline.run._evaluate import Evaluation, evaluate_models, evaluation_key
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._export import Export, export_model, model_card
@@ -24,11 +26,13 @@ from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 from loopline.run._score import BatchScore, ScoreProgress, score_batch
+from loopline.run._task import StepResult, StepTask, execute_step
 
 __all__ = [
     "MIN_RETRAIN_ROWS",
     "WINDOW_PARAMS",
     "BatchScore",
+    "DaskExecutor",
     "Evaluation",
     "Executor",
     "Export",
@@ -42,15 +46,19 @@ __all__ = [
     "ScoreProgress",
     "SequentialExecutor",
     "StepOutcome",
+    "StepResult",
+    "StepTask",
     "compare_models",
     "data_versions",
     "dataset_profile",
     "decide_retrain",
     "evaluate_models",
     "evaluation_key",
+    "execute_step",
     "export_model",
     "gate",
     "ingest_source",
+    "make_executor",
     "model_card",
     "monitor_model",
     "promote",

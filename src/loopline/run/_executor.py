@@ -1,37 +1,45 @@
-"""Executors run step callables; the runner only needs ``submit`` returning a Future.
+"""Executors run step tasks (:class:`~loopline.run._task.StepTask`) and hand back futures of their results.
 
-A Dask executor plugs in by wrapping ``client.submit`` into a ``concurrent.futures.Future``.
+The runner only calls :meth:`Executor.submit` (from one thread) and waits on the
+``concurrent.futures.Future`` it returns. Every executor runs the same :func:`execute_step`: in this
+process (a thread pool, or the calling thread) or on a Dask cluster (:class:`loopline.run.DaskExecutor`).
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from types import TracebackType
+
+from loopline.run._task import StepResult, StepTask, execute_step
 
 
 class Executor(ABC):
-    """Runs callables, possibly concurrently. Implementations must be usable from one thread."""
+    """Runs step tasks, possibly concurrently or elsewhere. ``submit`` is called from one thread."""
 
     @abstractmethod
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
-        """Start ``fn`` and return a future of its result."""
+    def submit(self, task: StepTask) -> Future[StepResult]:
+        """Start ``task`` and return a future of its result (a failing step is a ``failed`` result)."""
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook, most executors hold nothing
         """Release workers; the default has none."""
 
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
 
 class SequentialExecutor(Executor):
-    """Runs each callable at once in the calling thread (debugging, profiling)."""
+    """Runs each task at once in the calling thread (debugging, profiling)."""
 
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn())
-        except BaseException as exc:
-            future.set_exception(exc)
+    def submit(self, task: StepTask) -> Future[StepResult]:
+        future: Future[StepResult] = Future()
+        future.set_result(execute_step(task))
         return future
 
 
@@ -42,10 +50,10 @@ class LocalExecutor(Executor):
         self.max_workers = max_workers or min(4, os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
 
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+    def submit(self, task: StepTask) -> Future[StepResult]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="loopline-step")
-        return self._pool.submit(fn)
+        return self._pool.submit(execute_step, task)
 
     def shutdown(self) -> None:
         if self._pool is not None:

@@ -1,25 +1,28 @@
 """Run a pipeline's DAG: independent steps concurrently, unchanged steps from the cache,
-every run and step recorded in the store, failed runs resumable."""
+every run and step recorded in the store, failed runs resumable.
+
+This is the scheduler side of the step boundary: the DAG, cache lookups, outcomes, progress and every run
+and step record live here. Each step that must run becomes a :class:`~loopline.run._task.StepTask` for the
+executor, which runs :func:`~loopline.run._task.execute_step` wherever it runs steps.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from loopline.core.errors import ConfigError, LooplineError, StepError
+from loopline.core.errors import ConfigError, StepError
 from loopline.core.hashing import fingerprint
 from loopline.core.pipeline import BoundStep, Pipeline
-from loopline.core.step import StepContext
+from loopline.core.step import FunctionStep
 from loopline.run._executor import Executor, LocalExecutor
-from loopline.run._values import load_value, save_value
+from loopline.run._task import StepResult, StepTask, TaskInput, failed_result, lend_store
+from loopline.run._values import ValueCache
 
 if TYPE_CHECKING:
     from loopline.store import Store
@@ -34,13 +37,16 @@ ProgressHook = Callable[[str, str], None]  # (step, event) with event in started
 
 @dataclass
 class StepOutcome:
-    """What happened to one step in a run."""
+    """What happened to one step in a run; ``attempt`` is the one its record carries (the run's attempt, plus
+    one per worker that died running the step), ``worker`` the process that ran it."""
 
     name: str
     status: str  # succeeded | cached | reused | failed | skipped
     duration_s: float = 0.0
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     error: str | None = None
+    attempt: int = 1
+    worker: str | None = None
 
 
 @dataclass
@@ -51,7 +57,7 @@ class RunResult:
     status: str
     steps: dict[str, StepOutcome]
     error: str | None
-    _values: dict[tuple[str, str], Any]
+    _values: ValueCache
     _store: Store
 
     def output(self, step: str, name: str | None = None) -> Any:
@@ -62,10 +68,18 @@ class RunResult:
                 f"step {step!r} produced no output in run {self.run_id}.",
                 hint=f"Steps with outputs: {', '.join(s for s, o in self.steps.items() if o.outputs)}.",
             )
-        key = (step, name or next(iter(outcome.outputs)))
-        if key not in self._values:
-            self._values[key] = load_value(self._store, outcome.outputs[key[1]])
-        return self._values[key]
+        return self._values.load(self._store, outcome.outputs[name or next(iter(outcome.outputs))])
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    """A step handed to the executor, as the scheduler remembers it until its result arrives."""
+
+    name: str
+    key: str
+    config: dict[str, Any]
+    started: datetime
+    clock: float
 
 
 class Runner:
@@ -108,7 +122,8 @@ class Runner:
         self.store.runs.set_status(run_id, "running")
         state = _RunState(run_id, bound, done, attempt, merged)
         try:
-            self._schedule(state)
+            with lend_store(self.store, run_id) as (state.location, state.values):
+                self._schedule(state)
         finally:
             self._flush(state)
             status = "failed" if state.failed else "succeeded"
@@ -126,38 +141,37 @@ class Runner:
     # -- scheduling -------------------------------------------------------------------------------
     def _schedule(self, state: _RunState) -> None:
         waiting = {name: {p for p, _ in b.inputs} for name, b in state.bound.items()}
-        running: dict[Future[Any], str] = {}
+        running: dict[Future[StepResult], _Submitted] = {}
         while waiting or running:
             ready = [n for n, deps in waiting.items() if not deps]
             while ready:
                 name = ready.pop(0)
                 del waiting[name]
-                if name in state.done:
-                    state.reuse(name)
-                    self._release(name, waiting)
-                    self.progress(name, "reused")
+                submitted = self._start(state, name)
+                if submitted is None:  # reused, cached or failed without running: its dependents may start
+                    self._settle(name, waiting, state)
                     ready = [n for n, deps in waiting.items() if not deps]
-                    continue
-                self.progress(name, "started")
-                running[self.executor.submit(functools.partial(self._execute, state, name))] = name
+                else:
+                    running[submitted[0]] = submitted[1]
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                name = running.pop(future)
-                if future.exception() is None:
-                    self._release(name, waiting)
-                else:
-                    self._skip_dependents(name, waiting, state)
+                submitted_step = running.pop(future)
+                self._finish(state, submitted_step, future)
+                self._settle(submitted_step.name, waiting, state)
             if state.flush_due():
                 self._flush(state)
         for name in waiting:
             state.outcomes[name] = StepOutcome(name, "skipped")
 
-    @staticmethod
-    def _release(name: str, waiting: dict[str, set[str]]) -> None:
-        for deps in waiting.values():
-            deps.discard(name)
+    def _settle(self, name: str, waiting: dict[str, set[str]], state: _RunState) -> None:
+        """A step is over: release its dependents, or skip them all if it failed."""
+        if state.outcomes[name].status == "failed":
+            self._skip_dependents(name, waiting, state)
+        else:
+            for deps in waiting.values():
+                deps.discard(name)
 
     def _skip_dependents(self, name: str, waiting: dict[str, set[str]], state: _RunState) -> None:
         blocked = {name}
@@ -172,49 +186,110 @@ class Runner:
                     changed = True
 
     # -- one step ---------------------------------------------------------------------------------
-    def _execute(self, state: _RunState, name: str) -> None:
+    def _start(self, state: _RunState, name: str) -> tuple[Future[StepResult], _Submitted] | None:
+        """Reuse, serve from the cache, or hand the step to the executor (then returns its future)."""
+        if name in state.done:
+            state.outcomes[name] = StepOutcome(name, "reused", 0.0, state.done[name], attempt=state.attempt)
+            self.progress(name, "reused")
+            return None
+        self.progress(name, "started")
         bound = state.bound[name]
         started, clock = datetime.now(UTC), time.perf_counter()
-        config_json = bound.config.model_dump(mode="json")
+        config: dict[str, Any] = {}
+        key = None
         try:
-            key = self._cache_key(bound, state, config_json)
+            config = bound.config.model_dump(mode="json")
+            key = self._cache_key(bound, state, config)
             cached = self.store.runs.find_cached(key) if (self.cache and bound.step_type.cacheable) else None
             if cached is not None and all(self.store.artifacts.exists(r["digest"]) for r in cached.values()):
-                outputs, status = cached, "cached"
-            else:  # inputs load only now: a step served from the cache never reads them
-                inputs = [self._input(state, bound, i) for i in range(len(bound.inputs))]
-                ctx = StepContext(state.run_id, name, state.params, self.store, log.getChild(name))
-                values = bound.step_type.run(bound.config, inputs, ctx)
-                outputs = self._persist(bound, values, state)
-                status = "succeeded"
+                duration = time.perf_counter() - clock
+                state.outcomes[name] = StepOutcome(name, "cached", duration, cached, attempt=state.attempt)
+                self._record(state, bound, "cached", key, started, duration, config, cached, None)
+                self.progress(name, "cached")
+                return None
+            # inputs load only in the step: a step served from the cache never reads them
+            future = self.executor.submit(self._task(state, bound, config))
         except Exception as exc:
-            duration = time.perf_counter() - clock
-            message = str(exc) if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
-            state.fail(name, exc, message, duration)
-            self._record(
-                state,
-                bound,
-                "failed",
-                None,
-                started,
-                duration,
-                config_json,
-                {},
-                message + ("" if isinstance(exc, LooplineError) else "\n" + traceback.format_exc(limit=5)),
-            )
-            self.progress(name, "failed")
-            raise
-        duration = time.perf_counter() - clock
-        state.outcomes[name] = StepOutcome(name, status, duration, outputs)
-        self._record(state, bound, status, key, started, duration, config_json, outputs, None)
-        self.progress(name, status)
+            self._failed(state, bound, key, config, failed_result(name, exc, started, time.perf_counter() - clock))
+            return None
+        return future, _Submitted(name, key, config, started, clock)
 
-    def _input(self, state: _RunState, bound: BoundStep, index: int) -> Any:
+    def _task(self, state: _RunState, bound: BoundStep, config: dict[str, Any]) -> StepTask:
+        step_type = bound.step_type
+        return StepTask(
+            run_id=state.run_id,
+            step=bound.spec.name,
+            step_type=step_type.type_name,
+            config=config,
+            inputs=tuple(self._input(state, bound, i) for i in range(len(bound.inputs))),
+            params=state.params,
+            attempt=state.attempt,
+            store_url=state.location[0],
+            artifacts=state.location[1],
+            function=step_type if isinstance(step_type, FunctionStep) else None,
+        )
+
+    def _finish(self, state: _RunState, submitted: _Submitted, future: Future[StepResult]) -> None:
+        """Turn the result of a step that ran into its outcome and record."""
+        name, bound = submitted.name, state.bound[submitted.name]
+        try:
+            result = future.result()
+        except Exception as exc:  # the executor could not run the task at all
+            result = failed_result(name, exc, submitted.started, time.perf_counter() - submitted.clock)
+        if result.lost_workers:
+            log.warning("step %r: %d worker(s) died running it; it ran again", name, result.lost_workers)
+        if result.status != "succeeded":
+            self._failed(state, bound, submitted.key, submitted.config, result)
+            return
+        attempt = state.attempt + result.lost_workers
+        outcome = StepOutcome(name, "succeeded", result.duration_s, result.outputs, None, attempt, result.worker)
+        state.outcomes[name] = outcome
+        self._record(
+            state,
+            bound,
+            "succeeded",
+            submitted.key,
+            result.started_at,
+            result.duration_s,
+            submitted.config,
+            result.outputs,
+            None,
+            attempt,
+        )
+        self.progress(name, "succeeded")
+
+    def _failed(
+        self, state: _RunState, bound: BoundStep, key: str | None, config: dict[str, Any], result: StepResult
+    ) -> None:
+        name = bound.spec.name
+        message = result.error or "failed"
+        attempt = state.attempt + result.lost_workers
+        state.failed.append((name, result.cause))
+        state.error = state.error or f"{name}: {message}"
+        state.outcomes[name] = StepOutcome(
+            name, "failed", result.duration_s, error=message, attempt=attempt, worker=result.worker or None
+        )
+        self._record(
+            state,
+            bound,
+            "failed",
+            None,
+            result.started_at,
+            result.duration_s,
+            config,
+            {},
+            result.record_error,
+            attempt,
+        )
+        self.progress(name, "failed")
+
+    def _input(self, state: _RunState, bound: BoundStep, index: int) -> TaskInput:
+        """The reference(s) an input hands over: one output, or all of them for ``input_mode = "all"``."""
         producer, output = bound.inputs[index]
         outputs = state.outcomes[producer].outputs
         if bound.step_type.input_mode == "all" and "." not in bound.spec.inputs[index] and len(outputs) > 1:
-            return {name: state.input_value(self.store, producer, name) for name in outputs}
-        return state.input_value(self.store, producer, output)
+            return {name: dict(ref) for name, ref in outputs.items()}
+        return dict(outputs[output])
 
     def _cache_key(self, bound: BoundStep, state: _RunState, config_json: dict[str, Any]) -> str:
         step_type = bound.step_type
@@ -236,21 +311,6 @@ class Runner:
             return sorted((o, r["digest"]) for o, r in outputs.items())
         return [(output, outputs[output]["digest"])]
 
-    def _persist(self, bound: BoundStep, values: Mapping[str, Any], state: _RunState) -> dict[str, dict[str, str]]:
-        declared = bound.step_type.outputs
-        if set(values) != set(declared):
-            raise StepError(
-                bound.spec.name,
-                f"returned outputs {sorted(values)}, declared {list(declared)}.",
-                hint="Return a mapping with exactly the declared output names.",
-            )
-        outputs = {}
-        for output in declared:
-            outputs[output] = save_value(self.store, values[output])
-            if outputs[output]["kind"] != "dataset":  # a reference: its rows load when a consumer runs
-                state.values[(bound.spec.name, output)] = values[output]
-        return outputs
-
     def _record(
         self,
         state: _RunState,
@@ -262,24 +322,25 @@ class Runner:
         config: dict[str, Any],
         outputs: dict[str, dict[str, str]],
         error: str | None,
+        attempt: int | None = None,
     ) -> None:
         from loopline.store import StepRecord
 
-        record = StepRecord(
-            step=bound.spec.name,
-            type=bound.spec.type,
-            status=status,
-            cache_key=key,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            duration_s=duration,
-            config=config,
-            outputs=outputs,
-            error=error,
-            attempt=state.attempt,
+        state.pending.append(
+            StepRecord(
+                step=bound.spec.name,
+                type=bound.spec.type,
+                status=status,
+                cache_key=key,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                duration_s=duration,
+                config=config,
+                outputs=outputs,
+                error=error,
+                attempt=state.attempt if attempt is None else attempt,
+            )
         )
-        with state.lock:
-            state.pending.append(record)
 
     def _flush(self, state: _RunState) -> None:
         """Write buffered step records in one transaction (group commit), from the scheduling thread.
@@ -287,16 +348,14 @@ class Runner:
         A crash loses at most the records of the last FLUSH_SECONDS; those steps simply run again on
         resume (their artifacts are content-addressed, so nothing is duplicated). A store error keeps
         the records buffered and propagates: a run never ends with its records silently lost."""
-        with state.lock:
-            records, state.pending = state.pending, []
-            state.flushed_at = time.monotonic()
+        records, state.pending = state.pending, []
+        state.flushed_at = time.monotonic()
         if not records:
             return
         try:
             self.store.runs.record_steps(state.run_id, records)
         except BaseException:
-            with state.lock:
-                state.pending = records + state.pending
+            state.pending = records + state.pending
             raise
 
 
@@ -318,7 +377,7 @@ def _needed(bound: dict[str, BoundStep], targets: list[str] | None) -> dict[str,
 
 
 class _RunState:
-    """Mutable bookkeeping of one run (touched from worker threads; dict ops are atomic)."""
+    """Bookkeeping of one run, touched only by the scheduling thread."""
 
     def __init__(
         self,
@@ -333,38 +392,16 @@ class _RunState:
         self.done = done
         self.attempt = attempt
         self.params = params
+        self.location: tuple[str, str] = ("", "")
+        self.values = ValueCache()
         self.outcomes: dict[str, StepOutcome] = {}
-        self.values: dict[tuple[str, str], Any] = {}
-        self.loading: dict[tuple[str, str], threading.Lock] = {}
-        self.failed: list[tuple[str, BaseException]] = []
+        self.failed: list[tuple[str, BaseException | None]] = []
         self.error: str | None = None
         self.pending: list[Any] = []
         self.flushed_at = time.monotonic()
-        self.lock = threading.Lock()
 
     def flush_due(self) -> bool:
         """Records wait for a failure, a full batch or FLUSH_SECONDS."""
-        with self.lock:
-            return bool(self.pending) and (
-                self.failed != []
-                or len(self.pending) >= FLUSH_ROWS
-                or time.monotonic() - self.flushed_at > FLUSH_SECONDS
-            )
-
-    def reuse(self, name: str) -> None:
-        self.outcomes[name] = StepOutcome(name, "reused", 0.0, self.done[name])
-
-    def fail(self, name: str, exc: BaseException, message: str, duration: float) -> None:
-        self.failed.append((name, exc))
-        self.error = self.error or f"{name}: {message}"
-        self.outcomes[name] = StepOutcome(name, "failed", duration, error=message)
-
-    def input_value(self, store: Store, producer: str, output: str) -> Any:
-        """The value of a producer's output, loaded once however many consumers start together."""
-        key = (producer, output)
-        with self.lock:
-            loading = self.loading.setdefault(key, threading.Lock())
-        with loading:
-            if key not in self.values:
-                self.values[key] = load_value(store, self.outcomes[producer].outputs[output])
-        return self.values[key]
+        return bool(self.pending) and (
+            self.failed != [] or len(self.pending) >= FLUSH_ROWS or time.monotonic() - self.flushed_at > FLUSH_SECONDS
+        )

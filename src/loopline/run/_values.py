@@ -7,6 +7,8 @@ exactly when the version's checksum does, and loading it reads the version's row
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +47,7 @@ def save_value(store: Store, value: Any) -> dict[str, str]:
     return {"digest": digest, "kind": kind}
 
 
-def load_value(store: Store, ref: dict[str, str]) -> Any:
+def load_value(store: Store, ref: Mapping[str, str]) -> Any:
     """Read a value back from its reference (a ``dataset`` reference comes back as the version's rows)."""
     kind, digest = ref["kind"], ref["digest"]
     if kind == "table":
@@ -66,3 +68,36 @@ def _read_dataset(store: Store, ref: DatasetRef) -> pl.DataFrame:
             hint="Start a new run of the pipeline (not `--resume`): its steps then refer to the current version.",
         )
     return store.datasets.read(ref.dataset, ref.version)
+
+
+def is_ref(value: Any) -> bool:
+    """Whether ``value`` is one reference ``{"digest", "kind"}`` (not a mapping of output names to references)."""
+    return isinstance(value, Mapping) and isinstance(value.get("digest"), str) and isinstance(value.get("kind"), str)
+
+
+class ValueCache:
+    """Loaded values of one run by reference: each loads once however many consumers start together.
+
+    Safe to share between threads. A ``dataset`` reference and a ``json`` one may share a digest (the same
+    JSON bytes), so the key is ``(kind, digest)``.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], Any] = {}
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def load(self, store: Store, ref: Mapping[str, str]) -> Any:
+        """The value ``ref`` names, read from ``store`` on first use."""
+        key = (ref["kind"], ref["digest"])
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            if key not in self._values:
+                self._values[key] = load_value(store, ref)
+        return self._values[key]
+
+    def put(self, ref: Mapping[str, str], value: Any) -> None:
+        """Remember a value just saved as ``ref`` (not a dataset: its reference loads as rows, not as itself)."""
+        if ref["kind"] != "dataset":
+            self._values[(ref["kind"], ref["digest"])] = value
