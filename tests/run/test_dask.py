@@ -38,6 +38,14 @@ QUICK = {"start": "2013-01-01", "valid_from": "2013-01-08", "test_from": "2013-0
 """The quickstart template's params, narrowed to its first eleven days (train, valid, test)."""
 
 
+S3_WORKER_ENV = {
+    "AWS_ACCESS_KEY_ID": "loopline-test-key",
+    "AWS_SECRET_ACCESS_KEY": "loopline-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ENDPOINT_URL": os.environ.get("LOOPLINE_TEST_S3_ENDPOINT", "http://127.0.0.1:5555"),
+}
+"""What the s3_env fixture gives the test process: the same S3-compatible server and keys."""
+
 SCHEDULER = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--no-dashboard"]  # `dask scheduler`
 WORKER = ["distributed.cli.dask_worker", "--host", "127.0.0.1", "--no-dashboard"]  # `dask worker`
 
@@ -74,6 +82,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "PYTHONWARNINGS": "ignore",
         # the step functions of this module travel by reference, as a user's module does: make it importable
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+        # the workers' own object-storage credentials, as on a team's machines (the tasks carry none)
+        **S3_WORKER_ENV,
     }
     commands = {
         "scheduler": [*SCHEDULER, "--port", str(port)],
@@ -188,6 +198,60 @@ def test_the_quickstart_pipeline_gives_the_same_results_on_the_cluster(
         for column, values in columns.items():
             assert values.tobytes() == dask_predictions[algorithm][column].tobytes(), (algorithm, column)
     for store in (local_store, dask_store):
+        store.close()
+
+
+# -- team mode: a PostgreSQL store and S3 artifacts shared by the workers ---------------------------------
+
+
+def labelled_rows(*, rows: int) -> pl.DataFrame:
+    rng = np.random.default_rng(3)
+    x, z = rng.normal(size=rows), rng.normal(size=rows)
+    kind = rng.choice(["a", "b", "c"], size=rows)
+    return pl.DataFrame({"x": x, "z": z, "kind": kind, "y": x + 0.5 * (kind == "a") + rng.normal(size=rows) > 0})
+
+
+def team_pipeline() -> Pipeline:
+    features = {"target": "y", "numeric": ["x", "z"], "categorical": ["kind"]}
+    return (
+        Pipeline("team")
+        .add("data", labelled_rows, rows=3000)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add("hgb", "train", inputs=["split.train", "split.valid"], estimator="hist_gradient_boosting", **features)
+        .add("lr", "train", inputs=["split.train", "split.valid"], estimator="logistic_regression", **features)
+        .add("best", "select", inputs=["hgb", "lr", "split.test"], model="team", metric="roc_auc")
+    )
+
+
+def test_team_mode_postgres_store_and_s3_artifacts_on_the_cluster(
+    cluster: Cluster, pg_url: str, s3_url: str, tmp_path: Path
+) -> None:
+    """Workers on "other machines" share nothing but the PostgreSQL store and the bucket: every step runs on a
+    worker, every artifact lands in the bucket, the model is registered and promoted, and the outputs equal a
+    run of the local executor on a folder (content-addressed: equal digests, equal bytes)."""
+    from threadpoolctl import threadpool_limits
+
+    cluster.ready()
+    shared = Store.open(pg_url, s3_url, local_dir=tmp_path / "team-home")
+    with DaskExecutor(cluster.address) as executor:
+        team = bounded(lambda: Runner(shared, executor).run(team_pipeline()))
+    local = Store.open(f"sqlite:///{tmp_path / 'local.db'}", tmp_path / "local-artifacts")
+    with threadpool_limits(limits=1, user_api="blas"):
+        alone = bounded(lambda: Runner(local).run(team_pipeline()))
+    assert team.status == alone.status == "succeeded", team.error
+    here = f"{socket.gethostname()}/{os.getpid()}"
+    assert all(o.worker and o.worker != here for o in team.steps.values())
+    assert not (tmp_path / "team-home").exists() or not any((tmp_path / "team-home").rglob("*.parquet"))
+    for step, outcome in alone.steps.items():
+        for output, ref in outcome.outputs.items():
+            if ref["kind"] == "table":
+                assert team.steps[step].outputs[output] == ref, (step, output)
+                assert shared.artifacts.exists(ref["digest"]) and shared.artifacts.local_path(ref["digest"]) is None
+    production = shared.models.production("team")
+    assert production is not None and production.run_id == team.run_id
+    assert shared.artifacts.get_bytes(production.bundle_digest)  # verified against its digest, from the bucket
+    assert [v.metrics for v in shared.models.list("team")] == [v.metrics for v in local.models.list("team")]
+    for store in (shared, local):
         store.close()
 
 
