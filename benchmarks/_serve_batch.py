@@ -62,7 +62,7 @@ def vmhwm_mb():
 CONTENDERS = {
     "floor": PRELUDE
     + """
-from loopline.train import ModelBundle
+from loopline.bundle import ModelBundle
 def floor(source, target):
     bundle = ModelBundle.from_bytes(open(args["bundle"], "rb").read())
     df = pl.read_parquet(source)

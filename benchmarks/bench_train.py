@@ -75,7 +75,7 @@ import json, sys, time
 import numpy as np, polars as pl
 from loopline.prep import Preprocessor
 from loopline.train import ESTIMATORS, TrainSpec, train_candidate
-from loopline.train._bundle import target_values
+from loopline.bundle import target_values
 ARGS = json.loads(sys.argv[1])
 ALIAS, PARAMS, STOPPING = ARGS["estimator"], ARGS["params"], ARGS["early_stopping"]
 train, valid = pl.read_parquet(ARGS["train"]), pl.read_parquet(ARGS["valid"])

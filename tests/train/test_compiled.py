@@ -27,11 +27,11 @@ from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 
+from loopline.bundle import _compiled as compiled_module
+from loopline.bundle._bundle import COMPILED_MAX_ROWS
+from loopline.bundle._compiled import CompiledEstimator, CompiledLinearModel, compile_estimator
 from loopline.prep import Preprocessor
 from loopline.train import ModelBundle, TrainSpec, train_candidate
-from loopline.train import _compiled as compiled_module
-from loopline.train._bundle import COMPILED_MAX_ROWS
-from loopline.train._compiled import CompiledEstimator, CompiledLinearModel, compile_estimator
 
 FEATURES = 8
 

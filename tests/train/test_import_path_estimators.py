@@ -9,9 +9,9 @@ import zipfile
 import polars as pl
 import pytest
 
+from loopline.bundle._safety import trusted_types_for
 from loopline.core.errors import ConfigError, UnsafeArtifactError
 from loopline.train import ModelBundle, TrainSpec, resolve_estimator, train_candidate
-from loopline.train._safety import trusted_types_for
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from loopline.bundle._metrics import expected_calibration_error
 from loopline.core.errors import ConfigError, DataError
 from loopline.train import METRIC_DIRECTION, compute_metrics
-from loopline.train._metrics import expected_calibration_error
 
 
 def test_binary_metrics_use_the_second_class_as_positive() -> None:

@@ -203,7 +203,7 @@ def _served_version(url: str, model: str, traffic: pl.DataFrame, store: Any) -> 
 
 
 def _score_on_traffic(store: Any, model: str, traffic: pl.DataFrame) -> dict[int, float]:
-    from loopline.train import ModelBundle
+    from loopline.bundle import ModelBundle
 
     out = {}
     for version in store.models.list(model):

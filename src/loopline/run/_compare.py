@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loopline.train import METRIC_DIRECTION
+from loopline.bundle import METRIC_DIRECTION
 
 if TYPE_CHECKING:
     from loopline.store import Store

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from loopline.bundle import ModelBundle
 from loopline.core.errors import DataError
-from loopline.train import ModelBundle
 
 if TYPE_CHECKING:
     import polars as pl

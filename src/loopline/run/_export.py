@@ -19,9 +19,9 @@ from loopline.core.errors import ConfigError
 from loopline.run._evaluate import load_bundle
 
 if TYPE_CHECKING:
+    from loopline.bundle import ModelBundle
     from loopline.store import Store
     from loopline.store.models import ModelVersion
-    from loopline.train import ModelBundle
 
 CARD_FORMAT = "loopline.model-card"
 

@@ -36,9 +36,9 @@ from loopline.run._evaluate import load_bundle
 from loopline.run._score_input import ScoreInput, open_input, same_file
 
 if TYPE_CHECKING:
+    from loopline.bundle import ModelBundle
     from loopline.store import Store
     from loopline.store.models import ModelVersion
-    from loopline.train import ModelBundle
 
 DEFAULT_CHUNK_ROWS = 100_000
 ROW_ALIGN = 64

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import ThreadpoolController
 
+from loopline.bundle import ModelBundle
 from loopline.core.errors import NotFoundError, did_you_mean
-from loopline.train import ModelBundle
 
 if TYPE_CHECKING:
     from loopline.store import Store

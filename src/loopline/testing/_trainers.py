@@ -1,4 +1,4 @@
-"""The trainer contract, as checks (see ``loopline.train._estimators.EstimatorSpec``).
+"""The trainer contract, as checks (see :class:`loopline.bundle.EstimatorSpec`).
 
 A trainer is a registered :class:`EstimatorSpec`. :func:`check_trainer` builds it, fits it
 directly and through :func:`loopline.train.train_candidate` on small generated data, and
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from loopline.bundle import ESTIMATORS, EstimatorSpec, ModelBundle
 from loopline.core.errors import ConfigError, LooplineError, UnsafeArtifactError
-from loopline.train import ESTIMATORS, EstimatorSpec, ModelBundle, TrainResult, TrainSpec, train_candidate
+from loopline.train import TrainResult, TrainSpec, train_candidate
 
 METRICS: dict[str, frozenset[str]] = {
     "binary": frozenset({"accuracy", "ece", "f1", "log_loss", "pr_auc", "roc_auc"}),
@@ -42,7 +43,7 @@ def check_trainer(
 ) -> None:
     """Raise AssertionError naming the first broken rule of the trainer contract for ``task``.
 
-    ``spec_or_alias`` must be registered in :data:`loopline.train.ESTIMATORS` (by
+    ``spec_or_alias`` must be registered in :data:`loopline.bundle.ESTIMATORS` (by
     ``ESTIMATORS.register`` or the ``loopline.estimators`` entry point). ``params``
     override the spec's defaults (e.g. fewer trees, for speed); ``rows`` is the size of
     the generated training table (the validation table has half as many).

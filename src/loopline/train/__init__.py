@@ -1,11 +1,22 @@
-"""loopline.train: splits, the estimator registry, candidate training, metrics and the model bundle."""
+"""loopline.train: splits, candidate training, cross-validation, early stopping and slice metrics.
 
-from loopline.train._bundle import FORMAT_VERSION, ModelBundle
+The model bundle, the estimator registry and the metrics live in :mod:`loopline.bundle` (what a service imports
+without the trainer); their names are re-exported here as before.
+"""
+
+from loopline.bundle import (
+    ESTIMATOR_TYPES,
+    ESTIMATORS,
+    FORMAT_VERSION,
+    METRIC_DIRECTION,
+    TRUSTED_TYPES,
+    EstimatorSpec,
+    ModelBundle,
+    compute_metrics,
+    resolve_estimator,
+)
 from loopline.train._cv import CV_METHODS, cross_validate, resolve_cv_method
-from loopline.train._estimators import ESTIMATORS, EstimatorSpec, resolve_estimator
 from loopline.train._folds import kfold_indices, time_series_folds
-from loopline.train._metrics import METRIC_DIRECTION, compute_metrics
-from loopline.train._safety import ESTIMATOR_TYPES, TRUSTED_TYPES
 from loopline.train._slices import slice_metrics
 from loopline.train._spec import TRAIN_METRICS_ROWS, EarlyStopping, TrainSpec
 from loopline.train._split import parse_gap, split_table

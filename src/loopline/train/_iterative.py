@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from loopline.bundle._lazy import load  # one lock for every lazy import of scikit-learn
 from loopline.core.errors import ConfigError
-from loopline.train._lazy import load
 from loopline.train._spec import EarlyStopping
 
 STOP_REASONS = ("converged", "max_iterations", "time_budget")

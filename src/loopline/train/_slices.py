@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from loopline.bundle import compute_metrics, target_values
 from loopline.core.errors import DataError
-from loopline.train._bundle import target_values
-from loopline.train._metrics import compute_metrics
 
 if TYPE_CHECKING:
-    from loopline.train._bundle import ModelBundle
+    from loopline.bundle import ModelBundle
 
 OTHER = "other"
 """The slice of the rows whose value is not among a column's top values."""

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from loopline.bundle import resolve_estimator
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.pipeline import config_error_from_validation
-from loopline.train._estimators import resolve_estimator
 
 TRAIN_METRICS_ROWS = 10_000
 """Training rows the ``train`` metrics and curve are measured on by default (a seeded sample; scikit-learn's

@@ -23,8 +23,8 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from loopline.bundle import EstimatorSpec
 from loopline.core.errors import ConfigError
-from loopline.train._estimators import EstimatorSpec
 
 THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread")
 """Parameter names by which LightGBM, XGBoost or scikit-learn take a thread count; one set by the user wins."""

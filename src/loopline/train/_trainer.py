@@ -11,15 +11,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from loopline.bundle import TASKS, EstimatorSpec, ModelBundle, compute_metrics, resolve_estimator, target_values
+from loopline.bundle._native import native_format, to_native  # the bundle's own storage form, built at training
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.core.records import Candidate, Features, TrainReport
 from loopline.prep import Chain, Preprocessor
-from loopline.train._bundle import ModelBundle, target_values
 from loopline.train._class_weight import ClassWeight, class_weights
-from loopline.train._estimators import EstimatorSpec, resolve_estimator
 from loopline.train._iterative import FitData, check_fit_options, fit_model
-from loopline.train._metrics import TASKS, compute_metrics
-from loopline.train._native import native_format, to_native
 from loopline.train._provenance import code_version, peak_rss_mb
 from loopline.train._spec import TrainSpec, check_spec
 

@@ -28,9 +28,9 @@ import io
 import json
 import zipfile
 
+from loopline.bundle._estimators import declared_types
+from loopline.bundle._lazy import load
 from loopline.core.errors import DataError, UnsafeArtifactError
-from loopline.train._estimators import declared_types
-from loopline.train._lazy import load
 
 _REFUSED_HINT = (
     "Only load bundles trained by loopline with a registered estimator. A bundle of your own estimator loads "

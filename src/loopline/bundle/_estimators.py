@@ -1,6 +1,6 @@
 """The estimator registry: stable aliases mapped to an import path, default parameters and tasks.
 
-Built-ins live in :mod:`loopline.train._builtin_estimators` and are registered on the
+Built-ins live in :mod:`loopline.bundle._builtin_estimators` and are registered on the
 first lookup; other packages add theirs through the ``loopline.estimators`` entry
 point group. Classes are imported only when an estimator is built, so optional
 libraries (LightGBM) cost nothing until used.
@@ -12,7 +12,13 @@ be able to name ``os:system``.
 
 A user's own estimator plugs in as a spec registered in code (``ESTIMATORS.register`` or the
 entry point): its classes, plus the ``trusted_types`` it declares, are what its bundles may
-hold (see :func:`declared_types` and :mod:`loopline.train._safety`).
+hold (see :func:`declared_types` and :mod:`loopline.bundle._safety`).
+
+The registry lives with the bundle, not the trainer, because it is also the list of what a stored bundle may
+hold: a serving process reads it (built-ins and ``loopline.estimators`` entry points) to load a user's bundle
+without importing :mod:`loopline.train`. Building an estimator is declared here; fitting it is the trainer's.
+A plugin imports :class:`EstimatorSpec` from :mod:`loopline.bundle` for the same reason (``loopline.train``
+re-exports it).
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.bundle._lazy import load
 from loopline.core.errors import ConfigError, MissingExtraError, did_you_mean
 from loopline.core.registry import Registry
-from loopline.train._lazy import load
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class EstimatorSpec:
 
 
 ESTIMATORS: Registry[EstimatorSpec] = Registry(
-    "estimator", "loopline.estimators", ("loopline.train._builtin_estimators",)
+    "estimator", "loopline.estimators", ("loopline.bundle._builtin_estimators",)
 )
 """Estimator aliases usable in a pipeline's ``estimator:`` key."""
 

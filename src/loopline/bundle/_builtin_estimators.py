@@ -7,8 +7,8 @@ that wants single-threaded predictions wraps the call in
 
 from __future__ import annotations
 
-from loopline.train._estimators import ESTIMATORS, EstimatorSpec
-from loopline.train._lazy import load
+from loopline.bundle._estimators import ESTIMATORS, EstimatorSpec
+from loopline.bundle._lazy import load
 
 _CLASSIFY = ("binary", "multiclass")
 

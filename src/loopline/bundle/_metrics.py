@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from loopline.bundle._lazy import load
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.train._lazy import load
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -101,7 +101,7 @@ def expected_calibration_error(correct: Any, confidence: Any, bins: int = ECE_BI
 
 
 def _sklearn_metrics() -> ModuleType:
-    module: ModuleType = load("sklearn.metrics")  # imported on use, to keep `import loopline.train` light
+    module: ModuleType = load("sklearn.metrics")  # imported on use, to keep `import loopline.bundle` light
     return module
 
 

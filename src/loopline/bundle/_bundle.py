@@ -4,7 +4,7 @@ On disk it is a zip of ``bundle.json`` (format version, task, target, classes, t
 fitted transform chain and preprocessor state, input schema, metadata) and the
 estimator: ``estimator.skops`` for scikit-learn models, the library's own model file
 for LightGBM and XGBoost (``estimator.lightgbm.txt``, ``estimator.xgboost.json``; see
-:mod:`loopline.train._native`). Nothing in it is pickled; loading checks a skops
+:mod:`loopline.bundle._native`). Nothing in it is pickled; loading checks a skops
 estimator's types against loopline's allowlist and rebuilds transforms only from
 registered types. Format version 2 added the native files; version 1 bundles (always
 skops) still load.
@@ -12,7 +12,7 @@ skops) still load.
 Prediction runs one function in every path: rows -> transform chain -> preprocessor
 -> estimator. A table goes through the chain's polars path, records (the service)
 through its dict path, and both give the same numbers. The estimator's compiled form
-(:mod:`loopline.train._compiled`), built on first use and never stored, answers each row
+(:mod:`loopline.bundle._compiled`), built on first use and never stored, answers each row
 independently of its batch: gradient boosting through it for small batches (no per-call
 overhead; the estimator's numbers bit for bit), linear models through it for every batch (no
 BLAS, whose rounding depends on the row count; the estimator's numbers to rounding). So a
@@ -33,14 +33,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from loopline.bundle._compiled import COMPILED_MAX_ROWS as COMPILED_MAX_ROWS  # re-exported
+from loopline.bundle._compiled import CompiledEstimator, compile_estimator
+from loopline.bundle._lazy import load
+from loopline.bundle._metrics import compute_metrics
+from loopline.bundle._native import NATIVE_FILES, dump_native, load_native, native_format, source_class
+from loopline.bundle._safety import trusted_types_for
 from loopline.core.errors import DataError, did_you_mean
 from loopline.prep import Chain, Preprocessor
-from loopline.train._compiled import COMPILED_MAX_ROWS as COMPILED_MAX_ROWS  # re-exported
-from loopline.train._compiled import CompiledEstimator, compile_estimator
-from loopline.train._lazy import load
-from loopline.train._metrics import compute_metrics
-from loopline.train._native import NATIVE_FILES, dump_native, load_native, native_format, source_class
-from loopline.train._safety import trusted_types_for
 
 FORMAT = "loopline.bundle"
 FORMAT_VERSION = 2

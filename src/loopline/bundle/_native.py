@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from loopline.bundle._lazy import load
 from loopline.core.errors import DataError, MissingExtraError
-from loopline.train._lazy import load
 
 NATIVE_FILES = {"lightgbm": "estimator.lightgbm.txt", "xgboost": "estimator.xgboost.json"}
 """Bundle member holding the model, per native format."""
