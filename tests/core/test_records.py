@@ -12,6 +12,7 @@ from loopline.core.errors import ConfigError
 from loopline.core.records import (
     Candidate,
     CandidateSummary,
+    CrossValidation,
     Features,
     GateDecision,
     LeaderboardRow,
@@ -34,7 +35,15 @@ REPORT = TrainReport(
     rows={"train": 80, "valid": 20},
     step_config={"target": "y", "estimator": "lightgbm"},
     lineage={"x": ["x"]},
-    cv={"folds": 3, "std": {"roc_auc": 0.02}},
+    cv=CrossValidation(
+        method="stratified",
+        folds=3,
+        seed=0,
+        fold_rows=({"train": 53, "valid": 27},) * 3,
+        fold_metrics=({"roc_auc": 0.77}, {"roc_auc": 0.79}, {"roc_auc": 0.81}),
+        mean={"roc_auc": 0.79},
+        std={"roc_auc": 0.02},
+    ),
     threads={"requested": 1, "openmp": 1, "blas": None},
 )
 
@@ -115,3 +124,23 @@ def test_decisions_round_trip() -> None:
     assert RetrainDecision.from_dict(RetrainDecision(True, "drift").to_dict()) == RetrainDecision(True, "drift")
     nan_gate = GateDecision.from_dict({"metric": "f1", "challenger_score": 0.5})
     assert math.isnan(nan_gate.champion_score) and nan_gate.challenger_score == 0.5
+
+
+def test_a_cross_validation_summary_round_trips_inside_the_report() -> None:
+    cv = CrossValidation(
+        method="group",
+        folds=2,
+        seed=4,
+        fold_rows=({"train": 60, "valid": 40}, {"train": 40, "valid": 60}),
+        fold_metrics=({"roc_auc": 0.7}, {"roc_auc": 0.9}),
+        mean={"roc_auc": 0.8},
+        std={"roc_auc": 0.1},
+        group_column="store",
+        fit_s=1.5,
+    )
+    report = TrainReport("a", {"cv": cv.mean}, {}, {}, [], Features(("x",)), "y", "binary", "f", {}, {}, cv=cv)
+    again = TrainReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again == report and isinstance(again.cv, CrossValidation)
+    version = VersionConfig.from_dict(json.loads(json.dumps(report.version_config())))
+    assert version.cv == cv and version.cv_std("roc_auc") == 0.1 and version.cv_std("log_loss") is None
+    assert CrossValidation.from_dict(None) is None and VersionConfig.from_dict({}).cv is None

@@ -10,23 +10,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from tests._candidates import stub_candidate
 
-from loopline.core.records import Candidate, Features, TrainReport
 from loopline.store import ArtifactStore, FsspecArtifactStore, Store, open_artifacts
-
-_REPORT = TrainReport(
-    algorithm="a",
-    metrics={},
-    params={},
-    timings={},
-    input_schema=[],
-    features=Features(),
-    target="y",
-    task="binary",
-    data_fingerprint="f",
-    rows={},
-    step_config={},
-)
 
 
 def open_and_register(url: str, root: str, barrier: Barrier, count: int, results: Queue[Any]) -> None:
@@ -69,7 +55,7 @@ def write_candidates(url: str, root: str, ready: Event, size: int) -> None:
     while True:
         bundle = os.urandom(size)
         reference = pl.DataFrame({"x": np.random.default_rng().random(size // 8)})
-        store.models.register_candidate("killed", Candidate(bundle, reference, _REPORT))
+        store.models.register_candidate("killed", stub_candidate(bundle, reference))
 
 
 def artifacts_at(location: str) -> ArtifactStore:

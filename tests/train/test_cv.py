@@ -42,26 +42,26 @@ def cv(train: pl.DataFrame, folds: int = 4, **options: Any) -> dict[str, Any]:
 def test_every_training_row_is_held_out_once_and_the_summary_matches_the_folds() -> None:
     train = labelled(402, 1)
     out = cv(train, folds=4, fold_seed=3)
-    assert out["method"] == "stratified" and out["folds"] == 4 and out["seed"] == 3
-    assert sum(f["valid"] for f in out["fold_rows"]) == train.height
-    assert all(f["train"] + f["valid"] == train.height for f in out["fold_rows"])
-    scores = [fold["roc_auc"] for fold in out["fold_metrics"]]
-    assert out["mean"]["roc_auc"] == pytest.approx(np.mean(scores))
-    assert out["std"]["roc_auc"] == pytest.approx(np.std(scores)) and out["std"]["roc_auc"] > 0
-    assert set(out["mean"]) == set(out["std"]) == set(out["fold_metrics"][0])
+    assert out.method == "stratified" and out.folds == 4 and out.seed == 3
+    assert sum(f["valid"] for f in out.fold_rows) == train.height
+    assert all(f["train"] + f["valid"] == train.height for f in out.fold_rows)
+    scores = [fold["roc_auc"] for fold in out.fold_metrics]
+    assert out.mean["roc_auc"] == pytest.approx(np.mean(scores))
+    assert out.std["roc_auc"] == pytest.approx(np.std(scores)) and out.std["roc_auc"] > 0
+    assert set(out.mean) == set(out.std) == set(out.fold_metrics[0])
 
 
 def test_the_seed_decides_the_folds() -> None:
     train = labelled(300, 2)
     first, again, other = cv(train, fold_seed=1), cv(train, fold_seed=1), cv(train, fold_seed=2)
-    assert first["fold_metrics"] == again["fold_metrics"]
-    assert first["fold_metrics"] != other["fold_metrics"]
+    assert first.fold_metrics == again.fold_metrics
+    assert first.fold_metrics != other.fold_metrics
 
 
 def test_regression_folds_are_plain_kfold() -> None:
     train = labelled(200, 3).with_columns(pl.col("x").mul(2).alias("y"))
     out = cv(train, folds=3, estimator="ridge")
-    assert out["method"] == "kfold" and "rmse" in out["mean"]
+    assert out.method == "kfold" and "rmse" in out.mean
     with pytest.raises(ConfigError, match="'stratified' keeps class shares.*Use method: kfold"):
         cv(train, folds=3, estimator="ridge", method="stratified")
 
@@ -71,7 +71,7 @@ def test_held_out_rows_never_reach_the_fit() -> None:
     rng = np.random.default_rng(4)
     train = pl.DataFrame({"key": rng.permutation(400).astype(float), "y": rng.random(400) > 0.5})
     out = cross_validate(train, train[:50], TrainSpec(target="y", numeric=["key"], **FOREST), folds=4)
-    assert out["mean"]["roc_auc"] < 0.7  # held out: chance
+    assert out.mean["roc_auc"] < 0.7  # held out: chance
 
 
 def test_group_folds_hold_every_group_out_whole() -> None:
@@ -83,16 +83,16 @@ def test_group_folds_hold_every_group_out_whole() -> None:
     spec = TrainSpec(target="y", numeric=["group_id"], **FOREST)
     mixed = cross_validate(train, train[:60], spec, folds=4, method="kfold")
     held_out = cross_validate(train, train[:60], spec, folds=4, method="group", group_column="grp")
-    assert mixed["mean"]["roc_auc"] > 0.95
-    assert held_out["mean"]["roc_auc"] < 0.75 and held_out["group_column"] == "grp"
+    assert mixed.mean["roc_auc"] > 0.95
+    assert held_out.mean["roc_auc"] < 0.75 and held_out.group_column == "grp"
 
 
 def test_time_folds_train_on_an_expanding_past() -> None:
     train = labelled(400, 6)
     out = cv(train, folds=3, method="time", time_column="at")
-    assert out["method"] == "time"
-    assert [f["train"] for f in out["fold_rows"]] == [100, 200, 300]
-    assert [f["valid"] for f in out["fold_rows"]] == [100, 100, 100]
+    assert out.method == "time"
+    assert [f["train"] for f in out.fold_rows] == [100, 200, 300]
+    assert [f["valid"] for f in out.fold_rows] == [100, 100, 100]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from rich.markup import escape
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._leaderboard import leaderboard_table
 from loopline.cli._render import console, print_json, table
+from loopline.core.records import CrossValidation
 
 app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
 Home = Annotated[Path | None, typer.Option("--home")]
@@ -139,16 +140,19 @@ def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], l
     return tables
 
 
-def _cv_table(cv: dict[str, Any]) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+def _cv_table(cv: CrossValidation) -> tuple[str, list[str], list[tuple[Any, ...]]]:
     """The cross-validation of a version: one row per fold (its rows and metrics), then mean and std."""
-    names = sorted(cv["mean"])
+    names = sorted(cv.mean)
     rows: list[tuple[Any, ...]] = [
         (i, sizes["train"], sizes["valid"], *[metrics.get(m) for m in names])
-        for i, (sizes, metrics) in enumerate(zip(cv["fold_rows"], cv["fold_metrics"], strict=True), start=1)
+        for i, (sizes, metrics) in enumerate(zip(cv.fold_rows, cv.fold_metrics, strict=True), start=1)
     ]
-    rows += [(stat, None, None, *[cv[stat].get(m) for m in names]) for stat in ("mean", "std")]
-    where = cv.get("group_column") or cv.get("time_column")
-    title = f"cross-validation: {cv['folds']} {cv['method']} folds{f' on {where}' if where else ''}, seed {cv['seed']}"
+    rows += [
+        ("mean", None, None, *[cv.mean.get(m) for m in names]),
+        ("std", None, None, *[cv.std.get(m) for m in names]),
+    ]
+    where = cv.group_column or cv.time_column
+    title = f"cross-validation: {cv.folds} {cv.method} folds{f' on {where}' if where else ''}, seed {cv.seed}"
     return escape(title), ["fold", "train rows", "held-out rows", *names], rows
 
 

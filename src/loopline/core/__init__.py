@@ -19,6 +19,7 @@ from loopline.core.pipeline import BoundStep, Pipeline, StepSpec
 from loopline.core.records import (
     Candidate,
     CandidateSummary,
+    CrossValidation,
     Features,
     GateDecision,
     LeaderboardRow,
@@ -38,6 +39,7 @@ __all__ = [
     "CandidateSummary",
     "ConfigError",
     "ConflictError",
+    "CrossValidation",
     "DataError",
     "DatasetRef",
     "DriftConfig",

@@ -67,6 +67,50 @@ class Features:
 
 
 @dataclass(frozen=True)
+class CrossValidation:
+    """A candidate's cross-validation on its training split: per-fold rows and metrics, their mean and std.
+
+    ``method`` is the folding used (kfold, stratified, group, time); ``group_column`` / ``time_column`` the
+    column it folded by; ``fit_s`` the seconds all folds took. The means are also the version's metrics on the
+    split ``cv``.
+    """
+
+    method: str
+    folds: int
+    seed: int
+    fold_rows: tuple[dict[str, int], ...]
+    fold_metrics: tuple[dict[str, float], ...]
+    mean: dict[str, float]
+    std: dict[str, float]
+    group_column: str | None = None
+    time_column: str | None = None
+    fit_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["fold_rows"], out["fold_metrics"] = list(self.fold_rows), list(self.fold_metrics)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> CrossValidation | None:
+        """The summary stored as ``data`` (None for none); tolerant of keys an older or hand-made summary lacks."""
+        if not data:
+            return None
+        return cls(
+            method=str(data.get("method") or ""),
+            folds=int(data.get("folds") or len(data.get("fold_rows") or ())),
+            seed=int(data.get("seed") or 0),
+            fold_rows=tuple(dict(rows) for rows in data.get("fold_rows") or ()),
+            fold_metrics=tuple(dict(metrics) for metrics in data.get("fold_metrics") or ()),
+            mean=dict(data.get("mean") or {}),
+            std=dict(data.get("std") or {}),
+            group_column=data.get("group_column"),
+            time_column=data.get("time_column"),
+            fit_s=float(data.get("fit_s") or 0.0),
+        )
+
+
+@dataclass(frozen=True)
 class TrainReport:
     """What a train step reports about its candidate, and what the model version records.
 
@@ -92,13 +136,14 @@ class TrainReport:
     step_config: dict[str, Any]
     lineage: dict[str, list[str]] | None = None
     slice_metrics: dict[str, Any] | None = None
-    cv: dict[str, Any] | None = None
+    cv: CrossValidation | None = None
     threads: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
         out.update({f.name: getattr(self, f.name) for f in fields(self)})
         out["features"] = self.features.to_dict()
+        out["cv"] = None if self.cv is None else self.cv.to_dict()
         return out
 
     @classmethod
@@ -129,7 +174,7 @@ class TrainReport:
             step_config=dict(data.get("step_config") or {}),
             lineage=data.get("lineage"),
             slice_metrics=data.get("slice_metrics"),
-            cv=data.get("cv"),
+            cv=CrossValidation.from_dict(data.get("cv")),
             threads=data.get("threads"),
         )
 
@@ -163,12 +208,13 @@ class VersionConfig:
     resolved: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, list[str]] | None = None
     slice_metrics: dict[str, Any] | None = None
-    cv: dict[str, Any] | None = None
+    cv: CrossValidation | None = None
     threads: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["features"] = self.features.to_dict()
+        out["cv"] = None if self.cv is None else self.cv.to_dict()
         return out
 
     @classmethod
@@ -183,13 +229,13 @@ class VersionConfig:
             resolved=dict(data.get("resolved") or {}),
             lineage=data.get("lineage"),
             slice_metrics=data.get("slice_metrics"),
-            cv=data.get("cv"),
+            cv=CrossValidation.from_dict(data.get("cv")),
             threads=data.get("threads"),
         )
 
     def cv_std(self, metric: str) -> float | None:
         """The standard deviation of ``metric`` over the cross-validation folds (None without cv)."""
-        value = ((self.cv or {}).get("std") or {}).get(metric)
+        value = None if self.cv is None else self.cv.std.get(metric)
         return None if value is None else float(value)
 
 

@@ -33,7 +33,7 @@ from loopline.core.errors import DataError
 from loopline.ingest._file_locations import LocalFiles, RemoteFiles, file_location
 from loopline.ingest._files import DEFAULT_NULLS, only_member
 from loopline.ingest._read_ahead import ReadAhead
-from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
+from loopline.ingest._source import Batch, Limits, Reject, Source, SourceConfig
 
 _HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=([^/\\]*)$")
 
@@ -332,6 +332,3 @@ def _jsonl(location: LocalFiles | RemoteFiles, path: str, config: FileSourceConf
 
     with _open(location, path) as stream:
         yield from jsonl_tables(stream, block_bytes=_block_bytes(config.memory_budget_mb))
-
-
-SOURCES.register(FileSource.type_name, FileSource)

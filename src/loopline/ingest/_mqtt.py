@@ -75,7 +75,7 @@ from loopline.core.errors import ConfigError, DataError, MissingExtraError
 from loopline.core.settings import Settings
 from loopline.ingest._deliveries import DeliveryCounts
 from loopline.ingest._payloads import BrokerConfig, PayloadParser, dedup_ids, env_secret, mask_url, raw_text
-from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source
+from loopline.ingest._source import Batch, Limits, Reject, Source
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, MQTTMessage
@@ -461,6 +461,3 @@ def _file_name(client_id: str) -> str:
         return client_id
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", client_id).lstrip(".")
     return f"{safe}-{hashlib.blake2b(client_id.encode(), digest_size=4).hexdigest()}"
-
-
-SOURCES.register("mqtt", MqttSource)

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from loopline.core.errors import DataError, MissingExtraError
 from loopline.ingest._payloads import BrokerConfig, dedup_ids, env_secret, mask_url, raw_text
-from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source
+from loopline.ingest._source import Batch, Limits, Reject, Source
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -246,6 +246,3 @@ class NatsSource(Source):
     def _where(msg: Msg) -> dict[str, Any]:
         meta = msg.metadata
         return {"stream": meta.stream, "subject": msg.subject, "stream_seq": meta.sequence.stream}
-
-
-SOURCES.register("nats", NatsSource)

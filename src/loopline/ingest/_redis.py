@@ -30,7 +30,7 @@ from pydantic import Field
 
 from loopline.core.errors import DataError, MissingExtraError
 from loopline.ingest._payloads import BrokerConfig, dedup_ids, env_secret, mask_url, raw_text
-from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source
+from loopline.ingest._source import Batch, Limits, Reject, Source
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -202,6 +202,3 @@ def _text(value: str | bytes) -> str:
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-SOURCES.register("redis", RedisSource)

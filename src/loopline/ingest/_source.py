@@ -117,5 +117,4 @@ class Source:
 SOURCES: Registry[type[Source]] = Registry(
     "source",
     "loopline.sources",
-    ("loopline.ingest._file_source", "loopline.ingest._sql_sources", "loopline.ingest._broker_sources"),
 )

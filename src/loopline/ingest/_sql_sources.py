@@ -43,7 +43,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
+from loopline.ingest._source import Batch, Limits, Reject, Source, SourceConfig
 from loopline.ingest._sql_drivers import AdbcDriver, ConnectorxDriver, Driver, DuckdbDriver, SqlAlchemyDriver
 from loopline.ingest._sql_query import (
     check_identifier,
@@ -482,10 +482,3 @@ def _snapshot_start(position: Any, keyed: bool) -> tuple[str | None, Any]:
     if keyed and "key" in position:
         return str(position["snapshot"]), position["key"]
     return None, None
-
-
-SOURCES.register("postgres", PostgresSource)
-SOURCES.register("mysql", MysqlSource)
-SOURCES.register("sqlite", SqliteSource)
-SOURCES.register("sql", GenericSqlSource)
-SOURCES.register("duckdb", DuckdbSource)

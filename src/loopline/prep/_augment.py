@@ -31,7 +31,6 @@ from loopline.prep._fitting import (
     matrix,
     take,
 )
-from loopline.prep._transform import TRANSFORMS
 
 METHODS = ("smote", "borderline", "svm", "adasyn")
 _CATEGORICAL = (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
@@ -310,9 +309,3 @@ def _std(series: pl.Series) -> float:
     values = series.cast(pl.Float64)
     spread: Any = values.filter(values.is_finite()).std()
     return float(spread) if spread is not None and math.isfinite(spread) else 0.0
-
-
-TRANSFORMS.register(Oversample.type_name, Oversample)
-TRANSFORMS.register(Undersample.type_name, Undersample)
-TRANSFORMS.register(SMOTE.type_name, SMOTE)
-TRANSFORMS.register(Noise.type_name, Noise)

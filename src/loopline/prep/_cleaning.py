@@ -16,7 +16,7 @@ from loopline.core.errors import ConfigError, DataError
 from loopline.prep import _unicode
 from loopline.prep._expr import Compiled, compile_expression
 from loopline.prep._scaling import _as_float, _choice, _require_numeric
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _RENAME_RULES = ("snake_case", "lower", "prefix", "suffix")
 _CASES = ("lower", "upper")
@@ -502,13 +502,3 @@ class Outliers(Transform):
 
     def lineage(self) -> dict[str, list[str]]:
         return {name: [name] for name in self.columns} if self.action == "clip" else {}
-
-
-TRANSFORMS.register(Keep.type_name, Keep)
-TRANSFORMS.register(Drop.type_name, Drop)
-TRANSFORMS.register(Rename.type_name, Rename)
-TRANSFORMS.register(Strings.type_name, Strings)
-TRANSFORMS.register(Dedupe.type_name, Dedupe)
-TRANSFORMS.register(Filter.type_name, Filter)
-TRANSFORMS.register(DropMissing.type_name, DropMissing)
-TRANSFORMS.register(Outliers.type_name, Outliers)

@@ -18,7 +18,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError, DataError
 from loopline.prep._scaling import _choice
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 OTHER = "other"
 MISSING = "(missing)"
@@ -456,8 +456,3 @@ def _statistics(data: pl.DataFrame, prior: list[float], smoothing: float) -> pl.
 
 def _nulls(column: pl.Series) -> pl.DataFrame:
     return pl.DataFrame({"_y0": pl.Series([None] * column.len(), dtype=pl.Float64)})
-
-
-TRANSFORMS.register(OneHot.type_name, OneHot)
-TRANSFORMS.register(Ordinal.type_name, Ordinal)
-TRANSFORMS.register(TargetEncode.type_name, TargetEncode)

@@ -8,7 +8,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError
 from loopline.prep._expr import Compiled, compile_expression
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 
 class Derive(Transform):
@@ -56,6 +56,3 @@ class Derive(Transform):
                 inputs.extend(sources.get(column, [column]))
             sources[name] = list(dict.fromkeys(inputs))
         return sources
-
-
-TRANSFORMS.register(Derive.type_name, Derive)

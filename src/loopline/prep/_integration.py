@@ -10,7 +10,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.prep._keys import KINDS, check_keys, decode, encode, key_expr, key_value, value_kind
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _READERS: dict[str, Callable[[Path], pl.DataFrame]] = {
     ".csv": pl.read_csv,
@@ -204,6 +204,3 @@ class Lookup(Transform):
             self.table_["values"] if hasattr(self, "table_") else [f"{self.prefix}{c}" for c in self.columns or []]
         )
         return {output: list(self.on) for output in outputs}
-
-
-TRANSFORMS.register(Lookup.type_name, Lookup)

@@ -20,7 +20,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError, DataError
 from loopline.prep._scaling import _as_float, _choice, _require_numeric
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _LOG_ERRORS = ("null", "nan", "fail")
 _BIN_STRATEGIES = ("uniform", "quantile")
@@ -320,8 +320,3 @@ class Bin(Transform):
 
     def lineage(self) -> dict[str, list[str]]:
         return {name: [name] for name in self.columns}
-
-
-TRANSFORMS.register(Log.type_name, Log)
-TRANSFORMS.register(Power.type_name, Power)
-TRANSFORMS.register(Bin.type_name, Bin)

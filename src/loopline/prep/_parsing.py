@@ -23,7 +23,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError, DataError
 from loopline.prep._scaling import _choice
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _ERRORS = ("fail", "null")
 _TYPES: dict[str, pl.DataType] = {"int": pl.Int64(), "float": pl.Float64(), "str": pl.String(), "bool": pl.Boolean()}
@@ -481,7 +481,3 @@ def _components_to_value(groups: dict[str, str | None]) -> datetime | None:
 def _int(groups: dict[str, str | None], name: str, default: int) -> int:
     value = groups.get(name)
     return default if value is None else int(value)
-
-
-TRANSFORMS.register(Cast.type_name, Cast)
-TRANSFORMS.register(ParseDates.type_name, ParseDates)

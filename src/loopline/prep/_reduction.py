@@ -31,7 +31,7 @@ from loopline.prep._fitting import (
     plain,
     take,
 )
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -404,10 +404,3 @@ def _pearson(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
     x, y = a[both] - a[both].mean(), b[both] - b[both].mean()
     scale = math.sqrt(float(x @ x) * float(y @ y))
     return min(1.0, max(-1.0, float(x @ y) / scale)) if scale > 0 else 0.0
-
-
-TRANSFORMS.register(Sample.type_name, Sample)
-TRANSFORMS.register(PCA.type_name, PCA)
-TRANSFORMS.register(SVD.type_name, SVD)
-TRANSFORMS.register(DropConstant.type_name, DropConstant)
-TRANSFORMS.register(DropCorrelated.type_name, DropCorrelated)

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _IMPUTE = ("mean", "median", "most_frequent", "constant")
 _SCALE = ("standard", "minmax", "robust")
@@ -197,7 +197,3 @@ class Scale(Transform):
 def _plain(value: Any) -> Any:
     """A polars scalar as a JSON-able Python value."""
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-TRANSFORMS.register(Impute.type_name, Impute)
-TRANSFORMS.register(Scale.type_name, Scale)

@@ -30,7 +30,6 @@ from loopline.prep._fitting import (
     plain,
     target_vector,
 )
-from loopline.prep._transform import TRANSFORMS
 
 SCORES = ("f_classif", "f_regression", "chi2", "mutual_info_classif", "mutual_info_regression")
 ESTIMATORS = ("random_forest", "extra_trees", "linear")
@@ -308,9 +307,3 @@ def _importance(model: Any) -> np.ndarray[Any, Any]:
         return np.asarray(model.feature_importances_, dtype=float)
     coef = np.atleast_2d(model.named_steps["model"].coef_)
     return np.asarray(np.abs(coef).sum(axis=0), dtype=float)
-
-
-TRANSFORMS.register(SelectVariance.type_name, SelectVariance)
-TRANSFORMS.register(SelectKBest.type_name, SelectKBest)
-TRANSFORMS.register(SelectModel.type_name, SelectModel)
-TRANSFORMS.register(SelectRFE.type_name, SelectRFE)

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 #: one token: a run of non-white-space characters (the Unicode White_Space set, spelled out for both engines)
 TOKEN_PATTERN = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
@@ -225,7 +225,3 @@ class Hashing(Transform):
 
     def lineage(self) -> dict[str, list[str]]:
         return {output: [name] for name in self.columns for output in self._outputs(name)}
-
-
-TRANSFORMS.register(TextStats.type_name, TextStats)
-TRANSFORMS.register(Hashing.type_name, Hashing)

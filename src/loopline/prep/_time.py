@@ -18,7 +18,7 @@ import polars as pl
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.prep._keys import KINDS, check_keys, decode, encode, key_expr, key_value, value_kind
 from loopline.prep._scaling import _choice
-from loopline.prep._transform import TRANSFORMS, Record, Transform
+from loopline.prep._transform import Record, Transform
 
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
@@ -693,8 +693,3 @@ def _stat_values(window: list[float], min_periods: int) -> dict[str, float | Non
         squares = squares + (value - mean) * (value - mean)
     std = math.sqrt(squares / float(n - 1)) if n >= 2 else None
     return {"sum": total, "mean": mean, "min": low, "max": high, "std": std}
-
-
-TRANSFORMS.register(DatetimeParts.type_name, DatetimeParts)
-TRANSFORMS.register(Lag.type_name, Lag)
-TRANSFORMS.register(Rolling.type_name, Rolling)

@@ -154,20 +154,6 @@ class Transform:
 TRANSFORMS: Registry[type[Transform]] = Registry(
     "transform",
     "loopline.transforms",
-    (
-        "loopline.prep._cleaning",
-        "loopline.prep._parsing",
-        "loopline.prep._scaling",
-        "loopline.prep._numeric",
-        "loopline.prep._encoding",
-        "loopline.prep._features",
-        "loopline.prep._text",
-        "loopline.prep._time",
-        "loopline.prep._integration",
-        "loopline.prep._reduction",
-        "loopline.prep._selection",
-        "loopline.prep._augment",
-    ),
 )
 
 

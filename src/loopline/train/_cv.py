@@ -9,12 +9,12 @@ watches the validation split in every fold, as it does for the final model, neve
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
+from loopline.core.records import CrossValidation
 from loopline.train._folds import Fold, kfold_indices, time_series_folds
 from loopline.train._spec import TrainSpec, check_spec
 from loopline.train._trainer import resolve_task, train_candidate
@@ -34,7 +34,7 @@ def cross_validate(
     time_column: str | None = None,
     fold_seed: int = 0,
     where: str = "cv",
-) -> dict[str, Any]:
+) -> CrossValidation:
     """Fit ``train_candidate(fold, valid, spec)`` on each fold of ``train`` and score the fold's held-out rows.
 
     ``method``: kfold (shuffled with ``fold_seed``), stratified (each fold keeps the
@@ -66,18 +66,18 @@ def cross_validate(
             raise _in_fold(exc, f"{where}: fold {i + 1} of {len(fold_list)}: ") from exc
         fold_rows.append({"train": fit_part.height, "valid": held_out.height})
     mean, std = _summary(fold_metrics)
-    return {
-        "method": resolved,
-        "folds": len(fold_list),
-        "seed": fold_seed,
-        "group_column": group_column,
-        "time_column": time_column,
-        "fold_rows": fold_rows,
-        "fold_metrics": fold_metrics,
-        "mean": mean,
-        "std": std,
-        "fit_s": time.perf_counter() - started,
-    }
+    return CrossValidation(
+        method=resolved,
+        folds=len(fold_list),
+        seed=fold_seed,
+        fold_rows=tuple(fold_rows),
+        fold_metrics=tuple(fold_metrics),
+        mean=mean,
+        std=std,
+        group_column=group_column,
+        time_column=time_column,
+        fit_s=time.perf_counter() - started,
+    )
 
 
 def resolve_cv_method(

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
-from loopline.core.records import Candidate, CandidateSummary, Selection
+from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection
 from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.run._policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
@@ -262,7 +262,7 @@ def _fit(
     }
     cv = _cross_validate(spec, train, valid, ctx.step)
     if cv is not None:
-        metrics["cv"] = cv["mean"]
+        metrics["cv"] = cv.mean
     reference = train.select(config.features()).sample(n=min(config.reference_rows, train.height), seed=config.seed)
     # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in the report's
     # timings, which the select step stores with the model version as it is
@@ -276,7 +276,7 @@ def _fit(
     return Candidate(result.bundle.to_bytes(), reference, report)
 
 
-def _cross_validate(config: TrainConfig, train: pl.DataFrame, valid: pl.DataFrame, step: str) -> dict[str, Any] | None:
+def _cross_validate(config: TrainConfig, train: pl.DataFrame, valid: pl.DataFrame, step: str) -> CrossValidation | None:
     if config.cv is None:
         return None
     cv = config.cv
