@@ -187,3 +187,15 @@ def test_bin_tables_and_records_agree(train: list[float], test: list[float | Non
     refit = build_transform({"type": "bin", "columns": ["x"], "strategy": strategy, "n_bins": n_bins})
     assert refit.fit(_column(shuffled)) == bins  # edges do not depend on the row order
     assert_paths_agree(bins, _column(test))
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "quantile"])
+@pytest.mark.parametrize("train", [[0.0, 0.0, -0.0], [1.0, 0.0, -0.0], [-0.0, 2.0, 0.0, 1.0]])
+def test_bin_edges_do_not_keep_the_sign_of_a_zero(train: list[float], strategy: str) -> None:
+    """Which zero min() or a quantile returns depends on the row order; the edges must not (Hypothesis found it)."""
+    fitted = [
+        build_transform({"type": "bin", "columns": ["x"], "strategy": strategy, "n_bins": 2}).fit(_column(rows))
+        for rows in (train, train[::-1])
+    ]
+    assert fitted[0] == fitted[1]
+    assert all(math.copysign(1.0, edge) == 1.0 for edge in fitted[0].edges_["x"] if edge == 0.0)

@@ -162,7 +162,7 @@ def test_the_protocol_selection_reaches_worker_processes(store: Store) -> None:
     with _worker_environment(store, "127.0.0.1", ServeSettings(protocols=("json", "mlflow"))):
         options = json.loads(os.environ[SETTINGS_ENV])
     assert options["protocols"] == ["json", "mlflow"]
-    assert options.pop("host") == "127.0.0.1" and options.pop("artifact_root")
+    assert options.pop("host") == "127.0.0.1" and options.pop("artifacts") and options.pop("local_dir")
     settings = ServeSettings(**{**options, "refresh_interval": 60})
     with TestClient(create_app(store, settings)) as client:  # what a worker builds from them
         assert client.get("/v2/health/live").status_code == 404

@@ -268,7 +268,7 @@ class Bin(Transform):
             return []
         low, high = float(values.min()), float(values.max())  # type: ignore[arg-type]
         if high <= low:
-            return [low, high]
+            return [low + 0.0, high + 0.0]
         shares = [i / self.n_bins for i in range(1, self.n_bins)]
         if self.strategy == "uniform":  # (high - low) could overflow; this form cannot
             inner = [low * (1.0 - t) + high * t for t in shares]
@@ -276,7 +276,8 @@ class Bin(Transform):
             inner = [float(values.quantile(t, "linear")) for t in shares]  # type: ignore[arg-type]
         # within [low, high] and never decreasing, whatever rounding (or an overflowing interpolation) did
         tidy = [min(max(e, low), high) if not math.isnan(e) else low for e in inner]
-        return [low, *itertools.accumulate(tidy, max), high]
+        # + 0.0 turns -0.0 into 0.0: which of the two zeros min() or a quantile returns depends on the row order
+        return [edge + 0.0 for edge in (low, *itertools.accumulate(tidy, max), high)]
 
     def _inner(self, name: str) -> list[float]:
         edges = self.edges_[name]
