@@ -8,7 +8,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, update
 
 from loopline.core.errors import ConflictError, NotFoundError
-from loopline.core.records import Candidate, Features, TrainReport
+from loopline.core.records import Candidate, CrossValidation, Features, TrainReport
 from loopline.store import ModelVersion, Store
 from loopline.store._db import utcnow
 from loopline.store._tables import models
@@ -187,7 +187,15 @@ def test_register_candidate_stores_the_candidate_and_its_report(store: Store) ->
         data_fingerprint="fp",
         rows={"train": 8, "valid": 2},
         step_config={"target": "y"},
-        cv={"folds": 2, "std": {"roc_auc": 0.1}},
+        cv=CrossValidation(
+            method="kfold",
+            folds=2,
+            seed=0,
+            fold_rows=({"train": 5, "valid": 5},) * 2,
+            fold_metrics=({"roc_auc": 0.7}, {"roc_auc": 0.9}),
+            mean={"roc_auc": 0.8},
+            std={"roc_auc": 0.1},
+        ),
     )
     reference = pl.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
     version = store.models.register_candidate("churn", Candidate(b"bundle", reference, report), run_id="r1")
