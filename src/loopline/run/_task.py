@@ -183,8 +183,14 @@ def _persist(
 
 
 def worker_name() -> str:
-    """``host/pid`` of this process."""
-    return f"{socket.gethostname()}/{os.getpid()}"
+    """``host/pid`` of this process (computed once per process: a forked child gets its own)."""
+    pid = os.getpid()
+    if _WORKER_NAME[0] != pid:
+        _WORKER_NAME[:] = [pid, f"{socket.gethostname()}/{pid}"]
+    return str(_WORKER_NAME[1])
+
+
+_WORKER_NAME: list[Any] = [None, ""]
 
 
 # -- where a step finds its store ----------------------------------------------------------------------
