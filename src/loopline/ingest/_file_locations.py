@@ -19,18 +19,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from loopline.core.errors import DataError, MissingExtraError
+from loopline.core.remote import FSSPEC_EXTRAS
 
 _EDGE = 1 << 20
 _MAGIC = "*?["
-#: protocol -> (package, loopline extra)
-_EXTRAS = {
-    "s3": ("s3fs", "s3"),
-    "s3a": ("s3fs", "s3"),
-    "gs": ("gcsfs", "gcs"),
-    "gcs": ("gcsfs", "gcs"),
-    "az": ("adlfs", "azure"),
-    "abfs": ("adlfs", "azure"),
-}
 
 
 def file_location(path: str) -> LocalFiles | RemoteFiles:
@@ -134,8 +126,8 @@ def _filesystem(url: str) -> tuple[Any, str]:
     try:
         fs, root = fsspec.core.url_to_fs(url)
     except ImportError as exc:
-        if protocol in _EXTRAS:
-            raise MissingExtraError(*_EXTRAS[protocol]) from exc
+        if protocol in FSSPEC_EXTRAS:
+            raise MissingExtraError(*FSSPEC_EXTRAS[protocol]) from exc
         raise DataError(
             f"reading {protocol}:// URLs needs a package that is not installed: {exc}",
             file=url,

@@ -29,6 +29,7 @@ import polars as pl
 
 from loopline.core.errors import ConfigError, LooplineError, MissingExtraError, NotFoundError, StoreError
 from loopline.core.hashing import sha256_bytes
+from loopline.core.remote import FSSPEC_EXTRAS
 from loopline.store.artifacts._contract import (
     TEMP_PREFIX,
     ArtifactEntry,
@@ -42,16 +43,6 @@ from loopline.store.artifacts._contract import (
 
 # Backends whose single-object write is atomic: no temp name needed
 _ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
-# scheme -> (the package fsspec needs, the loopline extra that installs it)
-_EXTRAS = {
-    "s3": ("s3fs", "s3"),
-    "s3a": ("s3fs", "s3"),
-    "gs": ("gcsfs", "gcs"),
-    "gcs": ("gcsfs", "gcs"),
-    "az": ("adlfs", "azure"),
-    "abfs": ("adlfs", "azure"),
-    "abfss": ("adlfs", "azure"),
-}
 _MTIME_KEYS = ("LastModified", "mtime", "last_modified", "updated")
 _HINT = (
     "Check the URL in LOOPLINE_ARTIFACTS_URL, that the bucket exists, and the credentials and endpoint in the "
@@ -305,8 +296,8 @@ def _scheme_errors(url: str) -> Iterator[None]:
     try:
         yield
     except ImportError as exc:
-        if scheme in _EXTRAS:
-            raise MissingExtraError(*_EXTRAS[scheme]) from None
+        if scheme in FSSPEC_EXTRAS:
+            raise MissingExtraError(*FSSPEC_EXTRAS[scheme]) from None
         raise ConfigError(
             f"the artifact store URL {url} needs a package that is not installed: {exc}",
             key="LOOPLINE_ARTIFACTS_URL",
