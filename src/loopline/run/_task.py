@@ -168,7 +168,7 @@ def _persist(
     step: str, step_type: StepType[Any], produced: Mapping[str, Any], store: Store, values: ValueCache
 ) -> dict[str, Ref]:
     declared = step_type.outputs
-    if not isinstance(produced, Mapping) or set(produced) != set(declared):
+    if not (type(produced) is dict or isinstance(produced, Mapping)) or produced.keys() != set(declared):
         got = sorted(produced) if isinstance(produced, Mapping) else type(produced).__name__
         raise ConfigError(
             f"step {step!r} returned outputs {got}, but its type declares {list(declared)}.",

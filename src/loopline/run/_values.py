@@ -72,7 +72,9 @@ def _read_dataset(store: Store, ref: DatasetRef) -> pl.DataFrame:
 
 def is_ref(value: Any) -> bool:
     """Whether ``value`` is one reference ``{"digest", "kind"}`` (not a mapping of output names to references)."""
-    return isinstance(value, Mapping) and isinstance(value.get("digest"), str) and isinstance(value.get("kind"), str)
+    if not (type(value) is dict or isinstance(value, Mapping)):  # a plain dict skips the ABC check
+        return False
+    return isinstance(value.get("digest"), str) and isinstance(value.get("kind"), str)
 
 
 class ValueCache:
@@ -90,6 +92,8 @@ class ValueCache:
     def load(self, store: Store, ref: Mapping[str, str]) -> Any:
         """The value ``ref`` names, read from ``store`` on first use."""
         key = (ref["kind"], ref["digest"])
+        if key in self._values:  # loaded already: no lock needed to read a finished value
+            return self._values[key]
         with self._lock:
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
