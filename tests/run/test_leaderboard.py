@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from loopline import Pipeline
+from loopline.core.cpu import CoreBudget, use_core_budget
 from loopline.core.errors import DataError, NotFoundError
 from loopline.run import LocalExecutor, Runner, rank_candidates, run_leaderboard
 from loopline.store import Store
@@ -103,7 +104,11 @@ def candidates_pipeline(name: str = "cancer", seed: int = 0) -> Pipeline:
 
 
 def test_three_candidates_train_at_once_and_land_ranked_in_the_store(store: Store) -> None:
-    result = Runner(store, LocalExecutor(max_workers=3)).run(candidates_pipeline())
+    previous = use_core_budget(CoreBudget(3, load_aware=False))  # three cores: room for three one-thread fits
+    try:
+        result = Runner(store, LocalExecutor(max_workers=3)).run(candidates_pipeline())
+    finally:
+        use_core_budget(previous)
     records = {s.step: s for s in store.runs.get(result.run_id).steps}
     fits = [records[s] for s in ("linear", "boost", "forest")]
     assert max(r.started_at for r in fits) < min(r.finished_at for r in fits)  # all three ran at one moment
@@ -133,6 +138,29 @@ def test_three_candidates_train_at_once_and_land_ranked_in_the_store(store: Stor
     assert linear.metrics["cv"] == cv["mean"] and set(cv["std"]) == set(cv["mean"])
     assert next(row for row in board if row["version"] == linear.version)["cv_std"] == cv["std"]["log_loss"]
     assert linear.config["threads"]["requested"] == 1
+
+
+class _WatchedBudget(CoreBudget):
+    """A budget that remembers the most cores its leases held at once, and how many leases it gave."""
+
+    peak = leases = 0
+
+    def _take(self, wanted: int | None) -> int:
+        granted = super()._take(wanted)
+        self.leases += 1
+        self.peak = max(self.peak, self.cores - self.free)
+        return granted
+
+
+def test_fits_side_by_side_never_hold_more_threads_than_the_cores(store: Store) -> None:
+    budget = _WatchedBudget(2, load_aware=False)
+    previous = use_core_budget(budget)
+    try:
+        result = Runner(store, LocalExecutor(max_workers=3)).run(candidates_pipeline())
+    finally:
+        use_core_budget(previous)
+    assert budget.leases == 3 and budget.peak == 2  # three one-thread fits on two cores: two at a time
+    assert all(result.output(s, "report")["threads"]["granted"] == 1 for s in ("linear", "boost", "forest"))
 
 
 def test_the_stored_leaderboard_is_the_latest_run_unless_one_is_named(store: Store) -> None:

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from tests._candidates import put_dataset, register_bundle
 
+from loopline.core.cpu import CoreBudget, use_core_budget
 from loopline.core.errors import ConfigError, DataError, NotFoundError
 from loopline.run import ScoreProgress, score_batch
 from loopline.store import Store
@@ -305,3 +306,23 @@ def test_memory_stays_bounded_whatever_the_input_size(tmp_path: Path) -> None:
     extra_mb = table.tail(1_000_000).estimated_size("mb")  # the rows only the large input has: 61 MB
     assert growth < 0.25 * extra_mb, f"peak RSS grew {growth:.0f} MB for {extra_mb:.0f} MB more rows"
     assert pl.read_parquet(tmp_path / "large.csv.parquet").height == 1_200_000
+
+
+def test_scoring_runs_on_cores_leased_from_the_process_budget(
+    store: Store, orders: pl.DataFrame, tmp_path: Path
+) -> None:
+    budget = CoreBudget(1, load_aware=False)
+    previous = use_core_budget(budget)
+    seen: list[int] = []
+    try:
+        score_batch(
+            store,
+            "shop",
+            write(orders, tmp_path / "in.csv"),
+            tmp_path / "out.parquet",
+            chunk_rows=256,
+            progress=lambda _: seen.append(budget.free),
+        )
+    finally:
+        use_core_budget(previous)
+    assert seen and set(seen) == {0} and budget.free == 1  # held while scoring, given back after

@@ -13,6 +13,7 @@ from loopline.cli import _datasets, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
+from loopline.core.cpu import quiet_openmp_waits, usable_cores
 from loopline.core.errors import ConfigError
 
 app = typer.Typer(
@@ -170,6 +171,9 @@ def serve(
             max_batch_delay=max_batch_delay_ms / 1000,
         )
         served = ", ".join(store.models.names()) or "no model yet"
+        if workers > (cores := usable_cores()):  # each worker predicts on one thread: one worker per core at most
+            console.print(f"{workers} workers asked for, {cores} core(s) usable: starting {cores}")
+            workers = cores
         processes = f" ({workers} workers)" if workers > 1 else ""
         console.print(f"serving {served} on http://{host}:{port}{processes}")
         run_server(store, host=host, port=port, settings=settings, workers=workers)
@@ -239,5 +243,7 @@ def quickstart(
 
 
 def main() -> None:
-    """Entry point of the ``loopline`` console script."""
+    """Entry point of the ``loopline`` console script: idle OpenMP threads sleep instead of spinning (set
+    before any OpenMP library loads; see :mod:`loopline.core.cpu`), then the command."""
+    quiet_openmp_waits()
     app()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from loopline.core.cpu import limited_threads
 from loopline.core.dtypes import polars_dtype
 from loopline.core.errors import ConfigError, DataError, NotFoundError, did_you_mean
 from loopline.run._evaluate import load_bundle
@@ -115,7 +116,7 @@ def score_batch(
     needed = _check_columns(bundle, source, list(keep))
     scorer = _Scorer(bundle, list(keep), source.schema)
     rows = chunks = largest = 0
-    with _Writer(target, scorer.empty()) as writer:
+    with limited_threads(None), _Writer(target, scorer.empty()) as writer:  # cores from the process's budget
         for chunk in source.chunks(needed, chunk_rows):
             writer.write(scorer.score(chunk, first_row=rows))
             rows, chunks, largest = rows + chunk.height, chunks + 1, max(largest, chunk.height)

@@ -4,7 +4,8 @@ Two kinds of native thread pools do the work of a fit:
 
 - **OpenMP** (HistGradientBoosting, LightGBM, XGBoost): libgomp keeps the thread count per calling
   thread, so a limit set in one runner thread leaves every other thread alone. Two train steps running
-  at once in two threads each get their own limit.
+  at once in two threads each get their own limit, leased from the process's one core budget
+  (:mod:`loopline.core.cpu`): together they never hold more threads than the cores.
 - **BLAS** (OpenBLAS, MKL; linear models, numpy): one pool per process, which threadpoolctl (3.8+)
   lets only one Python thread control. It is left alone here: a limit set from one runner thread would
   apply to every other step, or be ignored. Pin it for the whole process with ``OPENBLAS_NUM_THREADS``.
@@ -16,15 +17,13 @@ XGBoost ``n_jobs``, scikit-learn forests ``n_jobs``): :func:`thread_params` sets
 from __future__ import annotations
 
 import inspect
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-from threadpoolctl import threadpool_info, threadpool_limits
-
 from loopline.bundle import EstimatorSpec
-from loopline.core.errors import ConfigError
+from loopline.core.cpu import check_threads
+from loopline.core.cpu import limited_threads as limited_threads  # re-exported: the step's thread limit
+from loopline.core.cpu import observed_threads as observed_threads
 
 THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread")
 """Parameter names by which LightGBM, XGBoost or scikit-learn take a thread count; one set by the user wins."""
@@ -51,45 +50,3 @@ def _takes_n_jobs(spec: EstimatorSpec, task: str) -> bool:
     if module.split(".")[0] in _N_JOBS_LIBRARIES:
         return True
     return module.startswith("sklearn.ensemble") and "n_jobs" in inspect.signature(spec.load(task)).parameters
-
-
-def check_threads(threads: int | None) -> None:
-    """ConfigError unless ``threads`` is None (the libraries' default) or at least 1."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(
-            f"threads={threads!r} is not a thread count.",
-            key="threads",
-            hint="Use an integer >= 1, or leave threads unset for the libraries' default (all cores).",
-        )
-
-
-@contextmanager
-def limited_threads(threads: int | None) -> Iterator[dict[str, int | None]]:
-    """Run the block with at most ``threads`` OpenMP threads in the calling thread (other threads keep
-    theirs); None changes nothing. The BLAS pool is not touched (see the module docstring).
-
-    Yields what the block sees: ``{"requested", "openmp", "blas"}`` (the largest thread count of the
-    loaded OpenMP and BLAS libraries, None when none is loaded). Import the estimator's module before
-    entering: libraries loaded inside the block are not limited.
-    """
-    check_threads(threads)
-    if threads is None:
-        yield {"requested": None, **observed_threads()}
-        return
-    with _LOCK:
-        openmp = threadpool_limits(limits=threads, user_api="openmp")
-    try:
-        yield {"requested": threads, **observed_threads()}
-    finally:
-        with _LOCK:
-            openmp.restore_original_limits()
-
-
-def observed_threads() -> dict[str, int | None]:
-    """The largest thread count of the loaded OpenMP and BLAS libraries, as the calling thread sees them."""
-    info = threadpool_info()
-    return {api: max((i["num_threads"] for i in info if i["user_api"] == api), default=None) for api in _APIS}
-
-
-_APIS = ("openmp", "blas")
-_LOCK = threading.Lock()  # threadpoolctl scans the loaded libraries; one scan at a time

@@ -230,10 +230,10 @@ class Train(StepType[TrainConfig]):
         spec = resolve_estimator(config.estimator)
         for task in spec.classes:  # imported now: thread pools loaded inside the limit below would escape it
             spec.load(task)
-        params = thread_params(spec, config.params, config.threads)
-        with limited_threads(config.threads) as threads:
+        with limited_threads(config.threads) as threads:  # cores leased from the process's budget
+            params = thread_params(spec, config.params, threads["granted"])
             candidate = _fit(config, params, train, valid, test, ctx)
-        # what the fit saw: {requested, openmp, blas}
+        # what the fit saw: {requested, granted, openmp, blas}
         return replace(candidate, report=replace(candidate.report, threads=threads)).to_dict()
 
 
