@@ -28,6 +28,7 @@ import polars as pl
 import pytest
 
 from loopline import ConfigError, Pipeline, StepError
+from loopline.core.cpu import usable_cores
 from loopline.run import DaskExecutor, Runner, RunResult
 from loopline.store import Store
 
@@ -456,6 +457,7 @@ def test_a_local_dask_cluster_runs_steps_in_worker_processes(store: Store) -> No
         result = bounded(lambda: Runner(store, executor, cache=False).run(pipeline))
         workers = executor.client.scheduler_info()["workers"]
         assert len(workers) == 1
+        assert set(executor.client.run(usable_cores).values()) == {1}  # a worker's core budget: its one thread
     assert result.status == "succeeded"
     assert result.output("b")[0] == 42 and result.output("b")[1] != os.getpid()
     assert executor._cluster is None  # stopped with the executor

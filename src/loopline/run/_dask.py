@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from loopline.core.cpu import CPUS_ENV
 from loopline.core.errors import ConfigError, LooplineError, MissingExtraError
 from loopline.run._executor import Executor
 from loopline.run._task import StepResult, StepTask, execute_step, failed_result
@@ -88,6 +89,7 @@ class DaskExecutor(Executor):
                     dashboard_address=":0",  # the scheduler's HTTP endpoints on a free port, no dashboard
                     scheduler_kwargs={"dashboard": False},
                     silence_logs=logging.ERROR,
+                    env={CPUS_ENV: str(self.threads_per_worker)},  # each worker's core budget: its own threads
                 )
             return distributed.Client(self._cluster)
         address = (
