@@ -8,6 +8,7 @@ executor, which runs :func:`~loopline.run._task.execute_step` wherever it runs s
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -140,17 +141,13 @@ class Runner:
 
     # -- scheduling -------------------------------------------------------------------------------
     def _schedule(self, state: _RunState) -> None:
-        waiting = {name: {p for p, _ in b.inputs} for name, b in state.bound.items()}
+        graph = _Graph(state.bound)
         running: dict[Future[StepResult], _Submitted] = {}
-        while waiting or running:
-            ready = [n for n, deps in waiting.items() if not deps]
-            while ready:
-                name = ready.pop(0)
-                del waiting[name]
+        while graph.waiting or running:
+            while (name := graph.next_ready()) is not None:
                 submitted = self._start(state, name)
                 if submitted is None:  # reused, cached or failed without running: its dependents may start
-                    self._settle(name, waiting, state)
-                    ready = [n for n, deps in waiting.items() if not deps]
+                    self._settle(name, graph, state)
                 else:
                     running[submitted[0]] = submitted[1]
             if not running:
@@ -159,31 +156,20 @@ class Runner:
             for future in finished:
                 submitted_step = running.pop(future)
                 self._finish(state, submitted_step, future)
-                self._settle(submitted_step.name, waiting, state)
+                self._settle(submitted_step.name, graph, state)
             if state.flush_due():
                 self._flush(state)
-        for name in waiting:
+        for name in graph.waiting:
             state.outcomes[name] = StepOutcome(name, "skipped")
 
-    def _settle(self, name: str, waiting: dict[str, set[str]], state: _RunState) -> None:
+    @staticmethod
+    def _settle(name: str, graph: _Graph, state: _RunState) -> None:
         """A step is over: release its dependents, or skip them all if it failed."""
         if state.outcomes[name].status == "failed":
-            self._skip_dependents(name, waiting, state)
+            for skipped in graph.drop_dependents(name):
+                state.outcomes[skipped] = StepOutcome(skipped, "skipped")
         else:
-            for deps in waiting.values():
-                deps.discard(name)
-
-    def _skip_dependents(self, name: str, waiting: dict[str, set[str]], state: _RunState) -> None:
-        blocked = {name}
-        changed = True
-        while changed:
-            changed = False
-            for other, deps in list(waiting.items()):
-                if deps & blocked:
-                    blocked.add(other)
-                    del waiting[other]
-                    state.outcomes[other] = StepOutcome(other, "skipped")
-                    changed = True
+            graph.done(name)
 
     # -- one step ---------------------------------------------------------------------------------
     def _start(self, state: _RunState, name: str) -> tuple[Future[StepResult], _Submitted] | None:
@@ -374,6 +360,47 @@ def _needed(bound: dict[str, BoundStep], targets: list[str] | None) -> dict[str,
             keep.add(name)
             stack.extend(producer for producer, _ in bound[name].inputs)
     return {name: b for name, b in bound.items() if name in keep}
+
+
+class _Graph:
+    """The steps still to start, in definition order as they become ready; each update is O(its edges)."""
+
+    def __init__(self, bound: Mapping[str, BoundStep]) -> None:
+        self.order = {name: i for i, name in enumerate(bound)}
+        self.waiting: dict[str, set[str]] = {name: {p for p, _ in b.inputs} for name, b in bound.items()}
+        self.dependents: dict[str, list[str]] = {name: [] for name in bound}
+        for name, deps in self.waiting.items():
+            for producer in deps:
+                self.dependents[producer].append(name)
+        self._ready = [(self.order[name], name) for name, deps in self.waiting.items() if not deps]
+        heapq.heapify(self._ready)
+
+    def next_ready(self) -> str | None:
+        """The first step (in definition order) whose inputs are all done, taken off the waiting list."""
+        while self._ready:
+            _, name = heapq.heappop(self._ready)
+            if self.waiting.pop(name, None) is not None:
+                return name
+        return None
+
+    def done(self, name: str) -> None:
+        """``name`` produced its outputs: dependents whose last input it was become ready."""
+        for dependent in self.dependents[name]:
+            deps = self.waiting.get(dependent)
+            if deps is not None:
+                deps.discard(name)
+                if not deps:
+                    heapq.heappush(self._ready, (self.order[dependent], dependent))
+
+    def drop_dependents(self, name: str) -> list[str]:
+        """``name`` failed: every step downstream of it leaves the waiting list; returns them."""
+        dropped, stack = [], list(self.dependents[name])
+        while stack:
+            dependent = stack.pop()
+            if self.waiting.pop(dependent, None) is not None:
+                dropped.append(dependent)
+                stack.extend(self.dependents[dependent])
+        return dropped
 
 
 class _RunState:

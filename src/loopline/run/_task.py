@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -129,9 +130,15 @@ def _run(task: StepTask) -> dict[str, Ref]:
     config = _validated(step_type, task)
     store, values = _resources(task)
     inputs = [_load(store, values, item) for item in task.inputs]
-    ctx = StepContext(task.run_id, task.step, dict(task.params), store, log.getChild(task.step))
+    ctx = StepContext(task.run_id, task.step, dict(task.params), store, _step_log(task.step))
     produced = step_type.run(config, inputs, ctx)
     return _persist(task.step, step_type, produced, store, values)
+
+
+@lru_cache(maxsize=4096)
+def _step_log(step: str) -> logging.Logger:
+    """The logger of step ``step`` (``loopline.run.<step>``); logging's own lookup takes a global lock."""
+    return log.getChild(step)
 
 
 def resolve_step_type(task: StepTask) -> StepType[Any]:
