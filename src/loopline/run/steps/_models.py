@@ -80,7 +80,8 @@ class SplitConfig(StepConfig):
             raise ValueError(f"group_column only applies to method 'group', not {self.method!r}; set method: group.")
         if self.gap is not None and self.method != "time":
             raise ValueError(f"gap only applies to method 'time', not {self.method!r}; remove gap or use method: time.")
-        if self.gap is not None and self.gap < (timedelta(0) if isinstance(self.gap, timedelta) else 0):
+        negative = self.gap < timedelta(0) if isinstance(self.gap, timedelta) else (self.gap or 0) < 0
+        if negative:
             raise ValueError(f"gap {self.gap} is negative; use a positive duration such as 7d.")
         bounds = [b for b in (self.valid_from, self.test_from) if b is not None]
         if len({isinstance(b, int | float) for b in bounds}) > 1:
