@@ -10,13 +10,14 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from loopline.core.config import MODEL_NAME_PATTERN
-from loopline.core.errors import ConfigError, DataError, LooplineError
+from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection
 from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.run._policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
+    METRIC_DIRECTION,
     TrainSpec,
     cross_validate,
     limited_threads,
@@ -174,6 +175,15 @@ class SelectConfig(StepConfig):
     metric: str = "roc_auc"
     promote: Literal["if_better", "always", "never"] = "if_better"
     min_improvement: float = 0.0
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        """Checked when the pipeline loads, not after every candidate has trained."""
+        if value not in METRIC_DIRECTION:
+            hint = did_you_mean(value, METRIC_DIRECTION) or f"Metrics: {', '.join(sorted(METRIC_DIRECTION))}."
+            raise ConfigError(f"unknown metric {value!r}.", key="metric", hint=hint)
+        return value
 
 
 class Split(StepType[SplitConfig]):
