@@ -130,3 +130,15 @@ def test_nested_config_errors_name_the_full_key(relative: str, message: str, ful
     error = ConfigError(message, key=relative, hint="Fix it.").under(full.removesuffix("." + relative), file="p.yaml")
     assert error.key == full and error.file == "p.yaml" and error.hint == "Fix it."
     assert expected in str(error) and str(error).startswith("p.yaml: ")
+
+
+def test_json_schema_completes_estimator_aliases() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = pipeline_json_schema()
+    train = {"name": "t", "steps": {"f": {"type": "train", "target": "y", "estimator": "lightgbm"}}}
+    jsonschema.validate(train, schema)
+    train["steps"]["f"]["estimator"] = "sklearn.ensemble:ExtraTreesClassifier"
+    jsonschema.validate(train, schema)
+    train["steps"]["f"]["estimator"] = "lightgbn"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(train, schema)

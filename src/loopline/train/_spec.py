@@ -121,6 +121,19 @@ class TrainSpec(_Frozen):
         return self
 
     @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The schema with ``estimator`` completing the registered aliases (an import path stays allowed)."""
+        from loopline.bundle import ESTIMATORS
+        from loopline.bundle._estimators import IMPORTABLE_ROOTS
+
+        schema = cls.model_json_schema()
+        estimator = schema["properties"]["estimator"]
+        roots = "|".join(IMPORTABLE_ROOTS)
+        estimator.pop("type", None)
+        estimator["anyOf"] = [{"enum": ESTIMATORS.names()}, {"type": "string", "pattern": f"^({roots})[.:]"}]
+        return schema
+
+    @classmethod
     def parse(cls, options: Mapping[str, Any], *, where: str = "") -> TrainSpec:
         """The spec for ``options`` (a mapping read from YAML or JSON); ConfigError naming the key
         (prefixed by ``where``, e.g. ``steps.train``) and the fix when a key or value is wrong."""
