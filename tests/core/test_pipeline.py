@@ -100,3 +100,45 @@ def test_json_schema_lists_every_step_type() -> None:
     assert {"file", "sample", "join", "derive", "split", "train", "select"} <= names
     train = next(b for b in branches if b["properties"]["type"]["const"] == "train")
     assert "estimator" in train["required"]
+
+
+def test_json_schema_tags_each_ingest_source_by_type() -> None:
+    """Editors complete a source's own keys once its ``type:`` is written; a typo there fails the schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = pipeline_json_schema()
+    branches = schema["properties"]["steps"]["additionalProperties"]["oneOf"]
+    ingest = next(b for b in branches if b["properties"]["type"]["const"] == "ingest")
+    sources = {b["properties"]["type"]["const"]: b for b in ingest["properties"]["source"]["oneOf"]}
+    assert {"file", "postgres", "mysql", "sqlite", "mqtt", "nats", "redis"} <= set(sources)
+    assert "path" in sources["file"]["properties"] and sources["file"]["additionalProperties"] is False
+    assert "url" in sources["mqtt"]["properties"]
+    good = {"name": "s", "steps": {"load": {"type": "ingest", "source": {"type": "file", "path": "d/*.csv"}}}}
+    jsonschema.validate(good, schema)
+    bad = {"name": "s", "steps": {"load": {"type": "ingest", "source": {"type": "file", "pth": "d/*.csv"}}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+@pytest.mark.parametrize(
+    ("relative", "message", "full", "expected"),
+    [
+        ("source.pth", "unknown key 'source.pth'.", "steps.load.source.pth", "unknown key 'steps.load.source.pth'."),
+        ("params.x", "estimator 'e' has no parameter 'x'.", "steps.fit.params.x", "steps.fit.params.x: estimator"),
+    ],
+)
+def test_nested_config_errors_name_the_full_key(relative: str, message: str, full: str, expected: str) -> None:
+    error = ConfigError(message, key=relative, hint="Fix it.").under(full.removesuffix("." + relative), file="p.yaml")
+    assert error.key == full and error.file == "p.yaml" and error.hint == "Fix it."
+    assert expected in str(error) and str(error).startswith("p.yaml: ")
+
+
+def test_json_schema_completes_estimator_aliases() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = pipeline_json_schema()
+    train = {"name": "t", "steps": {"f": {"type": "train", "target": "y", "estimator": "lightgbm"}}}
+    jsonschema.validate(train, schema)
+    train["steps"]["f"]["estimator"] = "sklearn.ensemble:ExtraTreesClassifier"
+    jsonschema.validate(train, schema)
+    train["steps"]["f"]["estimator"] = "lightgbn"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(train, schema)

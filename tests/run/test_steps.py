@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from loopline import ConfigError, DataError, Pipeline
-from loopline.core import STEP_TYPES, StepContext
+from loopline.core import STEP_TYPES, StepContext, parse_pipeline
 from loopline.run import Runner, retrain_params
 from loopline.store import Store
 
@@ -201,3 +201,20 @@ def test_split_step_config_refuses_options_that_do_not_fit(config: dict[str, obj
         Pipeline("bad").add("data", lambda: labelled(10, 0)).add(
             "split", "split", inputs=["data"], target="y", **config
         ).bind()
+
+
+def test_a_pipeline_splits_on_an_integer_year() -> None:
+    """``valid_from: 2013`` stays the year 2013 (pydantic alone reads a number as 1970-01-01T00:33:33)."""
+    pipeline = parse_pipeline(
+        "name: yearly\nsteps:\n  data: {type: file, path: data.csv}\n"
+        "  split: {type: split, inputs: [data], target: y, time_column: year, valid_from: 2013, test_from: 2014}\n"
+    )
+    split = pipeline.bind()["split"].config
+    assert split.valid_from == 2013 and split.test_from == 2014  # type: ignore[attr-defined]
+    data = labelled(200, 3).with_columns(pl.Series("year", 2010 + np.arange(200) % 5))
+    out = run_step("split", [data], **split.model_dump(mode="json"))
+    assert out["report"]["rows"] == {"input": 200, "train": 120, "valid": 40, "test": 40}  # type: ignore[index]
+    assert {part: sorted(set(out[part]["year"])) for part in ("valid", "test")} == {  # type: ignore[index]
+        "valid": [2013],
+        "test": [2014],
+    }

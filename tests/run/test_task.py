@@ -135,6 +135,14 @@ def test_a_config_that_no_longer_validates_fails_naming_the_key(store: Store) ->
     assert result.status == "failed" and "steps.more.colums" in (result.error or "")
 
 
+def test_a_nested_config_error_in_a_worker_names_the_full_key(store: Store) -> None:
+    """A worker where an estimator is not registered (a plugin installed on the scheduler only) says where."""
+    config = {"target": "y", "numeric": ["x"], "estimator": "only_on_the_scheduler"}
+    task = StepTask("r1", "fit", "train", config, (), {}, 1, *store_location(store))
+    result = execute_step(task)
+    assert result.status == "failed" and "steps.fit.estimator: unknown estimator" in (result.error or "")
+
+
 def test_a_failed_result_pickles_without_its_exception() -> None:
     result = StepResult("s", "failed", {}, datetime.now(UTC), 0.1, "ValueError: bad", "trace", cause=ValueError("bad"))
     again = pickle.loads(pickle.dumps(result))

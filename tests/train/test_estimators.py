@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from loopline.core.errors import ConfigError, MissingExtraError
-from loopline.train import ESTIMATORS
+from loopline.train import ESTIMATORS, resolve_estimator
 
 CONTRACT = {
     "logistic_regression",
@@ -46,6 +46,9 @@ def test_hist_gradient_boosting_defaults_are_light() -> None:
 def test_unknown_alias_task_and_parameter_are_refused() -> None:
     with pytest.raises(ConfigError, match="unknown estimator type 'hist_gradient_boost'.*Did you mean"):
         ESTIMATORS.get("hist_gradient_boost")
+    with pytest.raises(ConfigError, match="unknown estimator 'hist_gradient_boost'.*Did you mean") as caught:
+        resolve_estimator("hist_gradient_boost")
+    assert caught.value.key == "estimator"
     with pytest.raises(ConfigError, match="'ridge' does not support task 'binary'.*logistic_regression"):
         ESTIMATORS.get("ridge").build("binary")
     with pytest.raises(ConfigError, match="no parameter 'max_iters'.*Did you mean 'max_iter'"):

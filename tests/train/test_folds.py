@@ -100,3 +100,14 @@ def test_time_series_gap_and_refusals() -> None:
         time_series_folds(tied, "t", 2)
     with pytest.raises(DataError, match="time column 'tt' is missing"):
         time_series_folds(df, "tt", 2)
+
+
+def test_time_series_folds_on_an_integer_year() -> None:
+    df = pl.DataFrame({"year": [2014, 2010, 2011, 2012, 2013] * 4, "x": range(20)})
+    years = df["year"].to_numpy()
+    folds = time_series_folds(df, "year", 3)
+    assert [sorted(set(years[valid])) for _, valid in folds] == [[2011], [2012], [2013, 2014]]
+    for train, valid in time_series_folds(df, "year", 1, gap=1):
+        assert years[valid].min() - years[train].max() > 1
+    with pytest.raises(ConfigError, match="gap '7d' is a duration, but time column 'year' holds numbers"):
+        time_series_folds(df, "year", 2, gap="7d")

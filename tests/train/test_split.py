@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -63,8 +63,11 @@ def test_time_split_errors_name_the_column_and_the_empty_part() -> None:
         split_table(df, method="time", target="y", time_column="when")
     with pytest.raises(ConfigError, match="not an ISO 8601 time"):
         split_table(df, method="time", target="y", time_column="when", valid_from="next tuesday")
-    with pytest.raises(DataError, match="time column 'y' cannot be read as times"):
+    with pytest.raises(ConfigError, match="valid_from '2013-01-10' is not a number, but time column 'y' holds numbers"):
         split_table(df, method="time", target="y", time_column="y", valid_from="2013-01-10")
+    flags = df.with_columns((pl.col("y") > 0).alias("flag"))
+    with pytest.raises(DataError, match="time column 'flag' cannot be read as times"):
+        split_table(flags, method="time", target="y", time_column="flag", valid_from="2013-01-10")
     bad = df.with_columns(pl.lit("yesterday").alias("when"))
     with pytest.raises(DataError, match="time column 'when' cannot be read"):
         split_table(bad, method="time", target="y", time_column="when", valid_from="2013-01-10")
@@ -158,7 +161,7 @@ def test_gap_refusals_name_the_fix() -> None:
         split_table(df, method="time", target="y", time_column="at", valid_from="2013-01-21", gap=timedelta(days=-1))
     with pytest.raises(ConfigError, match="gap only applies to method 'time'"):
         split_table(df, method="random", target="y", gap="1d")
-    with pytest.raises(DataError, match=r"'valid' split is empty.*shorten the gap \(5 days"):
+    with pytest.raises(DataError, match=r"'valid' split is empty.*shorten the gap \(5d\)"):
         split_table(
             df, method="time", target="y", time_column="at", valid_from="2013-01-21", test_from="2013-01-26", gap="5d"
         )
@@ -179,3 +182,40 @@ def test_gap_refusals_name_the_fix() -> None:
 def test_parse_gap_reads_durations(text: str, expected: timedelta) -> None:
     assert parse_gap(text) == expected
     assert parse_gap(None) == timedelta(0) and parse_gap(expected) == expected
+
+
+def _yearly() -> pl.DataFrame:
+    years = [2010, 2011, 2012, 2013, 2014] * 4
+    return pl.DataFrame({"year": years, "y": [i % 2 for i in range(20)]}).with_columns(
+        pl.date(pl.col("year"), 3, 1).alias("day")
+    )
+
+
+def test_time_split_on_an_integer_year() -> None:
+    """A year held as a number is a time column: number boundaries, and a gap in years."""
+    parts = split_table(_yearly(), method="time", target="y", time_column="year", valid_from=2013, test_from=2014)
+    assert {name: sorted(set(part["year"])) for name, part in parts.items()} == {
+        "train": [2010, 2011, 2012],
+        "valid": [2013],
+        "test": [2014],
+    }
+    gapped = split_table(_yearly(), method="time", target="y", time_column="year", valid_from=2013, gap=1)
+    assert sorted(set(gapped["train"]["year"])) == [2010, 2011]
+
+
+def test_time_split_on_a_date_column_with_date_boundaries() -> None:
+    parts = split_table(
+        _yearly(), method="time", target="y", time_column="day", valid_from=date(2013, 1, 1), test_from="2014-01-01"
+    )
+    assert [part.height for part in parts.values()] == [12, 4, 4]
+
+
+def test_time_boundaries_of_the_other_kind_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"valid_from '2013-01-01' is not a number.*'year' holds numbers.*2014"):
+        split_table(_yearly(), method="time", target="y", time_column="year", valid_from="2013-01-01")
+    with pytest.raises(ConfigError, match=r"valid_from 2013 is a number, but time column 'day' holds times"):
+        split_table(_yearly(), method="time", target="y", time_column="day", valid_from=2013)
+    with pytest.raises(ConfigError, match=r"gap '7d' is a duration.*gap: 1 for one year"):
+        split_table(_yearly(), method="time", target="y", time_column="year", valid_from=2013, gap="7d")
+    with pytest.raises(ConfigError, match=r"gap 2 is a number, but time column 'day' holds times"):
+        split_table(_yearly(), method="time", target="y", time_column="day", valid_from=date(2013, 1, 1), gap=2)

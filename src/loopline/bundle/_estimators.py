@@ -23,6 +23,7 @@ re-exports it).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 from collections.abc import Callable, Collection
@@ -102,12 +103,35 @@ class EstimatorSpec:
         merged = {**self.defaults, **(params or {})}
         if self.seed_param and self.seed_param not in merged:
             merged[self.seed_param] = seed
-        accepted = _accepted_params(cls, self.native_params)
-        for key in merged:
-            if accepted is not None and key not in accepted:
-                hint = did_you_mean(key, accepted) or f"Parameters of {cls.__name__}: {', '.join(accepted)}."
-                raise ConfigError(f"estimator {self.name!r} has no parameter {key!r}.", key=key, hint=hint)
+        self._check_names(merged, _accepted_params(cls, self.native_params), key_prefix="")
         return merged
+
+    def check_params(self, params: Collection[str], task: str = "auto") -> None:
+        """ConfigError (key ``params.NAME``, with a did-you-mean) for a name no class of ``task`` takes.
+
+        The check a pipeline runs when it loads: ``auto`` accepts a name any of the spec's classes takes
+        (the exact task is known at training, where :meth:`resolve_params` checks again). Classes whose
+        optional library is not installed are not checked here; training names the extra.
+        """
+        accepted: set[str] = set()
+        for each in self.tasks if task == "auto" else [task]:
+            try:
+                cls = self.load(each)
+            except MissingExtraError:
+                return
+            names = _accepted_params(cls, self.native_params)
+            if names is None:
+                return
+            accepted.update(names)
+        self._check_names(params, sorted(accepted), key_prefix="params.")
+
+    def _check_names(self, params: Collection[str], accepted: list[str] | None, *, key_prefix: str) -> None:
+        for key in params:
+            if accepted is not None and key not in accepted:
+                hint = did_you_mean(key, accepted) or f"Parameters of {self.name}: {', '.join(accepted)}."
+                raise ConfigError(
+                    f"estimator {self.name!r} has no parameter {key!r}.", key=f"{key_prefix}{key}", hint=hint
+                )
 
     def build(self, task: str, params: dict[str, Any] | None = None, seed: int = 0) -> Any:
         """A new, unfitted estimator for ``task``."""
@@ -204,7 +228,10 @@ def resolve_estimator(name: str) -> EstimatorSpec:
     ConfigError; unknown aliases get a did-you-mean.
     """
     if name in ESTIMATORS or (":" not in name and "." not in name):
-        return ESTIMATORS.get(name)
+        try:
+            return ESTIMATORS.get(name)
+        except ConfigError as exc:
+            raise ConfigError(f"unknown estimator {name!r}.", key="estimator", hint=exc.hint) from None
     module_name, class_name = name.partition(":")[::2] if ":" in name else name.rpartition(".")[::2]
     _check_importable(name, module_name, class_name)
     cls = _import_class(name, module_name, class_name)
@@ -297,6 +324,7 @@ def _estimator_tasks(name: str, cls: Any) -> tuple[str, ...]:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def _accepted_params(cls: Any, native_params: Callable[[], Collection[str]] | None = None) -> list[str] | None:
     """The parameter names ``cls`` takes; for ``**kwargs``, its ``get_params()`` and ``native_params``.
 

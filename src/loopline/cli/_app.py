@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -210,19 +209,27 @@ def schema() -> None:
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the new pipeline file.")] = Path("pipeline.yaml"),
-    template: Annotated[str, typer.Option(help="pipeline (a blank start) or quickstart (flights).")] = "pipeline",
+    template: Annotated[
+        str, typer.Option(help="A template from --list: csv-classification, postgres-regression, ...")
+    ] = "pipeline",
+    list_templates: Annotated[bool, typer.Option("--list", help="List the templates and exit.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Scaffold a pipeline YAML file from a template."""
+    """Scaffold a pipeline YAML file from a template (each complete: ingest, train, select, monitor, retrain)."""
+    from loopline.cli._templates import template_text, templates
+
     with clear_errors():
-        if template not in ("pipeline", "quickstart"):
-            raise ConfigError(f"unknown template {template!r}.", hint="Use --template pipeline or quickstart.")
+        if list_templates:
+            for name, summary in templates().items():
+                console.print(f"[bold]{name:<22}[/] {summary}", highlight=False)
+            return
+        text = template_text(template)
         if path.exists() and not force:
             raise ConfigError(
                 f"{str(path)!r} already exists.", hint="Pass --force to overwrite it, or pick another path."
             )
-        path.write_text(files("loopline.templates").joinpath(f"{template}.yaml").read_text(encoding="utf-8"))
-        console.print(f"wrote {path}; run it with: loopline run {path}")
+        path.write_text(text, encoding="utf-8")
+        console.print(f"wrote {path} from template {template!r}; run it with: loopline run {path}")
 
 
 @app.command()

@@ -26,11 +26,13 @@ from loopline.cli._seed import (
     seed_weather_files,
     weather_mqtt_source,
 )
-from loopline.core.errors import LooplineError
+from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.settings import Settings
 
 if TYPE_CHECKING:
+    from loopline.core.pipeline import Pipeline
     from loopline.core.records import Selection
+    from loopline.store import Store
 
 TRAFFIC = {"start": "2013-07-01", "end": "2013-08-01"}
 RETRAIN_END = datetime(2013, 7, 1, tzinfo=UTC)
@@ -38,23 +40,25 @@ BATCHES, BATCH_SIZE, SINGLES = 40, 50, 200
 
 
 def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None) -> None:
-    """Run the loop end to end in ``<home>/quickstart`` (recreated each time) and summarise it."""
+    """Run the loop end to end in the default store (the one ``loopline models list`` and ``serve`` open),
+    its source systems in ``<home>/quickstart`` (recreated each time), and summarise it."""
     from loopline.core.yamlfile import parse_pipeline
     from loopline.run import retrain_and_gate, selection_of
     from loopline.serve import BackgroundServer, ServeSettings
-    from loopline.store import Store
 
     started = time.perf_counter()
-    root = Settings.from_env(home).home / "quickstart"
-    if root.exists():
-        shutil.rmtree(root)
+    settings = Settings.from_env(home)
+    root = settings.home / "quickstart"
     text = files("loopline.templates").joinpath("quickstart.yaml").read_text(encoding="utf-8")
     pipeline = parse_pipeline(text, source="quickstart.yaml")
     if pipeline.monitor is None:
         raise LooplineError("the quickstart template lost its 'monitor:' section.", hint="Reinstall loopline.")
     model = pipeline.monitor.model
-    store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
+    store = open_quickstart_store(settings, pipeline)
+    if root.exists():
+        shutil.rmtree(root)
     pipeline.params["sources"] = str(root / "sources")
+    console.print(f"store: [bold]{_where(settings)}[/] (the default store: {_next_steps(home)} find its models)")
     try:
         feed = f"weather stations publishing on MQTT at {mqtt}" if mqtt else "the weather feed (files)"
         console.rule(f"[bold]0 · seed the source systems: a flights table (SQLite) and {feed}")
@@ -102,8 +106,62 @@ def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None
             report_path, store, pipeline, monitored, selections, notes=notes, latencies_ms=live["latencies_ms"]
         )
         _summary(store, model, monitored, selections, live, served, after, report, time.perf_counter() - started)
+        console.print(f"the models are in the store at [bold]{_where(settings)}[/]; next: {_next_steps(home)}")
     finally:
         store.close()
+
+
+def open_quickstart_store(settings: Settings, pipeline: Pipeline) -> Store:
+    """The default store, emptied of an earlier quickstart's models and datasets.
+
+    The quickstart starts from an empty store each time, so its figures are the same on every run. A store
+    that holds anything else (another model, dataset or pipeline) is never emptied: ConfigError with the way
+    out. Only the default local layout (``<home>/loopline.db`` and ``<home>/artifacts``) is emptied; a store
+    elsewhere (``LOOPLINE_STORE_URL``) that holds an earlier quickstart is refused the same way.
+    """
+    from loopline.store import Store
+
+    store = Store.open(settings.store_url, settings.artifacts, local_dir=settings.home)
+    held = _store_contents(store)
+    if not any(held.values()):
+        return store
+    store.close()
+    ours = {"models": {pipeline.monitor.model if pipeline.monitor else ""}, "pipelines": {pipeline.name}}
+    ours["datasets"] = {
+        str(spec.config.get("dataset") or spec.name) for spec in pipeline.steps.values() if spec.type == "ingest"
+    }
+    foreign = {kind: sorted(names - ours[kind]) for kind, names in held.items() if names - ours[kind]}
+    if foreign or not settings.local_default:
+        what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in foreign.items()) or "an earlier quickstart"
+        raise ConfigError(
+            f"the store at {_where(settings)} already holds {what}; the quickstart starts from an empty store.",
+            hint="Run it in another folder, or give it a home of its own: `loopline quickstart --home "
+            ".loopline-quickstart`, then `loopline models list --home .loopline-quickstart`.",
+        )
+    for path in (settings.home / "loopline.db", *settings.home.glob("loopline.db-*"), settings.home / "artifacts"):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return Store.open(settings.store_url, settings.artifacts, local_dir=settings.home)
+
+
+def _store_contents(store: Store) -> dict[str, set[str]]:
+    runs = {run.pipeline for run in store.runs.list(limit=1000)}
+    return {"models": set(store.models.names()), "datasets": set(store.datasets.names()), "pipelines": runs}
+
+
+def _next_steps(home: Path | None) -> str:
+    option = f" --home {home}" if home is not None else ""
+    return ", ".join(f"`loopline {command}{option}`" for command in ("models list", "serve"))
+
+
+def _where(settings: Settings) -> str:
+    if settings.local_default:
+        return str(settings.home)
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(settings.store_url).render_as_string(hide_password=True))
 
 
 def use_weather_devices(pipeline: Any, url: str, state_dir: Path) -> None:

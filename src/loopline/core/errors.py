@@ -50,12 +50,33 @@ class ConfigError(LooplineError):
         self.key = key
         self.file = file
         self.line = line
+        self.detail = message
         where = ""
         if file:
             where = f"{file}:{line}: " if line else f"{file}: "
         elif line:
             where = f"line {line}: "
         super().__init__(f"{where}{message}", hint=hint)
+
+    def under(self, prefix: str, *, file: str | None = None) -> ConfigError:
+        """The same error for a key nested under ``prefix`` (``source.pth`` -> ``steps.load.source.pth``).
+
+        Validators of nested config (a source, an estimator's params) raise with keys relative to their
+        mapping; whoever validates the enclosing mapping re-raises with the full path, and the quoted key in
+        the message follows.
+        """
+        key = f"{prefix}.{self.key}" if self.key else prefix
+        if self.detail.startswith(_KEYED) and self.key and repr(self.key) in self.detail:
+            message = self.detail.replace(repr(self.key), repr(key), 1)
+        elif self.key and self.detail.startswith(f"{self.key}: "):
+            message = f"{key}: {self.detail.removeprefix(f'{self.key}: ')}"
+        else:
+            message = f"{key}: {self.detail}"
+        return ConfigError(message, key=key, file=file or self.file, line=self.line, hint=self.hint)
+
+
+_KEYED = ("unknown key ", "missing required key ", "invalid value for ")
+"""How messages that quote their full key begin (see ``config_error_from_validation``)."""
 
 
 class DataError(LooplineError):

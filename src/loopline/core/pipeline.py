@@ -202,6 +202,8 @@ def _validate_config(
         raise config_error_from_validation(
             exc, prefix=f"steps.{spec.name}", model=step_type.Config, file=source
         ) from None
+    except ConfigError as exc:  # a validator of nested config (a source, an estimator): keys relative to the step
+        raise exc.under(f"steps.{spec.name}", file=source) from None
 
 
 def config_error_from_validation(

@@ -25,6 +25,11 @@ class Settings:
     artifacts: Path | str
     token: str | None
 
+    @property
+    def local_default(self) -> bool:
+        """Whether the store is the default layout inside ``home`` (``loopline.db`` and ``artifacts/``)."""
+        return self.store_url == f"sqlite:///{self.home / 'loopline.db'}" and self.artifacts == self.home / "artifacts"
+
     @classmethod
     def from_env(cls, home: str | Path | None = None) -> Settings:
         """Read ``LOOPLINE_HOME``, ``LOOPLINE_STORE_URL``, ``LOOPLINE_ARTIFACTS_URL`` and ``LOOPLINE_TOKEN``."""

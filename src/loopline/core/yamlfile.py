@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from loopline.core.config import PipelineFile
 from loopline.core.errors import ConfigError
@@ -73,31 +73,41 @@ def pipeline_from_dict(
 
 
 def pipeline_json_schema() -> dict[str, Any]:
-    """JSON Schema of pipeline files, with one branch per registered step type."""
+    """JSON Schema of pipeline files: ``steps`` is a union tagged by ``type:``, one branch per step type."""
     schema = PipelineFile.model_json_schema()
-    branches = []
-    for name in STEP_TYPES.names():
-        config_schema = STEP_TYPES.get(name).Config.model_json_schema()
-        properties = {"type": {"const": name}, "inputs": {"type": "array", "items": {"type": "string"}}}
-        properties.update(config_schema.get("properties", {}))
-        branch = {
-            **config_schema,
-            "title": name,
-            "properties": properties,
-            "required": ["type", *config_schema.get("required", [])],
-        }
-        schema.setdefault("$defs", {}).update(branch.pop("$defs", {}))
-        branches.append(branch)
-    schema["properties"]["steps"]["additionalProperties"] = {"oneOf": branches}
+    defs = schema.setdefault("$defs", {})
+    configs = {name: STEP_TYPES.get(name).Config for name in STEP_TYPES.names()}
+    inputs = {"inputs": {"type": "array", "items": {"type": "string"}}}
+    schema["properties"]["steps"]["additionalProperties"] = {"oneOf": tagged_union(configs, defs, inputs)}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+def tagged_union(
+    members: Mapping[str, type[BaseModel]], defs: dict[str, Any], extra: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One JSON Schema branch per ``type:`` name: ``type`` is a const, then the member config's keys.
+
+    A config class may shape its own schema with a ``json_schema()`` classmethod (the ingest step nests the
+    sources' union under ``source``); nested definitions are hoisted into ``defs``. Editors complete each
+    branch's keys once ``type:`` is written.
+    """
+    branches = []
+    for name, model in members.items():
+        own = getattr(model, "json_schema", model.model_json_schema)()
+        defs.update(own.pop("$defs", {}))
+        properties = {"type": {"const": name}, **(extra or {}), **own.get("properties", {})}
+        branches.append(
+            {**own, "title": name, "properties": properties, "required": ["type", *own.get("required", [])]}
+        )
+    return branches
 
 
 def _with_line(exc: ConfigError, lines: Mapping[str, int], source: str) -> ConfigError:
     if exc.line is not None or exc.key is None:
         return exc
     return ConfigError(
-        exc.message.split(": ", 1)[-1] if exc.file else exc.message,
+        exc.detail,
         key=exc.key,
         file=source,
         line=line_of(exc.key, lines),

@@ -163,6 +163,8 @@ def _validated(step_type: StepType[Any], task: StepTask) -> BaseModel:
         return step_type.Config.model_validate(task.config)
     except ValidationError as exc:
         raise config_error_from_validation(exc, prefix=f"steps.{task.step}", model=step_type.Config) from None
+    except ConfigError as exc:  # nested config (a source, an estimator) keyed relative to the step
+        raise exc.under(f"steps.{task.step}") from None
 
 
 def _load(store: Store, values: ValueCache, item: TaskInput) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.train._split import parse_gap, row_groups, utc_times
+from loopline.train._split import Gap, gap_width, row_groups, time_keys
 
 Fold = tuple[np.ndarray, np.ndarray]
 
@@ -52,11 +52,12 @@ def time_series_folds(
     time_column: str,
     n_splits: int,
     *,
-    gap: timedelta | str | None = None,
+    gap: Gap = None,
 ) -> list[Fold]:
     """``n_splits`` expanding-window folds over time: each trains strictly before it validates.
 
-    The rows, ordered by ``time_column`` (datetimes, dates or ISO 8601 strings), are
+    The rows, ordered by ``time_column`` (datetimes, dates, ISO 8601 strings, or numbers such as
+    an integer year, with ``gap`` then in the column's units), are
     cut into ``n_splits + 1`` blocks of about equal rows; fold ``i`` validates block
     ``i + 1`` and trains on every earlier row at least ``gap`` before the block's
     first time. A cut never separates rows with the same time, so the validation
@@ -68,8 +69,8 @@ def time_series_folds(
         raise ConfigError(
             f"n_splits={n_splits} makes no fold.", key="n_splits", hint="Use n_splits >= 1 (5 is common)."
         )
-    width = parse_gap(gap)
-    times = utc_times(df, time_column)
+    times = time_keys(df, time_column)
+    width = gap_width(gap, times, time_column)
     if n_splits + 1 > df.height:
         raise DataError(
             f"{n_splits} time-series folds need at least {n_splits + 1} rows; the table has {df.height}.",
@@ -87,7 +88,7 @@ def time_series_folds(
     return folds
 
 
-def _time_fold(train: np.ndarray, valid: np.ndarray, i: int, time_column: str, gap: timedelta) -> Fold:
+def _time_fold(train: np.ndarray, valid: np.ndarray, i: int, time_column: str, gap: timedelta | int | float) -> Fold:
     if not valid.any():
         raise DataError(
             f"time-series fold {i} has no validation rows: too many rows share a time in {time_column!r}.",

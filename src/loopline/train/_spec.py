@@ -6,13 +6,14 @@ A train step's config *is* a TrainSpec plus the step's own keys (``reference_row
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loopline.bundle import resolve_estimator
-from loopline.core.errors import ConfigError, LooplineError
+from loopline.core.errors import ConfigError, did_you_mean
 from loopline.core.pipeline import config_error_from_validation
 
 TRAIN_METRICS_ROWS = 10_000
@@ -91,27 +92,46 @@ class TrainSpec(_Frozen):
         Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
     ] = None
 
-    @field_validator("estimator")
+    @field_validator("prep")
     @classmethod
-    def _importable_estimator(cls, value: str) -> str:
-        """Import paths are checked when the pipeline loads (module rule, class, kind); aliases when it runs."""
-        if ":" in value or "." in value:
-            try:
-                resolve_estimator(value)
-            except LooplineError as exc:
-                raise ValueError(str(exc)) from None
+    def _known_prep_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_prep_options(value, key_prefix="prep.")
         return value
 
     @field_validator("transforms")
     @classmethod
     def _known_transforms(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from loopline.prep import Chain
+        from loopline.prep import build_transform
 
-        try:
-            Chain.from_config(value)
-        except LooplineError as exc:
-            raise ValueError(str(exc)) from None
+        for position, spec in enumerate(value):
+            try:
+                build_transform(dict(spec))
+            except ConfigError as exc:
+                raise exc.under(f"transforms.{position}") from None
         return value
+
+    @model_validator(mode="after")
+    def _known_estimator(self) -> TrainSpec:
+        """The alias or import path, then the names in ``params``, checked when the pipeline loads.
+
+        ConfigError (not pydantic's ValueError) so that the key path stays exact: ``estimator`` or
+        ``params.NAME``, nested by the caller under the step (``steps.fit.params.n_estimator``).
+        """
+        resolve_estimator(self.estimator).check_params(self.params, self.task)
+        return self
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The schema with ``estimator`` completing the registered aliases (an import path stays allowed)."""
+        from loopline.bundle import ESTIMATORS
+        from loopline.bundle._estimators import IMPORTABLE_ROOTS
+
+        schema = cls.model_json_schema()
+        estimator = schema["properties"]["estimator"]
+        roots = "|".join(IMPORTABLE_ROOTS)
+        estimator.pop("type", None)
+        estimator["anyOf"] = [{"enum": ESTIMATORS.names()}, {"type": "string", "pattern": f"^({roots})[.:]"}]
+        return schema
 
     @classmethod
     def parse(cls, options: Mapping[str, Any], *, where: str = "") -> TrainSpec:
@@ -121,10 +141,23 @@ class TrainSpec(_Frozen):
             return cls.model_validate(dict(options))
         except ValidationError as exc:
             raise config_error_from_validation(exc, prefix=where, model=cls) from None
+        except ConfigError as exc:
+            raise (exc.under(where) if where else exc) from None
 
     def features(self) -> list[str]:
         """The input columns: numeric, then categorical."""
         return [*self.numeric, *self.categorical]
+
+
+def check_prep_options(prep: Mapping[str, Any] | None, *, key_prefix: str = "") -> None:
+    """ConfigError with a did-you-mean for a ``prep:`` key the preprocessor does not take."""
+    from loopline.prep import Preprocessor
+
+    allowed = [n for n in inspect.signature(Preprocessor).parameters if n not in ("numeric", "categorical")]
+    for key in prep or {}:
+        if key not in allowed:
+            hint = did_you_mean(key, allowed) or f"Preprocessing options: {', '.join(allowed)}."
+            raise ConfigError(f"unknown preprocessing option {key!r}.", key=f"{key_prefix}{key}", hint=hint)
 
 
 def check_spec(spec: object) -> TrainSpec:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -12,6 +13,13 @@ from loopline.core.errors import ConfigError, DataError, did_you_mean
 
 SPLIT_METHODS = ("time", "stratified", "group", "random")
 _KEY = "__loopline_split_time__"
+
+TimePoint = datetime | date | int | float | str
+"""A boundary of a time split: a datetime, a date or an ISO 8601 string for a time column; a number for a
+column of numbers (years, periods)."""
+Gap = timedelta | int | float | str | None
+"""A gap before a boundary: a duration (``"7d"``, a timedelta) for times; a number in the column's units
+(``1`` year) for a column of numbers."""
 _ROW = "__loopline_split_row__"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -23,22 +31,23 @@ def split_table(
     method: str,
     target: str,
     time_column: str | None = None,
-    valid_from: datetime | str | None = None,
-    test_from: datetime | str | None = None,
+    valid_from: TimePoint | None = None,
+    test_from: TimePoint | None = None,
     valid_fraction: float = 0.2,
     test_fraction: float = 0.2,
     seed: int = 0,
     group_column: str | None = None,
-    gap: timedelta | str | None = None,
+    gap: Gap = None,
 ) -> dict[str, pl.DataFrame]:
     """``{"train", "valid", "test"}`` tables.
 
     ``time``: rows before ``valid_from`` train, rows from ``valid_from`` up to
     ``test_from`` validate, the rest test (empty when ``test_from`` is None); each
-    part is sorted by time. Times may be datetimes or ISO 8601 strings ("...Z");
-    naive times count as UTC. ``gap`` (a timedelta or a duration such as "7d",
-    "12h", "1d12h"; see :func:`parse_gap`) drops the rows less than ``gap`` before
-    ``valid_from`` from train and before ``test_from`` from valid, so that no
+    part is sorted by time. Times may be datetimes, dates or ISO 8601 strings ("...Z"),
+    naive times counting as UTC, with boundaries written the same way; or numbers (an integer
+    year, a period index), with number boundaries (``valid_from: 2013``) and a number gap.
+    ``gap`` (a timedelta or a duration such as "7d", "12h", "1d12h"; see :func:`parse_gap`)
+    drops the rows less than ``gap`` before ``valid_from`` from train and before ``test_from`` from valid, so that no
     label window leaks across a boundary; the dropped rows are the input rows
     missing from the parts. ``stratified`` keeps each target class's share in
     every part; ``group`` puts all rows of a ``group_column`` value (null is one
@@ -50,9 +59,8 @@ def split_table(
     _require(df, target, "target")
     _check_method_options(method, group_column, gap)
     if method == "time":
-        width = parse_gap(gap)
-        parts = _by_time(df, time_column, valid_from, test_from, width)
-        _check_not_empty(parts, test_wanted=test_from is not None, method=method, gap=width)
+        parts = _by_time(df, time_column, valid_from, test_from, gap)
+        _check_not_empty(parts, test_wanted=test_from is not None, method=method, gap=gap)
         return parts
     _check_fractions(valid_fraction, test_fraction)
     rng = np.random.default_rng(seed)
@@ -93,7 +101,32 @@ def parse_gap(gap: timedelta | str | None) -> timedelta:
     return gap
 
 
-def _check_method_options(method: str, group_column: str | None, gap: timedelta | str | None) -> None:
+def gap_width(gap: Gap, keys: pl.Series, column: str) -> timedelta | int | float:
+    """``gap`` in the units of ``keys`` (see :func:`time_keys`): a timedelta for times, a number for numbers."""
+    numeric = keys.dtype.is_numeric()
+    if isinstance(gap, bool):
+        raise ConfigError(f"gap {gap!r} is not a duration.", key="gap", hint='Write it like "7d", or a number.')
+    if isinstance(gap, int | float):
+        if not numeric:
+            raise ConfigError(
+                f"gap {gap!r} is a number, but time column {column!r} holds times.",
+                key="gap",
+                hint='Write the gap as a duration such as "7d" or "12h".',
+            )
+        if gap < 0:
+            raise ConfigError(f"gap {gap} is negative.", key="gap", hint="Use a positive number, or leave gap out.")
+        return gap
+    width = parse_gap(gap)
+    if numeric and width:
+        raise ConfigError(
+            f"gap {gap!r} is a duration, but time column {column!r} holds numbers ({keys.dtype}).",
+            key="gap",
+            hint="Write the gap in the column's own units, e.g. gap: 1 for one year.",
+        )
+    return 0 if numeric else width
+
+
+def _check_method_options(method: str, group_column: str | None, gap: Gap) -> None:
     if method not in SPLIT_METHODS:
         hint = did_you_mean(method, SPLIT_METHODS) or f"Use one of: {', '.join(SPLIT_METHODS)}."
         raise ConfigError(f"unknown split method {method!r}.", key="method", hint=hint)
@@ -123,32 +156,74 @@ def _require(df: pl.DataFrame, column: str, role: str) -> None:
 def _by_time(
     df: pl.DataFrame,
     time_column: str | None,
-    valid_from: datetime | str | None,
-    test_from: datetime | str | None,
-    gap: timedelta,
+    valid_from: TimePoint | None,
+    test_from: TimePoint | None,
+    gap: Gap,
 ) -> dict[str, pl.DataFrame]:
     if time_column is None or valid_from is None:
         raise ConfigError(
             "a time split needs time_column and valid_from.",
             key="time_column" if time_column is None else "valid_from",
-            hint="Set both, e.g. time_column: time_hour and valid_from: 2013-10-01T00:00:00Z.",
+            hint="Set both, e.g. time_column: time_hour and valid_from: 2013-10-01T00:00:00Z (or year and 2013).",
         )
-    start = _instant(valid_from, "valid_from")
-    end = _instant(test_from, "test_from") if test_from is not None else None
+    keys = time_keys(df, time_column)
+    width = gap_width(gap, keys, time_column)
+    start: Any = time_bound(valid_from, "valid_from", keys, time_column)  # both times, or both numbers
+    end: Any = time_bound(test_from, "test_from", keys, time_column) if test_from is not None else None
     if end is not None and end < start:
         raise ConfigError(
-            f"test_from ({end.isoformat()}) is before valid_from ({start.isoformat()}).",
+            f"test_from ({_text(end)}) is before valid_from ({_text(start)}).",
             key="test_from",
             hint="Set test_from to a later time than valid_from.",
         )
-    keyed = df.with_columns(utc_times(df, time_column).alias(_KEY)).sort(_KEY, maintain_order=True)
+    keyed = df.with_columns(keys.alias(_KEY)).sort(_KEY, maintain_order=True)
     key = pl.col(_KEY)
     parts = {
-        "train": keyed.filter(key < start - gap),
-        "valid": keyed.filter(key >= start) if end is None else keyed.filter((key >= start) & (key < end - gap)),
+        "train": keyed.filter(key < start - width),
+        "valid": keyed.filter(key >= start) if end is None else keyed.filter((key >= start) & (key < end - width)),
         "test": keyed.clear() if end is None else keyed.filter(key >= end),
     }
     return {name: part.drop(_KEY) for name, part in parts.items()}
+
+
+def time_keys(df: pl.DataFrame, name: str) -> pl.Series:
+    """What a time split orders column ``name`` by: numbers (an integer year) as they are; datetimes, dates
+    and ISO 8601 strings as UTC datetimes. DataError if unreadable or null."""
+    _require(df, name, "time")
+    column = df.get_column(name)
+    if not column.dtype.is_numeric():
+        return utc_times(df, name)
+    if column.null_count() or (column.dtype.is_float() and column.is_nan().any()):
+        raise DataError(
+            f"time column {name!r} has null or NaN rows.",
+            column=name,
+            hint="Drop or fill rows without a time before splitting.",
+        )
+    return column
+
+
+def time_bound(value: TimePoint, key: str, keys: pl.Series, column: str) -> datetime | int | float:
+    """A boundary (``valid_from``) in the units of ``keys``; ConfigError when it is written as the other kind."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if keys.dtype.is_numeric():
+        if isinstance(value, int | float) and number:
+            return value
+        raise ConfigError(
+            f"{key} {value!r} is not a number, but time column {column!r} holds numbers ({keys.dtype}).",
+            key=key,
+            hint=f"Write {key} as one of the column's values, e.g. {key}: {keys.max()!r}.",
+        )
+    if number:
+        raise ConfigError(
+            f"{key} {value!r} is a number, but time column {column!r} holds times.",
+            key=key,
+            hint=f"Write {key} as a date or time, e.g. 2013-10-01 or 2013-10-01T00:00:00Z.",
+        )
+    return _instant(value, key)  # type: ignore[arg-type]  # a bool: refused by the config, read as text here
+
+
+def _text(value: datetime | int | float) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def utc_times(df: pl.DataFrame, name: str) -> pl.Series:
@@ -185,7 +260,9 @@ def _as_utc(column: pl.Series) -> pl.Series:
     return column.dt.convert_time_zone("UTC")
 
 
-def _instant(value: datetime | str, key: str) -> datetime:
+def _instant(value: datetime | date | str, key: str) -> datetime:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -263,9 +340,7 @@ def _cut(rows: np.ndarray, valid_fraction: float, test_fraction: float) -> dict[
     }
 
 
-def _check_not_empty(
-    parts: dict[str, pl.DataFrame], *, test_wanted: bool, method: str, gap: timedelta = timedelta(0)
-) -> None:
+def _check_not_empty(parts: dict[str, pl.DataFrame], *, test_wanted: bool, method: str, gap: Gap = None) -> None:
     hints = {
         "time": "Move valid_from/test_from so that every part gets rows"
         + (f", or shorten the gap ({gap})." if gap else "."),

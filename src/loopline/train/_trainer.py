@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from loopline.prep import Chain, Preprocessor
 from loopline.train._class_weight import ClassWeight, class_weights
 from loopline.train._iterative import FitData, check_fit_options, fit_model
 from loopline.train._provenance import code_version, peak_rss_mb
-from loopline.train._spec import TrainSpec, check_spec
+from loopline.train._spec import TrainSpec, check_prep_options, check_spec
 
 MAX_INTEGER_CLASSES = 10
 """An integer target with at most this many distinct values is treated as classes by ``task="auto"``."""
@@ -268,11 +267,7 @@ def _check_columns(target: str, numeric: list[str], categorical: list[str]) -> N
 
 
 def _prep_kwargs(prep: dict[str, Any] | None) -> dict[str, Any]:
-    allowed = [n for n in inspect.signature(Preprocessor).parameters if n not in ("numeric", "categorical")]
-    for key in prep or {}:
-        if key not in allowed:
-            hint = did_you_mean(key, allowed) or f"Preprocessing options: {', '.join(allowed)}."
-            raise ConfigError(f"unknown preprocessing option {key!r}.", key=key, hint=hint)
+    check_prep_options(prep)
     return dict(prep or {})
 
 

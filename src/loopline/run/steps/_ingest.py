@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from loopline.core.errors import ConfigError
+from loopline.core.pipeline import config_error_from_validation
 from loopline.core.step import DatasetRef, StepConfig, StepContext, StepType
+from loopline.core.yamlfile import tagged_union
 from loopline.ingest import SOURCES, Limits, Source
 
 
@@ -25,17 +27,40 @@ class IngestConfig(StepConfig):
         build_source(self.source)
         return self
 
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The step's schema, ``source`` a union tagged by the registered source types (editor completion)."""
+        schema = cls.model_json_schema()
+        defs = schema.setdefault("$defs", {})
+        sources = {name: SOURCES.get(name).Config for name in SOURCES.names()}
+        source = schema["properties"]["source"]
+        schema["properties"]["source"] = {
+            "description": source.get("description", ""),
+            "oneOf": tagged_union(sources, defs),
+        }
+        return schema
 
-def build_source(spec: dict[str, Any]) -> Source:
-    """A source from its mapping form ``{type: ..., key: value}``, validated against its type."""
+
+def build_source(spec: dict[str, Any], *, where: str = "source") -> Source:
+    """A source from its mapping form ``{type: ..., key: value}``, validated against its type's own config.
+
+    ConfigError names the key under ``where`` (``source.pth``), with a did-you-mean from that type's keys.
+    """
     if "type" not in spec:
-        raise ValueError("the source needs a 'type' (file, postgres, mysql, sqlite, sql, duckdb, mqtt, nats, redis)")
+        raise ConfigError(
+            "the source needs a 'type'.", key=f"{where}.type", hint=f"Use one of: {', '.join(SOURCES.names())}."
+        )
     try:
         source_type = SOURCES.get(str(spec["type"]))
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+    except ConfigError as exc:  # key "type"
+        raise exc.under(where) from None
     config = {k: v for k, v in spec.items() if k != "type"}
-    return source_type(source_type.Config.model_validate(config))
+    try:
+        return source_type(source_type.Config.model_validate(config))
+    except ValidationError as exc:
+        raise config_error_from_validation(exc, prefix=where, model=source_type.Config) from None
+    except ConfigError as exc:
+        raise exc.under(where) from None
 
 
 class Ingest(StepType[IngestConfig]):

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from loopline.core.config import MODEL_NAME_PATTERN
-from loopline.core.errors import ConfigError, DataError, LooplineError
+from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection
 from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.run._policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
+    METRIC_DIRECTION,
     TrainSpec,
     cross_validate,
     limited_threads,
@@ -32,17 +33,30 @@ if TYPE_CHECKING:
     from loopline.store import Store
 
 
+_TimePoint = int | float | datetime | date
+"""A time split's boundary: numbers first, so that 2013 stays a year (pydantic reads a number as a datetime in
+seconds since 1970), then datetimes, then dates (YAML's 2013-10-01)."""
+
+
 class SplitConfig(StepConfig):
     """Split a labelled table into train, valid and test (rows with a null target are dropped and counted)."""
 
     target: str
     method: Literal["time", "stratified", "group", "random"] = "time"
-    time_column: str | None = None
-    valid_from: datetime | None = None
-    test_from: datetime | None = None
+    time_column: Annotated[
+        str | None, Field(description="time: a column of datetimes, dates, ISO 8601 strings or numbers (a year).")
+    ] = None
+    valid_from: Annotated[
+        _TimePoint | None,
+        Field(description="time: the first time (or number, for a column of numbers: 2013) of valid."),
+    ] = None
+    test_from: Annotated[_TimePoint | None, Field(description="time: the first time (or number) of test.")] = None
     gap: Annotated[
-        timedelta | None,
-        Field(description='time: rows this long before valid_from / test_from are dropped, e.g. "7d", "12h".'),
+        timedelta | int | float | None,
+        Field(
+            description='time: rows this long before valid_from / test_from are dropped, e.g. "7d", "12h"; '
+            "for a column of numbers, a number in its units (1)."
+        ),
     ] = None
     group_column: Annotated[str | None, Field(description="group: rows with one value stay in one part.")] = None
     valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
@@ -67,8 +81,12 @@ class SplitConfig(StepConfig):
             raise ValueError(f"group_column only applies to method 'group', not {self.method!r}; set method: group.")
         if self.gap is not None and self.method != "time":
             raise ValueError(f"gap only applies to method 'time', not {self.method!r}; remove gap or use method: time.")
-        if self.gap is not None and self.gap < timedelta(0):
+        negative = self.gap < timedelta(0) if isinstance(self.gap, timedelta) else (self.gap or 0) < 0
+        if negative:
             raise ValueError(f"gap {self.gap} is negative; use a positive duration such as 7d.")
+        bounds = [b for b in (self.valid_from, self.test_from) if b is not None]
+        if len({isinstance(b, int | float) for b in bounds}) > 1:
+            raise ValueError("valid_from and test_from mix a number and a time; write both the same way.")
         return self
 
 
@@ -157,6 +175,15 @@ class SelectConfig(StepConfig):
     metric: str = "roc_auc"
     promote: Literal["if_better", "always", "never"] = "if_better"
     min_improvement: float = 0.0
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        """Checked when the pipeline loads, not after every candidate has trained."""
+        if value not in METRIC_DIRECTION:
+            hint = did_you_mean(value, METRIC_DIRECTION) or f"Metrics: {', '.join(sorted(METRIC_DIRECTION))}."
+            raise ConfigError(f"unknown metric {value!r}.", key="metric", hint=hint)
+        return value
 
 
 class Split(StepType[SplitConfig]):
