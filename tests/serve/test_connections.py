@@ -156,6 +156,9 @@ def test_oversized_headers_get_a_431_and_the_connection_closes(store: Store) -> 
         filler = b"X-Filler: " + b"a" * 1000 + b"\r\n"
         _, answer = asyncio.run(silent(server.port, b"GET /v2/health/ready HTTP/1.1\r\n" + filler * 8))
         assert answer.startswith(b"HTTP/1.1 431 ") and b"over 4096 bytes" in answer
+        whole = b"GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n" + filler * 8 + b"\r\n"  # in one read
+        _, answer = asyncio.run(silent(server.port, whole))
+        assert answer.startswith(b"HTTP/1.1 431 ") and b"over 4096 bytes" in answer
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
 
 

@@ -115,17 +115,24 @@ class _Guard:
             self.cancel()
         elif cycle is not None and cycle is not self.seen:  # a request's headers are complete
             self.seen, self.header_bytes = cycle, 0
-            self.arm("body") if cycle.more_body else self.cancel()
+            if _header_size(cycle.scope) > self.limits.max_header_bytes:  # they came in one read
+                self.too_large()
+            else:
+                self.arm("body") if cycle.more_body else self.cancel()
         elif self.phase == "body":
             if not self.seen.more_body:
                 self.cancel()
         else:
             self.header_bytes += size
             if self.header_bytes > self.limits.max_header_bytes:
-                limit = self.limits.max_header_bytes
-                self.refuse(431, f"the request headers are over {limit} bytes.", "Send shorter headers.")
+                self.too_large()
             elif self.phase is None:
                 self.arm("headers")
+
+    def too_large(self) -> None:
+        """Answer 431 and close."""
+        limit = self.limits.max_header_bytes
+        self.refuse(431, f"the request headers are over {limit} bytes.", "Send shorter headers.")
 
     def arm(self, phase: str) -> None:
         """(Re)start the timer for ``phase``."""
@@ -166,6 +173,12 @@ class _Guard:
             transport.write(_response(status, error, hint))
         _log.debug("closed a connection from %s: %s", self.protocol.client, error)
         transport.close()
+
+
+def _header_size(scope: Any) -> int:
+    """The bytes of a parsed request line and headers (as sent, give or take the method and separators)."""
+    target = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+    return target + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
 
 def _response(status: int, error: str, hint: str) -> bytes:
