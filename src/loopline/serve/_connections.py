@@ -117,8 +117,10 @@ class _Guard:
             self.seen, self.header_bytes = cycle, 0
             if _header_size(cycle.scope) > self.limits.max_header_bytes:  # they came in one read
                 self.too_large()
+            elif cycle.more_body:
+                self.arm("body")
             else:
-                self.arm("body") if cycle.more_body else self.cancel()
+                self.cancel()
         elif self.phase == "body":
             if not self.seen.more_body:
                 self.cancel()
