@@ -41,6 +41,9 @@ def check_the_loop(tmp_path: Path, output: str) -> None:
     assert "retrain: yes" in output
     report = (tmp_path / "loopline-report.html").read_text()
     assert report.count("<img") >= 3 and "temp" in report
+    # one latency per side, each labelled; the console shows the client side with the report's percentiles
+    assert "Server-side: model time per prediction" in report and "Client-side: round trip per request" in report
+    assert "served traffic: client-side round trip per request" in output and "p95 ms" in output
     root = tmp_path / ".loopline"  # the default store: what `loopline models list` opens
     assert f"the models are in the store at {root}" in output
     with Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts") as store:

@@ -3,14 +3,16 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
-from loopline.monitor import drift_report, service_stats
-from loopline.report import ReportData, render_html_report, write_html_report
+from loopline.monitor import drift_report, latency_figures, service_stats
+from loopline.report import ReportData, _drift_charts, render_html_report, write_html_report
+from loopline.report._html import format_value
 from loopline.run import decide_retrain, gate
 
 HOSTILE = '<script>alert("x")</script>'
@@ -72,7 +74,7 @@ def test_report_is_written_with_tables_verdicts_and_plots(tmp_path: Path, data: 
         assert f"<td>{name}</td>" in html
     assert '<td class="verdict drifted">drifted</td>' in html
     assert '<td class="verdict stable">stable</td>' in html
-    assert "retrain" in html and "promote" in html and "latency_p95_ms" in html
+    assert "retrain" in html and "promote" in html and "<td>p95 (ms)</td>" in html
     # PSI chart + 4 distributions (the most drifted first) + latency histogram
     assert html.count('<img src="data:image/png;base64,') == 6
     assert len(DATA_URI.findall(html)) == 6
@@ -105,3 +107,36 @@ def test_all_null_feature_is_drawn_without_error() -> None:
     report = drift_report(frame, frame, numeric=["x"], categorical=["c"])
     html = render_html_report(ReportData("nulls", [], None, report, reference=frame, current=frame))
     assert html.count("<img ") == 1  # the PSI chart; no histogram for features without values
+
+
+def test_the_two_latencies_are_labelled_by_side_and_agree_with_their_chart(
+    data: ReportData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    times = [datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(200)]
+    server = [0.05 + i / 1000 for i in range(200)]  # model time per prediction: far below a round trip
+    client = [3.0 + i / 10 for i in range(40)]
+    data.service = service_stats(pl.DataFrame({"created_at": times, "latency_ms": server}))
+    data.latencies_ms = client
+    legend: list[str] = []
+    real = _drift_charts.png_data_uri
+
+    def capture(figure: Any) -> str:
+        if figure.axes[0].get_xlabel() == "client-side round trip per request (ms)":
+            legend.extend(text.get_text() for text in figure.axes[0].get_legend().get_texts())
+        return real(figure)
+
+    monkeypatch.setattr(_drift_charts, "png_data_uri", capture)
+    service = render_html_report(data).split("<h2>Service</h2>")[1]
+    server_part, client_part = service.split("<h3>Client-side: round trip per request</h3>")
+    assert "<h3>Server-side: model time per prediction</h3>" in server_part
+    assert "prediction log" in server_part and "divided by the rows of its batch" in server_part
+    assert "one value per request" in client_part
+    expected_server, expected_client = latency_figures(server), latency_figures(client)
+    for p in (50, 95, 99):
+        key = f"latency_p{p}_ms"
+        assert f"<td>p{p} (ms)</td><td class=num>{format_value(expected_server[key])}</td>" in server_part
+        assert f"<td>p{p} (ms)</td><td class=num>{format_value(expected_client[key])}</td>" in client_part
+    assert "<td>predictions</td><td class=num>200</td>" in server_part
+    assert "<td>requests</td><td class=num>40</td>" in client_part
+    marks = {label.split()[0]: float(label.split()[1]) for label in legend}  # the chart's lines: the same figures
+    assert marks == pytest.approx({f"p{p}": expected_client[f"latency_p{p}_ms"] for p in (50, 95, 99)}, abs=0.005)

@@ -78,7 +78,7 @@ def test_workers_share_the_port_and_the_log_and_all_stop_cleanly_on_sigterm(tmp_
     store.close()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LOOPLINE_HOME": str(home)}
+    env = {**os.environ, "LOOPLINE_HOME": str(home), "LOOPLINE_SERVE_HEADER_TIMEOUT": "1"}
     env.pop("LOOPLINE_STORE_URL", None)
     command = [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port), "--workers", "2", *CLI_GUARDS]
     with (tmp_path / "stderr.txt").open("wb") as stderr:
@@ -103,6 +103,8 @@ def test_workers_share_the_port_and_the_log_and_all_stop_cleanly_on_sigterm(tmp_
         outputs = [_without_ids(a.json()) for a in answers]
         assert all(o == outputs[0] for o in outputs) and outputs[0]["version"] == 1
         assert {int(a.headers["x-loopline-worker"]) for a in answers} == workers
+        with ThreadPoolExecutor(max_workers=6) as pool:  # every worker cuts off a slow client (header timeout 1 s)
+            assert all(seconds < 3 for seconds in pool.map(lambda _: cut_off_after(port), range(6)))
 
         process.send_signal(signal.SIGTERM)
         readiness = []  # the workers turn readiness off, then drain for a second before they close the listener
@@ -125,6 +127,16 @@ def test_workers_share_the_port_and_the_log_and_all_stop_cleanly_on_sigterm(tmp_
     assert store.predictions.count("toy") == 50  # every worker flushed its log into the store
     store.close()
     assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
+def cut_off_after(port: int) -> float:
+    """Send half a request line and wait: seconds until the service answers 408 and closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /v2/health/re")
+        answer = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    return time.monotonic() - started
 
 
 def _without_ids(answer: dict[str, Any]) -> dict[str, Any]:

@@ -143,6 +143,42 @@ def serve(
     max_batch_delay_ms: Annotated[
         float, typer.Option(help="How long a request may wait for others to merge with (0: never waits).", min=0)
     ] = 0.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client gets to send the request line and headers (then 408, closed).",
+            min=0.001,
+            envvar="LOOPLINE_SERVE_HEADER_TIMEOUT",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client gets to send the body after the headers (then 408, closed).",
+            min=0.001,
+            envvar="LOOPLINE_SERVE_BODY_TIMEOUT",
+        ),
+    ] = 30.0,
+    keepalive_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a connection may idle between requests.", min=0.001, envvar="LOOPLINE_SERVE_KEEPALIVE_TIMEOUT"
+        ),
+    ] = 5.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            help="Open connections (per worker); past it a new one gets a 503 and is closed.",
+            min=1,
+            envvar="LOOPLINE_SERVE_MAX_CONNECTIONS",
+        ),
+    ] = 1000,
+    max_header_bytes: Annotated[
+        int,
+        typer.Option(
+            help="Bytes of request line and headers (then 431).", min=1024, envvar="LOOPLINE_SERVE_MAX_HEADER_BYTES"
+        ),
+    ] = 65_536,
     workers: Annotated[
         int,
         typer.Option(
@@ -168,6 +204,11 @@ def serve(
             max_concurrency=max_concurrency,
             max_batch_rows=max_batch_rows,
             max_batch_delay=max_batch_delay_ms / 1000,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            keepalive_timeout=keepalive_timeout,
+            max_connections=max_connections,
+            max_header_bytes=max_header_bytes,
         )
         served = ", ".join(store.models.names()) or "no model yet"
         if workers > (cores := usable_cores()):  # each worker predicts on one thread: one worker per core at most

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
 import polars as pl
 
 from loopline.cli._loop import print_drift, print_selection, progress_runner, write_report
@@ -216,13 +215,15 @@ def _replay(url: str, model: str, traffic: pl.DataFrame, store: Any) -> dict[str
     from sklearn.metrics import roc_auc_score
 
     auc = float(roc_auc_score(labels, scores))
+    from loopline.monitor import latency_figures
+
+    figures = latency_figures(latencies)
     table_rows = [
         ("requests", BATCHES + SINGLES),
         ("rows", len(records)),
-        ("p50 latency ms", float(np.percentile(latencies, 50))),
-        ("p99 latency ms", float(np.percentile(latencies, 99))),
+        *((f"p{p} ms", figures[f"latency_p{p}_ms"]) for p in (50, 95, 99)),
     ]
-    console.print(table("served traffic (client-side)", ["figure", "value"], table_rows))
+    console.print(table("served traffic: client-side round trip per request", ["figure", "value"], table_rows))
     return {
         "rows": len(records),
         "requests": BATCHES + SINGLES,

@@ -7,7 +7,7 @@ drawn by :mod:`loopline.report`.
 
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
-from loopline.monitor._stats import service_stats
+from loopline.monitor._stats import latency_figures, service_stats
 
 __all__ = [
     "DRIFT_TESTS",
@@ -17,6 +17,7 @@ __all__ = [
     "FeatureDrift",
     "drift_report",
     "drift_verdict",
+    "latency_figures",
     "require_rows",
     "service_stats",
     "skipped_result",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -11,11 +12,15 @@ import polars as pl
 from loopline.core.errors import DataError, did_you_mean
 
 REQUIRED_COLUMNS = ("created_at", "latency_ms")
+LATENCY_KEYS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms", "latency_max_ms")
 _PARSE_HINT = "Parse it first, e.g. pl.col('created_at').str.to_datetime()."
 
 
 def service_stats(predictions: pl.DataFrame) -> dict[str, Any]:
     """Summarise a prediction log (columns ``created_at`` datetime and ``latency_ms``).
+
+    The log's ``latency_ms`` is server-side model time per prediction: the model call's duration divided by
+    the rows of its batch (no HTTP, parsing, validation or queueing).
 
     Returns ``count``, ``latency_p50_ms``, ``latency_p95_ms``, ``latency_p99_ms``, ``latency_mean_ms``,
     ``latency_max_ms`` (over non-null latencies, linear interpolation), ``span_s`` (first to last
@@ -46,14 +51,24 @@ def _check(predictions: pl.DataFrame) -> None:
         )
 
 
-def _latency(latency: pl.Series) -> dict[str, float | None]:
-    values = latency.cast(pl.Float64).fill_nan(None).drop_nulls().to_numpy()
-    keys = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms", "latency_max_ms")
+def latency_figures(latencies_ms: Iterable[float]) -> dict[str, float | None]:
+    """``latency_p50_ms``, ``latency_p95_ms``, ``latency_p99_ms``, ``latency_mean_ms``, ``latency_max_ms`` of
+    the finite values (percentiles by linear interpolation; all None without one).
+
+    The one definition of the figures: :func:`service_stats`, the report's tables and its histogram lines, and
+    the quickstart's console all use it, whichever side measured the latencies.
+    """
+    values = np.fromiter(latencies_ms, dtype=np.float64)
+    values = values[np.isfinite(values)]
     if values.size == 0:
-        return dict.fromkeys(keys)
+        return dict.fromkeys(LATENCY_KEYS)
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
     numbers = (p50, p95, p99, values.mean(), values.max())
-    return {key: float(number) for key, number in zip(keys, numbers, strict=True)}
+    return {key: float(number) for key, number in zip(LATENCY_KEYS, numbers, strict=True)}
+
+
+def _latency(latency: pl.Series) -> dict[str, float | None]:
+    return latency_figures(latency.cast(pl.Float64).drop_nulls().to_numpy())
 
 
 def _span(created_at: pl.Series, count: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from loopline.monitor import latency_figures
 from loopline.report._figures import new_figure, plot_label, png_data_uri
 
 if TYPE_CHECKING:
@@ -99,18 +100,21 @@ def _category_bars(axes: Axes, reference: pl.Series, current: pl.Series) -> bool
     return True
 
 
-def latency_chart(latencies_ms: list[float]) -> str | None:
-    """Latency histogram with p50/p95/p99 lines; None when there is no finite latency."""
+def latency_chart(latencies_ms: list[float], *, label: str = "latency (ms)", unit: str = "requests") -> str | None:
+    """Latency histogram with p50/p95/p99 lines (the figures of :func:`loopline.monitor.latency_figures`, so
+    they match the tables beside it); ``label`` names the x axis, ``unit`` what is counted. None when there
+    is no finite latency."""
     values = np.asarray(latencies_ms, dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None
+    figures = latency_figures(values)
     figure, axes = new_figure(6.0, 3.0)
     axes.hist(values, bins=40, color=REFERENCE_COLOUR)
     for percentile, style in ((50, "-"), (95, "--"), (99, ":")):
-        mark = float(np.percentile(values, percentile))
-        axes.axvline(mark, color="black", linestyle=style, linewidth=1, label=f"p{percentile} {mark:.1f} ms")
-    axes.set_xlabel("latency (ms)")
-    axes.set_ylabel("predictions")
+        mark = float(figures[f"latency_p{percentile}_ms"] or 0.0)
+        axes.axvline(mark, color="black", linestyle=style, linewidth=1, label=f"p{percentile} {mark:.2f} ms")
+    axes.set_xlabel(label)
+    axes.set_ylabel(unit)
     axes.legend()
     return png_data_uri(figure)

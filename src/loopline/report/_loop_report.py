@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from loopline.monitor import latency_figures
 from loopline.report._drift_charts import distribution_chart, latency_chart, psi_chart
 from loopline.report._html import BASE_CSS, html_cell, html_img, html_table, page, write_html
 
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
     from loopline.monitor import DriftReport, FeatureDrift
 
 MAX_DISTRIBUTION_PLOTS = 4
+SERVER_LATENCY = (
+    "From the prediction log of the monitored window, one value per prediction: the duration of the model call "
+    "that made it divided by the rows of its batch. It leaves out HTTP, parsing, validation and queueing."
+)
+CLIENT_LATENCY = (
+    "Measured by the HTTP client that sent the traffic, one value per request (a request may hold several rows): "
+    "from sending the request to reading the answer, so HTTP, parsing, validation, queueing and the model."
+)
+_LATENCY_LABELS = {
+    "count": "predictions",
+    **{f"latency_{name}_ms": f"{name} (ms)" for name in ("p50", "p95", "p99", "mean", "max")},
+}
 
 _CSS = (
     BASE_CSS
@@ -47,7 +60,9 @@ class ReportData:
     retrain: RetrainDecision | None = None
     gate: GateDecision | None = None
     service: dict[str, Any] | None = None
+    """Server-side figures: :func:`loopline.monitor.service_stats` of the prediction log."""
     latencies_ms: list[float] | None = None
+    """Client-side round trips, one per request, in ms (as measured by whoever sent the traffic)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -167,6 +182,21 @@ def _decisions(retrain: RetrainDecision | None, gate: GateDecision | None) -> st
 
 
 def _service_section(service: dict[str, Any] | None, latencies_ms: list[float] | None) -> str:
-    table = _mapping_table(service) if service else _none("No service statistics.")
-    chart = html_img(latency_chart(latencies_ms), "latency histogram") if latencies_ms else ""
-    return _section("Service", table + chart)
+    """Two latencies, each labelled with its side, unit and window, with the same percentiles."""
+    server = _mapping_table(_latency_labels(service)) if service else _none("No prediction log in the window.")
+    client = _none("No client-side measurements.")
+    if latencies_ms:
+        figures = {"requests": len(latencies_ms), **latency_figures(latencies_ms)}
+        label, unit = "client-side round trip per request (ms)", "requests"
+        chart = html_img(latency_chart(latencies_ms, label=label, unit=unit), "client-side latency histogram")
+        client = _mapping_table(_latency_labels(figures)) + chart
+    return _section(
+        "Service",
+        f"<h3>Server-side: model time per prediction</h3><p>{escape(SERVER_LATENCY)}</p>{server}"
+        f"<h3>Client-side: round trip per request</h3><p>{escape(CLIENT_LATENCY)}</p>{client}",
+    )
+
+
+def _latency_labels(figures: dict[str, Any]) -> dict[str, Any]:
+    """``latency_p50_ms`` shown as ``p50 (ms)``, and so on; other fields as they are."""
+    return {_LATENCY_LABELS.get(key, key): value for key, value in figures.items()}

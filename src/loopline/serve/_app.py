@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from loopline import __version__
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.serve._admin import admin_router, refresh_models
+from loopline.serve._docs import docs_router
 from loopline.serve._guards import HostCheck, allowed_hosts
 from loopline.serve._health import health_router
 from loopline.serve._metrics import ServiceMetrics
@@ -65,13 +66,15 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
             await asyncio.to_thread(runner.close)
             await asyncio.to_thread(predlog.close)
 
-    app = FastAPI(title="loopline", version=__version__, lifespan=lifespan)
+    # FastAPI's /docs and /redoc load their scripts from a CDN (blank offline): our /docs is self-contained
+    app = FastAPI(title="loopline", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.cache, app.state.predlog, app.state.metrics, app.state.lifecycle = cache, predlog, metrics, life
     app.state.service = service
     for protocol in protocols:  # the prediction routes first: they are matched in order, on every request
         _mount(app, protocol.routes(service))
     _mount(app, admin_router(store, cache, metrics, cfg.token))
     _mount(app, health_router(service))
+    _mount(app, docs_router())
     app.add_exception_handler(HTTPException, _http_error)
     if cfg.allowed_origins:
         app.add_middleware(

@@ -40,6 +40,7 @@ from uvicorn.config import STARTUP_FAILURE
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.settings import STORE_URL_ENV, TOKEN_ENV, Settings
 from loopline.serve._app import create_app
+from loopline.serve._connections import uvicorn_config
 from loopline.serve._settings import PREDICT_TOKEN_ENV, Lifecycle, ServeSettings
 
 if TYPE_CHECKING:
@@ -63,14 +64,13 @@ def serve_workers(store: Store, *, host: str, port: int, settings: ServeSettings
     if workers < 1:
         raise ConfigError(f"workers is {workers}; it must be at least 1.", hint="Use e.g. --workers 2.")
     create_app(store, settings, host=host)  # checks the settings here, where a mistake is one clear message
-    config = uvicorn.Config(
+    config = uvicorn_config(  # pickled into each worker, with its connection limits
         f"{__name__}:app_from_env",
-        factory=True,
         host=host,
         port=port,
+        settings=settings,
+        factory=True,
         workers=workers,
-        log_level="warning",
-        access_log=False,
         timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
     )
     with _worker_environment(store, host, settings), _restored_signal_handlers():

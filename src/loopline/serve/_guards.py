@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError
@@ -74,16 +75,20 @@ def check_model_name(name: str) -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with a 413 as soon as it is declared or read past ``limit`` bytes."""
+    """The body, refused with a 413 as soon as it is declared or read past ``limit`` bytes, and with a 408 when
+    the connection closes before it is complete (the answer is then dropped, but counted)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, f"the body has {declared} bytes; the limit is {limit}.")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"the body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"the body exceeds the limit of {limit} bytes.")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client left, or was cut off by the body timeout: nobody reads the answer
+        raise BadRequest(408, "the connection closed before the body was complete.") from None
     return b"".join(chunks)
 
 

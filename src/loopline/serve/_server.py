@@ -13,6 +13,7 @@ import uvicorn
 
 from loopline.core.errors import LooplineError
 from loopline.serve._app import create_app
+from loopline.serve._connections import uvicorn_config
 from loopline.serve._factory import serve_workers
 from loopline.serve._settings import Lifecycle, ServeSettings
 
@@ -42,13 +43,8 @@ def serve(
         serve_workers(store, host=host, port=port, settings=cfg, workers=workers)
         return
     app = create_app(store, cfg, host=host)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=int(cfg.graceful_timeout) or None,
+    config = uvicorn_config(
+        app, host=host, port=port, settings=cfg, timeout_graceful_shutdown=int(cfg.graceful_timeout) or None
     )
     server = _DrainingServer(config, app.state.lifecycle, cfg.drain_seconds)
     # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler turns that into a normal exit
@@ -87,10 +83,9 @@ class BackgroundServer:
     def __init__(self, store: Store, settings: ServeSettings | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = _free_port(host)
-        self.app = create_app(store, settings, host=host)
-        config = uvicorn.Config(
-            self.app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="on"
-        )
+        cfg = settings or ServeSettings()
+        self.app = create_app(store, cfg, host=host)
+        config = uvicorn_config(self.app, host=host, port=self.port, settings=cfg, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="loopline-serve", daemon=True)
 

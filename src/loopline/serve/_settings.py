@@ -28,6 +28,10 @@ class ServeSettings:
     delay of 0 (the default) only requests already waiting are merged and none is held back.
     ``protocols``: the names of the wire protocols to mount (see :mod:`loopline.serve.protocols`); None (the
     default) mounts every registered one.
+    What one client may hold (see :mod:`loopline.serve._connections`): ``header_timeout`` and ``body_timeout``
+    (seconds for the request line and headers, then for the body; past them a 408 and the connection closes),
+    ``keepalive_timeout`` (seconds a connection may idle between requests), ``max_header_bytes`` (past it a
+    431) and ``max_connections`` (open connections; past it a new one gets a 503 and is closed).
     """
 
     def __init__(
@@ -47,6 +51,11 @@ class ServeSettings:
         max_batch_rows: int = 64,
         max_batch_delay: float = 0.0,
         protocols: Sequence[str] | None = None,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        keepalive_timeout: float = 5.0,
+        max_header_bytes: int = 65_536,
+        max_connections: int = 1000,
     ) -> None:
         self.token = token
         self.predict_token = predict_token
@@ -62,6 +71,11 @@ class ServeSettings:
         self.max_batch_rows = max_batch_rows
         self.max_batch_delay = max_batch_delay
         self.protocols = protocols
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_connections = max_connections
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **options: Any) -> ServeSettings:
@@ -100,6 +114,15 @@ def check_settings(cfg: ServeSettings) -> None:
             f"max_batch_delay is {cfg.max_batch_delay} s; it must be between 0 and {MAX_BATCH_DELAY} s.",
             hint="Use 0 (merge only what waits already) or a millisecond or two, e.g. 0.001.",
         )
+    for key in ("header_timeout", "body_timeout", "keepalive_timeout"):
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"{key} is {getattr(cfg, key)} s; it must be above 0.", key=key, hint="Use e.g. 10.")
+    if cfg.max_header_bytes < 1024:
+        raise ConfigError(
+            f"max_header_bytes is {cfg.max_header_bytes}; it must be at least 1024.", hint="Use e.g. 65536."
+        )
+    if cfg.max_connections < 1:
+        raise ConfigError(f"max_connections is {cfg.max_connections}; it must be at least 1.", hint="Use e.g. 1000.")
     if cfg.predict_token and cfg.predict_token == cfg.token:
         raise ConfigError(
             "LOOPLINE_PREDICT_TOKEN is the admin token LOOPLINE_TOKEN: every client could promote models.",
