@@ -202,6 +202,11 @@ def _validate_config(
         raise config_error_from_validation(
             exc, prefix=f"steps.{spec.name}", model=step_type.Config, file=source
         ) from None
+    except ConfigError as exc:  # raised by a config's own check (a source's query, say): name the step and key
+        if exc.file is not None or (exc.key or "").startswith("steps."):
+            raise
+        key = f"steps.{spec.name}.{exc.key}" if exc.key else f"steps.{spec.name}"
+        raise ConfigError(f"step {spec.name!r}: {exc.message}", key=key, file=source, hint=exc.hint) from None
 
 
 def config_error_from_validation(

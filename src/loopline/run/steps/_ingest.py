@@ -22,7 +22,11 @@ class IngestConfig(StepConfig):
 
     @model_validator(mode="after")
     def _check_source(self) -> IngestConfig:
-        build_source(self.source)
+        try:
+            build_source(self.source)
+        except ConfigError as exc:  # the source's own key, under `source`
+            key = f"source.{exc.key}" if exc.key else "source"
+            raise ConfigError(exc.message, key=key, file=exc.file, line=exc.line, hint=exc.hint) from None
         return self
 
 
