@@ -401,3 +401,14 @@ def test_duckdb_opens_the_file_read_only(tmp_path: Path) -> None:
         assert ids(read(db.source())) == [0, 1, 2]
     finally:
         db.close()
+
+
+def test_a_duckdb_pivot_reads_when_it_lists_its_values(tmp_path: Path) -> None:
+    def source(query: str) -> Source:
+        return DuckdbSource(DuckdbSource.Config.model_validate({"query": query, "watermark": "k"}))
+
+    values = "(VALUES (1, 'a', 10), (1, 'b', 20), (2, 'a', 30)) AS v(k, c, x)"
+    batches = read(source(f"PIVOT (SELECT * FROM {values}) ON c IN ('a', 'b') USING sum(x)"))
+    assert batches[0].rows.sort("k").to_dicts() == [{"k": 1, "a": 10, "b": 20}, {"k": 2, "a": 30, "b": None}]
+    with pytest.raises(DataError, match=r"refused to run MULTI .*must list its values"):
+        read(source(f"PIVOT (SELECT * FROM {values}) ON c USING sum(x)"))

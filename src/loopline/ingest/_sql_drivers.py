@@ -422,10 +422,13 @@ class DuckdbDriver(Driver):
         statements = self._guard(lambda: self._duckdb.extract_statements(sql))
         kinds = [str(getattr(s.type, "name", s.type)) for s in statements]
         if kinds != ["SELECT"]:
+            hint = "Write `query:` as one SELECT statement."
+            if kinds == ["MULTI"]:  # DuckDB expands a PIVOT without an IN list into several statements
+                hint = "A PIVOT must list its values (`PIVOT t ON col IN ('a', 'b') USING ...`); " + hint
             raise DataError(
                 f"duckdb refused to run {', '.join(kinds) or 'no'} statement(s) for a source: "
                 "a source runs exactly one SELECT.",
-                hint="Write `query:` as one SELECT statement.",
+                hint=hint,
             )
 
     def masked_url(self) -> str:
