@@ -49,11 +49,10 @@ def test_the_cgroup_quota_rounds_up_to_whole_cores(tmp_path: Path, cpu_max: str,
 
 
 def test_processes_spinning_beside_this_one_are_counted() -> None:
-    quiet = busy_elsewhere()
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
     try:
         time.sleep(0.5)
-        assert busy_elsewhere() >= quiet + 1  # the kernel runs them: at least one is seen at any moment
+        assert busy_elsewhere() >= 4  # a spinner is always runnable (running or queued), whatever else runs
     finally:
         for spinner in spinners:
             spinner.kill()

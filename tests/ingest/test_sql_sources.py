@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from loopline.core.errors import ConfigError, DataError, MissingExtraError
 from loopline.ingest._source import SOURCES, Batch, Limits, Source
+from loopline.ingest._sql_drivers import DuckdbDriver
 from loopline.ingest._sql_sources import DuckdbSource
 from loopline.testing._sources import check_source
 
@@ -279,3 +280,135 @@ def test_sqlite_and_sql_read_the_same_file(tmp_path: Path) -> None:
         cls = SOURCES.get(type_name)
         source = cls(cls.Config.model_validate({"url": f"sqlite:///{path}", "table": "t", "watermark": "id"}))
         assert [b.position for b in read(source)] == [{"watermark": 2, "key": None}]
+
+
+# -- a source never changes the source -------------------------------------------------------------------------
+
+
+def test_a_query_that_could_write_is_refused_before_it_is_sent(db: Backend) -> None:
+    db.insert(rows(0, 3))
+    t = db.table
+    for query in [
+        f"SELECT 1 AS id) AS x; DROP TABLE {t}; --",
+        f"SELECT 1 AS id) AS x; COMMIT; DELETE FROM {t}; COMMIT; --",
+        f"SELECT * FROM {t}; DELETE FROM {t}",
+        f"WITH d AS (DELETE FROM {t} RETURNING id) SELECT id FROM d",
+        f"WITH i AS (INSERT INTO {t} (id) VALUES (99) RETURNING id) SELECT id FROM i",
+        f"SELECT * INTO {t}_copy FROM {t}",
+        f"SELECT * FROM {t} FOR UPDATE",
+        f"SELECT id /*!, 1) AS x; DELETE FROM {t}; -- */ FROM {t}",
+    ]:
+        with pytest.raises(ConfigError, match=r"`query` (must be exactly one read-only SELECT|cannot be parsed)"):
+            read(db.source(table=None, query=query))
+    assert ids(read(db.source())) == [0, 1, 2]
+
+
+def test_a_trailing_comment_in_a_query_reads(db: Backend) -> None:
+    db.insert(rows(0, 2))
+    assert ids(read(db.source(table=None, query=f"SELECT * FROM {db.table} -- all of it"))) == [0, 1]
+
+
+def test_the_connection_itself_cannot_write(db: Backend) -> None:
+    """The database-level guarantee, without the parser: the driver's own connection refuses a write."""
+    db.insert(rows(0, 3))
+    expected = {"duckdb": "a source runs exactly one SELECT"}.get(  # DuckDB's own parser, before the read-only file
+        db.type_name, "tried to write .* which a source never does.*read-only"
+    )
+    driver = db.source()._open()  # type: ignore[attr-defined]
+    try:
+        for sql in (f"DELETE FROM {db.table} RETURNING id", f"INSERT INTO {db.table} (id) VALUES (99) RETURNING id"):
+            with pytest.raises(DataError, match=expected):
+                driver.fetch(sql)
+    finally:
+        driver.close()
+    assert ids(read(db.source())) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("driver", ["connectorx", "adbc", "sqlalchemy"])
+def test_postgres_functions_that_write_fail_in_the_read_only_transaction(driver: str, tmp_path: Path) -> None:
+    db = Backend("postgres", tmp_path, driver)
+    t = db.table
+    try:
+        db.insert(rows(0, 3))
+        db.execute(f"CREATE SEQUENCE {t}_seq")
+        db.execute(
+            f"CREATE FUNCTION {t}_wipe() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM {t}; RETURN 1; END $$"
+        )
+        db.execute(  # a function that first turns the session's default read-write, then writes
+            f"CREATE FUNCTION {t}_flip() RETURNS int LANGUAGE plpgsql AS $$ BEGIN"
+            f" PERFORM set_config('default_transaction_read_only', 'off', false); INSERT INTO {t} (id) VALUES (99);"
+            f" RETURN 1; END $$"
+        )
+        for query in [
+            f"SELECT id, updated_at, {t}_wipe() AS w FROM {t}",
+            f"SELECT id, updated_at, {t}_flip() AS w FROM {t}",
+            f"SELECT id, updated_at, nextval('{t}_seq') AS n FROM {t}",
+            f"SELECT id, updated_at, setval('{t}_seq', 42) AS n FROM {t}",
+        ]:
+            with pytest.raises(DataError, match=r"tried to write .*read-only transaction.*remove the statement"):
+                read(db.source(table=None, query=query))
+        assert ids(read(db.source())) == [0, 1, 2]
+        assert db.engine is not None
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT last_value, is_called FROM {t}_seq").one() == (1, False)
+    finally:
+        db.execute(f"DROP FUNCTION IF EXISTS {t}_wipe(); DROP FUNCTION IF EXISTS {t}_flip()")
+        db.execute(f"DROP SEQUENCE IF EXISTS {t}_seq")
+        db.close()
+
+
+@pytest.mark.parametrize("driver", ["connectorx", "sqlalchemy"])
+def test_mariadb_functions_that_write_fail_in_the_read_only_transaction(driver: str, tmp_path: Path) -> None:
+    db = Backend("mysql", tmp_path, driver)
+    t = db.table
+    try:
+        db.insert(rows(0, 3))
+        db.execute(f"CREATE TABLE {t}_other (id int)")  # MariaDB forbids a function to write the table read
+        db.execute(f"INSERT INTO {t}_other VALUES (1), (2)")
+        db.execute(
+            f"CREATE FUNCTION {t}_wipe() RETURNS INT MODIFIES SQL DATA BEGIN DELETE FROM {t}_other; RETURN 1; END"
+        )
+        db.execute(  # a function that first makes the session read-write, then writes
+            f"CREATE FUNCTION {t}_flip() RETURNS INT MODIFIES SQL DATA BEGIN SET SESSION TRANSACTION READ WRITE;"
+            f" INSERT INTO {t}_other (id) VALUES (99); RETURN 1; END"
+        )
+        for name in ("wipe", "flip"):
+            with pytest.raises(DataError, match=r"tried to write .*READ ONLY transaction"):
+                read(db.source(table=None, query=f"SELECT id, updated_at, {t}_{name}() AS w FROM {t}"))
+        assert ids(read(db.source())) == [0, 1, 2]
+        assert ids(read(db.source(table=f"{t}_other", watermark="id", key=None))) == [1, 2]
+    finally:
+        db.execute(f"DROP FUNCTION IF EXISTS {t}_wipe")
+        db.execute(f"DROP FUNCTION IF EXISTS {t}_flip")
+        db.execute(f"DROP TABLE IF EXISTS {t}_other")
+        db.close()
+
+
+def test_duckdb_opens_the_file_read_only(tmp_path: Path) -> None:
+    db = Backend("duckdb", tmp_path)
+    try:
+        db.insert(rows(0, 3))
+        db.execute(f"CREATE SEQUENCE {db.table}_seq")
+        with pytest.raises(DataError, match="tried to write"):
+            read(db.source(table=None, query=f"SELECT id, updated_at, nextval('{db.table}_seq') AS n FROM {db.table}"))
+        driver = DuckdbDriver(str(db.path))
+        conn = driver._connect()
+        try:
+            with pytest.raises(Exception, match="read-only mode"):
+                conn.execute(f"DELETE FROM {db.table}")
+        finally:
+            conn.close()
+        assert ids(read(db.source())) == [0, 1, 2]
+    finally:
+        db.close()
+
+
+def test_a_duckdb_pivot_reads_when_it_lists_its_values(tmp_path: Path) -> None:
+    def source(query: str) -> Source:
+        return DuckdbSource(DuckdbSource.Config.model_validate({"query": query, "watermark": "k"}))
+
+    values = "(VALUES (1, 'a', 10), (1, 'b', 20), (2, 'a', 30)) AS v(k, c, x)"
+    batches = read(source(f"PIVOT (SELECT * FROM {values}) ON c IN ('a', 'b') USING sum(x)"))
+    assert batches[0].rows.sort("k").to_dicts() == [{"k": 1, "a": 10, "b": 20}, {"k": 2, "a": 30, "b": None}]
+    with pytest.raises(DataError, match=r"refused to run MULTI .*must list its values"):
+        read(source(f"PIVOT (SELECT * FROM {values}) ON c USING sum(x)"))

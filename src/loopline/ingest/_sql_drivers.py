@@ -4,6 +4,20 @@ Measured on this machine (PostgreSQL 15, 2M rows x 12 columns, see benchmarks/be
 connectorx is the fastest into Arrow, ADBC next, SQLAlchemy + fetchmany far behind; so the postgres
 and mysql sources default to connectorx. Every driver is imported when first used and a missing one
 raises :class:`MissingExtraError` naming the extra. Error messages never carry the password.
+
+A source never changes its database. Every connection is read-only at the database level and nothing
+is ever committed on it (reads end with a rollback or a close):
+
+- PostgreSQL: the session starts with ``default_transaction_read_only=on`` (the ``options`` startup
+  parameter), connectorx runs its work inside ``BEGIN READ ONLY``, SQLAlchemy asks psycopg for
+  ``BEGIN READ ONLY``: a function that writes (``nextval``, an INSERT in PL/pgSQL) fails.
+- MySQL / MariaDB: ``SET SESSION TRANSACTION READ ONLY`` (and connectorx's ``START TRANSACTION READ ONLY``).
+- SQLite: ``PRAGMA query_only = ON`` on every connection.
+- DuckDB: the file is opened with ``read_only=True``; each statement is checked by DuckDB's own parser to be
+  one SELECT (an in-memory database cannot be opened read-only).
+
+Other SQLAlchemy dialects (``type: sql``) get the parser check and rollback-only, but no database-level
+setting: give such a source a database user that may only SELECT.
 """
 
 from __future__ import annotations
@@ -15,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from loopline.core.errors import DataError, MissingExtraError, SourceUnavailableError
+from loopline.ingest._sql_guard import sqlglot_dialect
 from loopline.ingest._sql_query import DUCKDB, MYSQL, POSTGRES, SQLITE, Binder, Dialect, literal
 
 if TYPE_CHECKING:
@@ -27,6 +42,13 @@ _DROPPED_WORDS = (
     "lost connection",
     "broken pipe",
     "reset by peer",
+)
+_READ_ONLY_WORDS = (
+    "read-only transaction",  # PostgreSQL
+    "read only transaction",  # MySQL / MariaDB
+    "attempt to write a readonly database",  # SQLite query_only
+    "read-only mode",  # DuckDB
+    "read only mode",
 )
 _CONNECTION_WORDS = (
     "connect",
@@ -127,6 +149,11 @@ class Driver:
                 hint="Check that the server is running and reachable at that host and port, that the database "
                 "and user exist, and that the password environment variable (password_env) is set.",
             )
+        if any(word in reason.lower() for word in _READ_ONLY_WORDS):
+            return DataError(
+                f"{self.kind} query tried to write on {self.masked_url()}, which a source never does: {reason}",
+                hint="A source's connection is read-only: remove the statement or function that writes from `query`.",
+            )
         return DataError(f"{self.kind} query failed on {self.masked_url()}: {reason}")
 
     def check_reachable(self) -> None:
@@ -149,22 +176,52 @@ def _catalog_sql(kind: str) -> str:
     )
 
 
+#: Run first on every MySQL / MariaDB connection: UTC, and the session's transactions read-only.
+_MYSQL_READ_ONLY = "SET SESSION TRANSACTION READ ONLY"
+_PG_READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+
+
+def postgres_read_only(url: URL) -> URL:
+    """``url`` whose sessions start read-only (``options`` startup parameter, added to any the URL has)."""
+    options = url.query.get("options")
+    current = " ".join(options) if isinstance(options, tuple) else options or ""
+    if _PG_READ_ONLY_OPTION in current:
+        return url
+    return url.update_query_dict({"options": f"{current} {_PG_READ_ONLY_OPTION}".strip()})
+
+
+def _conninfo(url: URL) -> str:
+    """``url`` as a libpq / connectorx URI: the password in, query values %-encoded (``+`` is no space there)."""
+    from urllib.parse import quote, urlencode
+
+    text: str = url.set(query={}).render_as_string(hide_password=False)
+    if url.query:
+        text += "?" + urlencode(dict(url.query), doseq=True, quote_via=quote)
+    return text
+
+
 class ConnectorxDriver(Driver):
-    """connectorx: no bound parameters, so values are rendered by :func:`literal`."""
+    """connectorx: no bound parameters, so values are rendered by :func:`literal`.
+
+    connectorx runs in autocommit mode, so its work is wrapped in a read-only transaction that is never
+    committed (the connection is dropped after the read), on a session that is read-only from its start.
+    """
 
     def __init__(self, url: URL, secret: str | None, kind: str, extra: str) -> None:
         super().__init__(url, secret, kind)
         self.dialect = MYSQL if kind == "mysql" else POSTGRES
         self._cx = _import("connectorx", extra)
-        scheme = "mysql" if kind == "mysql" else "postgresql"
-        self._conn = url.set(drivername=scheme).render_as_string(hide_password=False)
-        self._pre = ["SET time_zone = '+00:00'"] if kind == "mysql" else None
+        if kind == "mysql":
+            url = url.set(drivername="mysql")
+            self._pre = ["SET time_zone = '+00:00'", _MYSQL_READ_ONLY, "START TRANSACTION READ ONLY"]
+        else:
+            url = postgres_read_only(url.set(drivername="postgresql"))
+            self._pre = ["BEGIN READ ONLY"]
+        self._conn = _conninfo(url)
         self.check_reachable()
 
     def _read(self, sql: str, **kwargs: Any) -> Any:
-        if self._pre:
-            kwargs["pre_execution_query"] = self._pre
-        return self._cx.read_sql(self._conn, sql, **kwargs)
+        return self._cx.read_sql(self._conn, sql, pre_execution_query=self._pre, **kwargs)
 
     def _fetch(self, sql: str, params: Any) -> pa.Table:
         table: pa.Table = self._read(sql, return_type="arrow")
@@ -181,13 +238,13 @@ class ConnectorxDriver(Driver):
 
 
 class AdbcDriver(Driver):
-    """ADBC (PostgreSQL): binds ``$1, $2...`` parameters."""
+    """ADBC (PostgreSQL): binds ``$1, $2...`` parameters; read-only sessions, every read rolled back."""
 
     def __init__(self, url: URL, secret: str | None, kind: str) -> None:
         super().__init__(url, secret, kind)
         dbapi = _import("adbc_driver_postgresql.dbapi", "postgres")
         self.check_reachable()
-        uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        uri = _conninfo(postgres_read_only(url.set(drivername="postgresql")))
         self._conn = self._guard(lambda: dbapi.connect(uri))
 
     def binder(self) -> tuple[Binder, Any]:
@@ -235,7 +292,11 @@ def _plain_arrow(table: pa.Table) -> pa.Table:
 
 
 class SqlAlchemyDriver(Driver):
-    """SQLAlchemy + the dialect's DB-API driver, rows fetched with fetchmany and turned into Arrow."""
+    """SQLAlchemy + the dialect's DB-API driver, rows fetched with fetchmany and turned into Arrow.
+
+    Connections are read-only at the database level for PostgreSQL, MySQL / MariaDB, SQLite and DuckDB
+    (:func:`_read_only_engine`); every read ends with a rollback, nothing is committed.
+    """
 
     def __init__(self, url: URL, secret: str | None, kind: str, extra: str) -> None:
         super().__init__(url, secret, kind)
@@ -243,7 +304,7 @@ class SqlAlchemyDriver(Driver):
 
         self._sa = sa
         try:
-            self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            self._engine = _read_only_engine(url)
         except ImportError as exc:
             if kind == "sql":  # the generic source: name the extra of a known backend
                 extra = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(
@@ -289,9 +350,37 @@ class SqlAlchemyDriver(Driver):
         self._engine.dispose()
 
 
+def _read_only_engine(url: URL) -> Any:
+    """A SQLAlchemy engine (no pool) whose connections cannot write, for the backends that have a setting."""
+    import sqlalchemy as sa
+
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {"poolclass": sa.pool.NullPool}
+    if backend == "postgresql":
+        if url.get_driver_name() in ("psycopg", "psycopg2"):
+            url = postgres_read_only(url)
+        kwargs["execution_options"] = {"postgresql_readonly": True}
+    elif backend == "duckdb":
+        kwargs["connect_args"] = {"read_only": True}
+    engine = sa.create_engine(url, **kwargs)
+    setup = {"mysql": _MYSQL_READ_ONLY, "mariadb": _MYSQL_READ_ONLY, "sqlite": "PRAGMA query_only = ON"}.get(backend)
+    if setup is not None:
+        sa.event.listen(engine, "connect", lambda dbapi_conn, _record: _run_setup(dbapi_conn, setup))
+    return engine
+
+
+def _run_setup(dbapi_conn: Any, sql: str) -> None:
+    """Run a session setting on a fresh DB-API connection (a SET / PRAGMA: nothing to commit)."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
 def _dialect_of(name: str, quote_char: str) -> Dialect:
     known = {"postgresql": POSTGRES, "mysql": MYSQL, "mariadb": MYSQL, "sqlite": SQLITE, "duckdb": DUCKDB}
-    return known.get(name) or Dialect(name, quote_char=quote_char)
+    return known.get(name) or Dialect(name, quote_char=quote_char, sqlglot=sqlglot_dialect(name))
 
 
 def _rows_to_arrow(names: list[str], rows: list[Any]) -> pa.Table:
@@ -309,23 +398,38 @@ def _rows_to_arrow(names: list[str], rows: list[Any]) -> pa.Table:
 class DuckdbDriver(Driver):
     """DuckDB: a warehouse file (or memory), ``$name`` parameters, Arrow out natively.
 
-    A file is opened for each query and closed after it, so that a writer (DuckDB allows one process
-    at a time on a file) can add rows between the polls of a ``follow`` read.
+    A file is opened read-only for each query and closed after it, so that a writer (DuckDB allows one
+    process at a time on a file) can add rows between the polls of a ``follow`` read. Every statement is
+    checked by DuckDB's own parser to be exactly one SELECT before it runs (``conn.sql`` would run several).
     """
 
     dialect = DUCKDB
 
-    def __init__(self, path: str, read_only: bool) -> None:
+    def __init__(self, path: str) -> None:
         from sqlalchemy.engine import make_url
 
         super().__init__(make_url("duckdb:///" + path), None, "duckdb")
         self._duckdb = _import("duckdb", "duckdb")
         self._path = path or ":memory:"
-        self._read_only = read_only and self._path != ":memory:"
         self._memory = self._connect() if self._path == ":memory:" else None
 
     def _connect(self) -> Any:
-        return self._guard(lambda: self._duckdb.connect(self._path, read_only=self._read_only))
+        read_only = self._path != ":memory:"  # DuckDB cannot open an in-memory database read-only
+        return self._guard(lambda: self._duckdb.connect(self._path, read_only=read_only))
+
+    def _one_select(self, sql: str) -> None:
+        """Refuse ``sql`` unless DuckDB's parser reads it as exactly one SELECT."""
+        statements = self._guard(lambda: self._duckdb.extract_statements(sql))
+        kinds = [str(getattr(s.type, "name", s.type)) for s in statements]
+        if kinds != ["SELECT"]:
+            hint = "Write `query:` as one SELECT statement."
+            if kinds == ["MULTI"]:  # DuckDB expands a PIVOT without an IN list into several statements
+                hint = "A PIVOT must list its values (`PIVOT t ON col IN ('a', 'b') USING ...`); " + hint
+            raise DataError(
+                f"duckdb refused to run {', '.join(kinds) or 'no'} statement(s) for a source: "
+                "a source runs exactly one SELECT.",
+                hint=hint,
+            )
 
     def masked_url(self) -> str:
         return self._path
@@ -340,6 +444,7 @@ class DuckdbDriver(Driver):
         return bind, params
 
     def _fetch(self, sql: str, params: Any) -> pa.Table:
+        self._one_select(sql)
         conn = self._memory or self._connect()
         try:
             table: pa.Table = conn.sql(sql, params=params or None).to_arrow_table()
@@ -349,6 +454,7 @@ class DuckdbDriver(Driver):
         return table
 
     def _stream(self, sql: str, batch_rows: int) -> Iterator[pa.Table]:
+        self._one_select(sql)
         conn = self._memory or self._connect()
         try:
             for batch in conn.sql(sql).to_arrow_reader(batch_rows):

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from loopline.core.errors import ConfigError, DataError
+from loopline.ingest._sql_guard import check_query
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -54,6 +55,8 @@ class Dialect:
     name: str
     quote_char: str = '"'
     backslash_escapes: bool = False
+    #: the dialect :func:`~loopline.ingest._sql_guard.check_query` parses a query in (None: generic)
+    sqlglot: str | None = None
 
     def quote(self, name: str) -> str:
         """``name`` (already checked) in identifier quotes."""
@@ -64,10 +67,10 @@ class Dialect:
         return ".".join(self.quote(part) for part in parts)
 
 
-POSTGRES = Dialect("postgres")
-MYSQL = Dialect("mysql", quote_char="`", backslash_escapes=True)
-SQLITE = Dialect("sqlite")
-DUCKDB = Dialect("duckdb")
+POSTGRES = Dialect("postgres", sqlglot="postgres")
+MYSQL = Dialect("mysql", quote_char="`", backslash_escapes=True, sqlglot="mysql")
+SQLITE = Dialect("sqlite", sqlglot="sqlite")
+DUCKDB = Dialect("duckdb", sqlglot="duckdb")
 
 
 def literal(value: Any, dialect: Dialect) -> str:
@@ -156,12 +159,15 @@ def ties_sql(source: str, dialect: Dialect, *, watermark: str, value: Any, bind:
 
 
 def source_sql(table: str | None, query: str | None, dialect: Dialect) -> str:
-    """The FROM item: a quoted table, or the user's query as a derived table."""
+    """The FROM item: a quoted table, or the user's query, checked to be one read-only SELECT, as a derived table.
+
+    The query stands on lines of its own, so that a trailing ``--`` comment cannot swallow the closing parenthesis.
+    """
     if table is not None:
         return dialect.table(check_table(table))
     if query is None:
         raise ConfigError("give `table` or `query`.", key="table")
-    return f"({query.strip().rstrip(';').strip()}) AS _ll_src"
+    return f"(\n{check_query(query, dialect.sqlglot)}\n) AS _ll_src"
 
 
 # -- position values -------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from sqlalchemy.exc import ArgumentError
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.ingest._source import Batch, Limits, Reject, Source, SourceConfig
 from loopline.ingest._sql_drivers import AdbcDriver, ConnectorxDriver, Driver, DuckdbDriver, SqlAlchemyDriver
+from loopline.ingest._sql_guard import check_query, sqlglot_dialect
 from loopline.ingest._sql_query import (
     check_identifier,
     check_table,
@@ -78,8 +79,12 @@ class _QueryConfig(SourceConfig):
             )
         if self.table is not None:
             check_table(self.table)
-        if self.query is not None and not self.query.strip().rstrip(";").strip():
-            raise ConfigError("`query` is empty.", key="query", hint="Write a SELECT statement.")
+        if self.query is not None:
+            known, dialect = self._query_dialect()
+            if known:
+                check_query(self.query, dialect)
+            elif not self.query.strip().rstrip(";").strip():
+                raise ConfigError("`query` is empty.", key="query", hint="Write a SELECT statement.")
         for key in ("watermark", "key"):
             value = getattr(self, key)
             if value is not None:
@@ -87,6 +92,10 @@ class _QueryConfig(SourceConfig):
         if self.key is not None and self.key == self.watermark:
             raise ConfigError("`key` and `watermark` name the same column.", key="key", hint="Drop `key`.")
         return self
+
+    def _query_dialect(self) -> tuple[bool, str | None]:
+        """(whether the database's SQL dialect is known before connecting, its sqlglot name)."""
+        return False, None
 
 
 class SqlConfig(_QueryConfig):
@@ -117,12 +126,30 @@ class SqlConfig(_QueryConfig):
                 )
         return self
 
+    def _query_dialect(self) -> tuple[bool, str | None]:
+        if self.url is None:  # url_env: the query is checked when the source opens
+            return False, None
+        return True, sqlglot_dialect(_parse_url(self.url, "url").get_backend_name())
+
 
 class DuckdbConfig(_QueryConfig):
     """A DuckDB warehouse file (``:memory:`` for none) and a table or query (which may read lake files)."""
 
     path: str = ":memory:"
     read_only: bool = True
+
+    @model_validator(mode="after")
+    def _check_read_only(self) -> DuckdbConfig:
+        if not self.read_only:
+            raise ConfigError(
+                "`read_only: false` is not accepted: a source never writes to its database.",
+                key="read_only",
+                hint="Remove `read_only` (the file is opened read-only); write to the file from another process.",
+            )
+        return self
+
+    def _query_dialect(self) -> tuple[bool, str | None]:
+        return True, "duckdb"
 
 
 def _parse_url(text: str, key: str) -> URL:
@@ -269,7 +296,7 @@ class DuckdbSource(_DatabaseSource):
     config: DuckdbConfig
 
     def _open(self) -> Driver:
-        return DuckdbDriver(self.config.path, self.config.read_only)
+        return DuckdbDriver(self.config.path)
 
 
 class _Reader:

@@ -24,7 +24,7 @@ class IngestConfig(StepConfig):
 
     @model_validator(mode="after")
     def _check_source(self) -> IngestConfig:
-        build_source(self.source)
+        build_source(self.source)  # its errors are keyed under `source` already
         return self
 
     @classmethod
