@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loopline.bundle import DEFAULT_MAX_STRING_LENGTH, InputPolicy
 from loopline.core.errors import ConfigError, did_you_mean
 
 PREDICT_TOKEN_ENV = "LOOPLINE_PREDICT_TOKEN"
@@ -27,7 +28,9 @@ class ServeSettings:
     concurrent requests of one model version merged into one model call (see :class:`ModelRunner`); with a
     delay of 0 (the default) only requests already waiting are merged and none is held back.
     ``protocols``: the names of the wire protocols to mount (see :mod:`loopline.serve.protocols`); None (the
-    default) mounts every registered one.
+    default) mounts every registered one. ``max_string_length`` (characters of a text value whose field has no
+    ``max_length`` in the model's input schema) and ``missing_as_null`` (a missing nullable field is null, not
+    a 422) set the input policy every protocol applies (see :class:`loopline.bundle.InputPolicy`).
     """
 
     def __init__(
@@ -47,6 +50,8 @@ class ServeSettings:
         max_batch_rows: int = 64,
         max_batch_delay: float = 0.0,
         protocols: Sequence[str] | None = None,
+        max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+        missing_as_null: bool = True,
     ) -> None:
         self.token = token
         self.predict_token = predict_token
@@ -62,6 +67,12 @@ class ServeSettings:
         self.max_batch_rows = max_batch_rows
         self.max_batch_delay = max_batch_delay
         self.protocols = protocols
+        self.max_string_length = max_string_length
+        self.missing_as_null = missing_as_null
+
+    def input_policy(self) -> InputPolicy:
+        """The input policy of every prediction request."""
+        return InputPolicy(max_string_length=self.max_string_length, missing_as_null=self.missing_as_null)
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **options: Any) -> ServeSettings:
@@ -100,6 +111,7 @@ def check_settings(cfg: ServeSettings) -> None:
             f"max_batch_delay is {cfg.max_batch_delay} s; it must be between 0 and {MAX_BATCH_DELAY} s.",
             hint="Use 0 (merge only what waits already) or a millisecond or two, e.g. 0.001.",
         )
+    cfg.input_policy().check()
     if cfg.predict_token and cfg.predict_token == cfg.token:
         raise ConfigError(
             "LOOPLINE_PREDICT_TOKEN is the admin token LOOPLINE_TOKEN: every client could promote models.",
