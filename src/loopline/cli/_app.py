@@ -143,6 +143,17 @@ def serve(
     max_batch_delay_ms: Annotated[
         float, typer.Option(help="How long a request may wait for others to merge with (0: never waits).", min=0)
     ] = 0.0,
+    max_string_length: Annotated[
+        int,
+        typer.Option(
+            help="Characters a text value may hold where the model's input schema names no max_length (longer: 422).",
+            min=1,
+        ),
+    ] = 1024,
+    missing_as_null: Annotated[
+        bool,
+        typer.Option(help="A field a record lacks is null when the model imputes it (--no-missing-as-null: a 422)."),
+    ] = True,
     workers: Annotated[
         int,
         typer.Option(
@@ -168,6 +179,8 @@ def serve(
             max_concurrency=max_concurrency,
             max_batch_rows=max_batch_rows,
             max_batch_delay=max_batch_delay_ms / 1000,
+            max_string_length=max_string_length,
+            missing_as_null=missing_as_null,
         )
         served = ", ".join(store.models.names()) or "no model yet"
         processes = f" ({workers} workers)" if workers > 1 else ""
