@@ -71,6 +71,12 @@ REFUSED = [
 ]
 
 
+def test_long_numeric_text_under_a_raised_limit_is_refused_not_a_crash() -> None:
+    rule = FieldRule("code", "integer", True, 10_000, "Int64")
+    assert "expected a whole number" in str(convert_value("1" * 5000, rule)[1])
+    assert "expected a number" in str(convert_value("9" * 5000, FieldRule("x", "float", True, 10_000, None))[1])
+
+
 @pytest.mark.parametrize(("name", "value", "expected"), ACCEPTED)
 def test_accepted_values_convert_to_the_training_type(name: str, value: Any, expected: Any) -> None:
     converted, reason = convert_value(value, RULES[name])

@@ -68,6 +68,7 @@ _INT_BOUNDS = {
     "UInt32": (0, 2**32 - 1),
     "UInt64": (0, 2**64 - 1),
 }
+_MAX_INT_DIGITS = 4000  # Python's int() refuses text beyond 4300 digits; no integer type holds 40
 _EXACT_FLOAT = 2**53  # whole floats above this may not be the integer that was meant
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 _MISSING = object()
@@ -359,7 +360,7 @@ _FIXES = {
 
 def _number_text(text: str, *, integer: bool) -> Any:
     """The number plain decimal ``text`` spells (an int where it is one), else ``text`` unchanged."""
-    if _INTEGER.fullmatch(text):
+    if _INTEGER.fullmatch(text) and len(text) <= _MAX_INT_DIGITS:
         return int(text)
     if _DECIMAL.fullmatch(text):
         return float(text)
