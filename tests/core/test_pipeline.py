@@ -105,6 +105,7 @@ def test_json_schema_lists_every_step_type() -> None:
 def test_json_schema_tags_each_ingest_source_by_type() -> None:
     """Editors complete a source's own keys once its ``type:`` is written; a typo there fails the schema."""
     import jsonschema
+
     schema = pipeline_json_schema()
     branches = schema["properties"]["steps"]["additionalProperties"]["oneOf"]
     ingest = next(b for b in branches if b["properties"]["type"]["const"] == "ingest")
@@ -134,6 +135,7 @@ def test_nested_config_errors_name_the_full_key(relative: str, message: str, ful
 
 def test_json_schema_completes_estimator_aliases() -> None:
     import jsonschema
+
     schema = pipeline_json_schema()
     train = {"name": "t", "steps": {"f": {"type": "train", "target": "y", "estimator": "lightgbm"}}}
     jsonschema.validate(train, schema)

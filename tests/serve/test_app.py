@@ -81,10 +81,13 @@ def test_open_inference_protocol(client: TestClient, store: Store) -> None:
     ("record", "field", "reason"),
     [
         ({"x": "high", "n": 1, "group": "a"}, "x", "expected a number"),
-        ({"n": 1, "group": "a"}, "x", "missing field"),
-        ({"x": 1.0, "n": 1, "group": 3}, "group", "expected a string"),
-        ({"x": 1.0, "n": 1, "group": "a", "extra": 1}, "extra", "unknown field"),
+        ({"x": 1.0, "n": 1, "grup": "a"}, "group", "missing field; the record has a field of a close name"),
+        ({"x": 1.0, "n": 1, "group": 1.5}, "group", "expected text"),
+        ({"x": 1.0, "n": 2.5, "group": "a"}, "n", "expected a whole number (the model was trained on Int64)"),
+        ({"x": 1.0, "n": "2,5", "group": "a"}, "n", "expected a whole number"),
         ({"x": True, "n": 1, "group": "a"}, "x", "expected a number"),
+        ({"x": [1.0], "n": 1, "group": "a"}, "x", "got an array"),
+        ({"x": 1.0, "n": 1, "group": {"a": 1}}, "group", "got an object"),
     ],
 )
 def test_bad_records_get_422_naming_the_field(

@@ -6,26 +6,56 @@ loads it safely (:meth:`ModelBundle.from_bytes`, checked against what a bundle m
 registry (:data:`ESTIMATORS`, :class:`EstimatorSpec`), because a registered spec is what lets a user's bundle
 load: a service or a batch-scoring job imports this package, never :mod:`loopline.train`, which fits the
 estimators and builds the bundles (and re-exports these names).
+
+The input policy (:mod:`loopline.bundle._inputs`: :class:`InputPolicy`, :func:`conform_records`,
+:func:`conform_table`) is here too: the one rule the service's protocols and batch scoring apply to what they
+are given, read from the input schema the bundle carries.
 """
 
 from loopline.bundle._bundle import FORMAT_VERSION, READABLE_VERSIONS, ModelBundle, target_values
 from loopline.bundle._estimators import ESTIMATORS, EstimatorSpec, declared_types, resolve_estimator
+from loopline.bundle._inputs import (
+    DEFAULT_MAX_STRING_LENGTH,
+    MAX_FIELD_ERRORS,
+    ColumnPlan,
+    ConformedRecords,
+    FieldRule,
+    InputPolicy,
+    conform_records,
+    conform_table,
+    convert_value,
+    field_rules,
+    plan_columns,
+    with_training_types,
+)
 from loopline.bundle._metrics import METRIC_DIRECTION, TASKS, compute_metrics
 from loopline.bundle._safety import ESTIMATOR_TYPES, TRUSTED_TYPES, trusted_types_for
 
 __all__ = [
+    "DEFAULT_MAX_STRING_LENGTH",
     "ESTIMATORS",
     "ESTIMATOR_TYPES",
     "FORMAT_VERSION",
+    "MAX_FIELD_ERRORS",
     "METRIC_DIRECTION",
     "READABLE_VERSIONS",
     "TASKS",
     "TRUSTED_TYPES",
+    "ColumnPlan",
+    "ConformedRecords",
     "EstimatorSpec",
+    "FieldRule",
+    "InputPolicy",
     "ModelBundle",
     "compute_metrics",
+    "conform_records",
+    "conform_table",
+    "convert_value",
     "declared_types",
+    "field_rules",
+    "plan_columns",
     "resolve_estimator",
     "target_values",
     "trusted_types_for",
+    "with_training_types",
 ]

@@ -231,8 +231,11 @@ def _load_estimator(estimator_format: str, data: bytes, manifest: dict[str, Any]
 
 
 def chain_input_schema(chain: Chain) -> list[dict[str, Any]]:
-    """The service's input schema from the raw columns a chain was fitted on."""
-    return [{"name": name, "dtype": _schema_dtype(dtype), "nullable": True} for name, dtype in chain.inputs_.items()]
+    """The service's input schema from the raw columns a chain was fitted on (with their training types)."""
+    return [
+        {"name": name, "dtype": _schema_dtype(dtype), "nullable": True, "train_dtype": dtype}
+        for name, dtype in chain.inputs_.items()
+    ]
 
 
 def _schema_dtype(dtype: str) -> str:

@@ -179,6 +179,17 @@ def serve(
             help="Bytes of request line and headers (then 431).", min=1024, envvar="LOOPLINE_SERVE_MAX_HEADER_BYTES"
         ),
     ] = 65_536,
+    max_string_length: Annotated[
+        int,
+        typer.Option(
+            help="Characters a text value may hold where the model's input schema names no max_length (longer: 422).",
+            min=1,
+        ),
+    ] = 1024,
+    missing_as_null: Annotated[
+        bool,
+        typer.Option(help="A field a record lacks is null when the model imputes it (--no-missing-as-null: a 422)."),
+    ] = True,
     workers: Annotated[
         int,
         typer.Option(
@@ -209,6 +220,8 @@ def serve(
             keepalive_timeout=keepalive_timeout,
             max_connections=max_connections,
             max_header_bytes=max_header_bytes,
+            max_string_length=max_string_length,
+            missing_as_null=missing_as_null,
         )
         served = ", ".join(store.models.names()) or "no model yet"
         if workers > (cores := usable_cores()):  # each worker predicts on one thread: one worker per core at most

@@ -29,10 +29,18 @@ def predict(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows scored at once (memory).")] = 100_000,
     keep: Annotated[list[str] | None, typer.Option("--keep", help="Input column to copy to the output.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+    max_string_length: Annotated[
+        int | None,
+        typer.Option(
+            "--max-string-length",
+            help="Characters a text value may hold where the model's input schema names no max_length (default 1024).",
+        ),
+    ] = None,
     home: Annotated[Path | None, typer.Option("--home", help="State folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Score a large file or dataset version with a model, chunk by chunk, into a file."""
+    from loopline.bundle import InputPolicy
     from loopline.run import ScoreProgress, score_batch
 
     with clear_errors(), open_store(home) as store, _bar(quiet=as_json) as progress:
@@ -51,6 +59,7 @@ def predict(
             keep=keep or [],
             force=force,
             progress=advance,
+            policy=InputPolicy() if max_string_length is None else InputPolicy(max_string_length=max_string_length),
         )
     if as_json:
         print_json(asdict(done))
@@ -60,6 +69,13 @@ def predict(
         f"{escape(done.name)} v{done.version} scored {done.rows:,} rows of {escape(done.input)} "
         f"in {done.seconds:.1f} s ({rate:,.0f} rows/s, {done.chunks} chunks) → {escape(str(done.output))}"
     )
+    if done.ignored_columns:
+        console.print(
+            f"ignored {len(done.ignored_columns)} columns the model does not take: "
+            f"{escape(', '.join(done.ignored_columns))}"
+        )
+    if done.missing_columns:
+        console.print(f"scored as null (missing from the input): {escape(', '.join(done.missing_columns))}")
 
 
 def _bar(*, quiet: bool) -> Progress:

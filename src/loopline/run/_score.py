@@ -1,8 +1,10 @@
 """Batch scoring: a model version over a large file or dataset version, chunk by chunk, into a file.
 
 The input is read in chunks of ``chunk_rows`` rows (see :mod:`loopline.run._score_input`), each chunk is
-checked, typed as the model was trained and scored by the model bundle's one prediction function
-(:meth:`ModelBundle.predict_table`), and its rows are appended to a temporary file next to the output.
+checked and typed as the model was trained by the input policy every path applies
+(:func:`loopline.bundle.conform_table`: the service's rules for types, extra and missing fields and text
+lengths), scored by the model bundle's one prediction function (:meth:`ModelBundle.predict_table`), and its
+rows are appended to a temporary file next to the output.
 Memory therefore holds one chunk (and its feature matrix), whatever the input's size.
 
 ``chunk_rows`` is rounded up to a multiple of 64 (:data:`ROW_ALIGN`): BLAS sums a row's products in an
@@ -23,15 +25,15 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
+from loopline.bundle import ColumnPlan, FieldRule, InputPolicy, conform_table, field_rules, plan_columns
 from loopline.core.cpu import limited_threads
-from loopline.core.dtypes import polars_dtype
 from loopline.core.errors import ConfigError, DataError, NotFoundError, did_you_mean
 from loopline.run._evaluate import load_bundle
 from loopline.run._score_input import ScoreInput, open_input, same_file
@@ -71,6 +73,10 @@ class BatchScore:
     seconds: float
     max_chunk_rows: int
     columns: list[str]
+    ignored_columns: list[str] = field(default_factory=list)
+    """Input columns the model does not take (ignored; those copied by ``keep`` included)."""
+    missing_columns: list[str] = field(default_factory=list)
+    """Model inputs the input lacks, scored as null (the model imputes them)."""
 
 
 Progress = Callable[[ScoreProgress], None]
@@ -87,6 +93,7 @@ def score_batch(
     keep: Sequence[str] = (),
     force: bool = False,
     progress: Progress | None = None,
+    policy: InputPolicy | None = None,
 ) -> BatchScore:
     """Score ``input`` with model ``name`` (its production version, or ``version``) into ``output``.
 
@@ -99,6 +106,9 @@ def score_batch(
     ``chunk_rows``; the output appears at its path only complete (written to a temporary file, then
     renamed), and an existing file is replaced only with ``force``. Everything is checked (model,
     output path, input columns) before anything is written. ``progress`` is called after each chunk.
+    ``policy`` is the input policy (default :class:`InputPolicy`'s: text of at most 1024 characters where the
+    schema names no ``max_length``, missing nullable columns scored as null); the columns the model does not
+    take are ignored and listed in the result.
 
     Raises NotFoundError (unknown model, version or dataset), ConfigError (output path, ``keep``,
     ``chunk_rows``) and DataError (missing input file or column, values of the wrong type).
@@ -110,11 +120,15 @@ def score_batch(
     found = _model_version(store, name, version)
     target = _check_output(store, output, force=force)
     bundle = load_bundle(store, found)
-    source = open_input(store, input)
+    source = open_input(store, input, text_columns=_text_columns(bundle))
     if same_file(source.label, target):
         raise ConfigError(f"the output {target} is the input file.", hint="Write the scores to another file.")
-    needed = _check_columns(bundle, source, list(keep))
-    scorer = _Scorer(bundle, list(keep), source.schema)
+    policy = policy or InputPolicy()
+    policy.check()
+    rules = field_rules(bundle.input_schema, policy)
+    plan = plan_columns(rules, list(source.schema), policy, label=source.label)
+    needed = _check_keep(plan, source, list(keep))
+    scorer = _Scorer(bundle, rules, list(keep), source.schema)
     rows = chunks = largest = 0
     with limited_threads(None), _Writer(target, scorer.empty()) as writer:  # cores from the process's budget
         for chunk in source.chunks(needed, chunk_rows):
@@ -124,7 +138,19 @@ def score_batch(
                 progress(ScoreProgress(rows, source.total, chunks, chunk.height))
     columns = scorer.empty().columns
     seconds = time.perf_counter() - started
-    return BatchScore(found.name, found.version, source.label, target, rows, chunks, seconds, largest, columns)
+    return BatchScore(
+        found.name,
+        found.version,
+        source.label,
+        target,
+        rows,
+        chunks,
+        seconds,
+        largest,
+        columns,
+        ignored_columns=plan.ignored,
+        missing_columns=plan.missing,
+    )
 
 
 # -- the model -----------------------------------------------------------------------------------------
@@ -145,39 +171,31 @@ def _model_version(store: Store, name: str, version: int | None) -> ModelVersion
     return found
 
 
-def _check_columns(bundle: ModelBundle, source: ScoreInput, keep: list[str]) -> list[str]:
-    """The input columns to read (model inputs, then kept ones); DataError naming a missing one."""
-    inputs = [str(field["name"]) for field in bundle.input_schema]
-    for column in inputs:
-        if column not in source.schema:
-            raise DataError(
-                f"the input has no column {column!r}, which the model needs.",
-                file=source.label,
-                column=column,
-                hint=_rename_hint(column, list(source.schema)) or f"The model reads: {', '.join(inputs)}.",
-            )
+def _check_keep(plan: ColumnPlan, source: ScoreInput, keep: list[str]) -> list[str]:
+    """The input columns to read (model inputs present, then kept ones); ConfigError naming a bad ``keep``."""
     for column in keep:
         if column not in source.schema:
             raise ConfigError(
                 f"--keep {column!r}: the input has no such column.",
                 hint=did_you_mean(column, source.schema) or f"Columns present: {', '.join(source.schema)}.",
             )
-    return list(dict.fromkeys([*inputs, *keep]))
+    return list(dict.fromkeys([*plan.read, *keep]))
 
 
-def _rename_hint(column: str, present: list[str]) -> str | None:
-    suggestion = did_you_mean(column, present)
-    return f"{suggestion} Rename it to {column!r} in the input." if suggestion else None
+def _text_columns(bundle: ModelBundle) -> list[str]:
+    """The inputs a CSV file is read with as text, left to the input policy: text, integer and boolean ones
+    (float and date-time columns keep the types polars gives them, NaN included)."""
+    return [rule.name for rule in field_rules(bundle.input_schema) if rule.kind in ("string", "integer", "boolean")]
 
 
 class _Scorer:
-    """Types a chunk as the model was trained, scores it and lays out the output columns."""
+    """Types a chunk by the input policy, scores it and lays out the output columns."""
 
-    def __init__(self, bundle: ModelBundle, keep: list[str], schema: dict[str, Any]) -> None:
+    def __init__(self, bundle: ModelBundle, rules: list[FieldRule], keep: list[str], schema: dict[str, Any]) -> None:
         self.bundle = bundle
+        self.rules = rules
         self.keep = keep
         self.schema = schema
-        self.expected = _expected_dtypes(bundle)
         self.names = [f"{PROBA_PREFIX}{c}" for c in bundle.classes] if bundle.classes is not None else []
         clash = sorted({PREDICTION, *self.names} & set(keep))
         if clash:
@@ -188,7 +206,7 @@ class _Scorer:
 
     def score(self, chunk: pl.DataFrame, *, first_row: int) -> pl.DataFrame:
         """The output rows of one chunk (``first_row``: the chunk's first input row, for messages)."""
-        typed = self._typed(chunk, first_row)
+        typed = conform_table(chunk, self.rules, first_row=first_row)
         out = self.bundle.predict_table(typed)
         if len(out[PREDICTION]) != chunk.height:
             raise DataError(
@@ -198,64 +216,21 @@ class _Scorer:
         return self._frame(typed.select(self.keep), out)
 
     def empty(self) -> pl.DataFrame:
-        """The output's columns and types, with no rows."""
-        kept = pl.DataFrame(schema={c: self._kept_dtype(c) for c in self.keep})
+        """The output's columns and types, with no rows (kept model inputs typed as the policy types them)."""
+        present = {c: t for c, t in self.schema.items() if c in self.keep}
+        kept = conform_table(pl.DataFrame(schema=present), [r for r in self.rules if r.name in present])
         if self.bundle.classes is None:
             out = {PREDICTION: np.zeros(0, dtype=np.float64)}
         else:
             labels = np.asarray(self.bundle.classes)[:0]
             out = {PREDICTION: labels, "probability": np.zeros((0, len(self.names)), dtype=np.float64)}
-        return self._frame(kept, out)
-
-    def _kept_dtype(self, column: str) -> Any:
-        have, want = self.schema[column], self.expected.get(column)
-        return want if want is not None and _needs_cast(have, want) else have
+        return self._frame(kept.select(self.keep), out)
 
     def _frame(self, kept: pl.DataFrame, out: dict[str, np.ndarray]) -> pl.DataFrame:
         columns = [pl.Series(PREDICTION, out[PREDICTION])]
         if "probability" in out:
             columns += [pl.Series(n, out["probability"][:, i]) for i, n in enumerate(self.names)]
         return kept.with_columns(columns) if kept.width else pl.DataFrame(columns)
-
-    def _typed(self, chunk: pl.DataFrame, first_row: int) -> pl.DataFrame:
-        casts = [
-            _cast(chunk[c].dtype, c, d)
-            for c, d in self.expected.items()
-            if c in chunk.columns and _needs_cast(chunk[c].dtype, d)
-        ]
-        if not casts:
-            return chunk
-        try:
-            return chunk.with_columns(casts)
-        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-            raise DataError(
-                f"rows {first_row + 1}–{first_row + chunk.height} of the input hold values of the wrong type: "
-                f"{str(exc).splitlines()[0]}",
-                hint="Fix those values, or train the model on data typed like this input.",
-            ) from None
-
-
-def _expected_dtypes(bundle: ModelBundle) -> dict[str, Any]:
-    """The types the model was trained on: the chain's input types, else Float64 for numeric inputs."""
-    if bundle.chain is not None:
-        return {name: polars_dtype(dtype) for name, dtype in bundle.chain.inputs_.items()}
-    return {str(f["name"]): pl.Float64 for f in bundle.input_schema if f["dtype"] == "number"}
-
-
-def _cast(have: Any, column: str, dtype: Any) -> pl.Expr:
-    """An expression giving ``column`` (of type ``have``) the trained type; ISO text parses as dates."""
-    if have == pl.String and isinstance(dtype, pl.Datetime):
-        return pl.col(column).str.to_datetime(time_unit=dtype.time_unit, time_zone=dtype.time_zone)
-    if have == pl.String and dtype == pl.Date:
-        return pl.col(column).str.to_date()
-    return pl.col(column).cast(dtype, strict=True)
-
-
-def _needs_cast(have: Any, want: Any) -> bool:
-    """Whether a column of type ``have`` must be cast to ``want`` (a numeric column fed as Float64 is not)."""
-    if have == want:
-        return False
-    return not (want == pl.Float64 and have.is_numeric())
 
 
 # -- the output ----------------------------------------------------------------------------------------

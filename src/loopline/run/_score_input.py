@@ -10,7 +10,7 @@ them hold memory in proportion to the file.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,14 +48,17 @@ class ScoreInput:
     chunks: Callable[[list[str], int], Iterator[pl.DataFrame]]
 
 
-def open_input(store: Store, input: str | Path) -> ScoreInput:
+def open_input(store: Store, input: str | Path, *, text_columns: Sequence[str] = ()) -> ScoreInput:
+    """The input named by ``input``. A CSV file's ``text_columns`` are read as text rather than typed from its
+    first rows, for the input policy to convert as it converts an MLflow CSV upload's cells: ``007`` stays
+    ``007`` for a text input, and a value polars could not parse as its guessed type gets the policy's error."""
     text = str(input)
     if text.startswith(DATASET_PREFIX):
         return _dataset_input(store, text[len(DATASET_PREFIX) :])
-    return _file_input(text)
+    return _file_input(text, text_columns)
 
 
-def _file_input(text: str) -> ScoreInput:
+def _file_input(text: str, text_columns: Sequence[str] = ()) -> ScoreInput:
     remote = "://" in text and not text.startswith("file://")
     path = text.removeprefix("file://")
     if not remote and not Path(path).is_file():
@@ -74,7 +77,15 @@ def _file_input(text: str) -> ScoreInput:
 
         return ScoreInput(text, dict(frame.collect_schema()), total, parquet_chunks)
     header, sample = _head(path, fmt)
-    schema = dict(_parse(fmt, header + sample, None).schema)  # typed as polars types a whole file: first rows
+    text_types = {name: pl.String() for name in text_columns} if fmt == "csv" else None
+    try:  # typed as polars types a whole file: from the first rows
+        schema = dict(_parse(fmt, header + sample, None, overrides=text_types).schema)
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(
+            f"cannot read {text}: {str(exc).splitlines()[0]}",
+            file=text,
+            hint="Check the file is complete, in the format its name says, and has no line breaks inside values.",
+        ) from None
 
     def text_chunks(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
         yield from _rebatch(_text_frames(path, fmt, schema, columns, size, text), size)
@@ -120,10 +131,16 @@ def _text_frames(
             yield frame
 
 
-def _parse(fmt: str, data: bytes | bytearray, schema: dict[str, Any] | None) -> pl.DataFrame:
+def _parse(
+    fmt: str, data: bytes | bytearray, schema: dict[str, Any] | None, *, overrides: dict[str, Any] | None = None
+) -> pl.DataFrame:
     source = io.BytesIO(data)
     if fmt == "csv":
-        return pl.read_csv(source, schema=schema) if schema is not None else pl.read_csv(source)
+        return (
+            pl.read_csv(source, schema=schema)
+            if schema is not None
+            else pl.read_csv(source, schema_overrides=overrides)
+        )
     if not data.strip():
         return pl.DataFrame(schema=schema)
     return pl.read_ndjson(source, schema=schema)

@@ -16,6 +16,10 @@ class ServiceMetrics:
     Error causes: ``validation``, ``not_found``, ``http_4xx`` (body refused), ``overload`` (refused at the
     concurrency limit), ``unauthorized`` / ``forbidden`` (predict token), ``bad_name``. A name that is not served
     is counted under model ``_unknown``, so a client cannot grow the label set.
+
+    The input policy's counts: ``loopline_input_extra_fields`` (fields the model does not take, ignored; no
+    field label, since clients name them) and ``loopline_input_missing_fields`` (by field of the model's schema:
+    fields a record lacked, taken as null).
     """
 
     def __init__(self) -> None:
@@ -25,6 +29,18 @@ class ServiceMetrics:
         )
         self.errors = Counter(
             "loopline_errors", "Rejected or failed requests.", ["model", "cause"], registry=self.registry
+        )
+        self.extra_fields = Counter(
+            "loopline_input_extra_fields",
+            "Fields of accepted records the model does not take (ignored), one per field and record.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.missing_fields = Counter(
+            "loopline_input_missing_fields",
+            "Fields accepted records lacked, taken as null (the model imputes them).",
+            ["model", "field"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "loopline_request_latency_seconds",

@@ -59,7 +59,7 @@ def parse_request(
         raise BadRequest(415, f"charset {charset!r} is not accepted; send UTF-8.")
     text = decode_body(body, expected="a JSON object or CSV with a header row")
     if media == "text/csv":
-        return MlflowRequest(records_from_csv(text, schema))
+        return MlflowRequest(records_from_csv(text))
     payload = loads_json(text, allow_constants=True)
     columns = [str(field["name"]) for field in schema]
     method = predict_method(payload.get("params") if isinstance(payload, dict) else None, classifier=classifier)
@@ -70,7 +70,7 @@ def records_from_mlflow(payload: Any, *, columns: Sequence[str] | None = None) -
     """Turn one of MLflow's four JSON input formats into records.
 
     ``columns`` (the model's input names, in order) lets rows come as plain lists of values; without
-    it such rows are refused. Values are not checked here: ``validate_records`` does that.
+    it such rows are refused. Values are not checked here: the input policy does that.
     """
     if not isinstance(payload, dict):
         raise BadRequest(400, f"the body is a JSON {_kind(payload)}; {_ACCEPTED} as the keys of an object.")
@@ -109,9 +109,12 @@ def predict_method(params: Any, *, classifier: bool) -> str:
     return str(method)
 
 
-def records_from_csv(text: str, schema: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """CSV with a header row -> records; cells are typed by the schema (an empty cell is null)."""
-    dtypes = {str(field["name"]): str(field["dtype"]) for field in schema}
+def records_from_csv(text: str) -> list[dict[str, Any]]:
+    """CSV with a header row -> records of text cells (an empty cell is null).
+
+    The input policy converts each cell by its field's rule (numeric text to a number, ``true`` or ``1`` to a
+    boolean), as it converts the values of every other request.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -129,7 +132,7 @@ def records_from_csv(text: str, schema: Sequence[Mapping[str, Any]]) -> list[dic
                 continue
             if len(row) != len(header):
                 raise _invalid(f"line {reader.line_num}", f"has {len(row)} values; the header has {len(header)}")
-            records.append({name: _cell(cell, dtypes.get(name)) for name, cell in zip(header, row, strict=True)})
+            records.append({name: _cell(cell) for name, cell in zip(header, row, strict=True)})
     except csv.Error as exc:
         raise BadRequest(400, f"malformed CSV at line {reader.line_num}: {exc}.") from None
     if not records:
@@ -205,18 +208,10 @@ def _positional(row: Any, columns: Sequence[str], where: str) -> dict[str, Any]:
     return dict(zip(columns, row, strict=True))
 
 
-def _cell(text: str, dtype: str | None) -> Any:
-    if text == "":
-        return None
-    if dtype == "number":
-        for parse in (int, float):
-            try:
-                return parse(text)
-            except ValueError:
-                continue
-    if dtype == "boolean":
-        return {"true": True, "false": False, "1": True, "0": False}.get(text.strip().lower(), text)
-    return text
+def _cell(text: str) -> str | None:
+    """A CSV cell as the input policy reads it: text (numbers and booleans are converted by the field's rule),
+    null when empty."""
+    return None if text == "" else text
 
 
 def _media_type(content_type: str | None) -> tuple[str, str]:

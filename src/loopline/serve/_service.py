@@ -25,9 +25,10 @@ class PredictionService:
     """The served models and what every prediction goes through, whatever its wire protocol.
 
     :meth:`predict` runs, in this order: the predict token, the model-name pattern, the concurrency limit (then
-    the request counts as in flight), the model lookup, the body read, the protocol's ``decode``, validation
-    against the model's input schema, the model call (micro-batched by the runner), the prediction log, the
-    metrics, the protocol's ``encode``. Refusals and errors are counted by cause and answered by the
+    the request counts as in flight), the model lookup, the body read, the protocol's ``decode``, the input
+    policy (:func:`loopline.bundle.conform_records`: types converted, extra fields dropped and counted, text
+    lengths bounded), the model call (micro-batched by the runner), the prediction log (of the conformed
+    records only), the metrics, the protocol's ``encode``. Refusals and errors are counted by cause and answered by the
     protocol's ``error``. Used from the event loop only, like the concurrency limit it holds.
     """
 
@@ -47,6 +48,7 @@ class PredictionService:
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.limit = ConcurrencyLimit(settings.max_concurrency)
+        self.policy = settings.input_policy()
 
     async def predict(
         self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None = None
@@ -84,14 +86,21 @@ class PredictionService:
         try:
             model = self.cache.get(name, version)
             body = await read_body(request, settings.max_body_bytes)
-            records, decoded = protocol.decode(body, request.headers, model)
-            records = validate_records(records, model.bundle.input_schema, max_records=settings.max_records)
+            raw, decoded = protocol.decode(body, request.headers, model)
+            conformed = validate_records(
+                raw, model.bundle.input_schema, max_records=settings.max_records, policy=self.policy
+            )
         except (BadRequest, SchemaValidationError, NotFoundError) as exc:
             return self._reject(exc, protocol, self.label(name))
+        records = conformed.records
         predicted = await self.runner.predict(model, records)
         outputs = predicted.outputs
         ids = self._log(model, records, outputs, predicted.seconds / predicted.batch_rows)
         metrics, version_label = self.metrics, str(model.version)
+        if conformed.extra_fields:
+            metrics.extra_fields.labels(name).inc(conformed.extra_fields)
+        for field, count in conformed.missing_fields.items():
+            metrics.missing_fields.labels(name, field).inc(count)
         metrics.requests.labels(name, version_label, protocol.name).inc()
         metrics.latency.labels(name, version_label).observe(predicted.seconds)
         metrics.batch.labels(name).observe(len(records))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loopline.bundle import DEFAULT_MAX_STRING_LENGTH, InputPolicy
 from loopline.core.errors import ConfigError, did_you_mean
 
 PREDICT_TOKEN_ENV = "LOOPLINE_PREDICT_TOKEN"
@@ -32,6 +33,9 @@ class ServeSettings:
     (seconds for the request line and headers, then for the body; past them a 408 and the connection closes),
     ``keepalive_timeout`` (seconds a connection may idle between requests), ``max_header_bytes`` (past it a
     431) and ``max_connections`` (open connections; past it a new one gets a 503 and is closed).
+    ``max_string_length`` (characters of a text value whose field has no
+    ``max_length`` in the model's input schema) and ``missing_as_null`` (a missing nullable field is null, not
+    a 422) set the input policy every protocol applies (see :class:`loopline.bundle.InputPolicy`).
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class ServeSettings:
         keepalive_timeout: float = 5.0,
         max_header_bytes: int = 65_536,
         max_connections: int = 1000,
+        max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+        missing_as_null: bool = True,
     ) -> None:
         self.token = token
         self.predict_token = predict_token
@@ -76,6 +82,12 @@ class ServeSettings:
         self.keepalive_timeout = keepalive_timeout
         self.max_header_bytes = max_header_bytes
         self.max_connections = max_connections
+        self.max_string_length = max_string_length
+        self.missing_as_null = missing_as_null
+
+    def input_policy(self) -> InputPolicy:
+        """The input policy of every prediction request."""
+        return InputPolicy(max_string_length=self.max_string_length, missing_as_null=self.missing_as_null)
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **options: Any) -> ServeSettings:
@@ -123,6 +135,7 @@ def check_settings(cfg: ServeSettings) -> None:
         )
     if cfg.max_connections < 1:
         raise ConfigError(f"max_connections is {cfg.max_connections}; it must be at least 1.", hint="Use e.g. 1000.")
+    cfg.input_policy().check()
     if cfg.predict_token and cfg.predict_token == cfg.token:
         raise ConfigError(
             "LOOPLINE_PREDICT_TOKEN is the admin token LOOPLINE_TOKEN: every client could promote models.",

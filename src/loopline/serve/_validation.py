@@ -1,12 +1,12 @@
-"""Request bodies to validated records: strict JSON, the model's input schema, field-level errors."""
+"""Request bodies to validated records: strict JSON, then the input policy (field-level errors)."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from loopline.bundle import MAX_FIELD_ERRORS, ConformedRecords, InputPolicy, conform_records, field_rules
 from loopline.core.errors import SchemaValidationError
 
 
@@ -54,8 +54,14 @@ def loads_json(text: str, *, allow_constants: bool = False) -> Any:
         raise BadRequest(400, "the JSON body is nested too deeply; send records of plain values.") from None
 
 
-def validate_records(records: Any, schema: list[dict[str, Any]], *, max_records: int) -> list[dict[str, Any]]:
-    """Check records against an input schema; raise SchemaValidationError listing every bad field."""
+def validate_records(
+    records: Any, schema: list[dict[str, Any]], *, max_records: int, policy: InputPolicy | None = None
+) -> ConformedRecords:
+    """Check the request's shape and record count, then apply the input policy (:mod:`loopline.bundle`'s
+    :func:`conform_records`): the records as the model takes them, with the extra and missing fields counted.
+
+    Raises BadRequest (413: too many records) or SchemaValidationError listing the bad fields.
+    """
     if isinstance(records, Mapping):
         records = [records]
     if not isinstance(records, list) or not records:
@@ -64,55 +70,11 @@ def validate_records(records: Any, schema: list[dict[str, Any]], *, max_records:
         )
     if len(records) > max_records:
         raise BadRequest(413, f"{len(records)} records in one request; the limit is {max_records}.")
-    fields = {f["name"]: f for f in schema}
-    errors: list[dict[str, object]] = []
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            errors.append({"field": f"records[{index}]", "reason": "expected a JSON object", "record": index})
-            continue
-        for name in record.keys() - fields.keys():
-            errors.append({"field": name, "reason": "unknown field; the model does not take it", "record": index})
-        for name, spec in fields.items():
-            reason = _field_problem(record.get(name, _MISSING), spec)
-            if reason:
-                errors.append({"field": name, "reason": reason, "record": index})
-        if len(errors) >= 20:
-            break
-    if errors:
-        raise SchemaValidationError(errors)
-    return records
-
-
-_MISSING = object()
-
-
-def _field_problem(value: Any, spec: Mapping[str, Any]) -> str | None:
-    if value is _MISSING:
-        return "missing field (send null for a missing value)"
-    if value is None:
-        return None if spec.get("nullable", True) else "null is not allowed"
-    if spec["dtype"] == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"expected a number, got {type(value).__name__}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return "expected a finite number"
-        return None
-    if spec["dtype"] == "string" and not isinstance(value, str):
-        return f"expected a string, got {type(value).__name__}"
-    if spec["dtype"] == "boolean" and not isinstance(value, bool):
-        return f"expected true or false, got {type(value).__name__}"
-    if spec["dtype"] == "datetime":
-        return _instant_problem(value)
-    return None
-
-
-def _instant_problem(value: Any) -> str | None:
-    from datetime import datetime
-
-    if not isinstance(value, str):
-        return f"expected an ISO-8601 date-time string, got {type(value).__name__}"
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return f"{value!r} is not an ISO-8601 date-time (e.g. 2024-03-10T17:45:00Z)"
-    return None
+    shape = [
+        {"field": f"records[{index}]", "reason": "expected a JSON object", "record": index}
+        for index, record in enumerate(records)
+        if not isinstance(record, Mapping)
+    ]
+    if shape:
+        raise SchemaValidationError(shape[:MAX_FIELD_ERRORS])
+    return conform_records(records, field_rules(schema, policy), policy)

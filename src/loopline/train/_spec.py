@@ -91,6 +91,14 @@ class TrainSpec(_Frozen):
         ClassWeightSpec | None,
         Field(description="Classification: balanced, or {label: weight} (other labels weigh 1)."),
     ] = None
+    max_lengths: Annotated[
+        dict[str, Annotated[int, Field(ge=1)]],
+        Field(
+            description="Input field -> the most characters a text value may hold when the model is served or "
+            "scores a batch (recorded in the input schema as max_length; other fields: the service's "
+            "max_string_length, 1024 by default).",
+        ),
+    ] = {}
 
     @field_validator("prep")
     @classmethod

@@ -10,7 +10,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from loopline.bundle import TASKS, EstimatorSpec, ModelBundle, compute_metrics, resolve_estimator, target_values
+from loopline.bundle import (
+    TASKS,
+    EstimatorSpec,
+    ModelBundle,
+    compute_metrics,
+    resolve_estimator,
+    target_values,
+    with_training_types,
+)
 from loopline.bundle._native import native_format, to_native  # the bundle's own storage form, built at training
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.core.records import Candidate, Features, TrainReport
@@ -95,6 +103,7 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     spec = check_spec(spec)
     target, numeric, categorical = spec.target, list(spec.numeric), list(spec.categorical)
     _check_columns(target, numeric, categorical)
+    with_training_types([{"name": n} for n in [*numeric, *categorical]], {}, spec.max_lengths)  # names checked early
     y_train, y_valid = target_values(train, target), target_values(valid, target)
     task = resolve_task(train.get_column(target), spec.task)
     estimator = resolve_estimator(spec.estimator)
@@ -102,6 +111,7 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     stopping = spec.early_stopping
     check_fit_options(spec.estimator, estimator.fitter, task, stopping, spec.time_budget_s)
     prep_start = time.perf_counter()
+    input_dtypes = {name: str(train.schema[name]) for name in [*numeric, *categorical] if name in train.columns}
     chain = None
     if spec.transforms:
         chain = Chain.from_config(spec.transforms)
@@ -157,6 +167,7 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
         metadata["transforms"] = spec.transforms
         metadata["lineage"] = chain.lineage()
     bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata, chain=chain)
+    bundle.input_schema = with_training_types(bundle.input_schema, input_dtypes, spec.max_lengths)
     rows = data.train_rows  # the metrics compare labels, not the fit's (maybe encoded) targets
     train_x, train_y = (x_train, y_train) if rows is None else (x_train[rows], y_train[rows])
     metrics = {"train": _score(bundle, train_x, train_y)}

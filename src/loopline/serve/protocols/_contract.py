@@ -27,17 +27,19 @@ class WireProtocol(ABC, Generic[R]):
     A protocol is a stateless object shared by every request and every app (the registry holds one instance);
     it never sees the store, the prediction log, the metrics or the guards. Its routes hand each prediction to
     :meth:`PredictionService.predict`, which runs the shared path — predict token, model-name check,
-    concurrency limit, model lookup, body read (size limit), :meth:`decode`, validation against the model's
-    input schema, the model call (micro-batched), the prediction log, the metrics, :meth:`encode` — so every
-    protocol gets the same guards, validation, logging and metrics.
+    concurrency limit, model lookup, body read (size limit), :meth:`decode`, the input policy against the
+    model's input schema (:func:`loopline.bundle.conform_records`), the model call (micro-batched), the
+    prediction log, the metrics, :meth:`encode` — so every protocol gets the same guards, input policy,
+    logging and metrics.
 
     Guarantees a protocol gives, and may rely on:
 
     - ``name`` is stable: it is the registry key, the ``endpoint`` label of ``loopline_requests`` and what
       ``ServeSettings.protocols`` selects.
     - :meth:`decode` runs on the event loop (so it stays CPU-only and short); it gets the whole body (at most
-      ``max_body_bytes``), the request headers and the model found, and returns the records (unchecked:
-      :func:`validate_records` checks them against the model's schema and the record limit) with whatever
+      ``max_body_bytes``), the request headers and the model found, and returns the records as sent
+      (unchecked and unconverted: values stay as the client wrote them, text included, so that the one input
+      policy converts them, drops the fields the model does not take and checks the record limit) with whatever
       :meth:`encode` needs from the request. It refuses with ``BadRequest`` (400/413/415/422) or
       ``SchemaValidationError`` (422); nothing else is expected from it.
     - :meth:`encode` gets the model that answered, one output per record in the records' order, and the
