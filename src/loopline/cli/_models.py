@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
-from loopline.cli._leaderboard import leaderboard_table
+from loopline.cli._leaderboard import finding_lines, leaderboard_table
 from loopline.cli._render import console, print_json, table
 from loopline.core.records import CrossValidation
 
@@ -125,6 +125,8 @@ def leaderboard(
         return
     title = f"leaderboard {name}, run {board['run_id']} — ranked by {board['split']} {board['metric']}"
     console.print(leaderboard_table(escape(title), board["metric"], rows))
+    for line in finding_lines(rows):
+        console.print(line)
 
 
 def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
