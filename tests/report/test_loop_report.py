@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
+from loopline.core.records import Finding
 from loopline.monitor import drift_report, service_stats
 from loopline.report import ReportData, render_html_report, write_html_report
 from loopline.run import decide_retrain, gate
@@ -105,3 +106,15 @@ def test_all_null_feature_is_drawn_without_error() -> None:
     report = drift_report(frame, frame, numeric=["x"], categorical=["c"])
     html = render_html_report(ReportData("nulls", [], None, report, reference=frame, current=frame))
     assert html.count("<img ") == 1  # the PSI chart; no histogram for features without values
+
+
+def test_training_findings_have_a_section_and_a_suspicious_one_a_badge() -> None:
+    leak = Finding("target_leakage", f"late {HOSTILE}", "feature 'late' alone predicts the target.", 1.0)
+    empty = Finding("all_null", "sensor", "feature 'sensor' is missing in all 300 training rows.", None, "dropped")
+    html = render_html_report(ReportData("leaky", [], None, None, findings=[(3, leak), (3, empty)]))
+    assert "<h2>Training diagnostics</h2>" in html and "suspicious candidate" in html
+    assert "<td class=drifted>target_leakage</td>" in html
+    assert "<td>all_null</td><td>sensor</td><td>dropped</td>" in html
+    assert "<script>" not in html
+    clean = render_html_report(ReportData("clean", [], None, None))
+    assert "No findings" in clean and "suspicious candidate" not in clean

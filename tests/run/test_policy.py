@@ -142,18 +142,20 @@ def suspicious_candidate(bundle: bytes, *findings: Finding) -> Candidate:
     return Candidate(candidate.bundle, None, dataclasses.replace(candidate.report, findings=findings))
 
 
-LEAK = Finding("target_leakage", "late_minutes", "feature 'late_minutes' alone predicts the target.", 1.0)
+LEAK = Finding("target_leakage", "late_minutes", "feature 'late_minutes' alone predicts the target...", 1.0)
+PERFECT = Finding("perfect_score", None, "validation roc_auc 1.0000 on 300 rows...", 1.0)
 EMPTY = Finding("all_null", "sensor", "feature 'sensor' is missing in all 10 training rows; dropped.", None, "dropped")
 
 
 def test_promotion_refuses_a_suspicious_candidate_unless_the_rule_allows_it(store: Store) -> None:
-    leaky = store.models.register_candidate("m", suspicious_candidate(b"leaky", LEAK, EMPTY))
+    leaky = store.models.register_candidate("m", suspicious_candidate(b"leaky", LEAK, PERFECT, EMPTY))
     rule = PromotionRule(allow_key="steps.best.allow_suspicious")
     decision = promote(store, "m", leaky, None, rule, run_id="r1")
     assert not decision.promote and store.models.production("m") is None
     assert decision.reason == (
-        "v1 is suspicious, not promoted: feature 'late_minutes' alone predicts the target. Remove the leaking "
-        "feature (or check the splits overlap), or set steps.best.allow_suspicious: true to promote it anyway."
+        "v1 is suspicious, not promoted: feature 'late_minutes' alone predicts the target (one-feature score "
+        "1.0000); near-perfect validation score (1.0000). Remove the leaking feature (or check the splits "
+        "overlap), or set steps.best.allow_suspicious: true to promote it anyway."
     )
     # promote: always skips the holdout comparison, not this check
     assert not promote(store, "m", leaky, None, dataclasses.replace(rule, mode="always"), run_id="r1").promote

@@ -232,7 +232,7 @@ def leaky(rows: int) -> pl.DataFrame:
 
 
 def test_select_refuses_a_candidate_trained_on_a_target_derived_feature(store: Store) -> None:
-    result = Runner(store).run(leaky_pipeline(leaky(1200)))
+    result = Runner(store).run(leaky_pipeline(leaky(3000)))
     selection = result.output("best")
     assert selection["promote"] is False and store.models.production("leak") is None
     reason = selection["reason"]
@@ -251,7 +251,7 @@ def test_select_refuses_a_candidate_trained_on_a_target_derived_feature(store: S
 
 
 def test_select_promotes_a_suspicious_candidate_it_is_allowed_to_and_keeps_the_flags(store: Store) -> None:
-    selection = Runner(store).run(leaky_pipeline(leaky(1200), allow_suspicious=True)).output("best")
+    selection = Runner(store).run(leaky_pipeline(leaky(3000), allow_suspicious=True)).output("best")
     assert selection["promote"] is True and store.models.production("leak").version == 1  # type: ignore[union-attr]
     assert "promoted as steps.best.allow_suspicious is true" in selection["reason"]
     assert {f["kind"] for f in selection["leaderboard"][0]["findings"]} == {

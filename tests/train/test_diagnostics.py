@@ -145,15 +145,26 @@ def test_a_rare_value_outside_the_sample_keeps_a_column_in_use() -> None:
 
 
 def test_perfect_scores_need_enough_rows_and_a_score_one_class_cannot_reach() -> None:
-    labels = np.array([True, False] * 100)
+    labels = np.array([True, False] * 300)
     finding = perfect_score("binary", {"roc_auc": 1.0, "accuracy": 1.0}, labels, 0.999)
     assert finding is not None and finding.kind == "perfect_score"
-    assert "validation roc_auc 1.0000 on 200" in finding.detail
+    assert "validation roc_auc 1.0000 on 600" in finding.detail
     assert perfect_score("binary", {"roc_auc": 0.98}, labels, 0.999) is None
-    assert perfect_score("binary", {"roc_auc": 1.0}, labels[:40], 0.999) is None  # 40 rows prove nothing
+    assert perfect_score("binary", {"roc_auc": 1.0}, labels[:400], 0.999) is None  # 400 rows of an easy problem
     mostly = np.array([True] * 9995 + [False] * 5)
     assert perfect_score("binary", {"accuracy": 0.9995}, mostly, 0.999) is None  # the majority class scores that
-    assert perfect_score("regression", {"r2": 0.9995}, np.arange(200.0), 0.999) is not None
+    assert perfect_score("regression", {"r2": 0.9995}, np.arange(600.0), 0.999) is not None
+
+
+def test_the_penguins_species_are_easy_not_suspicious(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    spec = TrainSpec(
+        target="species",
+        numeric=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+        categorical=["island", "sex"],
+        estimator="logistic_regression",
+    )
+    result = train_candidate(*halves, spec)
+    assert result.metrics["valid"]["roc_auc"] == 1.0 and result.findings == ()
 
 
 def test_the_quickstart_flights_are_not_flagged_but_their_arrival_delay_is() -> None:

@@ -272,13 +272,22 @@ def suspicion(version: int, findings: Sequence[Finding], *, allowed: bool, key: 
     suspicious = [finding for finding in findings if finding.suspicious]
     if not suspicious:
         return None
-    what = "; ".join(finding.detail.rstrip(".") for finding in suspicious)
+    what = "; ".join(_brief(finding) for finding in suspicious)
     if allowed:
         return f"v{version} is suspicious ({what}), promoted as {key} is true"
     return (
         f"v{version} is suspicious, not promoted: {what}. Remove the leaking feature (or check the splits "
         f"overlap), or set {key}: true to promote it anyway."
     )
+
+
+def _brief(finding: Finding) -> str:
+    score = "" if finding.score is None else f"{finding.score:.4f}"
+    if finding.kind == "target_leakage":
+        return f"feature {finding.feature!r} alone predicts the target (one-feature score {score})"
+    if finding.kind == "perfect_score":
+        return f"near-perfect validation score ({score})"
+    return finding.detail.rstrip(".")
 
 
 def _decide(
