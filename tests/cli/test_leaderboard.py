@@ -153,3 +153,4 @@ def test_run_flags_a_target_derived_feature_and_says_how_to_allow_it(project: Pa
     (row,) = as_json("models", "leaderboard", "leaky")["rows"]
     assert {(f["kind"], f["feature"]) for f in row["findings"]} >= {("target_leakage", "late")}
     assert "leak late" in invoke("models", "leaderboard", "leaky")
+    assert "v1 leak late: feature 'late' alone predicts" in " ".join(invoke("models", "show", "leaky").split())

@@ -63,7 +63,7 @@ def show_model(
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Show one version: metrics per split, params, input schema, lineage."""
+    """Show one version: metrics per split, params, input schema, training diagnostics' findings, lineage."""
     from loopline.run import data_versions
 
     with clear_errors(), open_store(home) as store:
@@ -95,6 +95,8 @@ def show_model(
             console.print(table(title, header, rows))
         if trained.cv:
             console.print(table(*_cv_table(trained.cv)))
+        for line in finding_lines([{"version": found.version, "findings": trained.findings}]):
+            console.print(line)
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
             console.print(table("column lineage", ["feature", "", "input columns"], rows))
