@@ -122,3 +122,35 @@ def test_show_prints_the_cv_metrics_and_folds(project: Path) -> None:
     assert re.search(r"metric\s+┃ cv\s+┃ test", text)
     assert "cross-validation: 3 stratified folds, seed 0" in text
     assert re.search(r"│ std\s+│", text) and re.search(r"│ 3\s+│", text)
+
+
+LEAKY = """
+name: leaky
+steps:
+  data: {type: file, path: data.csv}
+  split: {type: split, inputs: [data], target: label, method: random}
+  linear:
+    type: train
+    inputs: [split.train, split.valid, split.test]
+    target: label
+    numeric: [x, late]
+    categorical: [group]
+    estimator: logistic_regression
+    threads: 1
+  best: {type: select, inputs: [linear, split.test], model: leaky, metric: roc_auc}
+"""
+
+
+def test_run_flags_a_target_derived_feature_and_says_how_to_allow_it(project: Path) -> None:
+    label = pl.read_csv("data.csv")["label"].to_numpy()
+    pl.read_csv("data.csv").with_columns(pl.Series("late", np.where(label, 25.0, 0.0))).write_csv("data.csv")
+    Path("leaky.yaml").write_text(LEAKY)
+    text = invoke("run", "leaky.yaml")
+    assert "flags" in text and "leak late" in text
+    assert "v1 leak late: feature 'late' alone predicts the target" in " ".join(text.split())
+    assert "nothing promoted: v1 is suspicious, not promoted" in text
+    assert "steps.best.allow_suspicious: true" in " ".join(text.split())
+    (row,) = as_json("models", "leaderboard", "leaky")["rows"]
+    assert {(f["kind"], f["feature"]) for f in row["findings"]} >= {("target_leakage", "late")}
+    assert "leak late" in invoke("models", "leaderboard", "leaky")
+    assert "v1 leak late: feature 'late' alone predicts" in " ".join(invoke("models", "show", "leaky").split())

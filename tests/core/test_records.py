@@ -14,6 +14,7 @@ from loopline.core.records import (
     CandidateSummary,
     CrossValidation,
     Features,
+    Finding,
     GateDecision,
     LeaderboardRow,
     RetrainDecision,
@@ -45,6 +46,10 @@ REPORT = TrainReport(
         std={"roc_auc": 0.02},
     ),
     threads={"requested": 1, "openmp": 1, "blas": None},
+    findings=(
+        Finding("target_leakage", "late", "feature 'late' alone predicts the target.", 0.9995),
+        Finding("constant", "currency", "feature 'currency' holds one value.", None, "dropped"),
+    ),
 )
 
 
@@ -56,11 +61,13 @@ def test_a_train_report_round_trips_through_json_with_its_marker() -> None:
 
 def test_a_report_stored_before_the_marker_still_loads() -> None:
     old = {
-        k: v for k, v in REPORT.to_dict().items() if k not in ("record", "lineage", "cv", "threads", "slice_metrics")
+        k: v
+        for k, v in REPORT.to_dict().items()
+        if k not in ("record", "lineage", "cv", "threads", "slice_metrics", "findings")
     }
     loaded = TrainReport.from_dict(old)
     assert loaded.algorithm == "lightgbm" and loaded.features.names == ["x", "g"]
-    assert (loaded.lineage, loaded.cv, loaded.threads) == (None, None, None)
+    assert (loaded.lineage, loaded.cv, loaded.threads, loaded.findings) == (None, None, None, ())
     assert not TrainReport.is_one(old)  # recognised by the select step through Candidate.from_dict
 
 
@@ -68,7 +75,16 @@ def test_the_version_config_is_what_the_repository_stores_and_reads_back() -> No
     config = VersionConfig.from_dict(REPORT.version_config())
     assert config.features == REPORT.features and config.resolved == REPORT.step_config
     assert config.cv_std("roc_auc") == 0.02 and config.cv_std("rmse") is None
+    assert config.findings == REPORT.findings and [f.feature for f in config.suspicious] == ["late"]
     assert VersionConfig.from_dict({}) == VersionConfig()  # a version registered by hand
+
+
+def test_findings_ride_on_leaderboard_rows_and_old_rows_have_none() -> None:
+    row = LeaderboardRow(1, 3, "ridge", 0.99, findings=REPORT.findings)
+    loaded = LeaderboardRow.from_dict(json.loads(json.dumps(row.to_dict())))
+    assert loaded == row and loaded.suspicious and loaded.flags == ["leak late", "constant currency"]
+    old = LeaderboardRow.from_dict({"rank": 1, "version": 3, "algorithm": "ridge", "score": 0.99})
+    assert old.findings == () and not old.suspicious
 
 
 def test_a_candidate_is_its_train_steps_outputs() -> None:

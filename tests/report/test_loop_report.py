@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from loopline.core.config import DriftConfig, RetrainConfig
+from loopline.core.records import Finding
 from loopline.monitor import drift_report, latency_figures, service_stats
 from loopline.report import ReportData, _drift_charts, render_html_report, write_html_report
 from loopline.report._html import format_value
@@ -140,3 +141,15 @@ def test_the_two_latencies_are_labelled_by_side_and_agree_with_their_chart(
     assert "<td>requests</td><td class=num>40</td>" in client_part
     marks = {label.split()[0]: float(label.split()[1]) for label in legend}  # the chart's lines: the same figures
     assert marks == pytest.approx({f"p{p}": expected_client[f"latency_p{p}_ms"] for p in (50, 95, 99)}, abs=0.005)
+
+
+def test_training_findings_have_a_section_and_a_suspicious_one_a_badge() -> None:
+    leak = Finding("target_leakage", f"late {HOSTILE}", "feature 'late' alone predicts the target.", 1.0)
+    empty = Finding("all_null", "sensor", "feature 'sensor' is missing in all 300 training rows.", None, "dropped")
+    html = render_html_report(ReportData("leaky", [], None, None, findings=[(3, leak), (3, empty)]))
+    assert "<h2>Training diagnostics</h2>" in html and "suspicious candidate" in html
+    assert "<td class=drifted>target_leakage</td>" in html
+    assert "<td>all_null</td><td>sensor</td><td>dropped</td>" in html
+    assert "<script>" not in html
+    clean = render_html_report(ReportData("clean", [], None, None))
+    assert "No findings" in clean and "suspicious candidate" not in clean

@@ -62,6 +62,7 @@ def test_a_row_carries_every_split_the_fit_and_the_cv_spread() -> None:
         "iterations": 31,
         "best": True,
         "promoted": False,
+        "findings": [],
     }
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
 import numpy as np
 import polars as pl
 import pytest
+from tests._candidates import stub_candidate
 
 from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import DataError
+from loopline.core.records import Candidate, Finding
 from loopline.monitor import drift_report
-from loopline.run import decide_retrain, gate
+from loopline.run import PromotionRule, decide_retrain, gate, promote, rank_candidates
+from loopline.store import Store
 
 NUMERIC, CATEGORICAL = ["x", "y"], ["colour"]
 
@@ -131,3 +135,45 @@ def test_the_gate_takes_the_metric_direction_from_the_train_stage() -> None:
     assert gate({"log_loss": 0.6}, {"log_loss": 0.5}, metric="log_loss").promote  # lower is better
     assert not gate({"log_loss": 0.5}, {"log_loss": 0.6}, metric="log_loss").promote
     assert gate({"custom": 1.0}, {"custom": 2.0}, metric="custom").promote  # unknown: higher is better
+
+
+def suspicious_candidate(bundle: bytes, *findings: Finding) -> Candidate:
+    candidate = stub_candidate(bundle)
+    return Candidate(candidate.bundle, None, dataclasses.replace(candidate.report, findings=findings))
+
+
+LEAK = Finding("target_leakage", "late_minutes", "feature 'late_minutes' alone predicts the target...", 1.0)
+PERFECT = Finding("perfect_score", None, "validation roc_auc 1.0000 on 300 rows...", 1.0)
+EMPTY = Finding("all_null", "sensor", "feature 'sensor' is missing in all 10 training rows; dropped.", None, "dropped")
+
+
+def test_promotion_refuses_a_suspicious_candidate_unless_the_rule_allows_it(store: Store) -> None:
+    leaky = store.models.register_candidate("m", suspicious_candidate(b"leaky", LEAK, PERFECT, EMPTY))
+    rule = PromotionRule(allow_key="steps.best.allow_suspicious")
+    decision = promote(store, "m", leaky, None, rule, run_id="r1")
+    assert not decision.promote and store.models.production("m") is None
+    assert decision.reason == (
+        "v1 is suspicious, not promoted: feature 'late_minutes' alone predicts the target (one-feature score "
+        "1.0000); near-perfect validation score (1.0000). Remove the leaking feature (or check the splits "
+        "overlap), or set steps.best.allow_suspicious: true to promote it anyway."
+    )
+    # promote: always skips the holdout comparison, not this check
+    assert not promote(store, "m", leaky, None, dataclasses.replace(rule, mode="always"), run_id="r1").promote
+    allowed = promote(store, "m", leaky, None, dataclasses.replace(rule, allow_suspicious=True), run_id="r2")
+    assert allowed.promote and store.models.production("m").version == 1  # type: ignore[union-attr]
+    assert allowed.reason.startswith("no production model yet; v1 is suspicious (feature 'late_minutes' alone")
+    assert allowed.reason.endswith("promoted as steps.best.allow_suspicious is true")
+
+
+def test_dropped_features_alone_do_not_make_a_candidate_suspicious(store: Store) -> None:
+    version = store.models.register_candidate("m", suspicious_candidate(b"empty", EMPTY))
+    assert version.typed_config.findings == (EMPTY,) and version.typed_config.suspicious == ()
+    assert promote(store, "m", version, None, PromotionRule(), run_id="r").promote
+    (row,) = rank_candidates([version], "roc_auc")
+    assert row.findings == (EMPTY,) and not row.suspicious and row.flags == ["all-null sensor"]
+
+
+def test_a_retrain_keeps_the_select_steps_allowance() -> None:
+    rule = PromotionRule.for_retrain(RetrainConfig(), "always", allow_suspicious=True, allow_key="steps.b.x")
+    assert (rule.mode, rule.allow_suspicious, rule.allow_key) == ("if_better", True, "steps.b.x")
+    assert PromotionRule.for_retrain(RetrainConfig(), "if_better").allow_suspicious is False

@@ -218,3 +218,66 @@ def test_a_pipeline_splits_on_an_integer_year() -> None:
         "valid": [2013],
         "test": [2014],
     }
+
+
+def leaky_pipeline(data: pl.DataFrame, **select: object) -> Pipeline:
+    """``late_minutes`` is the label in disguise (minutes late, known only once the label is)."""
+    return (
+        Pipeline("leak")
+        .add("data", lambda: data)
+        .add("split", "split", inputs=["data"], target="y", method="random")
+        .add(
+            "lin",
+            "train",
+            inputs=["split.train", "split.valid", "split.test"],
+            target="y",
+            numeric=["x", "late_minutes", "sensor"],
+            categorical=["g"],
+            estimator="logistic_regression",
+        )
+        .add("best", "select", inputs=["lin", "split.test"], model="leak", **select)
+    )
+
+
+def leaky(rows: int) -> pl.DataFrame:
+    data = labelled(rows, 0)
+    noise = np.random.default_rng(1).normal(scale=3.0, size=rows)
+    return data.with_columns(
+        pl.Series("late_minutes", np.where(data["y"].to_numpy(), 30.0, 0.0) + noise),
+        pl.lit(None, dtype=pl.Float64).alias("sensor"),
+    )
+
+
+def test_select_refuses_a_candidate_trained_on_a_target_derived_feature(store: Store) -> None:
+    result = Runner(store).run(leaky_pipeline(leaky(3000)))
+    selection = result.output("best")
+    assert selection["promote"] is False and store.models.production("leak") is None
+    reason = selection["reason"]
+    assert reason.startswith("v1 is suspicious, not promoted: feature 'late_minutes' alone predicts the target")
+    assert "set steps.best.allow_suspicious: true to promote it anyway" in reason
+    (row,) = selection["leaderboard"]
+    flagged = {(f["kind"], f["feature"], f["action"]) for f in row["findings"]}
+    assert flagged == {
+        ("target_leakage", "late_minutes", "flagged"),
+        ("perfect_score", None, "flagged"),
+        ("all_null", "sensor", "dropped"),
+    }
+    version = store.models.get("leak", 1)
+    assert [f.feature for f in version.typed_config.suspicious] == ["late_minutes", None]
+    assert result.output("lin", "report")["findings"] == row["findings"]
+
+
+def test_select_promotes_a_suspicious_candidate_it_is_allowed_to_and_keeps_the_flags(store: Store) -> None:
+    selection = Runner(store).run(leaky_pipeline(leaky(3000), allow_suspicious=True)).output("best")
+    assert selection["promote"] is True and store.models.production("leak").version == 1  # type: ignore[union-attr]
+    assert "promoted as steps.best.allow_suspicious is true" in selection["reason"]
+    assert {f["kind"] for f in selection["leaderboard"][0]["findings"]} == {
+        "target_leakage",
+        "perfect_score",
+        "all_null",
+    }
+
+
+def test_allow_suspicious_is_validated() -> None:
+    with pytest.raises(ConfigError, match="allow_suspicious"):
+        leaky_pipeline(leaky(200), allow_suspicious="sometimes").bind({})

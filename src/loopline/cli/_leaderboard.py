@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from loopline.cli._render import fmt
-from loopline.core.records import Selection
+from loopline.core.records import Finding, Selection, findings_from
 
 if TYPE_CHECKING:
     from loopline.run import RunResult
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 def leaderboard_table(title: str, metric: str, rows: list[dict[str, Any]]) -> Table:
     """One line per candidate in the rows' order (best first): the metric on valid, test (and cv ± std
     when any was cross-validated), fit seconds, how a fit in rounds stopped, the stage when rows carry
-    one, and the best / promoted marks."""
+    one, the training diagnostics' flags when any row has one (suspicious ones in red), and the best /
+    promoted marks."""
     with_cv = any(r.get("cv") is not None for r in rows)
     with_stage = any("stage" in r for r in rows)
+    with_flags = any(r.get("findings") for r in rows)
     out = Table(title=title, title_justify="left", header_style="bold")
     out.add_column("#", justify="right")
     out.add_column("version", justify="right")
@@ -30,15 +32,38 @@ def leaderboard_table(title: str, metric: str, rows: list[dict[str, Any]]) -> Ta
     out.add_column("rounds", no_wrap=True)
     if with_stage:
         out.add_column("stage", no_wrap=True)
+    if with_flags:
+        out.add_column("flags")
     out.add_column("", no_wrap=True)
     for r in rows:
         cells = [fmt(r["rank"]), fmt(r["version"]), escape(str(r["algorithm"])), fmt(r["valid"]), fmt(r["test"])]
         cells += [_mean_std(r.get("cv"), r.get("cv_std"))] if with_cv else []
         cells += ["-" if r["fit_s"] is None else f"{r['fit_s']:.2f}", _rounds(r.get("iterations"), r.get("stopped"))]
         cells += [fmt(r.get("stage"))] if with_stage else []
+        cells += [_flags(_findings(r))] if with_flags else []
         marks = " ".join(m for m in ("best", "promoted") if r.get(m))
         out.add_row(*cells, f"[bold green]{marks}[/]" if marks else "")
     return out
+
+
+def finding_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per finding of each row (``v3 leak: feature 'x' alone predicts...``), suspicious ones first,
+    as rich markup."""
+    lines = []
+    for r in rows:
+        for finding in sorted(_findings(r), key=lambda f: not f.suspicious):
+            color = "red" if finding.suspicious else "yellow"
+            lines.append(f"[{color}]v{r['version']} {escape(finding.label)}[/]: {escape(finding.detail)}")
+    return lines
+
+
+def _findings(row: dict[str, Any]) -> tuple[Finding, ...]:
+    return findings_from(row.get("findings"))
+
+
+def _flags(findings: tuple[Finding, ...]) -> str:
+    tags = [f"[{'bold red' if f.suspicious else 'yellow'}]{escape(f.label)}[/]" for f in findings]
+    return ", ".join(tags) or "-"
 
 
 def _rounds(iterations: int | None, stopped: str | None) -> str:

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
+from loopline.cli._leaderboard import finding_lines
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, print_json, table
 from loopline.core.errors import ConfigError
@@ -98,8 +101,10 @@ def print_selection(selection: Selection) -> None:
             f"gate on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g}): champion "
             f"v{gate.champion} {gate.champion_score:.4f} vs challenger v{gate.challenger} {gate.challenger_score:.4f}"
         )
+    for line in finding_lines([row.to_dict() for row in selection.leaderboard]):
+        console.print(line)
     verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"
-    console.print(f"v{selection.best}: {verdict} — {selection.reason}")
+    console.print(f"v{selection.best}: {verdict} — {escape(selection.reason)}")
 
 
 def print_drift(report: DriftReport) -> None:
@@ -131,6 +136,7 @@ def write_report(
     from loopline.report import ReportData, write_html_report
 
     model = pipeline.monitor.model if pipeline.monitor else pipeline.name
+    versions = store.models.list(model)
     candidates = [
         {
             "model": v.name,
@@ -143,9 +149,11 @@ def write_report(
                 for m, value in v.metrics.get(split, {}).items()
                 if m in ("roc_auc", "pr_auc", "log_loss", "accuracy", "rmse", "r2")
             },
+            **({"flags": ", ".join(f.label for f in v.typed_config.findings)} if v.typed_config.findings else {}),
         }
-        for v in store.models.list(model)
+        for v in versions
     ]
+    findings = [(v.version, finding) for v in versions for finding in v.typed_config.findings]
     production = store.models.production(model)
     gated = [s for s in selections if s.gate is not None]
     gate = gated[-1].gate if gated else None
@@ -163,5 +171,6 @@ def write_report(
         service=service_stats(monitored.current) if monitored else None,
         latencies_ms=latencies_ms,
         notes=notes,
+        findings=findings,
     )
     return write_html_report(path, data)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
-from loopline.cli._leaderboard import leaderboard_table
+from loopline.cli._leaderboard import finding_lines, leaderboard_table
 from loopline.cli._render import console, print_json, table
 from loopline.core.records import CrossValidation
 
@@ -63,7 +63,7 @@ def show_model(
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Show one version: metrics per split, params, input schema, lineage."""
+    """Show one version: metrics per split, params, input schema, training diagnostics' findings, lineage."""
     from loopline.run import data_versions
 
     with clear_errors(), open_store(home) as store:
@@ -95,6 +95,8 @@ def show_model(
             console.print(table(title, header, rows))
         if trained.cv:
             console.print(table(*_cv_table(trained.cv)))
+        for line in finding_lines([{"version": found.version, "findings": trained.findings}]):
+            console.print(line)
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
             console.print(table("column lineage", ["feature", "", "input columns"], rows))
@@ -125,6 +127,8 @@ def leaderboard(
         return
     title = f"leaderboard {name}, run {board['run_id']} — ranked by {board['split']} {board['metric']}"
     console.print(leaderboard_table(escape(title), board["metric"], rows))
+    for line in finding_lines(rows):
+        console.print(line)
 
 
 def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from loopline.cli._leaderboard import leaderboard_table, run_leaderboards
+from loopline.cli._leaderboard import finding_lines, leaderboard_table, run_leaderboards
 from loopline.cli._render import console, table
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ def run_with_progress(
         for step, board in run_leaderboards(result, select_steps(pipeline) if leaderboards else []).items():
             title = f"leaderboard {board['model']} ({step}) — ranked by valid {board['metric']}"
             console.print(leaderboard_table(escape(title), board["metric"], board["rows"]))
+            for line in finding_lines(board["rows"]):
+                console.print(line)
             verdict = f"promoted v{board['promoted']}" if board["promoted"] is not None else "nothing promoted"
             console.print(f"{verdict}: {escape(str(board['reason']))}")
         if result.status != "succeeded":

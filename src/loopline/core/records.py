@@ -66,6 +66,66 @@ class Features:
         return [*self.numeric, *self.categorical]
 
 
+FINDING_KINDS = ("all_null", "constant", "target_leakage", "perfect_score")
+"""What the train stage's diagnostics report (see :mod:`loopline.train._diagnostics`)."""
+
+SUSPICIOUS_KINDS = ("target_leakage", "perfect_score")
+"""Findings that make a candidate suspicious: promotion refuses it unless the select step allows it."""
+
+_LABELS = {"all_null": "all-null", "constant": "constant", "target_leakage": "leak", "perfect_score": "perfect score"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the training diagnostics noticed about a candidate's data or scores.
+
+    ``kind`` is one of :data:`FINDING_KINDS`; ``feature`` the column concerned (None for a score);
+    ``detail`` the sentence a person reads; ``score`` the number behind it (the one-feature ROC AUC or
+    R², the validation score); ``action`` what training did: ``dropped`` (the feature was not used) or
+    ``flagged``.
+    """
+
+    kind: str
+    feature: str | None
+    detail: str
+    score: float | None = None
+    action: str = "flagged"
+
+    @property
+    def suspicious(self) -> bool:
+        """Whether the finding makes the candidate suspicious (target leakage, a near-perfect score)."""
+        return self.kind in SUSPICIOUS_KINDS
+
+    @property
+    def label(self) -> str:
+        """A short tag for a leaderboard cell: ``leak dep_delay``, ``all-null x``, ``perfect score``."""
+        tag = _LABELS.get(self.kind, self.kind)
+        return f"{tag} {self.feature}" if self.feature else tag
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        score = data.get("score")
+        return cls(
+            kind=str(data.get("kind", "")),
+            feature=data.get("feature"),
+            detail=str(data.get("detail", "")),
+            score=None if score is None else float(score),
+            action=str(data.get("action") or "flagged"),
+        )
+
+
+def findings_from(data: Any) -> tuple[Finding, ...]:
+    """The findings stored as ``data`` (a list of mappings; None or absent in older records: none)."""
+    return tuple(item if isinstance(item, Finding) else Finding.from_dict(item) for item in data or ())
+
+
+def _findings_out(findings: tuple[Finding, ...]) -> list[dict[str, Any]]:
+    return [finding.to_dict() for finding in findings]
+
+
 @dataclass(frozen=True)
 class CrossValidation:
     """A candidate's cross-validation on its training split: per-fold rows and metrics, their mean and std.
@@ -118,7 +178,8 @@ class TrainReport:
     phase and ``training`` (how the fit went); ``step_config`` the step's resolved config as JSON;
     ``lineage`` output feature -> input columns (None without a transform chain); ``slice_metrics``
     ``{split: {column: {value: {rows, metrics}}}}``; ``cv`` the cross-validation summary (folds, seed,
-    fold metrics, mean, std); ``threads`` what the fit saw (requested, openmp, blas).
+    fold metrics, mean, std); ``threads`` what the fit saw (requested, openmp, blas); ``findings`` what the
+    training diagnostics noticed (empty, constant or target-derived features, a near-perfect score).
     """
 
     KIND: ClassVar[str] = "loopline.train_report"
@@ -138,12 +199,14 @@ class TrainReport:
     slice_metrics: dict[str, Any] | None = None
     cv: CrossValidation | None = None
     threads: dict[str, Any] | None = None
+    findings: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
         out.update({f.name: getattr(self, f.name) for f in fields(self)})
         out["features"] = self.features.to_dict()
         out["cv"] = None if self.cv is None else self.cv.to_dict()
+        out["findings"] = _findings_out(self.findings)
         return out
 
     @classmethod
@@ -176,6 +239,7 @@ class TrainReport:
             slice_metrics=data.get("slice_metrics"),
             cv=CrossValidation.from_dict(data.get("cv")),
             threads=data.get("threads"),
+            findings=findings_from(data.get("findings")),
         )
 
     def version_config(self) -> dict[str, Any]:
@@ -190,6 +254,7 @@ class TrainReport:
             slice_metrics=self.slice_metrics,
             cv=self.cv,
             threads=self.threads,
+            findings=self.findings,
         ).to_dict()
 
 
@@ -197,8 +262,8 @@ class TrainReport:
 class VersionConfig:
     """The typed view of a model version's stored ``config``: what it was trained on and how.
 
-    ``resolved`` is the train step's config; per-slice metrics and the cross-validation summary ride
-    here, so the version's ``metrics`` stay ``{split: {metric: value}}``.
+    ``resolved`` is the train step's config; per-slice metrics, the cross-validation summary and the
+    training diagnostics' ``findings`` ride here, so the version's ``metrics`` stay ``{split: {metric: value}}``.
     """
 
     features: Features = Features()
@@ -210,11 +275,13 @@ class VersionConfig:
     slice_metrics: dict[str, Any] | None = None
     cv: CrossValidation | None = None
     threads: dict[str, Any] | None = None
+    findings: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["features"] = self.features.to_dict()
         out["cv"] = None if self.cv is None else self.cv.to_dict()
+        out["findings"] = _findings_out(self.findings)
         return out
 
     @classmethod
@@ -231,7 +298,13 @@ class VersionConfig:
             slice_metrics=data.get("slice_metrics"),
             cv=CrossValidation.from_dict(data.get("cv")),
             threads=data.get("threads"),
+            findings=findings_from(data.get("findings")),
         )
+
+    @property
+    def suspicious(self) -> tuple[Finding, ...]:
+        """The findings that make the version suspicious (see :data:`SUSPICIOUS_KINDS`)."""
+        return tuple(finding for finding in self.findings if finding.suspicious)
 
     def cv_std(self, metric: str) -> float | None:
         """The standard deviation of ``metric`` over the cross-validation folds (None without cv)."""
@@ -322,7 +395,8 @@ class LeaderboardRow:
     """One candidate on a leaderboard: ``score`` is the metric on the ranked split; ``rank`` None when the
     candidate lacks it; ``valid``/``test``/``cv`` the metric on each split; ``cv_std`` over the folds;
     ``fit_s``, ``stopped`` and ``iterations`` how the fit went; ``best`` rank 1; ``promoted`` it became
-    production."""
+    production; ``findings`` what the training diagnostics flagged (``suspicious``: leakage or a near-perfect
+    score among them)."""
 
     rank: int | None
     version: int
@@ -337,14 +411,29 @@ class LeaderboardRow:
     iterations: int | None = None
     best: bool = False
     promoted: bool = False
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def suspicious(self) -> bool:
+        """Whether a finding makes this candidate suspicious."""
+        return any(finding.suspicious for finding in self.findings)
+
+    @property
+    def flags(self) -> list[str]:
+        """The findings as short tags (``leak x``, ``all-null y``...), for a table cell."""
+        return [finding.label for finding in self.findings]
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["findings"] = _findings_out(self.findings)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LeaderboardRow:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        row = {k: v for k, v in data.items() if k in names}
+        row["findings"] = findings_from(data.get("findings"))
+        return cls(**row)
 
 
 @dataclass(frozen=True)

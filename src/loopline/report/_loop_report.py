@@ -20,7 +20,7 @@ from loopline.report._drift_charts import distribution_chart, latency_chart, psi
 from loopline.report._html import BASE_CSS, html_cell, html_img, html_table, page, write_html
 
 if TYPE_CHECKING:
-    from loopline.core.records import GateDecision, RetrainDecision
+    from loopline.core.records import Finding, GateDecision, RetrainDecision
     from loopline.monitor import DriftReport, FeatureDrift
 
 MAX_DISTRIBUTION_PLOTS = 4
@@ -49,7 +49,10 @@ _CSS = (
 
 @dataclass
 class ReportData:
-    """What a report shows; every part but ``title`` may be empty and its section says so."""
+    """What a report shows; every part but ``title`` may be empty and its section says so.
+
+    ``findings`` are the training diagnostics' findings as ``(version, finding)``: empty, constant or
+    target-derived features and near-perfect scores (see :mod:`loopline.train._diagnostics`)."""
 
     title: str
     candidates: list[dict[str, Any]]
@@ -64,6 +67,7 @@ class ReportData:
     latencies_ms: list[float] | None = None
     """Client-side round trips, one per request, in ms (as measured by whoever sent the traffic)."""
     notes: list[str] = field(default_factory=list)
+    findings: list[tuple[int, Finding]] = field(default_factory=list)
 
 
 def write_html_report(path: str | Path, data: ReportData) -> Path:
@@ -78,6 +82,7 @@ def render_html_report(data: ReportData) -> str:
     sections = [
         _summary(data),
         _section("Candidates", candidates),
+        _section("Training diagnostics", _findings(data.findings)),
         _section("Production model", production),
         _drift_section(data),
         _section("Decisions", _decisions(data.retrain, data.gate)),
@@ -113,8 +118,22 @@ def _badge(text: str, good: bool) -> str:
     return f'<span class="badge {"stable" if good else "drifted"}">{escape(text)}</span>'
 
 
+def _findings(findings: list[tuple[int, Finding]]) -> str:
+    if not findings:
+        return _none("No findings: no empty, constant or target-derived feature, no near-perfect score.")
+    head = "".join(f"<th>{h}</th>" for h in ("version", "finding", "feature", "action", "detail"))
+    rows = []
+    for version, f in findings:
+        kind = f"<td{' class=drifted' if f.suspicious else ''}>{escape(f.kind)}</td>"
+        cells = [html_cell(version), kind, html_cell(f.feature), html_cell(f.action), html_cell(f.detail)]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def _summary(data: ReportData) -> str:
     badges = []
+    if any(finding.suspicious for _, finding in data.findings):
+        badges.append(_badge("suspicious candidate", False))
     if data.drift is not None:
         found = data.drift.dataset_drift
         badges.append(_badge("dataset drift" if found else "no dataset drift", not found))

@@ -21,6 +21,7 @@ from loopline.run._policy import (
     retrain_and_gate,
     retrain_params,
     selection_of,
+    suspicion,
 )
 from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
@@ -69,4 +70,5 @@ __all__ = [
     "run_leaderboard",
     "score_batch",
     "selection_of",
+    "suspicion",
 ]

@@ -9,7 +9,9 @@ runs the loop next (a dashboard, a long-running service):
 - :func:`gate` — the challenger replaces the champion only when it gains more than ``min_improvement``.
 - :func:`decide_retrain` — retrain when enough features drifted on enough rows.
 - :func:`promote` — the select step's rule (``if_better``, ``always``, ``never``) applied to the best
-  candidate, gated on the holdout against the production model, and the store's promotion.
+  candidate, gated on the holdout against the production model, and the store's promotion. A suspicious
+  candidate (its training diagnostics found target leakage or a near-perfect validation score) is never
+  promoted unless the rule allows it (the select step's ``allow_suspicious``); see :func:`suspicion`.
 - :func:`retrain_and_gate` — re-run a pipeline on the most recent window; its select step registers and
   ranks the candidates, and the best one is gated with ``monitor.retrain.metric`` and
   ``monitor.retrain.min_improvement`` before it is promoted.
@@ -30,7 +32,7 @@ import polars as pl
 from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
 from loopline.core.pipeline import StepSpec
-from loopline.core.records import GateDecision, LeaderboardRow, RetrainDecision, Selection, VersionConfig
+from loopline.core.records import Finding, GateDecision, LeaderboardRow, RetrainDecision, Selection, VersionConfig
 from loopline.train import METRIC_DIRECTION, ModelBundle
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ def _row(
     candidate: Rankable, metric: str, score: float | None, rank: int | None, promoted: int | None
 ) -> LeaderboardRow:
     training = candidate.timings.get("training") or {}
+    config = VersionConfig.from_dict(candidate.config)
     return LeaderboardRow(
         rank=rank,
         version=candidate.version,
@@ -98,12 +101,13 @@ def _row(
         valid=metric_value(candidate.metrics, "valid", metric),
         test=metric_value(candidate.metrics, "test", metric),
         cv=metric_value(candidate.metrics, "cv", metric),
-        cv_std=VersionConfig.from_dict(candidate.config).cv_std(metric),
+        cv_std=config.cv_std(metric),
         fit_s=candidate.timings.get("fit_s"),
         stopped=training.get("stopped"),
         iterations=training.get("iterations"),
         best=rank == 1,
         promoted=promoted is not None and candidate.version == promoted,
+        findings=config.findings,
     )
 
 
@@ -211,13 +215,23 @@ class PromotionRule:
     metric: str = "roc_auc"
     min_improvement: float = 0.0
     metric_key: str = "metric"
+    allow_suspicious: bool = False
+    allow_key: str = "allow_suspicious"
 
     @classmethod
-    def for_retrain(cls, retrain: RetrainConfig, select_mode: PromoteMode) -> PromotionRule:
+    def for_retrain(
+        cls,
+        retrain: RetrainConfig,
+        select_mode: PromoteMode,
+        *,
+        allow_suspicious: bool = False,
+        allow_key: str = "allow_suspicious",
+    ) -> PromotionRule:
         """A retrain's rule: ``monitor.retrain``'s metric and margin; a select step with ``promote: never``
-        still never promotes, ``always`` and ``if_better`` are gated."""
+        still never promotes, ``always`` and ``if_better`` are gated; ``allow_suspicious`` is the select
+        step's."""
         mode: PromoteMode = "never" if select_mode == "never" else "if_better"
-        return cls(mode, retrain.metric, retrain.min_improvement, "monitor.retrain.metric")
+        return cls(mode, retrain.metric, retrain.min_improvement, "monitor.retrain.metric", allow_suspicious, allow_key)
 
 
 @dataclass(frozen=True)
@@ -250,11 +264,52 @@ def promote(
     return decision
 
 
+def suspicion(version: int, findings: Sequence[Finding], *, allowed: bool, key: str) -> str | None:
+    """Why version ``version`` is suspicious (its ``findings`` that are), or None when none is.
+
+    The sentence names each suspicious finding and ``key``, the config key that allows promoting it anyway;
+    with ``allowed`` it says the key allowed it."""
+    suspicious = [finding for finding in findings if finding.suspicious]
+    if not suspicious:
+        return None
+    what = "; ".join(_brief(finding) for finding in suspicious)
+    if allowed:
+        return f"v{version} is suspicious ({what}), promoted as {key} is true"
+    return (
+        f"v{version} is suspicious, not promoted: {what}. Remove the leaking feature (or check the splits "
+        f"overlap), or set {key}: true to promote it anyway."
+    )
+
+
+def _brief(finding: Finding) -> str:
+    score = "" if finding.score is None else f"{finding.score:.4f}"
+    if finding.kind == "target_leakage":
+        return f"feature {finding.feature!r} alone predicts the target (one-feature score {score})"
+    if finding.kind == "perfect_score":
+        return f"near-perfect validation score ({score})"
+    return finding.detail.rstrip(".")
+
+
 def _decide(
     store: Store, model: str, best: ModelVersion, holdout: pl.DataFrame | None, rule: PromotionRule, run_id: str
 ) -> Promotion:
     if rule.mode == "never":
         return Promotion(False, "promotion disabled (promote: never)")
+    findings = best.typed_config.findings
+    refused = suspicion(best.version, findings, allowed=False, key=rule.allow_key)
+    if refused is not None and not rule.allow_suspicious:
+        return Promotion(False, refused)
+    decision = _compare(store, model, best, holdout, rule, run_id)
+    allowed = suspicion(best.version, findings, allowed=True, key=rule.allow_key)
+    if allowed is not None and decision.promote:
+        return dataclasses.replace(decision, reason=f"{decision.reason}; {allowed}")
+    return decision
+
+
+def _compare(
+    store: Store, model: str, best: ModelVersion, holdout: pl.DataFrame | None, rule: PromotionRule, run_id: str
+) -> Promotion:
+    """The promotion decision between ``best`` and the production model (the rule's mode and gate)."""
     champion = store.models.production(model)
     if champion is None:
         return Promotion(True, "no production model yet")
@@ -341,7 +396,12 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     result = (run or _run)(store, _deferring(pipeline, name), params)
     selection = selection_of(result, pipeline)
     best = store.models.get(selection.model, selection.best)
-    rule = PromotionRule.for_retrain(monitor.retrain, mode)
+    rule = PromotionRule.for_retrain(
+        monitor.retrain,
+        mode,
+        allow_suspicious=bool(getattr(select_config, "allow_suspicious", False)),
+        allow_key=f"steps.{name}.allow_suspicious",
+    )
     decision = promote(store, selection.model, best, _holdout(result, pipeline, name), rule, run_id=result.run_id)
     candidates = [store.models.get(selection.model, c.version) for c in selection.candidates]
     promoted = best.version if decision.promote else None

@@ -39,6 +39,40 @@ class EarlyStopping(_Frozen):
     ] = "auto"
 
 
+class Diagnostics(_Frozen):
+    """``diagnostics:`` of a train step: checks of the training data and scores (see
+    :mod:`loopline.train._diagnostics`). Each finding is recorded in the report and shown on the leaderboard;
+    a suspicious one (leakage, a near-perfect score) stops promotion unless the select step allows it."""
+
+    empty_features: Annotated[
+        Literal["drop", "flag"],
+        Field(
+            description="Features all null, or holding one value, in every training row: drop (train without "
+            "them; the model still accepts them as inputs) or flag (train on them)."
+        ),
+    ] = "drop"
+    leakage: Annotated[
+        float | None,
+        Field(
+            gt=0.5,
+            le=1,
+            description="Flag a feature that alone predicts the target this well on held-out training rows "
+            "(one-feature ROC AUC; regression: R^2); null: no leakage check.",
+        ),
+    ] = 0.99
+    perfect_score: Annotated[
+        float | None,
+        Field(
+            gt=0.5,
+            le=1,
+            description="Flag a validation score this high (roc_auc, else accuracy; regression: r2); null: off.",
+        ),
+    ] = 0.999
+    sample_rows: Annotated[
+        int, Field(ge=100, description="Training rows the leakage check reads (a sample seeded by seed).")
+    ] = 10_000
+
+
 class TrainSpec(_Frozen):
     """Train one candidate: fitted preprocessing + estimator, scored on every split given.
 
@@ -99,6 +133,10 @@ class TrainSpec(_Frozen):
             "max_string_length, 1024 by default).",
         ),
     ] = {}
+    diagnostics: Annotated[
+        Diagnostics,
+        Field(description="Checks for empty and constant features, target leakage and near-perfect scores."),
+    ] = Diagnostics()
 
     @field_validator("prep")
     @classmethod

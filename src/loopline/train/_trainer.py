@@ -21,9 +21,10 @@ from loopline.bundle import (
 )
 from loopline.bundle._native import native_format, to_native  # the bundle's own storage form, built at training
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.core.records import Candidate, Features, TrainReport
+from loopline.core.records import Candidate, Features, Finding, TrainReport
 from loopline.prep import Chain, Preprocessor
 from loopline.train._class_weight import ClassWeight, class_weights
+from loopline.train._diagnostics import perfect_score, training_findings
 from loopline.train._iterative import FitData, check_fit_options, fit_model
 from loopline.train._provenance import code_version, peak_rss_mb
 from loopline.train._spec import TrainSpec, check_prep_options, check_spec
@@ -42,6 +43,7 @@ class TrainResult:
     ``metric`` and ``learning_curve`` (``{"train": [...], "valid": [...]}``, one value per
     round), and ``peak_rss_increase_mb`` (how far the fit raised the process's peak
     resident memory; see :func:`loopline.train._provenance.peak_rss_mb`).
+    ``findings`` is what the training diagnostics noticed (see :mod:`loopline.train._diagnostics`).
     """
 
     bundle: ModelBundle
@@ -49,6 +51,7 @@ class TrainResult:
     timings: dict[str, float]
     params: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
 
     def report(self, spec: TrainSpec, *, data_fingerprint: str = "") -> TrainReport:
         """The candidate's :class:`TrainReport` for ``spec`` (the spec it was trained from, or the step config
@@ -67,6 +70,7 @@ class TrainResult:
             rows={"train": int(metadata.get("n_train", 0)), "valid": int(metadata.get("n_valid", 0))},
             step_config=spec.model_dump(mode="json"),
             lineage=metadata.get("lineage"),
+            findings=self.findings,
         )
 
     def candidate(
@@ -98,6 +102,10 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     budget too (each round then also scores valid; they always record it).
     ``train_metrics_rows`` caps the training rows scored for the ``train`` metrics and the
     curve's train values (a sample seeded by ``seed``; None: every row).
+    ``diagnostics`` checks the preprocessor's input columns on the training rows (all null, constant,
+    target leakage) and the validation score (near perfect); see :mod:`loopline.train._diagnostics`.
+    All-null and constant features are left out of the fit by default (the bundle still accepts them as
+    inputs); DataError when no feature is left.
     """
     started = time.perf_counter()
     spec = check_spec(spec)
@@ -119,7 +127,13 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
         y_train = target_values(train, target)  # sampling and augmentation may change the training rows
         valid = valid.with_columns(chain.transform(valid.select([*numeric, *categorical])))
         numeric, categorical = _split_by_type(train.drop(target))
-    preprocessor = Preprocessor(numeric, categorical, **_prep_kwargs(spec.prep))
+    prep_kwargs = _prep_kwargs(spec.prep)
+    findings = training_findings(
+        train, y_train, task, numeric, categorical, spec.diagnostics, prep=prep_kwargs, seed=spec.seed
+    )
+    input_schema = Preprocessor(numeric, categorical).input_schema() if chain is None else []
+    numeric, categorical = _used_features(numeric, categorical, findings)
+    preprocessor = Preprocessor(numeric, categorical, **prep_kwargs)
     preprocessor.fit(train)
     x_train, x_valid = preprocessor.transform(train), preprocessor.transform(valid)
     prep_s = time.perf_counter() - prep_start
@@ -166,7 +180,19 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     if chain is not None:
         metadata["transforms"] = spec.transforms
         metadata["lineage"] = chain.lineage()
-    bundle = ModelBundle(preprocessor, model, target=target, task=task, classes=classes, metadata=metadata, chain=chain)
+    dropped = [f.feature for f in findings if f.action == "dropped"]
+    if dropped:
+        metadata["dropped_features"] = dropped
+    bundle = ModelBundle(
+        preprocessor,
+        model,
+        target=target,
+        task=task,
+        classes=classes,
+        input_schema=input_schema if dropped else [],  # a dropped feature is still an accepted input
+        metadata=metadata,
+        chain=chain,
+    )
     bundle.input_schema = with_training_types(bundle.input_schema, input_dtypes, spec.max_lengths)
     rows = data.train_rows  # the metrics compare labels, not the fit's (maybe encoded) targets
     train_x, train_y = (x_train, y_train) if rows is None else (x_train[rows], y_train[rows])
@@ -174,8 +200,31 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     valid_start = time.perf_counter()
     metrics["valid"] = _score(bundle, x_valid, y_valid)
     valid_s = time.perf_counter() - valid_start
+    threshold = spec.diagnostics.perfect_score
+    score = None if threshold is None else perfect_score(task, metrics["valid"], y_valid, threshold)
     timings = {"prep_s": prep_s, "fit_s": fit_s, "valid_score_s": valid_s, "total_s": time.perf_counter() - started}
-    return TrainResult(bundle=bundle, metrics=metrics, timings=timings, params=resolved, training=training)
+    return TrainResult(
+        bundle=bundle,
+        metrics=metrics,
+        timings=timings,
+        params=resolved,
+        training=training,
+        findings=(*findings, *([score] if score else [])),
+    )
+
+
+def _used_features(numeric: list[str], categorical: list[str], findings: list[Finding]) -> tuple[list[str], list[str]]:
+    """The features left once the dropped ones are out; DataError naming each when none is left."""
+    dropped = {f.feature for f in findings if f.action == "dropped"}
+    kept = [n for n in numeric if n not in dropped], [n for n in categorical if n not in dropped]
+    if dropped and not kept[0] and not kept[1]:
+        reasons = "; ".join(f.detail for f in findings if f.action == "dropped")
+        raise DataError(
+            f"no feature is left to train on: {reasons}",
+            hint="Check the source and the split (is the window empty?), or set diagnostics.empty_features: flag "
+            "to train on these features anyway.",
+        )
+    return kept
 
 
 def _sample_rows(rows: int, cap: int | None, seed: int) -> np.ndarray | None:

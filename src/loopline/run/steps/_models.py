@@ -169,12 +169,22 @@ class SelectConfig(StepConfig):
     promote it if it beats the production model on the holdout (the last input, when it is a table).
 
     In a retrain (``loopline monitor --retrain``) the step registers and ranks only; the holdout gate then
-    uses ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement``."""
+    uses ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement``.
+
+    A suspicious best candidate (its train step's diagnostics found a target-derived feature or a
+    near-perfect validation score) is not promoted unless ``allow_suspicious`` is true."""
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     metric: str = "roc_auc"
     promote: Literal["if_better", "always", "never"] = "if_better"
     min_improvement: float = 0.0
+    allow_suspicious: Annotated[
+        bool,
+        Field(
+            description="Promote the best candidate even when its train step flagged target leakage or a "
+            "near-perfect validation score (the flags stay on the leaderboard)."
+        ),
+    ] = False
 
     @field_validator("metric")
     @classmethod
@@ -278,6 +288,8 @@ def _fit(
     params plus its thread settings) in place of its own."""
     spec = config.model_copy(update={"params": params})
     result = train_candidate(train, valid, spec)
+    for finding in result.findings:
+        ctx.log.warning("%s: %s", finding.kind, finding.detail)
     metrics = dict(result.metrics)
     scored = {"valid": valid}
     if test is not None:
@@ -345,7 +357,14 @@ class Select(StepType[SelectConfig]):
             _metric(version.metrics, "valid", config.metric, ctx.step)  # every candidate is ranked
         first = rank_candidates(registered, config.metric)[0].version
         best = next(v for v in registered if v.version == first)
-        rule = PromotionRule(config.promote, config.metric, config.min_improvement, f"steps.{ctx.step}.metric")
+        rule = PromotionRule(
+            config.promote,
+            config.metric,
+            config.min_improvement,
+            f"steps.{ctx.step}.metric",
+            allow_suspicious=config.allow_suspicious,
+            allow_key=f"steps.{ctx.step}.allow_suspicious",
+        )
         decision = promote(store, config.model, best, holdout, rule, run_id=ctx.run_id)
         selection = Selection(
             model=config.model,
