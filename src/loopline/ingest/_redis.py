@@ -117,6 +117,14 @@ class RedisSource(Source):
         while True:
             try:
                 return fn()
+            except (redis.AuthenticationError, redis.ResponseError) as exc:  # retrying cannot cure these
+                raise DataError(
+                    f"Redis at {mask_url(self.config.url)!r} refused a command on stream "
+                    f"{self.config.stream!r}: {type(exc).__name__}: {exc}.",
+                    hint="Check that 'stream' names a stream (not a key of another type), the password in "
+                    "'password_env', and that this user may run XGROUP, XREADGROUP, XAUTOCLAIM, XPENDING and "
+                    "XACK on it (Redis ACL).",
+                ) from exc
             except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError) as exc:
                 if time.monotonic() - start > self.config.reconnect_timeout_s:
                     raise DataError(
