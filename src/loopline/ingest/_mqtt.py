@@ -54,6 +54,11 @@ Mosquitto settings for zero loss (``mosquitto.conf``)::
     queue_qos0_messages false         # QoS 0 is never guaranteed: publish at QoS 1
 
 Publishers must use QoS 1 and retry until PUBACK; the consumer's ``client_id`` must be stable and unique.
+
+Errors: ``topics`` and ``client_id`` are checked when the pipeline is loaded (:mod:`._broker_names`). paho runs
+the callbacks in its network thread; an error there, a SUBACK that refuses a filter or grants QoS 0, a CONNACK
+refusing the credentials or the client id, or paho's thread found dead ends the ingest with a ``DataError``
+raised in the main flow (:mod:`._client_threads`); the messages not committed come back on the next run.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ Positions are ``{"stream_seq": N}``, the highest stream sequence committed; the 
 real cursor. When the durable consumer does not exist yet it is created at ``stream_seq + 1`` (or from the
 start of the stream when there is no position). Publishers should set ``Nats-Msg-Id`` so that a publish
 retried after a server restart is stored once (JetStream duplicate window).
+
+Errors: ``subject``, ``stream`` and ``durable`` are checked when the pipeline is loaded. The client runs in an
+event-loop thread; a permissions or authorization error the server reports there, an unexpected error in that
+loop, or the thread found dead ends the ingest with a ``DataError`` in the main flow (:mod:`._client_threads`).
 """
 
 from __future__ import annotations
