@@ -4,6 +4,7 @@ them; never the system ones), and draining a source."""
 from __future__ import annotations
 
 import getpass
+import json
 import socket
 import subprocess
 import time
@@ -46,24 +47,53 @@ class PrivateServer:
             self.proc = None
 
 
-def mosquitto(folder: Path) -> PrivateServer:
-    """Mosquitto with the zero-loss settings the README documents."""
+def mosquitto(folder: Path, deny_subscribe: list[str] | None = None) -> PrivateServer:
+    """Mosquitto with the zero-loss settings the README documents; ``deny_subscribe``: topic patterns whose
+    subscription the broker refuses to anonymous clients (SUBACK "Not authorized", by its dynamic-security
+    plugin; the test is skipped where the plugin is not installed)."""
     port = free_port()
     conf = folder / "mosquitto.conf"
+    extra = ""
+    if deny_subscribe is not None:
+        extra = _dynamic_security(folder, deny_subscribe)
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
         f"persistence_location {folder}/\nautosave_interval 1\nmax_queued_messages 0\n"
-        f"max_inflight_messages 0\nlog_dest none\nuser {getpass.getuser()}\n"  # root would drop to 'mosquitto'
+        f"max_inflight_messages 0\nlog_dest none\nuser {getpass.getuser()}\n" + extra  # root would drop to 'mosquitto'
     )
     return PrivateServer("mosquitto", ["mosquitto", "-c", str(conf)], port)
 
 
-def nats_server(folder: Path) -> PrivateServer:
-    """nats-server with JetStream storing in ``folder``."""
+def _dynamic_security(folder: Path, deny_subscribe: list[str]) -> str:
+    import glob
+
+    import pytest
+
+    plugins = glob.glob("/usr/lib/*/mosquitto_dynamic_security.so") + glob.glob("/usr/lib/mosquitto*/*dynamic*.so")
+    if not plugins:
+        pytest.skip("Mosquitto's dynamic-security plugin is not installed")
+    acls = [{"acltype": "subscribePattern", "topic": t, "priority": 0, "allow": False} for t in deny_subscribe]
+    config = {
+        "defaultACLAccess": dict.fromkeys(
+            ["publishClientSend", "publishClientReceive", "subscribe", "unsubscribe"], True
+        ),
+        "clients": [],
+        "groups": [{"groupname": "anonymous", "roles": [{"rolename": "deny"}], "clients": []}],
+        "roles": [{"rolename": "deny", "acls": acls}],
+        "anonymousGroup": "anonymous",
+    }
+    (folder / "dynsec.json").write_text(json.dumps(config))
+    return f"plugin {plugins[0]}\nplugin_opt_config_file {folder / 'dynsec.json'}\n"
+
+
+def nats_server(folder: Path, config: str | None = None) -> PrivateServer:
+    """nats-server with JetStream storing in ``folder``; ``config``: the text of a config file (users...)."""
     port = free_port()
-    return PrivateServer(
-        "nats-server", ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(folder)], port
-    )
+    args = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(folder)]
+    if config is not None:
+        (folder / "nats.conf").write_text(config)
+        args += ["-c", str(folder / "nats.conf")]
+    return PrivateServer("nats-server", args, port)
 
 
 def redis_server(folder: Path) -> PrivateServer:

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from loopline import DataError
 from loopline.ingest._mqtt import MqttConfig, MqttSource
 from loopline.ingest._source import Batch, Limits
 from loopline.run import ingest_source
@@ -271,3 +272,100 @@ def test_a_message_killing_the_consumer_process_ends_in_dead_letters(
     [letter] = store.datasets.dead_letters("events")
     assert letter.reason == "poison: delivered 4 times (max_deliveries=3)"
     store.close()
+
+
+# -- errors in paho's thread end the ingest ------------------------------------------------------------
+
+
+@pytest.fixture
+def acl_broker(tmp_path: Path) -> Iterator[PrivateServer]:
+    """A private Mosquitto that refuses anonymous subscriptions to ``denied/#``."""
+    folder = tmp_path / "acl-broker"
+    folder.mkdir()
+    server = mosquitto(folder, deny_subscribe=["denied/#"])
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_subscription_the_broker_refuses_ends_the_ingest_with_its_reason(acl_broker: PrivateServer) -> None:
+    source = MqttSource(config("denied", acl_broker.port, reconnect_timeout_s=600))
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"paho-mqtt: the broker .* refused the subscription to 'denied/\+/telemetry'"):
+        next(source.batches(None, follow=True, limits=FAST))
+    assert time.monotonic() - started < 10  # not reconnect_timeout_s, not forever
+    source.close()
+    allowed = MqttSource(config("allowed", acl_broker.port))  # the same broker grants what its ACL allows
+    assert drain(allowed, ack=True) == []
+
+
+def test_an_error_in_a_callback_in_paho_s_thread_ends_the_ingest(topic: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config(topic)
+    subscribe_once(cfg)
+
+    def explode(topic: str, payload: bytes) -> str:
+        raise RuntimeError("the decoder exploded")
+
+    monkeypatch.setattr("loopline.ingest._mqtt._message_key", explode)  # runs in paho's on_message
+    pub = publisher()
+    publish(pub, f"{topic}/x/telemetry", [msg("x", 1)])
+    pub.disconnect()
+    source = MqttSource(cfg)
+    started = time.monotonic()
+    with pytest.raises(DataError, match="paho-mqtt: on_message raised RuntimeError: the decoder exploded") as info:
+        for _ in source.batches(None, follow=True, limits=FAST):
+            assert time.monotonic() - started < 10  # not forever
+    assert isinstance(info.value.__cause__, RuntimeError)
+    source.close()
+    monkeypatch.undo()
+    assert ids(drain(MqttSource(cfg), ack=True)) == ["x|1"]  # never acknowledged: it comes back
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_watchdog_ends_the_ingest_when_paho_s_thread_dies(topic: str) -> None:
+    source = MqttSource(config(topic))
+    stream = source.batches(None, follow=True, limits=FAST)
+    assert next(stream).rows.height == 0
+
+    def unguarded(*args: Any) -> None:
+        raise RuntimeError("escaped every guard")
+
+    assert source._client is not None
+    source._client.on_message = unguarded  # an error no guard catches: paho's network thread dies of it
+    pub = publisher()
+    publish(pub, f"{topic}/w/telemetry", [msg("w", 1)])
+    pub.disconnect()
+    started = time.monotonic()
+    with pytest.raises(DataError, match="paho-mqtt: its thread .* stopped unexpectedly"):
+        for _ in stream:
+            assert time.monotonic() - started < 10
+    source.close()
+
+
+PIPELINE = """\
+name: refused
+steps:
+  sensors:
+    type: ingest
+    batch_seconds: 0.3
+    source:
+      type: mqtt
+      url: mqtt://127.0.0.1:{port}
+      topics: ["denied/#"]
+      client_id: ll-refused-{suffix}
+      schema: {{device: string, seq: int}}
+      state_dir: {state}
+"""
+
+
+@pytest.mark.parametrize("command", [["ingest", "pipeline.yaml", "sensors", "--follow"], ["run", "pipeline.yaml"]])
+def test_loopline_ends_non_zero_with_the_reason_when_the_broker_refuses(
+    acl_broker: PrivateServer, tmp_path: Path, command: list[str]
+) -> None:
+    state = tmp_path / "state"
+    text = PIPELINE.format(port=acl_broker.port, suffix=uuid.uuid4().hex[:8], state=state)
+    (tmp_path / "pipeline.yaml").write_text(text)
+    argv = [sys.executable, "-m", "loopline.cli", *command, "--home", str(tmp_path / "home")]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)  # a hang fails here
+    assert done.returncode != 0
+    assert "refused the subscription to 'denied/#'" in done.stdout + done.stderr

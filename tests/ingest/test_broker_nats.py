@@ -14,6 +14,7 @@ from typing import Any
 import nats
 import pytest
 
+from loopline import DataError
 from loopline.ingest._nats import NatsConfig, NatsSource
 from loopline.ingest._source import Batch, Limits
 
@@ -137,3 +138,82 @@ def test_a_server_restart_while_publishing_loses_nothing(server: PrivateServer) 
             restarted = True
     source.close()
     assert restarted and seen == set(range(count))
+
+
+# -- errors in the client's event-loop thread end the ingest -------------------------------------------
+
+USERS = """\
+authorization {
+  users = [
+    {user: admin, password: admin}
+    {user: reader, password: reader, permissions: {publish: {deny: ["$JS.API.CONSUMER.MSG.NEXT.>"]}}}
+  ]
+}
+"""
+
+
+def test_a_fetch_the_server_forbids_ends_the_ingest_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = nats_server(tmp_path, config=USERS)  # the reader may bind the consumer, not pull from it
+    srv.start()
+    try:
+        admin = f"nats://admin:admin@127.0.0.1:{srv.port}"
+        asyncio.run(_publish(admin, "GUARDED", [b'{"k": 1}'], create=True))
+        monkeypatch.setenv("LL_TEST_NATS_PASSWORD", "reader")
+        url = f"nats://127.0.0.1:{srv.port}"
+        source = NatsSource(config("GUARDED", url, user="reader", password_env="LL_TEST_NATS_PASSWORD"))
+        started = time.monotonic()
+        with pytest.raises(DataError, match="nats-py: the server .* refused: .*permissions violation"):
+            for _ in source.batches(None, follow=True, limits=FAST):
+                assert time.monotonic() - started < 15  # not forever
+        source.close()
+    finally:
+        srv.stop()
+
+
+def test_an_error_in_the_event_loop_thread_ends_the_ingest(stream: str) -> None:
+    source = NatsSource(config(stream))
+    batches = source.batches(None, follow=True, limits=FAST)
+    assert next(batches).rows.height == 0
+    assert source._loop is not None
+
+    def broken() -> None:
+        raise KeyError("state the client lost")
+
+    source._loop.call_soon_threadsafe(broken)  # a library callback failing in the loop thread
+    started = time.monotonic()
+    with pytest.raises(DataError, match="nats-py: .*KeyError: 'state the client lost'"):
+        for _ in batches:
+            assert time.monotonic() - started < 10
+    source.close()
+
+
+def test_the_watchdog_ends_the_ingest_when_the_event_loop_thread_dies(stream: str) -> None:
+    source = NatsSource(config(stream))
+    batches = source.batches(None, follow=True, limits=FAST)
+    assert next(batches).rows.height == 0
+    assert source._loop is not None
+    source._loop.call_soon_threadsafe(source._loop.stop)  # the thread ends; a pending fetch never completes
+    started = time.monotonic()
+    with pytest.raises(DataError, match="nats-py: its thread 'loopline-nats' stopped unexpectedly"):
+        for _ in batches:
+            assert time.monotonic() - started < 10
+    source.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("subject", "orders..eu", "empty token"),
+        ("subject", "orders.>.eu", "'>' must be a whole token and the last one"),
+        ("subject", "orders.e*", "'\\*' must be a whole token"),
+        ("subject", "orders eu", "whitespace"),
+        ("stream", "ORDERS.EU", "cannot hold '.'"),
+        ("durable", "a/b", "consumer name 'a/b' holds '/'"),
+    ],
+)
+def test_invalid_subjects_and_names_are_refused_at_load(key: str, value: str, message: str) -> None:
+    spec = {"stream": "ORDERS", "durable": "ll", "schema": {"k": "int"}, key: value}
+    with pytest.raises(ValueError, match=message):
+        NatsConfig.model_validate(spec)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from loopline import DataError
 from loopline.ingest._redis import RedisConfig, RedisSource
 from loopline.ingest._source import Batch, Limits
 
@@ -120,3 +121,9 @@ def test_a_server_restart_while_publishing_loses_nothing(server: PrivateServer) 
             restarted = True
     source.close()
     assert restarted and seen == set(range(count))
+
+
+def test_a_key_that_is_not_a_stream_is_a_clear_error_not_a_driver_trace(stream: str) -> None:
+    redis.Redis().set(stream, "a string, not a stream")
+    with pytest.raises(DataError, match=r"Redis at .* refused a command on stream .*WRONGTYPE.*names a stream"):
+        drain(RedisSource(config(stream)), ack=True)

@@ -85,6 +85,21 @@ def test_malformed_csv_rows_become_rejects_and_the_rest_goes_on(tmp_path: Path, 
     assert rejects[0].position["path"].endswith("bad.csv") and rejects[0].position["line"] == 3
 
 
+def test_quoted_line_breaks_across_blocks_keep_every_row(tmp_path: Path) -> None:
+    rows = [{"id": i, "note": f'first {i}\r\nsecond, "{i}"' if i % 3 else f"plain {i}"} for i in range(20_000)]
+    pl.DataFrame(rows).write_csv(tmp_path / "notes.csv")
+    batches = read_all(make(tmp_path / "notes.csv", memory_budget_mb=0), rows=5000)  # 64 KiB blocks
+    assert [r for b in batches for r in b.rejects] == []
+    assert pl.concat([b.rows for b in batches if b.rows.height]).to_dicts() == rows
+
+
+def test_a_quote_never_closed_is_a_data_error_naming_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "open.csv").write_text('id,v\n1,a\n2,"b\n3,c\n')
+    with pytest.raises(DataError, match=r"open\.csv'?: line 3: a quoted value .* without a closing quote") as info:
+        read_all(make(tmp_path / "open.csv"))
+    assert info.value.file is not None and info.value.file.endswith("open.csv") and info.value.row == 3
+
+
 def test_a_changed_file_is_reported_not_read_twice(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     pl.DataFrame({"id": [1, 2]}).write_csv(path)

@@ -44,3 +44,23 @@ def test_closing_early_stops_the_producer_and_closes_its_iterator() -> None:
     assert closed.wait(5)
     assert len(produced) <= 3  # at most the consumed item, the queued one and the one being put
     assert not any(t.name == "loopline-read-ahead" and t.is_alive() for t in threading.enumerate())
+
+
+def test_an_error_closing_the_producer_reaches_the_consumer_instead_of_a_hang() -> None:
+    class Items(Iterator[int]):
+        def __init__(self) -> None:
+            self.left = [1, 2]
+
+        def __next__(self) -> int:
+            if not self.left:
+                raise StopIteration
+            return self.left.pop(0)
+
+        def close(self) -> None:
+            raise OSError("closing the remote file failed")
+
+    seen = []
+    with pytest.raises(OSError, match="closing the remote file failed"):
+        for item in ReadAhead(Items()):
+            seen.append(item)
+    assert seen == [1, 2]

@@ -1,6 +1,7 @@
 """Ingest: sources (files, lakes, databases, brokers) behind one contract, schema contracts, file readers."""
 
 from loopline.ingest._contract import POLICIES, ContractResult, apply_contract, infer_schema
+from loopline.ingest._csv_records import CsvRecords
 from loopline.ingest._files import DEFAULT_NULLS, FORMATS, detect_format, files_fingerprint, parse_datetimes, read_files
 from loopline.ingest._samples import SAMPLES, sample_path
 from loopline.ingest._source import SOURCES, Batch, Limits, Reject, Source, SourceConfig
@@ -13,6 +14,7 @@ __all__ = [
     "SOURCES",
     "Batch",
     "ContractResult",
+    "CsvRecords",
     "Limits",
     "Reject",
     "Source",

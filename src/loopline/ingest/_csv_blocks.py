@@ -10,7 +10,10 @@ later blocks are parsed with those types, so every block has one schema. A later
 fit (a float in a column the first block saw as integers) is parsed again with its own inferred types and
 left to the dataset's schema contract, which fails, casts or quarantines as the source's policy says.
 
-Values may not hold line breaks (quoted newlines): a block boundary is a line end.
+Quoted values may hold line breaks: a block is cut at the end of a record, outside quotes
+(``loopline.ingest._csv_records``), and a block holding a quote is parsed with pyarrow's quote-aware
+chunking. A quote never closed is a :class:`~loopline.core.errors.DataError` naming the line it opens on,
+at the end of the file or once the open value passes ``16 * block_bytes`` (memory stays bounded).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
+
+from loopline.core.errors import DataError
+from loopline.ingest._csv_records import CsvRecords, UnclosedQuote
 
 #: (reason, 1-based line number in the file, raw line)
 BadRow = tuple[str, int | None, str]
@@ -35,16 +41,24 @@ def csv_tables(
     block_bytes: int,
     column_types: dict[str, pa.DataType] | None = None,
 ) -> Iterator[tuple[pa.Table, list[BadRow]]]:
-    """Parse an open binary stream block by block: ``(table, bad rows of the block)``."""
+    """Parse an open binary stream block by block: ``(table, bad rows of the block)``.
+
+    Raises :class:`DataError` (with the line) for a quoted value that is never closed.
+    """
+    records = CsvRecords(delimiter, limit=max(16 * block_bytes, 1 << 20))
     parser = _BlockParser(delimiter, null_values, dict(column_types or {}))
-    line = 1  # lines before the current block (the header's)
+    line = 0  # lines before the current block
     header: bytes | bytearray = b""
-    for block in line_blocks(stream, block_bytes):
+    blocks = line_blocks(stream, block_bytes, records)
+    while (block := _next_block(blocks, line)) is not None:
         if not header:
-            cut = block.find(b"\n") + 1 or len(block)
+            cut = records.first_end(block)
             header, block = block[:cut], block[cut:]
+            line = header.count(b"\n")
             if not header.strip():
                 return
+            if not header.endswith((b"\n", b"\r")):  # a header-only file without a final line end
+                header = bytes(header) + b"\n"
         if not block:  # the block held just the header: the types come from the next one
             continue
         table, bad = parser.parse(block, header)
@@ -52,6 +66,24 @@ def csv_tables(
         line += block.count(b"\n")
     if parser.names is None and header.strip():  # a header and no rows
         yield parser.parse(b"", header)[0], []
+
+
+def _next_block(blocks: Iterator[bytearray], line: int) -> bytearray | None:
+    """The next block, or None at the end; a quote left open is a :class:`DataError` at line ``line + 1``.
+
+    The open value starts the record after the ``line`` lines already parsed: blocks end at record ends.
+    """
+    try:
+        return next(blocks)
+    except StopIteration:
+        return None
+    except UnclosedQuote as exc:
+        raise DataError(
+            f"line {line + 1}: a quoted value in the record on this line {exc.how} without a closing quote.",
+            row=line + 1,
+            hint='Close the quote, or double each quote inside a quoted value (""); '
+            "a quote inside an unquoted value needs no escaping.",
+        ) from None
 
 
 class _BlockParser:
@@ -89,7 +121,9 @@ class _BlockParser:
             pa.BufferReader(body),
             read_options=pcsv.ReadOptions(column_names=self.names, block_size=_PARSE_BLOCK),
             parse_options=pcsv.ParseOptions(
-                delimiter=self.delimiter, invalid_row_handler=quarantine, newlines_in_values=False
+                delimiter=self.delimiter,
+                invalid_row_handler=quarantine,
+                newlines_in_values=body.find(b'"') >= 0,  # quoted line breaks: pyarrow chunks quote-aware
             ),
             convert_options=pcsv.ConvertOptions(
                 null_values=self.null_values, strings_can_be_null=True, column_types=types
@@ -98,11 +132,12 @@ class _BlockParser:
         return table, bad
 
 
-def line_blocks(stream: Any, size: int) -> Iterator[bytearray]:
+def line_blocks(stream: Any, size: int, records: CsvRecords | None = None) -> Iterator[bytearray]:
     """Chunks of about ``size`` bytes that end at a line end (the last one may not).
 
-    Each chunk is read straight into a fresh buffer (``readinto``) and handed over without copying; only
-    the partial line after the cut is carried to the next one.
+    With ``records``, a chunk ends at a CSV record end: never at a line end inside quotes. Each chunk is
+    read straight into a fresh buffer (``readinto``) and handed over without copying; only the partial
+    line (record) after the cut is carried to the next one.
     """
     rest = b""
     while True:
@@ -110,11 +145,13 @@ def line_blocks(stream: Any, size: int) -> Iterator[bytearray]:
         buffer[: len(rest)] = rest
         with memoryview(buffer) as view:
             filled = len(rest) + (stream.readinto(view[len(rest) :]) or 0)
-        if filled == len(rest):  # the end of the stream
+        if filled == len(rest):  # the end of the stream: ``rest`` is one partial record
+            if records is not None and records.ends_open(rest):
+                raise UnclosedQuote("reaches the end of the data")
             if rest:
                 yield bytearray(rest)
             return
-        cut = buffer.rfind(b"\n", 0, filled) + 1
+        cut = records.last_end(buffer, filled) if records else buffer.rfind(b"\n", 0, filled) + 1
         if cut == 0:  # one line longer than a block: read on
             rest = bytes(buffer[:filled])
             continue

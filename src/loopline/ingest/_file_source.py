@@ -11,7 +11,7 @@ one block ahead of the engine writing the previous batch (``_csv_blocks``, ``_re
 at ``limits.max_rows`` or a quarter of the budget; Parquet is read by row groups; a Parquet file that needs
 no change is handed over whole and stored as it is. A file larger than memory is ingested with a peak RSS
 of a few batches. Malformed CSV rows (ragged) become dead letters with the file and line; the rest of the
-file goes on.
+file goes on. Quoted values may hold line breaks; a quote never closed fails the file, naming its line.
 """
 
 from __future__ import annotations
@@ -277,6 +277,10 @@ def _read_batches(
             yield from _jsonl(location, path, config)
         else:
             yield from _csv(location, path, config)
+    except DataError as exc:
+        if exc.file is not None or type(exc) is not DataError:  # already placed, or a subclass the engine retries
+            raise
+        raise DataError(f"{path!r}: {exc.message}", file=path, row=exc.row, hint=exc.hint) from exc
     except (pa.ArrowInvalid, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
             f"cannot read {path!r} as {fmt}: {exc}",

@@ -54,6 +54,11 @@ Mosquitto settings for zero loss (``mosquitto.conf``)::
     queue_qos0_messages false         # QoS 0 is never guaranteed: publish at QoS 1
 
 Publishers must use QoS 1 and retry until PUBACK; the consumer's ``client_id`` must be stable and unique.
+
+Errors: ``topics`` and ``client_id`` are checked when the pipeline is loaded (:mod:`._broker_names`). paho runs
+the callbacks in its network thread; an error there, a SUBACK that refuses a filter or grants QoS 0, a CONNACK
+refusing the credentials or the client id, or paho's thread found dead ends the ingest with a ``DataError``
+raised in the main flow (:mod:`._client_threads`); the messages not committed come back on the next run.
 """
 
 from __future__ import annotations
@@ -65,14 +70,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import polars as pl
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from loopline.core.errors import ConfigError, DataError, MissingExtraError
 from loopline.core.settings import Settings
+from loopline.ingest._broker_names import mqtt_client_id, mqtt_topic_filter
+from loopline.ingest._client_threads import ThreadFaults
 from loopline.ingest._deliveries import DeliveryCounts
 from loopline.ingest._payloads import BrokerConfig, PayloadParser, dedup_ids, env_secret, mask_url, raw_text
 from loopline.ingest._source import Batch, Limits, Reject, Source
@@ -85,8 +92,8 @@ class MqttConfig(BrokerConfig):
     """Keys of ``type: mqtt``."""
 
     url: str = "mqtt://127.0.0.1:1883"
-    topics: list[str] = Field(min_length=1)
-    client_id: str = Field(min_length=1)
+    topics: list[Annotated[str, AfterValidator(mqtt_topic_filter)]] = Field(min_length=1)
+    client_id: Annotated[str, Field(min_length=1), AfterValidator(mqtt_client_id)]
     username: str | None = None
     password_env: str | None = None
     session_expiry_s: int = Field(default=7 * 86_400, ge=1)
@@ -124,6 +131,9 @@ class MqttSource(Source):
         self._received = 0
         self._counts: DeliveryCounts | None = None
         self._new_session = threading.Event()
+        self._faults = ThreadFaults("paho-mqtt")
+        self._ready = threading.Event()  # connected, and the broker granted every subscription
+        self._sub_mid: int | None = None
 
     def gaps(self) -> int:
         """Sequence numbers skipped so far (``sequence_field``), over all devices; 0 without it."""
@@ -180,6 +190,7 @@ class MqttSource(Source):
     def close(self) -> None:
         """Disconnect; the broker keeps the session and the unacknowledged messages."""
         client, self._client = self._client, None
+        self._faults.watch(None)
         if client is not None:
             # DISCONNECT is queued behind the PUBACKs: wait until it is written, or they are lost
             self._round_trip(client)
@@ -244,10 +255,13 @@ class MqttSource(Source):
         if cfg.username:
             client.username_pw_set(cfg.username, env_secret(cfg.password_env, "password_env"))
         client.reconnect_delay_set(0.1, 2)  # type: ignore[arg-type]  # floats work
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_unsubscribe = lambda *args: self._unsubacked.set()
+        # paho runs these in its network thread: an error there is raised again in the main flow (_faults)
+        guard = self._faults.guard
+        client.on_connect = guard("on_connect", self._on_connect)
+        client.on_disconnect = guard("on_disconnect", self._on_disconnect)
+        client.on_message = guard("on_message", self._on_message)
+        client.on_subscribe = guard("on_subscribe", self._on_subscribe)
+        client.on_unsubscribe = guard("on_unsubscribe", lambda *args: self._unsubacked.set())
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = cfg.session_expiry_s
         props.ReceiveMaximum = cfg.receive_maximum
@@ -259,14 +273,17 @@ class MqttSource(Source):
                 f"mqtt broker {mask_url(cfg.url)!r} is unreachable: {exc}.", hint="Start the broker or fix 'url'."
             ) from exc
         client.loop_start()
+        thread = getattr(client, "_thread", None)  # paho clears the attribute when the thread ends: keep it
+        self._faults.watch(lambda: thread)  # the watchdog: paho's network thread must live until close()
         return client
 
     def _wait_connected(self) -> None:
         since = self._down_since
-        if self._connected.is_set() or since is None:
+        if self._ready.is_set() or since is None:
+            self._faults.check()
             return
         left = self.config.reconnect_timeout_s - (time.monotonic() - since)
-        if not self._connected.wait(max(0.0, left)):
+        if not self._faults.wait(self._ready, max(0.0, left)):
             reason = f": {self._connect_error}" if self._connect_error else ""
             raise DataError(
                 f"mqtt broker {mask_url(self.config.url)!r} unreachable for "
@@ -277,21 +294,47 @@ class MqttSource(Source):
     def _on_connect(self, client: Client, userdata: object, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             self._connect_error = str(reason)
+            if reason.value in _REFUSED:  # reconnecting cannot cure these
+                self._faults.fail(
+                    f"the broker {mask_url(self.config.url)!r} refused the connection: {reason}.",
+                    hint=_REFUSED[reason.value],
+                )
             return
         if not flags.session_present:
             self._new_session.set()  # the broker holds nothing of ours: no message will come back
         from paho.mqtt.subscribeoptions import SubscribeOptions
 
         self._epoch += 1
-        self._down_since = None
         # retainHandling=1: retained messages only for a new subscription, not on every reconnect
         options = SubscribeOptions(qos=1, retainHandling=1)
-        client.subscribe([(topic, options) for topic in self.config.topics])
+        self._sub_mid = client.subscribe([(topic, options) for topic in self.config.topics])[1]
         self._connected.set()
 
+    def _on_subscribe(self, client: Client, userdata: object, mid: int, codes: list[Any], properties: Any) -> None:
+        """The SUBACK: every filter must be granted QoS 1 (or 2), else the ingest fails with the broker's reason."""
+        if mid != self._sub_mid:
+            return
+        for topic, code in zip(self.config.topics, codes, strict=False):
+            if code.is_failure or code.value < 1:
+                what = f"refused the subscription to {topic!r}: {code}" if code.is_failure else "granted QoS 0"
+                self._faults.fail(
+                    f"the broker {mask_url(self.config.url)!r} {what}.",
+                    hint="Fix 'topics', or allow this client to subscribe to it in the broker's ACL (and a QoS "
+                    "of 1: 'max_qos')."
+                    if code.is_failure
+                    else "Allow QoS 1 on the broker ('max_qos 1' or more).",
+                )
+                return
+        self._down_since = None
+        self._ready.set()
+
     def _on_disconnect(self, client: Client, userdata: object, flags: Any, reason: Any, properties: Any) -> None:
+        if self._connected.is_set() and not self._ready.is_set():
+            self._connect_error = f"the broker closed the connection before granting the subscription ({reason})"
+        self._ready.clear()
         self._connected.clear()
-        self._down_since = time.monotonic()
+        if self._down_since is None:
+            self._down_since = time.monotonic()
         self._disconnected.set()
 
     def _on_message(self, client: Client, userdata: object, message: MQTTMessage) -> None:
@@ -303,6 +346,7 @@ class MqttSource(Source):
         out: list[_Message] = []
         deadline = time.monotonic() + max_seconds
         while len(out) < max_rows:
+            self._faults.check()
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -433,6 +477,15 @@ class MqttSource(Source):
             position["gaps"] = self._gaps
             position["last_seq"] = dict(self._last_seq)
         return position
+
+
+#: CONNACK reason codes that reconnecting cannot cure, with their fix
+_REFUSED = {
+    0x85: "Give a 'client_id' the broker accepts (letters and digits are safe).",
+    0x86: "Fix 'username' and the password in the variable 'password_env' names.",
+    0x87: "Allow this user (or anonymous clients) on the broker, or fix 'username' / 'password_env'.",
+    0x8C: "Configure the authentication method the broker expects.",
+}
 
 
 def _group_rows(delivery: int, max_rows: int, max_deliveries: int) -> int:

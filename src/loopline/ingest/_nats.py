@@ -21,20 +21,27 @@ Positions are ``{"stream_seq": N}``, the highest stream sequence committed; the 
 real cursor. When the durable consumer does not exist yet it is created at ``stream_seq + 1`` (or from the
 start of the stream when there is no position). Publishers should set ``Nats-Msg-Id`` so that a publish
 retried after a server restart is stored once (JetStream duplicate window).
+
+Errors: ``subject``, ``stream`` and ``durable`` are checked when the pipeline is loaded. The client runs in an
+event-loop thread; a permissions or authorization error the server reports there, an unexpected error in that
+loop, or the thread found dead ends the ingest with a ``DataError`` in the main flow (:mod:`._client_threads`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from loopline.core.errors import DataError, MissingExtraError
+from loopline.ingest._broker_names import nats_name, nats_subject
+from loopline.ingest._client_threads import ThreadFaults
 from loopline.ingest._payloads import BrokerConfig, dedup_ids, env_secret, mask_url, raw_text
 from loopline.ingest._source import Batch, Limits, Reject, Source
 
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
 T = TypeVar("T")
+log = logging.getLogger("loopline.ingest")
 
 
 class NatsConfig(BrokerConfig):
@@ -60,6 +68,16 @@ class NatsConfig(BrokerConfig):
     max_ack_pending: int = Field(default=100_000, ge=1)
     fetch_size: int = Field(default=1_000, ge=1)
 
+    @field_validator("subject")
+    @classmethod
+    def _valid_subject(cls, subject: str | None) -> str | None:
+        return None if subject is None else nats_subject(subject)
+
+    @field_validator("stream", "durable")
+    @classmethod
+    def _valid_name(cls, name: str, info: ValidationInfo) -> str:
+        return nats_name(name, "stream" if info.field_name == "stream" else "consumer")
+
 
 class NatsSource(Source):
     """A JetStream durable pull consumer -> typed rows; explicit ack after commit."""
@@ -74,6 +92,7 @@ class NatsSource(Source):
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
+        self._faults = ThreadFaults("nats-py")
 
     def batches(self, position: Any, *, follow: bool = False, limits: Limits = Limits()) -> Iterator[Batch]:
         """Batches of the messages the durable consumer delivers (redeliveries included)."""
@@ -124,8 +143,11 @@ class NatsSource(Source):
         if loop is None or thread is None:
             return
         if self._nc is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection must not raise
-                self._run(self._nc.close(), timeout=10)
+            with contextlib.suppress(Exception):  # closing a broken connection (or after a fault) must not raise
+                if thread.is_alive():
+                    asyncio.run_coroutine_threadsafe(self._nc.close(), loop).result(10)
+                else:  # the loop thread died: drive its loop from here to close the connection
+                    loop.run_until_complete(asyncio.wait_for(self._nc.close(), 10))
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
@@ -134,12 +156,41 @@ class NatsSource(Source):
     # -- asyncio bridge ---------------------------------------------------------------------------
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` in the event loop thread; an error of that thread (or its death) is raised here."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+            self._loop.set_exception_handler(self._on_loop_error)
             self._thread = threading.Thread(target=self._loop.run_forever, name="loopline-nats", daemon=True)
             self._thread.start()
+            self._faults.watch(lambda: self._thread)
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
+        return self._faults.result(future, timeout)
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An error nobody awaited in the loop thread: connection trouble is logged (the client reconnects),
+        anything else (a bug in the client library) ends the ingest."""
+        loop.default_exception_handler(context)
+        error = context.get("exception")
+        if error is None or _connection_trouble(error):
+            return
+        self._faults.fail(
+            f"{context.get('message', 'an error in the event loop')}: {type(error).__name__}: {error}",
+            hint="The messages not committed come back on the next run; report this error if it repeats.",
+            cause=error,
+        )
+
+    async def _on_error(self, error: Exception) -> None:
+        """nats-py's error callback: a refusal by the server ends the ingest (fetching would wait forever)."""
+        from nats.errors import AuthorizationError
+
+        if isinstance(error, AuthorizationError) or "permissions violation" in str(error).lower():
+            self._faults.fail(
+                f"the server {mask_url(self.config.url)!r} refused: {error}.",
+                hint="Grant this user what a JetStream pull consumer needs (publish to '$JS.API.>' and "
+                "subscribe to '_INBOX.>'), or fix 'user' / 'password_env' / 'token_env'.",
+            )
+            return
+        log.warning("nats source %r: %s: %s", mask_url(self.config.url), type(error).__name__, error)
 
     # -- coroutines -------------------------------------------------------------------------------
 
@@ -164,6 +215,7 @@ class NatsSource(Source):
                 reconnect_time_wait=0.2,
                 connect_timeout=min(5.0, cfg.reconnect_timeout_s),
                 allow_reconnect=True,
+                error_cb=self._faults.guard("error_cb", self._on_error),
             )
         except Exception as exc:
             raise DataError(
@@ -246,3 +298,10 @@ class NatsSource(Source):
     def _where(msg: Msg) -> dict[str, Any]:
         meta = msg.metadata
         return {"stream": meta.stream, "subject": msg.subject, "stream_seq": meta.sequence.stream}
+
+
+def _connection_trouble(error: BaseException) -> bool:
+    """Errors a reconnect cures (the client retries them on its own)."""
+    from nats.errors import Error as NatsError
+
+    return isinstance(error, OSError | TimeoutError | asyncio.CancelledError | NatsError)

@@ -11,8 +11,9 @@ from typing import Any
 class ReadAhead(Iterator[Any]):
     """Run an iterator in a background thread, ``depth`` items ahead of the consumer.
 
-    Errors in the producer are raised in the consumer; :meth:`close` (or garbage collection, or leaving a
-    ``with`` block) stops the producer and waits for it.
+    Errors in the producer (its ``close`` included) are raised in the consumer, and a consumer whose
+    producer thread died without a word stops waiting (a watchdog); :meth:`close` (or garbage collection,
+    or leaving a ``with`` block) stops the producer and waits for it.
     """
 
     _END = object()
@@ -32,10 +33,13 @@ class ReadAhead(Iterator[Any]):
         except BaseException as exc:  # handed to the consumer
             self._error = exc
         finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-        self._put(self._END)
+            try:
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+            except BaseException as exc:  # closing the stream failed: the consumer hears of it too
+                self._error = self._error or exc
+            self._put(self._END)
 
     def _put(self, item: Any) -> bool:
         while not self._stop.is_set():
@@ -47,7 +51,15 @@ class ReadAhead(Iterator[Any]):
         return False
 
     def __next__(self) -> Any:
-        item = self._queue.get()
+        while True:
+            try:
+                item = self._queue.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():  # the watchdog: no item will come
+                    item = self._END
+                    self._error = self._error or RuntimeError("the read-ahead thread stopped without a result")
+                    break
         if item is self._END:
             self._thread.join()
             if self._error is not None:

@@ -16,7 +16,8 @@ repeated every ``claim_idle_s`` while following), then reads new entries (``>``)
 ids, so a redelivered entry the engine already committed is dropped. An entry delivered more than
 ``max_deliveries`` times (XPENDING's counter) becomes a reject and is acknowledged with its batch. Positions
 are ``{"last_id": "<ms>-<seq>"}``; the group's cursor on the server is authoritative. Connection errors are
-retried with backoff for ``reconnect_timeout_s``.
+retried with backoff for ``reconnect_timeout_s``; a refusal (a key that is not a stream, an ACL, a wrong
+password) is a ``DataError`` at once. redis-py's client has no thread of its own: its errors reach the main flow.
 """
 
 from __future__ import annotations
@@ -117,6 +118,14 @@ class RedisSource(Source):
         while True:
             try:
                 return fn()
+            except (redis.AuthenticationError, redis.ResponseError) as exc:  # retrying cannot cure these
+                raise DataError(
+                    f"Redis at {mask_url(self.config.url)!r} refused a command on stream "
+                    f"{self.config.stream!r}: {type(exc).__name__}: {exc}.",
+                    hint="Check that 'stream' names a stream (not a key of another type), the password in "
+                    "'password_env', and that this user may run XGROUP, XREADGROUP, XAUTOCLAIM, XPENDING and "
+                    "XACK on it (Redis ACL).",
+                ) from exc
             except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError) as exc:
                 if time.monotonic() - start > self.config.reconnect_timeout_s:
                     raise DataError(

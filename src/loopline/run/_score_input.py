@@ -94,10 +94,23 @@ def _file_input(text: str, text_columns: Sequence[str] = ()) -> ScoreInput:
 
 
 def _head(path: str, fmt: str) -> tuple[bytes, bytes]:
-    """The header line (CSV) and the next rows polars infers a whole file's types from."""
+    """The header (CSV) and the next rows polars infers a whole file's types from: whole records, so a quoted
+    value's line breaks stay inside it."""
     with _open_text(path) as stream:
-        header = stream.readline() if fmt == "csv" else b""
-        return header, b"".join(stream.readline() for _ in range(_INFER_ROWS))
+        if fmt != "csv":
+            return b"", b"".join(stream.readline() for _ in range(_INFER_ROWS))
+        return _records(stream, 1), _records(stream, _INFER_ROWS)
+
+
+def _records(stream: Any, count: int) -> bytes:
+    """``count`` lines of CSV, and more while a quoted value is open (up to ``_MAX_BLOCK`` bytes)."""
+    from loopline.ingest import CsvRecords
+
+    data = b"".join(stream.readline() for _ in range(count))
+    records = CsvRecords()
+    while len(data) < _MAX_BLOCK and records.ends_open(data) and (line := stream.readline()):
+        data += line
+    return data
 
 
 def _open_text(path: str) -> Any:
@@ -115,16 +128,16 @@ def _text_frames(
     """
     block_bytes = [_FIRST_BLOCK]  # resized after each block to hold about ``size`` rows
     with _open_text(path) as stream:
-        header = stream.readline() if fmt == "csv" else b""
-        for block in _line_blocks(stream, lambda: block_bytes[0]):
+        header = _records(stream, 1) if fmt == "csv" else b""
+        for block in _line_blocks(stream, lambda: block_bytes[0], csv=fmt == "csv"):
             try:
                 frame = _parse(fmt, header + block, schema).select(columns)
             except pl.exceptions.PolarsError as exc:
                 raise DataError(
                     f"cannot read {label}: {str(exc).splitlines()[0]}",
                     file=label,
-                    hint="Check the file is complete, in the format its name says, and has no line breaks "
-                    "inside values.",
+                    hint="Check the file is complete, in the format its name says, and that every quoted "
+                    "value is closed.",
                 ) from None
             if frame.height:
                 block_bytes[0] = min(max(len(block) * size // frame.height, _MIN_BLOCK), _MAX_BLOCK)
@@ -146,12 +159,16 @@ def _parse(
     return pl.read_ndjson(source, schema=schema)
 
 
-def _line_blocks(stream: Any, size: Callable[[], int]) -> Iterator[bytes]:
-    """Blocks of about ``size()`` bytes that end at a line end; the partial line is carried over."""
+def _line_blocks(stream: Any, size: Callable[[], int], *, csv: bool = False) -> Iterator[bytes]:
+    """Blocks of about ``size()`` bytes that end at a line end (with ``csv``: a record end, never inside
+    quotes); the partial line is carried over."""
+    from loopline.ingest import CsvRecords
+
+    records = CsvRecords() if csv else None
     rest = b""
     while chunk := stream.read(size()):
         data = rest + chunk
-        cut = data.rfind(b"\n") + 1
+        cut = records.last_end(data, len(data)) if records else data.rfind(b"\n") + 1
         if cut:
             rest = data[cut:]
             yield data[:cut]
