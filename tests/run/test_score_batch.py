@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
@@ -16,7 +17,7 @@ import polars as pl
 import pytest
 from tests._candidates import put_dataset, register_bundle
 
-from loopline.core.errors import ConfigError, DataError, NotFoundError
+from loopline.core.errors import ConfigError, DataError, DiskFullError, NotFoundError
 from loopline.run import ScoreProgress, score_batch
 from loopline.store import Store
 from loopline.train import ModelBundle, TrainSpec, train_candidate
@@ -305,3 +306,18 @@ def test_memory_stays_bounded_whatever_the_input_size(tmp_path: Path) -> None:
     extra_mb = table.tail(1_000_000).estimated_size("mb")  # the rows only the large input has: 61 MB
     assert growth < 0.25 * extra_mb, f"peak RSS grew {growth:.0f} MB for {extra_mb:.0f} MB more rows"
     assert pl.read_parquet(tmp_path / "large.csv.parquet").height == 1_200_000
+
+
+def test_a_full_disk_is_reported_with_the_output_path_and_leaves_no_output(
+    store: Store, orders: pl.DataFrame, tmp_path: Path, tiny_disk: Path
+) -> None:
+    source = write(orders, tmp_path / "in.csv")
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    out = tiny_disk / "out.jsonl"
+    with pytest.raises(DiskFullError, match=f"no space left on the device holding {out}"):
+        score_batch(store, "shop", source, out, chunk_rows=128)
+    assert [p.name for p in tiny_disk.iterdir()] == ["filler"]  # no output, no temporary file
