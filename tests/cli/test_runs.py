@@ -91,6 +91,7 @@ def test_a_killed_run_shows_stale_and_resumes_and_a_live_one_is_refused(project:
     assert [r["status"] for r in listed()] == ["stale"]
     shown = runner.invoke(app, ["runs", "list"])
     assert run_id in shown.output and "stale" in shown.output  # the whole id, which --resume takes
+    assert unspaced(f"owner gone: pid {child.pid} on") in cells(shown.output)
     (project / "release").touch()
     resumed = runner.invoke(app, ["run", "--resume", run_id, "--json"])
     assert resumed.exit_code == 0, resumed.output

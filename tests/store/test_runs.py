@@ -217,3 +217,9 @@ def test_a_full_disk_under_the_sqlite_store_is_a_disk_full_error_naming_the_file
         with pytest.raises(DiskFullError, match=f"no space left on the device holding {database} \\(free"):
             store.runs.create_run("p", "h", {"big": "x" * 3 * 2**20}, {})
         assert [r.run_id for r in store.runs.list()] == [kept]  # the failed write left nothing
+
+
+def test_on_this_host_a_live_owner_with_a_late_heartbeat_is_not_stale(store: Store) -> None:
+    run_id = store.runs.create_run("p", "h", {}, {})
+    _set_owner(store, run_id, socket.gethostname(), os.getpid(), datetime.now(UTC) - timedelta(hours=1))
+    assert store.runs.get(run_id).status == "running"  # a step holding the GIL for an hour is still running

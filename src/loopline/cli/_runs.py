@@ -38,7 +38,7 @@ def list_runs(
                         r.pipeline,
                         r.status,
                         r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                        escape(r.error or ""),
+                        escape(r.error or (f"owner gone: {r.owner()}" if r.status == "stale" else "")),
                     )
                     for r in runs
                 ],

@@ -1,6 +1,6 @@
 """Who owns a running run: the host and process that write it, and the heartbeat that says they still do.
 
-A run is *stale* when its owner is gone: on this host, its process no longer exists; on any host, its
+A run is *stale* when its owner is gone: on this host, its process no longer exists; on another host, its
 heartbeat is older than :data:`STALE_AFTER_S`. The runner beats every :data:`HEARTBEAT_S` seconds.
 """
 
@@ -36,12 +36,15 @@ def this_owner() -> Owner:
 
 
 def owner_gone(host: str | None, pid: int | None, heartbeat_at: datetime | None, now: datetime) -> bool:
-    """True when the owner of a running run is known to be gone (see the module docstring)."""
-    if heartbeat_at is not None and now - heartbeat_at > timedelta(seconds=STALE_AFTER_S):
-        return True
+    """True when the owner of a running run is known to be gone (see the module docstring).
+
+    On this host the process table is authoritative: a live owner whose heartbeat lags (a step holding the GIL,
+    the store unreachable for a while) is not stale. Another host's owner is judged by its heartbeat alone."""
     if host is None or pid is None:  # a run recorded before owners were (schema 0003): trust its status
         return False
-    return host == _hostname() and not process_exists(pid)
+    if host == _hostname():
+        return not process_exists(pid)
+    return heartbeat_at is None or now - heartbeat_at > timedelta(seconds=STALE_AFTER_S)
 
 
 def process_exists(pid: int) -> bool:
