@@ -195,3 +195,11 @@ def test_a_full_disk_fails_the_run_with_the_path_and_leaves_no_partial_artifact(
     [run] = listed()
     assert (run["status"], run["error"]) == ("failed", out["error"])
     assert [p.name for p in tiny_disk.rglob("*") if p.is_file()] == []  # no temp file, no partial Parquet part
+
+
+def test_resume_refuses_the_file_of_another_pipeline(project: Path) -> None:
+    run_id = failed_on_a_typo(project)
+    (project / "other.yaml").write_text((TWO_FILES % "second.csv").replace("name: two", "name: other"))
+    refused = runner.invoke(app, ["run", "other.yaml", "--resume", run_id])
+    assert refused.exit_code == 2
+    assert unspaced(f"run {run_id} is a run of pipeline 'two', not 'other'") in unspaced(refused.output)

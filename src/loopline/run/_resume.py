@@ -33,6 +33,12 @@ class ResumePlan:
 
 def plan_resume(record: RunRecord, pipeline: Pipeline, bound: dict[str, BoundStep]) -> ResumePlan:
     """Check ``pipeline`` against the run ``record`` and say what the resumed run reuses and what changed."""
+    if record.pipeline != pipeline.name:
+        raise ConfigError(
+            f"run {record.run_id} is a run of pipeline {record.pipeline!r}, not {pipeline.name!r}.",
+            file=pipeline.source,
+            hint=f"Name that pipeline's file, or run {pipeline.name!r} anew without --resume.",
+        )
     old_steps: dict[str, Any] = record.spec.get("steps", {}) if isinstance(record.spec, dict) else {}
     new_steps = pipeline.to_dict()["steps"]
     ran = {s.step: s for s in record.steps}
