@@ -30,12 +30,14 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"loopline-heartbeat-{run_id[:8]}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        if not _in_memory(self.store):  # no other process sees an in-memory store, and its one connection is shared
+            self._thread.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
@@ -45,3 +47,8 @@ class Heartbeat:
                     return
             except Exception as exc:  # the store is briefly unreachable: the next beat tries again
                 log.warning("run %s: heartbeat not recorded (%s)", self.run_id, exc)
+
+
+def _in_memory(store: Store) -> bool:
+    url = store.engine.url
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
