@@ -151,13 +151,8 @@ class Runner:
         exception that stops the scheduling (a full disk, Ctrl-C) included."""
         crash: BaseException | None = None
         try:
-            with (
-                Heartbeat(self.store, state.run_id),
-                lend_store(self.store, state.run_id) as (
-                    state.location,
-                    state.values,
-                ),
-            ):
+            with Heartbeat(self.store, state.run_id), lend_store(self.store, state.run_id) as lent:
+                state.location, state.values = lent
                 self._schedule(state)
         except BaseException as exc:
             crash = exc
