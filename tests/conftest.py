@@ -136,3 +136,19 @@ def s3_url(s3_env: str) -> Iterator[str]:
         yield f"s3://{bucket}/artifacts"
     finally:
         fs.rm(bucket, recursive=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a real filesystem that fills up (mounting it needs root, as the test machines and CI run)."""
+    import subprocess
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}): run the disk-full tests as root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)

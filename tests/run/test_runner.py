@@ -236,3 +236,16 @@ def test_a_change_in_an_output_nobody_reads_keeps_consumers_cached(store: Store)
 
 def total_of(values: list[int]) -> int:
     return sum(values)
+
+
+def test_a_run_stopped_by_an_interrupt_ends_failed_not_succeeded(store: Store) -> None:
+    def interrupt(step: str, event: str) -> None:
+        if (step, event) == ("b", "started"):
+            raise KeyboardInterrupt
+
+    pipeline = Pipeline("stopped").add("a", source, value=4).add("b", plus, inputs=["a"])
+    with pytest.raises(KeyboardInterrupt):
+        Runner(store, progress=interrupt).run(pipeline)
+    run = store.runs.list(limit=1)[0]
+    assert (run.status, run.error) == ("failed", "the run stopped: KeyboardInterrupt")
+    assert {s.step: s.status for s in store.runs.get(run.run_id).steps} == {"a": "succeeded"}

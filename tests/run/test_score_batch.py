@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from tests._candidates import put_dataset, register_bundle
 
 from loopline.core.cpu import CoreBudget, use_core_budget
-from loopline.core.errors import ConfigError, DataError, NotFoundError
+from loopline.core.errors import ConfigError, DataError, DiskFullError, NotFoundError
 from loopline.run import ScoreProgress, score_batch
 from loopline.store import Store
 from loopline.train import ModelBundle, TrainSpec, train_candidate
@@ -326,3 +327,18 @@ def test_scoring_runs_on_cores_leased_from_the_process_budget(
     finally:
         use_core_budget(previous)
     assert seen and set(seen) == {0} and budget.free == 1  # held while scoring, given back after
+
+
+def test_a_full_disk_is_reported_with_the_output_path_and_leaves_no_output(
+    store: Store, orders: pl.DataFrame, tmp_path: Path, tiny_disk: Path
+) -> None:
+    source = write(orders, tmp_path / "in.csv")
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    out = tiny_disk / "out.jsonl"
+    with pytest.raises(DiskFullError, match=f"no space left on the device holding {out}"):
+        score_batch(store, "shop", source, out, chunk_rows=128)
+    assert [p.name for p in tiny_disk.iterdir()] == ["filler"]  # no output, no temporary file

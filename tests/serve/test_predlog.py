@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -322,3 +323,30 @@ def test_a_row_the_store_refuses_is_set_aside_and_blocks_nothing(store_url: str,
         assert logged(store) == [p for p in expected(20) if p != row(10).prediction_id]
         assert (logger.rejected, logger.written, logger.depth()) == (1, 19, 0)
         assert b'"p0000010"' in (folder / "rejected.jsonl").read_bytes()
+
+
+def test_a_full_disk_is_logged_as_itself_and_the_rows_land_once_space_is_back(
+    sqlite_store: Store, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    logger = PredictionLogger(
+        sqlite_store.predictions, flush_interval=0.02, retry_max=0.05, segment_dir=tiny_disk / "log"
+    )
+    (tiny_disk / "log").mkdir(exist_ok=True)
+    logger.start()
+    try:
+        logger.put([row(i, note="x" * 200) for i in range(100)])
+        full = f"no space left on the device holding {tiny_disk / 'log'} (needs about"
+        wait_for(lambda: any(full in r.getMessage() for r in caplog.records))
+        record = next(r for r in caplog.records if full in r.getMessage())
+        assert record.levelname == "ERROR" and record.exc_info is None  # one clear line, no traceback
+        assert "They wait in memory" in record.getMessage()
+        filler.unlink()
+        wait_for(lambda: logger.written == 100)
+    finally:
+        logger.close()
+    assert logged(sqlite_store) == expected(100)

@@ -372,3 +372,26 @@ def test_store_open_uses_the_given_artifacts(
     digest = store.artifacts.put_json([1, 2, 3])
     assert store.artifacts.location == artifact_location
     assert Raw(artifact_location, monkeypatch).read(blob(digest)) == b"[1,2,3]"
+
+
+# -- a full disk (issue 11, item 6) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", ["bytes", "table", "file"])
+def test_a_full_disk_is_reported_as_itself_and_leaves_nothing_partial(
+    tiny_disk: Path, tmp_path: Path, write: str
+) -> None:
+    store = LocalArtifactStore(tiny_disk / "artifacts")
+    small = store.put_bytes(b"kept")
+    big = tmp_path / "big.bin"
+    rng = random.Random(0)
+    big.write_bytes(rng.randbytes(3 * 2**20))
+    action = {
+        "bytes": lambda: store.put_bytes(big.read_bytes()),
+        "table": lambda: store.put_table(pl.DataFrame({"x": [rng.random() for _ in range(600_000)]})),
+        "file": lambda: store.put_file(big),
+    }[write]
+    with pytest.raises(StoreError, match=f"no space left on the device holding {tiny_disk / 'artifacts'} \\(needs"):
+        action()
+    assert [e.name for e in store.entries()] == [f"{small[:2]}/{small}"]  # no temp file, no partial blob
+    assert not list(tiny_disk.rglob(".tmp-*"))

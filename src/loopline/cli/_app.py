@@ -53,7 +53,14 @@ def parse_params(values: list[str]) -> dict[str, Any]:
 def run(
     pipeline: Annotated[Path | None, typer.Argument(help="Pipeline YAML file.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Override a param: NAME=VALUE.")] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Continue a failed run by its id.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue a failed or stale run by its id, with the pipeline file as it is now (the one named, "
+            "else the run's own file): succeeded steps are kept, the others run their current config.",
+        ),
+    ] = None,
     to: Annotated[list[str] | None, typer.Option("--to", help="Run only what this step needs.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step.")] = False,
     executor: Annotated[
@@ -69,15 +76,14 @@ def run(
 ) -> None:
     """Run a pipeline file (or resume a failed run)."""
     from loopline.cli._leaderboard import run_leaderboards
-    from loopline.cli._progress import run_with_progress, select_steps
-    from loopline.core.yamlfile import load_pipeline, pipeline_from_dict
+    from loopline.cli._progress import resume_pipeline, run_with_progress, select_steps
+    from loopline.core.yamlfile import load_pipeline
     from loopline.run import make_executor
 
     with clear_errors(), open_store(home) as store:
         params = parse_params(param or [])
         if resume:
-            spec = store.runs.get(resume).spec
-            loaded = pipeline_from_dict(spec, source=f"run {resume}")
+            loaded, params = resume_pipeline(store.runs.get(resume), pipeline, params, quiet=as_json)
         elif pipeline is None:
             raise ConfigError(
                 "name a pipeline file, or --resume RUN_ID.", hint="For example: loopline run pipeline.yaml"
@@ -101,6 +107,7 @@ def run(
                     "run_id": result.run_id,
                     "status": result.status,
                     "error": result.error,
+                    "changed": list(result.changed),
                     "steps": {n: {"status": o.status, "duration_s": o.duration_s} for n, o in result.steps.items()},
                     "leaderboards": run_leaderboards(result, select_steps(loaded)),
                 }

@@ -187,7 +187,7 @@ def dead_letters(
             table(
                 f"{name}: {len(letters)} dead letter(s)",
                 ["id", "source", "reason", "position", "raw"],
-                [(d.id, d.source, d.reason[:80], str(d.position)[:60], d.raw[:60]) for d in letters],
+                [(d.id, d.source, escape(d.reason), str(d.position)[:60], d.raw[:60]) for d in letters],
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -14,7 +15,7 @@ from loopline.cli._render import console, table
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
     from loopline.run import Executor, RunResult
-    from loopline.store import Store
+    from loopline.store import RunRecord, Store
 
 _MARKS = {
     "succeeded": "[green]done[/]",
@@ -64,12 +65,15 @@ def run_with_progress(
             pipeline, params, resume=resume, targets=targets, raise_on_error=False
         )
     if not quiet:
+        if result.changed:
+            changed = escape(", ".join(result.changed))
+            console.print(f"changed since the run, now run with their new config: {changed}", soft_wrap=True)
         console.print(
             table(
                 f"run {result.run_id} — {result.status}",
                 ["step", "status", "seconds", "error"],
                 [
-                    (n, _MARKS.get(o.status, o.status), o.duration_s, escape((o.error or "")[:120]))
+                    (n, _MARKS.get(o.status, o.status), o.duration_s, escape(o.error or ""))
                     for n, o in result.steps.items()
                 ],
             )
@@ -84,6 +88,25 @@ def run_with_progress(
         if result.status != "succeeded":
             console.print(f"fix the cause, then resume with: [bold]loopline run --resume {result.run_id}[/]")
     return result
+
+
+def resume_pipeline(
+    record: RunRecord, file: Path | None, params: dict[str, Any], *, quiet: bool = False
+) -> tuple[Pipeline, dict[str, Any]]:
+    """The pipeline a resumed run continues with, and its params: the file named, else the run's own file as it
+    is now, else (the file is gone) the config the run stored. The run keeps its params; ``params`` override."""
+    from loopline.core.yamlfile import load_pipeline, pipeline_from_dict
+
+    merged = {**record.params, **params}
+    path = file or (Path(record.pipeline_file) if record.pipeline_file else None)
+    if path is not None and (file is not None or path.is_file()):
+        if not quiet:
+            console.print(f"resuming run {record.run_id} with {escape(str(path))}", soft_wrap=True)
+        return load_pipeline(path, merged), merged
+    if not quiet and record.pipeline_file:
+        gone = f"{escape(record.pipeline_file)} is gone: resuming run {record.run_id} with its stored config"
+        console.print(gone, soft_wrap=True)
+    return pipeline_from_dict(record.spec, source=f"run {record.run_id}", params=merged), merged
 
 
 def select_steps(pipeline: Pipeline) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -20,13 +20,19 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    """A rich table with the given columns and stringified cells."""
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, whole: Collection[str] = ()) -> Table:
+    """A rich table with the given columns and stringified cells. Nothing is ever cut: a long cell wraps (a long
+    word folds), and the columns in ``whole`` (ids a command takes back) stay on one line at full width."""
+    cells = [[fmt(cell) for cell in row] for row in rows]
     out = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(column)
-    for row in rows:
-        out.add_row(*[fmt(cell) for cell in row])
+    for index, column in enumerate(columns):
+        if column in whole:
+            width = max((len(row[index]) for row in cells), default=0)
+            out.add_column(column, no_wrap=True, min_width=max(width, len(column)))
+        else:
+            out.add_column(column, overflow="fold")
+    for row in cells:
+        out.add_row(*row)
     return out
 
 

@@ -38,10 +38,11 @@ def list_runs(
                         r.pipeline,
                         r.status,
                         r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                        escape((r.error or "")[:80]),
+                        escape(r.error or (f"owner gone: {r.owner()}" if r.status == "stale" else "")),
                     )
                     for r in runs
                 ],
+                whole=("run id",),
             )
         )
 
@@ -58,11 +59,13 @@ def show_run(
         if as_json:
             print_json(asdict(run))
             return
-        console.print(f"run {run.run_id} of {run.pipeline}: {run.status}; params {run.params}")
+        console.print(f"run {run.run_id} of {escape(run.pipeline)}: {run.status}; params {escape(str(run.params))}")
+        if run.status in ("running", "stale"):
+            console.print(f"owner: {escape(run.owner())}")
         console.print(
             table(
                 "steps",
                 ["step", "type", "status", "seconds", "attempt", "error"],
-                [(s.step, s.type, s.status, s.duration_s, s.attempt, escape((s.error or "")[:100])) for s in run.steps],
+                [(s.step, s.type, s.status, s.duration_s, s.attempt, escape(s.error or "")) for s in run.steps],
             )
         )

@@ -11,7 +11,8 @@ says what went wrong, which thing it concerns, and how to fix it::
     ├── StoreError             the metadata or artifact store refused an operation
     │   ├── NotFoundError      a run, model, version or artifact does not exist
     │   ├── ConflictError      a concurrent change or an invalid stage transition
-    │   └── IntegrityError     an artifact's bytes do not match its digest, or a path escapes the root
+    │   ├── IntegrityError     an artifact's bytes do not match its digest, or a path escapes the root
+    │   └── DiskFullError      a write found no space left (names the path, the space needed and free)
     ├── UnsafeArtifactError    an artifact would need untrusted code or types to load
     ├── SchemaValidationError  records do not match a model's input schema (field, reason)
     └── MissingExtraError      an optional dependency is not installed (names the extra)
@@ -126,6 +127,34 @@ class ConflictError(StoreError):
 
 class IntegrityError(StoreError):
     """Stored bytes do not match their digest, or a name/path escapes its root."""
+
+
+class DiskFullError(StoreError):
+    """A write found no space left on the device (or the quota) holding ``path``; ``needed`` and ``free`` are
+    in bytes when known. Nothing partial is left visible by the write that failed."""
+
+    def __init__(self, path: str, *, needed: int | None = None, free: int | None = None) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        sizes = ", ".join(
+            f"{what} {_size(value)}" for what, value in (("needs about", needed), ("free", free)) if value is not None
+        )
+        super().__init__(
+            f"no space left on the device holding {path}" + (f" ({sizes})" if sizes else "") + ".",
+            hint="Free space there (or move the store: LOOPLINE_HOME, LOOPLINE_ARTIFACTS_URL, LOOPLINE_STORE_URL), "
+            "then try again (a failed run resumes with `loopline run --resume RUN_ID`).",
+        )
+
+
+def _size(value: int) -> str:
+    """Bytes for people: ``512 B``, ``3.2 MiB``."""
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")
 
 
 class UnsafeArtifactError(LooplineError):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.core.errors import ConfigError, StepError
@@ -22,6 +23,8 @@ from loopline.core.hashing import fingerprint
 from loopline.core.pipeline import BoundStep, Pipeline
 from loopline.core.step import FunctionStep
 from loopline.run._executor import Executor, LocalExecutor
+from loopline.run._heartbeat import Heartbeat
+from loopline.run._resume import plan_resume
 from loopline.run._task import StepResult, StepTask, TaskInput, failed_result, lend_store
 from loopline.run._values import ValueCache
 
@@ -60,6 +63,7 @@ class RunResult:
     error: str | None
     _values: ValueCache
     _store: Store
+    changed: tuple[str, ...] = ()  # resumed with an edited pipeline: the steps that ran a config the run had not
 
     def output(self, step: str, name: str | None = None) -> Any:
         """The value a step produced (its first output unless ``name`` is given)."""
@@ -108,28 +112,15 @@ class Runner:
         targets: list[str] | None = None,
         raise_on_error: bool = True,
     ) -> RunResult:
-        """Run every step (or only what ``targets`` need); with ``resume``, continue that run,
-        reusing its succeeded steps."""
+        """Run every step (or only what ``targets`` need); with ``resume``, continue that run (failed or stale;
+        one whose owner is alive is refused), reusing its succeeded steps and running the others as ``pipeline``
+        has them now (see :mod:`loopline.run._resume`)."""
         merged = {**pipeline.params, **(params or {})}
         bound = _needed(pipeline.bind(merged), targets)
-        if resume:
-            record = self.store.runs.get(resume)
-            done = {s.step: s.outputs for s in record.steps if s.status in ("succeeded", "cached", "reused")}
-            attempt = 1 + max((s.attempt for s in record.steps), default=0)
-            run_id = resume
-        else:
-            done, attempt = {}, 1
-            run_id = self.store.runs.create_run(pipeline.name, pipeline.fingerprint(), pipeline.to_dict(), merged)
-        self.store.runs.set_status(run_id, "running")
+        run_id, done, attempt, changed = self._open_run(pipeline, merged, bound, resume)
         state = _RunState(run_id, bound, done, attempt, merged)
-        try:
-            with lend_store(self.store, run_id) as (state.location, state.values):
-                self._schedule(state)
-        finally:
-            self._flush(state)
-            status = "failed" if state.failed else "succeeded"
-            self.store.runs.set_status(run_id, status, state.error)
-        result = RunResult(run_id, status, state.outcomes, state.error, state.values, self.store)
+        status = self._execute(state)
+        result = RunResult(run_id, status, state.outcomes, state.error, state.values, self.store, changed)
         if state.failed and raise_on_error:
             name, cause = state.failed[0]
             raise StepError(
@@ -138,6 +129,55 @@ class Runner:
                 hint=f"Fix the cause, then resume with `loopline run --resume {run_id}`.",
             ) from cause
         return result
+
+    def _open_run(
+        self, pipeline: Pipeline, params: dict[str, Any], bound: dict[str, BoundStep], resume: str | None
+    ) -> tuple[str, dict[str, dict[str, dict[str, str]]], int, tuple[str, ...]]:
+        """Create the run, or claim the one to resume: ``(run_id, reused outputs, attempt, changed steps)``."""
+        file = pipeline.source if pipeline.source and Path(pipeline.source).is_file() else None
+        file = str(Path(file).resolve()) if file else None
+        if not resume:
+            run_id = self.store.runs.create_run(
+                pipeline.name, pipeline.fingerprint(), pipeline.to_dict(), params, pipeline_file=file
+            )
+            return run_id, {}, 1, ()
+        plan = plan_resume(self.store.runs.get(resume), pipeline, bound)
+        self.store.runs.claim(resume, pipeline.fingerprint(), pipeline.to_dict(), file)
+        for name in plan.changed:
+            log.info("run %s: step %r runs its changed config", resume, name)
+        return resume, plan.done, plan.attempt, plan.changed
+
+    def _execute(self, state: _RunState) -> str:
+        """Schedule the steps with a heartbeat; the run ends ``succeeded`` or ``failed`` whatever happens, an
+        exception that stops the scheduling (a full disk, Ctrl-C) included."""
+        crash: BaseException | None = None
+        try:
+            with Heartbeat(self.store, state.run_id), lend_store(self.store, state.run_id) as lent:
+                state.location, state.values = lent
+                self._schedule(state)
+        except BaseException as exc:
+            crash = exc
+            raise
+        finally:
+            status = self._close(state, crash)
+        return status
+
+    def _close(self, state: _RunState, crash: BaseException | None) -> str:
+        """Save the last step records and the run's final status. A record that cannot be saved fails the run
+        (its error is the run's error) and is raised once the status is written."""
+        unsaved: Exception | None = None
+        try:
+            self._flush(state)
+        except Exception as exc:
+            unsaved = exc
+        stopped = crash or unsaved
+        if stopped is not None and state.error is None:
+            state.error = f"the run stopped: {str(stopped) or type(stopped).__name__}"
+        status = "failed" if state.failed or stopped is not None else "succeeded"
+        self.store.runs.set_status(state.run_id, status, state.error)
+        if unsaved is not None and crash is None:
+            raise unsaved
+        return status
 
     # -- scheduling -------------------------------------------------------------------------------
     def _schedule(self, state: _RunState) -> None:

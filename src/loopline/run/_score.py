@@ -34,6 +34,7 @@ import polars as pl
 
 from loopline.bundle import ColumnPlan, FieldRule, InputPolicy, conform_table, field_rules, plan_columns
 from loopline.core.cpu import limited_threads
+from loopline.core.diskspace import disk_full_as_error
 from loopline.core.errors import ConfigError, DataError, NotFoundError, did_you_mean
 from loopline.run._evaluate import load_bundle
 from loopline.run._score_input import ScoreInput, open_input, same_file
@@ -292,21 +293,23 @@ class _Writer:
                 empty.write_csv(self._text)  # the header, even for an input without rows
 
     def write(self, frame: pl.DataFrame) -> None:
-        if self._parquet is not None:
-            self._parquet.write_table(frame.to_arrow().cast(self.schema))
-        elif self.format == "csv":
-            frame.write_csv(self._text, include_header=False)
-        else:
-            frame.write_ndjson(self._text)
+        with disk_full_as_error(self.target, int(frame.estimated_size())):
+            if self._parquet is not None:
+                self._parquet.write_table(frame.to_arrow().cast(self.schema))
+            elif self.format == "csv":
+                frame.write_csv(self._text, include_header=False)
+            else:
+                frame.write_ndjson(self._text)
 
     def close(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._text is not None:
-            self._text.close()
+        with disk_full_as_error(self.target):
+            if self._parquet is not None:
+                self._parquet.close()
+            if self._text is not None:
+                self._text.close()
 
     def commit(self) -> None:
-        with open(self.tmp, "rb") as handle:
+        with disk_full_as_error(self.target), open(self.tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(self.tmp, self.target)
 

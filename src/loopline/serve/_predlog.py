@@ -50,6 +50,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopline.core.diskspace import disk_full_error, is_disk_full
+from loopline.core.errors import DiskFullError
 from loopline.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -211,8 +213,12 @@ class PredictionLogger:
             seg = self._current()
             _write_all(self._fd, data)
             os.fsync(self._fd)
-        except OSError:
-            log.exception("could not write %d prediction rows to %s; retrying", len(rows), self.dir_)
+        except OSError as exc:
+            if is_disk_full(exc):  # reported as itself, without a traceback: the rows wait in memory
+                full = disk_full_error(self.dir_, len(data))
+                log.error("could not write %d prediction rows: %s They wait in memory; retrying.", len(rows), full)
+            else:
+                log.exception("could not write %d prediction rows to %s; retrying", len(rows), self.dir_)
             self._abandon()
             return False
         with self._lock:
@@ -415,6 +421,8 @@ def _decode(line: bytes, row_type: type[PredictionRow]) -> PredictionRow | None:
 
 def _reason(exc: Exception) -> str:
     """The driver's first line (not SQLAlchemy's statement and row parameters, which can be huge)."""
+    if isinstance(exc, DiskFullError):
+        return str(exc)
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 

@@ -11,8 +11,9 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from loopline.core.diskspace import disk_full_as_error
 from loopline.core.errors import StoreError
-from loopline.store._engine import READONLY_OPTION
+from loopline.store._engine import READONLY_OPTION, masked
 
 
 @contextmanager
@@ -26,9 +27,16 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction, committed when the block ends and rolled back on error."""
-    with engine.begin() as conn:
+    """A write transaction, committed when the block ends and rolled back on error. A full disk (SQLite's
+    "database or disk is full", PostgreSQL's disk_full) is raised as DiskFullError naming the database."""
+    with disk_full_as_error(where(engine)), engine.begin() as conn:
         yield conn
+
+
+def where(engine: Engine) -> str:
+    """The database file (SQLite) or the URL without its password: what a message names."""
+    url = engine.url
+    return str(url.database) if url.get_backend_name() == "sqlite" and url.database else masked(url)
 
 
 def utcnow() -> datetime:

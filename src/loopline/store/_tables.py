@@ -70,6 +70,10 @@ runs = Table(
     Column("started_at", UTCDateTime, nullable=False, index=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("error", Text, nullable=True),
+    Column("pipeline_file", Text, nullable=True),
+    Column("owner_host", String(255), nullable=True),
+    Column("owner_pid", Integer, nullable=True),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
 )
 
 steps = Table(

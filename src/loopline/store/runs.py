@@ -1,4 +1,10 @@
-"""Run records: one row per pipeline run, one per step, and the step cache lookup."""
+"""Run records: one row per pipeline run, one per step, and the step cache lookup.
+
+A run's stored status is ``running``, ``succeeded`` or ``failed``. A ``running`` run also records its owner
+(host, pid) and a heartbeat; one whose owner is gone (:func:`~loopline.store._owner.owner_gone`) reads back as
+``stale``, a status that is never stored. Resuming a run first claims it (:meth:`RunRepository.claim`): a run
+whose owner is alive is refused.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,13 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from loopline.core.errors import NotFoundError
+from loopline.core.errors import ConflictError, NotFoundError
 from loopline.store._db import check_choice, reading, upsert, utcnow, writing
+from loopline.store._owner import owner_gone, this_owner
 from loopline.store._tables import runs, steps
 
 RUN_STATUSES = ("running", "succeeded", "failed")
+STALE = "stale"  # read back for a running run whose owner is gone; never stored
 STEP_STATUSES = ("succeeded", "cached", "failed")
 
 
@@ -50,6 +58,19 @@ class RunRecord:
     finished_at: datetime | None
     error: str | None
     steps: list[StepRecord] = field(default_factory=list)
+    pipeline_file: str | None = None
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    heartbeat_at: datetime | None = None
+
+    def owner(self) -> str:
+        """``pid N on HOST, heartbeat Ns ago`` (for messages)."""
+        if self.owner_pid is None:
+            return "owner not recorded"
+        if self.heartbeat_at is None:
+            return f"pid {self.owner_pid} on {self.owner_host}"
+        ago = (utcnow() - self.heartbeat_at).total_seconds()
+        return f"pid {self.owner_pid} on {self.owner_host}, heartbeat {ago:.0f}s ago"
 
 
 class RunRepository:
@@ -58,9 +79,17 @@ class RunRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create_run(self, pipeline: str, pipeline_hash: str, spec: dict[str, Any], params: dict[str, Any]) -> str:
-        """Record a new run with status ``running`` and return its id (uuid4 hex)."""
+    def create_run(
+        self,
+        pipeline: str,
+        pipeline_hash: str,
+        spec: dict[str, Any],
+        params: dict[str, Any],
+        pipeline_file: str | None = None,
+    ) -> str:
+        """Record a new run with status ``running``, owned by the calling process; return its id (uuid4 hex)."""
         run_id = uuid.uuid4().hex
+        now, owner = utcnow(), this_owner()
         row = insert(runs).values(
             run_id=run_id,
             pipeline=pipeline,
@@ -68,11 +97,54 @@ class RunRepository:
             spec=spec,
             params=params,
             status="running",
-            started_at=utcnow(),
+            started_at=now,
+            pipeline_file=pipeline_file,
+            owner_host=owner.host,
+            owner_pid=owner.pid,
+            heartbeat_at=now,
         )
         with writing(self.engine) as conn:
             conn.execute(row)
         return run_id
+
+    def claim(
+        self, run_id: str, pipeline_hash: str, spec: dict[str, Any], pipeline_file: str | None = None
+    ) -> RunRecord:
+        """Take over ``run_id`` to resume it: it becomes ``running``, owned by the calling process, with the
+        pipeline it now runs. Returns the run as it was. Raises ConflictError if its owner is still alive, or
+        if another process claimed it first."""
+        before = self.get(run_id)
+        if before.status == "running":
+            raise ConflictError(
+                f"run {run_id} is still running ({before.owner()}).",
+                hint="Wait for it to end or stop that process; a run whose owner is gone shows as `stale` in "
+                "`loopline runs list` and can be resumed.",
+            )
+        owner, now = this_owner(), utcnow()
+        values: dict[str, Any] = {"pipeline_hash": pipeline_hash, "spec": spec, "status": "running"}
+        values |= {"finished_at": None, "error": None, "heartbeat_at": now}
+        values |= {"owner_host": owner.host, "owner_pid": owner.pid}
+        if pipeline_file is not None:
+            values["pipeline_file"] = pipeline_file
+        with writing(self.engine) as conn:
+            if conn.execute(_unchanged(before).values(**values)).rowcount == 0:
+                raise ConflictError(
+                    f"run {run_id} was claimed by another process while this one resumed it.",
+                    hint="See `loopline runs list`; resume it again once that process has ended.",
+                )
+        return before
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Stamp the run's heartbeat if the calling process still owns it; False if it does not."""
+        owner = this_owner()
+        stmt = update(runs).where(
+            runs.c.run_id == run_id,
+            runs.c.owner_host == owner.host,
+            runs.c.owner_pid == owner.pid,
+            runs.c.status == "running",
+        )
+        with writing(self.engine) as conn:
+            return bool(conn.execute(stmt.values(heartbeat_at=utcnow())).rowcount)
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
         """Set a run's status; ``succeeded`` and ``failed`` also stamp ``finished_at``."""
@@ -125,6 +197,22 @@ class RunRepository:
         return [_run_record(row, []) for row in rows]
 
 
+def _unchanged(before: RunRecord) -> Any:
+    """An UPDATE of the run that matches only while its status, owner and heartbeat are as read."""
+    stored = "running" if before.status == STALE else before.status
+    return update(runs).where(
+        runs.c.run_id == before.run_id,
+        runs.c.status == stored,
+        _same(runs.c.owner_host, before.owner_host),
+        _same(runs.c.owner_pid, before.owner_pid),
+        _same(runs.c.heartbeat_at, before.heartbeat_at),
+    )
+
+
+def _same(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
 def _require_run(conn: Connection, run_id: str) -> None:
     if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
         raise _run_not_found(run_id)
@@ -143,7 +231,10 @@ def _step_record(row: RowMapping) -> StepRecord:
 
 
 def _run_record(row: RowMapping, step_records: list[StepRecord]) -> RunRecord:
-    return RunRecord(**{name: row[name] for name in _RUN_FIELDS}, steps=step_records)
+    fields = {name: row[name] for name in _RUN_FIELDS}
+    if fields["status"] == "running" and owner_gone(row["owner_host"], row["owner_pid"], row["heartbeat_at"], utcnow()):
+        fields["status"] = STALE
+    return RunRecord(**fields, steps=step_records)
 
 
 _STEP_FIELDS = tuple(StepRecord.__dataclass_fields__)

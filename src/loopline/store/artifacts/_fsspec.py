@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
+from loopline.core.diskspace import disk_full_as_error, disk_full_error, is_disk_full
 from loopline.core.errors import ConfigError, LooplineError, MissingExtraError, NotFoundError, StoreError
 from loopline.core.hashing import sha256_bytes
 from loopline.core.remote import FSSPEC_EXTRAS
@@ -93,13 +94,15 @@ class FsspecArtifactStore(ArtifactStore):
     def put_file(self, path: str | Path) -> str:
         """Store a copy of a local file: copied first (so the bytes hashed are the bytes sent), then uploaded."""
         with _local_temp(".part") as tmp:
-            shutil.copyfile(path, tmp)
+            with disk_full_as_error(tmp.parent, Path(path).stat().st_size):
+                shutil.copyfile(path, tmp)
             return self._upload(tmp)
 
     def put_table(self, df: pl.DataFrame, *, compression: str = "zstd", statistics: bool = True) -> str:
         """Store a table as Parquet (written to a local temp file, hashed, uploaded) and return its digest."""
         with _local_temp(".parquet") as tmp:
-            df.write_parquet(tmp, compression=compression, statistics=statistics)  # type: ignore[arg-type]
+            with disk_full_as_error(tmp.parent, int(df.estimated_size())):
+                df.write_parquet(tmp, compression=compression, statistics=statistics)  # type: ignore[arg-type]
             return self._upload(tmp)
 
     def get_bytes(self, digest: str) -> bytes:
@@ -248,6 +251,8 @@ class FsspecArtifactStore(ArtifactStore):
         except (LooplineError, TypeError, AttributeError, NameError):
             raise
         except Exception as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.url) from exc
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StoreError(f"cannot {action} in the artifact store at {self.url}: {reason}", hint=_HINT) from exc
 

@@ -14,6 +14,7 @@ from typing import IO
 
 import polars as pl
 
+from loopline.core.diskspace import disk_full_as_error
 from loopline.core.errors import NotFoundError
 from loopline.core.hashing import sha256_bytes
 from loopline.store.artifacts._contract import (
@@ -55,20 +56,16 @@ class LocalArtifactStore(ArtifactStore):
         target = self.path(digest)
         if _already_stored(target, len(data)):
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, data)
+        with disk_full_as_error(self.root, len(data)):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(target, data)
         return digest
 
     def put_file(self, path: str | Path) -> str:
         """Store a copy of a file (copied by the kernel, hashed, moved in place) and return the digest."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX, suffix=".part")
-        os.close(fd)
-        try:
+        with disk_full_as_error(self.root, Path(path).stat().st_size), self._temp(".part") as tmp:
             shutil.copyfile(path, tmp)
-            return self._adopt(Path(tmp))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            return self._adopt(tmp)
 
     def get_bytes(self, digest: str) -> bytes:
         target = self.path(digest)
@@ -87,14 +84,9 @@ class LocalArtifactStore(ArtifactStore):
         The file is written by polars straight into the store (no copy through Python), then hashed and
         moved in place.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX, suffix=".parquet")
-        os.close(fd)
-        try:
+        with disk_full_as_error(self.root, int(df.estimated_size())), self._temp(".parquet") as tmp:
             df.write_parquet(tmp, compression=compression, statistics=statistics)  # type: ignore[arg-type]
-            return self._adopt(Path(tmp))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            return self._adopt(tmp)
 
     def open(self, digest: str) -> IO[bytes]:
         try:
@@ -142,6 +134,17 @@ class LocalArtifactStore(ArtifactStore):
         except FileNotFoundError:
             return False
         return True
+
+    @contextlib.contextmanager
+    def _temp(self, suffix: str) -> Iterator[Path]:
+        """A temp file in the root, removed when the block ends (after a failure too: nothing partial stays)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX, suffix=suffix)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def _adopt(self, tmp: Path) -> str:
         """Move a finished temp file under its digest (fsynced first); a blob already there wins."""
