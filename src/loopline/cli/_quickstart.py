@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import polars as pl
 
+from loopline.cli._context import check_bundle
 from loopline.cli._loop import print_drift, print_selection, progress_runner, write_report
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, table
@@ -53,7 +54,7 @@ def run_quickstart(home: Path | None, report_path: Path, mqtt: str | None = None
     if pipeline.monitor is None:
         raise LooplineError("the quickstart template lost its 'monitor:' section.", hint="Reinstall loopline.")
     model = pipeline.monitor.model
-    store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
+    store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts", check_bundle=check_bundle)
     pipeline.params["sources"] = str(root / "sources")
     try:
         feed = f"weather stations publishing on MQTT at {mqtt}" if mqtt else "the weather feed (files)"

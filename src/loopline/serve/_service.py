@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.core.errors import NotFoundError, SchemaValidationError
 from loopline.serve._guards import ConcurrencyLimit, Refusal, check_model_name, check_token, read_body
+from loopline.serve._models import ModelNotReady
 from loopline.serve._validation import BadRequest, validate_records
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ class PredictionService:
     :meth:`predict` runs, in this order: the predict token, the model-name pattern, the concurrency limit (then
     the request counts as in flight), the model lookup, the body read, the protocol's ``decode``, validation
     against the model's input schema, the model call (micro-batched by the runner), the prediction log, the
-    metrics, the protocol's ``encode``. Refusals and errors are counted by cause and answered by the
+    metrics, the protocol's ``encode``. A model whose production version could not be loaded gets a 503 naming
+    the reason. Refusals and errors are counted by cause and answered by the
     protocol's ``error``. Used from the event loop only, like the concurrency limit it holds.
     """
 
@@ -77,7 +79,8 @@ class PredictionService:
 
     def label(self, name: str) -> str:
         """The model label of a metric: ``_unknown`` for a name not served, so clients cannot grow the label set."""
-        return name if name in self.cache.snapshot() else "_unknown"
+        known = name in self.cache.snapshot() or name in self.cache.failures()
+        return name if known else "_unknown"
 
     async def _answer(self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None) -> Response:
         settings = self.settings
@@ -86,7 +89,7 @@ class PredictionService:
             body = await read_body(request, settings.max_body_bytes)
             records, decoded = protocol.decode(body, request.headers, model)
             records = validate_records(records, model.bundle.input_schema, max_records=settings.max_records)
-        except (BadRequest, SchemaValidationError, NotFoundError) as exc:
+        except (BadRequest, SchemaValidationError, NotFoundError, ModelNotReady) as exc:
             return self._reject(exc, protocol, self.label(name))
         predicted = await self.runner.predict(model, records)
         outputs = predicted.outputs
@@ -105,6 +108,8 @@ class PredictionService:
         content: dict[str, Any]
         if isinstance(exc, BadRequest):
             cause, status, content = f"http_{exc.status}", exc.status, {"error": exc.message}
+        elif isinstance(exc, ModelNotReady):
+            cause, status, content = "not_ready", 503, {"error": exc.message, "hint": exc.hint}
         elif isinstance(exc, SchemaValidationError):
             cause, status, content = "validation", 422, {"error": str(exc), "errors": exc.errors}
         else:
