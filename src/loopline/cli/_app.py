@@ -155,6 +155,9 @@ def serve(
 ) -> None:
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
+    A model whose production version does not load is not ready (GET /health says why; its requests get a 503);
+    the others are served.
+
     Admin endpoints need LOOPLINE_TOKEN; set LOOPLINE_PREDICT_TOKEN to require a token for predictions too.
     """
     from loopline.serve import ServeSettings
@@ -169,9 +172,10 @@ def serve(
             max_batch_rows=max_batch_rows,
             max_batch_delay=max_batch_delay_ms / 1000,
         )
-        served = ", ".join(store.models.names()) or "no model yet"
+        production = [name for name in store.models.names() if store.models.production(name) is not None]
         processes = f" ({workers} workers)" if workers > 1 else ""
-        console.print(f"serving {served} on http://{host}:{port}{processes}")
+        loading = f"loading {', '.join(production)}" if production else "no production model yet"
+        console.print(f"{loading}; listening on http://{host}:{port}{processes} (GET /health lists what is served)")
         run_server(store, host=host, port=port, settings=settings, workers=workers)
 
 
