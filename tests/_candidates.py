@@ -3,6 +3,8 @@ logistic regression on it, and a dataset version holding a frame."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -78,3 +80,19 @@ def put_dataset(store: Store, name: str, df: pl.DataFrame) -> int:
     digest = store.artifacts.put_table(df)
     store.datasets.commit_batch(name, "src", digest=digest, rows=df.height, size=1, position={"offset": df.height})
     return store.datasets.create_version(name).version
+
+
+def refused_type_bundle(bundle: ModelBundle) -> bytes:
+    """``bundle``'s bytes with its estimator wrapped in a scikit-learn ``Pipeline``: a well-formed bundle whose
+    top-level type loopline's allowlist refuses."""
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+
+    with zipfile.ZipFile(io.BytesIO(bundle.to_bytes())) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["estimator.skops"] = sio.dumps(Pipeline([("model", bundle.estimator)]))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, payload in members.items():
+            archive.writestr(name, payload)
+    return buffer.getvalue()

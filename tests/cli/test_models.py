@@ -1,4 +1,5 @@
-"""`loopline models show`: the column lineage of a model trained with a transform chain."""
+"""`loopline models show`: the column lineage of a model trained with a transform chain; `models promote`
+refuses a version that cannot be served."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tests._candidates import refused_type_bundle
 from typer.testing import CliRunner
 
+from loopline.bundle import ModelBundle
 from loopline.cli import app
 from loopline.store import Store
 from loopline.train import TrainSpec, train_candidate
@@ -123,3 +126,20 @@ def test_show_prints_the_metrics_per_slice(project: Path) -> None:
     assert "valid metrics by group" in text
     for value, stats in stored.items():
         assert re.search(rf"{value}\s+│\s+{stats['rows']}\s+│", text), (value, stats)
+
+
+def test_promote_refuses_a_version_that_cannot_be_served(project: Path) -> None:
+    invoke("run", "pipeline.yaml")
+    with Store.open() as store:  # registered around the check, as an older loopline could
+        first = store.models.get("toy", 1)
+        bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(first.bundle_digest))
+        skip = {"version", "stage", "bundle_digest", "created_at", "promoted_at"}
+        fields = {k: v for k, v in vars(first).items() if k not in skip}
+        refused = store.models.register(**fields, bundle_digest=store.artifacts.put_bytes(refused_type_bundle(bundle)))
+    result = runner.invoke(app, ["models", "promote", "toy", str(refused.version)])
+    assert result.exit_code == 1
+    assert "error: model 'toy' version 2 cannot be served: the model bundle holds a 'sklearn.pipeline.Pipeline'" in (
+        " ".join(result.output.split())
+    )
+    assert "Traceback" not in result.output
+    assert show("toy")["stage"] == "candidate" and show("toy", "--version", "1")["stage"] == "production"

@@ -64,9 +64,9 @@ def test_check_reports_then_fix_removes_old_debris_only(home: Path, store_url: s
     assert "stale" in found.output and "young: kept" in found.output and "store check --fix" in found.output
 
     fixed = runner.invoke(app, ["store", "check", "--fix", "--json", "--home", str(home)])
-    assert fixed.exit_code == 0, fixed.output
+    assert fixed.exit_code == 1, fixed.output  # the young orphan is still there
     report = json.loads(fixed.output)
-    assert report["clean"] is True
+    assert report["clean"] is False
     assert [(f["path"], f["removed"]) for f in report["temp_files"]] == [(".tmp-killed.part", True)]
     assert sorted((Path(f["path"]).name, f["removed"], f["kept"]) for f in report["orphans"]) == sorted(
         [(orphan, True, False), (young, False, True)]
@@ -74,6 +74,25 @@ def test_check_reports_then_fix_removes_old_debris_only(home: Path, store_url: s
     with open_home(home, store_url) as store:
         assert store.artifacts.get_bytes(model.bundle_digest) == b"bundle"
         assert not store.artifacts.exists(orphan) and store.artifacts.exists(young)
+
+
+def test_young_temp_files_and_orphans_are_not_called_consistent(home: Path, store_url: str) -> None:
+    """A writer killed a minute ago leaves young debris: the check says what it found and exits 1."""
+    with open_home(home, store_url) as store:
+        candidate(store)
+        store.artifacts.put_bytes(b"orphan")
+        temp_file(store.artifacts.root, ".tmp-killed.part")
+    found = runner.invoke(app, ["store", "check", "--home", str(home)])
+    assert found.exit_code == 1, found.output
+    text = " ".join(found.output.split())
+    assert "the store is consistent" not in text
+    assert "the store is not consistent: 1 temp file, 1 orphan" in text
+    assert "2 files younger than --grace-minutes" in text and "--fix --grace-minutes 0" in text
+    as_json = runner.invoke(app, ["store", "check", "--json", "--home", str(home)])
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["clean"] is False
+    fixed = runner.invoke(app, ["store", "check", "--fix", "--grace-minutes", "0", "--home", str(home)])
+    assert fixed.exit_code == 0, fixed.output
+    assert "the store is consistent" in fixed.output
 
 
 def test_grace_minutes_0_removes_young_orphans_too(home: Path, store_url: str) -> None:

@@ -41,6 +41,15 @@ def register(store: Store, *, estimator: str = "logistic_regression", seed: int 
     )
 
 
+def register_bytes(store: Store, data: bytes, name: str = "toy") -> ModelVersion:
+    """Register ``data`` as the next version of ``name`` with the other fields of ``toy`` version 1 (a store
+    opened without a bundle check takes any bytes whose digest matches)."""
+    first = store.models.get("toy", 1)
+    skip = {"name", "version", "stage", "bundle_digest", "created_at", "promoted_at"}
+    fields = {k: v for k, v in vars(first).items() if k not in skip}
+    return store.models.register(name=name, bundle_digest=store.artifacts.put_bytes(data), **fields)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(f"sqlite:///{tmp_path / 'loopline.db'}", tmp_path / "artifacts")

@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests._candidates import refused_type_bundle
 
+from loopline.bundle import ModelBundle
 from loopline.serve import ServeSettings, create_app
 from loopline.store import ModelVersion, Store
 
-from .conftest import register
+from .conftest import register, register_bytes
 
 RECORD = {"x": 0.3, "n": 4, "group": "a"}
 ADMIN = {"authorization": "Bearer admin-s3cret"}
@@ -132,12 +134,33 @@ def test_store_refusals_keep_their_status_and_hint(client: TestClient, store: St
     assert served_version(client) == 1
 
 
-def test_a_version_that_cannot_load_keeps_the_old_one_served(
+def test_a_version_that_cannot_be_served_is_refused_before_the_store_changes(
     client: TestClient, store: Store, challenger: ModelVersion
 ) -> None:
     store.artifacts.path(challenger.bundle_digest).write_bytes(b"not a bundle")
     response = client.post("/admin/models/toy/promote", json={"version": challenger.version}, headers=ADMIN)
-    assert response.status_code == 503
-    assert "could not load it" in response.json()["error"]
-    assert "still answers with version 1" in response.json()["hint"]
+    assert response.status_code == 409
+    assert response.json()["error"].startswith("model 'toy' version 2 cannot be served: ")
+    assert "corrupt" in response.json()["error"]
+    assert "Nothing was changed" in response.json()["hint"]
+    assert state(store) == (1, 1)  # still production, no audit row
     assert served_version(client) == 1
+
+
+def test_a_production_version_that_does_not_load_leaves_the_old_one_served(
+    client: TestClient, store: Store, challenger: ModelVersion
+) -> None:
+    """Made production around the check (an older loopline, or a store opened without it): the service keeps
+    what it serves, says why in one line, and does not stop refreshing the other models."""
+    bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(challenger.bundle_digest))
+    refused = register_bytes(store, refused_type_bundle(bundle))
+    store.models.promote("toy", refused.version)
+    reloaded = client.post("/v2/repository/models/toy/load", headers=ADMIN)
+    assert reloaded.status_code == 200
+    failed = reloaded.json()["failed"]["toy"]
+    assert failed["version"] == refused.version
+    assert "'sklearn.pipeline.Pipeline', which is not an estimator loopline trusts" in failed["reason"]
+    assert reloaded.json()["serving"] == {"toy": 1}
+    assert served_version(client) == 1
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["models"] == {"toy": 1}

@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import psutil
+from tests._candidates import refused_type_bundle
 
+from loopline.bundle import ModelBundle
 from loopline.store import Store
 
-from .conftest import register
+from .conftest import register, register_bytes
 
 
 def free_port() -> int:
@@ -234,3 +236,52 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
         assert process.poll() is None, "the service exited"
         assert time.monotonic() < deadline, "the service did not become ready"
         time.sleep(0.1)
+
+
+def test_serve_starts_with_the_models_it_can_load_and_reports_the_others_not_ready(tmp_path: Path) -> None:
+    """One good, one corrupt and one refused production model (made production around the check, as an older
+    loopline did): `loopline serve` starts, serves the good one and names each other one's reason in one line."""
+    home = tmp_path / "home"
+    store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
+    good = register(store)
+    store.models.promote("toy", good.version)
+    bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(good.bundle_digest))
+    for name, data in (("corrupt", bundle.to_bytes() + b" "), ("refused", refused_type_bundle(bundle))):
+        store.models.promote(name, register_bytes(store, data, name).version)
+    corrupt = store.models.production("corrupt")
+    assert corrupt is not None
+    store.artifacts.path(corrupt.bundle_digest).write_bytes(b"bit rot")
+    store.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LOOPLINE_HOME": str(home)}
+    env.pop("LOOPLINE_STORE_URL", None)
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port)], env=env, stdout=stderr, stderr=stderr
+        )
+    try:
+        wait_ready(url, process)
+        assert httpx.post(f"{url}/predict/toy", json={"x": 1.0, "n": 2, "group": "b"}).status_code == 200
+        health = httpx.get(f"{url}/health").json()
+        assert health["ready"] is True and health["models"] == {"toy": 1}
+        assert set(health["not_ready"]) == {"corrupt", "refused"}
+        assert "corrupt" in health["not_ready"]["corrupt"]["reason"]
+        assert "not an estimator loopline trusts" in health["not_ready"]["refused"]["reason"]
+        for name in ("corrupt", "refused"):
+            reason = health["not_ready"][name]["reason"]
+            answer = httpx.post(f"{url}/predict/{name}", json={"x": 1.0, "n": 2, "group": "b"})
+            assert answer.status_code == 503 and reason in answer.json()["error"]
+            ready = httpx.get(f"{url}/v2/models/{name}/ready")
+            assert ready.status_code == 503 and ready.json() == {"name": name, "ready": False, "error": reason}
+        assert httpx.get(f"{url}/v2/models/toy/ready").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    logged = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in logged
+    lines = [line for line in logged.splitlines() if "could not be loaded" in line]
+    assert len(lines) == 2 and all("; not ready: " in line for line in lines), logged

@@ -34,7 +34,7 @@ def _register(store: Store) -> Any:
     return store.models.register(
         name="concurrent",
         algorithm="a",
-        bundle_digest="b" * 64,
+        bundle_digest=store.artifacts.put_bytes(b"bundle"),
         reference_digest=None,
         metrics={},
         params={},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +89,16 @@ def test_fix_removes_old_temp_files_and_orphans_and_nothing_referenced(store: St
         (f"{orphan[:2]}/.tmp-def.part", True),
     ]
     assert [Path(f.path).name for f in fixed.orphans if f.removed] == [orphan]
-    assert fixed.clean
+    assert not fixed.clean  # the young ones are still there
+    assert sorted(Path(f.path).name for f in fixed.left) == sorted([young_orphan, ".tmp-young.part"])
     assert not store.artifacts.exists(orphan)
     assert store.artifacts.exists(young_orphan) and raw.exists(young_temp)
     assert not raw.exists(".tmp-abc.parquet") and not raw.exists(f"{orphan[:2]}/.tmp-def.part")
     for digest in digests.values():
         store.artifacts.get_bytes(digest)  # still there, still verifies
     again = store.check(fix=True)
-    assert [Path(f.path).name for f in again.orphans] == [young_orphan] and again.clean
+    assert [Path(f.path).name for f in again.orphans] == [young_orphan] and not again.clean
+    assert store.check(fix=True, grace=timedelta(0)).clean
 
 
 def test_storing_an_old_orphan_again_makes_it_young(store: Store, raw: Raw) -> None:

@@ -1,24 +1,32 @@
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, update
+from tests._candidates import frame, refused_type_bundle
 
-from loopline.core.errors import ConflictError, NotFoundError
+from loopline.bundle import ModelBundle, verify_bundle
+from loopline.core.errors import ConflictError, NotFoundError, UnservableModelError
 from loopline.core.records import Candidate, CrossValidation, Features, TrainReport
 from loopline.store import ModelVersion, Store
 from loopline.store._db import utcnow
 from loopline.store._tables import models
+from loopline.train import TrainSpec, train_candidate
+
+from ._raw import Raw
 
 
 def register(store: Store, name: str = "churn", **overrides: Any) -> ModelVersion:
+    """The next version of ``name``; its bundle is opaque bytes (this store checks digests only)."""
     fields: dict[str, Any] = {
         "name": name,
         "algorithm": "logistic_regression",
-        "bundle_digest": "b" * 64,
+        "bundle_digest": store.artifacts.put_bytes(b"bundle"),
         "reference_digest": "r" * 64,
         "metrics": {"valid": {"roc_auc": 0.8}},
         "params": {"C": 1.0},
@@ -212,3 +220,85 @@ def test_register_candidate_stores_the_candidate_and_its_report(store: Store) ->
     assert typed.features == report.features and typed.target == "y" and typed.cv_std("roc_auc") == 0.1
     again = store.models.register_candidate("churn", Candidate(b"bundle", None, report))
     assert again.version == 1  # the same bundle is not registered twice
+
+
+# -- nothing becomes production that cannot be served ------------------------------------------------
+
+
+@pytest.fixture
+def checked(store_url: str, artifact_location: str) -> Iterator[Store]:
+    """The store as loopline's commands open it: every bundle must load before it is registered or promoted."""
+    opened = Store.open(store_url, artifact_location, check_bundle=verify_bundle)
+    yield opened
+    opened.close()
+
+
+def _refused_type_bundle() -> bytes:
+    return refused_type_bundle(ModelBundle.from_bytes(_trained().bundle))
+
+
+def _trained(seed: int = 1) -> Candidate:
+    spec = TrainSpec(target="label", numeric=["x"], categorical=["group"], estimator="logistic_regression")
+    return train_candidate(frame(200, seed), frame(80, seed + 1), spec).candidate(spec, data_fingerprint="fp")
+
+
+def _stages(store: Store) -> list[tuple[int, str]]:
+    return [(v.version, v.stage) for v in store.models.list("churn")]
+
+
+def test_a_corrupt_bundle_is_not_promoted_and_nothing_changes(checked: Store, raw: Raw) -> None:
+    first = checked.models.register_candidate("churn", _trained(1))
+    second = checked.models.register_candidate("churn", _trained(2))
+    checked.models.promote("churn", first.version)
+    raw.write(f"{second.bundle_digest[:2]}/{second.bundle_digest}", b"bit rot")
+    with pytest.raises(UnservableModelError, match=r"model 'churn' version 2 cannot be served: .*corrupt") as caught:
+        checked.models.promote("churn", second.version)
+    assert "Nothing was changed: promote another version" in str(caught.value)
+    assert (caught.value.name, caught.value.version) == ("churn", 2)
+    assert _stages(checked) == [(1, "production"), (2, "candidate")]
+    assert [e["to_version"] for e in checked.models.events("churn")] == [1]
+
+
+def test_a_missing_bundle_is_refused_even_without_a_bundle_check(store: Store, raw: Raw) -> None:
+    version = register(store, bundle_digest=store.artifacts.put_bytes(b"soon gone"))
+    raw.remove(f"{version.bundle_digest[:2]}/{version.bundle_digest}")
+    with pytest.raises(UnservableModelError, match=r"model 'churn' version 1 cannot be served: artifact .* not exist"):
+        store.models.promote("churn", 1)
+    assert _stages(store) == [(1, "candidate")]
+
+
+def test_a_bundle_with_a_refused_type_is_neither_registered_nor_promoted(checked: Store) -> None:
+    refused = _refused_type_bundle()
+    refusal = r"model 'churn' cannot be served: .*'sklearn.pipeline.Pipeline', which is not an estimator loopline"
+    with pytest.raises(UnservableModelError, match=refusal):
+        checked.models.register_candidate("churn", Candidate(refused, None, _trained().report))
+    assert checked.models.list("churn") == []
+    assert not checked.artifacts.exists(hashlib.sha256(refused).hexdigest())  # refused before it was stored
+    # a row written by an older loopline, or by a process that opened the store without the check
+    unchecked = Store.open(checked.url.render_as_string(hide_password=False), checked.artifacts)
+    try:
+        register(unchecked, bundle_digest=unchecked.artifacts.put_bytes(refused))
+    finally:
+        unchecked.close()
+    with pytest.raises(UnservableModelError, match=r"version 1 cannot be served: .*not an estimator loopline trusts"):
+        checked.models.promote("churn", 1)
+    with pytest.raises(UnservableModelError, match=r"model 'churn' cannot be served"):
+        checked.models.register(**{**_fields(checked.models.get("churn", 1)), "name": "churn"})
+    assert _stages(checked) == [(1, "candidate")]
+
+
+def test_a_rollback_to_a_corrupt_version_is_refused_and_nothing_changes(checked: Store, raw: Raw) -> None:
+    first = checked.models.register_candidate("churn", _trained(1))
+    checked.models.register_candidate("churn", _trained(2))
+    checked.models.promote("churn", 1)
+    checked.models.promote("churn", 2)
+    raw.write(f"{first.bundle_digest[:2]}/{first.bundle_digest}", b"bit rot")
+    with pytest.raises(UnservableModelError, match=r"model 'churn' version 1 cannot be served"):
+        checked.models.rollback("churn")
+    assert _stages(checked) == [(1, "archived"), (2, "production")]
+    assert [e["action"] for e in checked.models.events("churn")] == ["promote", "promote"]
+
+
+def _fields(version: ModelVersion) -> dict[str, Any]:
+    skip = {"version", "stage", "created_at", "promoted_at"}
+    return {k: v for k, v in vars(version).items() if k not in skip}

@@ -1,7 +1,8 @@
 """loopline.bundle: the model bundle, the one object that is trained, stored, promoted and served.
 
 A bundle is fitted preprocessing + estimator + input schema + metadata (:class:`ModelBundle`); this package
-loads it safely (:meth:`ModelBundle.from_bytes`, checked against what a bundle may hold), predicts with it
+loads it safely (:meth:`ModelBundle.from_bytes`, checked against what a bundle may hold; :func:`verify_bundle`
+is that load as the one check that a version can be served), predicts with it
 (its compiled and native predictors) and evaluates it (:func:`compute_metrics`). It also holds the estimator
 registry (:data:`ESTIMATORS`, :class:`EstimatorSpec`), because a registered spec is what lets a user's bundle
 load: a service or a batch-scoring job imports this package, never :mod:`loopline.train`, which fits the
@@ -30,6 +31,7 @@ from loopline.bundle._inputs import (
 )
 from loopline.bundle._metrics import METRIC_DIRECTION, TASKS, compute_metrics
 from loopline.bundle._safety import ESTIMATOR_TYPES, TRUSTED_TYPES, trusted_types_for
+from loopline.bundle._verify import verify_bundle
 
 __all__ = [
     "DEFAULT_MAX_STRING_LENGTH",
@@ -57,5 +59,6 @@ __all__ = [
     "resolve_estimator",
     "target_values",
     "trusted_types_for",
+    "verify_bundle",
     "with_training_types",
 ]

@@ -209,6 +209,9 @@ def serve(
 ) -> None:
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
+    A model whose production version does not load is not ready (GET /health says why; its requests get a 503);
+    the others are served.
+
     Admin endpoints need LOOPLINE_TOKEN; set LOOPLINE_PREDICT_TOKEN to require a token for predictions too.
     """
     from loopline.serve import ServeSettings
@@ -230,12 +233,13 @@ def serve(
             max_string_length=max_string_length,
             missing_as_null=missing_as_null,
         )
-        served = ", ".join(store.models.names()) or "no model yet"
+        production = [name for name in store.models.names() if store.models.production(name) is not None]
         if workers > (cores := usable_cores()):  # each worker predicts on one thread: one worker per core at most
             console.print(f"{workers} workers asked for, {cores} core(s) usable: starting {cores}")
             workers = cores
         processes = f" ({workers} workers)" if workers > 1 else ""
-        console.print(f"serving {served} on http://{host}:{port}{processes}")
+        loading = f"loading {', '.join(production)}" if production else "no production model yet"
+        console.print(f"{loading}; listening on http://{host}:{port}{processes} (GET /health lists what is served)")
         run_server(store, host=host, port=port, settings=settings, workers=workers)
 
 

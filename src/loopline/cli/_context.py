@@ -23,11 +23,19 @@ def open_store(home: Path | None = None) -> Iterator[Store]:
     from loopline.store import Store
 
     settings = Settings.from_env(home)
-    store = Store.open(settings.store_url, settings.artifacts, local_dir=settings.home)
+    store = Store.open(settings.store_url, settings.artifacts, local_dir=settings.home, check_bundle=check_bundle)
     try:
         yield store
     finally:
         store.close()
+
+
+def check_bundle(data: bytes) -> None:
+    """The store's bundle check in every command: :func:`loopline.bundle.verify_bundle`, imported when a
+    version is registered or made production."""
+    from loopline.bundle import verify_bundle
+
+    verify_bundle(data)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import polars as pl
 
+from loopline.cli._context import check_bundle
 from loopline.cli._loop import print_drift, print_selection, progress_runner, write_report
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, table
@@ -120,7 +121,7 @@ def open_quickstart_store(settings: Settings, pipeline: Pipeline) -> Store:
     """
     from loopline.store import Store
 
-    store = Store.open(settings.store_url, settings.artifacts, local_dir=settings.home)
+    store = Store.open(settings.store_url, settings.artifacts, local_dir=settings.home, check_bundle=check_bundle)
     held = _store_contents(store)
     if not any(held.values()):
         return store
@@ -142,7 +143,7 @@ def open_quickstart_store(settings: Settings, pipeline: Pipeline) -> Store:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    return Store.open(settings.store_url, settings.artifacts, local_dir=settings.home)
+    return Store.open(settings.store_url, settings.artifacts, local_dir=settings.home, check_bundle=check_bundle)
 
 
 def _store_contents(store: Store) -> dict[str, set[str]]:

@@ -14,6 +14,7 @@ from loopline.core.errors import (
     StepError,
     StoreError,
     UnsafeArtifactError,
+    UnservableModelError,
 )
 from loopline.core.pipeline import BoundStep, Pipeline, StepSpec
 from loopline.core.records import (
@@ -69,6 +70,7 @@ __all__ = [
     "StoreError",
     "TrainReport",
     "UnsafeArtifactError",
+    "UnservableModelError",
     "VersionConfig",
     "load_pipeline",
     "parse_pipeline",

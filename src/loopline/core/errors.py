@@ -11,6 +11,7 @@ says what went wrong, which thing it concerns, and how to fix it::
     ├── StoreError             the metadata or artifact store refused an operation
     │   ├── NotFoundError      a run, model, version or artifact does not exist
     │   ├── ConflictError      a concurrent change or an invalid stage transition
+    │   │   └── UnservableModelError  a version whose artifact cannot be served may not change stage
     │   ├── IntegrityError     an artifact's bytes do not match its digest, or a path escapes the root
     │   └── DiskFullError      a write found no space left (names the path, the space needed and free)
     ├── UnsafeArtifactError    an artifact would need untrusted code or types to load
@@ -123,6 +124,18 @@ class NotFoundError(StoreError):
 
 class ConflictError(StoreError):
     """A concurrent change or an invalid stage transition."""
+
+
+class UnservableModelError(ConflictError):
+    """A model version's artifact cannot be served (missing, corrupt, refused type, fails to load), so it may not
+    be registered, promoted or rolled back to; ``reason`` is the one-line cause."""
+
+    def __init__(self, name: str, version: int | None, reason: str, *, hint: str | None = None) -> None:
+        self.name = name
+        self.version = version
+        self.reason = reason
+        which = f"model {name!r}" if version is None else f"model {name!r} version {version}"
+        super().__init__(f"{which} cannot be served: {reason}", hint=hint)
 
 
 class IntegrityError(StoreError):

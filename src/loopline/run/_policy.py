@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import polars as pl
 
+from loopline.bundle import verify_bundle
 from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
 from loopline.core.pipeline import StepSpec
@@ -256,11 +257,12 @@ def promote(
 
     No production version yet: promoted. ``always`` or no holdout rows: promoted. ``if_better``: the
     champion and ``best`` are scored on ``holdout`` (each score is recorded with the version under
-    ``holdout_<run>``) and :func:`gate` decides. The store's audit trail keeps the reason.
+    ``holdout_<run>``) and :func:`gate` decides. The store's audit trail keeps the reason. The promotion checks
+    that ``best`` can be served (:func:`loopline.bundle.verify_bundle`) before its stage changes.
     """
     decision = _decide(store, model, best, holdout, rule, run_id)
     if decision.promote:
-        store.models.promote(model, best.version, reason=decision.reason)
+        store.models.with_check(verify_bundle).promote(model, best.version, reason=decision.reason)
     return decision
 
 

@@ -1,5 +1,8 @@
 """Admin endpoints: reload, promote, rollback. Each needs the admin token; a refused request changes nothing.
 
+A promotion or rollback to a version that cannot be served (:func:`loopline.bundle.verify_bundle`: digest,
+allowlist, a real load) is refused with a 409 naming the reason, before the store changes.
+
 After a promotion or rollback the new production version is loaded off the event loop and swapped in at once
 (``ModelCache.refresh``); the response comes back when the service answers with it.
 """
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from loopline.bundle import verify_bundle
 from loopline.core.errors import ConflictError, LooplineError, NotFoundError
 from loopline.serve._guards import Refusal, check_model_name, check_token, read_body
 from loopline.serve._validation import BadRequest, parse_json
@@ -27,6 +31,7 @@ _MAX_ADMIN_BODY = 4096
 def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token: str | None) -> APIRouter:
     """The admin routes of one service, guarded by ``token`` (closed when it is None)."""
     router = APIRouter()
+    models = store.models.with_check(verify_bundle)
 
     def guard(request: Request, name: str) -> None:
         check_token(request, token, role="admin")
@@ -38,9 +43,13 @@ def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token
             guard(request, name)
         except Refusal as refused:
             return refused.response()
-        loaded = await asyncio.to_thread(refresh_models, cache, metrics)
+        loaded = await asyncio.to_thread(refresh_models, cache, metrics, retry=True)
         return JSONResponse(
-            {"loaded": [{"name": m.name, "version": m.version} for m in loaded], "serving": cache.snapshot()}
+            {
+                "loaded": [{"name": m.name, "version": m.version} for m in loaded],
+                "serving": cache.snapshot(),
+                **({"failed": _failed(cache)} if cache.failures() else {}),
+            }
         )
 
     @router.post("/admin/models/{name}/promote")
@@ -48,7 +57,7 @@ def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token
         try:
             guard(request, name)
             version, reason = _promotion(parse_json(await read_body(request, _MAX_ADMIN_BODY), _content_type(request)))
-            changed = await asyncio.to_thread(store.models.promote, name, version, reason)
+            changed = await asyncio.to_thread(models.promote, name, version, reason)
         except (Refusal, BadRequest, LooplineError) as exc:
             return _admin_error(exc)
         return await _swap(cache, metrics, name, changed.version)
@@ -59,7 +68,7 @@ def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token
             guard(request, name)
             body = await read_body(request, _MAX_ADMIN_BODY)
             reason = _reason(parse_json(body, _content_type(request))) if body else ""
-            changed = await asyncio.to_thread(store.models.rollback, name, reason)
+            changed = await asyncio.to_thread(models.rollback, name, reason)
         except (Refusal, BadRequest, LooplineError) as exc:
             return _admin_error(exc)
         return await _swap(cache, metrics, name, changed.version)
@@ -67,9 +76,10 @@ def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token
     return router
 
 
-def refresh_models(cache: ModelCache, metrics: ServiceMetrics) -> list[LoadedModel]:
-    """Load the production versions that changed (blocking: call it off the event loop)."""
-    loaded = cache.refresh()
+def refresh_models(cache: ModelCache, metrics: ServiceMetrics, *, retry: bool = False) -> list[LoadedModel]:
+    """Load the production versions that changed (blocking: call it off the event loop); ``retry``: those that
+    failed to load too."""
+    loaded = cache.refresh(retry=retry)
     for model in loaded:
         metrics.load_time.labels(model.name, str(model.version)).set(model.load_seconds)
         metrics.served_version.labels(model.name).set(model.version)
@@ -79,13 +89,21 @@ def refresh_models(cache: ModelCache, metrics: ServiceMetrics) -> list[LoadedMod
 
 async def _swap(cache: ModelCache, metrics: ServiceMetrics, name: str, version: int) -> Response:
     try:
-        await asyncio.to_thread(refresh_models, cache, metrics)
-    except LooplineError as exc:
+        await asyncio.to_thread(refresh_models, cache, metrics, retry=True)
+    except LooplineError as exc:  # the store could not be read: the served version is unchanged
+        return _admin_error(exc)
+    failure = cache.failures().get(name)
+    if failure is not None and failure.version == version:
         serving = cache.snapshot().get(name)
         error = f"version {version} of {name!r} is production in the store, but the service could not load it: "
         hint = f"The service still answers with version {serving}; fix the artifact, then promote again."
-        return Refusal(503, error + exc.message, hint, cause="load").response()
+        return Refusal(503, error + failure.reason, hint, cause="load").response()
     return JSONResponse({"name": name, "production": version, "serving": cache.snapshot()})
+
+
+def _failed(cache: ModelCache) -> dict[str, dict[str, Any]]:
+    """name -> ``{"version", "reason"}`` of each production version the service could not load."""
+    return {name: {"version": f.version, "reason": f.reason} for name, f in sorted(cache.failures().items())}
 
 
 def _promotion(payload: Any) -> tuple[int, str]:

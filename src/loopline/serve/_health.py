@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 def health_router(service: PredictionService) -> APIRouter:
-    """Readiness (models loaded, not stopping), the version, and the Prometheus metrics of this process."""
+    """Readiness (models loaded, not stopping), the version, and the Prometheus metrics of this process.
+
+    Ready while at least one model is served; ``not_ready`` lists each production model that serves no version
+    because its own did not load, with the version and a one-line reason (its requests get a 503).
+    """
     router = APIRouter()
     cache, metrics, predlog, life = service.cache, service.metrics, service.predlog, service.lifecycle
 
@@ -23,10 +27,14 @@ def health_router(service: PredictionService) -> APIRouter:
     async def ping() -> Response:
         if not life.ready:
             return JSONResponse({"ready": False, "error": "the service is starting or stopping."}, status_code=503)
+        not_ready = cache.not_ready()
+        extra = {"not_ready": not_ready} if not_ready else {}
         if not cache.names():
             error = "no model is served; promote one with `loopline models promote NAME VERSION`."
-            return JSONResponse({"ready": False, "error": error}, status_code=503)
-        return JSONResponse({"ready": True, "models": cache.snapshot()})
+            if not_ready:
+                error = "no model could be loaded; promote a version that loads with `loopline models promote`."
+            return JSONResponse({"ready": False, "error": error, **extra}, status_code=503)
+        return JSONResponse({"ready": True, "models": cache.snapshot(), **extra})
 
     @router.get("/version")
     async def version() -> Response:

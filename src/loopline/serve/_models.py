@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -14,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import ThreadpoolController
 
-from loopline.bundle import ModelBundle
-from loopline.core.errors import NotFoundError, did_you_mean
+from loopline.bundle import ModelBundle, verify_bundle
+from loopline.core.errors import LooplineError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
     from loopline.store import Store
+
+log = logging.getLogger("loopline.serve")
 
 
 @dataclass(frozen=True)
@@ -31,46 +34,80 @@ class LoadedModel:
     load_seconds: float
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A production version the service could not load: ``reason`` is one line; ``at`` is ``time.monotonic()``."""
+
+    name: str
+    version: int
+    reason: str
+    at: float
+
+
+class ModelNotReady(LooplineError):
+    """A production model the service could not load and serves no version of: its requests get a 503."""
+
+    def __init__(self, failure: LoadFailure) -> None:
+        self.failure = failure
+        super().__init__(
+            f"model {failure.name!r} is not ready: version {failure.version} could not be loaded: {failure.reason}",
+            hint="Promote a version that loads (`loopline models promote`); the service picks it up by itself.",
+        )
+
+
 class ModelCache:
     """Holds the production version of every model; ``refresh`` loads promotions in the background.
 
     Thread-safety: ``get`` never blocks and returns one consistent version; the new version is loaded completely
     before it replaces the old one in a single assignment, so a request sees either, never a mix. Refreshes run
     one at a time (the poller and the admin endpoints may ask at once).
+
+    A version that does not load (:func:`loopline.bundle.verify_bundle` refuses it, or its artifact is missing or
+    corrupt) never stops the others: it is kept as a :class:`LoadFailure`, logged as one line on the
+    ``loopline.serve`` logger, and tried again only after ``retry_seconds`` (or on ``refresh(retry=True)``).
+    Meanwhile the version served before, if any, is still served; a model with none is not ready.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, retry_seconds: float = 60.0) -> None:
         self.store = store
+        self.retry_seconds = retry_seconds
         self._models: dict[str, LoadedModel] = {}
+        self._failures: dict[str, LoadFailure] = {}
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
 
-    def refresh(self) -> list[LoadedModel]:
-        """Load production versions that changed; returns the newly loaded ones."""
+    def refresh(self, *, retry: bool = False) -> list[LoadedModel]:
+        """Load production versions that changed; returns the newly loaded ones. ``retry``: try the versions
+        that failed to load again now."""
         with self._refreshing:
             loaded = []
             for name in self.store.models.names():
                 production = self.store.models.production(name)
-                current = self._models.get(name)
-                if production is None or (current and current.version == production.version):
+                if production is None or self._settled(name, production.version, retry):
                     continue
-                loaded.append(self.load(name, production.version, production.bundle_digest))
+                model = self._try_load(name, production.version, production.bundle_digest)
+                if model is not None:
+                    loaded.append(model)
             return loaded
 
     def load(self, name: str, version: int, digest: str) -> LoadedModel:
-        """Load one version (verified digest, safe format) and make it the served one."""
+        """Load one version (verified digest, allowlist, a real load) and make it the served one."""
         started = time.perf_counter()
-        bundle = ModelBundle.from_bytes(self.store.artifacts.get_bytes(digest))
-        bundle.compiled()  # the fast path is built here, in the background load, not by the first request
+        bundle = verify_bundle(self.store.artifacts.get_bytes(digest))  # builds the fast path too
         model = LoadedModel(name, version, bundle, time.perf_counter() - started)
         with self._lock:
             self._models = {**self._models, name: model}
+            self._failures = {k: v for k, v in self._failures.items() if k != name}
         return model
 
     def get(self, name: str, version: int | None = None) -> LoadedModel:
-        """The served model (one consistent version per call); NotFoundError names the known ones."""
+        """The served model (one consistent version per call); NotFoundError names the known ones,
+        :class:`ModelNotReady` a model whose production version could not be loaded."""
         model = self._models.get(name)
         if model is None:
+            failure = self._failures.get(name)
+            if failure is not None:
+                raise ModelNotReady(failure)
             hint = did_you_mean(name, self._models) or f"Served models: {', '.join(self._models) or 'none'}."
             raise NotFoundError(f"model {name!r} is not served.", hint=hint)
         if version is not None and version != model.version:
@@ -87,6 +124,45 @@ class ModelCache:
     def snapshot(self) -> dict[str, Any]:
         """name -> version of what is served."""
         return {name: m.version for name, m in self._models.items()}
+
+    def failures(self) -> dict[str, LoadFailure]:
+        """name -> the production version that could not be loaded (the model may still serve an older one)."""
+        return dict(self._failures)
+
+    def not_ready(self) -> dict[str, dict[str, Any]]:
+        """name -> ``{"version", "reason"}`` for the models that serve no version because theirs did not load."""
+        return {
+            name: {"version": failure.version, "reason": failure.reason}
+            for name, failure in sorted(self._failures.items())
+            if name not in self._models
+        }
+
+    def _settled(self, name: str, version: int, retry: bool) -> bool:
+        """Whether ``version`` is served already, or failed recently enough not to be tried again yet."""
+        current = self._models.get(name)
+        if current is not None and current.version == version:
+            return True
+        failure = self._failures.get(name)
+        return (
+            not retry
+            and failure is not None
+            and failure.version == version
+            and time.monotonic() - failure.at < self.retry_seconds
+        )
+
+    def _try_load(self, name: str, version: int, digest: str) -> LoadedModel | None:
+        try:
+            return self.load(name, version, digest)
+        except Exception as exc:  # a corrupt, refused or unreadable artifact: this model only
+            text = exc.message if isinstance(exc, LooplineError) else f"{type(exc).__name__}: {exc}"
+            reason = " ".join(text.split())
+            failure = LoadFailure(name, version, reason, time.monotonic())
+            with self._lock:
+                self._failures = {**self._failures, name: failure}
+            serving = self._models.get(name)
+            still = f"; still serving version {serving.version}" if serving is not None else "; not ready"
+            log.warning("model %r version %d could not be loaded%s: %s", name, version, still, reason)
+            return None
 
 
 class ModelRunner:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.core.errors import NotFoundError, SchemaValidationError
 from loopline.serve._guards import ConcurrencyLimit, Refusal, check_model_name, check_token, read_body
+from loopline.serve._models import ModelNotReady
 from loopline.serve._validation import BadRequest, validate_records
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ class PredictionService:
     the request counts as in flight), the model lookup, the body read, the protocol's ``decode``, the input
     policy (:func:`loopline.bundle.conform_records`: types converted, extra fields dropped and counted, text
     lengths bounded), the model call (micro-batched by the runner), the prediction log (of the conformed
-    records only), the metrics, the protocol's ``encode``. Refusals and errors are counted by cause and answered by the
+    records only), the metrics, the protocol's ``encode``. A model whose production version could not be loaded
+    gets a 503 naming the reason. Refusals and errors are counted by cause and answered by the
     protocol's ``error``. Used from the event loop only, like the concurrency limit it holds.
     """
 
@@ -79,7 +81,8 @@ class PredictionService:
 
     def label(self, name: str) -> str:
         """The model label of a metric: ``_unknown`` for a name not served, so clients cannot grow the label set."""
-        return name if name in self.cache.snapshot() else "_unknown"
+        known = name in self.cache.snapshot() or name in self.cache.failures()
+        return name if known else "_unknown"
 
     async def _answer(self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None) -> Response:
         settings = self.settings
@@ -90,7 +93,7 @@ class PredictionService:
             conformed = validate_records(
                 raw, model.bundle.input_schema, max_records=settings.max_records, policy=self.policy
             )
-        except (BadRequest, SchemaValidationError, NotFoundError) as exc:
+        except (BadRequest, SchemaValidationError, NotFoundError, ModelNotReady) as exc:
             return self._reject(exc, protocol, self.label(name))
         records = conformed.records
         predicted = await self.runner.predict(model, records)
@@ -114,6 +117,8 @@ class PredictionService:
         content: dict[str, Any]
         if isinstance(exc, BadRequest):
             cause, status, content = f"http_{exc.status}", exc.status, {"error": exc.message}
+        elif isinstance(exc, ModelNotReady):
+            cause, status, content = "not_ready", 503, {"error": exc.message, "hint": exc.hint}
         elif isinstance(exc, SchemaValidationError):
             cause, status, content = "validation", 422, {"error": str(exc), "errors": exc.errors}
         else:

@@ -76,10 +76,18 @@ class CheckReport:
     corrupted: list[Reference] = field(default_factory=list)
 
     @property
+    def left(self) -> list[StrayFile]:
+        """The temp files and orphans still there (not removed), young ones included."""
+        return [f for f in self.temp_files + self.orphans if not f.removed]
+
+    @property
     def clean(self) -> bool:
-        """No broken reference and no stray file left, except young ones (maybe a write in progress)."""
-        stray = [f for f in self.temp_files + self.orphans if not (f.kept or f.removed)]
-        return not (self.missing or self.corrupted or stray)
+        """Nothing to repair is left: no broken reference, and no temp file or orphan still there.
+
+        Young ones (maybe a write in progress, left alone even by ``fix``) count too: the store is not known to
+        be consistent until they are referenced or removed.
+        """
+        return not (self.missing or self.corrupted or self.left)
 
 
 def check_store(

@@ -3,6 +3,12 @@
 Stages are ``candidate`` (just registered), ``production`` (served; at most one per name, enforced by a
 partial unique index) and ``archived`` (was production). Promotions and rollbacks leave an audit row in
 ``model_events``.
+
+Nothing can become production that cannot be served: registration, promotion and rollback first read the
+version's bundle (the artifact store verifies its digest) and pass it to the repository's bundle check (loopline's
+commands and services use :func:`loopline.bundle.verify_bundle`: the allowlist and a real load). When either
+fails an :class:`~loopline.core.errors.UnservableModelError` names the model, version and reason, and nothing in
+the store changes.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import builtins
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +26,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
 
-from loopline.core.errors import ConflictError, NotFoundError, did_you_mean
+from loopline.core.errors import ConflictError, LooplineError, NotFoundError, UnservableModelError, did_you_mean
 from loopline.core.records import Candidate, VersionConfig
 from loopline.store._db import reading, utcnow, writing
 from loopline.store._tables import model_events, models
@@ -28,6 +34,10 @@ from loopline.store.artifacts import ArtifactStore
 
 _REGISTER_ATTEMPTS = 20
 _LIST_HINT = "List models with `loopline models list`."
+
+BundleCheck = Callable[[bytes], object]
+"""Raises a :class:`~loopline.core.errors.LooplineError` when bundle bytes cannot be served (its return value is
+ignored); :func:`loopline.bundle.verify_bundle` is loopline's own."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +71,23 @@ _FIELDS = tuple(ModelVersion.__dataclass_fields__)
 
 class ModelRepository:
     """Model versions and their stages. Safe across threads and processes: versions never collide and
-    there is never more than one production version per name."""
+    there is never more than one production version per name.
 
-    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+    ``check_bundle`` is what a bundle must pass, besides its digest, to be registered or made production (see
+    the module doc); None checks the digest only (the store's own tests register opaque bytes).
+    """
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore, check_bundle: BundleCheck | None = None) -> None:
         self.engine = engine
         self.artifacts = artifacts
+        self.check_bundle = check_bundle
+
+    def with_check(self, check_bundle: BundleCheck) -> ModelRepository:
+        """This repository if it has a bundle check already, else one over the same store that uses
+        ``check_bundle`` (what loopline's services and pipeline steps change stages through)."""
+        if self.check_bundle is not None:
+            return self
+        return ModelRepository(self.engine, self.artifacts, check_bundle)
 
     def register_candidate(self, name: str, candidate: Candidate, *, run_id: str | None = None) -> ModelVersion:
         """Store a trained candidate: its bundle and reference table as artifacts, then its model row.
@@ -76,8 +98,9 @@ class ModelRepository:
         committed last, in one transaction. A writer killed at any point leaves the whole candidate or no
         row at all; at worst an unreferenced artifact or a ``.tmp-*`` file, which ``loopline store check
         --fix`` removes. A bundle already registered under ``name`` is not registered again: that version
-        is returned.
+        is returned. A bundle that fails the bundle check is refused before anything is stored.
         """
+        self._check(name, None, candidate.bundle)
         bundle_digest = self.artifacts.put_bytes(candidate.bundle)
         existing = select(models).where(models.c.name == name, models.c.bundle_digest == bundle_digest)
         with reading(self.engine) as conn:
@@ -86,7 +109,7 @@ class ModelRepository:
             return _model_version(row)
         report = candidate.report
         reference = candidate.reference
-        return self.register(
+        return self._register(
             name=name,
             algorithm=report.algorithm,
             bundle_digest=bundle_digest,
@@ -115,21 +138,46 @@ class ModelRepository:
         run_id: str | None,
         timings: dict[str, Any],
     ) -> ModelVersion:
-        """Add the next version of ``name`` as a candidate; retried when another process takes it first."""
-        values = {
-            "name": name,
-            "stage": "candidate",
-            "algorithm": algorithm,
-            "bundle_digest": bundle_digest,
-            "reference_digest": reference_digest,
-            "metrics": metrics,
-            "params": params,
-            "config": config,
-            "input_schema": input_schema,
-            "data_fingerprint": data_fingerprint,
-            "run_id": run_id,
-            "timings": timings,
-        }
+        """Add the next version of ``name`` as a candidate; retried when another process takes it first.
+
+        ``bundle_digest`` must name a stored bundle that passes the checks (see the module doc).
+        """
+        self.verify(name, None, bundle_digest)
+        return self._register(
+            name=name,
+            algorithm=algorithm,
+            bundle_digest=bundle_digest,
+            reference_digest=reference_digest,
+            metrics=metrics,
+            params=params,
+            config=config,
+            input_schema=input_schema,
+            data_fingerprint=data_fingerprint,
+            run_id=run_id,
+            timings=timings,
+        )
+
+    def verify(self, name: str, version: int | None, bundle_digest: str) -> None:
+        """Check that the bundle ``bundle_digest`` of ``name`` (version ``version``, if it has one yet) can be
+        served: its bytes exist and match the digest, then the bundle check passes. Raises
+        :class:`~loopline.core.errors.UnservableModelError`."""
+        try:
+            data = self.artifacts.get_bytes(bundle_digest)
+        except LooplineError as exc:
+            raise _unservable(name, version, exc) from None
+        self._check(name, version, data)
+
+    def _check(self, name: str, version: int | None, data: bytes) -> None:
+        if self.check_bundle is None:
+            return
+        try:
+            self.check_bundle(data)
+        except LooplineError as exc:
+            raise _unservable(name, version, exc) from None
+
+    def _register(self, **fields: Any) -> ModelVersion:
+        name = fields["name"]
+        values = {**fields, "stage": "candidate"}
         for attempt in range(_REGISTER_ATTEMPTS):
             try:
                 return self._insert_next(values)
@@ -178,38 +226,38 @@ class ModelRepository:
             return _names(conn)
 
     def promote(self, name: str, version: int, reason: str = "") -> ModelVersion:
-        """Make ``version`` the production version of ``name``; the previous one becomes archived."""
+        """Make ``version`` the production version of ``name``; the previous one becomes archived.
+
+        The version is verified first (see the module doc); an unservable one changes nothing.
+        """
+        target = self.get(name, version)
+        if target.stage != "production":
+            self.verify(name, version, target.bundle_digest)
         with _stage_change(self.engine, name) as conn:
             rows = _lock_versions(conn, name)
-            target = _find(rows, version)
-            if target is None:
-                raise _missing(conn, name, version)
             current = _production_row(rows)
             if current is not None and current["version"] == version:
-                return _model_version(target)
+                return _fetch(conn, name, version)
             _switch(conn, name, current, version, action="promote", reason=reason)
             return _fetch(conn, name, version)
 
     def rollback(self, name: str, reason: str = "") -> ModelVersion:
-        """Make the version that was production before the current one production again."""
+        """Make the version that was production before the current one production again.
+
+        That version is verified first (see the module doc); an unservable one changes nothing.
+        """
+        with reading(self.engine) as conn:
+            current, previous = _rollback_target(conn, name, _versions(conn, name))
+        self.verify(name, previous["version"], previous["bundle_digest"])
         with _stage_change(self.engine, name) as conn:
-            rows = _lock_versions(conn, name)
-            if not rows:
-                raise _missing(conn, name, None)
-            current = _production_row(rows)
-            if current is None:
+            now_current, now_previous = _rollback_target(conn, name, _lock_versions(conn, name))
+            if (now_current["version"], now_previous["version"]) != (current["version"], previous["version"]):
                 raise ConflictError(
-                    f"model {name!r} has no production version to roll back from.",
-                    hint=f"Promote a version with `loopline models promote {name} VERSION`.",
+                    f"another process changed the stages of model {name!r} while the rollback was checked.",
+                    hint="Check `loopline models list` and retry.",
                 )
-            previous = _previous_production(conn, name, current["version"])
-            if previous is None or _find(rows, previous) is None:
-                raise ConflictError(
-                    f"model {name!r} has no earlier production version to roll back to.",
-                    hint=f"Promote a version with `loopline models promote {name} VERSION`.",
-                )
-            _switch(conn, name, current, previous, action="rollback", reason=reason)
-            return _fetch(conn, name, previous)
+            _switch(conn, name, now_current, now_previous["version"], action="rollback", reason=reason)
+            return _fetch(conn, name, now_previous["version"])
 
     def record_evaluation(self, name: str, version: int, key: str, metrics: dict[str, Any]) -> None:
         """Store ``metrics`` under ``key`` in the version's metrics (replacing an earlier ``key``)."""
@@ -271,6 +319,37 @@ def _switch(conn: Connection, name: str, current: RowMapping | None, version: in
     )
 
 
+def _rollback_target(conn: Connection, name: str, rows: builtins.list[RowMapping]) -> tuple[RowMapping, RowMapping]:
+    """The production row of ``name`` and the row a rollback makes production; ConflictError when none."""
+    if not rows:
+        raise _missing(conn, name, None)
+    current = _production_row(rows)
+    if current is None:
+        raise ConflictError(
+            f"model {name!r} has no production version to roll back from.",
+            hint=f"Promote a version with `loopline models promote {name} VERSION`.",
+        )
+    previous = _previous_production(conn, name, current["version"])
+    target = None if previous is None else _find(rows, previous)
+    if target is None:
+        raise ConflictError(
+            f"model {name!r} has no earlier production version to roll back to.",
+            hint=f"Promote a version with `loopline models promote {name} VERSION`.",
+        )
+    return current, target
+
+
+def _unservable(name: str, version: int | None, exc: LooplineError) -> UnservableModelError:
+    """The refusal of a bundle that failed a check: the cause's message as one line, its fix, then ours."""
+    if version is None:
+        ours = "Nothing was registered: re-train the model"
+    else:
+        ours = "Nothing was changed: promote another version (see `loopline models list`), or re-train the model"
+    ours += "; `loopline store check` lists damaged artifacts."
+    hint = f"{' '.join(exc.hint.split())} {ours}" if exc.hint else ours
+    return UnservableModelError(name, version, " ".join(exc.message.split()), hint=hint)
+
+
 def _previous_production(conn: Connection, name: str, current: int) -> int | None:
     """Replay the audit trail as a stack: a promotion pushes, a rollback pops."""
     stmt = select(model_events.c.action, model_events.c.to_version)
@@ -288,6 +367,11 @@ def _previous_production(conn: Connection, name: str, current: int) -> int | Non
 
 def _lock_versions(conn: Connection, name: str) -> builtins.list[RowMapping]:
     stmt = select(models).where(models.c.name == name).order_by(models.c.version).with_for_update()
+    return builtins.list(conn.execute(stmt).mappings().all())
+
+
+def _versions(conn: Connection, name: str) -> builtins.list[RowMapping]:
+    stmt = select(models).where(models.c.name == name).order_by(models.c.version)
     return builtins.list(conn.execute(stmt).mappings().all())
 
 

@@ -17,7 +17,7 @@ from loopline.store._engine import create_store_engine, masked, parse_url
 from loopline.store._migrate import upgrade
 from loopline.store.artifacts import ArtifactStore, LocalArtifactStore, open_artifacts
 from loopline.store.datasets import DatasetRepository
-from loopline.store.models import ModelRepository
+from loopline.store.models import BundleCheck, ModelRepository
 from loopline.store.predictions import PredictionLog
 from loopline.store.runs import RunRepository
 
@@ -26,17 +26,25 @@ class Store:
     """Runs, models, predictions (in the metadata database) and artifacts (content-addressed blobs).
 
     Build one with :meth:`open`. ``local_dir`` is a folder on this machine for state that is not an
-    artifact (the prediction service's log spool). Neither the store URL's password nor any credential of
-    the artifact store appears in its messages or repr.
+    artifact (the prediction service's log spool). ``check_bundle`` is the check a model bundle must pass to
+    be registered or made production (:class:`~loopline.store.ModelRepository`). Neither the store URL's
+    password nor any credential of the artifact store appears in its messages or repr.
     """
 
-    def __init__(self, engine: Engine, url: URL, artifacts: ArtifactStore, local_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        url: URL,
+        artifacts: ArtifactStore,
+        local_dir: Path | None = None,
+        check_bundle: BundleCheck | None = None,
+    ) -> None:
         self.engine = engine
         self.url = url
         self.artifacts = artifacts
         self.local_dir = local_dir if local_dir is not None else _default_local_dir(artifacts)
         self.runs = RunRepository(engine)
-        self.models = ModelRepository(engine, artifacts)
+        self.models = ModelRepository(engine, artifacts, check_bundle)
         self.predictions = PredictionLog(engine)
         self.datasets = DatasetRepository(engine, artifacts)
 
@@ -47,6 +55,7 @@ class Store:
         artifacts: str | Path | ArtifactStore | None = None,
         *,
         local_dir: str | Path | None = None,
+        check_bundle: BundleCheck | None = None,
     ) -> Store:
         """Open (and migrate to the newest schema) the store at ``url`` with the artifacts at ``artifacts``.
 
@@ -54,8 +63,10 @@ class Store:
         :func:`~loopline.store.artifacts.open_artifacts`). Missing arguments come from
         :meth:`Settings.from_env`: ``LOOPLINE_STORE_URL`` or ``$LOOPLINE_HOME/loopline.db``, and
         ``LOOPLINE_ARTIFACTS_URL`` or ``$LOOPLINE_HOME/artifacts``. ``local_dir`` defaults to the folder
-        that holds a local artifact folder, else ``$LOOPLINE_HOME``. Safe to call from several processes
-        at once on a fresh database.
+        that holds a local artifact folder, else ``$LOOPLINE_HOME``. ``check_bundle``: what a model bundle
+        must pass, besides its digest, before a version is registered or made production; loopline's commands,
+        services and pipeline workers pass :func:`loopline.bundle.verify_bundle` (None: the digest only). Safe
+        to call from several processes at once on a fresh database.
         """
         if url is None or artifacts is None:
             settings = Settings.from_env()
@@ -69,7 +80,7 @@ class Store:
         except DBAPIError as exc:
             engine.dispose()
             raise _connection_error(parsed, exc) from None
-        return cls(engine, parsed, opened, None if local_dir is None else Path(local_dir))
+        return cls(engine, parsed, opened, None if local_dir is None else Path(local_dir), check_bundle)
 
     def check(self, *, fix: bool = False, grace: timedelta = DEFAULT_GRACE) -> CheckReport:
         """Check the artifacts against the rows that reference them; ``fix`` removes old temp files and

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from loopline import __version__
 from loopline.core.errors import NotFoundError
+from loopline.serve._models import ModelNotReady
 from loopline.serve._oip import (
     HEADER_LENGTH,
     encode_response,
@@ -72,8 +73,12 @@ class OipProtocol(WireProtocol[Any]):
 
         @router.get("/v2/models/{name}/ready")
         async def model_ready(name: str) -> Response:
-            served = name in cache.names()
-            return JSONResponse({"name": name, "ready": served}, status_code=200 if served else 404)
+            if name in cache.names():
+                return JSONResponse({"name": name, "ready": True})
+            failure = cache.not_ready().get(name)
+            if failure is None:
+                return JSONResponse({"name": name, "ready": False}, status_code=404)
+            return JSONResponse({"name": name, "ready": False, "error": failure["reason"]}, status_code=503)
 
         return router
 
@@ -95,6 +100,8 @@ class OipProtocol(WireProtocol[Any]):
             model = cache.get(name, version)
         except NotFoundError as exc:
             return self.error({"error": str(exc)}, 404)
+        except ModelNotReady as exc:
+            return self.error({"error": str(exc)}, 503)
         outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
         if model.bundle.classes:
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.bundle.classes)]})
