@@ -16,7 +16,6 @@ from loopline.core.cpu import (
     _cgroup_quota,
     busy_elsewhere,
     core_budget,
-    quiet_openmp_waits,
     usable_cores,
     use_core_budget,
 )
@@ -117,25 +116,3 @@ def test_the_process_budget_is_made_once_and_can_be_replaced() -> None:
         assert core_budget() is mine
     finally:
         use_core_budget(first)
-
-
-def test_idle_openmp_threads_sleep_unless_the_user_said_otherwise() -> None:
-    env: dict[str, str] = {}
-    quiet_openmp_waits(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
-    quiet_openmp_waits(mine)
-    assert mine["OMP_WAIT_POLICY"] == "ACTIVE"
-
-
-def test_the_command_line_sets_the_wait_policy_before_openmp_loads() -> None:
-    code = (
-        "import os, sys; sys.argv = ['loopline', '--help']\n"
-        "from loopline.cli import main\n"
-        "assert 'sklearn' not in sys.modules\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(os.environ['OMP_WAIT_POLICY'])"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"

@@ -12,7 +12,7 @@ from loopline.cli import _datasets, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
-from loopline.core.cpu import quiet_openmp_waits, usable_cores
+from loopline.core.cpu import usable_cores
 from loopline.core.errors import ConfigError
 
 app = typer.Typer(
@@ -315,7 +315,5 @@ def quickstart(
 
 
 def main() -> None:
-    """Entry point of the ``loopline`` console script: idle OpenMP threads sleep instead of spinning (set
-    before any OpenMP library loads; see :mod:`loopline.core.cpu`), then the command."""
-    quiet_openmp_waits()
+    """Entry point of the ``loopline`` console script."""
     app()
