@@ -31,7 +31,7 @@ from loopline.bundle._inputs import (
 )
 from loopline.bundle._metrics import METRIC_DIRECTION, TASKS, compute_metrics
 from loopline.bundle._safety import ESTIMATOR_TYPES, TRUSTED_TYPES, trusted_types_for
-from loopline.bundle._verify import verify_bundle
+from loopline.bundle._verify import check_servable, verify_bundle
 
 __all__ = [
     "DEFAULT_MAX_STRING_LENGTH",
@@ -49,6 +49,7 @@ __all__ = [
     "FieldRule",
     "InputPolicy",
     "ModelBundle",
+    "check_servable",
     "compute_metrics",
     "conform_records",
     "conform_table",

@@ -3,6 +3,10 @@ it loads a model."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
 from loopline.bundle._bundle import ModelBundle
 from loopline.core.errors import DataError, LooplineError
 
@@ -28,3 +32,25 @@ def verify_bundle(data: bytes) -> ModelBundle:
             hint="Re-train the model with this loopline and its libraries, then register it again.",
         ) from None
     return bundle
+
+
+def check_servable(data: bytes) -> None:
+    """:func:`verify_bundle` for a store's check before a stage changes, remembering what passed: the same bytes
+    (by SHA-256) are loaded once per process, however often they are registered or promoted (a pipeline's
+    select step registers and gates on every run). A refusal is never remembered, so a bundle whose trainer
+    was registered since is checked again."""
+    key = hashlib.sha256(data).digest()
+    with _PASSED_LOCK:
+        if key in _PASSED:
+            _PASSED.move_to_end(key)
+            return
+    verify_bundle(data)
+    with _PASSED_LOCK:
+        _PASSED[key] = None
+        while len(_PASSED) > _PASSED_MAX:
+            _PASSED.popitem(last=False)
+
+
+_PASSED: OrderedDict[bytes, None] = OrderedDict()
+_PASSED_LOCK = threading.Lock()
+_PASSED_MAX = 256

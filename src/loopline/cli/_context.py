@@ -31,11 +31,11 @@ def open_store(home: Path | None = None) -> Iterator[Store]:
 
 
 def check_bundle(data: bytes) -> None:
-    """The store's bundle check in every command: :func:`loopline.bundle.verify_bundle`, imported when a
-    version is registered or made production."""
-    from loopline.bundle import verify_bundle
+    """The store's bundle check in every command: :func:`loopline.bundle.check_servable` (a real load, once per
+    process for the same bytes), imported when a version is registered or made production."""
+    from loopline.bundle import check_servable
 
-    verify_bundle(data)
+    check_servable(data)
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import polars as pl
 
-from loopline.bundle import verify_bundle
+from loopline.bundle import check_servable
 from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
 from loopline.core.pipeline import StepSpec
@@ -262,7 +262,7 @@ def promote(
     """
     decision = _decide(store, model, best, holdout, rule, run_id)
     if decision.promote:
-        store.models.with_check(verify_bundle).promote(model, best.version, reason=decision.reason)
+        store.models.with_check(check_servable).promote(model, best.version, reason=decision.reason)
     return decision
 
 

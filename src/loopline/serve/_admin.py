@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from loopline.bundle import verify_bundle
+from loopline.bundle import check_servable
 from loopline.core.errors import ConflictError, LooplineError, NotFoundError
 from loopline.serve._guards import Refusal, check_model_name, check_token, read_body
 from loopline.serve._validation import BadRequest, parse_json
@@ -31,7 +31,7 @@ _MAX_ADMIN_BODY = 4096
 def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token: str | None) -> APIRouter:
     """The admin routes of one service, guarded by ``token`` (closed when it is None)."""
     router = APIRouter()
-    models = store.models.with_check(verify_bundle)
+    models = store.models.with_check(check_servable)
 
     def guard(request: Request, name: str) -> None:
         check_token(request, token, role="admin")

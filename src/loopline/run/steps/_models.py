@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from loopline.bundle import verify_bundle
+from loopline.bundle import check_servable
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.core.hashing import fingerprint
@@ -353,7 +353,7 @@ class Select(StepType[SelectConfig]):
         if ctx.store is None:
             raise ConfigError("the select step needs a store.", hint="Run the pipeline with loopline's Runner.")
         store: Store = ctx.store
-        repository = store.models.with_check(verify_bundle)  # a bundle that cannot be served is not registered
+        repository = store.models.with_check(check_servable)  # a bundle that cannot be served is not registered
         registered = [repository.register_candidate(config.model, c, run_id=ctx.run_id) for c in candidates]
         for version in registered:
             _metric(version.metrics, "valid", config.metric, ctx.step)  # every candidate is ranked
