@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
 import numpy as np
 import polars as pl
 import pytest
+from tests._candidates import frame as toy_frame
 from tests._candidates import stub_candidate
 
 from loopline.core.config import DriftConfig, RetrainConfig
@@ -17,6 +19,7 @@ from loopline.core.records import Candidate, Finding
 from loopline.monitor import drift_report
 from loopline.run import PromotionRule, decide_retrain, gate, promote, rank_candidates
 from loopline.store import Store
+from loopline.train import TrainSpec, train_candidate
 
 NUMERIC, CATEGORICAL = ["x", "y"], ["colour"]
 
@@ -137,8 +140,15 @@ def test_the_gate_takes_the_metric_direction_from_the_train_stage() -> None:
     assert gate({"custom": 1.0}, {"custom": 2.0}, metric="custom").promote  # unknown: higher is better
 
 
-def suspicious_candidate(bundle: bytes, *findings: Finding) -> Candidate:
-    candidate = stub_candidate(bundle)
+@functools.cache
+def _servable_bundle() -> bytes:
+    """A real bundle: promotion loads it before the stage changes."""
+    spec = TrainSpec(target="label", numeric=["x"], categorical=["group"], estimator="logistic_regression")
+    return train_candidate(toy_frame(200, 1), toy_frame(80, 2), spec).bundle.to_bytes()
+
+
+def suspicious_candidate(*findings: Finding) -> Candidate:
+    candidate = stub_candidate(_servable_bundle())
     return Candidate(candidate.bundle, None, dataclasses.replace(candidate.report, findings=findings))
 
 
@@ -148,7 +158,7 @@ EMPTY = Finding("all_null", "sensor", "feature 'sensor' is missing in all 10 tra
 
 
 def test_promotion_refuses_a_suspicious_candidate_unless_the_rule_allows_it(store: Store) -> None:
-    leaky = store.models.register_candidate("m", suspicious_candidate(b"leaky", LEAK, PERFECT, EMPTY))
+    leaky = store.models.register_candidate("m", suspicious_candidate(LEAK, PERFECT, EMPTY))
     rule = PromotionRule(allow_key="steps.best.allow_suspicious")
     decision = promote(store, "m", leaky, None, rule, run_id="r1")
     assert not decision.promote and store.models.production("m") is None
@@ -166,7 +176,7 @@ def test_promotion_refuses_a_suspicious_candidate_unless_the_rule_allows_it(stor
 
 
 def test_dropped_features_alone_do_not_make_a_candidate_suspicious(store: Store) -> None:
-    version = store.models.register_candidate("m", suspicious_candidate(b"empty", EMPTY))
+    version = store.models.register_candidate("m", suspicious_candidate(EMPTY))
     assert version.typed_config.findings == (EMPTY,) and version.typed_config.suspicious == ()
     assert promote(store, "m", version, None, PromotionRule(), run_id="r").promote
     (row,) = rank_candidates([version], "roc_auc")
