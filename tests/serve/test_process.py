@@ -285,3 +285,39 @@ def test_serve_starts_with_the_models_it_can_load_and_reports_the_others_not_rea
     assert "Traceback" not in logged
     lines = [line for line in logged.splitlines() if "could not be loaded" in line]
     assert len(lines) == 2 and all("; not ready: " in line for line in lines), logged
+
+
+def test_serve_mounts_only_the_protocols_it_is_given(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Store.open(f"sqlite:///{home / 'loopline.db'}", home / "artifacts")
+    store.models.promote("toy", register(store).version)
+    store.close()
+    env = {**os.environ, "LOOPLINE_HOME": str(home)}
+    env.pop("LOOPLINE_STORE_URL", None)
+    serve = [sys.executable, "-m", "loopline.cli", "serve", *CLI_GUARDS]
+    refused = subprocess.run([*serve, "--protocol", "jsn"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "protocol 'jsn' is not registered. Did you mean 'json'?" in refused.stderr
+    assert "listening" not in refused.stdout  # refused before anything started
+    port = free_port()
+    command = [*serve, "--port", str(port), "--protocol", "mlflow", "--protocol", "json"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not become ready"
+            time.sleep(0.1)
+        assert httpx.post(f"{url}/predict/toy", json={"x": 1.0, "n": 2, "group": "b"}).status_code == 200
+        assert httpx.post(f"{url}/invocations", json={"inputs": [[1.0, 2, "b"]]}).status_code == 200
+        oip = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]}
+        assert httpx.post(f"{url}/v2/models/toy/infer", json=oip).status_code == 404  # not mounted
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

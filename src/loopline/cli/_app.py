@@ -143,6 +143,13 @@ def serve(
     allow_origin: Annotated[
         list[str] | None, typer.Option(help="Allow CORS from this browser origin (repeat). Default: CORS off.")
     ] = None,
+    protocol: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Mount only this wire protocol (repeat): json, oip, mlflow or a plugin's name. Default: every "
+            "registered one.",
+        ),
+    ] = None,
     max_concurrency: Annotated[
         int, typer.Option(help="Prediction requests in flight before the next gets a 503.", min=1)
     ] = 64,
@@ -216,12 +223,15 @@ def serve(
     """
     from loopline.serve import ServeSettings
     from loopline.serve import serve as run_server
+    from loopline.serve._settings import protocol_names
+    from loopline.serve.protocols import PROTOCOLS
 
     with clear_errors(), open_store(home) as store:
         settings = ServeSettings.from_env(
             home,
             allowed_hosts=allow_host or None,
             allowed_origins=allow_origin or (),
+            protocols=protocol or None,
             max_concurrency=max_concurrency,
             max_batch_rows=max_batch_rows,
             max_batch_delay=max_batch_delay_ms / 1000,
@@ -233,6 +243,7 @@ def serve(
             max_string_length=max_string_length,
             missing_as_null=missing_as_null,
         )
+        protocol_names(settings.protocols, PROTOCOLS.names())  # an unknown --protocol fails before anything starts
         production = [name for name in store.models.names() if store.models.production(name) is not None]
         if workers > (cores := usable_cores()):  # each worker predicts on one thread: one worker per core at most
             console.print(f"{workers} workers asked for, {cores} core(s) usable: starting {cores}")
