@@ -23,7 +23,9 @@ from loopline.core.errors import ConfigError
 
 
 def test_usable_cores_follow_affinity_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
+    monkeypatch.delenv("LOOPLINE_CPUS", raising=False)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores() == min(affinity, _cgroup_quota() or affinity)  # affinity within the quota
     monkeypatch.setenv("LOOPLINE_CPUS", "1")
     assert usable_cores() == 1
     monkeypatch.setenv("LOOPLINE_CPUS", "100000")

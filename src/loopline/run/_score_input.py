@@ -81,11 +81,7 @@ def _file_input(text: str, text_columns: Sequence[str] = ()) -> ScoreInput:
     try:  # typed as polars types a whole file: from the first rows
         schema = dict(_parse(fmt, header + sample, None, overrides=text_types).schema)
     except pl.exceptions.PolarsError as exc:
-        raise DataError(
-            f"cannot read {text}: {str(exc).splitlines()[0]}",
-            file=text,
-            hint="Check the file is complete, in the format its name says, and has no line breaks inside values.",
-        ) from None
+        raise _unreadable(text, exc) from None
 
     def text_chunks(columns: list[str], size: int) -> Iterator[pl.DataFrame]:
         yield from _rebatch(_text_frames(path, fmt, schema, columns, size, text), size)
@@ -133,12 +129,7 @@ def _text_frames(
             try:
                 frame = _parse(fmt, header + block, schema).select(columns)
             except pl.exceptions.PolarsError as exc:
-                raise DataError(
-                    f"cannot read {label}: {str(exc).splitlines()[0]}",
-                    file=label,
-                    hint="Check the file is complete, in the format its name says, and that every quoted "
-                    "value is closed.",
-                ) from None
+                raise _unreadable(label, exc) from None
             if frame.height:
                 block_bytes[0] = min(max(len(block) * size // frame.height, _MIN_BLOCK), _MAX_BLOCK)
             yield frame
@@ -244,12 +235,17 @@ def _batches(scan: pl.LazyFrame, size: int, label: str) -> Iterator[pl.DataFrame
         except StopIteration:
             return
         except pl.exceptions.PolarsError as exc:
-            raise DataError(
-                f"cannot read {label}: {str(exc).splitlines()[0]}",
-                file=label,
-                hint="Check the file is complete and in the format its name says.",
-            ) from None
+            raise _unreadable(label, exc) from None
         yield batch
+
+
+def _unreadable(label: str, exc: Exception) -> DataError:
+    """A read error of the input as DataError naming it, with the parser's first line."""
+    return DataError(
+        f"cannot read {label}: {str(exc).splitlines()[0]}",
+        file=label,
+        hint="Check the file is complete, in the format its name says, and that every quoted value is closed.",
+    )
 
 
 def same_file(label: str, target: Path) -> bool:
