@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from loopline.bundle import FieldRule, ModelBundle, field_rules
 from loopline.core.errors import NotFoundError, SchemaValidationError
 from loopline.serve._guards import ConcurrencyLimit, Refusal, check_model_name, check_token, read_body
 from loopline.serve._models import ModelNotReady
@@ -51,6 +53,7 @@ class PredictionService:
         self.lifecycle = lifecycle
         self.limit = ConcurrencyLimit(settings.max_concurrency)
         self.policy = settings.input_policy()
+        self._rules: dict[int, list[FieldRule]] = {}  # by id of a loaded bundle, dropped with it
 
     async def predict(
         self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None = None
@@ -84,6 +87,14 @@ class PredictionService:
         known = name in self.cache.snapshot() or name in self.cache.failures()
         return name if known else "_unknown"
 
+    def _rules_of(self, bundle: ModelBundle) -> list[FieldRule]:
+        """The input policy's field rules of a loaded bundle, built once per bundle (not per request)."""
+        rules = self._rules.get(id(bundle))
+        if rules is None:
+            rules = self._rules[id(bundle)] = field_rules(bundle.input_schema, self.policy)
+            weakref.finalize(bundle, self._rules.pop, id(bundle), None)  # a swapped-out model takes its rules along
+        return rules
+
     async def _answer(self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None) -> Response:
         settings = self.settings
         try:
@@ -91,7 +102,7 @@ class PredictionService:
             body = await read_body(request, settings.max_body_bytes)
             raw, decoded = protocol.decode(body, request.headers, model)
             conformed = validate_records(
-                raw, model.bundle.input_schema, max_records=settings.max_records, policy=self.policy
+                raw, self._rules_of(model.bundle), max_records=settings.max_records, policy=self.policy
             )
         except (BadRequest, SchemaValidationError, NotFoundError, ModelNotReady) as exc:
             return self._reject(exc, protocol, self.label(name))

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from loopline.bundle import MAX_FIELD_ERRORS, ConformedRecords, InputPolicy, conform_records, field_rules
+from loopline.bundle import MAX_FIELD_ERRORS, ConformedRecords, FieldRule, InputPolicy, conform_records
 from loopline.core.errors import SchemaValidationError
 
 
@@ -55,10 +55,11 @@ def loads_json(text: str, *, allow_constants: bool = False) -> Any:
 
 
 def validate_records(
-    records: Any, schema: list[dict[str, Any]], *, max_records: int, policy: InputPolicy | None = None
+    records: Any, rules: list[FieldRule], *, max_records: int, policy: InputPolicy | None = None
 ) -> ConformedRecords:
     """Check the request's shape and record count, then apply the input policy (:mod:`loopline.bundle`'s
-    :func:`conform_records`): the records as the model takes them, with the extra and missing fields counted.
+    :func:`conform_records`) with the model's field ``rules`` (:func:`~loopline.bundle.field_rules`): the records
+    as the model takes them, with the extra and missing fields counted.
 
     Raises BadRequest (413: too many records) or SchemaValidationError listing the bad fields.
     """
@@ -77,4 +78,4 @@ def validate_records(
     ]
     if shape:
         raise SchemaValidationError(shape[:MAX_FIELD_ERRORS])
-    return conform_records(records, field_rules(schema, policy), policy)
+    return conform_records(records, rules, policy)
