@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +65,8 @@ def step(title: str) -> None:
 
 
 def loopline(*args: str, cwd: Path, env: dict[str, str] | None = None, expect: int = 0) -> str:
-    """Run the installed `loopline` and return its stdout; a different exit code fails the check."""
+    """Run the installed `loopline`; a different exit code fails the check. Returns stdout when it succeeds,
+    stdout and stderr together when it is expected to fail (errors go to stderr, a failed step's row to stdout)."""
     result = subprocess.run(
         [LOOPLINE, *args], cwd=cwd, env=env or base_env(cwd), capture_output=True, text=True, timeout=600
     )
