@@ -59,12 +59,14 @@ CONTENDERS = {
 
 LABELS = {
     "csv_loopline": "loopline file source into a dataset in an existing SQLite store: CSV parsed in blocks, "
-    "contract, lz4 Parquet parts written, hashed, fsynced, committed with checkpoints",
+    "contract, lz4 Parquet parts written, hashed, fsynced, committed with checkpoints; batches of up to 500,000 "
+    "rows (Limits.max_rows; an ingest step's default batch_rows is 100,000)",
     "csv_source": "loopline file source alone: CSV parsed into batches in memory, nothing written",
     "csv_pyarrow": "pyarrow.csv.read_csv of the file into one in-memory table",
     "csv_floor": "persisted floor: pyarrow.csv.read_csv, one lz4 Parquet file written by polars, its SHA-256",
     "parquet_decode_loopline": "loopline's Parquet decoding path: the file under a hive folder part=0/ (so it cannot "
-    "be stored as is) into a dataset: row groups decoded, column part added, contract, lz4 Parquet parts, commits",
+    "be stored as is) into a dataset: row groups decoded, column part added, contract, lz4 Parquet parts, commits; "
+    "batches of up to 500,000 rows",
     "parquet_decode_polars": "polars.read_parquet(hive_partitioning=True) of the same path: decoded into memory, "
     "column part added",
     "parquet_shortcut_loopline": "loopline's whole-file shortcut: a plain Parquet file into a dataset as it is "
