@@ -59,14 +59,14 @@ CONTENDERS = {
 
 LABELS = {
     "csv_loopline": "loopline file source into a dataset in an existing SQLite store: CSV parsed in blocks, "
-    "contract, lz4 Parquet parts written, hashed, fsynced, committed with checkpoints; batches of up to 500,000 "
-    "rows (Limits.max_rows; an ingest step's default batch_rows is 100,000)",
+    "contract, lz4 Parquet parts written, hashed, fsynced, committed with checkpoints; the defaults "
+    "users get: batches of 100,000 rows (Limits.max_rows), a 256 MB memory budget",
     "csv_source": "loopline file source alone: CSV parsed into batches in memory, nothing written",
     "csv_pyarrow": "pyarrow.csv.read_csv of the file into one in-memory table",
     "csv_floor": "persisted floor: pyarrow.csv.read_csv, one lz4 Parquet file written by polars, its SHA-256",
     "parquet_decode_loopline": "loopline's Parquet decoding path: the file under a hive folder part=0/ (so it cannot "
     "be stored as is) into a dataset: row groups decoded, column part added, contract, lz4 Parquet parts, commits; "
-    "batches of up to 500,000 rows",
+    "batches of 100,000 rows (the default)",
     "parquet_decode_polars": "polars.read_parquet(hive_partitioning=True) of the same path: decoded into memory, "
     "column part added",
     "parquet_shortcut_loopline": "loopline's whole-file shortcut: a plain Parquet file into a dataset as it is "
@@ -103,12 +103,12 @@ def ingest(kind, budget=256):
     store = STORE
     cls = SOURCES.get("file")
     src = cls(cls.Config.model_validate({"path": PATH[kind], "memory_budget_mb": budget}))
-    report = ingest_source(store, src, dataset="bench", limits=Limits(max_rows=500_000))
+    report = ingest_source(store, src, dataset="bench", limits=Limits())
     assert report.rows == PATH["rows"], report
 def source_only(kind):
     cls = SOURCES.get("file")
     src = cls(cls.Config.model_validate({"path": PATH[kind]}))
-    assert sum(b.rows.height for b in src.batches(None, limits=Limits(max_rows=500_000))) == PATH["rows"]
+    assert sum(b.rows.height for b in src.batches(None, limits=Limits())) == PATH["rows"]
 def copy_hash_floor(kind):
     # a copy of the file and the SHA-256 of the copy, nothing else
     import hashlib, shutil
