@@ -104,21 +104,18 @@ class LooplineChain:
         self.gained: list[int] = []
         self.result: Any = None
 
-    def seed(self) -> int:
-        """Run k's outputs are k*(steps+1) .. k*(steps+1)+steps: disjoint from every other run's."""
-        return self.runs * (self.steps + 1)
-
     def __call__(self) -> None:
-        self.result = self.runner.run(self.chain, {"seed": self.seed()})
+        """Run k (from 0) starts at k * (steps + 1): its outputs never repeat another run's."""
+        self.result = self.runner.run(self.chain, {"seed": self.runs * (self.steps + 1)})
+        self.runs += 1
 
     def check(self) -> None:
-        """Outside the timing: the run's last value is right, and the store gained steps + 1 blobs."""
-        expected = self.seed() + self.steps
+        """Outside the timing: the last run ended at the right value and the store gained steps + 1 blobs."""
+        expected = (self.runs - 1) * (self.steps + 1) + self.steps
         last = self.result.output(f"s{self.steps:03d}")
         blobs = count_blobs(self.artifacts)
         gained, self.blobs = blobs - self.blobs, blobs
         self.gained.append(gained)
-        self.runs += 1
         if last != expected or gained != self.steps + 1:
             raise SystemExit(
                 f"loopline run {self.runs}: the chain ended at {last} (expected {expected}) and the artifact store "
@@ -172,7 +169,9 @@ def cached_rerun(tmp: Path, repeats: int) -> tuple[list[float], list[float]]:
     firsts, agains = [], []
     for i in range(repeats):
         pipeline, runner = quickstart(tmp / f"pair-{i}")
-        firsts.append(timed(lambda: runner.run(pipeline)))
+        started = time.perf_counter()
+        runner.run(pipeline)
+        firsts.append(time.perf_counter() - started)
         started = time.perf_counter()
         result = runner.run(pipeline)
         agains.append(time.perf_counter() - started)
@@ -197,7 +196,9 @@ def main() -> None:
         floor = times["floor"]
         samples: dict[str, list[float]] = {f"{n}_ms": [t * 1000 for t in ts] for n, ts in times.items()}
         for name in ("kedro", "loopline"):
-            samples[f"{name}_step_overhead_ms"] = [(t - f) / steps * 1000 for t, f in zip(times[name], floor)]
+            samples[f"{name}_step_overhead_ms"] = [
+                (t - f) / steps * 1000 for t, f in zip(times[name], floor, strict=True)
+            ]
         overhead_ratios = paired_ratios(samples["kedro_step_overhead_ms"], samples["loopline_step_overhead_ms"])
         print(f"\n{steps}-step chain, {repeats} alternated repeats after a warm-up:")
         print(spread_table(samples, "ms"))
