@@ -81,6 +81,22 @@ def test_every_task_pickles_and_names_its_inputs_by_reference(store: Store, tmp_
     assert by_step["scaled"].function is not None and by_step["scaled"].config["factor"] == 3
 
 
+def test_in_this_process_a_step_runs_the_runners_config_and_a_pickled_task_validates_its_own(
+    store: Store, tmp_path: Path
+) -> None:
+    executor = Recording()
+    Runner(store, executor, cache=False).run(table_pipeline(write_data(tmp_path / "d.csv")))
+    more = next(task for task in executor.tasks if task.step == "more")
+    assert more.validated is not None and more.validated.model_dump(mode="json") == more.config
+    travelled = pickle.loads(pickle.dumps(more))
+    assert travelled.validated is None and travelled == more  # validated from ``config`` where it runs
+    # proof of which config each one runs: the JSON form now names a column that does not exist
+    wrong = {**more.config, "columns": {"z": "no_such_column * 2"}}
+    assert execute_step(replace(more, config=wrong)).status == "succeeded"  # the runner's own object
+    failed = execute_step(replace(travelled, config=wrong))
+    assert failed.status == "failed" and "no_such_column" in (failed.error or "")
+
+
 def test_a_task_runs_in_another_process_like_in_this_one(tmp_path: Path) -> None:
     data = write_data(tmp_path / "d.csv")
     results = {}

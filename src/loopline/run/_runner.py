@@ -253,6 +253,7 @@ class Runner:
             store_url=state.location[0],
             artifacts=state.location[1],
             function=step_type if isinstance(step_type, FunctionStep) else None,
+            validated=bound.config,
         )
 
     def _finish(self, state: _RunState, submitted: _Submitted, future: Future[StepResult]) -> None:

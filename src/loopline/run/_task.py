@@ -54,9 +54,11 @@ TRACEBACK_FRAMES = 5
 class StepTask:
     """Everything a worker needs to run one step, and nothing bound to a live object.
 
-    ``config`` is the validated config in its JSON form (the worker validates it again); ``store_url`` is the
-    metadata store's URL without its password and ``artifacts`` the artifact store's location, both as
-    :meth:`loopline.store.Store.open` takes them. ``function`` is set only for a Python function step.
+    ``config`` is the validated config in its JSON form (a worker in another process validates it again);
+    ``store_url`` is the metadata store's URL without its password and ``artifacts`` the artifact store's
+    location, both as :meth:`loopline.store.Store.open` takes them. ``function`` is set only for a Python
+    function step. ``validated`` is the runner's own config object, used as it is when the task runs in the
+    runner's process; it is never pickled, so a task that travels is validated from ``config`` where it runs.
     """
 
     run_id: str
@@ -69,6 +71,10 @@ class StepTask:
     store_url: str
     artifacts: str
     function: FunctionStep | None = None
+    validated: BaseModel | None = field(default=None, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "validated": None}
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def execute_step(task: StepTask) -> StepResult:
 
 def _run(task: StepTask) -> dict[str, Ref]:
     step_type = resolve_step_type(task)
-    config = _validated(step_type, task)
+    config = task.validated if task.validated is not None else _validated(step_type, task)
     store, values = _resources(task)
     inputs = [_load(store, values, item) for item in task.inputs]
     ctx = StepContext(task.run_id, task.step, dict(task.params), store, _step_log(task.step))
