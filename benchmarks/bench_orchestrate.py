@@ -1,6 +1,7 @@
 """Orchestration overhead: a 100-step chain of trivial steps through loopline (run and step
 records written to SQLite, every output a new content-addressed artifact) against Kedro's
-SequentialRunner with MemoryDatasets (logging at WARNING), and a bare Python loop as the floor.
+SequentialRunner with MemoryDatasets and with a pickle file per output (logging at WARNING), and a bare Python
+loop as the floor.
 Also: a cached re-run of the quickstart pipeline against its first run, imports warmed first.
 
     python benchmarks/bench_orchestrate.py [--quick]
@@ -36,8 +37,14 @@ LABELS = {
     "floor_ms": "a bare Python loop calling the step function once per step (ms per chain)",
     "kedro_ms": "Kedro SequentialRunner().run() of the chain, MemoryDatasets, logger at WARNING (ms per chain)",
     "loopline_ms": "Runner(store, SequentialExecutor(), cache=False).run() of the chain: run + step records in "
-    "SQLite, every output written as a new artifact, checked by counting the store's blobs (ms per chain)",
+    "SQLite, every output written as a new content-addressed artifact (temp file, fsync, rename, fsync of its "
+    "folder), checked by counting the store's blobs (ms per chain)",
+    "step_overhead_vs_kedro": "Kedro per-step overhead (in memory) / loopline per-step overhead (durable artifacts)",
+    "step_overhead_vs_kedro_files": "Kedro per-step overhead (pickle files) / loopline per-step overhead",
+    "kedro_files_ms": "the same Kedro run with every output a pickle file on the same disk (written, then read by "
+    "the next node; no fsync, as kedro-datasets' PickleDataset) (ms per chain)",
     "kedro_step_overhead_ms": "(kedro chain - floor chain of the same repeat) / steps",
+    "kedro_files_step_overhead_ms": "(kedro_files chain - floor chain of the same repeat) / steps",
     "loopline_step_overhead_ms": "(loopline chain - floor chain of the same repeat) / steps",
     "quickstart_first_s": "first Runner(store).run() of the quickstart pipeline in a fresh store, imports warmed by "
     "an earlier run in a throwaway store of the same process (s)",
@@ -72,6 +79,44 @@ def kedro_runner(steps: int) -> Callable[[], None]:
 
     def run() -> None:
         SequentialRunner().run(chain, DataCatalog({"d0": MemoryDataset(0)}))
+
+    return run
+
+
+def kedro_files_runner(steps: int, folder: Path) -> Callable[[], None]:
+    """Kedro with every output persisted: a pickle file per dataset, written and read back as a Kedro
+    user's file-backed catalog does (kedro-datasets' PickleDataset pickles through fsspec; no fsync)."""
+    import pickle
+
+    from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+    from kedro.pipeline import node, pipeline
+    from kedro.runner import SequentialRunner
+
+    class PickleFile(AbstractDataset[int, int]):
+        def __init__(self, path: Path) -> None:
+            self._path = path
+
+        def load(self) -> int:
+            with self._path.open("rb") as f:
+                value: int = pickle.load(f)
+            return value
+
+        def save(self, data: int) -> None:
+            with self._path.open("wb") as f:
+                pickle.dump(data, f)
+
+        def _describe(self) -> dict[str, Any]:
+            return {"path": str(self._path)}
+
+    logging.getLogger("kedro").setLevel(logging.WARNING)
+    folder.mkdir(parents=True, exist_ok=True)
+    chain = pipeline([node(inc, f"d{i}", f"d{i + 1}", name=f"n{i}") for i in range(steps)])
+    outputs = {f"d{i}": PickleFile(folder / f"d{i}.pkl") for i in range(1, steps + 1)}
+
+    def run() -> None:
+        SequentialRunner().run(chain, DataCatalog({"d0": MemoryDataset(0), **outputs}))
+        if not (folder / f"d{steps}.pkl").exists():
+            raise SystemExit("kedro_files: the chain's last output was not written")
 
     return run
 
@@ -129,6 +174,7 @@ def chain_figures(steps: int, repeats: int, home: Path) -> dict[str, list[float]
     contenders: dict[str, Callable[[], None]] = {
         "floor": lambda: bare_loop(steps),
         "kedro": kedro_runner(steps),
+        "kedro_files": kedro_files_runner(steps, home / "kedro-files"),
         "loopline": ours,
     }
     for fn in contenders.values():
@@ -195,15 +241,20 @@ def main() -> None:
         times = chain_figures(steps, repeats, Path(tmp) / "chain")
         floor = times["floor"]
         samples: dict[str, list[float]] = {f"{n}_ms": [t * 1000 for t in ts] for n, ts in times.items()}
-        for name in ("kedro", "loopline"):
+        for name in ("kedro", "kedro_files", "loopline"):
             samples[f"{name}_step_overhead_ms"] = [
                 (t - f) / steps * 1000 for t, f in zip(times[name], floor, strict=True)
             ]
         overhead_ratios = paired_ratios(samples["kedro_step_overhead_ms"], samples["loopline_step_overhead_ms"])
         print(f"\n{steps}-step chain, {repeats} alternated repeats after a warm-up:")
         print(spread_table(samples, "ms"))
+        files_ratios = paired_ratios(samples["kedro_files_step_overhead_ms"], samples["loopline_step_overhead_ms"])
         print("per-repeat per-step overhead, kedro / loopline: " + " ".join(f"{r:.2f}" for r in overhead_ratios))
-        ratios: dict[str, list[float]] = {"step_overhead_vs_kedro": overhead_ratios}
+        print("per-repeat per-step overhead, kedro_files / loopline: " + " ".join(f"{r:.2f}" for r in files_ratios))
+        ratios: dict[str, list[float]] = {
+            "step_overhead_vs_kedro": overhead_ratios,
+            "step_overhead_vs_kedro_files": files_ratios,
+        }
         if pairs:
             firsts, agains = cached_rerun(Path(tmp), pairs)
             samples["quickstart_first_s"], samples["quickstart_cached_s"] = firsts, agains
@@ -217,11 +268,12 @@ def main() -> None:
         sizes={"steps": steps, "repeats": repeats, "quickstart_pairs": pairs},
         machine=machine(),
         versions={"kedro": version("kedro"), "loopline": version("loopline")},
-        labels={name: LABELS[name] for name in samples},
+        labels={name: label for name, label in LABELS.items() if name in samples or name in ratios},
         median=medians,
         spread={name: summary(s) for name, s in {**samples, **ratios}.items()},
         ratios={
             "step_overhead_vs_kedro": statistics.median(overhead_ratios),
+            "step_overhead_vs_kedro_files": statistics.median(files_ratios),
             "cached_rerun_speedup": statistics.median(ratios["cached_rerun_speedup"]) if pairs else None,
         },
         per_repeat_ratios=ratios,
