@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import final_line, machine, summary
+from _common import final_line, goal, machine, paired_ratios, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".bench" / "serve_batch"
@@ -186,6 +186,8 @@ def measure_batch(quick: bool) -> dict[str, Any]:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     stats = {name: summary([r["s"] for r in samples]) for name, samples in runs.items()}
+    # floor seconds / loopline seconds, per alternated repeat (bigger is better for loopline)
+    ratios = paired_ratios([r["s"] for r in runs["floor"]], [r["s"] for r in runs["loopline"]])
     return {
         "sizes": {"rows": rows, "columns": 20, "input_bytes": os.path.getsize(paths["input"]), "chunk_rows": 100_000},
         "versions": {"polars": pl.__version__, "scikit-learn": sklearn.__version__, **machine()},
@@ -194,7 +196,14 @@ def measure_batch(quick: bool) -> dict[str, Any]:
         "median": {"loopline_s": stats["loopline"]["median"], "floor_s": stats["floor"]["median"]},
         "peak_rss_mb": {name: max(r["rss_mb"] for r in samples) for name, samples in runs.items()},
         "outputs_equal": same,
+        "labels": {
+            "loopline_s": "score_batch file -> file in a fresh subprocess: model lookup, bundle load, chunked read,"
+            " prediction, Parquet write",
+            "floor_s": "in a fresh subprocess: bundle load, read the whole Parquet, predict_table once, write",
+        },
         "ratios": {"batch_vs_floor": round(stats["floor"]["median"] / stats["loopline"]["median"], 3)},
+        "ratio_samples": {"batch_vs_floor": ratios},
+        "goals": {"batch_vs_floor": goal(ratios, round(GOAL, 3))},
     }
 
 
@@ -209,7 +218,11 @@ def main() -> None:
         rss = result["peak_rss_mb"][name]
         print(f"{name:<12}{stats['median']:>10.3f}{stats['min']:>9.3f}{stats['max']:>9.3f}{rss:>13.0f}")
     ratio = result["ratios"]["batch_vs_floor"]
-    print(f"batch_vs_floor = {ratio:.3f} (goal >= {GOAL:.2f}); outputs equal: {result['outputs_equal']}")
+    worst = result["goals"]["batch_vs_floor"]["worst"]
+    print(
+        f"batch_vs_floor = {ratio:.3f} (ratio of medians; worst repeat {worst:.3f}, goal >= {GOAL:.2f} on the worst);"
+        f" outputs equal: {result['outputs_equal']}"
+    )
     final_line("serve_batch", **result)
 
 

@@ -41,6 +41,7 @@ from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.settings import STORE_URL_ENV, TOKEN_ENV, Settings
 from loopline.serve._app import create_app
 from loopline.serve._connections import uvicorn_config
+from loopline.serve._heap import freeze_after_startup
 from loopline.serve._settings import PREDICT_TOKEN_ENV, Lifecycle, ServeSettings
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ def app_from_env() -> FastAPI:
     settings = ServeSettings.from_env(**options)
     app = create_app(store, settings, host=host)
     _close_with_lifespan(app, store)
+    freeze_after_startup(app)  # a worker process is the server's own
     app.add_middleware(_WorkerHeader)
     _drain_on_sigterm(app.state.lifecycle, settings.drain_seconds)
     return app

@@ -15,6 +15,7 @@ from loopline.core.errors import LooplineError
 from loopline.serve._app import create_app
 from loopline.serve._connections import uvicorn_config
 from loopline.serve._factory import serve_workers
+from loopline.serve._heap import freeze_after_startup
 from loopline.serve._settings import Lifecycle, ServeSettings
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def serve(
         serve_workers(store, host=host, port=port, settings=cfg, workers=workers)
         return
     app = create_app(store, cfg, host=host)
+    freeze_after_startup(app)  # this process is the server's own
     config = uvicorn_config(
         app, host=host, port=port, settings=cfg, timeout_graceful_shutdown=int(cfg.graceful_timeout) or None
     )
