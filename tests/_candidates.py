@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from loopline.core.records import Candidate, Features, TrainReport
+from loopline.core.records import Candidate, Features, Timings, TrainReport
 from loopline.store import Store
 from loopline.store.models import ModelVersion
 from loopline.train import ModelBundle, TrainSpec, train_candidate
@@ -40,8 +40,8 @@ def stub_candidate(bundle: bytes = b"bundle", reference: pl.DataFrame | None = N
         algorithm="a",
         metrics={},
         params={},
-        timings={},
-        input_schema=[],
+        timings=Timings(),
+        input_schema=(),
         features=Features(),
         target="y",
         task="binary",

@@ -16,9 +16,16 @@ from loopline.core.records import (
     Features,
     Finding,
     GateDecision,
+    InputField,
+    Leaderboard,
     LeaderboardRow,
     RetrainDecision,
     Selection,
+    Slice,
+    SliceMetrics,
+    ThreadInfo,
+    Timings,
+    Training,
     TrainReport,
     VersionConfig,
 )
@@ -27,8 +34,8 @@ REPORT = TrainReport(
     algorithm="lightgbm",
     metrics={"valid": {"roc_auc": 0.8}, "cv": {"roc_auc": 0.79}},
     params={"n_estimators": 10},
-    timings={"fit_s": 0.5, "training": {"stopped": "converged", "iterations": 7}},
-    input_schema=[{"name": "x", "dtype": "Float64"}],
+    timings=Timings(fit_s=0.5, training=Training(stopped="converged", iterations=7)),
+    input_schema=(InputField("x", "number", train_dtype="Float64"), InputField("g", "string", max_length=8)),
     features=Features(("x",), ("g",)),
     target="y",
     task="binary",
@@ -45,7 +52,8 @@ REPORT = TrainReport(
         mean={"roc_auc": 0.79},
         std={"roc_auc": 0.02},
     ),
-    threads={"requested": 1, "openmp": 1, "blas": None},
+    slice_metrics=SliceMetrics({"valid": {"g": {"a": Slice(12, {"roc_auc": 0.75}), "null": Slice(3)}}}),
+    threads=ThreadInfo(requested=1, granted=1, openmp=1, blas=None),
     findings=(
         Finding("target_leakage", "late", "feature 'late' alone predicts the target.", 0.9995),
         Finding("constant", "currency", "feature 'currency' holds one value.", None, "dropped"),
@@ -69,6 +77,123 @@ def test_a_report_stored_before_the_marker_still_loads() -> None:
     assert loaded.algorithm == "lightgbm" and loaded.features.names == ["x", "g"]
     assert (loaded.lineage, loaded.cv, loaded.threads, loaded.findings) == (None, None, None, ())
     assert not TrainReport.is_one(old)  # recognised by the select step through Candidate.from_dict
+
+
+# A report as the train step of this release stores it (JSON in the run's artifacts, and through the repository
+# in the model version's timings, input_schema and config columns): to_dict writes it back byte for byte.
+STORED = {
+    "record": "loopline.train_report",
+    "algorithm": "hist_gradient_boosting",
+    "metrics": {"train": {"roc_auc": 0.91}, "valid": {"roc_auc": 0.88}},
+    "params": {"max_iter": 50, "random_state": 0},
+    "timings": {
+        "prep_s": 0.01,
+        "fit_s": 0.4,
+        "valid_score_s": 0.02,
+        "total_s": 0.45,
+        "training": {
+            "stopped": "converged",
+            "iterations": 31,
+            "best_iteration": 21,
+            "max_iterations": 50,
+            "metric": "loss",
+            "learning_curve": {"train": [0.6, 0.5], "valid": [0.62, 0.55]},
+            "watched": "valid",
+            "peak_rss_increase_mb": None,
+            "train_metrics_rows": 300,
+        },
+    },
+    "input_schema": [
+        {"name": "x", "dtype": "number", "nullable": True, "train_dtype": "Float64"},
+        {"name": "g", "dtype": "string", "nullable": True, "train_dtype": "String", "max_length": 4},
+    ],
+    "features": {"numeric": ["x"], "categorical": ["g"]},
+    "target": "label",
+    "task": "binary",
+    "data_fingerprint": "ab12",
+    "rows": {"train": 300, "valid": 100},
+    "step_config": {"target": "label", "estimator": "hist_gradient_boosting", "slices": ["g"]},
+    "lineage": None,
+    "slice_metrics": {
+        "valid": {"g": {"a": {"rows": 60, "roc_auc": 0.9, "accuracy": 0.8}, "other": {"rows": 4}}},
+        "test": {"g": {}},
+    },
+    "cv": None,
+    "threads": {"requested": None, "granted": 2, "openmp": 2, "blas": 2},
+    "findings": [],
+}
+
+# The same report as a release before the record marker, the core budget, the curve's ``watched`` and the
+# training types stored it: no marker, no ``granted``, fewer timings and training keys, a bare input schema.
+OLD = {
+    "algorithm": "lightgbm",
+    "metrics": {"valid": {"rmse": 1.5}},
+    "params": {"n_estimators": 10},
+    "timings": {
+        "prep_s": 0.01,
+        "fit_s": 0.3,
+        "total_s": 0.35,
+        "training": {
+            "stopped": None,
+            "iterations": 10,
+            "best_iteration": 10,
+            "max_iterations": 10,
+            "metric": None,
+            "learning_curve": None,
+        },
+    },
+    "input_schema": [{"name": "x", "dtype": "number", "nullable": True}],
+    "features": {"numeric": ["x"], "categorical": []},
+    "target": "y",
+    "task": "regression",
+    "data_fingerprint": "cd34",
+    "rows": {"train": 80, "valid": 20},
+    "step_config": {"target": "y"},
+    "slice_metrics": {"valid": {"g": {"a": {"rows": 20, "rmse": 1.25}}}},
+    "threads": {"requested": 1, "openmp": 1, "blas": None},
+}
+
+
+def test_a_stored_report_reads_as_records_and_writes_back_byte_for_byte() -> None:
+    report = TrainReport.from_dict(json.loads(json.dumps(STORED)))
+    assert report.timings.valid_score_s == 0.02 and report.timings.training is not None
+    assert (report.timings.training.iterations, report.timings.training.watched) == (31, "valid")
+    assert report.input_schema[1] == InputField("g", "string", True, "String", 4)
+    assert report.threads == ThreadInfo(requested=None, granted=2, openmp=2, blas=2)
+    assert report.slice_metrics is not None
+    assert report.slice_metrics.splits["valid"]["g"]["a"] == Slice(60, {"roc_auc": 0.9, "accuracy": 0.8})
+    assert report.slice_metrics.splits["valid"]["g"]["other"] == Slice(4)
+    assert json.dumps(report.to_dict()) == json.dumps(STORED)
+    version = VersionConfig.from_dict(json.loads(json.dumps(report.version_config())))
+    assert (version.slice_metrics, version.threads) == (report.slice_metrics, report.threads)
+
+
+def test_a_report_of_an_earlier_release_reads_as_records() -> None:
+    report = TrainReport.from_dict(json.loads(json.dumps(OLD)))
+    assert report.timings == Timings(
+        prep_s=0.01,
+        fit_s=0.3,
+        total_s=0.35,
+        training=Training(iterations=10, best_iteration=10, max_iterations=10),
+    )
+    assert list(report.timings.to_dict()) == ["prep_s", "fit_s", "total_s", "training"]  # no valid_score_s added
+    assert report.input_schema == (InputField("x", "number"),)
+    assert [field.to_dict() for field in report.input_schema] == OLD["input_schema"]
+    assert report.threads == ThreadInfo(requested=1, granted=None, openmp=1, blas=None)
+    assert report.slice_metrics == SliceMetrics({"valid": {"g": {"a": Slice(20, {"rmse": 1.25})}}})
+    assert report.slice_metrics.to_dict() == OLD["slice_metrics"]
+    assert report.params == OLD["params"] and report.step_config == OLD["step_config"]  # free-form JSON, as given
+    assert TrainReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    # a version registered by hand has no timings at all; the leaderboard reads them as unknown
+    assert Timings.from_dict({}) == Timings() and Timings().to_dict() == {}
+    assert Timings.from_dict({"fit_s": 2, "training": "?"}) == Timings(fit_s=2.0)
+
+
+def test_a_leaderboard_round_trips() -> None:
+    board = Leaderboard("m", "r1", "roc_auc", "test", (LeaderboardRow(1, 2, "lightgbm", 0.8, test=0.8, best=True),))
+    data = json.loads(json.dumps(board.to_dict()))
+    assert list(data) == ["model", "run_id", "metric", "split", "rows"] and data["rows"][0]["version"] == 2
+    assert Leaderboard.from_dict(data) == board
 
 
 def test_the_version_config_is_what_the_repository_stores_and_reads_back() -> None:
@@ -154,7 +279,7 @@ def test_a_cross_validation_summary_round_trips_inside_the_report() -> None:
         group_column="store",
         fit_s=1.5,
     )
-    report = TrainReport("a", {"cv": cv.mean}, {}, {}, [], Features(("x",)), "y", "binary", "f", {}, {}, cv=cv)
+    report = TrainReport("a", {"cv": cv.mean}, {}, Timings(), (), Features(("x",)), "y", "binary", "f", {}, {}, cv=cv)
     again = TrainReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report and isinstance(again.cv, CrossValidation)
     version = VersionConfig.from_dict(json.loads(json.dumps(report.version_config())))

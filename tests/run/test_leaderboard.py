@@ -12,6 +12,7 @@ from sklearn.datasets import load_breast_cancer
 from loopline import Pipeline
 from loopline.core.cpu import CoreBudget, use_core_budget
 from loopline.core.errors import DataError, NotFoundError
+from loopline.core.records import Selection
 from loopline.run import LocalExecutor, Runner, rank_candidates, run_leaderboard
 from loopline.store import Store
 
@@ -168,15 +169,16 @@ def test_the_stored_leaderboard_is_the_latest_run_unless_one_is_named(store: Sto
     first = Runner(store).run(candidates_pipeline())
     second = Runner(store).run(candidates_pipeline(seed=1))  # another split: three new versions
     latest = run_leaderboard(store, "cancer")
-    assert latest["run_id"] == second.run_id and latest["metric"] == "log_loss" and latest["split"] == "valid"
-    assert latest["rows"] == second.output("best")["leaderboard"]
-    assert {row["version"] for row in latest["rows"]} == {4, 5, 6}
+    assert (latest.model, latest.run_id, latest.metric, latest.split) == ("cancer", second.run_id, "log_loss", "valid")
+    assert latest.rows == Selection.from_dict(second.output("best")).leaderboard
+    assert [row.to_dict() for row in latest.rows] == second.output("best")["leaderboard"]
+    assert {row.version for row in latest.rows} == {4, 5, 6}
 
     earlier = run_leaderboard(store, "cancer", run_id=first.run_id, metric="roc_auc", split="test")
-    assert {row["version"] for row in earlier["rows"]} == {1, 2, 3}
-    tests = [row["test"] for row in earlier["rows"]]
-    assert tests == sorted(tests, reverse=True) and earlier["rows"][0]["best"]
-    assert [row["promoted"] for row in earlier["rows"]].count(True) == 1
+    assert {row.version for row in earlier.rows} == {1, 2, 3}
+    tests = [row.test for row in earlier.rows]
+    assert tests == sorted(tests, reverse=True) and earlier.rows[0].best
+    assert [row.promoted for row in earlier.rows].count(True) == 1
 
 
 def test_the_stored_leaderboard_explains_what_is_missing(store: Store) -> None:

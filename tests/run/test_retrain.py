@@ -116,7 +116,7 @@ def test_monitor_retrain_metric_and_min_improvement_decide_the_gate(store: Store
     assert [row.promoted for row in promoted.leaderboard] == [True]
     assert store.models.events("loop")[-1]["reason"] == promoted.reason
     board = run_leaderboard(store, "loop")  # the latest run, rebuilt from the store
-    assert [(row["version"], row["promoted"]) for row in board["rows"]] == [(promoted.best, True)]
+    assert [(row.version, row.promoted) for row in board.rows] == [(promoted.best, True)]
 
 
 def test_the_retrain_run_registers_and_ranks_but_leaves_promotion_to_the_retrain_gate(store: Store) -> None:

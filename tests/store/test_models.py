@@ -12,7 +12,7 @@ from tests._candidates import frame, refused_type_bundle
 
 from loopline.bundle import ModelBundle, verify_bundle
 from loopline.core.errors import ConflictError, NotFoundError, UnservableModelError
-from loopline.core.records import Candidate, CrossValidation, Features, TrainReport
+from loopline.core.records import Candidate, CrossValidation, Features, InputField, Timings, Training, TrainReport
 from loopline.store import ModelVersion, Store
 from loopline.store._db import utcnow
 from loopline.store._tables import models
@@ -187,8 +187,8 @@ def test_register_candidate_stores_the_candidate_and_its_report(store: Store) ->
         algorithm="lightgbm",
         metrics={"valid": {"roc_auc": 0.8}},
         params={"n_estimators": 5},
-        timings={"fit_s": 0.2},
-        input_schema=[{"name": "x", "dtype": "Float64", "nullable": True}],
+        timings=Timings(fit_s=0.2, training=Training(stopped="converged", iterations=7)),
+        input_schema=(InputField("x", "number", train_dtype="Float64"),),
         features=Features(("x",), ("g",)),
         target="y",
         task="binary",
@@ -213,7 +213,10 @@ def test_register_candidate_stores_the_candidate_and_its_report(store: Store) ->
         "r1",
         report.metrics,
     )
-    assert (version.params, version.timings, version.data_fingerprint) == (report.params, report.timings, "fp")
+    assert (version.params, version.data_fingerprint) == (report.params, "fp")
+    assert Timings.from_dict(version.timings) == report.timings  # stored as JSON, read back as the record
+    assert version.timings["fit_s"] == 0.2 and version.timings["training"]["iterations"] == 7
+    assert version.input_schema == [{"name": "x", "dtype": "number", "nullable": True, "train_dtype": "Float64"}]
     assert store.artifacts.get_bytes(version.bundle_digest) == b"bundle"
     assert store.artifacts.get_table(version.reference_digest).equals(reference)  # type: ignore[arg-type]
     typed = version.typed_config

@@ -75,7 +75,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a pipeline file (or resume a failed run)."""
-    from loopline.cli._leaderboard import run_leaderboards
+    from loopline.cli._leaderboard import board_json, run_leaderboards
     from loopline.cli._progress import resume_pipeline, run_with_progress, select_steps
     from loopline.core.yamlfile import load_pipeline
     from loopline.run import make_executor
@@ -109,7 +109,10 @@ def run(
                     "error": result.error,
                     "changed": list(result.changed),
                     "steps": {n: {"status": o.status, "duration_s": o.duration_s} for n, o in result.steps.items()},
-                    "leaderboards": run_leaderboards(result, select_steps(loaded)),
+                    "leaderboards": {
+                        step: board_json(selection)
+                        for step, selection in run_leaderboards(result, select_steps(loaded)).items()
+                    },
                 }
             )
         if result.status != "succeeded":

@@ -101,7 +101,7 @@ def print_selection(selection: Selection) -> None:
             f"gate on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g}): champion "
             f"v{gate.champion} {gate.champion_score:.4f} vs challenger v{gate.challenger} {gate.challenger_score:.4f}"
         )
-    for line in finding_lines([row.to_dict() for row in selection.leaderboard]):
+    for line in finding_lines([(row.version, row.findings) for row in selection.leaderboard]):
         console.print(line)
     verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"
     console.print(f"v{selection.best}: {verdict} — {escape(selection.reason)}")

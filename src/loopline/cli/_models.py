@@ -12,7 +12,7 @@ from rich.markup import escape
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._leaderboard import finding_lines, leaderboard_table
 from loopline.cli._render import console, print_json, table
-from loopline.core.records import CrossValidation
+from loopline.core.records import CrossValidation, SliceMetrics
 
 app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
 Home = Annotated[Path | None, typer.Option("--home")]
@@ -95,7 +95,7 @@ def show_model(
             console.print(table(title, header, rows))
         if trained.cv:
             console.print(table(*_cv_table(trained.cv)))
-        for line in finding_lines([{"version": found.version, "findings": trained.findings}]):
+        for line in finding_lines([(found.version, trained.findings)]):
             console.print(line)
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
@@ -121,26 +121,23 @@ def leaderboard(
     with clear_errors(), open_store(home) as store:
         board = run_leaderboard(store, name, run_id=run, metric=metric, split=split)
         stages = {v.version: v.stage for v in store.models.list(name)}
-    rows = [{**row, "stage": stages.get(row["version"])} for row in board["rows"]]
     if as_json:
-        print_json({**board, "rows": rows})
+        rows = [{**row.to_dict(), "stage": stages.get(row.version)} for row in board.rows]
+        print_json({**board.to_dict(), "rows": rows})
         return
-    title = f"leaderboard {name}, run {board['run_id']} — ranked by {board['split']} {board['metric']}"
-    console.print(leaderboard_table(escape(title), board["metric"], rows))
-    for line in finding_lines(rows):
+    title = f"leaderboard {name}, run {board.run_id} — ranked by {board.split} {board.metric}"
+    console.print(leaderboard_table(escape(title), board.metric, board.rows, stages=stages))
+    for line in finding_lines([(row.version, row.findings) for row in board.rows]):
         console.print(line)
 
 
-def _slice_tables(slices: dict[str, Any] | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
-    """One table per split and column of ``{split: {column: {value: {"rows": n, metric: v}}}}``."""
+def _slice_tables(slices: SliceMetrics | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+    """One table per split and column of the version's metrics per slice: rows, then each metric."""
     tables = []
-    for split, by_column in (slices or {}).items():
-        for column, by_value in by_column.items():
-            names = sorted({m for stats in by_value.values() for m in stats if m != "rows"})
-            rows = [
-                (escape(str(v)), stats.get("rows"), *[stats.get(m) for m in names]) for v, stats in by_value.items()
-            ]
-            tables.append((f"{split} metrics by {escape(column)}", [escape(column), "rows", *names], rows))
+    for split, column, by_value in [] if slices is None else slices.tables():
+        names = sorted({m for stats in by_value.values() for m in stats.metrics})
+        rows = [(escape(v), stats.rows, *[stats.metrics.get(m) for m in names]) for v, stats in by_value.items()]
+        tables.append((f"{split} metrics by {escape(column)}", [escape(column), "rows", *names], rows))
     return tables
 
 

@@ -79,12 +79,12 @@ def run_with_progress(
             )
         )
         for step, board in run_leaderboards(result, select_steps(pipeline) if leaderboards else []).items():
-            title = f"leaderboard {board['model']} ({step}) — ranked by valid {board['metric']}"
-            console.print(leaderboard_table(escape(title), board["metric"], board["rows"]))
-            for line in finding_lines(board["rows"]):
+            title = f"leaderboard {board.model} ({step}) — ranked by valid {board.metric}"
+            console.print(leaderboard_table(escape(title), board.metric, board.leaderboard))
+            for line in finding_lines([(row.version, row.findings) for row in board.leaderboard]):
                 console.print(line)
-            verdict = f"promoted v{board['promoted']}" if board["promoted"] is not None else "nothing promoted"
-            console.print(f"{verdict}: {escape(str(board['reason']))}")
+            verdict = f"promoted v{board.promoted}" if board.promoted is not None else "nothing promoted"
+            console.print(f"{verdict}: {escape(board.reason)}")
         if result.status != "succeeded":
             console.print(f"fix the cause, then resume with: [bold]loopline run --resume {result.run_id}[/]")
     return result

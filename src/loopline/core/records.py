@@ -1,6 +1,7 @@
 """The records that flow between the stages of the loop: frozen dataclasses, never loose dicts.
 
     train step ──TrainReport + bundle + reference = Candidate──► select step ──Selection──► CLI, loop, dashboard
+    store ──ModelVersions──► rank_candidates ──LeaderboardRows──► run_leaderboard ──Leaderboard──► CLI
     monitor ──RetrainDecision──► retrain ──GateDecision──► promotion
 
 Step outputs are stored as artifacts, so every record has ``to_dict()`` (JSON-ready) and ``from_dict()``.
@@ -15,14 +16,16 @@ These records live in the core because the store may import only the core (it re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import polars as pl
+
+_T = TypeVar("_T")
 
 RECORD_KEY = "record"
 """The key of the type marker in a record's ``to_dict()``."""
@@ -171,15 +174,203 @@ class CrossValidation:
 
 
 @dataclass(frozen=True)
+class InputField:
+    """One field a model accepts: ``dtype`` the schema type (number, string, boolean, datetime), ``nullable``,
+    ``train_dtype`` the column's type in the training table and ``max_length`` the longest string accepted
+    (both None where not recorded; ``to_dict`` then leaves the key out, as the bundle's schema does)."""
+
+    name: str
+    dtype: str
+    nullable: bool = True
+    train_dtype: str | None = None
+    max_length: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "nullable": self.nullable}
+        if self.train_dtype is not None:
+            out["train_dtype"] = self.train_dtype
+        if self.max_length is not None:
+            out["max_length"] = self.max_length
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputField:
+        length = data.get("max_length")
+        trained = data.get("train_dtype")
+        return cls(
+            name=str(data["name"]),
+            dtype=str(data.get("dtype", "")),
+            nullable=bool(data.get("nullable", True)),
+            train_dtype=None if trained is None else str(trained),
+            max_length=None if length is None else int(length),
+        )
+
+
+def input_fields(schema: Any) -> tuple[InputField, ...]:
+    """The fields stored as ``schema`` (a list of mappings, as a bundle's ``input_schema``; None: none)."""
+    return tuple(item if isinstance(item, InputField) else InputField.from_dict(item) for item in schema or ())
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a fit went (see ``loopline.train._iterative.FitLog``): ``stopped`` (converged, max_iterations,
+    time_budget; None for estimators that do not train in rounds), ``iterations`` run, ``best_iteration``
+    (the rounds the model predicts with), ``max_iterations``, the early-stopping ``metric``,
+    ``learning_curve`` (``{"train": [...], "valid": [...]}``, one value per round), ``watched`` (where the
+    curve's valid values come from), ``peak_rss_increase_mb`` (how far the fit raised the process's peak
+    memory) and ``train_metrics_rows`` (the training rows the train metrics were measured on). Every key is
+    written, None where unknown; reports from before a key existed read it as None."""
+
+    stopped: str | None = None
+    iterations: int | None = None
+    best_iteration: int | None = None
+    max_iterations: int | None = None
+    metric: str | None = None
+    learning_curve: dict[str, list[float]] | None = None
+    watched: str | None = None
+    peak_rss_increase_mb: float | None = None
+    train_metrics_rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Training | None:
+        """The record stored as ``data``; None for none (or anything that is not a mapping)."""
+        if not isinstance(data, Mapping):
+            return None
+        curve = data.get("learning_curve")
+        return cls(
+            stopped=_opt(str, data.get("stopped")),
+            iterations=_opt(int, data.get("iterations")),
+            best_iteration=_opt(int, data.get("best_iteration")),
+            max_iterations=_opt(int, data.get("max_iterations")),
+            metric=_opt(str, data.get("metric")),
+            learning_curve=None if curve is None else {str(k): list(v) for k, v in curve.items()},
+            watched=_opt(str, data.get("watched")),
+            peak_rss_increase_mb=_opt(float, data.get("peak_rss_increase_mb")),
+            train_metrics_rows=_opt(int, data.get("train_metrics_rows")),
+        )
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The seconds each phase of training took (``prep_s``, ``fit_s``, ``valid_score_s``, ``total_s``) and
+    ``training``, how the fit went. A phase or ``training`` that is None was not recorded: ``to_dict``
+    leaves its key out, so a report stored without it (an older release, a version registered by hand)
+    reads back and writes out as it was."""
+
+    prep_s: float | None = None
+    fit_s: float | None = None
+    valid_score_s: float | None = None
+    total_s: float | None = None
+    training: Training | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: value for name in _PHASES if (value := getattr(self, name)) is not None}
+        if self.training is not None:
+            out["training"] = self.training.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Timings:
+        """Tolerant: a missing phase or ``training`` (or ``data`` None) is None."""
+        data = data or {}
+        phases = {name: _opt(float, data.get(name)) for name in _PHASES}
+        return cls(**phases, training=Training.from_dict(data.get("training")))
+
+
+_PHASES = ("prep_s", "fit_s", "valid_score_s", "total_s")
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """The threads a fit ran with: ``requested`` (the step's ``threads``; None: the free cores), ``granted``
+    (the cores leased from the process's budget), and the largest thread count of the loaded ``openmp`` and
+    ``blas`` libraries (None when none was loaded). ``granted`` is None in reports from before the budget."""
+
+    requested: int | None = None
+    granted: int | None = None
+    openmp: int | None = None
+    blas: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ThreadInfo | None:
+        if data is None:
+            return None
+        return cls(*(_opt(int, data.get(f.name)) for f in fields(cls)))
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The rows of one value of a column, and the model's metrics on them (none below the step's
+    ``slice_min_rows``, and none that is undefined on the slice)."""
+
+    rows: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, **self.metrics}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Slice:
+        return cls(int(data.get("rows") or 0), {str(k): float(v) for k, v in data.items() if k != "rows"})
+
+
+@dataclass(frozen=True)
+class SliceMetrics:
+    """Metrics per data slice: ``splits`` is ``{split: {column: {value: Slice}}}`` (values as strings, in the
+    order the train stage listed them: biggest slice first). Stored as ``{split: {column: {value: {"rows": n,
+    metric: value}}}}``."""
+
+    splits: dict[str, dict[str, dict[str, Slice]]]
+
+    def to_dict(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        return {
+            split: {
+                column: {value: s.to_dict() for value, s in by_value.items()} for column, by_value in columns.items()
+            }
+            for split, columns in self.splits.items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SliceMetrics | None:
+        if data is None:
+            return None
+        return cls(
+            {
+                str(split): {
+                    str(column): {str(value): Slice.from_dict(stats) for value, stats in by_value.items()}
+                    for column, by_value in columns.items()
+                }
+                for split, columns in data.items()
+            }
+        )
+
+    def tables(self) -> list[tuple[str, str, dict[str, Slice]]]:
+        """``(split, column, {value: Slice})`` for each split and column, in order."""
+        return [
+            (split, column, by_value) for split, columns in self.splits.items() for column, by_value in columns.items()
+        ]
+
+
+@dataclass(frozen=True)
 class TrainReport:
     """What a train step reports about its candidate, and what the model version records.
 
-    ``metrics`` is ``{split: {metric: value}}`` (``cv``: the fold means); ``timings`` holds the seconds per
-    phase and ``training`` (how the fit went); ``step_config`` the step's resolved config as JSON;
-    ``lineage`` output feature -> input columns (None without a transform chain); ``slice_metrics``
-    ``{split: {column: {value: {rows, metrics}}}}``; ``cv`` the cross-validation summary (folds, seed,
-    fold metrics, mean, std); ``threads`` what the fit saw (requested, openmp, blas); ``findings`` what the
+    ``metrics`` is ``{split: {metric: value}}`` (``cv``: the fold means); ``timings`` the seconds per
+    phase and how the fit went (:class:`Timings`); ``input_schema`` the fields the model accepts;
+    ``lineage`` output feature -> input columns (None without a transform chain); ``slice_metrics`` the
+    metrics per value of the step's ``slices`` columns; ``cv`` the cross-validation summary (folds, seed,
+    fold metrics, mean, std); ``threads`` what the fit saw (:class:`ThreadInfo`); ``findings`` what the
     training diagnostics noticed (empty, constant or target-derived features, a near-perfect score).
+
+    ``params`` (the estimator's resolved parameters) and ``step_config`` (the train step's resolved config)
+    stay JSON mappings on purpose: their keys are whatever the estimator, or the step type and its plugins,
+    take, so no record type can name them; they are stored and shown as given, never read field by field.
     """
 
     KIND: ClassVar[str] = "loopline.train_report"
@@ -187,8 +378,8 @@ class TrainReport:
     algorithm: str
     metrics: dict[str, dict[str, float]]
     params: dict[str, Any]
-    timings: dict[str, Any]
-    input_schema: list[dict[str, Any]]
+    timings: Timings
+    input_schema: tuple[InputField, ...]
     features: Features
     target: str
     task: str
@@ -196,17 +387,17 @@ class TrainReport:
     rows: dict[str, int]
     step_config: dict[str, Any]
     lineage: dict[str, list[str]] | None = None
-    slice_metrics: dict[str, Any] | None = None
+    slice_metrics: SliceMetrics | None = None
     cv: CrossValidation | None = None
-    threads: dict[str, Any] | None = None
+    threads: ThreadInfo | None = None
     findings: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
         out.update({f.name: getattr(self, f.name) for f in fields(self)})
-        out["features"] = self.features.to_dict()
-        out["cv"] = None if self.cv is None else self.cv.to_dict()
-        out["findings"] = _findings_out(self.findings)
+        out["timings"] = self.timings.to_dict()
+        out["input_schema"] = [item.to_dict() for item in self.input_schema]
+        out.update(_nested_out(self))
         return out
 
     @classmethod
@@ -227,8 +418,8 @@ class TrainReport:
             algorithm=str(data["algorithm"]),
             metrics=dict(data["metrics"]),
             params=dict(data.get("params") or {}),
-            timings=dict(data.get("timings") or {}),
-            input_schema=list(data["input_schema"]),
+            timings=Timings.from_dict(data.get("timings")),
+            input_schema=input_fields(data["input_schema"]),
             features=Features.from_dict(data["features"]),
             target=str(data["target"]),
             task=str(data["task"]),
@@ -236,9 +427,9 @@ class TrainReport:
             rows=dict(data.get("rows") or {}),
             step_config=dict(data.get("step_config") or {}),
             lineage=data.get("lineage"),
-            slice_metrics=data.get("slice_metrics"),
+            slice_metrics=SliceMetrics.from_dict(data.get("slice_metrics")),
             cv=CrossValidation.from_dict(data.get("cv")),
-            threads=data.get("threads"),
+            threads=ThreadInfo.from_dict(data.get("threads")),
             findings=findings_from(data.get("findings")),
         )
 
@@ -262,8 +453,9 @@ class TrainReport:
 class VersionConfig:
     """The typed view of a model version's stored ``config``: what it was trained on and how.
 
-    ``resolved`` is the train step's config; per-slice metrics, the cross-validation summary and the
-    training diagnostics' ``findings`` ride here, so the version's ``metrics`` stay ``{split: {metric: value}}``.
+    ``resolved`` is the train step's config (a JSON mapping, as :attr:`TrainReport.step_config`); per-slice
+    metrics, the cross-validation summary and the training diagnostics' ``findings`` ride here, so the
+    version's ``metrics`` stay ``{split: {metric: value}}``.
     """
 
     features: Features = Features()
@@ -272,16 +464,14 @@ class VersionConfig:
     rows: dict[str, int] = field(default_factory=dict)
     resolved: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, list[str]] | None = None
-    slice_metrics: dict[str, Any] | None = None
+    slice_metrics: SliceMetrics | None = None
     cv: CrossValidation | None = None
-    threads: dict[str, Any] | None = None
+    threads: ThreadInfo | None = None
     findings: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["features"] = self.features.to_dict()
-        out["cv"] = None if self.cv is None else self.cv.to_dict()
-        out["findings"] = _findings_out(self.findings)
+        out.update(_nested_out(self))
         return out
 
     @classmethod
@@ -295,9 +485,9 @@ class VersionConfig:
             rows=dict(data.get("rows") or {}),
             resolved=dict(data.get("resolved") or {}),
             lineage=data.get("lineage"),
-            slice_metrics=data.get("slice_metrics"),
+            slice_metrics=SliceMetrics.from_dict(data.get("slice_metrics")),
             cv=CrossValidation.from_dict(data.get("cv")),
-            threads=data.get("threads"),
+            threads=ThreadInfo.from_dict(data.get("threads")),
             findings=findings_from(data.get("findings")),
         )
 
@@ -437,6 +627,38 @@ class LeaderboardRow:
 
 
 @dataclass(frozen=True)
+class Leaderboard:
+    """The candidates of model ``model`` one run compared, ranked best first by ``metric`` on ``split``
+    (see ``loopline.run.run_leaderboard``); ``run_id`` is the run."""
+
+    model: str
+    run_id: str
+    metric: str
+    split: str
+    rows: tuple[LeaderboardRow, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"model", "run_id", "metric", "split", "rows"}``, the rows as :meth:`LeaderboardRow.to_dict`."""
+        return {
+            "model": self.model,
+            "run_id": self.run_id,
+            "metric": self.metric,
+            "split": self.split,
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Leaderboard:
+        return cls(
+            model=str(data["model"]),
+            run_id=str(data["run_id"]),
+            metric=str(data["metric"]),
+            split=str(data.get("split") or "valid"),
+            rows=tuple(LeaderboardRow.from_dict(row) for row in data.get("rows") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class CandidateSummary:
     """A registered candidate as a selection lists it: version, algorithm and metrics per split."""
 
@@ -508,6 +730,22 @@ class Selection:
             metric=str(data.get("metric", "")),
             leaderboard=tuple(LeaderboardRow.from_dict(r) for r in data.get("leaderboard") or ()),
         )
+
+
+def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:
+    """The JSON of the nested records a train report and a version config share."""
+    return {
+        "features": record.features.to_dict(),
+        "slice_metrics": None if record.slice_metrics is None else record.slice_metrics.to_dict(),
+        "cv": None if record.cv is None else record.cv.to_dict(),
+        "threads": None if record.threads is None else record.threads.to_dict(),
+        "findings": _findings_out(record.findings),
+    }
+
+
+def _opt(kind: Callable[[Any], _T], value: Any) -> _T | None:
+    """``kind(value)``, None for None."""
+    return None if value is None else kind(value)
 
 
 def _decision(selection: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,11 @@ with the same rule.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loopline.core.errors import DataError, NotFoundError
-from loopline.core.records import Selection
+from loopline.core.records import Leaderboard, Selection
 from loopline.run._policy import Rankable, metric_value, rank_candidates
 from loopline.run._values import load_value
 
@@ -25,8 +26,8 @@ SPLITS = ("valid", "test", "cv")
 
 def run_leaderboard(
     store: Store, name: str, *, run_id: str | None = None, metric: str | None = None, split: str = "valid"
-) -> dict[str, Any]:
-    """The leaderboard of model ``name`` in one run: ``{"model", "run_id", "metric", "split", "rows"}``.
+) -> Leaderboard:
+    """The :class:`~loopline.core.records.Leaderboard` of model ``name`` in one run.
 
     ``run_id`` defaults to the latest run that registered versions of ``name``. The candidates are those
     the run's select step compared (including versions an earlier run registered first), or, without
@@ -41,7 +42,7 @@ def run_leaderboard(
     run_id = run_id or _latest_run(name, versions)
     selected = _selection(store, name, run_id)
     if selected is not None:
-        candidates = [store.models.get(name, int(v)) for v in selected["versions"]]
+        candidates = [store.models.get(name, v) for v in selected.versions]
     else:
         candidates = sorted((v for v in versions if v.run_id == run_id), key=lambda v: v.version)
     if not candidates:
@@ -49,16 +50,11 @@ def run_leaderboard(
             f"run {run_id} registered no version of model {name!r}.",
             hint=f"Runs that did: {', '.join(sorted({v.run_id for v in versions if v.run_id})) or 'none'}.",
         )
-    metric = metric or str((selected or {}).get("metric") or _default_metric(candidates, split))
+    metric = metric or (selected and selected.metric) or _default_metric(candidates, split)
     _check_metric(candidates, split, metric)
-    promoted = (selected or {}).get("promoted")
-    return {
-        "model": name,
-        "run_id": run_id,
-        "metric": metric,
-        "split": split,
-        "rows": [row.to_dict() for row in rank_candidates(candidates, metric, split=split, promoted=promoted)],
-    }
+    promoted = None if selected is None else selected.promoted
+    rows = rank_candidates(candidates, metric, split=split, promoted=promoted)
+    return Leaderboard(model=name, run_id=run_id, metric=metric, split=split, rows=tuple(rows))
 
 
 def _latest_run(name: str, versions: Sequence[ModelVersion]) -> str:
@@ -71,8 +67,18 @@ def _latest_run(name: str, versions: Sequence[ModelVersion]) -> str:
     return str(max(by_run, key=lambda v: v.version).run_id)
 
 
-def _selection(store: Store, name: str, run_id: str) -> dict[str, Any] | None:
-    """What the run's last select step for ``name`` compared: versions, metric, promoted version."""
+@dataclass(frozen=True)
+class _Compared:
+    """What a run's select step compared: the versions, the step's metric (None: its default) and the
+    version it (or the retrain gate after it) promoted."""
+
+    versions: tuple[int, ...]
+    metric: str | None
+    promoted: int | None
+
+
+def _selection(store: Store, name: str, run_id: str) -> _Compared | None:
+    """What the run's last select step for ``name`` compared."""
     found = None
     for step in store.runs.get(run_id).steps:
         if step.type != "select" or step.status not in ("succeeded", "reused") or "out" not in step.outputs:
@@ -83,11 +89,12 @@ def _selection(store: Store, name: str, run_id: str) -> dict[str, Any] | None:
             promoted = selection.promoted
             if promoted is None and step.config.get("promote") == "never":  # a retrain: its gate promotes
                 promoted = _promoted_since(store, name, selection.best)
-            found = {
-                "versions": [c.version for c in selection.candidates],
-                "metric": step.config.get("metric"),
-                "promoted": promoted,
-            }
+            metric = step.config.get("metric")
+            found = _Compared(
+                versions=tuple(c.version for c in selection.candidates),
+                metric=None if metric is None else str(metric),
+                promoted=promoted,
+            )
     return found
 
 

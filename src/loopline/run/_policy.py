@@ -33,7 +33,16 @@ from loopline.bundle import check_servable
 from loopline.core.config import DriftConfig, RetrainConfig
 from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
 from loopline.core.pipeline import StepSpec
-from loopline.core.records import Finding, GateDecision, LeaderboardRow, RetrainDecision, Selection, VersionConfig
+from loopline.core.records import (
+    Finding,
+    GateDecision,
+    LeaderboardRow,
+    RetrainDecision,
+    Selection,
+    Timings,
+    Training,
+    VersionConfig,
+)
 from loopline.train import METRIC_DIRECTION, ModelBundle
 
 if TYPE_CHECKING:
@@ -92,7 +101,8 @@ def rank_candidates(
 def _row(
     candidate: Rankable, metric: str, score: float | None, rank: int | None, promoted: int | None
 ) -> LeaderboardRow:
-    training = candidate.timings.get("training") or {}
+    timings = Timings.from_dict(candidate.timings)
+    training = timings.training or Training()
     config = VersionConfig.from_dict(candidate.config)
     return LeaderboardRow(
         rank=rank,
@@ -103,9 +113,9 @@ def _row(
         test=metric_value(candidate.metrics, "test", metric),
         cv=metric_value(candidate.metrics, "cv", metric),
         cv_std=config.cv_std(metric),
-        fit_s=candidate.timings.get("fit_s"),
-        stopped=training.get("stopped"),
-        iterations=training.get("iterations"),
+        fit_s=timings.fit_s,
+        stopped=training.stopped,
+        iterations=training.iterations,
         best=rank == 1,
         promoted=promoted is not None and candidate.version == promoted,
         findings=config.findings,

@@ -117,10 +117,10 @@ class ModelRepository:
             metrics=report.metrics,
             params=report.params,
             config=report.version_config(),
-            input_schema=report.input_schema,
+            input_schema=[item.to_dict() for item in report.input_schema],
             data_fingerprint=report.data_fingerprint,
             run_id=run_id,
-            timings=report.timings,
+            timings=report.timings.to_dict(),
         )
 
     def register(

@@ -21,7 +21,7 @@ from loopline.bundle import (
 )
 from loopline.bundle._native import native_format, to_native  # the bundle's own storage form, built at training
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.core.records import Candidate, Features, Finding, TrainReport
+from loopline.core.records import Candidate, Features, Finding, Timings, TrainReport, input_fields
 from loopline.prep import Chain, Preprocessor
 from loopline.train._class_weight import ClassWeight, class_weights
 from loopline.train._diagnostics import perfect_score, training_findings
@@ -61,8 +61,8 @@ class TrainResult:
             algorithm=spec.estimator,
             metrics=dict(self.metrics),
             params=self.params,
-            timings={**self.timings, "training": self.training},
-            input_schema=self.bundle.input_schema,
+            timings=Timings.from_dict({**self.timings, "training": self.training}),
+            input_schema=input_fields(self.bundle.input_schema),
             features=Features(tuple(spec.numeric), tuple(spec.categorical)),
             target=spec.target,
             task=self.bundle.task,

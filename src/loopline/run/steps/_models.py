@@ -13,7 +13,7 @@ from loopline.bundle import check_servable
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.core.hashing import fingerprint
-from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection
+from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection, SliceMetrics, ThreadInfo
 from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.run._policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
@@ -272,7 +272,7 @@ class Train(StepType[TrainConfig]):
             params = thread_params(spec, config.params, threads["granted"])
             candidate = _fit(config, params, train, valid, test, ctx)
         # what the fit saw: {requested, granted, openmp, blas}
-        return replace(candidate, report=replace(candidate.report, threads=threads)).to_dict()
+        return replace(candidate, report=replace(candidate.report, threads=ThreadInfo.from_dict(threads))).to_dict()
 
 
 def _fit(
@@ -310,7 +310,7 @@ def _fit(
         result.report(config, data_fingerprint=fingerprint(_frame_hash(train), _frame_hash(valid))),
         metrics=metrics,
         rows={"train": train.height, "valid": valid.height},
-        slice_metrics=slices if config.slices else None,
+        slice_metrics=SliceMetrics.from_dict(slices) if config.slices else None,
         cv=cv,
     )
     return Candidate(result.bundle.to_bytes(), reference, report)
