@@ -31,9 +31,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-STARTUP = 120.0
+STARTUP = 300.0
 """Seconds a service may take to become ready: only a hang detector (the deadline is polled), so it is sized for
-a machine running a dozen other test processes, where importing the stack alone can take half a minute."""
+a machine running a dozen other test processes, where a service with two workers once took over 120 s."""
 
 CLI_GUARDS = ["--allow-host", "127.0.0.1", "--allow-host", "api.internal", "--max-concurrency", "4"]
 
