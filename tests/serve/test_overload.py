@@ -24,7 +24,7 @@ RECORD = {"x": 0.3, "n": 4, "group": "a"}
 FLOOD = 200
 LIMIT = 8
 PROBES = 20
-RATIO = 10
+RATIO = 4
 """How many times a readiness probe's median time a refusal's median may take."""
 
 
