@@ -50,7 +50,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         time.sleep(0.02)
 
 
-def version(answer: Answer) -> Any:
+def served_version(answer: Answer) -> Any:
     return answer.body.get("version") if answer.status == 200 else None
 
 
@@ -86,7 +86,7 @@ def test_a_promotion_under_load_fails_nothing_and_never_mixes_versions(store: St
         swap_done = time.monotonic()
 
         def switched(answers: list[Answer]) -> bool:  # ANSWERS answers since the new version first reached it
-            first = next((i for i, a in enumerate(answers) if version(a) == new), None)
+            first = next((i for i, a in enumerate(answers) if served_version(a) == new), None)
             return first is not None and len(answers) - first >= ANSWERS
 
         try:
