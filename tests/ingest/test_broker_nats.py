@@ -69,11 +69,24 @@ def test_stream_sequences_are_ids_and_positions_and_bad_payloads_rejects(stream:
     assert drain(NatsSource(config(stream)), ack=True) == []  # durable consumer: acknowledged means done
 
 
+REDELIVERY_WITHIN = 10.0
+"""Seconds the tests below wait for a redelivery after an ``ack_wait_s`` of 1 s: ample on a loaded machine, yet
+well under the 30 s JetStream default (and the 60 s loopline default) a lost ``ack_wait_s`` would fall back to."""
+
+
+def redelivered(cfg: NatsConfig, count: int, *, ack: bool, limits: Limits = FAST) -> list[Batch]:
+    """Drain fresh sources on ``cfg`` until ``count`` messages or rejects came back or REDELIVERY_WITHIN passed."""
+    batches: list[Batch] = []
+    deadline = time.monotonic() + REDELIVERY_WITHIN
+    while sum(len(b.ids or []) + len(b.rejects) for b in batches) < count and time.monotonic() < deadline:
+        batches += drain(NatsSource(cfg), ack=ack, limits=limits)
+    return batches
+
+
 def test_unacknowledged_messages_are_redelivered_after_ack_wait(stream: str) -> None:
     asyncio.run(_publish(URL, stream, [json.dumps({"k": i}).encode() for i in range(100)], create=False))
     first = ids(drain(NatsSource(config(stream, ack_wait_s=1)), ack=False))
-    time.sleep(1.2)
-    again = ids(drain(NatsSource(config(stream, ack_wait_s=1)), ack=True))
+    again = ids(redelivered(config(stream, ack_wait_s=1), 100, ack=True))
     assert first == again == [str(i) for i in range(1, 101)]
 
 
@@ -82,9 +95,8 @@ def test_a_poison_message_ends_in_rejects(stream: str) -> None:
     cfg = config(stream, ack_wait_s=1.0, max_deliveries=2)
     quick = Limits(max_seconds=0.3)
     for _ in range(2):  # delivered, never acknowledged (the consumer "crashes" each time)
-        assert ids(drain(NatsSource(cfg), ack=False, limits=quick)) == ["1"]
-        time.sleep(1.2)
-    batches = drain(NatsSource(cfg), ack=True, limits=quick)
+        assert ids(redelivered(cfg, 1, ack=False, limits=quick)) == ["1"]
+    batches = [b for b in redelivered(cfg, 1, ack=True, limits=quick) if b.ids or b.rejects]
     assert ids(batches) == [] and batches[0].rejects[0].reason.startswith("poison: delivered")
     assert "(max_deliveries=2)" in batches[0].rejects[0].reason
 

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 
 def test_kill_9_mid_ingest_then_restart_gives_every_row_exactly_once(store_url: str, tmp_path: Path) -> None:
+    total = 100_000
     data = tmp_path / "data"
     data.mkdir()
     for part in range(4):
@@ -158,16 +159,31 @@ def test_kill_9_mid_ingest_then_restart_gives_every_row_exactly_once(store_url: 
     script = tmp_path / "ingest.py"
     script.write_text(KILL_SCRIPT)
     args = [sys.executable, str(script), store_url, str(tmp_path / "artifacts"), str(data / "*.csv")]
-    for delay in (0.8, 1.2):
-        child = subprocess.Popen(args)
-        time.sleep(delay)
+    with Store.open(store_url, tmp_path / "artifacts") as store:
+        partial = 0
+        for _ in range(2):  # killed twice, each time after it committed more than the run before it left
+            kill_after_progress(store, args, beyond=partial)
+            partial = store.datasets.read("big").height
+            assert partial < total, "the kill landed after the ingest had finished"
+        subprocess.run(args, check=True, timeout=120)
+        ids = store.datasets.read("big")["id"]
+    assert ids.len() == total and ids.n_unique() == total
+    assert set(ids.to_list()) == set(range(total))
+
+
+def kill_after_progress(store: Store, args: list[str], *, beyond: int) -> None:
+    """Start the ingest; once its checkpoint shows it committed rows past ``beyond``, SIGKILL it."""
+    child = subprocess.Popen(args)
+    deadline = time.monotonic() + 120
+    try:
+        while store.datasets.checkpoint("big", "file") is None or store.datasets.read("big").height <= beyond:
+            assert child.poll() is None, "the child ended before it committed anything new"
+            assert time.monotonic() < deadline, "the child committed nothing new in 120 s"
+            time.sleep(0.02)
+    finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
-    subprocess.run(args, check=True, timeout=120)
-    with Store.open(store_url, tmp_path / "artifacts") as check:
-        ids = check.datasets.read("big")["id"]
-    assert ids.len() == 100_000 and ids.n_unique() == 100_000
-    assert set(ids.to_list()) == set(range(100_000))
+    assert child.returncode == -signal.SIGKILL  # it was still running: the kill landed mid-ingest
 
 
 def test_follow_stops_cleanly_when_asked(store: Store, tmp_path: Path) -> None:
@@ -182,13 +198,23 @@ def test_follow_stops_cleanly_when_asked(store: Store, tmp_path: Path) -> None:
         )
     )
     worker.start()
-    time.sleep(0.5)
-    pl.DataFrame({"id": [2]}).write_csv(tmp_path / "b.csv")
-    time.sleep(0.8)
-    stop.set()
-    worker.join(timeout=10)
+    try:
+        wait_for_checkpoint(store, "live", lambda position: position is not None)  # a.csv is in
+        pl.DataFrame({"id": [2]}).write_csv(tmp_path / "b.csv")  # a file that arrives while it follows
+        wait_for_checkpoint(store, "live", lambda position: "b.csv" in str(position))
+    finally:
+        stop.set()
+        worker.join(timeout=60)
     assert not worker.is_alive()
     assert sorted(store.datasets.read("live")["id"].to_list()) == [1, 2]
+
+
+def wait_for_checkpoint(store: Store, dataset: str, condition: Callable[[Any], bool]) -> None:
+    """Poll the file source's checkpoint into ``dataset`` until ``condition`` holds (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while not condition(store.datasets.checkpoint(dataset, "file")):
+        assert time.monotonic() < deadline, f"the checkpoint stayed {store.datasets.checkpoint(dataset, 'file')}"
+        time.sleep(0.05)
 
 
 def test_a_parquet_file_matching_the_contract_becomes_a_part_as_it_is(store: Store, tmp_path: Path) -> None:

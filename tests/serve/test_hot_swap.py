@@ -1,12 +1,14 @@
 """Hot swap under load: a promotion mid-stream fails no request, and every answer comes from exactly one version.
 
-Bounded: three client threads against 127.0.0.1 for about 3 seconds.
+Bounded: three client threads against 127.0.0.1, each for 10 answers before the promotion and 10 after it reached
+that client (a few seconds; a 60 s deadline if the new version never arrives).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +22,8 @@ from loopline.train import ModelBundle
 from .conftest import make_frame, register
 
 THREADS = 3
-SECONDS = 3.0
-SWAP_AT = 1.2
+ANSWERS = 10
+"""Answers each client gets before the promotion, and after the new version first reached it."""
 RECORDS = make_frame(5, seed=21).drop("label").to_dicts()
 
 
@@ -41,6 +43,17 @@ def stream(url: str, stop: threading.Event, answers: list[Answer]) -> None:
             answers.append(Answer(sent, time.monotonic(), response.status_code, response.json()))
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def served_version(answer: Answer) -> Any:
+    return answer.body.get("version") if answer.status == 200 else None
+
+
 def offline(store: Store, version: int) -> list[dict[str, Any]]:
     bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(store.models.get("toy", version).bundle_digest))
     return bundle.predict_records(RECORDS)
@@ -56,10 +69,9 @@ def test_a_promotion_under_load_fails_nothing_and_never_mixes_versions(store: St
     stop = threading.Event()
     with BackgroundServer(store, settings) as server:
         threads = [threading.Thread(target=stream, args=(server.url, stop, a)) for a in per_thread]
-        started = time.monotonic()
         for thread in threads:
             thread.start()
-        time.sleep(SWAP_AT)
+        wait_until(lambda: all(len(a) >= ANSWERS for a in per_thread), "the clients did not get going")
         swap_sent = time.monotonic()
         if how == "admin endpoint":
             promoted = httpx.post(
@@ -72,12 +84,18 @@ def test_a_promotion_under_load_fails_nothing_and_never_mixes_versions(store: St
         else:
             store.models.promote("toy", new)
         swap_done = time.monotonic()
-        time.sleep(max(0.0, SECONDS - (swap_done - started)))
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=15)
+
+        def switched(answers: list[Answer]) -> bool:  # ANSWERS answers since the new version first reached it
+            first = next((i for i, a in enumerate(answers) if served_version(a) == new), None)
+            return first is not None and len(answers) - first >= ANSWERS
+
+        try:
+            wait_until(lambda: all(switched(a) for a in per_thread), f"version {new} did not reach every client")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
     answers = [a for thread_answers in per_thread for a in thread_answers]
-    assert len(answers) > 30
     assert [a for a in answers if a.status != 200] == []  # zero failed requests
     for answer in answers:
         version = answer.body["version"]
