@@ -6,7 +6,10 @@ library is imported before the clock starts, so the figures compare the work, no
   ``pyarrow.csv.read_csv`` on the same file; also the source alone (read, no dataset), and the persisted
   floor: read_csv, then one lz4 Parquet file and its SHA-256 — the least work that ends with the data stored.
 - Parquet: loopline into a dataset vs ``polars.read_parquet``.
-- JSON Lines: loopline into a dataset vs ``pandas.read_json(lines=True)``.
+- JSON Lines: loopline into a dataset vs ``polars.read_ndjson`` and DuckDB's ``read_json`` (both given the 12
+  columns and their types, so neither samples the file) and ``pandas.read_json(lines=True)``, each into memory
+  only; ``jsonl_vs_fastest`` (goal >= 0.8, judged on the worst repeat) is against the fastest of them; and the
+  persisted floor: polars.read_ndjson, then one lz4 Parquet file and its SHA-256.
 - A CSV four times larger than the memory budget, streamed: peak RSS vs the file size; and a file four
   times bigger again under the same budget, to show the peak does not grow with the file.
 The database and MQTT figures come from bench_ingest_sql.py (a PostgreSQL table vs pandas.read_sql and
@@ -29,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import final_line, machine, summary
+from _common import final_line, goal, machine, paired_ratios, summary
 
 DATA = Path(".bench/ingest")
 
@@ -47,6 +50,7 @@ CONTENDERS = {
 PRELUDE = """
 import json, sys, tempfile, time
 import pandas as pd, polars as pl, pyarrow.csv, pyarrow.parquet
+import duckdb, pyarrow.json
 from loopline.ingest import SOURCES, Limits
 from loopline.run import ingest_source
 from loopline.store import Store
@@ -75,6 +79,74 @@ def persisted_floor():
         hashlib.file_digest(f, "sha256")
 started = time.perf_counter()
 """
+
+# JSON Lines: every peer is given the 12 columns and their types, so none samples the file to infer them
+JSONL_COLUMNS = {  # name: (polars type, DuckDB type)
+    "id": ("Int64", "BIGINT"),
+    "user": ("Int64", "BIGINT"),
+    "amount": ("Float64", "DOUBLE"),
+    "score": ("Float64", "DOUBLE"),
+    "qty": ("Int64", "BIGINT"),
+    "ok": ("Boolean", "BOOLEAN"),
+    "city": ("String", "VARCHAR"),
+    "sku": ("String", "VARCHAR"),
+    "channel": ("String", "VARCHAR"),
+    "lat": ("Float64", "DOUBLE"),
+    "lon": ("Float64", "DOUBLE"),
+    "ts": ("String", "VARCHAR"),
+}
+_POLARS_SCHEMA = "{" + ", ".join(f"{n!r}: pl.{p}" for n, (p, _) in JSONL_COLUMNS.items()) + "}"
+_DUCKDB_COLUMNS = "{" + ", ".join(f"'{n}': '{d}'" for n, (_, d) in JSONL_COLUMNS.items()) + "}"
+JSONL_PEERS = {  # jsonl_loopline and jsonl_pandas are in CONTENDERS
+    "jsonl_polars": f"pl.read_ndjson(PATH['jsonl'], schema={_POLARS_SCHEMA})",
+    "jsonl_duckdb": (
+        f"duckdb.sql(\"SELECT * FROM read_json('\" + PATH['jsonl'] + \"', columns={_DUCKDB_COLUMNS}, "
+        "format='newline_delimited')\").to_arrow_table()"
+    ),
+    "jsonl_floor": f"""
+import hashlib
+frame = pl.read_ndjson(PATH['jsonl'], schema={_POLARS_SCHEMA})
+path = tempfile.mkdtemp() + '/part.parquet'
+frame.write_parquet(path, compression='lz4', statistics=False)
+with open(path, 'rb') as f:
+    hashlib.file_digest(f, 'sha256')
+""",
+}
+CONTENDERS.update(JSONL_PEERS)
+JSONL_LABELS = {
+    "jsonl_loopline": "loopline file source -> ingest_source: the JSON Lines file into a new version of a dataset in "
+    "an existing store (blocks parsed with types, schema contract, Parquet parts, SHA-256, commit), persisted",
+    "jsonl_pandas": "pandas.read_json(lines=True), types inferred: the file into an in-memory DataFrame only",
+    "jsonl_polars": "polars.read_ndjson(schema=the 12 columns): the file into an in-memory DataFrame only",
+    "jsonl_duckdb": "duckdb read_json(columns=the 12 columns, format='newline_delimited').to_arrow_table(): "
+    "the file into an in-memory Arrow table only",
+    "jsonl_floor": "persisted floor: polars.read_ndjson(schema=...), then one lz4 Parquet file and its SHA-256 "
+    "(the least work that ends with the data stored)",
+}
+JSONL_FASTEST_OF = ("jsonl_polars", "jsonl_duckdb", "jsonl_pandas")
+
+
+def jsonl_figures(times: dict[str, list[float]]) -> dict[str, dict[str, object]]:
+    """JSON Lines ratios (peer median / loopline median); the goal is judged on the worst repeat vs the fastest peer."""
+    medians = {name: summary(times[name])["median"] for name in (*JSONL_FASTEST_OF, "jsonl_floor", "jsonl_loopline")}
+    fastest = min(JSONL_FASTEST_OF, key=medians.__getitem__)
+    ours = times["jsonl_loopline"]
+    vs_fastest = paired_ratios(times[fastest], ours)
+    return {
+        "ratios": {
+            "jsonl_vs_fastest": medians[fastest] / medians["jsonl_loopline"],
+            "jsonl_vs_polars": medians["jsonl_polars"] / medians["jsonl_loopline"],
+            "jsonl_vs_duckdb": medians["jsonl_duckdb"] / medians["jsonl_loopline"],
+            "jsonl_vs_persisted_floor": medians["jsonl_floor"] / medians["jsonl_loopline"],
+        },
+        "goals": {"jsonl_vs_fastest": {**goal(vs_fastest, 0.8), "peer": fastest}},
+        "labels": {
+            **JSONL_LABELS,
+            "jsonl_vs_fastest": f"{fastest} median / jsonl_loopline median; goal judged on the worst paired repeat",
+            "jsonl_vs_pandas": "jsonl_pandas median / jsonl_loopline median",
+        },
+    }
+
 
 EPILOGUE = """
 elapsed = time.perf_counter() - started
@@ -208,11 +280,15 @@ def main() -> None:
         "parquet_vs_polars": medians["parquet_polars"] / medians["parquet_loopline"],
         "jsonl_vs_pandas": medians["jsonl_pandas"] / medians["jsonl_loopline"],
     }
+    jsonl = jsonl_figures({name: [s["s"] for s in runs] for name, runs in samples.items()})
+    ratios.update(jsonl["ratios"])
+    print(f"JSON Lines goal (worst repeat vs the fastest peer): {jsonl['goals']['jsonl_vs_fastest']}")
     peers = {name: run_peer_bench(name, args.quick) for name in ("bench_ingest_sql.py", "bench_ingest_mqtt.py")}
     for result in peers.values():
         ratios.update({k: v for k, v in result.get("ratios", {}).items()})
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")
+    import duckdb
     import pandas
     import polars
     import pyarrow
@@ -226,10 +302,14 @@ def main() -> None:
             "pyarrow": pyarrow.__version__,
             "polars": polars.__version__,
             "pandas": pandas.__version__,
+            "duckdb": duckdb.__version__,
         },
+        labels=jsonl["labels"],
         median={f"{k}_s": v for k, v in medians.items()},
+        spread={name: summary([s["s"] for s in runs]) for name, runs in samples.items()},
         peak_rss_mb={**rss, "streamed_csv": streamed},
         ratios=ratios,
+        goals=jsonl["goals"],
     )
 
 

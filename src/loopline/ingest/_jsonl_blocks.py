@@ -19,6 +19,9 @@ import pyarrow as pa
 
 from loopline.ingest._csv_blocks import BadRow, line_blocks
 
+#: strings stay Arrow string views, polars' own layout: no copy to Arrow and none back (``pl.from_arrow``)
+_VIEWS = pl.CompatLevel.newest()
+
 
 def jsonl_tables(stream: Any, *, block_bytes: int) -> Iterator[tuple[pa.Table, list[BadRow]]]:
     """Parse an open binary stream block by block: ``(table, bad lines of the block)``."""
@@ -28,7 +31,7 @@ def jsonl_tables(stream: Any, *, block_bytes: int) -> Iterator[tuple[pa.Table, l
         frame, bad = _parse(block, pinned, line)
         if not pinned:
             pinned = {name: dtype for name, dtype in frame.schema.items() if dtype != pl.Null}
-        yield frame.to_arrow(), bad
+        yield frame.to_arrow(compat_level=_VIEWS), bad
         line += block.count(b"\n")
 
 
