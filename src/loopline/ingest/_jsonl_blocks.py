@@ -1,9 +1,10 @@
 """JSON Lines in blocks: bounded memory, one schema where the data allows, bad lines with their numbers.
 
 The stream is cut at line ends (:func:`loopline.ingest._csv_blocks.line_blocks`); polars parses each block,
-with the types the first block inferred pinned for the columns it saw (new columns are inferred, so none
-is dropped). A block whose values break those types is parsed again with its own types and left to the
-schema contract. A block holding a line that is not a JSON object is read line by line: the good lines
+with the types the first block inferred pinned for the columns it saw (new columns are inferred). Known
+limit: polars infers a block's columns from its first 100 lines, so a field that first appears after
+them in a block is not read. A block whose values break those types is parsed again with its own types
+and left to the schema contract. A block holding a line that is not a JSON object is read line by line: the good lines
 are kept, each bad one is reported with its line number in the file.
 """
 
