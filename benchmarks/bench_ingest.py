@@ -11,7 +11,10 @@ library is imported before the clock starts, so the figures compare the work, no
   ``polars.read_parquet(hive_partitioning=True)`` on the same path (decodes it, adds the same column);
   the whole-file shortcut — a plain Parquet file whose schema matches is stored as it is (metadata read, a copy,
   its SHA-256, an fsync, a commit; no decoding) — vs a floor doing only a file copy and the SHA-256 of the copy.
-- JSON Lines: loopline into a dataset vs ``pandas.read_json(lines=True)``.
+- JSON Lines: loopline into a dataset vs ``polars.read_ndjson`` and DuckDB's ``read_json`` (both given the 12
+  columns and their types, so neither samples the file) and ``pandas.read_json(lines=True)``, each into memory
+  only; ``jsonl_vs_fastest`` (goal >= 0.8, judged on the worst repeat) is against the fastest of them; and the
+  persisted floor: polars.read_ndjson, then one lz4 Parquet file and its SHA-256.
 - CSV is compared ``--runs`` times (default 3), each run a warm-up and ``--repeats`` alternated repeats:
   pyarrow's reader is bimodal on this machine, so the CSV goal is judged on the worst run's median, and the
   range over the runs is printed.
@@ -91,6 +94,7 @@ GOALS = {"csv_vs_pyarrow": 0.8}
 PRELUDE = """
 import json, sys, tempfile, time
 import pandas as pd, polars as pl, pyarrow.csv, pyarrow.parquet
+import duckdb, pyarrow.json
 from loopline.ingest import SOURCES, Limits
 from loopline.run import ingest_source
 from loopline.store import Store
@@ -126,6 +130,75 @@ def persisted_floor():
         hashlib.file_digest(f, "sha256")
 started = time.perf_counter()
 """
+
+# JSON Lines: every peer is given the 12 columns and their types, so none samples the file to infer them
+JSONL_COLUMNS = {  # name: (polars type, DuckDB type)
+    "id": ("Int64", "BIGINT"),
+    "user": ("Int64", "BIGINT"),
+    "amount": ("Float64", "DOUBLE"),
+    "score": ("Float64", "DOUBLE"),
+    "qty": ("Int64", "BIGINT"),
+    "ok": ("Boolean", "BOOLEAN"),
+    "city": ("String", "VARCHAR"),
+    "sku": ("String", "VARCHAR"),
+    "channel": ("String", "VARCHAR"),
+    "lat": ("Float64", "DOUBLE"),
+    "lon": ("Float64", "DOUBLE"),
+    "ts": ("String", "VARCHAR"),
+}
+_POLARS_SCHEMA = "{" + ", ".join(f"{n!r}: pl.{p}" for n, (p, _) in JSONL_COLUMNS.items()) + "}"
+_DUCKDB_COLUMNS = "{" + ", ".join(f"'{n}': '{d}'" for n, (_, d) in JSONL_COLUMNS.items()) + "}"
+JSONL_PEERS = {  # jsonl_loopline and jsonl_pandas are in CONTENDERS
+    "jsonl_polars": f"pl.read_ndjson(PATH['jsonl'], schema={_POLARS_SCHEMA})",
+    "jsonl_duckdb": (
+        f"duckdb.sql(\"SELECT * FROM read_json('\" + PATH['jsonl'] + \"', columns={_DUCKDB_COLUMNS}, "
+        "format='newline_delimited')\").to_arrow_table()"
+    ),
+    "jsonl_floor": f"""
+import hashlib
+frame = pl.read_ndjson(PATH['jsonl'], schema={_POLARS_SCHEMA})
+path = tempfile.mkdtemp() + '/part.parquet'
+frame.write_parquet(path, compression='lz4', statistics=False)
+with open(path, 'rb') as f:
+    hashlib.file_digest(f, 'sha256')
+""",
+}
+CONTENDERS.update(JSONL_PEERS)
+JSONL_LABELS = {
+    "jsonl_loopline": "loopline file source -> ingest_source: the JSON Lines file into a new version of a dataset in "
+    "an existing store (blocks parsed with types, schema contract, Parquet parts, SHA-256, commit), persisted",
+    "jsonl_pandas": "pandas.read_json(lines=True), types inferred: the file into an in-memory DataFrame only",
+    "jsonl_polars": "polars.read_ndjson(schema=the 12 columns): the file into an in-memory DataFrame only",
+    "jsonl_duckdb": "duckdb read_json(columns=the 12 columns, format='newline_delimited').to_arrow_table(): "
+    "the file into an in-memory Arrow table only",
+    "jsonl_floor": "persisted floor: polars.read_ndjson(schema=...), then one lz4 Parquet file and its SHA-256 "
+    "(the least work that ends with the data stored)",
+}
+JSONL_FASTEST_OF = ("jsonl_polars", "jsonl_duckdb", "jsonl_pandas")
+LABELS.update(JSONL_LABELS)
+
+
+def jsonl_figures(times: dict[str, list[float]]) -> dict[str, dict[str, object]]:
+    """JSON Lines ratios (peer median / loopline median); the goal is judged on the worst repeat vs the fastest peer."""
+    medians = {name: summary(times[name])["median"] for name in (*JSONL_FASTEST_OF, "jsonl_floor", "jsonl_loopline")}
+    fastest = min(JSONL_FASTEST_OF, key=medians.__getitem__)
+    ours = times["jsonl_loopline"]
+    vs_fastest = paired_ratios(times[fastest], ours)
+    return {
+        "ratios": {
+            "jsonl_vs_fastest": medians[fastest] / medians["jsonl_loopline"],
+            "jsonl_vs_polars": medians["jsonl_polars"] / medians["jsonl_loopline"],
+            "jsonl_vs_duckdb": medians["jsonl_duckdb"] / medians["jsonl_loopline"],
+            "jsonl_vs_persisted_floor": medians["jsonl_floor"] / medians["jsonl_loopline"],
+        },
+        "goals": {"jsonl_vs_fastest": {**goal(vs_fastest, 0.8), "peer": fastest}},
+        "labels": {
+            **JSONL_LABELS,
+            "jsonl_vs_fastest": f"{fastest} median / jsonl_loopline median; goal judged on the worst paired repeat",
+            "jsonl_vs_pandas": "jsonl_pandas median / jsonl_loopline median",
+        },
+    }
+
 
 EPILOGUE = """
 elapsed = time.perf_counter() - started
@@ -341,8 +414,18 @@ def main() -> None:
             line += f", worst repeat {min(every):.2f})"
         print(line)
 
+    jsonl = jsonl_figures({name: seconds(pooled[name]) for name in pooled if name.startswith("jsonl_")})
+    ratios.update(jsonl["ratios"])  # type: ignore[arg-type]
+    goals.update(jsonl["goals"])  # type: ignore[arg-type]
+    worst = jsonl["goals"]["jsonl_vs_fastest"]  # type: ignore[index]
+    spread["jsonl_vs_fastest"] = {"min": worst["worst"], "median": worst["median"], "max": worst["best"]}
+    print(
+        f"JSON Lines vs the fastest reader ({worst['peer']}), per repeat: {verdict(worst)} (worst {worst['worst']:.2f})"
+    )
+
     labels = {f"{name}_s": text for name, text in LABELS.items()}
     labels.update({name: f"{RATIOS[name][0]} s / {RATIOS[name][1]} s per alternated repeat" for name in RATIOS})
+    labels.update(jsonl["labels"])  # type: ignore[arg-type]
     peers = {name: run_peer_bench(name, args.quick) for name in ("bench_ingest_sql.py", "bench_ingest_mqtt.py")}
     for result in peers.values():
         prefix = str(result["bench"]).removeprefix("ingest_") + "."  # "sql." / "mqtt."
@@ -358,6 +441,7 @@ def main() -> None:
         print(f"{key}: {value:.2f}")
     for key, result in goals.items():
         print(f"goal {key} >= {result['goal']}: {verdict(result)} (worst {result['worst']:.2f})")
+    import duckdb
     import pandas
     import polars
     import pyarrow
@@ -371,6 +455,7 @@ def main() -> None:
             "pyarrow": pyarrow.__version__,
             "polars": polars.__version__,
             "pandas": pandas.__version__,
+            "duckdb": duckdb.__version__,
         },
         labels=labels,
         median={f"{k}_s": statistics.median(seconds(v)) for k, v in pooled.items()},

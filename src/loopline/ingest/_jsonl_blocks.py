@@ -1,9 +1,10 @@
 """JSON Lines in blocks: bounded memory, one schema where the data allows, bad lines with their numbers.
 
 The stream is cut at line ends (:func:`loopline.ingest._csv_blocks.line_blocks`); polars parses each block,
-with the types the first block inferred pinned for the columns it saw (new columns are inferred, so none
-is dropped). A block whose values break those types is parsed again with its own types and left to the
-schema contract. A block holding a line that is not a JSON object is read line by line: the good lines
+with the types the first block inferred pinned for the columns it saw (new columns are inferred). Known
+limit: polars infers a block's columns from its first 100 lines, so a field that first appears after
+them in a block is not read. A block whose values break those types is parsed again with its own types
+and left to the schema contract. A block holding a line that is not a JSON object is read line by line: the good lines
 are kept, each bad one is reported with its line number in the file.
 """
 
@@ -19,6 +20,9 @@ import pyarrow as pa
 
 from loopline.ingest._csv_blocks import BadRow, line_blocks
 
+#: strings stay Arrow string views, polars' own layout: no copy to Arrow and none back (``pl.from_arrow``)
+_VIEWS = pl.CompatLevel.newest()
+
 
 def jsonl_tables(stream: Any, *, block_bytes: int) -> Iterator[tuple[pa.Table, list[BadRow]]]:
     """Parse an open binary stream block by block: ``(table, bad lines of the block)``."""
@@ -28,7 +32,7 @@ def jsonl_tables(stream: Any, *, block_bytes: int) -> Iterator[tuple[pa.Table, l
         frame, bad = _parse(block, pinned, line)
         if not pinned:
             pinned = {name: dtype for name, dtype in frame.schema.items() if dtype != pl.Null}
-        yield frame.to_arrow(), bad
+        yield frame.to_arrow(compat_level=_VIEWS), bad
         line += block.count(b"\n")
 
 
