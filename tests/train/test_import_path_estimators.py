@@ -180,3 +180,45 @@ def test_an_untrusted_inner_type_is_still_refused() -> None:
     model.smuggled_ = Bunch(a=1)  # a type skops does not trust and loopline does not allow
     with pytest.raises(UnsafeArtifactError, match=r"untrusted type 'sklearn\.utils\._bunch\.Bunch'"):
         trusted_types_for(dumps(model))
+
+
+def _bundle_with_estimator(halves: tuple[pl.DataFrame, pl.DataFrame], estimator: object) -> bytes:
+    train, valid = halves
+    spec = TrainSpec(target="is_male", numeric=NUMERIC, categorical=[], estimator="logistic_regression")
+    bundle = train_candidate(train, valid, spec).bundle
+    bundle.estimator = estimator
+    return bundle.to_bytes()
+
+
+def test_loading_a_bundle_refuses_an_untrusted_inner_type(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    # from_bytes applies the allowlist to schema.json's types in one skops pass; skops' audit then refuses what
+    # that list lacks and the full check names the type
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.utils import Bunch
+
+    model = LogisticRegression().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1])
+    model.smuggled_ = Bunch(a=1)
+    data = _bundle_with_estimator(halves, model)
+    with pytest.raises(UnsafeArtifactError, match=r"untrusted type 'sklearn\.utils\._bunch\.Bunch'"):
+        ModelBundle.from_bytes(data)
+
+
+def test_a_bundles_skops_estimator_loads_with_skops_own_loader(halves: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    from skops.io import get_untrusted_types, loads
+
+    from loopline.bundle._safety import fast_trusted_types
+
+    data = _bundle_with_estimator(halves, _fitted_hgb())
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        estimator_bytes = archive.read("estimator.skops")
+    assert set(get_untrusted_types(data=estimator_bytes)) <= set(fast_trusted_types(estimator_bytes))
+    model = loads(estimator_bytes, trusted=trusted_types_for(estimator_bytes))
+    assert model.predict([[0.5, 0.5]]).tolist() == ModelBundle.from_bytes(data).estimator.predict([[0.5, 0.5]]).tolist()
+
+
+def _fitted_hgb() -> object:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=5).fit(
+        [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]], [0, 1, 0, 1]
+    )
