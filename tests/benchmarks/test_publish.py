@@ -57,9 +57,9 @@ def _complete() -> dict[str, dict]:
 def test_the_latest_final_line_of_each_bench_is_published_with_its_spread_label_and_goal() -> None:
     block = publish.render(_results(**_complete()))
     rows = {line.split(" | ")[0].lstrip("| "): line for line in block.splitlines() if line.startswith("| ")}
-    train = rows["`train_candidate` vs the bare fit (worst of 4 cases)"]
+    train = rows["`train_candidate` vs the bare fit, worst of 4 cases"]
     n = 1 + [f.key for f in publish.FIGURES].index("fit_overhead_ratio")
-    assert f"label {n}" in train
+    assert publish.FIGURES[n - 1].timed in train
     assert f"**{publish._number(float(n))}**" in train and publish._number(n - 0.5) in train
     assert "≥ 0.95: worst 0.81, **not met**" in train
     assert "-1" not in block  # the superseded final lines are not used
