@@ -73,3 +73,11 @@ def test_a_missing_figure_is_an_error_that_says_how_to_fix_it() -> None:
     del lines["prep"]
     with pytest.raises(publish.PublishError, match="no `final` line for bench 'prep'"):
         publish.render(_results(**lines))
+
+
+def test_the_readme_block_is_what_results_md_gives() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    assert publish.replace_block(readme, publish.render(results)) == readme, (
+        "README.md's benchmark table differs from benchmarks/RESULTS.md: run python benchmarks/publish.py"
+    )
