@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from loopline import load_pipeline
 from loopline.cli import app
 from loopline.cli._templates import templates
+
+SCRIPTS = Path(__file__).parents[2] / "scripts"
 
 runner = CliRunner()
 WANTED = {"pipeline", "csv-classification", "postgres-regression", "mqtt-classification", "quickstart"}
@@ -50,30 +50,13 @@ def test_an_unknown_template_gets_a_did_you_mean(tmp_path: Path, monkeypatch: py
 
 
 def churn_files(folder: Path, rows: int = 2000) -> None:
-    """Customers over January-May 2024 in two CSV exports, with the template's columns."""
-    rng = np.random.default_rng(0)
-    start = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
-    seconds = np.sort(rng.uniform(0, 152 * 86_400, rows))
-    tenure = rng.integers(1, 72, rows)
-    charges = rng.normal(70, 20, rows).round(2)
-    calls = rng.poisson(1.5, rows)
-    plan = rng.choice(["basic", "plus", "pro"], rows)
-    score = -0.05 * tenure + 0.02 * charges + 0.6 * calls + (plan == "basic") + rng.normal(0, 1, rows)
-    frame = pl.DataFrame(
-        {
-            "event_time": [datetime.fromtimestamp(start + s, UTC).isoformat() for s in seconds],
-            "tenure_months": tenure,
-            "monthly_charges": charges,
-            "support_calls": calls,
-            "plan": plan,
-            "region": rng.choice(["north", "south", "east", "west"], rows),
-            "churned": score > np.median(score),
-        }
-    )
-    folder.mkdir(parents=True)
-    half = rows // 2
-    frame[:half].write_csv(folder / "2024-03.csv")
-    frame[half:].write_csv(folder / "2024-05.csv")
+    """Customers over January-May 2024 in two CSV exports, with the template's columns: the generator CI's plain
+    install check uses too (scripts/plain_install_checks.py runs outside the test tree, so it holds it)."""
+    spec = importlib.util.spec_from_file_location("plain_install_checks", SCRIPTS / "plain_install_checks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_churn_csvs(folder, rows)
 
 
 @pytest.mark.slow
