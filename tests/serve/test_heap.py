@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 from fastapi.testclient import TestClient
 
 from loopline.serve import ServeSettings, create_app
@@ -11,6 +12,12 @@ from loopline.serve._heap import freeze_after_startup
 from loopline.store import Store
 
 from .conftest import make_frame, register
+
+
+@pytest.fixture(autouse=True)
+def _nothing_frozen() -> None:
+    """Another test may have run the CLI's server in this process (which freezes it): start from nothing frozen."""
+    gc.unfreeze()
 
 
 def test_the_loaded_model_is_frozen_once_the_lifespan_has_started_and_requests_are_answered(store: Store) -> None:
