@@ -13,6 +13,7 @@ from loopline.store.artifacts import (
     open_artifacts,
 )
 from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected
+from loopline.store.feedback import FeedbackReceipt, FeedbackRepository, Label, LabelCoverage
 from loopline.store.models import ModelRepository, ModelVersion
 from loopline.store.predictions import PredictionLog, PredictionRow
 from loopline.store.runs import RunRecord, RunRepository, StepRecord
@@ -25,7 +26,11 @@ __all__ = [
     "DatasetRepository",
     "DatasetVersion",
     "DeadLetter",
+    "FeedbackReceipt",
+    "FeedbackRepository",
     "FsspecArtifactStore",
+    "Label",
+    "LabelCoverage",
     "LocalArtifactStore",
     "ModelRepository",
     "ModelVersion",

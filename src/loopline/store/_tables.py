@@ -1,4 +1,4 @@
-"""The metadata tables: runs, steps, models, model_events, predictions.
+"""The metadata tables: runs, steps, models, model_events, predictions, feedback.
 
 This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
 written by hand and must be kept in step with this module (a test compares the two).
@@ -148,6 +148,21 @@ predictions = Table(
     Column("output", JSON, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Index("ix_predictions_model_created", "model_name", "created_at"),
+)
+
+# Ground-truth labels of served predictions. No foreign key to ``predictions``: a label may arrive before the
+# service's asynchronous log has flushed its prediction (or for one never logged); readers join on both keys.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("model_name", String(200), primary_key=True),
+    Column("prediction_id", String(64), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("event_time", UTCDateTime, nullable=True),
+    Index("ix_feedback_model_received", "model_name", "received_at"),
 )
 
 # -- datasets (ingestion) -------------------------------------------------------------------------

@@ -17,13 +17,14 @@ from loopline.store._engine import create_store_engine, masked, parse_url
 from loopline.store._migrate import upgrade
 from loopline.store.artifacts import ArtifactStore, LocalArtifactStore, open_artifacts
 from loopline.store.datasets import DatasetRepository
+from loopline.store.feedback import FeedbackRepository
 from loopline.store.models import BundleCheck, ModelRepository
 from loopline.store.predictions import PredictionLog
 from loopline.store.runs import RunRepository
 
 
 class Store:
-    """Runs, models, predictions (in the metadata database) and artifacts (content-addressed blobs).
+    """Runs, models, predictions, their labels (``feedback``) (in the metadata database) and artifacts (content-addressed blobs).
 
     Build one with :meth:`open`. ``local_dir`` is a folder on this machine for state that is not an
     artifact (the prediction service's log spool). ``check_bundle`` is the check a model bundle must pass to
@@ -47,6 +48,7 @@ class Store:
         self.models = ModelRepository(engine, artifacts, check_bundle)
         self.predictions = PredictionLog(engine)
         self.datasets = DatasetRepository(engine, artifacts)
+        self.feedback = FeedbackRepository(engine)
 
     @classmethod
     def open(
