@@ -54,12 +54,27 @@ class RetrainConfig(_Strict):
     window: Annotated[int, Field(ge=1, description="Months of the most recent data to retrain on.")] = 3
 
 
+class LabelSourceConfig(_Strict):
+    """Where the true outcomes of served predictions come from: a loopline dataset with a key, a label and an
+    event-time column.
+
+    A prediction gets the outcome of its key (a field of the model's logged inputs, compared as text) whose
+    ``time`` is the first at or after the prediction was made (see :mod:`loopline.monitor`'s label sources).
+    """
+
+    dataset: Annotated[str, Field(pattern=NAME_PATTERN, description="The dataset holding the outcomes.")]
+    key: Annotated[str, Field(min_length=1, description="Column shared by the dataset and the logged inputs.")]
+    label: Annotated[str, Field(min_length=1, description="The dataset's column with the true outcome.")]
+    time: Annotated[str, Field(min_length=1, description="The dataset's column with when the outcome happened.")]
+
+
 class MonitorConfig(_Strict):
-    """How the production model of ``model`` is watched and renewed."""
+    """How the production model of ``model`` is watched and renewed; ``labels``: where its true outcomes are."""
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
+    labels: LabelSourceConfig | None = None
 
 
 class StepEntry(BaseModel):

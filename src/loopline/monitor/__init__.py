@@ -1,4 +1,4 @@
-"""loopline.monitor: data drift (pluggable drift tests) and service statistics.
+"""loopline.monitor: data drift (pluggable drift tests), service statistics, realised and estimated performance.
 
 Plain functions over polars frames and typed config; nothing here touches the store. What to do about
 drift (retrain, gate, promote) is the loop policy's, in :mod:`loopline.run`; the HTML report of these records is
@@ -7,6 +7,23 @@ drawn by :mod:`loopline.report`.
 
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
+from loopline.monitor._estimation import (
+    ESTIMATED_METRICS,
+    Estimate,
+    EstimatedPerformance,
+    ExpectedConfusion,
+    PerformanceEstimator,
+    estimate_by_period,
+)
+from loopline.monitor._labels import LabelMatch, conform_label, match_label_source
+from loopline.monitor._performance import (
+    MIN_LABELS,
+    PerformanceFigures,
+    RealisedPerformance,
+    SliceFigures,
+    performance_figures,
+    realised_performance,
+)
 from loopline.monitor._stats import latency_figures, service_stats
 
 __all__ = [
@@ -14,10 +31,25 @@ __all__ = [
     "DriftReport",
     "DriftTest",
     "DriftTestResult",
+    "ESTIMATED_METRICS",
+    "Estimate",
+    "EstimatedPerformance",
+    "ExpectedConfusion",
     "FeatureDrift",
+    "LabelMatch",
+    "MIN_LABELS",
+    "PerformanceEstimator",
+    "PerformanceFigures",
+    "RealisedPerformance",
+    "SliceFigures",
+    "conform_label",
     "drift_report",
     "drift_verdict",
+    "estimate_by_period",
     "latency_figures",
+    "match_label_source",
+    "performance_figures",
+    "realised_performance",
     "require_rows",
     "service_stats",
     "skipped_result",
