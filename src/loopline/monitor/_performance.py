@@ -100,7 +100,7 @@ def performance_figures(
 def _values(column: pl.Series, task: str) -> np.ndarray:
     if task == "regression":
         return column.cast(pl.Float64).to_numpy()
-    return np.asarray(column.to_list(), dtype=object)
+    return column.to_numpy()
 
 
 def _probability(frame: pl.DataFrame, task: str, classes: Sequence[Any] | None) -> np.ndarray | None:
