@@ -96,7 +96,11 @@ def test_predicted_classes_may_be_given() -> None:
 @pytest.mark.parametrize(
     ("probability", "label", "match"),
     [
-        (np.r_[np.full(199, 0.5), 1.2], np.r_[np.ones(100), np.zeros(100)], r"reference probability 199 is 1.2; .* \[0, 1\]"),
+        (
+            np.r_[np.full(199, 0.5), 1.2],
+            np.r_[np.ones(100), np.zeros(100)],
+            r"reference probability 199 is 1.2; .* \[0, 1\]",
+        ),
         (np.r_[np.full(199, 0.5), np.nan], np.r_[np.ones(100), np.zeros(100)], "reference probability 199 is nan"),
         (np.full(200, 0.5), np.ones(200), "every reference label is positive: calibration needs both classes"),
         (np.full(200, 0.5), np.zeros(200), "every reference label is negative"),

@@ -15,6 +15,7 @@ SOURCE = LabelSourceConfig(dataset="outcomes", key="customer", label="churned", 
 def test_conform_label_accepts_classes_and_their_text_and_finite_numbers() -> None:
     assert conform_label(True, "binary", [False, True]) is True
     assert conform_label("True", "binary", [False, True]) is True
+    assert conform_label("false", "binary", [False, True]) is False
     assert conform_label(2, "multiclass", [1, 2, 3]) == 2
     assert conform_label("2", "multiclass", [1, 2, 3]) == 2
     assert conform_label(3, "regression", None) == 3.0

@@ -6,7 +6,8 @@ import pytest
 from sklearn.metrics import accuracy_score, mean_absolute_error, roc_auc_score
 
 from loopline.core.errors import DataError
-from loopline.monitor import MIN_LABELS, realised_performance
+from loopline.monitor import realised_performance
+from loopline.monitor._performance import MIN_LABELS
 
 
 def window(rows: int, labelled: int, seed: int = 0) -> pl.DataFrame:

@@ -54,7 +54,10 @@ def test_labels_before_the_prediction_log_flushes_are_stored_and_joined_later(st
     assert frame.height == 10
     got = dict(zip(frame["prediction_id"], frame["label"], strict=True))
     assert [got[i] for i in ids] == [True, False, True, False, True, False, None, None, None, None]
-    assert store.feedback.coverage("toy", frame["created_at"].min(), frame["created_at"].max() + timedelta(1)).labelled == 6
+    assert (
+        store.feedback.coverage("toy", frame["created_at"].min(), frame["created_at"].max() + timedelta(1)).labelled
+        == 6
+    )
 
 
 def test_resending_is_idempotent_and_a_changed_label_is_updated(client: TestClient, store: Store) -> None:
@@ -83,8 +86,12 @@ def test_the_oip_route_takes_tensors(client: TestClient, store: Store) -> None:
     stored = store.feedback.get("toy", ids)
     assert stored[ids[0]].event_time == datetime(2025, 3, 1, 10, tzinfo=UTC)
     bad = client.post("/v2/models/toy/feedback", json={"inputs": [body["inputs"][0]]}, headers=AUTH)
-    assert bad.status_code == 422 and "tensors \"id\" and \"label\"" in bad.json()["errors"][0]["reason"]
-    wrong = client.post("/v2/models/toy/feedback", json={"inputs": [body["inputs"][0], {**body["inputs"][1], "data": [True, 7]}]}, headers=AUTH)
+    assert bad.status_code == 422 and 'tensors "id" and "label"' in bad.json()["errors"][0]["reason"]
+    wrong = client.post(
+        "/v2/models/toy/feedback",
+        json={"inputs": [body["inputs"][0], {**body["inputs"][1], "data": [True, 7]}]},
+        headers=AUTH,
+    )
     assert wrong.json()["errors"][0]["field"] == "label[1]"
 
 
@@ -143,7 +150,9 @@ def test_unknown_model_bad_bodies_and_big_batches(client: TestClient) -> None:
     assert unknown.status_code == 404 and "Did you mean 'toy'" in unknown.json()["hint"]
     assert client.post("/v2/models/nope/feedback", json={"inputs": []}, headers=AUTH).status_code == 404
     assert client.post("/feedback", json={"labels": []}, headers=AUTH).status_code == 422
-    assert client.post("/feedback", content=b"{", headers={**AUTH, "content-type": "application/json"}).status_code == 400
+    assert (
+        client.post("/feedback", content=b"{", headers={**AUTH, "content-type": "application/json"}).status_code == 400
+    )
     assert client.post("/feedback", content=b"x", headers={**AUTH, "content-type": "text/plain"}).status_code == 415
     assert client.post("/feedback", json={"model": "../x", "labels": []}, headers=AUTH).status_code == 400
     big = {"model": "toy", "labels": [{"id": f"i{n}", "label": True} for n in range(51)]}

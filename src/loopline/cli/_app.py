@@ -1,4 +1,4 @@
-"""The ``loopline`` command: run, runs, models, datasets, store, serve, monitor, schema, init, quickstart."""
+"""The ``loopline`` command: run, runs, models, datasets, store, feedback, serve, monitor, schema, init, quickstart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _datasets, _models, _predict, _runs, _store
+from loopline.cli import _datasets, _feedback, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
@@ -26,6 +26,7 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_models.app, name="models")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_store.app, name="store")
+app.add_typer(_feedback.app, name="feedback")
 app.command("predict")(_predict.predict)
 
 HomeOption = Annotated[

@@ -8,7 +8,6 @@ drawn by :mod:`loopline.report`.
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
 from loopline.monitor._estimation import (
-    ESTIMATED_METRICS,
     Estimate,
     EstimatedPerformance,
     ExpectedConfusion,
@@ -17,7 +16,6 @@ from loopline.monitor._estimation import (
 )
 from loopline.monitor._labels import LabelMatch, conform_label, match_label_source
 from loopline.monitor._performance import (
-    MIN_LABELS,
     PerformanceFigures,
     RealisedPerformance,
     SliceFigures,
@@ -31,13 +29,11 @@ __all__ = [
     "DriftReport",
     "DriftTest",
     "DriftTestResult",
-    "ESTIMATED_METRICS",
     "Estimate",
     "EstimatedPerformance",
     "ExpectedConfusion",
     "FeatureDrift",
     "LabelMatch",
-    "MIN_LABELS",
     "PerformanceEstimator",
     "PerformanceFigures",
     "RealisedPerformance",

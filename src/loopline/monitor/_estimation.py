@@ -86,7 +86,9 @@ class PerformanceEstimator:
         """Learn the calibration from reference ``probability`` (of the positive class) and ``label`` (True or
         1 for positive). Raises DataError for probabilities outside [0, 1], one class only, too few rows."""
         if self.calibration not in _CALIBRATIONS:
-            raise ConfigError(f"unknown calibration {self.calibration!r}.", hint=f"Use one of: {', '.join(_CALIBRATIONS)}.")
+            raise ConfigError(
+                f"unknown calibration {self.calibration!r}.", hint=f"Use one of: {', '.join(_CALIBRATIONS)}."
+            )
         if self.draws < 10 or not 0 < self.level < 1:
             raise ConfigError("draws must be at least 10 and level in (0, 1).", hint="Use e.g. draws=500, level=0.95.")
         score, positive = _probabilities(probability, "reference"), _labels(label, np.size(probability))
@@ -112,7 +114,9 @@ class PerformanceEstimator:
         calibrator = self._fitted()
         return score if calibrator is None else np.clip(calibrator.predict(score), 0.0, 1.0)
 
-    def estimate(self, probability: Any, predicted: Any | None = None, *, threshold: float = 0.5) -> EstimatedPerformance:
+    def estimate(
+        self, probability: Any, predicted: Any | None = None, *, threshold: float = 0.5
+    ) -> EstimatedPerformance:
         """The estimated performance of one window: ``probability`` of the positive class as served and
         ``predicted`` (the served class is positive; default ``probability >= threshold``)."""
         score = _probabilities(probability, "analysis")

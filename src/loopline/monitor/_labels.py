@@ -1,7 +1,7 @@
 """Labels of served predictions: what a label must be for a model, and labels from a dataset matched by key.
 
 A label fits a model when it is one of the classifier's classes (the class itself, or its text as the service's
-``probabilities`` keys name it: ``"True"`` for ``True``), or a finite number for a regression.
+``probabilities`` keys name it: ``"True"`` for ``True``, and ``"true"`` too), or a finite number for a regression.
 
 A label *source* (``monitor.labels`` in a pipeline file: :class:`~loopline.core.config.LabelSourceConfig`) is a
 dataset of outcomes with a key, a label and an event time. :func:`match_label_source` gives each logged
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from loopline.core.errors import DataError
@@ -55,11 +56,12 @@ def conform_label(value: Any, task: str, classes: Sequence[Any] | None) -> Label
             return _plain(cls)
     if isinstance(value, str):
         for cls in known:
-            if str(cls) == value:
+            if str(cls) == value or (isinstance(cls, bool | np.bool_) and str(cls).lower() == value.lower()):
                 return _plain(cls)
     shown = ", ".join(repr(_plain(c)) for c in known[:20])
     raise DataError(
-        f"{value!r} is not a class of this model.", hint=f"Send one of its classes: {shown}{' ...' if len(known) > 20 else ''}."
+        f"{value!r} is not a class of this model.",
+        hint=f"Send one of its classes: {shown}{' ...' if len(known) > 20 else ''}.",
     )
 
 
@@ -83,7 +85,12 @@ def match_label_source(predictions: pl.DataFrame, source: pl.DataFrame, config: 
         "prediction_id", pl.col(key).cast(pl.String).alias("_key"), pl.col("created_at").cast(_TIME)
     ).filter(pl.col("_key").is_not_null())
     joined = asked.sort("created_at").join_asof(
-        usable.sort("event_time"), left_on="created_at", right_on="event_time", by="_key", strategy="forward"
+        usable.sort("event_time"),
+        left_on="created_at",
+        right_on="event_time",
+        by="_key",
+        strategy="forward",
+        check_sortedness=False,  # both sides sorted on time just above; polars cannot check it per key
     )
     found = joined.filter(pl.col("event_time").is_not_null()).select("prediction_id", "label", "event_time")
     return LabelMatch(found, predictions.height, found.height, outcomes.height - usable.height)

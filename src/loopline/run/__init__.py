@@ -6,6 +6,7 @@ from loopline.run._dask import DaskExecutor
 from loopline.run._evaluate import Evaluation, evaluate_models, evaluation_key
 from loopline.run._executor import Executor, LocalExecutor, SequentialExecutor
 from loopline.run._export import Export, export_model, model_card
+from loopline.run._feedback import LabelLoad, load_label_file, sync_label_source
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._leaderboard import run_leaderboard
 from loopline.run._loop import MonitorResult, monitor_model
@@ -38,6 +39,7 @@ __all__ = [
     "Executor",
     "Export",
     "IngestReport",
+    "LabelLoad",
     "LocalExecutor",
     "MonitorResult",
     "Promotion",
@@ -59,6 +61,7 @@ __all__ = [
     "export_model",
     "gate",
     "ingest_source",
+    "load_label_file",
     "make_executor",
     "model_card",
     "monitor_model",
@@ -71,4 +74,5 @@ __all__ = [
     "score_batch",
     "selection_of",
     "suspicion",
+    "sync_label_source",
 ]

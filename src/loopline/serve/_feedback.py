@@ -185,4 +185,6 @@ def _error(exc: Exception) -> Response:
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=503)
     status = 404 if isinstance(exc, NotFoundError) else 503
     hint = getattr(exc, "hint", None)
-    return JSONResponse({"error": str(getattr(exc, "message", exc)), **({"hint": hint} if hint else {})}, status_code=status)
+    return JSONResponse(
+        {"error": str(getattr(exc, "message", exc)), **({"hint": hint} if hint else {})}, status_code=status
+    )

@@ -113,7 +113,9 @@ class FeedbackRepository:
                 stmt = select(feedback.c.prediction_id, feedback.c.label, feedback.c.event_time).where(
                     feedback.c.model_name == model_name, feedback.c.prediction_id.in_(chunk)
                 )
-                found.update({r.prediction_id: Label(r.prediction_id, r.label, r.event_time) for r in conn.execute(stmt)})
+                found.update(
+                    {r.prediction_id: Label(r.prediction_id, r.label, r.event_time) for r in conn.execute(stmt)}
+                )
         return found
 
     def count(self, model_name: str) -> int:
@@ -133,8 +135,10 @@ class FeedbackRepository:
 
     def coverage(self, model_name: str, start: datetime, end: datetime) -> LabelCoverage:
         """Predictions of ``model_name`` made in [start, end) and how many of them have a label."""
-        stmt = select(func.count(), func.count(feedback.c.prediction_id)).select_from(_joined()).where(
-            *_in_range(model_name, start, end)
+        stmt = (
+            select(func.count(), func.count(feedback.c.prediction_id))
+            .select_from(_joined())
+            .where(*_in_range(model_name, start, end))
         )
         with reading(self.engine) as conn:
             predicted, labelled = conn.execute(stmt).one()
@@ -199,7 +203,9 @@ class FeedbackRepository:
 def _joined() -> Any:
     return predictions.outerjoin(
         feedback,
-        and_(feedback.c.model_name == predictions.c.model_name, feedback.c.prediction_id == predictions.c.prediction_id),
+        and_(
+            feedback.c.model_name == predictions.c.model_name, feedback.c.prediction_id == predictions.c.prediction_id
+        ),
     )
 
 
@@ -271,7 +277,9 @@ def _upsert(conn: Connection, now: datetime) -> Any:
     else:  # pragma: no cover - _engine builds SQLite and PostgreSQL only
         raise NotImplementedError(conn.dialect.name)
     replace = {name: stmt.excluded[name] for name in ("label", "source", "event_time")}
-    return stmt.on_conflict_do_update(index_elements=["model_name", "prediction_id"], set_={**replace, "updated_at": now})
+    return stmt.on_conflict_do_update(
+        index_elements=["model_name", "prediction_id"], set_={**replace, "updated_at": now}
+    )
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:

@@ -24,7 +24,7 @@ from loopline.store.runs import RunRepository
 
 
 class Store:
-    """Runs, models, predictions, their labels (``feedback``) (in the metadata database) and artifacts (content-addressed blobs).
+    """Runs, models, predictions and their labels (in the metadata database) and artifacts (content-addressed blobs).
 
     Build one with :meth:`open`. ``local_dir`` is a folder on this machine for state that is not an
     artifact (the prediction service's log spool). ``check_bundle`` is the check a model bundle must pass to
