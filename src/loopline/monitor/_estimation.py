@@ -240,7 +240,8 @@ def _confusion_metrics(c: ExpectedConfusion) -> dict[str, float]:
 def _ranks(score: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
-    return rankdata(score)  # ties share their mean rank, as in the Mann-Whitney form of the AUC
+    # ties share their mean rank, as in the Mann-Whitney form of the AUC
+    return np.asarray(rankdata(score), dtype=np.float64)
 
 
 def _expected_auc(score: np.ndarray, p: np.ndarray) -> float:
