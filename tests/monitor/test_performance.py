@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import accuracy_score, mean_absolute_error, roc_auc_score
 
 from loopline.core.errors import DataError
-from loopline.monitor import realised_performance
+from loopline.monitor import estimated_performance, fit_estimator, realised_performance
 from loopline.monitor._performance import MIN_LABELS
 
 
@@ -76,3 +76,36 @@ def test_missing_columns_and_bad_thresholds_are_refused() -> None:
         realised_performance(window(10, 10), "binary", [False, True], slice_by=["town"])
     with pytest.raises(DataError, match="min_labels is 0"):
         realised_performance(window(10, 10), "binary", [False, True], min_labels=0)
+
+
+def calibrated_window(rows: int, seed: int, shift: float = 0.0, labelled: int | None = None) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc=shift, size=rows)
+    p = 1 / (1 + np.exp(-(2 * x - 0.5)))
+    y = rng.random(rows) < p
+    keep = rows if labelled is None else labelled
+    return pl.DataFrame(
+        {
+            "prediction": p >= 0.5,
+            "probability:False": 1 - p,
+            "probability:True": p,
+            "label": [bool(v) if i < keep else None for i, v in enumerate(y)],
+        }
+    )
+
+
+def test_estimated_performance_of_an_unlabelled_window_matches_what_its_labels_later_show() -> None:
+    estimator = fit_estimator(calibrated_window(4_000, 1), [False, True], draws=100)
+    later = calibrated_window(3_000, 2, shift=0.5)
+    estimate = estimated_performance(estimator, later.with_columns(pl.lit(None).alias("label")), [False, True])
+    realised = realised_performance(later, "binary", [False, True]).overall.metrics
+    assert estimate.rows == 3_000
+    for name in ("accuracy", "f1", "roc_auc"):
+        assert estimate.metrics[name].value == pytest.approx(realised[name], abs=0.03)
+
+
+def test_estimation_is_for_binary_classifiers_with_probabilities() -> None:
+    with pytest.raises(DataError, match="needs a binary classifier; this model has 3 classes"):
+        fit_estimator(pl.DataFrame({"label": ["a"]}), ["a", "b", "c"])
+    with pytest.raises(DataError, match="no probability of the positive class True"):
+        fit_estimator(pl.DataFrame({"label": [True], "prediction": [True]}), [False, True])

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
 from loopline.serve import ServeSettings, create_app
+from loopline.serve._settings import PREDICT_TOKEN_ENV
 from loopline.store import Store
 
-from .conftest import make_frame
+from .conftest import make_frame, register
+from .test_process import STARTUP, free_port
 
 TOKEN = "predict-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -158,3 +166,48 @@ def test_unknown_model_bad_bodies_and_big_batches(client: TestClient) -> None:
     big = {"model": "toy", "labels": [{"id": f"i{n}", "label": True} for n in range(51)]}
     answer = client.post("/feedback", json=big, headers=AUTH)
     assert answer.status_code == 413 and "limit is 50" in answer.json()["error"]
+
+
+def test_a_real_service_commits_labels_before_it_answers_on_each_backend(store_url: str, tmp_path: Path) -> None:
+    """`loopline serve` as a process on SQLite and PostgreSQL: the labels are in the store when the answer comes,
+    and stay there when the process is killed at once (kill -9) afterwards."""
+    home = tmp_path / "home"
+    with Store.open(store_url, home / "artifacts") as opened:
+        opened.models.promote("toy", register(opened).version)
+    port = free_port()
+    env = {**os.environ, "LOOPLINE_HOME": str(home), "LOOPLINE_STORE_URL": store_url, PREDICT_TOKEN_ENV: TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP
+        while not _ready(url):
+            assert time.monotonic() < deadline, "the service did not become ready"
+            time.sleep(0.1)
+        records = make_frame(5, seed=1).drop("label").to_dicts()
+        ids = [
+            p["prediction_id"]
+            for p in httpx.post(f"{url}/predict/toy", json=records, headers=AUTH).json()["predictions"]
+        ]
+        body = {"model": "toy", "labels": [{"id": i, "label": True} for i in ids[:3]]}
+        assert httpx.post(f"{url}/feedback", json=body).status_code == 401
+        answer = httpx.post(f"{url}/feedback", json=body, headers=AUTH)
+        assert answer.status_code == 200 and answer.json()["stored"] == 3
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with Store.open(store_url, home / "artifacts") as opened:
+        assert set(opened.feedback.get("toy", ids)) == set(ids[:3])
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/health/ready").status_code == 200
+    except httpx.TransportError:
+        return False

@@ -19,6 +19,8 @@ from loopline.monitor._performance import (
     PerformanceFigures,
     RealisedPerformance,
     SliceFigures,
+    estimated_performance,
+    fit_estimator,
     performance_figures,
     realised_performance,
 )
@@ -42,6 +44,8 @@ __all__ = [
     "drift_report",
     "drift_verdict",
     "estimate_by_period",
+    "estimated_performance",
+    "fit_estimator",
     "latency_figures",
     "match_label_source",
     "performance_figures",

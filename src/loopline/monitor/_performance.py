@@ -18,6 +18,7 @@ import polars as pl
 
 from loopline.bundle import compute_metrics
 from loopline.core.errors import DataError
+from loopline.monitor._estimation import EstimatedPerformance, PerformanceEstimator
 
 PROBABILITY_PREFIX = "probability:"
 MIN_LABELS = 30
@@ -114,3 +115,42 @@ def _probability(frame: pl.DataFrame, task: str, classes: Sequence[Any] | None) 
     if np.isnan(matrix).any():
         return None
     return matrix[:, 1] if task == "binary" else matrix
+
+
+def fit_estimator(reference: pl.DataFrame, classes: Sequence[Any], **options: Any) -> PerformanceEstimator:
+    """A :class:`PerformanceEstimator` fitted on the labelled rows of ``reference`` (a frame of
+    :meth:`~loopline.store.FeedbackRepository.labelled` for a binary classifier with ``classes``, negative then
+    positive); ``options`` go to the estimator (``calibration``, ``draws``, ``level``, ``seed``)."""
+    column = _positive_column(reference, classes)
+    labelled = reference.filter(pl.col("label").is_not_null())
+    positive = labelled["label"].to_numpy() == classes[1]
+    return PerformanceEstimator(**options).fit(labelled[column].cast(pl.Float64).to_numpy(), positive)
+
+
+def estimated_performance(
+    estimator: PerformanceEstimator, frame: pl.DataFrame, classes: Sequence[Any]
+) -> EstimatedPerformance:
+    """The estimated performance of every prediction of ``frame`` (labelled or not), from the served
+    probability of the positive class and the served class."""
+    column = _positive_column(frame, classes)
+    if "prediction" not in frame.columns:
+        raise DataError(
+            "column 'prediction' is not in the predictions frame.", hint="Pass FeedbackRepository.labelled's frame."
+        )
+    predicted = frame["prediction"].to_numpy() == classes[1]
+    return estimator.estimate(frame[column].cast(pl.Float64).to_numpy(), predicted)
+
+
+def _positive_column(frame: pl.DataFrame, classes: Sequence[Any]) -> str:
+    if len(classes) != 2:
+        raise DataError(
+            f"performance estimation needs a binary classifier; this model has {len(classes)} classes.",
+            hint="Watch its realised performance (labels) instead.",
+        )
+    column = PROBABILITY_PREFIX + str(classes[1])
+    if column not in frame.columns or frame[column].null_count():
+        raise DataError(
+            f"the predictions have no probability of the positive class {classes[1]!r} ({column!r}).",
+            hint="Estimation needs the served probabilities: serve the model with a probabilistic estimator.",
+        )
+    return column
