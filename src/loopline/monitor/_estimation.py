@@ -76,7 +76,7 @@ class PerformanceEstimator:
     learns ``calibrator_`` (None when not calibrating), ``calibrated_`` and ``reference_rows_``.
     """
 
-    def __init__(self, *, calibration: str = "auto", draws: int = 500, level: float = 0.95, seed: int = 0) -> None:
+    def __init__(self, *, calibration: str = "auto", draws: int = 200, level: float = 0.95, seed: int = 0) -> None:
         self.calibration = calibration
         self.draws = draws
         self.level = level
