@@ -47,10 +47,11 @@ def feedback_router(store: Store, cache: ModelCache, settings: ServeSettings) ->
     """The feedback routes of one service."""
     router = APIRouter()
 
-    async def receive(request: Request, name: str | None, oip: bool) -> Response:
+    async def receive(request: Request, name: str | None) -> Response:
+        oip = name is not None  # the OIP route: the path names the model
         try:
             check_token(request, settings.predict_token, role="predict")
-            if name is not None:  # the OIP route: the path names the model
+            if name is not None:
                 check_model_name(name)
                 cache.get(name)
             payload = parse_json(await read_body(request, settings.max_body_bytes), request.headers.get("content-type"))
@@ -68,11 +69,11 @@ def feedback_router(store: Store, cache: ModelCache, settings: ServeSettings) ->
 
     @router.post("/feedback")
     async def feedback(request: Request) -> Response:
-        return await receive(request, None, oip=False)
+        return await receive(request, None)
 
     @router.post("/v2/models/{name}/feedback")
     async def oip_feedback(request: Request, name: str) -> Response:
-        return await receive(request, name, oip=True)
+        return await receive(request, name)
 
     return router
 
