@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from loopline.serve import ServeSettings, create_app
 from loopline.serve._settings import PREDICT_TOKEN_ENV
 from loopline.store import Store
+from loopline.train import TrainSpec, train_candidate
 
 from .conftest import make_frame, register
 from .test_process import STARTUP, free_port
@@ -211,3 +212,34 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/v2/health/ready").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_regression_takes_finite_numbers(store: Store) -> None:
+    train, valid = make_frame(300, 1), make_frame(100, 2)
+    spec = TrainSpec(target="x", numeric=["n"], categorical=["group"], estimator="linear_regression", task="regression")
+    result = train_candidate(train, valid, spec)
+    version = store.models.register(
+        name="price",
+        algorithm="linear_regression",
+        bundle_digest=store.artifacts.put_bytes(result.bundle.to_bytes()),
+        reference_digest=None,
+        metrics=result.metrics,
+        params=result.params,
+        config={},
+        input_schema=result.bundle.input_schema,
+        data_fingerprint="test",
+        run_id=None,
+        timings=result.timings,
+    )
+    store.models.promote("price", version.version)
+    with TestClient(create_app(store, settings())) as client:
+        good = client.post("/feedback", json={"model": "price", "labels": [{"id": "a", "label": 12}]}, headers=AUTH)
+        assert good.status_code == 200 and store.feedback.get("price", ["a"])["a"].label == 12.0
+        for bad in ("12", True):
+            answer = client.post(
+                "/feedback", json={"model": "price", "labels": [{"id": "a", "label": bad}]}, headers=AUTH
+            )
+            assert answer.status_code == 422 and "is not a finite number" in answer.json()["errors"][0]["reason"]
+        body = b'{"model": "price", "labels": [{"id": "a", "label": NaN}]}'
+        nan = client.post("/feedback", content=body, headers={**AUTH, "content-type": "application/json"})
+        assert nan.status_code == 422
