@@ -600,9 +600,7 @@ def metric_trigger(signals: LoopSignals, config: MonitorConfig) -> TriggerDecisi
     limit = config.loop.max_metric_drop
     if limit is None:
         return TriggerDecision("metric", False, "the metric trigger is off (monitor.loop.max_metric_drop is null)")
-    source, value = (
-        ("realised", signals.realised) if signals.realised is not None else ("estimated", signals.estimated)
-    )
+    source, value = ("realised", signals.realised) if signals.realised is not None else ("estimated", signals.estimated)
     metric = signals.metric or config.retrain.metric
     if value is None:
         return TriggerDecision("metric", False, f"no realised or estimated {metric} this tick")

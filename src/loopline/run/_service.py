@@ -332,4 +332,3 @@ def _signal_details(signals: LoopSignals, notes: list[str]) -> dict[str, Any]:
     out["importance"] = None if signals.importance is None else dict(signals.importance)
     out["notes"] = notes
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in out.items()}
-

@@ -100,7 +100,8 @@ class LoopStore:
         row |= {"acquired_at": now, "expires_at": now + ttl, "heartbeat": now}
         for _ in range(3):  # the row may vanish (released) between the insert and the read: try again
             with writing(self.engine) as conn:
-                if conn.execute(_insert_if_absent(conn).values(name=name, **row)).rowcount:
+                inserted = conn.execute(_insert_if_absent(conn).values(name=name, **row)).first()
+                if inserted is not None:
                     return Lease(name, holder, now + ttl)
             current = self.holder(name)
             if current is None:
@@ -180,7 +181,7 @@ class LoopStore:
 
 def _insert_if_absent(conn: Connection) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(loop_leases).on_conflict_do_nothing(index_elements=["name"])
+    return dialect.insert(loop_leases).on_conflict_do_nothing(index_elements=["name"]).returning(loop_leases.c.name)
 
 
 def _holder(row: RowMapping) -> LeaseHolder:
