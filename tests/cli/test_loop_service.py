@@ -115,10 +115,8 @@ def opened() -> Store:
 def drifted_traffic() -> list[PredictionRow]:
     rng = np.random.default_rng(5)
     now = datetime.now(UTC)
-    return [
-        PredictionRow(f"p{i}", "loopy", 1, now, {"x": float(rng.normal(2.0)), "g": str(rng.choice(["a", "b"]))}, {"label": True}, 1.0)
-        for i in range(300)
-    ]
+    inputs = [{"x": float(rng.normal(2.0)), "g": str(rng.choice(["a", "b"]))} for _ in range(300)]
+    return [PredictionRow(f"p{i}", "loopy", 1, now, row, {"label": True}, 1.0) for i, row in enumerate(inputs)]
 
 
 def events(kinds: tuple[str, ...] | None = None) -> list[LoopEvent]:

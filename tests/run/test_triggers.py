@@ -65,7 +65,7 @@ def test_without_importance_each_feature_weighs_the_same(x_drifted: DriftReport)
 
 def test_the_drift_trigger_respects_on_drift_min_features_and_min_rows(x_drifted: DriftReport) -> None:
     off = MonitorConfig(model="m", retrain=RetrainConfig(on_drift=False))
-    assert drift_trigger(x_drifted, None, off).reason == "retraining on drift is off (monitor.retrain.on_drift is false)"
+    assert drift_trigger(x_drifted, None, off).reason.startswith("retraining on drift is off (monitor.retrain.on_drift")
     two = MonitorConfig.model_validate({"model": "m", "drift": {"min_drifted_features": 2}})
     decision = drift_trigger(x_drifted, {"x": 1.0}, two)
     assert not decision.fire and decision.reason.endswith("fewer than 2 drifted")

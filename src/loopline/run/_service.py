@@ -195,8 +195,12 @@ class LoopService:
             who = holder.describe(datetime.now(UTC)) if holder else "just released"
             events.append(self._record("skip", f"another loop is retraining ({who})", {"lease": name}))
             return "lease held", None
-        with LeaseKeeper(self.loops, lease, loop.lease_ttl_td):
-            return self._retrain_held(lease, fired, events)
+        with LeaseKeeper(self.loops, lease, loop.lease_ttl_td) as keeper:
+            outcome = self._retrain_held(lease, fired, events)
+            if keeper.lost.is_set():  # the store was out of reach past the lease's expiry: say so
+                reason = "the retrain lease lapsed while this loop retrained; another loop may have retrained too"
+                events.append(self._record("error", reason, {"lease": name}))
+            return outcome
 
     def _retrain_held(
         self, lease: Lease, fired: list[TriggerDecision], events: list[LoopEvent]
@@ -222,6 +226,9 @@ class LoopService:
             log.exception("retrain of %s failed", self.pipeline.name)
             events.append(self._record("error", f"retrain failed: {error}", {"type": type(error).__name__}))
             return "error", None
+        except KeyboardInterrupt:  # a second SIGTERM or Ctrl-C: abandoned; the lease is released on the way out
+            events.append(self._record("error", "retrain abandoned (interrupted)", {"type": "KeyboardInterrupt"}))
+            raise
         events.extend(self._gate_events(selection))
         return "retrained", selection
 
@@ -291,7 +298,8 @@ def _interrupted_run(store: Store, pipeline: str, previous: LeaseHolder | None) 
         return None
     for record in store.runs.list(limit=20, pipeline=pipeline):
         same = (record.owner_host, record.owner_pid) == (previous.owner_host, previous.owner_pid)
-        if same and record.started_at >= previous.acquired_at and record.status in ("stale", "failed"):
+        since = record.heartbeat_at or record.started_at  # a resumed run keeps its start; its claim beats anew
+        if same and since >= previous.acquired_at and record.status in ("stale", "failed"):
             return record
     return None
 
