@@ -223,7 +223,10 @@ class LoopService:
         try:
             selection = retrain_and_gate(self.store, self.pipeline, end, run=self._runner(resuming))
         except Exception as error:  # recorded, and the long-lived loop goes on to the next tick
-            log.exception("retrain of %s failed", self.pipeline.name)
+            if isinstance(error, LooplineError):  # a message that names its cause and fix
+                log.warning("retrain of %s failed: %s", self.pipeline.name, error)
+            else:
+                log.exception("retrain of %s failed", self.pipeline.name)
             events.append(self._record("error", f"retrain failed: {error}", {"type": type(error).__name__}))
             return "error", None
         except KeyboardInterrupt:  # a second SIGTERM or Ctrl-C: abandoned; the lease is released on the way out
