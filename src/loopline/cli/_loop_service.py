@@ -98,13 +98,14 @@ def _serve(
     window_end = _parse_end(end)
     service = LoopService(store, pipeline, end=window_end, force=force, run=progress_runner(quiet=as_json))
     service.config  # noqa: B018 - a pipeline without a monitor section fails here, before any tick
+    stop = threading.Event()
     if once:
-        result = service.tick()
+        with _stopping_on_signals(stop):  # SIGTERM from cron or systemd: the tick finishes first
+            result = service.tick()
         _show_tick(result, as_json=as_json)
         if result.outcome == "error":
             raise typer.Exit(1)
         return
-    stop = threading.Event()
     with _stopping_on_signals(stop):
         if not as_json:
             console.print(f"loop of {pipeline.name}: ticking; SIGTERM or Ctrl-C stops it after the current tick")
