@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _datasets, _feedback, _models, _predict, _runs, _store
+from loopline.cli import _datasets, _feedback, _loop_service, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
@@ -28,6 +28,7 @@ app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_store.app, name="store")
 app.add_typer(_feedback.app, name="feedback")
 app.command("predict")(_predict.predict)
+app.command("loop")(_loop_service.loop)
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
@@ -68,13 +70,94 @@ class LabelSourceConfig(_Strict):
     time: Annotated[str, Field(min_length=1, description="The dataset's column with when the outcome happened.")]
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+_UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A positive duration written as number-unit pairs (units w, d, h, m for minutes, s): "15m", "6h", "1d12h".
+
+    ValueError (pydantic turns it into the config key's error) when ``text`` is not one."""
+    compact = text.strip().lower().replace(" ", "")
+    pieces = _DURATION.findall(compact)
+    if not pieces or "".join(number + unit for number, unit in pieces) != compact:
+        raise ValueError(f'{text!r} is not a duration; write it like "15m", "6h" or "1d12h" (units w, d, h, m, s)')
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in pieces)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return timedelta(seconds=seconds)
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _cron(text: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(text):
+        raise ValueError(f'{text!r} is not a cron schedule; write five fields like "0 * * * *" (hourly)')
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
+class LoopConfig(_Strict):
+    """The loop service (``loopline loop``): when it ticks, what makes it retrain, and how often at most.
+
+    A tick runs every ``interval`` (a duration) or on the cron ``schedule`` (not both; neither: every 15m).
+    Triggers: drift weighted by feature importance (``min_drift_importance``, the share of importance that
+    drifted), a drop of the realised or estimated metric below the production model's (``max_metric_drop``),
+    a schedule (``retrain_every``) and new data (``min_new_rows`` added to ``datasets``, default: the
+    datasets the pipeline ingests). No retrain within ``cooldown`` of the last one unless forced; the
+    lease a loop holds while it retrains expires ``lease_ttl`` after its last renewal.
+    """
+
+    interval: Annotated[Duration | None, Field(description='Time between ticks, e.g. "15m".')] = None
+    schedule: Annotated[Cron | None, Field(description='Cron schedule of the ticks, e.g. "0 * * * *".')] = None
+    cooldown: Annotated[Duration, Field(description="No second retrain within this of the last one.")] = "6h"
+    min_drift_importance: Annotated[
+        float, Field(gt=0, le=1, description="Share of feature importance that must drift to retrain.")
+    ] = 0.2
+    max_metric_drop: Annotated[
+        float | None, Field(ge=0, description="Retrain when the metric falls more than this below the model's.")
+    ] = 0.05
+    retrain_every: Annotated[Duration | None, Field(description='Retrain this often regardless, e.g. "7d".')] = None
+    min_new_rows: Annotated[int | None, Field(ge=1, description="Retrain once this many rows were added.")] = None
+    datasets: Annotated[list[str], Field(description="Datasets counted by min_new_rows (default: ingested).")] = []
+    lease_ttl: Annotated[Duration, Field(description="A retrain's lease expires this long after renewal.")] = "10m"
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> LoopConfig:
+        if self.interval is not None and self.schedule is not None:
+            raise ValueError("set monitor.loop.interval or monitor.loop.schedule, not both")
+        return self
+
+    @property
+    def cooldown_td(self) -> timedelta:
+        return parse_duration(self.cooldown)
+
+    @property
+    def lease_ttl_td(self) -> timedelta:
+        return parse_duration(self.lease_ttl)
+
+    @property
+    def retrain_every_td(self) -> timedelta | None:
+        return None if self.retrain_every is None else parse_duration(self.retrain_every)
+
+
 class MonitorConfig(_Strict):
-    """How the production model of ``model`` is watched and renewed; ``labels``: where its true outcomes are."""
+    """How the production model of ``model`` is watched and renewed: ``labels``, where its true outcomes are;
+    ``loop``, how the loop service runs."""
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
     labels: LabelSourceConfig | None = None
+    loop: LoopConfig = LoopConfig()
 
 
 class StepEntry(BaseModel):

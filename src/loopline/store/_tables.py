@@ -1,4 +1,4 @@
-"""The metadata tables: runs, steps, models, model_events, predictions, feedback.
+"""The metadata tables: runs, steps, models, predictions, feedback, datasets, the loop's leases and events.
 
 This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
 written by hand and must be kept in step with this module (a test compares the two).
@@ -232,4 +232,33 @@ dataset_versions = Table(
     Column("run_id", String(32), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("profile_digest", String(64), nullable=True),
+)
+
+# -- the loop service (leases, events) ------------------------------------------------------------
+
+LOOP_EVENT_KINDS = ("tick", "trigger", "skip", "retrain", "gate", "promotion", "rollback", "error")
+
+loop_leases = Table(
+    "loop_leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("owner_host", String(255), nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("heartbeat", UTCDateTime, nullable=False),
+)
+
+loop_events = Table(
+    "loop_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("model", String(200), nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_loop_events_pipeline_at", "pipeline", "at"),
 )
