@@ -83,6 +83,7 @@ class NatsSource(Source):
     """A JetStream durable pull consumer -> typed rows; explicit ack after commit."""
 
     type_name = "nats"
+    streaming = True
     Config = NatsConfig
     config: NatsConfig
 

@@ -56,6 +56,7 @@ class RedisSource(Source):
     """A Redis stream consumer group -> typed rows; XACK after commit."""
 
     type_name = "redis"
+    streaming = True
     Config = RedisConfig
     config: RedisConfig
 

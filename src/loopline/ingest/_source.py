@@ -82,6 +82,8 @@ class Source:
 
     type_name: ClassVar[str]
     Config: ClassVar[type[SourceConfig]] = SourceConfig
+    #: a stream (a broker): data keeps arriving, so ``loopline sources`` keeps it ingesting by default
+    streaming: ClassVar[bool] = False
 
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
