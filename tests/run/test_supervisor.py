@@ -140,6 +140,8 @@ def test_a_broken_source_fails_alone_and_a_killed_child_resumes_exactly_once(
         first = by_name(supervisor.status())["events"]
         assert first.pid is not None
         os.kill(first.pid, signal.SIGKILL)  # mid-stream: 5000 rows come in batches of 100
+        wait_for("the death to be seen", lambda: by_name(supervisor.status())["events"].pid != first.pid)
+        assert 0 < by_name(supervisor.status())["events"].rows < 5000
         publish_redis(client, stream, range(5000, 6000))
         wait_for("the restart", lambda: by_name(supervisor.status())["events"].restarts == 1)
         wait_for("every message", lambda: by_name(supervisor.status())["events"].rows == 6000)

@@ -41,17 +41,18 @@ def supervise_command(pipeline_path: Path, *, home: Path | None) -> None:
     from loopline.run import Supervisor
 
     pipeline = load_pipeline(pipeline_path)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    _log_to_stderr()
     supervisor = Supervisor(pipeline, home=home).start()
+    _log_to_stderr()
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     names = ", ".join(s.source for s in supervisor.status())
     err_console.print(f"supervising {names}; Ctrl-C or SIGTERM stops them", markup=False, highlight=False)
     try:
         stop.wait()
     finally:
         clean = supervisor.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     err_console.print("stopped: every source committed its last batch" if clean else "stopped (some were killed)")
     if not clean:
         raise typer.Exit(1)
@@ -91,8 +92,10 @@ def _row(status: SourceStatus) -> list[object]:
 
 
 def _log_to_stderr() -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    """The supervisor's events (started, died, restarting) on stderr, once per process."""
     logger = logging.getLogger("loopline.sources")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
