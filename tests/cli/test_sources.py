@@ -109,3 +109,37 @@ def test_bad_arguments_exit_2_with_the_fix(
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, [*args, "--home", str(tmp_path / "home")])
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.slow
+def test_children_of_a_killed_supervisor_stop_by_themselves_with_their_batch_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psutil
+
+    monkeypatch.chdir(tmp_path)
+    stream = f"llorphan{uuid.uuid4().hex[:10]}"
+    client = redis.Redis()
+    client.xadd(stream, {"data": json.dumps({"k": 0})})
+    Path("pipeline.yaml").write_text(PIPELINE.format(stream=stream))
+    Path("bad.csv").write_text("a,b\n1,2\n")
+    home = tmp_path / "home"
+    command = [sys.executable, "-m", "loopline.cli", "sources", "pipeline.yaml", "--home", str(home)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(s["rows"] > 0 and s["pid"] for s in status_json(home)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the sources did not start: {status_json(home)}")
+            time.sleep(0.3)
+        children = [psutil.Process(s["pid"]) for s in status_json(home)]
+        proc.kill()
+        proc.wait(10)
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == [] and len(gone) == 2  # no orphan keeps ingesting
+        assert client.xpending(stream, "loopline")["pending"] == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        client.delete(stream)

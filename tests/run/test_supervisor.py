@@ -20,15 +20,17 @@ import pytest
 import redis
 from tests.ingest._servers import PrivateServer, mosquitto
 
-from loopline.core.errors import ConfigError
+from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.pipeline import Pipeline
 from loopline.core.yamlfile import pipeline_from_dict
 from loopline.run import RestartPolicy, SourceStatus, Supervisor, continuous_sources, sources_status
 from loopline.run._source_status import STALE_S, SupervisedState, read_states, status_file, write_states
+from loopline.run._supervisor import _Child
 from loopline.store import Store
 
 FAST = RestartPolicy(initial_s=0.2, max_s=30.0, jitter=0.25, healthy_s=60.0)
 FILE = {"type": "file", "path": "x"}
+REDIS = {"type": "ingest", "source": {"type": "redis", "stream": "llsup-unused", "schema": {"k": "int"}}}
 BAD_CSV = 'a,b\n1,"never closed\n2,3\n'
 
 
@@ -254,3 +256,30 @@ async def delete_nats(stream: str) -> None:
     nc = await nats.connect("nats://127.0.0.1:4222")
     await nc.jetstream().delete_stream(stream)
     await nc.close()
+
+
+def test_consecutive_deaths_back_off_further_and_a_healthy_run_starts_over(tmp_path: Path) -> None:
+    policy = RestartPolicy(initial_s=1.0, max_s=8.0, jitter=0.0, healthy_s=30.0)
+    supervisor = Supervisor(pipeline({"s": REDIS}), restart=policy)
+    child = _Child(continuous_sources(pipeline({"s": REDIS}))[0], tmp_path)
+    waits = []
+    for now in (0.0, 1.0, 3.0, 7.0, 15.0, 23.0):  # each death soon after its start
+        child.started = now - 0.5
+        supervisor._ended(child, -9, now)
+        waits.append(child.next_start - now)
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert (child.state, child.last_error) == ("restarting", "killed by SIGKILL")
+    child.started = 100.0
+    supervisor._ended(child, 1, 140.0)  # it ran longer than healthy_s: a first failure again
+    assert (child.next_start - 140.0, child.last_error) == (1.0, "exited with code 1")
+
+
+def test_a_second_supervisor_of_the_same_pipeline_is_refused(
+    tmp_path: Path, stores: dict[str, Any], supervisors: list[Supervisor]
+) -> None:
+    feeds = pipeline({"s": REDIS})
+    supervisors.append(Supervisor(feeds, home=tmp_path, restart=FAST, **stores).start())
+    with pytest.raises(LooplineError, match=r"supervised already \(by pid \d+\).*Stop that supervisor first"):
+        Supervisor(feeds, home=tmp_path, **stores).start()
+    assert supervisors[0].stop(timeout=20)
+    supervisors.append(Supervisor(feeds, home=tmp_path, restart=FAST, **stores).start())  # free again once stopped

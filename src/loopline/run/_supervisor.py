@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from loopline.core.errors import ConfigError
+from loopline.core.errors import ConfigError, LooplineError
 from loopline.core.settings import HOME_ENV, Settings
 from loopline.run._source_status import (
     SourceStatus,
@@ -86,7 +86,8 @@ class RestartPolicy:
         if permanent:
             return self.max_s
         base = min(self.max_s, self.initial_s * 2 ** min(max(failures, 1) - 1, 30))
-        return base * (1 - self.jitter * (rng or random).random())
+        draw = rng.random() if rng is not None else random.random()
+        return float(base * (1 - self.jitter * draw))
 
 
 def continuous_sources(pipeline: Pipeline, params: Mapping[str, Any] | None = None) -> list[ContinuousSource]:
@@ -204,9 +205,14 @@ class Supervisor:
         self._home = settings.home
         self._store_url = self.store_url or settings.store_url
         self._artifacts = str(self.artifacts or settings.artifacts)
-        self._store = Store.open(self._store_url, self._artifacts, local_dir=self._home)
         folder = status_file(self._home, self.pipeline.name).with_suffix("")
         folder.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _hold_lock(folder / "supervisor.lock", self.pipeline.name)
+        try:
+            self._store = Store.open(self._store_url, self._artifacts, local_dir=self._home)
+        except BaseException:
+            self._lock_file.close()
+            raise
         self._children = {s.step: _Child(s, folder) for s in sources}
         self._thread = threading.Thread(target=self._watch, name="loopline-supervisor", daemon=True)
         self._thread.start()
@@ -242,6 +248,7 @@ class Supervisor:
             self._write()
             self._store.close()
             self._store = None
+            self._lock_file.close()  # releases the lock
         return clean
 
     def __enter__(self) -> Supervisor:
@@ -378,6 +385,28 @@ class Supervisor:
             child.proc = None
             child.state = "stopped"
         return clean
+
+
+def _hold_lock(path: Path, pipeline: str) -> IO[str]:
+    """An exclusive lock on ``path`` for as long as the returned file stays open (the OS drops it when the
+    process dies, however it dies): two supervisors of one pipeline would run every source twice."""
+    import fcntl
+
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise LooplineError(
+            f"the sources of pipeline {pipeline!r} are supervised already (by {owner}).",
+            hint="Stop that supervisor first (SIGTERM), or use `loopline sources status` to see it.",
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def _send_job(proc: subprocess.Popen[bytes], job: SourceJob) -> None:
