@@ -139,14 +139,16 @@ def test_a_broken_source_fails_alone_and_a_killed_child_resumes_exactly_once(
     supervisors.append(supervisor.start())
     try:
         wait_for("the first commit", lambda: by_name(supervisor.status())["events"].rows > 0)
+        wait_for("the broker's backlog", lambda: (by_name(supervisor.status())["events"].backlog or 0) > 0)
         first = by_name(supervisor.status())["events"]
-        assert first.pid is not None
+        assert first.pid is not None and first.backlog is not None and first.backlog <= 5000 - 100
         os.kill(first.pid, signal.SIGKILL)  # mid-stream: 5000 rows come in batches of 100
         wait_for("the death to be seen", lambda: by_name(supervisor.status())["events"].pid != first.pid)
         assert 0 < by_name(supervisor.status())["events"].rows < 5000
         publish_redis(client, stream, range(5000, 6000))
         wait_for("the restart", lambda: by_name(supervisor.status())["events"].restarts == 1)
         wait_for("every message", lambda: by_name(supervisor.status())["events"].rows == 6000)
+        wait_for("an empty backlog", lambda: by_name(supervisor.status())["events"].backlog == 0, timeout=15)
 
         status = by_name(supervisor.status())
         assert status["events"].state == "running" and status["events"].pid not in (None, first.pid)
@@ -157,6 +159,7 @@ def test_a_broken_source_fails_alone_and_a_killed_child_resumes_exactly_once(
         assert (broken.state, broken.restarts, broken.rows) == ("failed", 0, 0)
         assert broken.last_error is not None and "line 2" in broken.last_error and "closing quote" in broken.last_error
         assert broken.retry_in_s is not None and 0 < broken.retry_in_s <= FAST.max_s
+        assert broken.backlog is None  # a file cannot tell
 
         with Store.open(stores["store_url"], stores["artifacts"]) as other:  # another process's view
             seen = by_name(sources_status(other, feeds, home))
@@ -215,6 +218,7 @@ def test_a_refused_mqtt_subscription_leaves_a_nats_source_ingesting_through_a_ki
         os.kill(by_name(supervisor.status())["jets"].pid or 0, signal.SIGKILL)
         asyncio.run(publish_nats(stream, range(3000, 4000)))
         wait_for("every message", lambda: by_name(supervisor.status())["jets"].rows == 4000, timeout=90)
+        wait_for("an empty backlog", lambda: by_name(supervisor.status())["jets"].backlog == 0, timeout=15)
         status = by_name(supervisor.status())
         assert status["jets"].restarts == 1 and status["jets"].state == "running"
         refused = status["refused"]

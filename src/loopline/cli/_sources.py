@@ -17,7 +17,19 @@ from loopline.core.errors import ConfigError
 if TYPE_CHECKING:
     from loopline.run import SourceStatus
 
-_HEADERS = ["source", "dataset", "type", "state", "restarts", "rows", "rows/s", "lag s", "checkpoint age s", "error"]
+_HEADERS = [
+    "source",
+    "dataset",
+    "type",
+    "state",
+    "restarts",
+    "rows",
+    "rows/s",
+    "lag s",
+    "checkpoint age s",
+    "backlog",
+    "error",
+]
 
 
 def sources_command(first: str, second: str | None, *, home: Path | None, as_json: bool) -> None:
@@ -87,6 +99,7 @@ def _row(status: SourceStatus) -> list[object]:
         round(status.rate, 1),
         None if status.lag_s is None else round(status.lag_s, 1),
         None if status.checkpoint_age_s is None else round(status.checkpoint_age_s, 1),
+        status.backlog,
         escape(status.last_error or "-"),
     ]
 

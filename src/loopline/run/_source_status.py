@@ -36,6 +36,7 @@ class SupervisedState:
     last_error: str | None = None
     pid: int | None = None
     retry_in_s: float | None = None
+    backlog: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class SourceStatus:
     ``rows``: rows committed by this source so far. ``rate``: rows per second committed over the last minute.
     ``lag_s``: seconds since its newest committed rows (None before any); ``checkpoint_age_s``: seconds since its
     checkpoint last moved (an idle stream still moves it, so this one grows only while ingestion is stuck).
+    ``backlog``: messages the broker still holds for this consumer (Redis streams, NATS JetStream; sampled every
+    few seconds by the running child), None where the source cannot tell.
     """
 
     source: str
@@ -61,6 +64,7 @@ class SourceStatus:
     rate: float
     lag_s: float | None
     checkpoint_age_s: float | None
+    backlog: int | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +128,7 @@ def source_status(
         rate=activity.rows_since / RATE_WINDOW_S,
         lag_s=_age(now, activity.newest_part_at),
         checkpoint_age_s=_age(now, activity.checkpoint_at),
+        backlog=state.backlog,
     )
 
 

@@ -18,14 +18,21 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from loopline.ingest import Batch, Limits, Source
 
 EXIT_STOPPED = 0
 EXIT_FAILED = 1
 EXIT_PERMANENT = 3
 _PARENT_CHECK_S = 1.0
+#: how often the broker's backlog is asked for (between batches)
+BACKLOG_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class SourceJob:
     batch_rows: int
     batch_seconds: float
     result_file: str
+    #: where the child keeps the broker's backlog
+    progress_file: str
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -76,7 +85,7 @@ class WorkerResult:
 
 def run_job(job: SourceJob, stop: threading.Event) -> WorkerResult:
     """Ingest the job's source until ``stop``; never raises (the outcome is the result)."""
-    from loopline.ingest import Limits
+    from loopline.core.errors import SourceUnavailableError
     from loopline.run._ingest import PERMANENT, ingest_source
     from loopline.run.steps._ingest import build_source
     from loopline.store import Store
@@ -85,7 +94,7 @@ def run_job(job: SourceJob, stop: threading.Event) -> WorkerResult:
         with Store.open(job.store_url, job.artifacts, local_dir=job.home) as store:
             report = ingest_source(
                 store,
-                build_source(job.source),
+                _Sampled(build_source(job.source), Path(job.progress_file)),
                 dataset=job.dataset,
                 source_name=job.step,
                 follow=True,
@@ -93,11 +102,66 @@ def run_job(job: SourceJob, stop: threading.Event) -> WorkerResult:
                 policy=job.policy,
                 stop=stop,
             )
+    except SourceUnavailableError as exc:  # a DataError that reconnecting may cure
+        return WorkerResult("failed", _describe(exc))
     except PERMANENT as exc:
         return WorkerResult("failed", _describe(exc), permanent=True)
     except Exception as exc:  # the supervisor restarts it with backoff
         return WorkerResult("failed", _describe(exc))
     return WorkerResult("stopped", rows=report.rows)
+
+
+class _Sampled(Source):
+    """The job's source, unchanged, that also writes the broker's backlog to a file every few seconds, from the
+    ingesting thread (right after a batch was committed and acknowledged)."""
+
+    type_name = "sampled"
+
+    def __init__(self, inner: Source, path: Path) -> None:
+        super().__init__(inner.config)
+        self.inner = inner
+        self.path = path
+        self.sampled = 0.0
+
+    def batches(self, position: Any, *, follow: bool = False, limits: Limits = Limits()) -> Iterator[Batch]:
+        return self.inner.batches(position, follow=follow, limits=limits)
+
+    def ack(self, batch: Batch) -> None:
+        self.inner.ack(batch)
+        if time.monotonic() - self.sampled >= BACKLOG_EVERY_S:
+            self.sampled = time.monotonic()
+            write_backlog(self.path, self.inner)
+
+    def is_transient(self, error: BaseException) -> bool:
+        return self.inner.is_transient(error)
+
+    def backlog(self) -> int | None:
+        return self.inner.backlog()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def write_backlog(path: Path, source: Source) -> None:
+    """Ask the source for its backlog and keep it in ``path``; a failure is logged, never raised."""
+    try:
+        backlog = source.backlog()
+    except Exception as exc:
+        logging.getLogger("loopline.sources").debug("backlog unknown: %s", exc)
+        backlog = None
+    body = json.dumps({"backlog": backlog, "at": datetime.now(UTC).isoformat()})
+    tmp = path.with_suffix(".progress.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_backlog(path: Path) -> int | None:
+    """The backlog a child wrote last (None: none yet, or the source cannot tell)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))["backlog"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None if value is None else int(value)
 
 
 def _describe(exc: BaseException) -> str:

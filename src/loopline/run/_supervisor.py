@@ -46,7 +46,7 @@ from loopline.run._source_status import (
     status_file,
     write_states,
 )
-from loopline.run._source_worker import EXIT_STOPPED, SourceJob, WorkerResult
+from loopline.run._source_worker import EXIT_STOPPED, SourceJob, WorkerResult, read_backlog
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
@@ -135,6 +135,7 @@ class _Child:
         self.source = source
         self.result_file = folder / f"{source.step}.result.json"
         self.log_file = folder / f"{source.step}.log"
+        self.progress_file = folder / f"{source.step}.progress"
         self.proc: subprocess.Popen[bytes] | None = None
         self.state = "restarting"
         self.spawns = 0
@@ -151,6 +152,7 @@ class _Child:
             last_error=self.last_error,
             pid=self.proc.pid if self.proc is not None else None,
             retry_in_s=round(max(0.0, self.next_start - now), 3) if waiting else None,
+            backlog=read_backlog(self.progress_file),
         )
 
 
@@ -317,8 +319,10 @@ class Supervisor:
             batch_rows=child.source.batch_rows,
             batch_seconds=child.source.batch_seconds,
             result_file=str(child.result_file),
+            progress_file=str(child.progress_file),
         )
         child.result_file.unlink(missing_ok=True)
+        child.progress_file.unlink(missing_ok=True)
         child.spawns += 1
         child.started = now
         try:
@@ -357,7 +361,10 @@ class Supervisor:
         with self._lock:
             states = {name: c.snapshot(now) for name, c in self._children.items()}
         if self._stopping.is_set() and self._thread is not None and not self._thread.is_alive():
-            states = {name: SupervisedState("stopped", s.restarts, s.last_error) for name, s in states.items()}
+            states = {
+                name: SupervisedState("stopped", s.restarts, s.last_error, backlog=s.backlog)
+                for name, s in states.items()
+            }
         return states
 
     def _write(self) -> None:
