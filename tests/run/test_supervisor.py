@@ -56,6 +56,12 @@ def stores(tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
+def any_stores(store_url: str, tmp_path: Path) -> dict[str, Any]:
+    """A store on SQLite, then on PostgreSQL (the children reach it by the same URL)."""
+    return {"store_url": store_url, "artifacts": tmp_path / "artifacts"}
+
+
+@pytest.fixture
 def supervisors() -> Iterator[list[Supervisor]]:
     """Supervisors a test started: stopped (bounded) whatever happens, so no child outlives the test."""
     started: list[Supervisor] = []
@@ -117,8 +123,9 @@ def test_a_stale_or_unreadable_status_file_means_no_supervisor_runs(tmp_path: Pa
 # -- real brokers ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_broken_source_fails_alone_and_a_killed_child_resumes_exactly_once(
-    tmp_path: Path, stores: dict[str, Any], supervisors: list[Supervisor]
+    tmp_path: Path, any_stores: dict[str, Any], supervisors: list[Supervisor]
 ) -> None:
+    stores = any_stores
     stream = f"llsup{uuid.uuid4().hex[:10]}"
     client = redis.Redis()
     publish_redis(client, stream, range(0, 5000))
