@@ -136,6 +136,25 @@ def ingest(
         ingest_command(pipeline, step, follow=follow, home=home, as_json=as_json)
 
 
+@app.command(
+    "sources",
+    help="Supervise the pipeline's continuous sources (brokers, ingest steps with follow: true), each in its own "
+    "process restarted with backoff, until Ctrl-C / SIGTERM; or `loopline sources status PIPELINE`.",
+)
+def sources(
+    pipeline: Annotated[str, typer.Argument(metavar="PIPELINE | status", help="Pipeline YAML file, or 'status'.")],
+    status_of: Annotated[
+        str | None, typer.Argument(metavar="[PIPELINE]", help="After 'status': the pipeline file.")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    from loopline.cli._sources import sources_command
+
+    with clear_errors():
+        sources_command(pipeline, status_of, home=home, as_json=as_json)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

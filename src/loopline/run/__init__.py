@@ -28,12 +28,21 @@ from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 from loopline.run._score import BatchScore, ScoreProgress, score_batch
+from loopline.run._source_status import SourceStatus
+from loopline.run._supervisor import (
+    ContinuousSource,
+    RestartPolicy,
+    Supervisor,
+    continuous_sources,
+    sources_status,
+)
 from loopline.run._task import StepResult, StepTask, execute_step
 
 __all__ = [
     "MIN_RETRAIN_ROWS",
     "WINDOW_PARAMS",
     "BatchScore",
+    "ContinuousSource",
     "DaskExecutor",
     "Evaluation",
     "Executor",
@@ -44,14 +53,18 @@ __all__ = [
     "MonitorResult",
     "Promotion",
     "PromotionRule",
+    "RestartPolicy",
     "RunResult",
     "Runner",
     "ScoreProgress",
     "SequentialExecutor",
+    "SourceStatus",
     "StepOutcome",
     "StepResult",
     "StepTask",
+    "Supervisor",
     "compare_models",
+    "continuous_sources",
     "data_versions",
     "dataset_profile",
     "decide_retrain",
@@ -73,6 +86,7 @@ __all__ = [
     "run_leaderboard",
     "score_batch",
     "selection_of",
+    "sources_status",
     "suspicion",
     "sync_label_source",
 ]

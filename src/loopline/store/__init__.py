@@ -12,7 +12,7 @@ from loopline.store.artifacts import (
     LocalArtifactStore,
     open_artifacts,
 )
-from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected
+from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected, SourceActivity
 from loopline.store.feedback import FeedbackReceipt, FeedbackRepository, Label, LabelCoverage
 from loopline.store.models import ModelRepository, ModelVersion
 from loopline.store.predictions import PredictionLog, PredictionRow
@@ -40,6 +40,7 @@ __all__ = [
     "Rejected",
     "RunRecord",
     "RunRepository",
+    "SourceActivity",
     "StepRecord",
     "Store",
     "StrayFile",
