@@ -82,7 +82,7 @@ ESTIMATE_LABELS = {
     "nannyml_mae": "NannyML CBPE (fitted on the labelled reference, chunks = months): mean |estimated - realised|"
     " ROC AUC over April-December",
     "loopline_mae": "the same for loopline_estimates (loopline's estimator)",
-    "estimate_error_vs_nannyml": "nannyml_mae / loopline_mae (bigger is better); null while a side is missing",
+    "estimate_error_vs_nannyml": "nannyml_mae / loopline_mae (bigger is better); null while NannyML is absent",
 }
 
 
@@ -417,13 +417,10 @@ def _matrix(frame: pl.DataFrame, codes: dict[str, list[str]]) -> np.ndarray:
 def loopline_estimates(
     reference_proba: np.ndarray, reference_labels: np.ndarray, months: dict[str, np.ndarray]
 ) -> dict[str, float]:
-    """loopline's estimated ROC AUC per month from the probabilities alone, calibrated on a labelled reference.
+    """loopline's estimated ROC AUC per month from the probabilities alone, calibrated on a labelled reference."""
+    from loopline.monitor import estimate_by_period
 
-    The lead wires loopline's CBPE estimator here once ``loopline.monitor`` exposes it (issue 13).
-    """
-    raise NotImplementedError(
-        "loopline.monitor exposes no performance estimator yet: wire it into bench_monitor.loopline_estimates"
-    )
+    return estimate_by_period(reference_proba, reference_labels, months, metric="roc_auc")
 
 
 def realised_auc(frame: pl.DataFrame) -> dict[str, float]:
@@ -476,11 +473,8 @@ def estimate_error_vs_nannyml(quick: bool) -> Figures:
         figures.extra["estimates"]["nannyml_fit_estimate_s"] = out["s"]
     by_month = analysis.sort("month").group_by("month", maintain_order=True)
     months = {str(month): group["proba"].to_numpy() for (month,), group in by_month}
-    try:
-        estimates["loopline"] = loopline_estimates(reference["proba"].to_numpy(), reference["label"].to_numpy(), months)
-        errors["loopline_mae"] = mean_abs_error(estimates["loopline"], realised)
-    except NotImplementedError as exc:
-        print(f"loopline's side missing: {exc}")
+    estimates["loopline"] = loopline_estimates(reference["proba"].to_numpy(), reference["label"].to_numpy(), months)
+    errors["loopline_mae"] = mean_abs_error(estimates["loopline"], realised)
     print(f"{'month':<9}{'realised':>10}" + "".join(f"{name:>10}" for name in estimates))
     for month, value in realised.items():
         print(f"{month:<9}{value:>10.4f}" + "".join(f"{e.get(month, float('nan')):>10.4f}" for e in estimates.values()))
