@@ -112,7 +112,8 @@ def test_monitor_retrain_metric_and_min_improvement_decide_the_gate(store: Store
     promoted = retrain(store, high, between)
     assert promoted.promote and promoted.gate is not None and promoted.gate.metric == high
     assert f"> {between:g}): promote" in promoted.reason
-    assert store.models.production("loop").version == promoted.best  # type: ignore[union-attr]
+    assert promoted.refit is not None and promoted.refit.refitted and promoted.refit.of == promoted.best
+    assert store.models.production("loop").version == promoted.promoted == promoted.refit.version  # type: ignore[union-attr]
     assert [row.promoted for row in promoted.leaderboard] == [True]
     assert store.models.events("loop")[-1]["reason"] == promoted.reason
     board = run_leaderboard(store, "loop")  # the latest run, rebuilt from the store
@@ -142,5 +143,5 @@ def test_a_retrain_metric_the_model_lacks_is_refused_before_any_work(store: Stor
 def test_a_pipeline_without_a_moving_window_cannot_be_retrained(store: Store) -> None:
     pipeline = loop_pipeline(RetrainConfig())
     pipeline.params.pop("test_from")
-    with pytest.raises(ConfigError, match="params test_from are not declared"):
+    with pytest.raises(ConfigError, match="params test_from are not declared") as info:
         retrain_and_gate(store, pipeline, END)
