@@ -143,5 +143,5 @@ def test_a_retrain_metric_the_model_lacks_is_refused_before_any_work(store: Stor
 def test_a_pipeline_without_a_moving_window_cannot_be_retrained(store: Store) -> None:
     pipeline = loop_pipeline(RetrainConfig())
     pipeline.params.pop("test_from")
-    with pytest.raises(ConfigError, match="params test_from are not declared") as info:
+    with pytest.raises(ConfigError, match="params test_from are not declared"):
         retrain_and_gate(store, pipeline, END)

@@ -399,6 +399,8 @@ class TrainReport:
         out["timings"] = self.timings.to_dict()
         out["input_schema"] = [item.to_dict() for item in self.input_schema]
         out.update(_nested_out(self))
+        if self.refit is None:  # records written before refits existed write back byte for byte
+            out.pop("refit")
         return out
 
     @classmethod
@@ -476,6 +478,8 @@ class VersionConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out.update(_nested_out(self))
+        if self.refit is None:  # records written before refits existed write back byte for byte
+            out.pop("refit")
         return out
 
     @classmethod
@@ -554,8 +558,11 @@ class GateDecision:
     contenders: tuple[Contender, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """``contenders`` only when there are some (a gate between two versions writes as before)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["contenders"] = [c.to_dict() for c in self.contenders]
+        if not self.contenders:
+            out.pop("contenders")
         return out
 
     @classmethod
@@ -837,7 +844,7 @@ class Selection:
             "gate": None if self.gate is None else self.gate.to_dict(),
             "metric": self.metric,
             "leaderboard": [row.to_dict() for row in self.leaderboard],
-            "refit": None if self.refit is None else self.refit.to_dict(),
+            **({} if self.refit is None else {"refit": self.refit.to_dict()}),
         }
 
     @classmethod
@@ -866,7 +873,7 @@ class Selection:
 
 def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:
     """The JSON of the nested records a train report and a version config share."""
-    return {
+    out = {
         "features": record.features.to_dict(),
         "slice_metrics": None if record.slice_metrics is None else record.slice_metrics.to_dict(),
         "cv": None if record.cv is None else record.cv.to_dict(),
@@ -874,6 +881,7 @@ def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:
         "findings": _findings_out(record.findings),
         "refit": None if record.refit is None else record.refit.to_dict(),
     }
+    return out
 
 
 def _opt(kind: Callable[[Any], _T], value: Any) -> _T | None:

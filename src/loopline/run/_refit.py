@@ -85,8 +85,9 @@ def refit_version(
     version = repository.register_candidate(
         gated.name, Candidate(bundle.to_bytes(), reference, report), run_id=result.run_id
     )
-    pinned = "" if rounds is None else f", {rounds} rounds as early stopping chose"
-    why = f"refitted v{gated.version} on train + valid ({train.height} + {valid.height} rows{pinned}) as v{version.version}"
+    pinned = "" if rounds is None else f", the {rounds} boosting rounds of the gated fit"
+    fitted_on = f"{train.height} + {valid.height} rows{pinned}"
+    why = f"refitted v{gated.version} on train + valid ({fitted_on}) as v{version.version}"
     return RefitDecision(True, why, of=gated.version, version=version.version)
 
 
