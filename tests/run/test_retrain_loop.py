@@ -242,7 +242,7 @@ def test_an_earlier_version_comes_back_when_the_world_returns_to_it(store: Store
     assert store.models.production("loop").version == 1  # type: ignore[union-attr]
 
 
-def test_keep_versions_bounds_the_earlier_versions(store: Store) -> None:
+def test_keep_versions_bounds_the_earlier_versions_and_an_unservable_one_sits_out(store: Store) -> None:
     pipeline = windowed(RetrainConfig(keep_versions=1), regimes())
     Runner(store).run(pipeline)
     retrain_and_gate(store, pipeline, at("2013-07-01"))  # v2, refitted as v3 (production); v1 archived
@@ -250,6 +250,17 @@ def test_keep_versions_bounds_the_earlier_versions(store: Store) -> None:
     assert back.gate is not None
     assert [(c.version, c.role) for c in back.gate.contenders if c.role == "earlier"] == [(2, "earlier")]
     assert not back.promote  # v1, the one that would have won, was not retained
+
+    path = store.artifacts.local_path(store.models.get("loop", 2).bundle_digest)
+    assert path is not None
+    path.chmod(0o644)
+    path.write_bytes(b"not a bundle")  # v2's bytes no longer match their digest
+    again = retrain_and_gate(store, pipeline, at("2013-10-01"))
+    assert again.gate is not None
+    (earlier,) = [c for c in again.gate.contenders if c.role == "earlier"]
+    assert earlier.version == 2 and earlier.score is None and earlier.rank is None
+    assert earlier.note.startswith("sits out: ")
+    assert f"v2 earlier {earlier.note}" in again.reason
 
 
 # -- probation --------------------------------------------------------------------------------------
