@@ -40,7 +40,7 @@ def regimes(rng_seed: int = 3) -> pl.DataFrame:
 
 def windowed(retrain: RetrainConfig, data: pl.DataFrame, train: dict[str, Any] | None = None) -> Pipeline:
     """A moving-window pipeline over ``data`` (the params of :data:`loopline.run.WINDOW_PARAMS`)."""
-    fit = train or {"estimator": "logistic_regression"}
+    fit = {"estimator": "logistic_regression", "numeric": ["x"], **(train or {})}
     return (
         Pipeline(
             "loop",
@@ -59,7 +59,7 @@ def windowed(retrain: RetrainConfig, data: pl.DataFrame, train: dict[str, Any] |
             valid_from="${params.valid_from}",
             test_from="${params.test_from}",
         )
-        .add("fit", "train", inputs=["split.train", "split.valid", "split.test"], target="y", numeric=["x"], **fit)
+        .add("fit", "train", inputs=["split.train", "split.valid", "split.test"], target="y", **fit)
         .add("best", "select", inputs=["fit", "split.test"], model="loop", metric="roc_auc")
     )
 
@@ -314,3 +314,14 @@ def test_probation_calls_the_stores_rollback_with_the_reason(store: Store) -> No
     assert event["action"] == "rollback" and event["reason"] == f"probation: {decision.reason}"
     late = probation(store, "loop", evidence(3, 0.60), evidence(1, 0.75), ProbationConfig())  # v3 is gone already
     assert not late.rollback and "v1 is in production now, not v3: nothing rolled back" in late.reason
+
+
+def test_a_suspicious_winner_of_the_competition_is_refused(store: Store) -> None:
+    data = regimes().with_columns(leak=pl.col("y").cast(pl.Float64))  # the label itself, as a feature
+    Runner(store).run(windowed(RetrainConfig(), data))
+    leaky = windowed(RetrainConfig(), data, {"estimator": "logistic_regression", "numeric": ["x", "leak"]})
+    selection = retrain_and_gate(store, leaky, at("2013-07-01"))
+    assert selection.gate is not None and selection.gate.contenders[0].version == 2  # it does score best
+    assert not selection.promote and selection.refit is None
+    assert "; but v2 is suspicious, not promoted: feature 'leak' alone predicts the target" in selection.reason
+    assert store.models.production("loop").version == 1  # type: ignore[union-attr]

@@ -411,9 +411,9 @@ def _score(
 ) -> Contender:
     """``version`` scored on ``holdout`` (recorded under ``key``), or why it could not be."""
     try:
-        check_servable(store.artifacts.get_bytes(version.bundle_digest))
-        bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(version.bundle_digest))
-        scores = bundle.evaluate(holdout)
+        data = store.artifacts.get_bytes(version.bundle_digest)
+        check_servable(data)
+        scores = ModelBundle.from_bytes(data).evaluate(holdout)
     except LooplineError as exc:
         return Contender(version.version, role, None, note=f"sits out: {exc.message}")
     store.models.record_evaluation(model, version.version, key, scores)
@@ -440,7 +440,7 @@ def _judge(
     field = _field(contenders)
     if not others:
         reason = f"no other version could score the holdout ({field}); keep the champion"
-        return Promotion(False, reason, _no_gate(rule, champion, None, contenders, reason))
+        return Promotion(False, reason, _no_gate(rule, champion, contenders, reason))
     best = others[0]
     old = {rule.metric: math.nan if champion.score is None else champion.score}
     decision = gate(
@@ -454,19 +454,9 @@ def _judge(
         lead = f"champion v{champion.version} scores best on the holdout"
     else:
         lead = f"v{best.version} ({best.role}) scores best on the holdout"
-    reason = f"{lead} ({field}); {decision.reason}"
-    promote = decision.promote
-    if promote:
-        refused = suspicion(
-            best.version, get(model, best.version).typed_config.findings, allowed=False, key=rule.allow_key
-        )
-        allowed = suspicion(
-            best.version, get(model, best.version).typed_config.findings, allowed=True, key=rule.allow_key
-        )
-        if refused is not None and not rule.allow_suspicious:
-            promote, reason = False, f"{reason}; but {refused}"
-        elif allowed is not None:
-            reason = f"{reason}; {allowed}"
+    promote, reason = _unless_suspicious(
+        get(model, best.version), decision.promote, f"{lead} ({field}); {decision.reason}", rule
+    )
     final = dataclasses.replace(
         decision,
         promote=promote,
@@ -478,6 +468,18 @@ def _judge(
     return Promotion(promote, reason, final, best.version if promote else None)
 
 
+def _unless_suspicious(winner: ModelVersion, promote: bool, reason: str, rule: PromotionRule) -> tuple[bool, str]:
+    """The gate's verdict on ``winner``, refused when it is suspicious and the rule does not allow it."""
+    if not promote:
+        return promote, reason
+    findings = winner.typed_config.findings
+    refused = suspicion(winner.version, findings, allowed=False, key=rule.allow_key)
+    if refused is not None and not rule.allow_suspicious:
+        return False, f"{reason}; but {refused}"
+    allowed = suspicion(winner.version, findings, allowed=True, key=rule.allow_key)
+    return True, reason if allowed is None else f"{reason}; {allowed}"
+
+
 def _field(contenders: Sequence[Contender]) -> str:
     return ", ".join(
         f"v{c.version} {c.role} {c.score:.4f}" if c.score is not None else f"v{c.version} {c.role} {c.note}"
@@ -485,9 +487,7 @@ def _field(contenders: Sequence[Contender]) -> str:
     )
 
 
-def _no_gate(
-    rule: PromotionRule, champion: Contender, best: Contender | None, contenders: tuple[Contender, ...], reason: str
-) -> GateDecision:
+def _no_gate(rule: PromotionRule, champion: Contender, contenders: tuple[Contender, ...], reason: str) -> GateDecision:
     score = math.nan if champion.score is None else champion.score
     return GateDecision(
         False, reason, rule.metric, score, math.nan, rule.min_improvement, champion.version, None, contenders
