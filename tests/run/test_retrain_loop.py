@@ -157,7 +157,7 @@ def test_a_pipeline_over_files_retrains_on_the_newest_data_and_says_when_nothing
     same = retrain_and_gate(store, pipeline, datetime.now(UTC))
     assert not same.promote
     assert same.reason.startswith("no new data: the best candidate was trained on the same data as v1")
-    assert "nothing retrained, v1 stays in production" in same.reason
+    assert "nothing to decide, v1 stays in production" in same.reason
     assert [v.version for v in store.models.list("files")] == [1]  # the same model is not registered again
 
     write_rows(folder, "b.csv", 2)  # new rows arrive: the ingest step picks them up

@@ -639,7 +639,7 @@ def _unchanged(
     kept = f"v{production.version} stays in production" if production else "nothing promoted"
     reason = (
         f"no new data: the best candidate was trained on the same data as v{seen.version} "
-        f"(run {seen.run_id[:8] if seen.run_id else '?'}); nothing retrained, {kept}"
+        f"(run {seen.run_id[:8] if seen.run_id else '?'}); nothing to decide, {kept}"
     )
     return dataclasses.replace(
         selection,
