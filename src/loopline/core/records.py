@@ -2,7 +2,8 @@
 
     train step ──TrainReport + bundle + reference = Candidate──► select step ──Selection──► CLI, loop, dashboard
     store ──ModelVersions──► rank_candidates ──LeaderboardRows──► run_leaderboard ──Leaderboard──► CLI
-    monitor ──RetrainDecision──► retrain ──GateDecision──► promotion
+    monitor ──RetrainDecision──► retrain ──GateDecision (Contenders)──► refit ──RefitDecision──► promotion
+    probation window ──ProbationEvidence (promoted, previous)──► probation ──ProbationDecision──► rollback
 
 Step outputs are stored as artifacts, so every record has ``to_dict()`` (JSON-ready) and ``from_dict()``.
 A :class:`TrainReport` carries a ``record`` marker: the select step recognises a candidate by it, and a
