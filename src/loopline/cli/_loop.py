@@ -96,7 +96,15 @@ def print_selection(selection: Selection) -> None:
         )
     )
     gate = selection.gate
-    if gate:
+    if gate and gate.contenders:
+        console.print(
+            table(
+                f"the repository on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g})",
+                ["rank", "version", "role", gate.metric, "note"],
+                [(c.rank, f"v{c.version}", c.role, c.score, c.note) for c in gate.contenders],
+            )
+        )
+    elif gate:
         console.print(
             f"gate on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g}): champion "
             f"v{gate.champion} {gate.champion_score:.4f} vs challenger v{gate.challenger} {gate.challenger_score:.4f}"
@@ -105,6 +113,8 @@ def print_selection(selection: Selection) -> None:
         console.print(line)
     verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"
     console.print(f"v{selection.best}: {verdict} — {escape(selection.reason)}")
+    if selection.refit is not None and selection.promoted is not None:
+        console.print(f"in production: v{selection.promoted} ({escape(selection.refit.reason)})")
 
 
 def print_drift(report: DriftReport) -> None:

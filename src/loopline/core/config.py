@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
@@ -38,12 +38,51 @@ class DriftConfig(_Strict):
     tests: Annotated[dict[str, TestName], Field(description="Per-feature drift test: {feature: test}.")] = {}
 
 
+WINDOW_UNITS = {"mo": "months", "d": "days", "w": "weeks"}
+"""The units of a retrain window (``monitor.retrain.window``): ``3mo``, ``90d``, ``2w``."""
+
+_WINDOW = re.compile(r"^\s*([1-9][0-9]{0,3})\s*(mo|d|w)\s*$")
+
+
+def parse_window(value: int | str) -> tuple[int, str]:
+    """``(count, unit)`` of a retrain window: an int is months (``3``), a string a count and a unit of
+    :data:`WINDOW_UNITS` (``"90d"``). ValueError saying how to write one otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 1:
+            return value, "mo"
+    elif isinstance(value, str) and (match := _WINDOW.match(value.lower())):
+        return int(match.group(1)), match.group(2)
+    raise ValueError(
+        f"window {value!r} is not a retrain window; write a number of months (3) or a count and a unit: "
+        "3mo (months), 90d (days), 2w (weeks)."
+    )
+
+
+class ProbationConfig(_Strict):
+    """When a newly promoted version is rolled back after its probation (see ``loopline.run.probation``).
+
+    It is rolled back when the previous version beats it on the probation window by more than ``margin``
+    (in the metric's direction), or when its error rate exceeds the previous one's by more than
+    ``max_error_rate_increase``; never on fewer than ``min_rows`` rows of either.
+    """
+
+    margin: Annotated[
+        float, Field(ge=0, description="Rollback when the previous version scores better by more than this.")
+    ] = 0.02
+    max_error_rate_increase: Annotated[
+        float, Field(ge=0, le=1, description="Rollback when the error rate rises by more than this (0.05: 5 points).")
+    ] = 0.05
+    min_rows: Annotated[int, Field(ge=1, description="Rows of the probation window a decision needs.")] = 100
+
+
 class RetrainConfig(_Strict):
-    """Retrain when drift is found; promote the challenger only if it wins on the same holdout.
+    """Retrain when drift is found; the whole model repository competes on the newest labelled window.
 
     ``metric`` and ``min_improvement`` drive the retrain's gate: the select step of the retrain run
-    registers and ranks the candidates (by its own ``metric`` on valid), then its best one replaces the
-    production model only if it beats it on the select step's holdout by more than ``min_improvement``.
+    registers and ranks the candidates (by its own ``metric`` on valid); then the production model, the best
+    new candidate and up to ``keep_versions`` earlier versions are scored on the select step's holdout, and
+    the best of them replaces the production model only if it beats it by more than ``min_improvement``.
+    A new winner is refitted on train + valid (``refit``) before it is promoted.
     """
 
     on_drift: bool = True
@@ -53,7 +92,34 @@ class RetrainConfig(_Strict):
     min_improvement: Annotated[
         float, Field(description="The retrain gate's margin: the challenger must gain more than this.")
     ] = 0.0
-    window: Annotated[int, Field(ge=1, description="Months of the most recent data to retrain on.")] = 3
+    window: Annotated[
+        int | str,
+        Field(
+            description="The most recent data to retrain on: months (3) or a duration: 3mo, 90d, 2w "
+            "(pipelines that declare params start, valid_from, test_from, end)."
+        ),
+    ] = 3
+    refit: Annotated[
+        bool,
+        Field(
+            description="Refit a new winner on train + valid (the rounds and parameters it was gated with) "
+            "before promoting it."
+        ),
+    ] = True
+    keep_versions: Annotated[
+        int, Field(ge=0, description="Earlier versions (newest first) that compete with the champion.")
+    ] = 5
+    probation: ProbationConfig = ProbationConfig()
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        parse_window(value)
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def window_span(self) -> tuple[int, str]:
+        """The window as ``(count, unit)`` (see :func:`parse_window`)."""
+        return parse_window(self.window)
 
 
 class LabelSourceConfig(_Strict):

@@ -99,9 +99,13 @@ def _selection(store: Store, name: str, run_id: str) -> _Compared | None:
 
 
 def _promoted_since(store: Store, name: str, version: int) -> int | None:
-    """``version`` if the audit trail shows it promoted (by the retrain gate or by hand), else None."""
-    events = store.models.events(name)
-    return version if any(e["action"] == "promote" and e["to_version"] == version for e in events) else None
+    """``version`` if the audit trail shows it, or its refit on train + valid, promoted (by the retrain gate
+    or by hand), else None."""
+    promoted = {e["to_version"] for e in store.models.events(name) if e["action"] == "promote"}
+    if version in promoted:
+        return version
+    lineage = [v.typed_config.refit for v in store.models.list(name) if v.version in promoted]
+    return version if any(refit is not None and refit.of == version for refit in lineage) else None
 
 
 def _default_metric(candidates: Sequence[Rankable], split: str) -> str:

@@ -12,9 +12,14 @@ runs the loop next (a dashboard, a long-running service):
   candidate, gated on the holdout against the production model, and the store's promotion. A suspicious
   candidate (its training diagnostics found target leakage or a near-perfect validation score) is never
   promoted unless the rule allows it (the select step's ``allow_suspicious``); see :func:`suspicion`.
-- :func:`retrain_and_gate` — re-run a pipeline on the most recent window; its select step registers and
-  ranks the candidates, and the best one is gated with ``monitor.retrain.metric`` and
-  ``monitor.retrain.min_improvement`` before it is promoted.
+- :func:`compete` — the production model, the retrain's best candidate and the retained earlier versions
+  scored on the same newest labelled window; the best of them is gated against the champion.
+- :func:`retrain_and_gate` — re-run a pipeline on the most recent window (or, without one, on the newest
+  data); its select step registers and ranks the candidates, :func:`compete` decides with
+  ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement``, and a new winner is refitted on
+  train + valid before it is promoted.
+- :func:`decide_probation` / :func:`probation` — after a promotion, roll back to the previous version when
+  it does better on the probation window by more than a margin, or the new one fails more requests.
 """
 
 from __future__ import annotations
@@ -30,13 +35,17 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import polars as pl
 
 from loopline.bundle import check_servable
-from loopline.core.config import DriftConfig, RetrainConfig
-from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
+from loopline.core.config import DriftConfig, LoopConfig, MonitorConfig, ProbationConfig, RetrainConfig, parse_window
+from loopline.core.errors import ConfigError, DataError, LooplineError, StepError, did_you_mean
 from loopline.core.pipeline import StepSpec
 from loopline.core.records import (
+    Contender,
     Finding,
     GateDecision,
     LeaderboardRow,
+    ProbationDecision,
+    ProbationEvidence,
+    RefitDecision,
     RetrainDecision,
     Selection,
     Timings,
@@ -247,11 +256,13 @@ class PromotionRule:
 
 @dataclass(frozen=True)
 class Promotion:
-    """What :func:`promote` decided: ``gate`` is None when no holdout comparison ran."""
+    """What :func:`promote` or :func:`compete` decided: ``gate`` is None when no holdout comparison ran;
+    ``winner`` the version to promote (None: none)."""
 
     promote: bool
     reason: str
     gate: GateDecision | None = None
+    winner: int | None = None
 
 
 def promote(
@@ -347,17 +358,162 @@ def _compare(
     return Promotion(decision.promote, decision.reason, decision)
 
 
+# -- the repository competes -------------------------------------------------------------------
+
+
+def compete(
+    store: Store,
+    model: str,
+    challenger: ModelVersion,
+    holdout: pl.DataFrame | None,
+    rule: PromotionRule,
+    *,
+    run_id: str,
+    keep: int = 5,
+) -> Promotion:
+    """Which version of ``model`` should be production after a retrain; decides, changes nothing.
+
+    The production version (the champion), ``challenger`` (the retrain's best new candidate) and up to
+    ``keep`` earlier versions (candidates and archived ones of earlier runs, newest first) are scored on the
+    same ``holdout`` (the newest labelled window; each score is recorded with its version under
+    ``holdout_<run>``). A version that cannot be served or cannot score the holdout sits out, with the reason.
+    The best of them, if it is not the champion, must pass :func:`gate` against it with the rule's metric and
+    ``min_improvement``; a suspicious winner is refused unless the rule allows it. Without a champion, or
+    without holdout rows, the challenger alone is judged as :func:`promote` would. The reason and every
+    contender's score are in the returned :class:`Promotion`'s :class:`~loopline.core.records.GateDecision`.
+    """
+    champion = store.models.production(model)
+    if rule.mode == "never" or champion is None or holdout is None or holdout.height == 0:
+        decision = _decide(store, model, challenger, holdout, rule, run_id)
+        return dataclasses.replace(decision, winner=challenger.version if decision.promote else None)
+    if champion.version == challenger.version:
+        return Promotion(False, f"version {challenger.version} is already in production")
+    entrants = [(champion, "champion"), (challenger, "challenger")]
+    entrants += [(v, "earlier") for v in _earlier(store, model, (champion.version, challenger.version), run_id, keep)]
+    key = f"holdout_{run_id[:8]}"
+    scored = [_score(store, model, version, role, holdout, key, rule.metric) for version, role in entrants]
+    contenders = _ranked(scored, rule.metric)
+    return _judge(store.models.get, model, contenders, rule)
+
+
+def _earlier(store: Store, model: str, exclude: tuple[int, ...], run_id: str, keep: int) -> list[ModelVersion]:
+    """Up to ``keep`` versions of earlier runs that may come back: candidates and archived, newest first."""
+    versions = [
+        v
+        for v in reversed(store.models.list(model))
+        if v.stage in ("candidate", "archived") and v.version not in exclude and v.run_id != run_id
+    ]
+    return versions[:keep]
+
+
+def _score(
+    store: Store, model: str, version: ModelVersion, role: str, holdout: pl.DataFrame, key: str, metric: str
+) -> Contender:
+    """``version`` scored on ``holdout`` (recorded under ``key``), or why it could not be."""
+    try:
+        data = store.artifacts.get_bytes(version.bundle_digest)
+        check_servable(data)
+        scores = ModelBundle.from_bytes(data).evaluate(holdout)
+    except LooplineError as exc:
+        return Contender(version.version, role, None, note=f"sits out: {exc.message}")
+    store.models.record_evaluation(model, version.version, key, scores)
+    value = scores.get(metric)
+    if value is None or math.isnan(float(value)):
+        return Contender(version.version, role, None, note=f"has no {metric} on the holdout")
+    return Contender(version.version, role, float(value))
+
+
+def _ranked(contenders: Sequence[Contender], metric: str) -> tuple[Contender, ...]:
+    """Best first in the metric's direction (ties: champion, challenger, then newer versions); unscored last."""
+    sign = -1.0 if higher_is_better(metric) else 1.0
+    scored = sorted((c for c in contenders if c.score is not None), key=lambda c: sign * (c.score or 0.0))
+    ranked = [dataclasses.replace(c, rank=rank) for rank, c in enumerate(scored, start=1)]
+    return (*ranked, *(c for c in contenders if c.score is None))
+
+
+def _judge(
+    get: Callable[[str, int], ModelVersion], model: str, contenders: tuple[Contender, ...], rule: PromotionRule
+) -> Promotion:
+    """The gate between the champion and the best other contender (see :func:`compete`)."""
+    champion = next(c for c in contenders if c.role == "champion")
+    others = [c for c in contenders if c.role != "champion" and c.score is not None]
+    field = _field(contenders)
+    if not others:
+        reason = f"no other version could score the holdout ({field}); keep the champion"
+        return Promotion(False, reason, _no_gate(rule, champion, contenders, reason))
+    best = others[0]
+    old = {rule.metric: math.nan if champion.score is None else champion.score}
+    decision = gate(
+        old,
+        {rule.metric: float(best.score or 0.0)},
+        metric=rule.metric,
+        min_improvement=rule.min_improvement,
+        metric_key=rule.metric_key,
+    )
+    if champion.rank == 1:
+        lead = f"champion v{champion.version} scores best on the holdout"
+    else:
+        lead = f"v{best.version} ({best.role}) scores best on the holdout"
+    promote, reason = _unless_suspicious(
+        get(model, best.version), decision.promote, f"{lead} ({field}); {decision.reason}", rule
+    )
+    final = dataclasses.replace(
+        decision,
+        promote=promote,
+        reason=reason,
+        champion=champion.version,
+        challenger=best.version,
+        contenders=contenders,
+    )
+    return Promotion(promote, reason, final, best.version if promote else None)
+
+
+def _unless_suspicious(winner: ModelVersion, promote: bool, reason: str, rule: PromotionRule) -> tuple[bool, str]:
+    """The gate's verdict on ``winner``, refused when it is suspicious and the rule does not allow it."""
+    if not promote:
+        return promote, reason
+    findings = winner.typed_config.findings
+    refused = suspicion(winner.version, findings, allowed=False, key=rule.allow_key)
+    if refused is not None and not rule.allow_suspicious:
+        return False, f"{reason}; but {refused}"
+    allowed = suspicion(winner.version, findings, allowed=True, key=rule.allow_key)
+    return True, reason if allowed is None else f"{reason}; {allowed}"
+
+
+def _field(contenders: Sequence[Contender]) -> str:
+    return ", ".join(
+        f"v{c.version} {c.role} {c.score:.4f}" if c.score is not None else f"v{c.version} {c.role} {c.note}"
+        for c in contenders
+    )
+
+
+def _no_gate(rule: PromotionRule, champion: Contender, contenders: tuple[Contender, ...], reason: str) -> GateDecision:
+    score = math.nan if champion.score is None else champion.score
+    return GateDecision(
+        False, reason, rule.metric, score, math.nan, rule.min_improvement, champion.version, None, contenders
+    )
+
+
 # -- the retrain loop ---------------------------------------------------------------------------
 
 
-def retrain_params(end: datetime, months: int) -> dict[str, Any]:
-    """A window of ``months`` ending at ``end``: train on all but the last month, whose first half
-    validates and second half tests (the gate's holdout)."""
+def retrain_params(end: datetime, window: int | str = 3) -> dict[str, Any]:
+    """The window of ``monitor.retrain.window`` ending at ``end``: train on all but the newest period, whose
+    first half validates and second half tests (the gate's holdout).
+
+    ``window`` is months (``3``, ``"3mo"``: the newest period is the last month) or days / weeks (``"90d"``,
+    ``"2w"``: the newest period is the last third of the window, in whole days, at least one). ValueError
+    for anything else (see :func:`loopline.core.config.parse_window`)."""
+    count, unit = parse_window(window)
     end = end.astimezone(UTC) if end.tzinfo else end.replace(tzinfo=UTC)
-    start = _add_months(end, -months)
-    last = _add_months(end, -1)
+    if unit == "mo":
+        start, last = _add_months(end, -count), _add_months(end, -1)
+    else:
+        days = count * (7 if unit == "w" else 1)
+        start, last = end - timedelta(days=days), end - timedelta(days=max(1, days // 3))
     middle = last + (end - last) / 2
-    middle = middle.replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = middle.replace(hour=0, minute=0, second=0, microsecond=0)
+    middle = midnight if midnight > last else middle.replace(minute=0, second=0, microsecond=0)
     return {"start": _iso(start), "valid_from": _iso(last), "test_from": _iso(middle), "end": _iso(end)}
 
 
@@ -381,49 +537,148 @@ RunPipeline = Callable[["Store", "Pipeline", Mapping[str, Any]], "RunResult"]
 
 
 def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: RunPipeline | None = None) -> Selection:
-    """Re-run ``pipeline`` on the most recent window (``monitor.retrain.window`` months up to ``end``); its
-    select step registers and ranks the candidates, then the best one is gated on the select step's
-    holdout with ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement`` and promoted if it wins.
+    """Retrain ``pipeline`` and let the model repository compete for production.
+
+    A pipeline that declares the params start, valid_from, test_from and end is re-run on the window of
+    ``monitor.retrain.window`` ending at ``end`` (:func:`retrain_params`); any other pipeline is re-run as it
+    is, its ingest steps reading the newest data; when its best candidate was trained on data an earlier
+    version already saw, nothing is promoted and the selection says so. The select step registers and ranks
+    the candidates; then :func:`compete` scores the production model, the best new candidate and the earlier
+    versions on the select step's holdout and the gate (``monitor.retrain.metric``, ``min_improvement``)
+    decides. A winning new candidate is refitted on train + valid (``monitor.retrain.refit``) and the refit
+    is promoted; an earlier version comes back as it was trained.
 
     ``run`` runs the pipeline (default: a :class:`~loopline.run.Runner` on ``store``). Returns the select
-    step's selection with the retrain's promotion decision. ConfigError when the pipeline declares no
-    moving window or no select step; StepError when the run failed.
+    step's selection with the retrain's decision (``gate``: every contender; ``refit``: what the refit did).
+    ConfigError when the pipeline has no monitor section, declares only part of the window params, or has
+    no select step; StepError when the run failed.
     """
-    monitor = pipeline.monitor
-    missing = [p for p in WINDOW_PARAMS if p not in pipeline.params]
-    if missing or monitor is None:
-        raise ConfigError(
-            f"pipeline {pipeline.name!r} cannot be retrained on a moving window: "
-            + (f"params {', '.join(missing)} are not declared." if missing else "it has no 'monitor:' section."),
-            key="params" if missing else "monitor",
-            hint="Declare params start, valid_from, test_from and end and use them in the steps."
-            if missing
-            else "Add monitor: {model: NAME, retrain: {...}}.",
-        )
-    _check_retrain_metric(store, monitor.model, monitor.retrain.metric)
-    params = retrain_params(end, monitor.retrain.window)
+    monitor = _monitor_of(pipeline)
+    retrain = monitor.retrain
+    _check_retrain_metric(store, monitor.model, retrain.metric)
+    windowed = _windowed(pipeline)
+    params = retrain_params(end, retrain.window) if windowed else {}
     name = select_step(pipeline)
     select_config = pipeline.bind(params)[name].config
     mode: PromoteMode = getattr(select_config, "promote", "if_better")
     result = (run or _run)(store, _deferring(pipeline, name), params)
     selection = selection_of(result, pipeline)
     best = store.models.get(selection.model, selection.best)
+    candidates = [store.models.get(selection.model, c.version) for c in selection.candidates]
+    if not windowed:
+        seen = _seen_before(store, best, result.run_id)
+        if seen is not None:
+            return _unchanged(selection, seen, store.models.production(selection.model), candidates)
     rule = PromotionRule.for_retrain(
-        monitor.retrain,
+        retrain,
         mode,
         allow_suspicious=bool(getattr(select_config, "allow_suspicious", False)),
         allow_key=f"steps.{name}.allow_suspicious",
     )
-    decision = promote(store, selection.model, best, _holdout(result, pipeline, name), rule, run_id=result.run_id)
-    candidates = [store.models.get(selection.model, c.version) for c in selection.candidates]
-    promoted = best.version if decision.promote else None
+    holdout = _holdout(result, pipeline, name)
+    decision = compete(store, selection.model, best, holdout, rule, run_id=result.run_id, keep=retrain.keep_versions)
+    refit = None
+    reason = decision.reason
+    winner = decision.winner
+    if decision.promote and winner is not None:
+        refit = _refit(store, pipeline, params, result, name, selection, winner, holdout, retrain.refit)
+        target = refit.version if refit.version is not None else winner
+        reason = f"{reason}; {refit.reason}"
+        store.models.with_check(check_servable).promote(selection.model, target, reason=reason)
     return dataclasses.replace(
         selection,
+        best=winner if winner is not None else best.version,
         promote=decision.promote,
-        reason=decision.reason,
+        reason=reason,
         gate=decision.gate,
-        leaderboard=tuple(rank_candidates(candidates, selection.metric, promoted=promoted)),
+        refit=refit,
+        leaderboard=tuple(rank_candidates(candidates, selection.metric, promoted=winner if decision.promote else None)),
     )
+
+
+def _monitor_of(pipeline: Pipeline) -> MonitorConfig:
+    if pipeline.monitor is None:
+        raise ConfigError(
+            f"pipeline {pipeline.name!r} cannot be retrained: it has no 'monitor:' section.",
+            key="monitor",
+            hint="Add monitor: {model: NAME, retrain: {...}}.",
+        )
+    return pipeline.monitor
+
+
+def _windowed(pipeline: Pipeline) -> bool:
+    """Whether ``pipeline`` declares a moving window (all of :data:`WINDOW_PARAMS`); ConfigError for a part."""
+    declared = [p for p in WINDOW_PARAMS if p in pipeline.params]
+    if declared and len(declared) < len(WINDOW_PARAMS):
+        missing = [p for p in WINDOW_PARAMS if p not in declared]
+        raise ConfigError(
+            f"pipeline {pipeline.name!r} cannot be retrained on a moving window: "
+            f"params {', '.join(missing)} are not declared.",
+            key="params",
+            hint="Declare params start, valid_from, test_from and end and use them in the steps (or none of them "
+            "to re-run the pipeline on the newest data).",
+        )
+    return bool(declared)
+
+
+def _seen_before(store: Store, best: ModelVersion, run_id: str) -> ModelVersion | None:
+    """The oldest version of an earlier run trained on the same data as ``best`` (None: new data)."""
+    if not best.data_fingerprint:
+        return None
+    same = [
+        v
+        for v in store.models.list(best.name)
+        if v.data_fingerprint == best.data_fingerprint and v.run_id is not None and v.run_id != run_id
+    ]
+    return same[0] if same else None
+
+
+def _unchanged(
+    selection: Selection, seen: ModelVersion, production: ModelVersion | None, candidates: list[ModelVersion]
+) -> Selection:
+    kept = f"v{production.version} stays in production" if production else "nothing promoted"
+    reason = (
+        f"no new data: the best candidate was trained on the same data as v{seen.version} "
+        f"(run {seen.run_id[:8] if seen.run_id else '?'}); nothing to decide, {kept}"
+    )
+    return dataclasses.replace(
+        selection,
+        best=seen.version,
+        promote=False,
+        reason=reason,
+        gate=None,
+        leaderboard=tuple(rank_candidates(candidates, selection.metric)),
+    )
+
+
+def _refit(
+    store: Store,
+    pipeline: Pipeline,
+    params: Mapping[str, Any],
+    result: RunResult,
+    name: str,
+    selection: Selection,
+    winner: int,
+    holdout: pl.DataFrame | None,
+    enabled: bool,
+) -> RefitDecision:
+    """Refit ``winner`` on train + valid when it is the run's new candidate (see :mod:`loopline.run._refit`),
+    or say why not; a failed refit leaves the gated version to be promoted, with the error."""
+    from loopline.run._refit import refit_version, train_step_of
+
+    if not enabled:
+        return RefitDecision(False, f"v{winner} promoted as gated: monitor.retrain.refit is false", of=winner)
+    if winner != selection.best:
+        return RefitDecision(False, f"v{winner} is an earlier version: it comes back as it was trained", of=winner)
+    step = train_step_of(pipeline, result, name, [c.version for c in selection.candidates], winner)
+    if step is None:
+        why = f"v{winner} was not produced by a train step of this run, so there is nothing to refit it from"
+        return RefitDecision(False, f"{why}; promoted as gated", of=winner)
+    gated = store.models.get(selection.model, winner)
+    try:
+        return refit_version(store, pipeline, params, result, step, gated, holdout)
+    except LooplineError as exc:
+        return RefitDecision(False, f"the refit of v{winner} failed ({exc}); promoted as gated", of=winner)
 
 
 def _check_retrain_metric(store: Store, model: str, metric: str) -> None:
@@ -495,6 +750,76 @@ def selection_of(result: RunResult, pipeline: Pipeline) -> Selection:
     return Selection.from_dict(result.output(name), where=f"steps.{name}")
 
 
+# -- probation ------------------------------------------------------------------------------------
+
+
+def decide_probation(
+    promoted: ProbationEvidence, previous: ProbationEvidence, config: ProbationConfig
+) -> ProbationDecision:
+    """Whether the newly ``promoted`` version should give way to the ``previous`` one after its probation.
+
+    Rollback when the previous version scores better on the probation window by more than ``config.margin``
+    (in the metric's direction; realised or estimated scores, the reason says which), or when the promoted
+    version's error rate exceeds the previous one's by more than ``config.max_error_rate_increase``. No
+    decision on fewer than ``config.min_rows`` rows of either. DataError when the two were measured with
+    different metrics.
+    """
+    if promoted.metric != previous.metric:
+        raise DataError(
+            f"probation compares v{promoted.version} on {promoted.metric!r} with v{previous.version} on "
+            f"{previous.metric!r}.",
+            hint="Measure both versions with the same metric on the same probation window.",
+        )
+    metric, margin = promoted.metric, config.margin
+
+    def decided(rollback: bool, reason: str, loss: float = math.nan) -> ProbationDecision:
+        return ProbationDecision(rollback, reason, promoted.version, previous.version, metric, loss, margin)
+
+    rows = min(promoted.rows, previous.rows)
+    if rows < config.min_rows:
+        return decided(False, f"only {rows} probation rows; a rollback decision needs at least {config.min_rows}")
+    errors = promoted.error_rate - previous.error_rate
+    if errors > config.max_error_rate_increase:
+        return decided(
+            True,
+            f"v{promoted.version} fails {promoted.error_rate:.1%} of requests vs {previous.error_rate:.1%} for "
+            f"v{previous.version} (+{errors:.1%} > {config.max_error_rate_increase:.1%}): roll back",
+        )
+    if math.isnan(promoted.score) or math.isnan(previous.score):
+        return decided(False, f"{metric} is NaN on the probation window; no rollback on the score")
+    higher = higher_is_better(metric)
+    loss = previous.score - promoted.score if higher else promoted.score - previous.score
+    how = "estimated" if promoted.estimated or previous.estimated else "realised"
+    summary = (
+        f"{how} {metric} on {rows} probation rows: v{promoted.version} {promoted.score:.4f} vs previous "
+        f"v{previous.version} {previous.score:.4f} (loss {loss:+.4f}"
+    )
+    if loss > margin:
+        return decided(True, f"{summary} > margin {margin:g}): roll back", loss)
+    return decided(False, f"{summary} <= margin {margin:g}): keep v{promoted.version}", loss)
+
+
+def probation(
+    store: Store, model: str, promoted: ProbationEvidence, previous: ProbationEvidence, config: ProbationConfig
+) -> ProbationDecision:
+    """:func:`decide_probation`, then the store's rollback (its audit trail keeps the reason) when it says so.
+
+    Only while ``promoted`` is still the production version of ``model``: otherwise nothing changes and the
+    decision says why. The store rolls back to the version that was production before (verified servable
+    first); ``rolled_back_to`` names it.
+    """
+    decision = decide_probation(promoted, previous, config)
+    if not decision.rollback:
+        return decision
+    production = store.models.production(model)
+    if production is None or production.version != promoted.version:
+        now = f"v{production.version}" if production else "no version"
+        why = f"{decision.reason}; but {now} is in production now, not v{promoted.version}: nothing rolled back"
+        return dataclasses.replace(decision, rollback=False, reason=why)
+    back = store.models.with_check(check_servable).rollback(model, reason=f"probation: {decision.reason}")
+    return dataclasses.replace(decision, rolled_back_to=back.version)
+
+
 # -- triggers (the loop service) ----------------------------------------------------------------
 #
 # What makes `loopline loop` retrain, one function per trigger, each returning a TriggerDecision with its reason
@@ -502,7 +827,6 @@ def selection_of(result: RunResult, pipeline: Pipeline) -> Selection:
 # realised or estimated metrics, the last retrain, new rows), :func:`evaluate_triggers` decides, and
 # :func:`cooldown` says whether a retrain may start now. Everything a signal lacks is left out, never guessed.
 
-from loopline.core.config import LoopConfig, MonitorConfig  # noqa: E402
 
 TriggerName = Literal["drift", "metric", "schedule", "volume", "forced", "resume"]
 

@@ -307,7 +307,7 @@ def _fit(
     # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in the report's
     # timings, which the select step stores with the model version as it is
     report = replace(
-        result.report(config, data_fingerprint=fingerprint(_frame_hash(train), _frame_hash(valid))),
+        result.report(config, data_fingerprint=fingerprint(frame_hash(train), frame_hash(valid))),
         metrics=metrics,
         rows={"train": train.height, "valid": valid.height},
         slice_metrics=SliceMetrics.from_dict(slices) if config.slices else None,
@@ -421,5 +421,6 @@ def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> floa
         ) from None
 
 
-def _frame_hash(frame: pl.DataFrame) -> str:
+def frame_hash(frame: pl.DataFrame) -> str:
+    """A cheap content hash of ``frame`` (its rows and row hashes), the part of a data fingerprint per split."""
     return f"{frame.height}:{int(frame.hash_rows(seed=0).sum()) if frame.height else 0}"
