@@ -176,7 +176,7 @@ BOOSTING = {
 }
 
 
-def test_the_winner_is_refitted_on_train_and_valid_with_the_rounds_early_stopping_chose(store: Store) -> None:
+def test_the_winner_is_refitted_on_its_whole_window_with_the_rounds_early_stopping_chose(store: Store) -> None:
     data = regimes()
     selection = retrain_and_gate(store, windowed(RetrainConfig(), data, BOOSTING), at("2013-07-01"))
     assert selection.promote and selection.refit is not None and selection.refit.refitted
@@ -186,10 +186,12 @@ def test_the_winner_is_refitted_on_train_and_valid_with_the_rounds_early_stoppin
     lineage = refit.typed_config.refit
     assert lineage is not None and lineage.of == gated.version
     june = data.filter((pl.col("at") >= at("2013-06-01")) & (pl.col("at") < at("2013-06-16"))).height
-    assert lineage.rows == {"train": gated.config["rows"]["train"], "valid": june}  # the newest period's rows
-    assert refit.config["rows"]["train"] == gated.config["rows"]["train"] + june
+    late_june = data.filter((pl.col("at") >= at("2013-06-16")) & (pl.col("at") < at("2013-07-01"))).height
+    # the newest period, valid and the gate's holdout, is fitted on
+    assert lineage.rows == {"train": gated.config["rows"]["train"], "valid": june, "holdout": late_june}
+    assert refit.config["rows"]["train"] == gated.config["rows"]["train"] + june + late_june
     bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(refit.bundle_digest))
-    assert bundle.metadata["n_train"] == gated.config["rows"]["train"] + june
+    assert bundle.metadata["n_train"] == gated.config["rows"]["train"] + june + late_june
     assert refit.data_fingerprint == lineage.data_fingerprint != gated.data_fingerprint
     rounds = gated.timings["training"]["best_iteration"]
     assert gated.timings["training"]["stopped"] == "converged" and rounds < 300
@@ -198,9 +200,20 @@ def test_the_winner_is_refitted_on_train_and_valid_with_the_rounds_early_stoppin
     assert refit.params["learning_rate"] == gated.params["learning_rate"]
     # the gated evaluation is kept; the refit's own training metrics are marked as such
     assert refit.metrics["valid"] == gated.metrics["valid"] and "refit_train" in refit.metrics
-    assert "refit_holdout" in refit.metrics  # the holdout it never saw
-    assert f"refitted v{gated.version} on train + valid" in selection.reason
+    assert "refit_holdout" not in refit.metrics  # the holdout is a training split of the refit: no score on it
+    assert f"refitted v{gated.version} on train + valid + holdout" in selection.reason
     assert store.models.events("loop")[-1]["reason"] == selection.reason
+
+
+def test_refit_holdout_false_keeps_the_holdout_unseen_and_scores_the_refit_on_it(store: Store) -> None:
+    data = regimes()
+    config = RetrainConfig(refit_holdout=False)
+    selection = retrain_and_gate(store, windowed(config, data, BOOSTING), at("2013-07-01"))
+    assert selection.refit is not None and selection.refit.refitted
+    refit = store.models.get("loop", selection.promoted)  # type: ignore[arg-type]
+    lineage = refit.typed_config.refit
+    assert lineage is not None and set(lineage.rows) == {"train", "valid"}
+    assert "refit_holdout" in refit.metrics and "on train + valid (" in selection.reason
 
 
 def test_refit_false_promotes_the_gated_version(store: Store) -> None:

@@ -320,7 +320,7 @@ def _summary(
 
 
 def _verdict(selection: Selection) -> str:
-    """``promoted``, ``promoted as vN`` (its refit on train + valid) or ``kept out``."""
+    """``promoted``, ``promoted as vN`` (its refit on the whole window) or ``kept out``."""
     if not selection.promote:
         return "kept out"
     return "promoted" if selection.promoted == selection.best else f"promoted as v{selection.promoted} (refitted)"

@@ -82,7 +82,7 @@ class RetrainConfig(_Strict):
     registers and ranks the candidates (by its own ``metric`` on valid); then the production model, the best
     new candidate and up to ``keep_versions`` earlier versions are scored on the select step's holdout, and
     the best of them replaces the production model only if it beats it by more than ``min_improvement``.
-    A new winner is refitted on train + valid (``refit``) before it is promoted.
+    A new winner is refitted on its whole window (``refit``, ``refit_holdout``) before it is promoted.
     """
 
     on_drift: bool = True
@@ -102,8 +102,15 @@ class RetrainConfig(_Strict):
     refit: Annotated[
         bool,
         Field(
-            description="Refit a new winner on train + valid (the rounds and parameters it was gated with) "
+            description="Refit a new winner on its whole window (the rounds and parameters it was gated with) "
             "before promoting it."
+        ),
+    ] = True
+    refit_holdout: Annotated[
+        bool,
+        Field(
+            description="The refit fits on the holdout too: all of the window, the newest period included "
+            "(false: the holdout stays unseen and `refit_holdout` scores the refit on it)."
         ),
     ] = True
     keep_versions: Annotated[

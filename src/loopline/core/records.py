@@ -619,10 +619,11 @@ class Contender:
 @dataclass(frozen=True)
 class RefitLineage:
     """Where a refitted version comes from: version ``of`` (the one the gate chose), refitted on ``rows``
-    (``train`` and ``valid`` of its window, both fitted on), with ``rounds`` boosting rounds pinned from the
-    gated fit's early stopping (None: the estimator does not train in rounds). The version's ``valid``,
-    ``test`` and ``holdout_*`` metrics are those of version ``of`` (the gated evaluation); ``refit_train`` is
-    measured on rows the refit was fitted on, ``refit_holdout`` on the holdout it never saw."""
+    (``train``, ``valid`` and, unless it was kept out, the gate's ``holdout``: every split named was fitted
+    on), with ``rounds`` boosting rounds pinned from the gated fit's early stopping (None: the estimator does
+    not train in rounds). The version's ``valid``, ``test`` and ``holdout_*`` metrics are those of version
+    ``of`` (the gated evaluation); ``refit_train`` is measured on rows the refit was fitted on,
+    ``refit_holdout`` (only when the holdout was kept out) on the holdout it never saw."""
 
     of: int
     rows: dict[str, int]
@@ -647,7 +648,7 @@ class RefitLineage:
 
 @dataclass(frozen=True)
 class RefitDecision:
-    """Whether the retrain's winner was refitted on train + valid before its promotion, and why (not).
+    """Whether the retrain's winner was refitted on its whole window before its promotion, and why (not).
 
     ``of`` is the gated version, ``version`` the refitted one (None when no refit ran)."""
 

@@ -99,7 +99,7 @@ def _selection(store: Store, name: str, run_id: str) -> _Compared | None:
 
 
 def _promoted_since(store: Store, name: str, version: int) -> int | None:
-    """``version`` if the audit trail shows it, or its refit on train + valid, promoted (by the retrain gate
+    """``version`` if the audit trail shows it, or its refit, promoted (by the retrain gate
     or by hand), else None."""
     promoted = {e["to_version"] for e in store.models.events(name) if e["action"] == "promote"}
     if version in promoted:

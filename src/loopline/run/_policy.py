@@ -17,7 +17,7 @@ runs the loop next (a dashboard, a long-running service):
 - :func:`retrain_and_gate` — re-run a pipeline on the most recent window (or, without one, on the newest
   data); its select step registers and ranks the candidates, :func:`compete` decides with
   ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement``, and a new winner is refitted on
-  train + valid before it is promoted.
+  its whole window (train, valid, holdout) before it is promoted.
 - :func:`decide_probation` / :func:`probation` — after a promotion, roll back to the previous version when
   it does better on the probation window by more than a margin, or the new one fails more requests.
 """
@@ -545,7 +545,7 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     version already saw, nothing is promoted and the selection says so. The select step registers and ranks
     the candidates; then :func:`compete` scores the production model, the best new candidate and the earlier
     versions on the select step's holdout and the gate (``monitor.retrain.metric``, ``min_improvement``)
-    decides. A winning new candidate is refitted on train + valid (``monitor.retrain.refit``) and the refit
+    decides. A winning new candidate is refitted on its whole window (``monitor.retrain.refit``) and the refit
     is promoted; an earlier version comes back as it was trained.
 
     ``run`` runs the pipeline (default: a :class:`~loopline.run.Runner` on ``store``). Returns the select
@@ -581,7 +581,7 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     reason = decision.reason
     winner = decision.winner
     if decision.promote and winner is not None:
-        refit = _refit(store, pipeline, params, result, name, selection, winner, holdout, retrain.refit)
+        refit = _refit(store, pipeline, params, result, name, selection, winner, holdout, retrain)
         target = refit.version if refit.version is not None else winner
         reason = f"{reason}; {refit.reason}"
         store.models.with_check(check_servable).promote(selection.model, target, reason=reason)
@@ -660,13 +660,14 @@ def _refit(
     selection: Selection,
     winner: int,
     holdout: pl.DataFrame | None,
-    enabled: bool,
+    retrain: RetrainConfig,
 ) -> RefitDecision:
-    """Refit ``winner`` on train + valid when it is the run's new candidate (see :mod:`loopline.run._refit`),
-    or say why not; a failed refit leaves the gated version to be promoted, with the error."""
+    """Refit ``winner`` on its whole window (train + valid, and the holdout unless ``retrain.refit_holdout`` is
+    false) when it is the run's new candidate (see :mod:`loopline.run._refit`), or say why not; a failed refit
+    leaves the gated version to be promoted, with the error."""
     from loopline.run._refit import refit_version, train_step_of
 
-    if not enabled:
+    if not retrain.refit:
         return RefitDecision(False, f"v{winner} promoted as gated: monitor.retrain.refit is false", of=winner)
     if winner != selection.best:
         return RefitDecision(False, f"v{winner} is an earlier version: it comes back as it was trained", of=winner)
@@ -676,7 +677,7 @@ def _refit(
         return RefitDecision(False, f"{why}; promoted as gated", of=winner)
     gated = store.models.get(selection.model, winner)
     try:
-        return refit_version(store, pipeline, params, result, step, gated, holdout)
+        return refit_version(store, pipeline, params, result, step, gated, holdout, with_holdout=retrain.refit_holdout)
     except LooplineError as exc:
         return RefitDecision(False, f"the refit of v{winner} failed ({exc}); promoted as gated", of=winner)
 

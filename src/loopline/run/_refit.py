@@ -1,10 +1,13 @@
-"""Refit the retrain's winner on all of its window (train + valid) and register it with its lineage.
+"""Refit the retrain's winner on all of its window and register it with its lineage.
 
 The decision whether to refit is the loop policy's (:mod:`loopline.run._policy`); this module finds the
 train step that produced the gated version in the retrain run, reads that step's train and valid splits back
-from the run, and refits through :func:`loopline.train.refit_candidate` (the train step's own trainer). The
-refitted version is registered as a new candidate whose ``valid``/``test``/``holdout_*`` metrics are the gated
-version's, with ``refit_train`` (its own in-sample metrics) and ``refit_holdout`` (the holdout it never saw).
+from the run, and refits through :func:`loopline.train.refit_candidate` (the train step's own trainer) on train,
+valid and, by default, the gate's holdout too: the newest period the decision was scored on is data the
+promoted model should have learnt from. The refitted version is registered as a new candidate whose
+``valid``/``test``/``holdout_*`` metrics are the gated version's, with ``refit_train`` (its own in-sample
+metrics) and, when the holdout was kept out (``monitor.retrain.refit_holdout: false``), ``refit_holdout`` (the
+holdout it never saw).
 """
 
 from __future__ import annotations
@@ -56,38 +59,48 @@ def refit_version(
     step: str,
     gated: ModelVersion,
     holdout: pl.DataFrame | None,
+    *,
+    with_holdout: bool = True,
 ) -> RefitDecision:
-    """Refit ``gated`` (trained by train step ``step`` of ``result``) on its train + valid splits; register
-    the refit under the same model name with :class:`RefitLineage`. Raises what training raises."""
+    """Refit ``gated`` (trained by train step ``step`` of ``result``) on its train + valid splits and, when
+    ``with_holdout``, the gate's ``holdout``; register the refit under the same model name with
+    :class:`RefitLineage`. Raises what training raises."""
     spec = pipeline.steps[step]
     train, valid = (_table(result, ref) for ref in spec.inputs[:2])
     config = pipeline.bind(dict(params))[step].config
     if not isinstance(config, TrainConfig) or train is None or valid is None:
         return RefitDecision(False, f"step {step!r} has no train and valid tables to refit on", of=gated.version)
     training = Timings.from_dict(gated.timings).training
-    with limited_threads(config.threads):
-        fitted, rounds = refit_candidate(train, valid, config, gated.params, training)
-    bundle = fitted.bundle
     rows = {"train": train.height, "valid": valid.height}
-    data = fingerprint(frame_hash(train), frame_hash(valid), "refit")
+    newest = valid
+    unseen = holdout is not None and holdout.height > 0
+    if with_holdout and holdout is not None and unseen:
+        columns = [column for column in valid.columns if column in holdout.columns]
+        newest = pl.concat([valid.select(columns), holdout.select(columns)], how="vertical_relaxed")
+        rows["holdout"], unseen = holdout.height, False
+    with limited_threads(config.threads):
+        fitted, rounds = refit_candidate(train, newest, config, gated.params, training)
+    bundle = fitted.bundle
+    data = fingerprint(frame_hash(train), frame_hash(newest), "refit")
     metrics = {**gated.metrics, "refit_train": fitted.metrics["train"]}
-    if holdout is not None and holdout.height:
+    if unseen and holdout is not None:
         metrics["refit_holdout"] = bundle.evaluate(holdout)
     report = replace(
         fitted.report(config, data_fingerprint=data),
         metrics=metrics,
-        rows={"train": train.height + valid.height, "valid": 0},
+        rows={"train": train.height + newest.height, "valid": 0},
         refit=RefitLineage(gated.version, rows, rounds, data),
     )
-    reference = pl.concat([train, valid], how="vertical_relaxed").select(config.features())
+    reference = pl.concat([train, newest], how="vertical_relaxed").select(config.features())
     reference = reference.sample(n=min(config.reference_rows, reference.height), seed=config.seed)
     repository = store.models.with_check(check_servable)
     version = repository.register_candidate(
         gated.name, Candidate(bundle.to_bytes(), reference, report), run_id=result.run_id
     )
     pinned = "" if rounds is None else f", the {rounds} boosting rounds of the gated fit"
-    fitted_on = f"{train.height} + {valid.height} rows{pinned}"
-    why = f"refitted v{gated.version} on train + valid ({fitted_on}) as v{version.version}"
+    splits = " + ".join(rows)
+    fitted_on = f"{' + '.join(str(count) for count in rows.values())} rows{pinned}"
+    why = f"refitted v{gated.version} on {splits} ({fitted_on}) as v{version.version}"
     return RefitDecision(True, why, of=gated.version, version=version.version)
 
 
