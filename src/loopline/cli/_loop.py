@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from loopline.core.records import Selection
     from loopline.monitor import DriftReport
     from loopline.run import MonitorResult, RunResult
-    from loopline.run._policy import RunPipeline
+    from loopline.run.policy import RunPipeline
     from loopline.store import Store
 
 

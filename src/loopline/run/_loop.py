@@ -1,6 +1,6 @@
 """Watching the production model: its logged traffic against its training reference, and the verdict.
 
-What happens next (retrain, gate, promote) is the loop's policy: see :mod:`loopline.run._policy`.
+What happens next (retrain, gate, promote) is the loop's policy: see :mod:`loopline.run.policy`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from loopline.core.config import MonitorConfig
 from loopline.core.errors import ConfigError, DataError
 from loopline.core.records import RetrainDecision
 from loopline.monitor import DriftReport, drift_report
-from loopline.run._policy import decide_retrain
+from loopline.run.policy import decide_retrain
 
 if TYPE_CHECKING:
     from loopline.store import ModelVersion, Store

@@ -15,7 +15,7 @@ from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection, SliceMetrics, ThreadInfo
 from loopline.core.step import StepConfig, StepContext, StepType
-from loopline.run._policy import PromotionRule, promote, rank_candidates
+from loopline.run.policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
     METRIC_DIRECTION,
@@ -338,7 +338,7 @@ class Select(StepType[SelectConfig]):
 
     Its inputs are train steps (each a :class:`~loopline.core.records.Candidate`) and, last, the holdout
     table the gate compares the best candidate and the production model on. The decision is the loop
-    policy's (:mod:`loopline.run._policy`); the output is a :class:`~loopline.core.records.Selection`.
+    policy's (:mod:`loopline.run.policy`); the output is a :class:`~loopline.core.records.Selection`.
     """
 
     type_name = "select"
