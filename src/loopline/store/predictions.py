@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, and_, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -87,6 +88,55 @@ class PredictionLog:
             for row in rows
         ]
         return pl.DataFrame(records, infer_schema_length=None, strict=False)
+
+    def read_chunks(
+        self,
+        model_name: str,
+        fields: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        chunk_rows: int = 5000,
+    ) -> Iterator[pl.DataFrame]:
+        """The predictions of ``model_name`` in order of ``(created_at, prediction_id)``, ``chunk_rows`` at a time.
+
+        Each frame holds ``prediction_id``, ``created_at``, ``model_version``, ``latency_ms``, ``prediction`` and
+        the input ``fields`` (extracted from the JSON by the database; an absent field is null), nothing else.
+        ``start``/``end`` keep ``start <= created_at < end``; ``after`` keeps the rows after that
+        ``(created_at, prediction_id)``. The query walks the ``(model_name, created_at)`` index and the rows are
+        fetched as they are consumed, so memory holds one chunk whatever the size of the log.
+        """
+        columns = [
+            predictions.c.prediction_id,
+            predictions.c.created_at,
+            predictions.c.model_version,
+            predictions.c.latency_ms,
+            predictions.c.output["prediction"].label("prediction"),
+            *(predictions.c.inputs[name].label(f"f{i}") for i, name in enumerate(fields)),
+        ]
+        stmt = select(*columns).where(predictions.c.model_name == model_name)
+        if start is not None:
+            stmt = stmt.where(predictions.c.created_at >= start)
+        if end is not None:
+            stmt = stmt.where(predictions.c.created_at < end)
+        if after is not None:
+            at, last_id = after
+            stmt = stmt.where(
+                predictions.c.created_at >= at,
+                or_(
+                    predictions.c.created_at > at,
+                    and_(predictions.c.created_at == at, predictions.c.prediction_id > last_id),
+                ),
+            )
+        stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
+        names = [*_META_SCHEMA, *fields]
+        with reading(self.engine) as conn:
+            result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+            for rows in result.partitions():
+                yield pl.DataFrame(
+                    [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
+                )
 
     def count(self, model_name: str) -> int:
         """How many predictions are logged for ``model_name``."""
