@@ -28,6 +28,7 @@ from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 from loopline.run._score import BatchScore, ScoreProgress, score_batch
 from loopline.run._task import StepResult, StepTask, execute_step
+from loopline.run._windows import WindowCheck, check_windows, stored_windows, window_drift
 
 __all__ = [
     "MIN_RETRAIN_ROWS",
@@ -49,6 +50,8 @@ __all__ = [
     "StepOutcome",
     "StepResult",
     "StepTask",
+    "WindowCheck",
+    "check_windows",
     "compare_models",
     "data_versions",
     "dataset_profile",
@@ -70,5 +73,7 @@ __all__ = [
     "run_leaderboard",
     "score_batch",
     "selection_of",
+    "stored_windows",
     "suspicion",
+    "window_drift",
 ]

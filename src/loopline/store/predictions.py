@@ -138,6 +138,15 @@ class PredictionLog:
                     [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
                 )
 
+    def first_at(self, model_name: str, *, since: datetime | None = None) -> datetime | None:
+        """When the oldest prediction of ``model_name`` (at or after ``since``) was made; None without one."""
+        stmt = select(func.min(predictions.c.created_at)).where(predictions.c.model_name == model_name)
+        if since is not None:
+            stmt = stmt.where(predictions.c.created_at >= since)
+        with reading(self.engine) as conn:
+            value: datetime | None = conn.execute(stmt).scalar_one()  # min() keeps the column's type: UTC-aware
+        return value
+
     def count(self, model_name: str) -> int:
         """How many predictions are logged for ``model_name``."""
         stmt = select(func.count()).select_from(predictions).where(predictions.c.model_name == model_name)
