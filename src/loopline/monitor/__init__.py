@@ -20,8 +20,8 @@ from loopline.monitor._window_records import (
 from loopline.monitor._window_spec import WindowSpec
 
 __all__ = [
-    "AlertFiring",
     "DRIFT_TESTS",
+    "AlertFiring",
     "DriftReport",
     "DriftTest",
     "DriftTestResult",

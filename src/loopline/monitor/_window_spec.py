@@ -19,7 +19,9 @@ from loopline.core.errors import ConfigError
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)  # the first Monday after the epoch
 _PATTERN = re.compile(r"^(?:(?P<count>[1-9][0-9]*)|(?P<n>[1-9][0-9]*)(?P<unit>h|d|w|mo))$")
-_HINT = "Write a time window as 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d, 1w, 1mo, 2mo, 3mo, 4mo, 6mo or 12mo, or a count as 10000."
+_HINT = (
+    "Write a time window as 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d, 1w, 1mo, 2mo, 3mo, 4mo, 6mo or 12mo, or a count as 10000."
+)
 MAX_COUNT = 10_000_000
 
 Unit = Literal["h", "d", "w", "mo"]

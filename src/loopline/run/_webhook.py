@@ -81,7 +81,7 @@ def post_json(url: str, payload: dict[str, Any], *, timeout: float, attempts: in
             url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "loopline"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # the scheme is checked above
                 response.read()
             return None
         except urllib.error.HTTPError as exc:

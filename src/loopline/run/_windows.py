@@ -340,9 +340,7 @@ def _result(
     )
 
 
-def _store(
-    store: Store, context: _Context, result: WindowResult
-) -> tuple[WindowResult, list[AlertEvent]] | None:
+def _store(store: Store, context: _Context, result: WindowResult) -> tuple[WindowResult, list[AlertEvent]] | None:
     """Store a closed window with its alerts; None when another check closed it first."""
     from loopline.store import AlertRow, WindowRow
 

@@ -92,9 +92,7 @@ class AlertRepository:
         """What became of the webhook POST of ``alert_id``: one of :data:`DELIVERIES`, and why it failed."""
         check_choice("delivery", delivery, DELIVERIES)
         with writing(self.engine) as conn:
-            conn.execute(
-                update(alerts).where(alerts.c.id == alert_id).values(delivery=delivery, delivery_error=error)
-            )
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(delivery=delivery, delivery_error=error))
 
 
 def alert_event(row: RowMapping) -> AlertEvent:

@@ -38,9 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column(
-            "window_id", sa.Integer(), sa.ForeignKey("monitor_windows.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("window_id", sa.Integer(), sa.ForeignKey("monitor_windows.id", ondelete="CASCADE"), nullable=False),
         sa.Column("model_name", sa.String(200), nullable=False),
         sa.Column("spec", sa.String(20), nullable=False),
         sa.Column("window_start", _TS, nullable=False),
