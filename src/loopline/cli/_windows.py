@@ -131,16 +131,16 @@ def alert_json(alert: AlertEvent) -> dict[str, Any]:
 def print_check(check: WindowCheck) -> None:
     """The closed windows, the open one, the alerts fired."""
     windows = [*check.closed, *([check.open] if check.open else [])]
+    if not check.closed:
+        console.print(f"{check.model}: no new window of {check.spec} closed (read {check.rows_read} rows)")
     if windows:
         console.print(
             table(
-                f"{check.model}: windows of {check.spec} closed by this check",
+                f"{check.model}: windows of {check.spec} closed by this check, and the open one",
                 ["window", "status", "rows", "versions", "p50 ms", "p99 ms", "rows/s", "drifted"],
                 [_window_row(w) for w in windows],
             )
         )
-    else:
-        console.print(f"{check.model}: no window of {check.spec} to close (no new predictions)")
     for alert in check.alerts:
         delivered = "" if alert.delivery == "none" else f" (webhook: {alert.delivery})"
         console.print(

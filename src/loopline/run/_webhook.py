@@ -32,11 +32,18 @@ def deliver_alerts(
     events: list[AlertEvent],
     env_name: str,
     *,
-    timeout: float = TIMEOUT_S,
-    attempts: int = ATTEMPTS,
-    backoff: float = BACKOFF_S,
+    timeout: float | None = None,
+    attempts: int | None = None,
+    backoff: float | None = None,
 ) -> list[AlertEvent]:
-    """POST each of ``events`` to the URL in ``$env_name``; return them with their delivery recorded."""
+    """POST each of ``events`` to the URL in ``$env_name``; return them with their delivery recorded.
+
+    ``timeout`` (seconds per attempt), ``attempts`` and ``backoff`` (seconds, doubled after each failure) default
+    to :data:`TIMEOUT_S`, :data:`ATTEMPTS` and :data:`BACKOFF_S`.
+    """
+    timeout = TIMEOUT_S if timeout is None else timeout
+    attempts = ATTEMPTS if attempts is None else attempts
+    backoff = BACKOFF_S if backoff is None else backoff
     url = os.environ.get(env_name, "").strip()
     problem = None
     if not url:
