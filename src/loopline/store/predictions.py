@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, and_, func, insert, or_, select
+from sqlalchemy import Engine, Text, and_, cast, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -102,7 +102,8 @@ class PredictionLog:
         """The predictions of ``model_name`` in order of ``(created_at, prediction_id)``, ``chunk_rows`` at a time.
 
         Each frame holds ``prediction_id``, ``created_at``, ``model_version``, ``latency_ms``, ``prediction`` and
-        the input ``fields`` (extracted from the JSON by the database; an absent field is null), nothing else.
+        the input ``fields`` (an absent field is null), nothing else: the inputs' JSON is fetched as text and
+        decoded a chunk at a time by polars.
         ``start``/``end`` keep ``start <= created_at < end``; ``after`` keeps the rows after that
         ``(created_at, prediction_id)``. The query walks the ``(model_name, created_at)`` index and the rows are
         fetched as they are consumed, so memory holds one chunk whatever the size of the log.
@@ -113,7 +114,7 @@ class PredictionLog:
             predictions.c.model_version,
             predictions.c.latency_ms,
             predictions.c.output["prediction"].label("prediction"),
-            *(predictions.c.inputs[name].label(f"f{i}") for i, name in enumerate(fields)),
+            cast(predictions.c.inputs, Text).label("inputs"),  # the JSON text, decoded in bulk below
         ]
         stmt = select(*columns).where(predictions.c.model_name == model_name)
         if start is not None:
@@ -130,13 +131,14 @@ class PredictionLog:
                 ),
             )
         stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
-        names = [*_META_SCHEMA, *fields]
+        names = [*_META_SCHEMA, "inputs"]
         with reading(self.engine) as conn:
             result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
             for rows in result.partitions():
-                yield pl.DataFrame(
+                frame = pl.DataFrame(
                     [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
                 )
+                yield _with_fields(frame, fields)
 
     def first_at(self, model_name: str, *, since: datetime | None = None) -> datetime | None:
         """When the oldest prediction of ``model_name`` (at or after ``since``) was made; None without one."""
@@ -152,6 +154,18 @@ class PredictionLog:
         stmt = select(func.count()).select_from(predictions).where(predictions.c.model_name == model_name)
         with reading(self.engine) as conn:
             return int(conn.execute(stmt).scalar_one())
+
+
+def _with_fields(frame: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
+    """``frame`` with its ``inputs`` JSON text replaced by the columns ``fields`` (decoded at once by polars; a
+    field no row holds is a null column; a field of mixed types becomes text)."""
+    decoded = frame.get_column("inputs").str.json_decode(infer_schema_length=None)
+    present = {f.name for f in decoded.dtype.fields} if isinstance(decoded.dtype, pl.Struct) else set()
+    columns = [
+        decoded.struct.field(name).alias(name) if name in present else pl.repeat(None, frame.height).alias(name)
+        for name in fields
+    ]
+    return frame.drop("inputs").with_columns(columns)
 
 
 def _values(rows: list[PredictionRow]) -> list[dict[str, Any]]:
