@@ -72,7 +72,11 @@ def fill_log(store: Store, rows: int, *, batch: int = 20_000, seed: int = 0) -> 
                     model_name=MODEL,
                     model_version=version.version,
                     created_at=T0 + (first + i) * step,
-                    inputs={**dict(zip(NUMERIC, map(float, numbers[i]), strict=True)), "city": str(cities[i]), "plan": "x"},
+                    inputs={
+                        **dict(zip(NUMERIC, map(float, numbers[i]), strict=True)),
+                        "city": str(cities[i]),
+                        "plan": "x",
+                    },
                     output={"prediction": int(i % 2), "probabilities": {"0": 0.5, "1": 0.5}},
                     latency_ms=1.0 + (i % 7),
                 )
@@ -150,7 +154,9 @@ def main() -> None:
         if store.windows.last(MODEL, str(args.window)) is None:
             mark_closed(store, str(args.window), args.rows - args.window, args.window)
     filled = time.perf_counter() - started
-    print(json.dumps({"rows": args.rows, "window": args.window, "fill_s": round(filled, 1), **measure(db, args.window)}))
+    print(
+        json.dumps({"rows": args.rows, "window": args.window, "fill_s": round(filled, 1), **measure(db, args.window)})
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def project(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     with Store.open(store_url, tmp_path / "home" / "artifacts") as store:
         production(store)
         store.predictions.append(
-            rows(start, 60) + rows(start + HOUR, 60, latency_ms=400.0, offset=60) + rows(start + 2 * HOUR, 60, offset=120)
+            rows(start, 60)
+            + rows(start + HOUR, 60, latency_ms=400.0, offset=60)
+            + rows(start + 2 * HOUR, 60, offset=120)
         )
     return start
 
