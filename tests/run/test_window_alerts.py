@@ -35,7 +35,7 @@ def hook() -> Iterator[Hook]:
     received = Hook("")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
             received.bodies.append({"type": self.headers["Content-Type"], **json.loads(self.rfile.read(length))})
             self.send_response(received.status)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from loopline.core.errors import ConfigError
 
@@ -47,7 +47,8 @@ class WindowSpec:
             if rows > MAX_COUNT:
                 raise ConfigError(f"window {text!r} holds more than {MAX_COUNT} rows.", key="window", hint=_HINT)
             return cls(text=str(rows), rows=rows)
-        size, unit = int(match["n"]), match["unit"]
+        size = int(match["n"])
+        unit = cast(Unit, match["unit"])  # the pattern allows these four only
         fits = {"h": 24 % size == 0, "d": size == 1, "w": size == 1, "mo": 12 % size == 0}[unit]
         if not fits:
             raise ConfigError(
