@@ -147,3 +147,17 @@ def test_without_production_or_traffic(store: Store) -> None:
     production(store)
     check = check_windows(store, config(), "1h")
     assert (check.closed, check.open, check.rows_read) == ([], None, 0)
+
+
+def test_non_finite_predictions_are_stored_as_unknown(store: Store) -> None:
+    production(store)
+    odd = [replace(r, output={"prediction": 1.5}) for r in rows(T0, 10)]
+    odd[0] = replace(odd[0], output={"prediction": float("inf")})
+    odd[1] = replace(odd[1], inputs={"age": float("nan"), "city": "a"})
+    store.predictions.append(odd if store.engine.dialect.name == "sqlite" else odd[2:])
+    check = check_windows(store, config(), "1h", now=T0 + 2 * HOUR)
+    [window] = stored_windows(store, "churn", "1h")
+    assert window.health.prediction.kind == "numeric" and window.health.rows == check.closed[0].health.rows
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL's JSON cannot even log NaN or Infinity
+        assert check.closed[0].health.prediction.max == float("inf") and window.health.prediction.max is None
+        assert window.health.features[0].missing_share == 0.1  # the NaN age

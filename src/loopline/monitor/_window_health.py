@@ -53,8 +53,9 @@ def window_health(
 
 
 def prediction_summary(predictions: pl.Series | None) -> PredictionSummary:
-    """Class shares of categorical predictions (strings, booleans, integers), figures of numeric (float) ones."""
-    if predictions is None or predictions.drop_nulls().is_empty():
+    """Class shares of categorical predictions (strings, booleans, integers), figures of numeric (float) ones;
+    nothing for nested outputs (lists, objects)."""
+    if predictions is None or predictions.drop_nulls().is_empty() or predictions.dtype.is_nested():
         return PredictionSummary()
     values = predictions.drop_nulls()
     if values.dtype.is_float():
@@ -79,7 +80,7 @@ def _feature(frame: pl.DataFrame, name: str, seen: frozenset[str] | None) -> Fea
     if name not in frame.columns:
         return FeatureHealth(name, 1.0, None if seen is None else 0.0)
     column = frame.get_column(name)
-    missing = column.null_count()
+    missing = column.null_count() + (int(column.is_nan().sum()) if column.dtype.is_float() else 0)
     if seen is None:
         return FeatureHealth(name, missing / rows)
     present = column.drop_nulls().cast(pl.String)

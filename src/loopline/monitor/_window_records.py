@@ -31,7 +31,7 @@ def _float(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class FeatureHealth:
-    """One input feature in a window: the share of rows where it is missing (null or absent) and, for a
+    """One input feature in a window: the share of rows where it is missing (null, absent or NaN) and, for a
     categorical feature, the share of rows whose value the training reference never held (None for numeric)."""
 
     feature: str

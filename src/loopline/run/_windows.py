@@ -14,10 +14,11 @@ needed columns plus one chunk, whatever the size of the log.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -354,12 +355,24 @@ def _store(store: Store, context: _Context, result: WindowResult) -> tuple[Windo
         last_id=result.last_id,
         rows=result.health.rows,
         drifted=result.drifted_features,
-        result=result.to_dict(),
+        result=_json_safe(result.to_dict()),
     )
     alerts = [AlertRow(f.rule, f.when, f.op, f.threshold, f.value) for f in fired]
     delivery = "pending" if fired and context.config.alerts_webhook_env else "none"
     stored = store.windows.close(row, alerts, delivery=delivery)
     return None if stored is None else (result, stored[1])
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: PostgreSQL's JSON refuses them (a NaN prediction, a degenerate
+    statistic), and a window must store whatever the traffic held."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _concat(frames: list[pl.DataFrame], fields: Sequence[str]) -> pl.DataFrame:

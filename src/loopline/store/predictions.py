@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,8 +103,8 @@ class PredictionLog:
         """The predictions of ``model_name`` in order of ``(created_at, prediction_id)``, ``chunk_rows`` at a time.
 
         Each frame holds ``prediction_id``, ``created_at``, ``model_version``, ``latency_ms``, ``prediction`` and
-        the input ``fields`` (an absent field is null), nothing else: the inputs' JSON is fetched as text and
-        decoded a chunk at a time by polars.
+        the input ``fields`` (an absent field is null), nothing else: the JSON of the inputs and the output is
+        fetched as text and decoded a chunk at a time by polars.
         ``start``/``end`` keep ``start <= created_at < end``; ``after`` keeps the rows after that
         ``(created_at, prediction_id)``. The query walks the ``(model_name, created_at)`` index and the rows are
         fetched as they are consumed, so memory holds one chunk whatever the size of the log.
@@ -113,8 +114,8 @@ class PredictionLog:
             predictions.c.created_at,
             predictions.c.model_version,
             predictions.c.latency_ms,
-            predictions.c.output["prediction"].label("prediction"),
-            cast(predictions.c.inputs, Text).label("inputs"),  # the JSON text, decoded in bulk below
+            cast(predictions.c.output, Text).label("output"),  # the JSON texts, decoded a chunk at a time below
+            cast(predictions.c.inputs, Text).label("inputs"),
         ]
         stmt = select(*columns).where(predictions.c.model_name == model_name)
         if start is not None:
@@ -131,7 +132,7 @@ class PredictionLog:
                 ),
             )
         stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
-        names = [*_META_SCHEMA, "inputs"]
+        names = [*(name for name in _META_SCHEMA if name != "prediction"), "output", "inputs"]
         with reading(self.engine) as conn:
             result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
             for rows in result.partitions():
@@ -157,15 +158,29 @@ class PredictionLog:
 
 
 def _with_fields(frame: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
-    """``frame`` with its ``inputs`` JSON text replaced by the columns ``fields`` (decoded at once by polars; a
-    field no row holds is a null column; a field of mixed types becomes text)."""
-    decoded = frame.get_column("inputs").str.json_decode(infer_schema_length=None)
+    """``frame`` with its ``output`` and ``inputs`` JSON texts replaced by ``prediction`` and the columns ``fields``
+    (a field no row holds is a null column; a field of mixed types becomes text)."""
+    prediction = _decoded(frame.get_column("output"), ["prediction"])
+    inputs = _decoded(frame.get_column("inputs"), fields)
+    return pl.concat([frame.drop("output", "inputs"), prediction, inputs], how="horizontal")
+
+
+def _decoded(texts: pl.Series, fields: Sequence[str]) -> pl.DataFrame:
+    """The ``fields`` of JSON objects, decoded at once by polars; by Python's json module when a text holds what
+    polars refuses (``NaN``, ``Infinity``: SQLite keeps them as Python wrote them)."""
+    try:
+        decoded = texts.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.ComputeError:
+        objects = [json.loads(text) if text else {} for text in texts]
+        records = [[o.get(name) if isinstance(o, dict) else None for name in fields] for o in objects]
+        return pl.DataFrame(records, schema=list(fields), orient="row", infer_schema_length=None, strict=False)
     present = {f.name for f in decoded.dtype.fields} if isinstance(decoded.dtype, pl.Struct) else set()
-    columns = [
-        decoded.struct.field(name).alias(name) if name in present else pl.repeat(None, frame.height).alias(name)
-        for name in fields
-    ]
-    return frame.drop("inputs").with_columns(columns)
+    return pl.DataFrame(
+        [
+            decoded.struct.field(name).alias(name) if name in present else pl.Series(name, [None] * len(texts))
+            for name in fields
+        ]
+    )
 
 
 def _values(rows: list[PredictionRow]) -> list[dict[str, Any]]:
