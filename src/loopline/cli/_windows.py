@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from loopline.cli._render import console, print_json, table
+from loopline.cli._render import console, err_console, print_json, table
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -70,12 +70,23 @@ def follow_windows(
     interval: float,
     as_json: bool,
 ) -> int:
-    """Check every ``interval`` seconds until Ctrl-C or SIGTERM; return how many alerts fired."""
+    """Check every ``interval`` seconds until Ctrl-C or SIGTERM; return how many alerts fired.
+
+    A check the database fails (a restart, a dropped connection) is reported and tried again at the next tick;
+    nothing it had not stored is lost, since the next check starts after the last stored window.
+    """
+    from sqlalchemy.exc import DBAPIError
+
     fired = 0
     with _stop_on_signals() as stop:
         while not stop.is_set():
-            check = window_check(store, config, window, since=since, until=None, as_json=as_json)
-            fired += len(check.alerts)
+            try:
+                check = window_check(store, config, window, since=since, until=None, as_json=as_json)
+                fired += len(check.alerts)
+            except DBAPIError as exc:
+                text = str(exc.orig or exc).strip()
+                reason = text.splitlines()[0] if text else ""
+                err_console.print(f"check failed, retrying in {interval:g} s: {type(exc).__name__}: {reason}")
             stop.wait(interval)
     return fired
 
