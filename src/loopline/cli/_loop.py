@@ -13,14 +13,14 @@ from rich.markup import escape
 from loopline.cli._leaderboard import finding_lines
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, print_json, table
-from loopline.cli._windows import ALERT_EXIT_CODE, follow_windows, parse_time, window_check
+from loopline.cli._windows import ALERT_EXIT_CODE, check_json, follow_windows, parse_time, print_check
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
-    from loopline.core.records import Selection
+    from loopline.core.records import RetrainDecision, Selection
     from loopline.monitor import DriftReport
-    from loopline.run import MonitorResult, RunResult
+    from loopline.run import MonitorResult, RunResult, WindowCheck
     from loopline.run._policy import RunPipeline
     from loopline.store import Store
 
@@ -101,6 +101,31 @@ class WindowOptions:
                 raise ConfigError(f"{flag} needs --window.", hint=f"Add a window, e.g. --window 1d {flag}.")
 
 
+def _retrain_on_windows(
+    store: Store, pipeline: Pipeline, check: WindowCheck, *, end: str | None, quiet: bool
+) -> tuple[RetrainDecision | None, Selection | None]:
+    """The retrain decision on the newest closed window's drift, and the gated retrain when it says so."""
+    from loopline.run import decide_retrain, retrain_and_gate
+
+    config = pipeline.monitor
+    drifts = [w.drift for w in check.closed if w.drift is not None]
+    if config is None or not drifts:
+        if not quiet:
+            console.print("retrain decision: none (no window with a drift report closed by this check)")
+        return None, None
+    decision = decide_retrain(drifts[-1], config.retrain, config.drift)
+    if not quiet:
+        verdict = "retrain" if decision.retrain else "keep"
+        console.print(f"retrain decision on the newest closed window: [bold]{verdict}[/] — {escape(decision.reason)}")
+    if not decision.retrain:
+        return decision, None
+    window_end = datetime.fromisoformat(end) if end else datetime.now(UTC)
+    selection = retrain_and_gate(store, pipeline, window_end, run=progress_runner(quiet=quiet))
+    if not quiet:
+        print_selection(selection)
+    return decision, selection
+
+
 def windowed_command(
     store: Store,
     pipeline: Pipeline,
@@ -115,8 +140,6 @@ def windowed_command(
 
     Returns :data:`ALERT_EXIT_CODE` when ``--fail-on-alert`` and an alert fired, else 0.
     """
-    from loopline.run import decide_retrain, retrain_and_gate
-
     config = pipeline.monitor
     if config is None or options.window is None:  # pragma: no cover - monitor_command checked both
         raise ConfigError("the windowed check needs a monitor: section and --window.")
@@ -128,20 +151,19 @@ def windowed_command(
             raise ConfigError("--follow runs until stopped.", hint="Leave out --until and --retrain with --follow.")
         fired = follow_windows(store, config, options.window, since=since, interval=options.interval, as_json=as_json)
         return ALERT_EXIT_CODE if options.fail_on_alert and fired else 0
-    check = window_check(store, config, options.window, since=since, until=until, as_json=as_json)
-    drifts = [w.drift for w in check.closed if w.drift is not None]
-    if retrain and drifts:
-        decision = decide_retrain(drifts[-1], config.retrain, config.drift)
-        if not as_json:
-            console.print(
-                f"retrain decision on the newest closed window: {'retrain' if decision.retrain else 'keep'}"
-                f" — {decision.reason}"
-            )
-        if decision.retrain:
-            window_end = datetime.fromisoformat(end) if end else datetime.now(UTC)
-            selection = retrain_and_gate(store, pipeline, window_end, run=progress_runner(quiet=as_json))
-            if not as_json:
-                print_selection(selection)
+    from loopline.run import check_windows
+
+    check = check_windows(store, config, options.window, since=since, until=until)
+    if not as_json:
+        print_check(check)
+    decision, selection = (
+        _retrain_on_windows(store, pipeline, check, end=end, quiet=as_json) if retrain else (None, None)
+    )
+    if as_json:
+        retrained = {"retrain": None if decision is None else decision.to_dict()} if retrain else {}
+        if retrain:
+            retrained["selection"] = None if selection is None else selection.to_dict()
+        print_json({**check_json(check), **retrained})
     return ALERT_EXIT_CODE if options.fail_on_alert and check.alerts else 0
 
 
