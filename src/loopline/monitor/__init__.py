@@ -19,9 +19,9 @@ from loopline.monitor._window_records import (
 )
 from loopline.monitor._window_spec import WindowSpec
 
-__all__ = [
-    "DRIFT_TESTS",
+__all__ = [  # noqa: RUF022 - plain sorted (tests/monitor/test_init.py), not isort-style
     "AlertFiring",
+    "DRIFT_TESTS",
     "DriftReport",
     "DriftTest",
     "DriftTestResult",
