@@ -121,7 +121,10 @@ def test_follow_closes_windows_until_sigterm(project: datetime, tmp_path: Path) 
         while len(store.windows.list("churn")) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(store.windows.list("churn")) == 4
+    time.sleep(1.5)  # a few more checks, which close nothing
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err.decode()
-    assert out.count(b'"spec": "1h"') >= 2  # one JSON document per check
+    checks = [json.loads(line) for line in out.decode().splitlines()]  # one line of JSON per check
+    assert len(checks) >= 2 and all(c["spec"] == "1h" for c in checks)
+    assert len(checks[0]["closed"]) == 4 and sum(len(c["closed"]) for c in checks) == 4

@@ -6,6 +6,7 @@ config error, as every command).
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -49,12 +50,16 @@ def window_check(
     since: datetime | None,
     until: datetime | None,
     as_json: bool,
+    one_line: bool = False,
 ) -> WindowCheck:
-    """One check: close the complete windows, print them, the open one and the alerts."""
+    """One check: close the complete windows, print them, the open one and the alerts (``one_line``: the JSON
+    on one line, as ``--follow`` prints one document per check)."""
     from loopline.run import check_windows
 
     check = check_windows(store, config, window, since=since, until=until)
-    if as_json:
+    if as_json and one_line:
+        print(json.dumps(check_json(check), default=str), flush=True)
+    elif as_json:
         print_json(check_json(check))
     else:
         print_check(check)
@@ -70,7 +75,8 @@ def follow_windows(
     interval: float,
     as_json: bool,
 ) -> int:
-    """Check every ``interval`` seconds until Ctrl-C or SIGTERM; return how many alerts fired.
+    """Check every ``interval`` seconds until Ctrl-C or SIGTERM; return how many alerts fired. With ``as_json``,
+    each check is one line of JSON.
 
     A check the database fails (a restart, a dropped connection) is reported and tried again at the next tick;
     nothing it had not stored is lost, since the next check starts after the last stored window.
@@ -81,7 +87,7 @@ def follow_windows(
     with _stop_on_signals() as stop:
         while not stop.is_set():
             try:
-                check = window_check(store, config, window, since=since, until=None, as_json=as_json)
+                check = window_check(store, config, window, since=since, until=None, as_json=as_json, one_line=True)
                 fired += len(check.alerts)
             except DBAPIError as exc:
                 text = str(exc.orig or exc).strip()
