@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loopline.core.errors import did_you_mean
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
 
@@ -222,15 +224,72 @@ class LoopConfig(_Strict):
         return None if self.retrain_every is None else parse_duration(self.retrain_every)
 
 
+ALERT_METRICS = (
+    "drifted_features",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "rows",
+    "throughput_rps",
+)
+"""The window figures an alert rule may watch as they are."""
+
+ALERT_FEATURE_METRICS = ("drift", "missing_share", "unseen_share")
+"""The per-feature figures an alert rule watches as ``<figure>.<feature>`` (``drift.<feature>`` is its PSI)."""
+
+
+class AlertRule(_Strict):
+    """Fire when a closed window's figure ``when`` is above ``above`` or below ``below`` (exactly one of them).
+
+    ``when`` is one of :data:`ALERT_METRICS` or ``<figure>.<feature>`` with a figure of
+    :data:`ALERT_FEATURE_METRICS`; the feature is checked against the model's features when windows close.
+    """
+
+    when: Annotated[str, Field(description="The window figure, e.g. latency_p99_ms or missing_share.age.")]
+    above: float | None = None
+    below: float | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_figure(cls, value: str) -> str:
+        figure, dot, feature = value.partition(".")
+        if dot and figure in ALERT_FEATURE_METRICS and feature:
+            return value
+        if not dot and value in ALERT_METRICS:
+            return value
+        choices = [*ALERT_METRICS, *(f"{name}.<feature>" for name in ALERT_FEATURE_METRICS)]
+        guess = did_you_mean(figure if dot else value, [*ALERT_METRICS, *ALERT_FEATURE_METRICS])
+        raise ValueError(f"unknown alert figure {value!r}. {guess or ''} Use one of: {', '.join(choices)}")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"alert on {self.when!r} needs exactly one of 'above' or 'below'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The rule in words: ``latency_p99_ms above 250``."""
+        side, threshold = ("above", self.above) if self.above is not None else ("below", self.below)
+        return f"{self.when} {side} {threshold:g}"
+
+
 class MonitorConfig(_Strict):
     """How the production model of ``model`` is watched and renewed: ``labels``, where its true outcomes are;
-    ``loop``, how the loop service runs."""
+    ``loop``, how the loop service runs.
+
+    ``alerts`` are checked on every window a windowed check closes (``loopline monitor --window``);
+    ``alerts_webhook_env`` names the environment variable holding the URL each fired alert is POSTed to (the
+    URL itself, which may hold a credential, is never in the YAML nor the store).
+    """
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
     labels: LabelSourceConfig | None = None
     loop: LoopConfig = LoopConfig()
+    alerts: list[AlertRule] = []
+    alerts_webhook_env: Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = None
 
 
 class StepEntry(BaseModel):

@@ -239,6 +239,8 @@ def config_error_from_validation(
 def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
     current: Any = model
     for part in loc:
+        if part.isdigit():  # an item of a list of models: its fields are the model's
+            continue
         field_info = getattr(current, "model_fields", {}).get(part)
         if field_info is None:
             return []

@@ -25,9 +25,20 @@ from loopline.monitor._performance import (
     realised_performance,
 )
 from loopline.monitor._stats import latency_figures, service_stats
+from loopline.monitor._window_alerts import check_alert_features, fired_alerts, window_value
+from loopline.monitor._window_health import prediction_summary, window_health
+from loopline.monitor._window_records import (
+    AlertFiring,
+    FeatureHealth,
+    PredictionSummary,
+    WindowHealth,
+    WindowResult,
+)
+from loopline.monitor._window_spec import WindowSpec
 
 __all__ = [
     "DRIFT_TESTS",
+    "AlertFiring",
     "DriftReport",
     "DriftTest",
     "DriftTestResult",
@@ -35,22 +46,32 @@ __all__ = [
     "EstimatedPerformance",
     "ExpectedConfusion",
     "FeatureDrift",
+    "FeatureHealth",
     "LabelMatch",
     "PerformanceEstimator",
     "PerformanceFigures",
+    "PredictionSummary",
     "RealisedPerformance",
     "SliceFigures",
+    "WindowHealth",
+    "WindowResult",
+    "WindowSpec",
+    "check_alert_features",
     "conform_label",
     "drift_report",
     "drift_verdict",
     "estimate_by_period",
     "estimated_performance",
+    "fired_alerts",
     "fit_estimator",
     "latency_figures",
     "match_label_source",
     "performance_figures",
+    "prediction_summary",
     "realised_performance",
     "require_rows",
     "service_stats",
     "skipped_result",
+    "window_health",
+    "window_value",
 ]

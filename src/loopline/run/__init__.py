@@ -23,6 +23,7 @@ from loopline.run._supervisor import (
     sources_status,
 )
 from loopline.run._task import StepResult, StepTask, execute_step
+from loopline.run._windows import WindowCheck, check_windows, stored_windows, window_drift
 from loopline.run.policy import (
     MIN_RETRAIN_ROWS,
     WINDOW_PARAMS,
@@ -66,6 +67,8 @@ __all__ = [
     "StepResult",
     "StepTask",
     "Supervisor",
+    "WindowCheck",
+    "check_windows",
     "compare_models",
     "compete",
     "continuous_sources",
@@ -93,6 +96,8 @@ __all__ = [
     "score_batch",
     "selection_of",
     "sources_status",
+    "stored_windows",
     "suspicion",
     "sync_label_source",
+    "window_drift",
 ]
