@@ -17,7 +17,7 @@ class Sound(DriftTest):
     """The Wasserstein distance between non-null values, drift above 0.5: keeps every rule (the broken ones
     below derive from it)."""
 
-    name = "wasserstein"
+    name = "raw_wasserstein"
     kinds: ClassVar[tuple[Kind, ...]] = ("numeric",)
     threshold = 0.5
 

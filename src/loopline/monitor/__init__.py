@@ -7,6 +7,7 @@ drawn by :mod:`loopline.report`.
 
 from loopline.monitor._drift import DriftReport, FeatureDrift, drift_report, drift_verdict
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, require_rows, skipped_result
+from loopline.monitor._profile import ReferenceProfile
 from loopline.monitor._stats import latency_figures, service_stats
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "DriftTest",
     "DriftTestResult",
     "FeatureDrift",
+    "ReferenceProfile",
     "drift_report",
     "drift_verdict",
     "latency_figures",

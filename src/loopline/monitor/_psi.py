@@ -20,18 +20,20 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from loopline.monitor._drift_tests import (
-    DriftTest,
-    DriftTestResult,
-    Kind,
-    as_categorical,
-    as_numeric,
+from loopline.monitor._drift_tests import DriftTestResult, Kind, SummaryTest
+from loopline.monitor._summary import (
+    NumericSummary,
+    Summary,
+    as_categories,
+    categorical_summary,
     category_counts,
-    require_rows,
+    is_numeric_dtype,
+    numeric_summary,
 )
 
 __all__ = [
     "EPSILON",
+    "PSI_THRESHOLD",
     "PopulationStability",
     "categorical_counts",
     "category_counts",
@@ -39,31 +41,37 @@ __all__ = [
     "psi",
     "quantile_edges",
     "series_psi",
+    "summary_psi",
 ]
 
 EPSILON = 1e-4
 DEFAULT_BINS = 10
 
 
-class PopulationStability(DriftTest):
+PSI_THRESHOLD = 0.1
+"""The ``psi`` test's default threshold (``monitor.drift.psi_threshold``): Evidently's. PSI is about eight
+times the Jensen-Shannon divergence for small shifts, so 0.1 is close to a Jensen-Shannon distance of 0.1."""
+
+
+class PopulationStability(SummaryTest):
     """``psi``: the population stability index, a distance (no p-value), for numeric and categorical columns.
 
     Nulls count: they fill a bin of their own, so a change in the missing rate moves the distance. The bins
     come from the reference (see the module docstring); ``bins`` is the number of numeric quantile bins.
-    It calls no drift on its own (no ``threshold``): the report's verdict reads the PSI column, whose bins
-    are ``monitor.drift.bins``.
+    Its threshold is :data:`PSI_THRESHOLD` (in a report: ``monitor.drift.psi_threshold``, and the report's
+    PSI column uses ``monitor.drift.bins``).
     """
 
     name = "psi"
     kinds: ClassVar[tuple[Kind, ...]] = ("numeric", "categorical")
+    min_values: ClassVar[int] = 100
 
     def __init__(self, bins: int = DEFAULT_BINS) -> None:
         self.bins = bins
 
-    def compare(self, reference: pl.Series, current: pl.Series) -> DriftTestResult:
-        require_rows(self.name, reference, current)
-        value, _ = series_psi(reference, current, self.bins)
-        return DriftTestResult(statistic=value)
+    def compare_summaries(self, reference: Summary, current: Summary) -> DriftTestResult:
+        value, _ = summary_psi(reference, current, self.bins)
+        return DriftTestResult(statistic=value, threshold=PSI_THRESHOLD)
 
 
 def series_psi(reference: pl.Series, current: pl.Series, bins: int) -> tuple[float, int]:
@@ -71,17 +79,21 @@ def series_psi(reference: pl.Series, current: pl.Series, bins: int) -> tuple[flo
 
     A numeric dtype (Boolean included) is binned at the reference quantiles, anything else by category.
     """
-    if reference.dtype.is_numeric() or reference.dtype in (pl.Boolean, pl.Null):
-        ref, cur = as_numeric(reference), as_numeric(current)
-        ref_values, cur_values = ref.drop_nulls().to_numpy(), cur.drop_nulls().to_numpy()
-        edges = quantile_edges(ref_values, bins)
-        ref_bins = numeric_counts(ref_values, edges, ref.null_count())
-        return psi(ref_bins, numeric_counts(cur_values, edges, cur.null_count())), 0
-    ref, cur = as_categorical(reference), as_categorical(current)
-    ref_counts = category_counts(ref)
-    categories = list(ref_counts)
-    ref_bins, _ = categorical_counts(categories, ref_counts, ref.null_count())
-    cur_bins, unseen = categorical_counts(categories, category_counts(cur), cur.null_count())
+    if is_numeric_dtype(reference):
+        return summary_psi(numeric_summary(reference), numeric_summary(current), bins)
+    return summary_psi(categorical_summary(reference), categorical_summary(current), bins)
+
+
+def summary_psi(reference: Summary, current: Summary, bins: int) -> tuple[float, int]:
+    """PSI of two summaries of one kind, and the current values in categories the reference never had."""
+    if isinstance(reference, NumericSummary) and isinstance(current, NumericSummary):
+        edges = quantile_edges(reference.values, bins)
+        ref_bins = numeric_counts(reference.values, edges, reference.n_null)
+        return psi(ref_bins, numeric_counts(current.values, edges, current.n_null)), 0
+    ref, cur = as_categories(reference), as_categories(current)
+    categories = list(ref.counts)
+    ref_bins, _ = categorical_counts(categories, ref.counts, ref.n_null)
+    cur_bins, unseen = categorical_counts(categories, cur.counts, cur.n_null)
     return psi(ref_bins, cur_bins), unseen
 
 
