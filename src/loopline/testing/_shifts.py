@@ -32,8 +32,10 @@ class ShiftedTables:
     categorical: list[str]
 
 
-def shifted_tables(rows: int, seed: int) -> ShiftedTables:
-    """Two frames of ``rows`` rows each (seeded): five shifted columns and six unchanged ones.
+def shifted_tables(rows: int, seed: int, *, current_rows: int | None = None, drift: bool = True) -> ShiftedTables:
+    """A reference frame of ``rows`` rows and a current one of ``current_rows`` (default: ``rows``), seeded:
+    five shifted columns and six unchanged ones. ``drift=False`` draws the current frame like the reference
+    (``shifted`` is then empty): a no-drift case with the same columns.
 
     Shifted: ``mean_shift`` (normal, mean +0.25 sd), ``scale`` (normal, sd x1.3), ``mixture`` (15% of rows
     from a normal 3 sd away), ``mix_change`` (four categories, shares 0.4/0.3/0.2/0.1 -> 0.25/0.3/0.25/0.2),
@@ -43,8 +45,8 @@ def shifted_tables(rows: int, seed: int) -> ShiftedTables:
     rng = np.random.default_rng(seed)
     return ShiftedTables(
         _frame(rng, rows, shifted=False),
-        _frame(rng, rows, shifted=True),
-        list(SHIFTED),
+        _frame(rng, rows if current_rows is None else current_rows, shifted=drift),
+        list(SHIFTED) if drift else [],
         list(NUMERIC),
         list(CATEGORICAL),
     )
