@@ -259,7 +259,7 @@ def test_a_feature_can_have_its_own_threshold(reference: pl.DataFrame, frame: Ca
 
 
 def test_a_column_test_with_a_wrong_key_is_refused_naming_it() -> None:
-    with pytest.raises(ValidationError, match=r"tests\.x\.ColumnTest\.treshold"):
+    with pytest.raises(ValidationError, match=r"tests\.x\.treshold"):
         DriftConfig.model_validate({"tests": {"x": {"test": "ks", "treshold": 0.1}}})
     with pytest.raises(ValidationError, match="greater than 0"):
         DriftConfig.model_validate({"tests": {"x": {"test": "ks", "threshold": -1}}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
@@ -25,12 +25,17 @@ AUTO = "auto"
 
 class ColumnTest(_Strict):
     """One feature's drift test and, optionally, its own threshold: the distance above which it drifts, or
-    for a p-value test the significance level (``p_value`` otherwise)."""
+    for a p-value test the significance level (``p_value`` otherwise). A bare name reads as ``{test: name}``."""
 
     test: TestName
     threshold: Annotated[float | None, Field(gt=0, description="Distance threshold, or alpha of a p-value test.")] = (
         None
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"test": data} if isinstance(data, str) else data
 
 
 class DriftConfig(_Strict):
@@ -52,13 +57,18 @@ class DriftConfig(_Strict):
     numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = AUTO
     categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = AUTO
     tests: Annotated[
-        dict[str, TestName | ColumnTest],
+        dict[str, ColumnTest],
         Field(description="Per-feature drift test: {feature: test} or {feature: {test: T, threshold: X}}."),
     ] = {}
     correction: Annotated[
         Literal["holm", "bonferroni", "none"],
         Field(description="Multiple-testing correction of the p-values across the features of one report."),
     ] = "holm"
+
+    @field_serializer("tests")
+    def _compact_tests(self, tests: dict[str, ColumnTest]) -> dict[str, Any]:
+        """A test without a threshold is written as its bare name, as a config file would say it."""
+        return {name: spec.test if spec.threshold is None else spec.model_dump() for name, spec in tests.items()}
 
 
 class RetrainConfig(_Strict):

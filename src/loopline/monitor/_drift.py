@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from loopline.core.config import AUTO, ColumnTest, DriftConfig
+from loopline.core.config import AUTO, DriftConfig
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.monitor._auto import auto_test
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, DriftTestResult, Kind
@@ -175,12 +175,11 @@ def chosen_tests(config: DriftConfig, numeric: list[str], categorical: list[str]
     }
     chosen = {}
     for feature, kind in kinds.items():
-        entry = config.tests.get(feature)
-        if entry is None:
+        spec = config.tests.get(feature)
+        if spec is None:
             chosen[feature] = defaults[kind]
             continue
-        spec = entry if isinstance(entry, ColumnTest) else ColumnTest(test=entry)
-        key = f"monitor.drift.tests.{feature}" + (".test" if isinstance(entry, ColumnTest) else "")
+        key = f"monitor.drift.tests.{feature}" + ("" if spec.threshold is None else ".test")
         chosen[feature] = replace(_choice(spec.test, key, kind), threshold=spec.threshold)
     return chosen
 
