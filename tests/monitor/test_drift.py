@@ -270,7 +270,7 @@ def test_a_column_test_with_a_wrong_key_is_refused_naming_it() -> None:
 def test_an_unknown_test_in_a_column_test_names_its_key(reference: pl.DataFrame) -> None:
     config = DriftConfig.model_validate({"tests": {"x": {"test": "wasserstien"}}})
     with pytest.raises(
-        ConfigError, match=r"tests\.x\.test: unknown drift test 'wasserstien'\. Did you mean 'wasserstein'"
+        ConfigError, match=r"monitor\.drift\.tests\.x: unknown drift test 'wasserstien'\. Did you mean 'wasserstein'"
     ):
         drift_report(reference, reference, numeric=NUMERIC, categorical=[], config=config)
 
