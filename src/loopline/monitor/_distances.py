@@ -17,6 +17,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from loopline.monitor._drift_tests import DriftTestResult, Kind, SummaryTest, skipped_result
+from loopline.monitor._psi import sorted_counts, sorted_quantiles
 from loopline.monitor._summary import NumericSummary, Summary, as_categories
 
 WASSERSTEIN_THRESHOLD = 0.1
@@ -94,7 +95,9 @@ class Hellinger(SummaryTest):
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
-    return values[np.isfinite(values)]
+    """The finite part of *sorted* non-null values: a slice between the infinities."""
+    low, high = np.searchsorted(values, -np.inf, side="right"), np.searchsorted(values, np.inf, side="left")
+    return values[low:high]
 
 
 def _sketch(values: np.ndarray) -> np.ndarray:
@@ -113,10 +116,8 @@ def _shares(reference: Summary, current: Summary) -> tuple[np.ndarray, np.ndarra
     if isinstance(reference, NumericSummary) and isinstance(current, NumericSummary):
         finite = _finite(reference.values)
         levels = np.linspace(0, 1, DISTANCE_BINS + 1)[1:-1]
-        edges = np.unique(np.quantile(finite, levels)) if finite.size else finite
-        counts = [
-            np.bincount(np.searchsorted(edges, side.values), minlength=edges.size + 1) for side in (reference, current)
-        ]
+        edges = np.unique(sorted_quantiles(finite, levels)) if finite.size else finite
+        counts = [sorted_counts(side.values, edges, 0)[:-1] for side in (reference, current)]
     else:
         ref_counts, cur_counts = as_categories(reference).counts, as_categories(current).counts
         names = sorted(set(ref_counts) | set(cur_counts))

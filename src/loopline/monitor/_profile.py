@@ -25,6 +25,7 @@ from loopline.monitor._summary import (
     NumericSummary,
     Summary,
     categorical_summary,
+    numeric_summaries,
     numeric_summary,
 )
 
@@ -149,10 +150,9 @@ class ReferenceProfile:
 
 def summarise_frame(frame: pl.DataFrame, kinds: Mapping[str, Kind]) -> dict[str, Summary]:
     """Each feature's summary, by its kind (DataError for a numeric feature that is not numeric)."""
+    numeric = numeric_summaries(frame, [name for name, kind in kinds.items() if kind == "numeric"])
     return {
-        name: numeric_summary(frame.get_column(name))
-        if kind == "numeric"
-        else categorical_summary(frame.get_column(name))
+        name: numeric[name] if kind == "numeric" else categorical_summary(frame.get_column(name))
         for name, kind in kinds.items()
     }
 

@@ -41,6 +41,8 @@ __all__ = [
     "psi",
     "quantile_edges",
     "series_psi",
+    "sorted_counts",
+    "sorted_quantiles",
     "summary_psi",
 ]
 
@@ -88,8 +90,8 @@ def summary_psi(reference: Summary, current: Summary, bins: int) -> tuple[float,
     """PSI of two summaries of one kind, and the current values in categories the reference never had."""
     if isinstance(reference, NumericSummary) and isinstance(current, NumericSummary):
         edges = quantile_edges(reference.values, bins)
-        ref_bins = numeric_counts(reference.values, edges, reference.n_null)
-        return psi(ref_bins, numeric_counts(current.values, edges, current.n_null)), 0
+        ref_bins = sorted_counts(reference.values, edges, reference.n_null)
+        return psi(ref_bins, sorted_counts(current.values, edges, current.n_null)), 0
     ref, cur = as_categories(reference), as_categories(current)
     categories = list(ref.counts)
     ref_bins, _ = categorical_counts(categories, ref.counts, ref.n_null)
@@ -111,11 +113,25 @@ def _proportions(counts: np.ndarray) -> np.ndarray:
 
 
 def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """Distinct finite interior edges at the reference quantiles; empty when ``values`` is empty."""
+    """Distinct finite interior edges at the quantiles of the *sorted* reference ``values``; empty when
+    ``values`` is empty."""
     if values.size == 0:
         return np.empty(0)
-    edges = np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    edges = sorted_quantiles(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
     return np.unique(edges[np.isfinite(edges)])
+
+
+def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, levels)`` (linear interpolation) of *sorted* ``values``, read off by index.
+
+    np.quantile partitions its input on every call; summaries are sorted once, so the quantiles are a lookup.
+    """
+    position = levels * (values.size - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, values.size - 1)
+    fraction = position - low
+    with np.errstate(invalid="ignore"):  # inf - inf at an infinite edge: np.quantile gives nan there too
+        return values[low] + fraction * (values[high] - values[low])
 
 
 def numeric_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.ndarray:
@@ -123,6 +139,12 @@ def numeric_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.nda
     index = np.searchsorted(edges, values, side="left")
     counts = np.bincount(index, minlength=len(edges) + 1)
     return np.append(counts, n_null)
+
+
+def sorted_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.ndarray:
+    """:func:`numeric_counts` of *sorted* ``values``, found by bisecting them at the edges (no pass over them)."""
+    below = np.searchsorted(values, edges, side="right")
+    return np.append(np.diff(np.concatenate([[0], below, [values.size]])), n_null)
 
 
 def categorical_counts(categories: list[str], counts: dict[str, int], n_null: int) -> tuple[np.ndarray, int]:
