@@ -330,7 +330,7 @@ def correct(p_values: np.ndarray, method: str) -> np.ndarray:
     if m == 0 or method == "none":
         return p_values.astype(np.float64)
     if method == "bonferroni":
-        return np.minimum(1.0, p_values * m)
+        return np.asarray(np.minimum(1.0, p_values * m), dtype=np.float64)
     order = np.argsort(p_values, kind="stable")
     stepped = np.minimum(1.0, np.maximum.accumulate(p_values[order] * (m - np.arange(m))))
     adjusted = np.empty(m)

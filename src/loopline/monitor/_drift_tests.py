@@ -28,8 +28,8 @@ Guarantees the drift report relies on (and ``loopline.testing.check_drift_test``
   (a distance-only test) or in [0, 1].
 
 Built-ins (``ks``, ``chi2``, ``ztest``, ``wasserstein``, ``jensenshannon``, ``hellinger``, ``psi``) are entry
-points of the ``loopline.drift_tests`` group in loopline's own ``pyproject.toml``, exactly as a user's package declares its own; ``DRIFT_TESTS.register(name, test)``
-registers one in code.
+points of the ``loopline.drift_tests`` group in loopline's own ``pyproject.toml``, exactly as a user's package
+declares its own; ``DRIFT_TESTS.register(name, test)`` registers one in code.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ as the sample holds every value and no category was pooled, and skips re-reading
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ OTHER = "<other>"
 """The pooled category of a profile whose column had more than :data:`MAX_CATEGORIES` categories."""
 
 FORMAT = 1
+"""The version of :meth:`ReferenceProfile.to_dict`'s layout."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +127,7 @@ class ReferenceProfile:
         return CategoricalSummary(dict(sorted({**counts, **({OTHER: other} if other else {})}.items())), current.n_null)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict; :meth:`from_dict` reads it back."""
+        """A JSON-able dict (a numeric sample as base64 of little-endian float64); :meth:`from_dict` reads it."""
         return {"format": FORMAT, "n_rows": self.n_rows, "columns": {k: _dump(v) for k, v in self.columns.items()}}
 
     @classmethod
@@ -182,7 +184,7 @@ def _dump(column: ColumnProfile) -> dict[str, Any]:
         summary = column.summary
         return {
             "kind": "numeric",
-            "values": summary.values.tolist(),
+            "values": base64.b64encode(summary.values.astype("<f8").tobytes()).decode("ascii"),
             "count": summary.count,
             "n_null": summary.n_null,
             "mean": column.mean,
@@ -200,7 +202,7 @@ def _dump(column: ColumnProfile) -> dict[str, Any]:
 
 def _load(data: Mapping[str, Any]) -> ColumnProfile:
     if data["kind"] == "numeric":
-        values = np.asarray(data["values"], dtype=np.float64)
+        values = np.frombuffer(base64.b64decode(data["values"]), dtype="<f8").astype(np.float64)
         summary = NumericSummary(values, int(data["count"]), int(data["n_null"]))
         return NumericProfile(summary, data["mean"], data["std"], list(data["edges"]), list(data["bin_counts"]))
     counts = {str(key): int(count) for key, count in data["counts"].items()}

@@ -131,7 +131,7 @@ def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     high = np.minimum(low + 1, values.size - 1)
     fraction = position - low
     with np.errstate(invalid="ignore"):  # inf - inf at an infinite edge: np.quantile gives nan there too
-        return values[low] + fraction * (values[high] - values[low])
+        return np.asarray(values[low] + fraction * (values[high] - values[low]), dtype=np.float64)
 
 
 def numeric_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.ndarray:

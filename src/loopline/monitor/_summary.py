@@ -35,7 +35,7 @@ class NumericSummary:
         if self.values.size == 0:
             return self.values
         keep = np.concatenate([[True], self.values[1:] != self.values[:-1]])
-        return self.values[keep]
+        return np.asarray(self.values[keep], dtype=np.float64)
 
     def as_categories(self) -> CategoricalSummary:
         """Each distinct value as a category (its text, as polars writes a Float64)."""

@@ -82,4 +82,4 @@ def _zipf(count: int, *, top: float | None = None) -> list[float]:
     if top is not None:
         rest = shares[1:] / shares[1:].sum() * (1.0 - top)
         shares = np.concatenate([[top], rest])
-    return shares.tolist()
+    return [float(share) for share in shares]
