@@ -141,3 +141,19 @@ def test_an_unknown_test_in_the_pipeline_is_one_clear_error(project: Path, energ
     result = CliRunner().invoke(app, ["monitor", "pipeline.yaml", "--json"])
     assert result.exit_code != 0
     assert "monitor.drift.numeric_test: unknown drift test 'enrgy'. Did you mean 'energy'?" in result.output
+
+
+def test_the_production_version_carries_its_reference_profile(project: Path) -> None:
+    from loopline.monitor import ReferenceProfile
+    from loopline.store import Store
+
+    store = Store.open()
+    try:
+        production = store.models.production("toy")
+        assert production is not None and production.profile_digest is not None
+        profile = ReferenceProfile.from_json(store.artifacts.get_bytes(production.profile_digest).decode())
+    finally:
+        store.close()
+    assert set(profile.columns) == {"x", "z", "group"}
+    x = profile.columns["x"]
+    assert profile.n_rows > 100 and x.summary.count == profile.n_rows  # the whole training split, no nulls
