@@ -40,8 +40,11 @@ def auto_test(reference: Summary, current: Summary) -> tuple[str, Summary, Summa
     """The built-in test for these samples, and the summaries to give it (a few-valued numeric column as
     categories)."""
     smaller = min(reference.count, current.count)
-    numeric = isinstance(reference, NumericSummary) and isinstance(current, NumericSummary)
-    if numeric and _distinct(reference, current) > FEW_VALUES:  # type: ignore[arg-type]
+    if (
+        isinstance(reference, NumericSummary)
+        and isinstance(current, NumericSummary)
+        and _distinct(reference, current) > FEW_VALUES
+    ):
         return ("ks" if smaller <= LARGE_NUMERIC else "wasserstein"), reference, current
     ref, cur = as_categories(reference), as_categories(current)
     return _categorical_test(ref, cur, smaller), ref, cur
