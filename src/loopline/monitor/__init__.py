@@ -1,4 +1,5 @@
-"""loopline.monitor: data drift (pluggable drift tests) and service statistics.
+"""loopline.monitor: data drift (pluggable drift tests, chosen per column; a reference profile of the training
+data) and service statistics.
 
 Plain functions over polars frames and typed config; nothing here touches the store. What to do about
 drift (retrain, gate, promote) is the loop policy's, in :mod:`loopline.run`; the HTML report of these records is
