@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loopline.core.errors import DataError
 from loopline.monitor import ReferenceProfile, drift_report
@@ -68,3 +70,24 @@ def test_a_profile_without_the_feature_or_of_another_kind_is_refused() -> None:
         ReferenceProfile.from_frame(frame, numeric=[], categorical=["colr"])
     with pytest.raises(DataError, match=r"format 9 is not 1\. Profile the training frame again"):
         ReferenceProfile.from_dict({"format": 9, "n_rows": 1, "columns": {}})
+
+
+_values = st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), min_size=1, max_size=300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ref_x=_values, cur_x=_values, data=st.data())
+def test_profile_and_frame_agree_and_row_order_does_not_matter(
+    ref_x: list[float | None], cur_x: list[float | None], data: st.DataObject
+) -> None:
+    ref_c = data.draw(st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=len(ref_x), max_size=len(ref_x)))
+    cur_c = data.draw(st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=len(cur_x), max_size=len(cur_x)))
+    reference = pl.DataFrame({"x": ref_x, "c": ref_c}, schema={"x": pl.Float64, "c": pl.String})
+    current = pl.DataFrame({"x": cur_x, "c": cur_c}, schema={"x": pl.Float64, "c": pl.String})
+    features = {"numeric": ["x"], "categorical": ["c"]}
+    from_frame = drift_report(reference, current, **features)
+    profile = ReferenceProfile.from_json(ReferenceProfile.from_frame(reference, **features).to_json())
+    assert drift_report(profile, current, **features) == from_frame
+    shuffled = drift_report(reference.reverse(), current.reverse(), **features)
+    assert [(f.status, f.test) for f in shuffled.features] == [(f.status, f.test) for f in from_frame.features]
+    assert all(f.status in ("drift", "no drift", "not enough data") for f in from_frame.features)
