@@ -9,6 +9,7 @@ from loopline.run._export import Export, export_model, model_card
 from loopline.run._feedback import LabelLoad, load_label_file, sync_label_source
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._leaderboard import run_leaderboard
+from loopline.run._live import LiveComparison, LiveSide, compare_live
 from loopline.run._loop import MonitorResult, monitor_model
 from loopline.run._policy import (
     MIN_RETRAIN_ROWS,
@@ -52,6 +53,8 @@ __all__ = [
     "Export",
     "IngestReport",
     "LabelLoad",
+    "LiveComparison",
+    "LiveSide",
     "LocalExecutor",
     "MonitorResult",
     "Promotion",
@@ -66,6 +69,7 @@ __all__ = [
     "StepResult",
     "StepTask",
     "Supervisor",
+    "compare_live",
     "compare_models",
     "compete",
     "continuous_sources",
