@@ -28,7 +28,7 @@ from scipy import stats
 
 from loopline.core.errors import DataError, NotFoundError, did_you_mean
 from loopline.core.records import ProbationEvidence
-from loopline.monitor import MIN_LABELS, PerformanceFigures, performance_figures
+from loopline.monitor import PerformanceFigures, performance_figures
 from loopline.run._evaluate import load_bundle
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ SHADOW_ID_SUFFIX = ":shadow"
 """Kept equal to :data:`loopline.serve._challenger.SHADOW_ID_SUFFIX` (a test checks): run sits below serve."""
 
 SHADOW, CANARY, NONE = "shadow", "canary", "none"
+MIN_LABELS = 30
+"""Labelled rows a side needs for realised metrics (the monitor's own default)."""
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,7 @@ def _pairs(mine: pl.DataFrame, shadows: pl.DataFrame) -> pl.DataFrame:
     return pairs
 
 
-def _side(
-    version: int, role: str, rows: pl.DataFrame, labelled: pl.DataFrame, kind: tuple[str, Any, int]
-) -> LiveSide:
+def _side(version: int, role: str, rows: pl.DataFrame, labelled: pl.DataFrame, kind: tuple[str, Any, int]) -> LiveSide:
     task, classes, min_labels = kind
     latency = rows["latency_ms"].drop_nulls().to_numpy() if "latency_ms" in rows.columns else np.array([])
     p50, p99 = (float(np.percentile(latency, q)) for q in (50, 99)) if latency.size else (None, None)

@@ -93,9 +93,7 @@ def _parse(text: str, role: str) -> Designation:
     match = (_SHADOW if role == SHADOW else _CANARY).fullmatch(str(text).strip())
     shape = "NAME=VERSION" if role == SHADOW else "NAME=VERSION:SHARE"
     if match is None:
-        raise ConfigError(
-            f"--{role} {text!r} is not {shape}.", key=role, hint=f"Write it like --{role} {_form(role)}."
-        )
+        raise ConfigError(f"--{role} {text!r} is not {shape}.", key=role, hint=f"Write it like --{role} {_form(role)}.")
     version = int(match["version"])
     if version < 1:
         raise ConfigError(f"--{role} {text!r}: the version must be at least 1.", key=role, hint="Versions start at 1.")
