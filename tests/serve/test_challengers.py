@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +27,7 @@ from loopline.store._tables import predictions
 from loopline.train import ModelBundle
 
 from .conftest import make_frame, register, register_bytes
+from .test_process import free_port, wait_ready
 
 RECORD = {"x": 0.3, "n": 4, "group": "a"}
 OIP = {
@@ -251,3 +257,66 @@ def test_designations_the_store_cannot_honour_are_refused_at_start(two: Store) -
     broken = register_bytes(two, b"not a bundle")
     with pytest.raises(ConfigError, match=rf"--canary toy={broken.version}: .*cannot be served|not a"):
         create_app(two, ServeSettings(canary=[f"toy={broken.version}:0.1"]))
+
+
+def test_loopline_serve_with_a_shadow_from_the_environment_in_a_real_process(tmp_path: Path) -> None:
+    """`loopline serve` (2 workers, LOOPLINE_SERVE_SHADOW): answers by the champion, shadow rows in the store
+    after SIGTERM."""
+    home, url_db = tmp_path / "home", f"sqlite:///{tmp_path / 'loopline.db'}"
+    with Store.open(url_db, home / "artifacts") as opened:
+        opened.models.promote("toy", register(opened).version)
+        register(opened, seed=7)
+    port = free_port()
+    env = {
+        **os.environ,
+        "LOOPLINE_HOME": str(home),
+        "LOOPLINE_STORE_URL": url_db,
+        "LOOPLINE_SERVE_SHADOW": "toy=2",
+    }
+    command = [sys.executable, "-m", "loopline.cli", "serve", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, process)
+        answers = [httpx.post(f"{url}/predict/toy", json=RECORD).json() for _ in range(10)]
+        assert httpx.get(f"{url}/health").json()["challengers"]["toy"]["version"] == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert {a["version"] for a in answers} == {1}
+    with Store.open(url_db, home / "artifacts") as opened:
+        rows = logged(opened)
+    ids = {a["predictions"][0]["prediction_id"] for a in answers}
+    assert {r["prediction_id"] for r in rows} == ids | {i + SHADOW_ID_SUFFIX for i in ids}
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "error"),
+    [
+        (["--shadow", "toy"], {}, "--shadow 'toy' is not NAME=VERSION"),
+        (["--shadow", "toy=9"], {}, "--shadow toy=9: .*version 9"),
+        (["--canary", "toy=2:0.9"], {}, "the share 0.9 must be above 0 and at most 0.5"),
+        ([], {"LOOPLINE_SERVE_CANARY": "nope=2:0.1"}, "--canary nope=2: .*nope"),
+        (["--shadow", "toy=1"], {}, "is the production version"),
+    ],
+)
+def test_bad_challenger_flags_stop_loopline_serve_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], error: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopline.cli import app
+
+    home, url_db = tmp_path / "home", f"sqlite:///{tmp_path / 'loopline.db'}"
+    with Store.open(url_db, home / "artifacts") as opened:
+        opened.models.promote("toy", register(opened).version)
+        register(opened, seed=7)
+    monkeypatch.setenv("LOOPLINE_HOME", str(home))
+    monkeypatch.setenv("LOOPLINE_STORE_URL", url_db)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["serve", "--port", str(free_port()), *args])
+    assert result.exit_code != 0
+    assert re.search(error, " ".join(result.output.split())), result.output
