@@ -208,14 +208,15 @@ def _agreement(pairs: pl.DataFrame, task: str) -> float | None:
     if task == "regression" or pairs.height == 0:
         return None
     same = pairs["prediction"].cast(pl.String) == pairs["challenger:prediction"].cast(pl.String)
-    return float(same.mean() or 0.0)
+    return float(np.mean(same.fill_null(False).to_numpy()))
 
 
 def _mean_abs_difference(pairs: pl.DataFrame, task: str) -> float | None:
     if task != "regression" or pairs.height == 0:
         return None
     diff = (pairs["prediction"].cast(pl.Float64) - pairs["challenger:prediction"].cast(pl.Float64)).abs()
-    return float(diff.mean() or 0.0)
+    values = diff.drop_nulls().to_numpy()
+    return float(values.mean()) if values.size else None
 
 
 def _distance(mine: pl.DataFrame, theirs: pl.DataFrame, task: str) -> float | None:
@@ -226,4 +227,4 @@ def _distance(mine: pl.DataFrame, theirs: pl.DataFrame, task: str) -> float | No
         return float(stats.ks_2samp(a, b).statistic) if a.size and b.size else None
     shares = [f["prediction"].cast(pl.String).value_counts(normalize=True, name="share") for f in (mine, theirs)]
     joined = shares[0].join(shares[1], on="prediction", how="full", coalesce=True).fill_null(0.0)
-    return float(0.5 * (joined["share"] - joined["share_right"]).abs().sum())
+    return float(0.5 * np.abs((joined["share"] - joined["share_right"]).to_numpy()).sum())
