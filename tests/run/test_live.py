@@ -110,3 +110,51 @@ def test_bad_windows_and_missing_challengers_are_clear_errors(store: Store) -> N
         compare_live(store, "toy", start, end, challenger=1)
     empty = compare_live(store, "toy", start, end, challenger=2)
     assert empty.mode == "none" and empty.champion.rows == 0 and empty.distribution_distance is None
+
+
+def test_a_regression_shadow_reports_the_difference_and_the_ks_statistic(store: Store) -> None:
+    """Rows logged by hand the way the service logs them (ids, created_at, versions, role) for a regression."""
+    from scipy import stats
+
+    from loopline.store import Label, PredictionRow
+    from loopline.train import TrainSpec, train_candidate
+
+    frame = make_frame(300, seed=1)
+    spec = TrainSpec(target="x", numeric=["n"], categorical=["group"], estimator="linear_regression", task="regression")
+    result = train_candidate(frame, make_frame(100, seed=2), spec)
+    for _ in range(2):
+        version = store.models.register(
+            name="price",
+            algorithm="linear_regression",
+            bundle_digest=store.artifacts.put_bytes(result.bundle.to_bytes()),
+            reference_digest=None,
+            metrics=result.metrics,
+            params=result.params,
+            config={},
+            input_schema=result.bundle.input_schema,
+            data_fingerprint="test",
+            run_id=None,
+            timings=result.timings,
+        )
+    store.models.promote("price", 1)
+    rng = np.random.default_rng(0)
+    mine, theirs = rng.normal(size=50), rng.normal(0.5, size=50)
+    now = datetime.now(UTC)
+    rows = []
+    for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        pid = f"p{i:03d}"
+        rows.append(PredictionRow(pid, "price", 1, now, {"n": i}, {"prediction": float(a)}, 1.0 + i))
+        shadow = {"prediction": float(b), "role": "shadow"}
+        rows.append(PredictionRow(pid + ":shadow", "price", version.version, now, {"n": i}, shadow, 2.0))
+    store.predictions.append(rows)
+    store.feedback.put("price", [Label(f"p{i:03d}", 0.0) for i in range(35)], source="test")
+    start, end = window()
+    found = compare_live(store, "price", start, end)
+    assert found.mode == "shadow" and found.paired == 50 and found.agreement is None
+    assert found.mean_abs_difference == pytest.approx(np.abs(mine - theirs).mean())
+    assert found.distribution_test == "ks"
+    assert found.distribution_distance == pytest.approx(stats.ks_2samp(mine, theirs).statistic)
+    assert found.champion.latency_p50_ms == pytest.approx(np.percentile(1.0 + np.arange(50), 50))
+    assert found.challenger.latency_p99_ms == pytest.approx(2.0)
+    assert found.challenger.realised.labelled == 35
+    assert found.challenger.realised.metrics["mae"] == pytest.approx(np.abs(theirs[:35]).mean())
