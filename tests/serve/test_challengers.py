@@ -21,7 +21,13 @@ from sqlalchemy import select
 from loopline.core.errors import ConfigError
 from loopline.run._live import SHADOW_ID_SUFFIX as RUN_SUFFIX
 from loopline.serve import BackgroundServer, ServeSettings, create_app
-from loopline.serve._challenger import SHADOW_ID_SUFFIX, canary_takes, parse_designations
+from loopline.serve._challenger import (
+    SHADOW_ID_SUFFIX,
+    Challengers,
+    Designation,
+    canary_takes,
+    parse_designations,
+)
 from loopline.store import Store
 from loopline.store._tables import predictions
 from loopline.train import ModelBundle
@@ -320,3 +326,31 @@ def test_bad_challenger_flags_stop_loopline_serve_with_a_clear_error(
     result = CliRunner().invoke(app, ["serve", "--port", str(free_port()), *args])
     assert result.exit_code != 0
     assert re.search(error, " ".join(result.output.split())), result.output
+
+
+def test_a_promoted_challenger_stops_challenging(two: Store) -> None:
+    app = create_app(two, ServeSettings(token="s3cret", shadow=["toy=2"], refresh_interval=60))
+    with TestClient(app) as client:
+        before = client.post("/predict/toy", json=RECORD).json()
+        promoted = client.post(
+            "/admin/models/toy/promote", json={"version": 2}, headers={"Authorization": "Bearer s3cret"}
+        )
+        assert promoted.status_code == 200, promoted.text
+        after = client.post("/predict/toy", json=RECORD).json()
+    assert (before["version"], after["version"]) == (1, 2)
+    ids = {r["prediction_id"] for r in logged(two)}
+    first, second = (a["predictions"][0]["prediction_id"] for a in (before, after))
+    assert ids == {first, first + SHADOW_ID_SUFFIX, second}  # v2 answers now; nothing shadows it
+
+
+def test_a_challenger_that_does_not_load_is_reported_and_tried_again(store: Store) -> None:
+    challengers = Challengers(store, [Designation("toy", 2, "shadow")], retry_seconds=0)
+    assert challengers.refresh() == [] and challengers.get("toy", 1) is None
+    assert "version 2" in str(challengers.snapshot()["toy"]["reason"])
+    register(store, seed=7)
+    assert [c.model.version for c in challengers.refresh()] == [2]
+    assert challengers.snapshot()["toy"] == {"version": 2, "role": "shadow", "share": 1.0, "loaded": True}
+    waiting = Challengers(store, [Designation("toy", 3, "shadow")], retry_seconds=3600)
+    waiting.refresh()
+    register(store, seed=8)
+    assert waiting.refresh() == []  # not before retry_seconds

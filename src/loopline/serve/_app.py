@@ -66,7 +66,7 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
         runner.start()  # after the models, so that their native thread pools are found
         shadow.start()
         life.started = True
-        poller = asyncio.create_task(_poll(cache, metrics, cfg.refresh_interval))
+        poller = asyncio.create_task(_poll(cache, metrics, cfg.refresh_interval, challengers))
         try:
             yield
         finally:
@@ -133,8 +133,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(detail).lower().rstrip(".") + "."}, status_code=status, headers=headers)
 
 
-async def _poll(cache: ModelCache, metrics: ServiceMetrics, interval: float) -> None:
+async def _poll(cache: ModelCache, metrics: ServiceMetrics, interval: float, challengers: Challengers) -> None:
     while True:
         await asyncio.sleep(interval)
         with contextlib.suppress(LooplineError):
             await asyncio.to_thread(refresh_models, cache, metrics)
+            if challengers.designations:
+                await asyncio.to_thread(challengers.refresh)

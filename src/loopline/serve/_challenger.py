@@ -17,6 +17,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -147,30 +148,34 @@ class Challengers:
     """The loaded challenger of each designated model (thread-safe like :class:`ModelCache`: ``get`` never
     blocks; ``refresh`` loads what is missing, one refresh at a time)."""
 
-    def __init__(self, store: Store, designations: Sequence[Designation]) -> None:
+    def __init__(self, store: Store, designations: Sequence[Designation], *, retry_seconds: float = 60.0) -> None:
         self.store = store
         self.designations = {item.name: item for item in designations}
+        self.retry_seconds = retry_seconds
         self._loaded: dict[str, Challenger] = {}
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, tuple[str, float]] = {}  # name -> (reason, time.monotonic() of the failure)
         self._refreshing = threading.Lock()
 
     def refresh(self) -> list[Challenger]:
-        """Load the designated versions not loaded yet; a version that fails to load is logged once and
-        skipped (the champion is served all the same); returns the newly loaded ones."""
+        """Load the designated versions not loaded yet; a version that fails to load is logged and skipped (the
+        champion is served all the same), and tried again after ``retry_seconds``; returns the newly loaded
+        ones. Cheap when everything is loaded: the service's poller calls it with the model cache's refresh."""
         from loopline.serve._models import LoadedModel
 
         loaded: list[Challenger] = []
         with self._refreshing:
             for name, item in self.designations.items():
-                if name in self._loaded or name in self._failed:
+                failed = self._failed.get(name)
+                if name in self._loaded or (failed and time.monotonic() - failed[1] < self.retry_seconds):
                     continue
                 try:
                     found = self.store.models.get(name, item.version)
                     bundle = verify_bundle(self.store.artifacts.get_bytes(found.bundle_digest))
                 except LooplineError as exc:
-                    self._failed = {**self._failed, name: exc.message}
+                    self._failed = {**self._failed, name: (exc.message, time.monotonic())}
                     log.warning("%s %s version %d could not be loaded: %s", item.role, name, item.version, exc.message)
                     continue
+                self._failed = {k: v for k, v in self._failed.items() if k != name}
                 challenger = Challenger(item, LoadedModel(name, item.version, bundle, 0.0))
                 self._loaded = {**self._loaded, name: challenger}
                 loaded.append(challenger)
@@ -192,7 +197,7 @@ class Challengers:
                 "role": item.role,
                 "share": item.share,
                 "loaded": name in self._loaded,
-                **({"reason": self._failed[name]} if name in self._failed else {}),
+                **({"reason": self._failed[name][0]} if name in self._failed else {}),
             }
             for name, item in sorted(self.designations.items())
         }
