@@ -229,6 +229,30 @@ def serve(
         bool,
         typer.Option(help="A field a record lacks is null when the model imputes it (--no-missing-as-null: a 422)."),
     ] = True,
+    shadow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VERSION: that version scores every request of NAME in shadow, after the production version "
+            "answered; its answers are logged (prediction id + ':shadow'), never returned (repeat per model).",
+            envvar="LOOPLINE_SERVE_SHADOW",
+        ),
+    ] = None,
+    canary: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VERSION:SHARE: that version answers SHARE (above 0, at most 0.5) of NAME's requests, chosen "
+            "by the X-Request-Key header (else the body), so a retried request lands on the same side (repeat).",
+            envvar="LOOPLINE_SERVE_CANARY",
+        ),
+    ] = None,
+    shadow_queue: Annotated[
+        int,
+        typer.Option(
+            help="Requests waiting for shadow scoring at most; past it the shadow's work is dropped and counted.",
+            min=1,
+            envvar="LOOPLINE_SERVE_SHADOW_QUEUE",
+        ),
+    ] = 256,
     workers: Annotated[
         int,
         typer.Option(
@@ -242,13 +266,14 @@ def serve(
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
     A model whose production version does not load is not ready (GET /health says why; its requests get a 503);
-    the others are served.
+    the others are served. --shadow and --canary designate a challenger version per model.
 
     Admin endpoints need LOOPLINE_TOKEN; set LOOPLINE_PREDICT_TOKEN to require a token for predictions too.
     """
     from loopline.serve import ServeSettings
     from loopline.serve import serve as run_server
-    from loopline.serve._settings import protocol_names
+    from loopline.serve._challenger import check_designations
+    from loopline.serve._settings import designations, protocol_names
     from loopline.serve.protocols import PROTOCOLS
 
     with clear_errors(), open_store(home) as store:
@@ -267,8 +292,12 @@ def serve(
             max_header_bytes=max_header_bytes,
             max_string_length=max_string_length,
             missing_as_null=missing_as_null,
+            shadow=shadow or (),
+            canary=canary or (),
+            shadow_queue=shadow_queue,
         )
         protocol_names(settings.protocols, PROTOCOLS.names())  # an unknown --protocol fails before anything starts
+        check_designations(store, designations(settings))  # so does a challenger that cannot be served
         production = [name for name in store.models.names() if store.models.production(name) is not None]
         if workers > (cores := usable_cores()):  # each worker predicts on one thread: one worker per core at most
             console.print(f"{workers} workers asked for, {cores} core(s) usable: starting {cores}")

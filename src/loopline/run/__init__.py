@@ -9,6 +9,7 @@ from loopline.run._export import Export, export_model, model_card
 from loopline.run._feedback import LabelLoad, load_label_file, sync_label_source
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._leaderboard import run_leaderboard
+from loopline.run._live import LiveComparison, LiveSide, compare_live
 from loopline.run._loop import MonitorResult, monitor_model
 from loopline.run._profile import dataset_profile
 from loopline.run._replay import replay_dead_letters
@@ -53,6 +54,8 @@ __all__ = [
     "Export",
     "IngestReport",
     "LabelLoad",
+    "LiveComparison",
+    "LiveSide",
     "LocalExecutor",
     "MonitorResult",
     "Promotion",
@@ -69,6 +72,7 @@ __all__ = [
     "Supervisor",
     "WindowCheck",
     "check_windows",
+    "compare_live",
     "compare_models",
     "compete",
     "continuous_sources",

@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from loopline import __version__
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.serve._admin import admin_router, refresh_models
+from loopline.serve._challenger import Challengers, check_designations
 from loopline.serve._docs import docs_router
 from loopline.serve._feedback import feedback_router
 from loopline.serve._guards import HostCheck, allowed_hosts
@@ -23,7 +24,8 @@ from loopline.serve._metrics import ServiceMetrics
 from loopline.serve._models import ModelCache, ModelRunner
 from loopline.serve._predlog import PredictionLogger
 from loopline.serve._service import PredictionService
-from loopline.serve._settings import Lifecycle, ServeSettings, check_settings, protocol_names
+from loopline.serve._settings import Lifecycle, ServeSettings, check_settings, designations, protocol_names
+from loopline.serve._shadow import ShadowScorer
 from loopline.serve.protocols import PROTOCOLS
 
 if TYPE_CHECKING:
@@ -41,7 +43,10 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     cfg = settings or ServeSettings()
     check_settings(cfg)
     protocols = _protocols(cfg)
+    designated = designations(cfg)
+    check_designations(store, designated)
     cache, metrics, life = ModelCache(store), ServiceMetrics(), Lifecycle()
+    challengers = Challengers(store, designated)
     runner = ModelRunner(
         max_batch_rows=cfg.max_batch_rows,
         max_batch_delay=cfg.max_batch_delay,
@@ -50,27 +55,31 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     predlog = PredictionLogger(
         store.predictions, flush_interval=cfg.log_flush_interval, segment_dir=store.local_dir / "predlog"
     )
-    service = PredictionService(cfg, cache, runner, predlog, metrics, life)
+    shadow = ShadowScorer(predlog, metrics, cfg.input_policy(), max_queue=cfg.shadow_queue)
+    service = PredictionService(cfg, cache, runner, predlog, metrics, life, challengers, shadow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         predlog.start()
         await asyncio.to_thread(refresh_models, cache, metrics)
+        await asyncio.to_thread(challengers.refresh)
         runner.start()  # after the models, so that their native thread pools are found
+        shadow.start()
         life.started = True
-        poller = asyncio.create_task(_poll(cache, metrics, cfg.refresh_interval))
+        poller = asyncio.create_task(_poll(cache, metrics, cfg.refresh_interval, challengers))
         try:
             yield
         finally:
             life.stop()
             poller.cancel()
             await asyncio.to_thread(runner.close)
+            await asyncio.to_thread(shadow.close)
             await asyncio.to_thread(predlog.close)
 
     # FastAPI's /docs and /redoc load their scripts from a CDN (blank offline): our /docs is self-contained
     app = FastAPI(title="loopline", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.cache, app.state.predlog, app.state.metrics, app.state.lifecycle = cache, predlog, metrics, life
-    app.state.service = service
+    app.state.service, app.state.challengers, app.state.shadow = service, challengers, shadow
     for protocol in protocols:  # the prediction routes first: they are matched in order, on every request
         _mount(app, protocol.routes(service))
     _mount(app, feedback_router(store, cache, cfg))
@@ -124,8 +133,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(detail).lower().rstrip(".") + "."}, status_code=status, headers=headers)
 
 
-async def _poll(cache: ModelCache, metrics: ServiceMetrics, interval: float) -> None:
+async def _poll(cache: ModelCache, metrics: ServiceMetrics, interval: float, challengers: Challengers) -> None:
     while True:
         await asyncio.sleep(interval)
         with contextlib.suppress(LooplineError):
             await asyncio.to_thread(refresh_models, cache, metrics)
+            if challengers.designations:
+                await asyncio.to_thread(challengers.refresh)

@@ -17,7 +17,8 @@ def health_router(service: PredictionService) -> APIRouter:
     """Readiness (models loaded, not stopping), the version, and the Prometheus metrics of this process.
 
     Ready while at least one model is served; ``not_ready`` lists each production model that serves no version
-    because its own did not load, with the version and a one-line reason (its requests get a 503).
+    because its own did not load, with the version and a one-line reason (its requests get a 503);
+    ``challengers`` lists the designated shadow and canary versions (see :mod:`loopline.serve._challenger`).
     """
     router = APIRouter()
     cache, metrics, predlog, life = service.cache, service.metrics, service.predlog, service.lifecycle
@@ -34,6 +35,8 @@ def health_router(service: PredictionService) -> APIRouter:
             if not_ready:
                 error = "no model could be loaded; promote a version that loads with `loopline models promote`."
             return JSONResponse({"ready": False, "error": error, **extra}, status_code=503)
+        if service.challengers is not None and service.challengers.designations:
+            extra["challengers"] = service.challengers.snapshot()
         return JSONResponse({"ready": True, "models": cache.snapshot(), **extra})
 
     @router.get("/version")
@@ -43,6 +46,8 @@ def health_router(service: PredictionService) -> APIRouter:
     @router.get("/metrics")
     async def prometheus() -> Response:
         metrics.log_depth.set(predlog.depth())
+        if service.shadow is not None:
+            metrics.shadow_queue.set(service.shadow.depth())
         for name in cache.names():
             served = cache.get(name)
             chain = served.bundle.chain

@@ -20,6 +20,10 @@ class ServiceMetrics:
     The input policy's counts: ``loopline_input_extra_fields`` (fields the model does not take, ignored; no
     field label, since clients name them) and ``loopline_input_missing_fields`` (by field of the model's schema:
     fields a record lacked, taken as null).
+
+    Challengers (see :mod:`loopline.serve._challenger`): a canary's answers are counted in ``loopline_requests``
+    under its own version; a shadow's in ``loopline_shadow_predictions`` (records), ``loopline_shadow_dropped``
+    and ``loopline_shadow_errors`` (requests), ``loopline_shadow_call_seconds``.
     """
 
     def __init__(self) -> None:
@@ -97,6 +101,35 @@ class ServiceMetrics:
             "loopline_model_swaps",
             "Versions loaded and switched to (the first load included).",
             ["model"],
+            registry=self.registry,
+        )
+
+        self.shadow_predictions = Counter(
+            "loopline_shadow_predictions",
+            "Records scored by a shadow version (logged, never returned).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "loopline_shadow_dropped",
+            "Requests whose shadow scoring was dropped: the shadow's queue was full (it fell behind the traffic).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.shadow_errors = Counter(
+            "loopline_shadow_errors",
+            "Requests a shadow version failed to score (the champion answered them all the same).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.shadow_queue = Gauge(
+            "loopline_shadow_queue_depth", "Requests waiting for shadow scoring.", registry=self.registry
+        )
+        self.shadow_latency = Histogram(
+            "loopline_shadow_call_seconds",
+            "Time of one shadow model call (requests merged).",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
 

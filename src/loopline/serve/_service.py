@@ -9,18 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.bundle import FieldRule, ModelBundle, field_rules
 from loopline.core.errors import NotFoundError, SchemaValidationError
+from loopline.serve._challenger import CANARY, REQUEST_KEY_HEADER, canary_takes
 from loopline.serve._guards import ConcurrencyLimit, Refusal, check_model_name, check_token, read_body
 from loopline.serve._models import ModelNotReady
+from loopline.serve._shadow import ShadowJob
 from loopline.serve._validation import BadRequest, validate_records
 
 if TYPE_CHECKING:
     from fastapi import Request
     from fastapi.responses import Response
 
+    from loopline.serve._challenger import Challengers
     from loopline.serve._metrics import ServiceMetrics
     from loopline.serve._models import LoadedModel, ModelCache, ModelRunner
     from loopline.serve._predlog import PredictionLogger
     from loopline.serve._settings import Lifecycle, ServeSettings
+    from loopline.serve._shadow import ShadowScorer
     from loopline.serve.protocols import WireProtocol
 
 
@@ -32,8 +36,14 @@ class PredictionService:
     policy (:func:`loopline.bundle.conform_records`: types converted, extra fields dropped and counted, text
     lengths bounded), the model call (micro-batched by the runner), the prediction log (of the conformed
     records only), the metrics, the protocol's ``encode``. A model whose production version could not be loaded
-    gets a 503 naming the reason. Refusals and errors are counted by cause and answered by the
-    protocol's ``error``. Used from the event loop only, like the concurrency limit it holds.
+    gets a 503 naming the reason. Refusals and errors are counted by cause and answered by the protocol's
+    ``error``. Used from the event loop only, like the concurrency limit it holds.
+
+    Challengers (:mod:`loopline.serve._challenger`): a model with a canary answers a deterministic share of its
+    requests (by ``X-Request-Key``, else the body) with the canary version, and says so like any version (the
+    protocols name the version that answered); a model with a shadow hands each answered request to the
+    :class:`ShadowScorer` after its answer is encoded, without waiting. A request naming a version explicitly
+    is answered by the champion only, never split nor shadowed.
     """
 
     def __init__(
@@ -44,6 +54,8 @@ class PredictionService:
         predlog: PredictionLogger,
         metrics: ServiceMetrics,
         lifecycle: Lifecycle,
+        challengers: Challengers | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -51,6 +63,8 @@ class PredictionService:
         self.predlog = predlog
         self.metrics = metrics
         self.lifecycle = lifecycle
+        self.challengers = challengers
+        self.shadow = shadow
         self.limit = ConcurrencyLimit(settings.max_concurrency)
         self.policy = settings.input_policy()
         self._rules: dict[int, list[FieldRule]] = {}  # by id of a loaded bundle, dropped with it
@@ -98,8 +112,9 @@ class PredictionService:
     async def _answer(self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None) -> Response:
         settings = self.settings
         try:
-            model = self.cache.get(name, version)
+            model = champion = self.cache.get(name, version)
             body = await read_body(request, settings.max_body_bytes)
+            model, shadow = self._route(request, champion, body) if version is None else (champion, None)
             raw, decoded = protocol.decode(body, request.headers, model)
             conformed = validate_records(
                 raw, self._rules_of(model.bundle), max_records=settings.max_records, policy=self.policy
@@ -109,7 +124,7 @@ class PredictionService:
         records = conformed.records
         predicted = await self.runner.predict(model, records)
         outputs = predicted.outputs
-        ids = self._log(model, records, outputs, predicted.seconds / predicted.batch_rows)
+        ids, now = self._log(model, records, outputs, predicted.seconds / predicted.batch_rows, model is not champion)
         metrics, version_label = self.metrics, str(model.version)
         if conformed.extra_fields:
             metrics.extra_fields.labels(name).inc(conformed.extra_fields)
@@ -118,7 +133,23 @@ class PredictionService:
         metrics.requests.labels(name, version_label, protocol.name).inc()
         metrics.latency.labels(name, version_label).observe(predicted.seconds)
         metrics.batch.labels(name).observe(len(records))
-        return protocol.encode(decoded, model, outputs, ids)
+        response = protocol.encode(decoded, model, outputs, ids)
+        if shadow is not None and self.shadow is not None:  # after the answer is ready; never waits
+            self.shadow.submit(ShadowJob(model, shadow, records, ids, now))
+        return response
+
+    def _route(self, request: Request, champion: LoadedModel, body: bytes) -> tuple[LoadedModel, LoadedModel | None]:
+        """The version that answers (the champion, or its canary for the canary's share of the request keys)
+        and the shadow that scores the request afterwards, if any."""
+        challenger = self.challengers.get(champion.name, champion.version) if self.challengers else None
+        if challenger is None:
+            return champion, None
+        if challenger.designation.role != CANARY:
+            return champion, challenger.model
+        key = request.headers.get(REQUEST_KEY_HEADER)
+        if canary_takes(key.encode() if key else body, challenger.designation.share):
+            return challenger.model, None
+        return champion, None
 
     def _refuse(self, refused: Refusal, protocol: WireProtocol[Any], label: str) -> Response:
         self.metrics.errors.labels(label, refused.cause).inc()
@@ -138,13 +169,20 @@ class PredictionService:
         return protocol.error(content, status)
 
     def _log(
-        self, model: LoadedModel, records: list[dict[str, Any]], outputs: list[dict[str, Any]], seconds_per_row: float
-    ) -> list[str]:
+        self,
+        model: LoadedModel,
+        records: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        seconds_per_row: float,
+        canary: bool = False,
+    ) -> tuple[list[str], datetime]:
+        """Log the rows; their ids and time. A canary's rows say ``"role": "canary"`` in their output."""
         from loopline.store import PredictionRow
 
         now = datetime.now(UTC)
         per_row = seconds_per_row * 1000
         ids = [uuid.uuid4().hex for _ in records]
+        logged = [{**o, "role": CANARY} for o in outputs] if canary else outputs
         self.predlog.put(
             [
                 PredictionRow(
@@ -156,7 +194,7 @@ class PredictionService:
                     output=o,
                     latency_ms=per_row,
                 )
-                for i, r, o in zip(ids, records, outputs, strict=True)
+                for i, r, o in zip(ids, records, logged, strict=True)
             ]
         )
-        return ids
+        return ids, now

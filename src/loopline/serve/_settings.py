@@ -9,6 +9,7 @@ from typing import Any
 
 from loopline.bundle import DEFAULT_MAX_STRING_LENGTH, InputPolicy
 from loopline.core.errors import ConfigError, did_you_mean
+from loopline.serve._challenger import Designation, parse_designations
 
 PREDICT_TOKEN_ENV = "LOOPLINE_PREDICT_TOKEN"
 MAX_BATCH_DELAY = 0.1
@@ -36,6 +37,9 @@ class ServeSettings:
     ``max_string_length`` (characters of a text value whose field has no
     ``max_length`` in the model's input schema) and ``missing_as_null`` (a missing nullable field is null, not
     a 422) set the input policy every protocol applies (see :class:`loopline.bundle.InputPolicy`).
+    ``shadow`` (``"NAME=VERSION"`` items) and ``canary`` (``"NAME=VERSION:SHARE"``, SHARE in (0, 0.5]) designate
+    a challenger per model (see :mod:`loopline.serve._challenger`); ``shadow_queue`` bounds the requests waiting
+    for shadow scoring (past it the shadow's work is dropped and counted, the champion never waits).
     """
 
     def __init__(
@@ -62,6 +66,9 @@ class ServeSettings:
         max_connections: int = 1000,
         max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
         missing_as_null: bool = True,
+        shadow: Sequence[str] = (),
+        canary: Sequence[str] = (),
+        shadow_queue: int = 256,
     ) -> None:
         self.token = token
         self.predict_token = predict_token
@@ -84,6 +91,9 @@ class ServeSettings:
         self.max_connections = max_connections
         self.max_string_length = max_string_length
         self.missing_as_null = missing_as_null
+        self.shadow = shadow
+        self.canary = canary
+        self.shadow_queue = shadow_queue
 
     def input_policy(self) -> InputPolicy:
         """The input policy of every prediction request."""
@@ -136,6 +146,9 @@ def check_settings(cfg: ServeSettings) -> None:
     if cfg.max_connections < 1:
         raise ConfigError(f"max_connections is {cfg.max_connections}; it must be at least 1.", hint="Use e.g. 1000.")
     cfg.input_policy().check()
+    if cfg.shadow_queue < 1:
+        raise ConfigError(f"shadow_queue is {cfg.shadow_queue}; it must be at least 1.", hint="Use e.g. 256.")
+    designations(cfg)
     if cfg.predict_token and cfg.predict_token == cfg.token:
         raise ConfigError(
             "LOOPLINE_PREDICT_TOKEN is the admin token LOOPLINE_TOKEN: every client could promote models.",
@@ -144,6 +157,11 @@ def check_settings(cfg: ServeSettings) -> None:
     for origin in cfg.allowed_origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ConfigError(f"{origin!r} is not a browser origin.", hint="Write it like https://app.example.com.")
+
+
+def designations(cfg: ServeSettings) -> list[Designation]:
+    """The challengers ``cfg`` designates (syntax only: :func:`check_designations` asks the store)."""
+    return parse_designations(cfg.shadow, cfg.canary)
 
 
 def protocol_names(selected: Sequence[str] | None, registered: Sequence[str]) -> list[str]:
