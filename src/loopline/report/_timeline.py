@@ -1,0 +1,192 @@
+"""The decision timeline: loop events and the model audit trail in time order, grouped per tick of the loop.
+
+A group opens at each ``tick`` event and holds what followed until the next tick: its triggers (or the skip that
+said why none fired), the retrain, the gate's verdict with every contender, the promotion, and the changes of the
+model audit trail (promotions, rollbacks, by the loop or by hand) made meanwhile. What happened before the first
+tick shown is one group of its own. Runs of quiet ticks (a tick and its skip) fold into one collapsed group;
+every reason stays in the page, escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import TYPE_CHECKING, Any, Literal
+
+from loopline.core.records import GateDecision
+from loopline.report._html import format_value, html_table, json_script
+
+if TYPE_CHECKING:
+    from loopline.store.loop import LoopEvent
+
+GroupKind = Literal["retrain", "triggered", "error", "model change", "quiet", "before the loop"]
+_QUIET_KINDS = frozenset({"tick", "skip"})
+_DETAIL_CHARS = 400
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change of a model's production version from the audit trail (``store.models.events``)."""
+
+    model: str
+    action: str
+    from_version: int | None
+    to_version: int
+    reason: str
+    at: datetime
+
+    @classmethod
+    def from_row(cls, model: str, row: Mapping[str, Any]) -> AuditEntry:
+        """An entry of :meth:`loopline.store.ModelRepository.events`."""
+        before = row.get("from_version")
+        return cls(
+            model=model,
+            action=str(row["action"]),
+            from_version=None if before is None else int(before),
+            to_version=int(row["to_version"]),
+            reason=str(row.get("reason") or ""),
+            at=row["at"],
+        )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of the timeline: a loop event (``source`` ``loop``) or an audit-trail change (``model``)."""
+
+    at: datetime
+    kind: str
+    reason: str
+    source: Literal["loop", "model"]
+    model: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_event(cls, event: LoopEvent) -> TimelineEntry:
+        return cls(event.at, event.kind, event.reason, "loop", event.model, dict(event.details))
+
+    @classmethod
+    def of_audit(cls, entry: AuditEntry) -> TimelineEntry:
+        versions = {"from_version": entry.from_version, "to_version": entry.to_version}
+        return cls(entry.at, entry.action, entry.reason, "model", entry.model, versions)
+
+
+@dataclass(frozen=True)
+class TimelineGroup:
+    """Consecutive entries: one tick of the loop and what followed it (see the module docstring)."""
+
+    kind: GroupKind
+    entries: tuple[TimelineEntry, ...]
+
+
+def timeline_entries(events: Sequence[LoopEvent], audit: Sequence[AuditEntry]) -> list[TimelineEntry]:
+    """Loop events and audit entries, oldest first (a loop event before an audit entry of the same instant)."""
+    entries = [TimelineEntry.of_event(e) for e in events] + [TimelineEntry.of_audit(a) for a in audit]
+    return sorted(entries, key=lambda e: (e.at, e.source == "model"))
+
+
+def group_timeline(entries: Sequence[TimelineEntry]) -> list[TimelineGroup]:
+    """``entries`` (oldest first) cut at each tick, each group named by what it holds."""
+    groups: list[list[TimelineEntry]] = []
+    for entry in entries:
+        if entry.kind == "tick" or not groups:
+            groups.append([])
+        groups[-1].append(entry)
+    return [TimelineGroup(_group_kind(group), tuple(group)) for group in groups]
+
+
+def _group_kind(entries: list[TimelineEntry]) -> GroupKind:
+    kinds = {e.kind for e in entries if e.source == "loop"}
+    if "retrain" in kinds:
+        return "retrain"
+    if "trigger" in kinds:
+        return "triggered"
+    if "error" in kinds:
+        return "error"
+    if any(e.source == "model" or e.kind in ("promotion", "rollback") for e in entries):
+        return "model change"
+    if entries[0].kind != "tick":
+        return "before the loop"
+    return "quiet" if kinds <= _QUIET_KINDS else "model change"
+
+
+def timeline_html(entries: Sequence[TimelineEntry], *, truncated: bool = False) -> str:
+    """The timeline as HTML (groups, quiet runs collapsed) with its entries embedded as JSON; says so when empty."""
+    if not entries:
+        return '<p class="muted">No loop events and no model changes yet (run `loopline loop PIPELINE --once`).</p>'
+    note = '<p class="muted">Only the newest events are shown (raise --limit for more).</p>' if truncated else ""
+    blocks, quiet = [], []
+    for group in group_timeline(entries):
+        if group.kind == "quiet":
+            quiet.append(group)
+            continue
+        blocks.append(_quiet_run(quiet))
+        quiet = []
+        blocks.append(_group_html(group))
+    blocks.append(_quiet_run(quiet))
+    data = [_entry_json(e) for e in entries]
+    return note + "".join(blocks) + json_script("loopline-timeline", data)
+
+
+def _entry_json(entry: TimelineEntry) -> dict[str, Any]:
+    return {"at": entry.at.isoformat(), "kind": entry.kind, "source": entry.source, "reason": entry.reason}
+
+
+def _quiet_run(groups: list[TimelineGroup]) -> str:
+    if not groups:
+        return ""
+    first, last = groups[0].entries[0].at, groups[-1].entries[0].at
+    summary = f"{len(groups)} tick(s) without a trigger, {_time(first)} to {_time(last)}"
+    rows = "".join(_entry_rows(group.entries) for group in groups)
+    return f'<details class="quiet"><summary>{escape(summary)}</summary>{_entries_table(rows)}</details>'
+
+
+def _group_html(group: TimelineGroup) -> str:
+    heading = f"{group.kind} — {_time(group.entries[0].at)}"
+    return f'<div class="group {escape(group.kind)}"><h3>{escape(heading)}</h3>{_entries_table(_entry_rows(group.entries))}</div>'
+
+
+def _entries_table(rows: str) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("at (UTC)", "source", "event", "reason", "details"))
+    return f'<table class="timeline"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _entry_rows(entries: Sequence[TimelineEntry]) -> str:
+    return "".join(_entry_row(entry) for entry in entries)
+
+
+def _entry_row(entry: TimelineEntry) -> str:
+    cells = [_time(entry.at), "loop" if entry.source == "loop" else "model audit trail", entry.kind, entry.reason]
+    tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+    return f'<tr class="event {escape(entry.kind)}">{tds}<td>{_details(entry)}</td></tr>'
+
+
+def _details(entry: TimelineEntry) -> str:
+    if entry.source == "model":
+        before, after = entry.details.get("from_version"), entry.details.get("to_version")
+        return escape(f"v{format_value(before)} → v{format_value(after)}")
+    gate = entry.details.get("gate") if entry.kind == "gate" else None
+    if isinstance(gate, Mapping):
+        return _gate_html(GateDecision.from_dict(gate))
+    if not entry.details:
+        return ""
+    text = json.dumps(entry.details, sort_keys=True, default=str)
+    text = text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
+    return f"<code>{escape(text)}</code>"
+
+
+def _gate_html(gate: GateDecision) -> str:
+    verdict = "promote" if gate.promote else "keep champion"
+    line = (
+        f"{verdict} on {gate.metric}: champion {format_value(gate.champion_score)}, "
+        f"challenger {format_value(gate.challenger_score)} (min improvement {format_value(gate.min_improvement)})"
+    )
+    contenders = [[c.version, c.role, c.score, c.rank, c.note] for c in gate.contenders]
+    table = html_table(["version", "role", "score", "rank", "note"], contenders) if contenders else ""
+    return f"<p>{escape(line)}</p>{table}"
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
