@@ -38,7 +38,7 @@ def test_heat_map_has_every_feature_and_window_with_its_state_and_psi() -> None:
     html = drift_over_time_html(WindowsView("1d", three_windows()))
     data = embedded(html, "loopline-drift-over-time")
     assert data["features"] == ["age", EVIL_FEATURE]
-    assert data["windows"] == ["#0 2026-11-01 00:00", "#1 2026-11-02 00:00", "#2 2026-11-03 00:00"]
+    assert data["windows"] == ["2026-11-01 00:00", "2026-11-02 00:00", "2026-11-03 00:00"]
     assert data["states"] == [["stable", "no data", "stable"], ["stable", "no data", "drifted"]]
     assert data["psi"] == [[0.01, None, 0.05], [0.02, None, 0.6]]
     assert data["drifted_share"] == [0.0, None, 0.5]

@@ -274,7 +274,7 @@ def write_window_report(
     """The report of a windowed check: the one-shot sections with the newest drift window as "current", drift,
     accuracy and service over the ``spec`` windows, and the decision timeline of the pipeline's loop."""
     from loopline.cli._report_data import REPORT_EVENTS, timeline, window_frames, windows_view
-    from loopline.report import write_html_report
+    from loopline.report import window_label, write_html_report
 
     model = pipeline.monitor.model if pipeline.monitor else pipeline.name
     data = report_data(store, pipeline, [selection] if selection else [], notes=[])
@@ -282,7 +282,8 @@ def write_window_report(
     frames = window_frames(store, store.models.production(model), list(data.windows.windows))
     if frames is not None:
         data.drift, data.reference, data.current = frames.window.drift, frames.reference, frames.current
-        data.notes.append(f"Drift and distributions: window #{frames.window.seq} ({spec}), the newest with a report.")
+        label = window_label(frames.window)
+        data.notes.append(f"Drift and distributions: the {spec} window {label}, the newest with a drift report.")
     data.retrain = retrain
     data.timeline, data.timeline_truncated = timeline(store, pipeline.name, model, limit=REPORT_EVENTS)
     return write_html_report(path, data)

@@ -34,7 +34,7 @@ class WindowFrames:
 
 def windows_view(store: Store, model: str, spec: str | None = None) -> WindowsView:
     """The closed windows of ``model`` for ``spec`` (default: the spec of the newest closed window) and their
-    alerts; an empty view (spec ``spec`` or ``-``) before the first window."""
+    alerts; an empty view before the first window."""
     from loopline.report import WindowsView
     from loopline.run import stored_windows
 
@@ -42,7 +42,7 @@ def windows_view(store: Store, model: str, spec: str | None = None) -> WindowsVi
         stored = store.windows.list(model)
         spec = max(stored, key=lambda w: w.closed_at).spec if stored else None
     if spec is None:
-        return WindowsView("-", [])
+        return WindowsView(None, [])
     windows = stored_windows(store, model, spec)
     text = windows[0].spec if windows else spec
     return WindowsView(text, windows, store.alerts.list(model))

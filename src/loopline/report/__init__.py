@@ -23,7 +23,7 @@ from loopline.report._loop_report import (
 from loopline.report._profile_charts import profile_histogram_chart
 from loopline.report._profile_page import render_profile_html, write_profile_html
 from loopline.report._timeline import AuditEntry, TimelineEntry, TimelineGroup, group_timeline, timeline_entries
-from loopline.report._windows_page import WindowsView
+from loopline.report._windows_page import WindowsView, window_label
 
 __all__ = [
     "AuditEntry",
@@ -44,6 +44,7 @@ __all__ = [
     "render_profile_html",
     "require_plotting",
     "timeline_entries",
+    "window_label",
     "write_history_html",
     "write_html",
     "write_html_report",

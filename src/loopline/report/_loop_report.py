@@ -130,7 +130,7 @@ def over_time_sections(windows: WindowsView | None) -> list[str]:
     """Drift, accuracy and service over the windows; nothing when ``windows`` is None."""
     if windows is None:
         return []
-    spec = f" ({windows.spec} windows)"
+    spec = f" ({windows.spec} windows)" if windows.spec else ""
     return [
         _section("Drift over time" + spec, drift_over_time_html(windows)),
         _section("Accuracy over time" + spec, accuracy_over_time_html(windows)),

@@ -98,6 +98,8 @@ def group_timeline(entries: Sequence[TimelineEntry]) -> list[TimelineGroup]:
 
 
 def _group_kind(entries: list[TimelineEntry]) -> GroupKind:
+    if entries[0].kind != "tick":
+        return "before the loop"
     kinds = {e.kind for e in entries if e.source == "loop"}
     if "retrain" in kinds:
         return "retrain"
@@ -105,11 +107,8 @@ def _group_kind(entries: list[TimelineEntry]) -> GroupKind:
         return "triggered"
     if "error" in kinds:
         return "error"
-    if any(e.source == "model" or e.kind in ("promotion", "rollback") for e in entries):
-        return "model change"
-    if entries[0].kind != "tick":
-        return "before the loop"
-    return "quiet" if kinds <= _QUIET_KINDS else "model change"
+    quiet = kinds <= _QUIET_KINDS and all(e.source == "loop" for e in entries)
+    return "quiet" if quiet else "model change"
 
 
 def timeline_html(entries: Sequence[TimelineEntry], *, truncated: bool = False) -> str:

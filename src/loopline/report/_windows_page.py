@@ -13,6 +13,7 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from loopline.monitor import WindowSpec
 from loopline.report._html import format_value, html_img, html_table, json_script
 from loopline.report._time_charts import Band, TimeChart, time_chart
 
@@ -29,9 +30,10 @@ NO_LABELS = "no labels yet"
 
 @dataclass(frozen=True)
 class WindowsView:
-    """The closed windows of one ``spec`` (oldest first) and the alerts they fired."""
+    """The closed windows of one ``spec`` (oldest first) and the alerts they fired; ``spec`` None: no window
+    closed yet, of any spec."""
 
-    spec: str
+    spec: str | None
     windows: Sequence[WindowResult]
     alerts: Sequence[AlertEvent] = field(default_factory=tuple)
 
@@ -52,17 +54,19 @@ class WindowsView:
 
 
 def window_label(window: WindowResult) -> str:
-    """``#seq YYYY-MM-DD HH:MM`` (its start)."""
-    return f"#{window.seq} {window.start:%Y-%m-%d %H:%M}"
+    """A time window's start, ``YYYY-MM-DD HH:MM``; a count window's number and first row's time."""
+    start = f"{window.start:%Y-%m-%d %H:%M}"
+    return f"#{window.seq} {start}" if WindowSpec.parse(window.spec).by_count else start
 
 
 def _empty(view: WindowsView) -> str | None:
     if view.windows:
         cut = len(view.windows) - len(view.shown)
         return f'<p class="muted">The newest {MAX_WINDOWS} of {len(view.windows)} windows.</p>' if cut else ""
+    spec = escape(view.spec or "")
     return (
-        f'<p class="muted">No closed {escape(view.spec)} windows yet '
-        f"(run `loopline monitor PIPELINE --window {escape(view.spec)}`).</p>"
+        f'<p class="muted">No closed {spec + " " if spec else ""}windows yet '
+        f"(run `loopline monitor PIPELINE --window {spec or '1d'}`).</p>"
     )
 
 
