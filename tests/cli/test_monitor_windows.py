@@ -29,6 +29,8 @@ def embedded(html: str, element_id: str) -> Any:
     found = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html, re.S)
     assert found, f"no {element_id} in the page"
     return json.loads(found.group(1))
+
+
 HOUR = timedelta(hours=1)
 
 PIPELINE = """
@@ -103,7 +105,10 @@ def test_monitor_window_report_has_the_windows_over_time(project: datetime, tmp_
     assert heat["features"] == ["age", "city"] and len(heat["windows"]) == 4
     assert [row[3] for row in heat["states"]] == ["no data", "no data"]  # the fourth hour has no traffic
     assert embedded(html, "loopline-service")["alerts"] == [(project + 2 * HOUR).isoformat()]
-    assert f"the 1h window {project + 2 * HOUR:%Y-%m-%d %H:%M}, the newest with a drift report" in html and 'alt="age: reference vs current"' in html
+    assert (
+        f"the 1h window {project + 2 * HOUR:%Y-%m-%d %H:%M}, the newest with a drift report" in html
+        and 'alt="age: reference vs current"' in html
+    )
     assert "Decision timeline" in html and "No loop events and no model changes yet" not in html  # the promotion
 
 

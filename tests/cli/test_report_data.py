@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from html import escape
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.report._windows import EVIL_FEATURE, EVIL_REASON, three_windows
 from typer.testing import CliRunner
 
 from loopline.cli import app
@@ -19,7 +20,6 @@ from loopline.core.records import Contender, GateDecision
 from loopline.report import group_timeline, render_history_html
 from loopline.store import AlertRow, Store, WindowRow
 from loopline.store.loop import LoopStore
-from tests.report._windows import EVIL_FEATURE, EVIL_REASON, three_windows
 
 GATE = GateDecision(
     True, "v2 beats v1 on roc_auc", "roc_auc", 0.7, 0.8, 0.01, 1, 2,

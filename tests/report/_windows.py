@@ -38,7 +38,16 @@ def window(seq: int, features: list[FeatureDrift] | None, **fields: object) -> W
     start = START + timedelta(days=seq)
     skipped = None if features is not None else "too few rows"
     return WindowResult(
-        "churn", "1d", seq, start, start + timedelta(days=1), "closed", health(seq), drift, skipped, **fields  # type: ignore[arg-type]
+        "churn",
+        "1d",
+        seq,
+        start,
+        start + timedelta(days=1),
+        "closed",
+        health(seq),
+        drift,
+        skipped,
+        **fields,  # type: ignore[arg-type]
     )
 
 

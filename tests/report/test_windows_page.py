@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-from loopline.report import WindowsView, render_history_html
+from loopline.report import WindowAlert, WindowsView, render_history_html
 from loopline.report._windows_page import (
     MAX_WINDOWS,
     NO_LABELS,
@@ -15,7 +14,6 @@ from loopline.report._windows_page import (
     drift_over_time_html,
     service_over_time_html,
 )
-from loopline.store import AlertEvent
 
 from ._windows import EVIL_FEATURE, three_windows, window
 
@@ -27,11 +25,9 @@ def embedded(html: str, element_id: str) -> Any:
     return json.loads(found.group(1))
 
 
-def alert(seq: int) -> AlertEvent:
+def alert(seq: int) -> WindowAlert:
     target = three_windows()[seq]
-    at = datetime(2026, 12, 1, tzinfo=UTC)
-    return AlertEvent(1, 1, "churn", "1d", target.start, target.end, "p99 > 6 ms <b>", "latency_p99_ms", "above",
-                      6.0, 7.0, at, None, "none", None)  # fmt: skip
+    return WindowAlert("1d", target.start, target.end, "p99 > 6 ms <b>", "latency_p99_ms", "above", 6.0, 7.0)
 
 
 def test_heat_map_has_every_feature_and_window_with_its_state_and_psi() -> None:
@@ -51,7 +47,7 @@ def test_heat_map_has_every_feature_and_window_with_its_state_and_psi() -> None:
 def test_text_from_data_is_escaped_everywhere() -> None:
     view = WindowsView("1d", three_windows(), [alert(2)])
     html = render_history_html("t", [], view)
-    assert EVIL_FEATURE not in html and "onerror=\"alert" not in html
+    assert EVIL_FEATURE not in html and 'onerror="alert' not in html
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
     assert "p99 &gt; 6 ms &lt;b&gt;" in html and "<b>" not in html
     assert 'src="http' not in html and "<link" not in html and "<script src" not in html  # nothing fetched

@@ -286,7 +286,9 @@ def monitor(
     end: Annotated[str | None, typer.Option(help="End of the retraining window (ISO date; default now).")] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write an HTML report here (with --window: drift, accuracy, service and decisions over time)."),
+        typer.Option(
+            help="Write an HTML report here (with --window: drift, accuracy, service and decisions over time)."
+        ),
     ] = None,
     window: Annotated[
         str | None,

@@ -17,8 +17,8 @@ from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
-from loopline.cli._report_data import REPORT_EVENTS
 from loopline.cli._render import console, print_json, table
+from loopline.cli._report_data import REPORT_EVENTS
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ class WindowFrames:
 def windows_view(store: Store, model: str, spec: str | None = None) -> WindowsView:
     """The closed windows of ``model`` for ``spec`` (default: the spec of the newest closed window) and their
     alerts; an empty view before the first window."""
-    from loopline.report import WindowsView
+    from loopline.report import WindowAlert, WindowsView
     from loopline.run import stored_windows
 
     if spec is None:
@@ -45,16 +45,21 @@ def windows_view(store: Store, model: str, spec: str | None = None) -> WindowsVi
         return WindowsView(None, [])
     windows = stored_windows(store, model, spec)
     text = windows[0].spec if windows else spec
-    return WindowsView(text, windows, store.alerts.list(model))
+    alerts = [
+        WindowAlert(a.spec, a.window_start, a.window_end, a.rule, a.metric, a.op, a.threshold, a.value, a.acknowledged)
+        for a in store.alerts.list(model)
+    ]
+    return WindowsView(text, windows, alerts)
 
 
 def timeline(store: Store, pipeline: str, model: str | None, *, limit: int) -> tuple[list[TimelineEntry], bool]:
     """The newest ``limit`` loop events of ``pipeline`` and the audit trail of ``model`` from the oldest of them on
     (all of it when the events are not cut), oldest first; and whether the events were cut."""
-    from loopline.report import AuditEntry, timeline_entries
+    from loopline.report import AuditEntry, TimelineEntry, timeline_entries
     from loopline.store.loop import LoopStore
 
-    events = LoopStore(store.engine).events(pipeline, limit=limit)
+    stored = LoopStore(store.engine).events(pipeline, limit=limit)
+    events = [TimelineEntry(e.at, e.kind, e.reason, "loop", e.model, dict(e.details)) for e in stored]
     truncated = len(events) == limit
     audit: list[AuditEntry] = []
     if model is not None:

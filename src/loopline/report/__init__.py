@@ -23,13 +23,14 @@ from loopline.report._loop_report import (
 from loopline.report._profile_charts import profile_histogram_chart
 from loopline.report._profile_page import render_profile_html, write_profile_html
 from loopline.report._timeline import AuditEntry, TimelineEntry, TimelineGroup, group_timeline, timeline_entries
-from loopline.report._windows_page import WindowsView, window_label
+from loopline.report._windows_page import WindowAlert, WindowsView, window_label
 
 __all__ = [
     "AuditEntry",
     "ReportData",
     "TimelineEntry",
     "TimelineGroup",
+    "WindowAlert",
     "WindowsView",
     "distribution_chart",
     "group_timeline",

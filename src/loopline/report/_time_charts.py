@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from loopline.report._figures import new_figure, plot_label, png_data_uri
+from loopline.report._figures import date_numbers, new_figure, plot_label, png_data_uri
 
 ALERT_COLOUR = "#c0392b"
 _LEGEND_CHARS = 30
@@ -54,15 +54,16 @@ def time_chart(chart: TimeChart) -> str | None:
     if not drawable(chart):
         return None
     figure, axes = new_figure(7.5, 2.8)
-    ends = list(chart.ends)
+    ends = date_numbers(list(chart.ends))
     for band in chart.bands:
         axes.fill_between(ends, _values(band.lower), _values(band.upper), alpha=0.2, label=plot_label(band.label, 40))
     for label, values in chart.lines.items():
         axes.plot(ends, _values(values), marker="o", markersize=3, label=plot_label(label, _LEGEND_CHARS))
-    for i, moment in enumerate(chart.alerts):
+    for i, moment in enumerate(date_numbers(list(chart.alerts))):
         axes.axvline(moment, color=ALERT_COLOUR, linestyle=":", linewidth=1, label="alert" if i == 0 else None)
     if chart.share:
         axes.set_ylim(-0.02, 1.02)
+    axes.xaxis_date()
     axes.set_ylabel(plot_label(chart.ylabel))
     axes.legend(loc="best", fontsize="small")
     figure.autofmt_xdate()

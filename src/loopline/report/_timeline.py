@@ -14,13 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from loopline.core.records import GateDecision
 from loopline.report._html import format_value, html_table, json_script
-
-if TYPE_CHECKING:
-    from loopline.store.loop import LoopEvent
 
 GroupKind = Literal["retrain", "triggered", "error", "model change", "quiet", "before the loop"]
 _QUIET_KINDS = frozenset({"tick", "skip"})
@@ -54,7 +51,8 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One line of the timeline: a loop event (``source`` ``loop``) or an audit-trail change (``model``)."""
+    """One line of the timeline: a loop event (``source`` ``loop``: the fields of
+    :class:`loopline.store.loop.LoopEvent`) or an audit-trail change (``model``)."""
 
     at: datetime
     kind: str
@@ -62,10 +60,6 @@ class TimelineEntry:
     source: Literal["loop", "model"]
     model: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of_event(cls, event: LoopEvent) -> TimelineEntry:
-        return cls(event.at, event.kind, event.reason, "loop", event.model, dict(event.details))
 
     @classmethod
     def of_audit(cls, entry: AuditEntry) -> TimelineEntry:
@@ -81,9 +75,9 @@ class TimelineGroup:
     entries: tuple[TimelineEntry, ...]
 
 
-def timeline_entries(events: Sequence[LoopEvent], audit: Sequence[AuditEntry]) -> list[TimelineEntry]:
+def timeline_entries(events: Sequence[TimelineEntry], audit: Sequence[AuditEntry]) -> list[TimelineEntry]:
     """Loop events and audit entries, oldest first (a loop event before an audit entry of the same instant)."""
-    entries = [TimelineEntry.of_event(e) for e in events] + [TimelineEntry.of_audit(a) for a in audit]
+    entries = [*events, *(TimelineEntry.of_audit(a) for a in audit)]
     return sorted(entries, key=lambda e: (e.at, e.source == "model"))
 
 
@@ -144,7 +138,8 @@ def _quiet_run(groups: list[TimelineGroup]) -> str:
 
 def _group_html(group: TimelineGroup) -> str:
     heading = f"{group.kind} — {_time(group.entries[0].at)}"
-    return f'<div class="group {escape(group.kind)}"><h3>{escape(heading)}</h3>{_entries_table(_entry_rows(group.entries))}</div>'
+    table = _entries_table(_entry_rows(group.entries))
+    return f'<div class="group {escape(group.kind)}"><h3>{escape(heading)}</h3>{table}</div>'
 
 
 def _entries_table(rows: str) -> str:

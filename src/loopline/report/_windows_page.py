@@ -19,7 +19,6 @@ from loopline.report._time_charts import Band, TimeChart, time_chart
 
 if TYPE_CHECKING:
     from loopline.monitor import WindowResult
-    from loopline.store import AlertEvent
 
 MAX_WINDOWS = 60
 """The newest windows shown; the heat map would not fit more."""
@@ -29,13 +28,28 @@ NO_LABELS = "no labels yet"
 
 
 @dataclass(frozen=True)
+class WindowAlert:
+    """An alert a window fired (the fields of :class:`loopline.store.AlertEvent` the report shows)."""
+
+    spec: str
+    window_start: datetime
+    window_end: datetime
+    rule: str
+    metric: str
+    op: str
+    threshold: float
+    value: float
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True)
 class WindowsView:
     """The closed windows of one ``spec`` (oldest first) and the alerts they fired; ``spec`` None: no window
     closed yet, of any spec."""
 
     spec: str | None
     windows: Sequence[WindowResult]
-    alerts: Sequence[AlertEvent] = field(default_factory=tuple)
+    alerts: Sequence[WindowAlert] = field(default_factory=tuple)
 
     @property
     def shown(self) -> Sequence[WindowResult]:
@@ -50,7 +64,9 @@ class WindowsView:
     def alert_times(self) -> list[datetime]:
         """The end of each window that fired an alert (among those shown)."""
         shown = {(w.start, w.end) for w in self.shown}
-        return sorted({a.window_end for a in self.alerts if a.spec == self.spec and (a.window_start, a.window_end) in shown})
+        return sorted(
+            {a.window_end for a in self.alerts if a.spec == self.spec and (a.window_start, a.window_end) in shown}
+        )
 
 
 def window_label(window: WindowResult) -> str:
@@ -125,13 +141,18 @@ def _heat_map(windows: Sequence[WindowResult], features: list[str], cells: list[
     head = "".join(f'<th title="{escape(w.drift_skipped or "")}">{escape(window_label(w))}</th>' for w in windows)
     rows = []
     for name, row in zip(features, cells, strict=True):
-        tds = "".join(
-            f'<td class="heat {_css(state)}" title="{escape(state)}">{escape(format_value(psi)) if psi is not None else "·"}</td>'
-            for state, psi in row
-        )
+        tds = "".join(_heat_cell(state, psi) for state, psi in row)
         rows.append(f'<tr><th class="feature">{escape(name)}</th>{tds}</tr>')
     legend = '<p class="muted">PSI per feature and window; red: drifted, green: stable, grey: no data.</p>'
-    return f'{legend}<div class="scroll"><table class="heatmap"><thead><tr><th>feature</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    table = (
+        f'<table class="heatmap"><thead><tr><th>feature</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+    return f'{legend}<div class="scroll">{table}</div>'
+
+
+def _heat_cell(state: str, psi: float | None) -> str:
+    text = "·" if psi is None else escape(format_value(psi))
+    return f'<td class="heat {_css(state)}" title="{escape(state)}">{text}</td>'
 
 
 def _css(state: str) -> str:
@@ -174,7 +195,9 @@ def accuracy_over_time_html(view: WindowsView) -> str:
 def _accuracy_row(window: WindowResult, realised: list[str], estimated: list[str]) -> list[Any]:
     metrics, estimates = window.realised_metrics, _estimates(window)
     labelled = metrics is not None and (window.label_coverage is None or window.label_coverage > 0)
-    values: list[Any] = [metrics.get(m) if metrics else None for m in realised] if labelled else [NO_LABELS] * len(realised)
+    values: list[Any] = (
+        [metrics.get(m) if metrics else None for m in realised] if labelled else [NO_LABELS] * len(realised)
+    )
     for m in estimated:
         value, lower, upper = estimates.get(m, (None, None, None))
         band = f" [{format_value(lower)}, {format_value(upper)}]" if lower is not None and upper is not None else ""
@@ -239,11 +262,13 @@ def service_over_time_html(view: WindowsView) -> str:
     table = html_table(["window", "rows", "p50 (ms)", "p99 (ms)", "rows/s"], rows)
     data = {"windows": [window_label(w) for w in windows], "predictions": predictions, **latency, **throughput}
     data["alerts"] = [a.isoformat() for a in alerts]
-    return f"{empty}{''.join(charts)}{table}<h3>Alerts</h3>{_alerts_table(view)}" + json_script("loopline-service", data)
+    return f"{empty}{''.join(charts)}{table}<h3>Alerts</h3>{_alerts_table(view)}" + json_script(
+        "loopline-service", data
+    )
 
 
 def _alerts_table(view: WindowsView) -> str:
-    fired = sorted((a for a in view.alerts if a.spec == view.spec), key=lambda a: (a.window_end, a.id))
+    fired = sorted((a for a in view.alerts if a.spec == view.spec), key=lambda a: (a.window_end, a.rule))
     if not fired:
         return '<p class="muted">No alert fired.</p>'
     rows = [
