@@ -160,7 +160,7 @@ def _entry_row(entry: TimelineEntry) -> str:
 def _details(entry: TimelineEntry) -> str:
     if entry.source == "model":
         before, after = entry.details.get("from_version"), entry.details.get("to_version")
-        return escape(f"v{format_value(before)} → v{format_value(after)}")
+        return escape(f"v{before} → v{after}" if before is not None else f"→ v{after}")
     gate = entry.details.get("gate") if entry.kind == "gate" else None
     if isinstance(gate, Mapping):
         return _gate_html(GateDecision.from_dict(gate))
