@@ -139,7 +139,7 @@ def _quiet_run(groups: list[TimelineGroup]) -> str:
 def _group_html(group: TimelineGroup) -> str:
     heading = f"{group.kind} — {_time(group.entries[0].at)}"
     table = _entries_table(_entry_rows(group.entries))
-    return f'<div class="group {escape(group.kind)}"><h3>{escape(heading)}</h3>{table}</div>'
+    return f'<div class="group {group.kind.replace(" ", "-")}"><h3>{escape(heading)}</h3>{table}</div>'
 
 
 def _entries_table(rows: str) -> str:
@@ -163,7 +163,9 @@ def _details(entry: TimelineEntry) -> str:
         return escape(f"v{before} → v{after}" if before is not None else f"→ v{after}")
     gate = entry.details.get("gate") if entry.kind == "gate" else None
     if isinstance(gate, Mapping):
-        return _gate_html(GateDecision.from_dict(gate))
+        decision = GateDecision.from_dict(gate)
+        said = "" if decision.reason in ("", entry.reason) else f"<p>{escape(decision.reason)}</p>"
+        return said + _gate_html(decision)
     if not entry.details:
         return ""
     text = json.dumps(entry.details, sort_keys=True, default=str)
