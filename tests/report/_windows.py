@@ -11,8 +11,9 @@ EVIL_REASON = "probation failed: <script>alert('x')</script> & more"
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def feature(name: str, psi: float, *, drifted: bool, n_current: int = 100) -> FeatureDrift:
-    return FeatureDrift(name, "numeric", psi, "ks", 0.1, 0.5, drifted, 1000, n_current, f"reason of {name}")
+def feature(name: str, psi: float, *, drifted: bool, n_current: int = 100, status: str | None = None) -> FeatureDrift:
+    status = status or ("drift" if drifted else "no drift")
+    return FeatureDrift(name, "numeric", psi, "ks", 0.1, 0.5, drifted, 1000, n_current, f"reason of {name}", status)
 
 
 def health(seq: int, rows: int = 100) -> WindowHealth:

@@ -15,7 +15,7 @@ from loopline.report._windows_page import (
     service_over_time_html,
 )
 
-from ._windows import EVIL_FEATURE, three_windows, window
+from ._windows import EVIL_FEATURE, feature, three_windows, window
 
 
 def embedded(html: str, element_id: str) -> Any:
@@ -42,6 +42,12 @@ def test_heat_map_has_every_feature_and_window_with_its_state_and_psi() -> None:
     assert table.count('<th class="feature">') == 2 and table.count('<td class="heat') == 6
     assert table.count('class="heat drifted"') == 1 and table.count('class="heat nodata"') == 2
     assert 'title="too few rows"' in table  # why window #1 has no drift report
+
+
+def test_a_feature_without_a_verdict_is_not_enough_data() -> None:
+    few = window(0, [feature("age", 0.3, drifted=False, n_current=3, status="not enough data")])
+    data = embedded(drift_over_time_html(WindowsView("1d", [few])), "loopline-drift-over-time")
+    assert data["states"] == [["not enough data"]] and data["psi"] == [[0.3]]
 
 
 def test_text_from_data_is_escaped_everywhere() -> None:

@@ -24,6 +24,7 @@ MAX_WINDOWS = 60
 """The newest windows shown; the heat map would not fit more."""
 MAX_CLASSES = 6
 NO_DATA = "no data"
+NOT_ENOUGH = "not enough data"
 NO_LABELS = "no labels yet"
 
 
@@ -94,13 +95,15 @@ def _chart(chart: TimeChart, alt: str) -> str:
 
 
 def feature_cell(window: WindowResult, feature: str) -> tuple[str, float | None]:
-    """``(state, PSI)`` of ``feature`` in ``window``: ``drifted``, ``stable`` or :data:`NO_DATA` (no drift report,
-    the feature absent from it, or no current value)."""
+    """``(state, PSI)`` of ``feature`` in ``window``: ``drifted``, ``stable``, :data:`NOT_ENOUGH` (the drift test's
+    verdict: too few values for one) or :data:`NO_DATA` (no drift report, or the feature absent from it)."""
     if window.drift is None:
         return NO_DATA, None
     found = next((f for f in window.drift.features if f.feature == feature), None)
-    if found is None or found.n_current == 0:
+    if found is None:
         return NO_DATA, None
+    if found.status == NOT_ENOUGH or found.n_current == 0:
+        return NOT_ENOUGH, found.psi
     return ("drifted" if found.drifted else "stable"), found.psi
 
 
@@ -143,7 +146,10 @@ def _heat_map(windows: Sequence[WindowResult], features: list[str], cells: list[
     for name, row in zip(features, cells, strict=True):
         tds = "".join(_heat_cell(state, psi) for state, psi in row)
         rows.append(f'<tr><th class="feature">{escape(name)}</th>{tds}</tr>')
-    legend = '<p class="muted">PSI per feature and window; red: drifted, green: stable, grey: no data.</p>'
+    legend = (
+        '<p class="muted">PSI per feature and window; red: drifted, green: stable, grey: not enough data for a '
+        "verdict (or no drift report: no rows).</p>"
+    )
     table = (
         f'<table class="heatmap"><thead><tr><th>feature</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
