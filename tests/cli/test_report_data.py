@@ -95,6 +95,9 @@ def test_timeline_lists_every_reason_in_order_grouped_per_tick(store: Store) -> 
     for reason in reasons:  # the tables list them in time order too
         position = html.index(f"<td>{escape(reason)}</td>", position) + 1
     assert "<script>alert" not in html and EVIL_FEATURE not in html
+    retrain_group = html[html.index('<div class="group retrain">') :]
+    retrain_group = retrain_group[: retrain_group.index("</div>")]
+    assert "rollback (later)" in retrain_group and escape(EVIL_REASON) in retrain_group  # probation undid it
     gate = html[html.index('<tr class="event gate">') :]
     gate = gate[: gate.index("</tr></tbody></table></td>")]
     assert "promote on roc_auc" in gate and gate.count("<tr><td") == 3 and "challenger" in gate and "gone" in gate

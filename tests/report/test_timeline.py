@@ -46,3 +46,9 @@ def test_an_audit_entry_at_the_same_instant_follows_the_loop_event() -> None:
 def test_details_other_than_a_gate_are_shown_as_escaped_json() -> None:
     html = timeline_html([loop(0, "trigger", "r", trigger="<drift>", fire=True)])
     assert "&quot;trigger&quot;: &quot;&lt;drift&gt;&quot;" in html and "<drift>" not in html
+
+
+def test_a_gate_shows_its_refit_when_the_event_holds_one() -> None:
+    gate = {"promote": True, "reason": "r", "metric": "roc_auc", "champion_score": 0.7, "challenger_score": 0.8}
+    html = timeline_html([loop(0, "gate", "r", gate=gate, refit={"of": 3, "rows": {"train": 10}})])
+    assert "promote on roc_auc" in html and "refit: <code>{&quot;of&quot;: 3" in html

@@ -106,21 +106,55 @@ def _group_kind(entries: list[TimelineEntry]) -> GroupKind:
 
 
 def timeline_html(entries: Sequence[TimelineEntry], *, truncated: bool = False) -> str:
-    """The timeline as HTML (groups, quiet runs collapsed) with its entries embedded as JSON; says so when empty."""
+    """The timeline as HTML (groups, quiet runs collapsed) with its entries embedded as JSON; says so when empty.
+
+    A retrain group whose promoted version was rolled back later ends with that rollback too (marked "later"):
+    it stays in its own place in time as well."""
     if not entries:
         return '<p class="muted">No loop events and no model changes yet (run `loopline loop PIPELINE --once`).</p>'
     note = '<p class="muted">Only the newest events are shown (raise --limit for more).</p>' if truncated else ""
-    blocks, quiet = [], []
+    blocks: list[str] = []
+    quiet: list[TimelineGroup] = []
     for group in group_timeline(entries):
         if group.kind == "quiet":
             quiet.append(group)
             continue
         blocks.append(_quiet_run(quiet))
         quiet = []
-        blocks.append(_group_html(group))
+        blocks.append(_group_html(group, _undone_by(group, entries)))
     blocks.append(_quiet_run(quiet))
     data = [_entry_json(e) for e in entries]
     return note + "".join(blocks) + json_script("loopline-timeline", data)
+
+
+def promoted_version(group: TimelineGroup) -> int | None:
+    """The version a retrain group made production (its audit promote, else its loop promotion), or None."""
+    for entry in reversed(group.entries):
+        if entry.source == "model" and entry.kind == "promote":
+            return _int(entry.details.get("to_version"))
+        if entry.source == "loop" and entry.kind == "promotion":
+            return _int(entry.details.get("version"))
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _undone_by(group: TimelineGroup, entries: Sequence[TimelineEntry]) -> TimelineEntry | None:
+    """The first later rollback away from the version ``group`` promoted."""
+    version = promoted_version(group) if group.kind == "retrain" else None
+    if version is None:
+        return None
+    end = group.entries[-1].at
+    return next(
+        (
+            e
+            for e in entries
+            if e.source == "model" and e.kind == "rollback" and e.at >= end and e.details.get("from_version") == version
+        ),
+        None,
+    )
 
 
 def _entry_json(entry: TimelineEntry) -> dict[str, Any]:
@@ -136,9 +170,10 @@ def _quiet_run(groups: list[TimelineGroup]) -> str:
     return f'<details class="quiet"><summary>{escape(summary)}</summary>{_entries_table(rows)}</details>'
 
 
-def _group_html(group: TimelineGroup) -> str:
+def _group_html(group: TimelineGroup, undone: TimelineEntry | None = None) -> str:
     heading = f"{group.kind} — {_time(group.entries[0].at)}"
-    table = _entries_table(_entry_rows(group.entries))
+    later = "" if undone is None else _entry_row(undone, later=True)
+    table = _entries_table(_entry_rows(group.entries) + later)
     return f'<div class="group {group.kind.replace(" ", "-")}"><h3>{escape(heading)}</h3>{table}</div>'
 
 
@@ -151,10 +186,12 @@ def _entry_rows(entries: Sequence[TimelineEntry]) -> str:
     return "".join(_entry_row(entry) for entry in entries)
 
 
-def _entry_row(entry: TimelineEntry) -> str:
-    cells = [_time(entry.at), "loop" if entry.source == "loop" else "model audit trail", entry.kind, entry.reason]
+def _entry_row(entry: TimelineEntry, *, later: bool = False) -> str:
+    kind = f"{entry.kind} (later)" if later else entry.kind
+    cells = [_time(entry.at), "loop" if entry.source == "loop" else "model audit trail", kind, entry.reason]
     tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
-    return f'<tr class="event {escape(entry.kind)}">{tds}<td>{_details(entry)}</td></tr>'
+    css = "event later" if later else "event"
+    return f'<tr class="{css} {escape(entry.kind)}">{tds}<td>{_details(entry)}</td></tr>'
 
 
 def _details(entry: TimelineEntry) -> str:
@@ -165,7 +202,9 @@ def _details(entry: TimelineEntry) -> str:
     if isinstance(gate, Mapping):
         decision = GateDecision.from_dict(gate)
         said = "" if decision.reason in ("", entry.reason) else f"<p>{escape(decision.reason)}</p>"
-        return said + _gate_html(decision)
+        refit = entry.details.get("refit")
+        refitted = f"<p>refit: <code>{escape(json.dumps(refit, sort_keys=True))}</code></p>" if refit else ""
+        return said + _gate_html(decision) + refitted
     if not entry.details:
         return ""
     text = json.dumps(entry.details, sort_keys=True, default=str)
