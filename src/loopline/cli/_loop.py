@@ -73,7 +73,7 @@ def monitor_command(
         if selection is not None:
             print_selection(selection)
     if report is not None:
-        write_report(report, store, pipeline, result, [selection] if selection else [], notes=[])
+        write_report(report, store, pipeline, result, [selection] if selection else [], notes=[], with_timeline=True)
         if not as_json:
             console.print(f"report: {report}")
     return 0
@@ -249,8 +249,10 @@ def write_report(
     *,
     notes: list[str],
     latencies_ms: list[float] | None = None,
+    with_timeline: bool = False,
 ) -> Path:
-    """The HTML report of a loop: candidates, production, drift, decisions, service figures."""
+    """The HTML report of a loop: candidates, production, drift, decisions, service figures; ``with_timeline``:
+    the decision timeline of the pipeline's loop and its model's audit trail too."""
     from loopline.monitor import service_stats
     from loopline.report import write_html_report
 
@@ -259,6 +261,11 @@ def write_report(
         data.drift, data.reference, data.current = monitored.report, monitored.reference, monitored.current
         data.retrain, data.service = monitored.decision, service_stats(monitored.current)
     data.latencies_ms = latencies_ms
+    if with_timeline:
+        from loopline.cli._report_data import REPORT_EVENTS, timeline
+
+        model = pipeline.monitor.model if pipeline.monitor else pipeline.name
+        data.timeline, data.timeline_truncated = timeline(store, pipeline.name, model, limit=REPORT_EVENTS)
     return write_html_report(path, data)
 
 
