@@ -149,7 +149,9 @@ def test_monitor_finds_drift_in_logged_traffic_and_retrains(project: Path) -> No
     assert "x" in drifted
     assert out["retrain"]["retrain"] is True
     assert out["selection"]["model"] == "toy" and len(out["selection"]["candidates"]) == 2
-    assert report.read_text().count("<img") >= 1
+    page = report.read_text()
+    assert page.count("<img") >= 1
+    assert "Decision timeline" in page and "model audit trail" in page  # the promotions of run and retrain
 
     windowed = json.loads(
         invoke("monitor", "pipeline.yaml", "--window", "300", "--retrain", "--end", "2024-05-01", "--json")

@@ -58,6 +58,12 @@ def test_monitor_report_names_the_report_extra_before_monitoring(tmp_path: Path)
     assert not (tmp_path / "home").exists() and not (tmp_path / "r.html").exists()
 
 
+def test_loop_history_report_names_the_report_extra(tmp_path: Path) -> None:
+    result = loopline_without("matplotlib", "loop", "history", "churn", "--report", "h.html", cwd=tmp_path)
+    assert_names_the_extra(result, "matplotlib", "report")
+    assert not (tmp_path / "h.html").exists()
+
+
 def test_monitor_without_report_does_not_need_the_extra(tmp_path: Path) -> None:
     result = loopline_without("matplotlib", "monitor", "missing.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "matplotlib" not in result.stderr  # the missing file is the only problem

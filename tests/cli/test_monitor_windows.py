@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.run._windows_data import production, rows
@@ -20,6 +22,15 @@ from loopline.cli._windows import ALERT_EXIT_CODE
 from loopline.store import Store
 
 runner = CliRunner()
+
+
+def embedded(html: str, element_id: str) -> Any:
+    """The JSON a report section embedded under ``element_id``."""
+    found = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html, re.S)
+    assert found, f"no {element_id} in the page"
+    return json.loads(found.group(1))
+
+
 HOUR = timedelta(hours=1)
 
 PIPELINE = """
@@ -86,13 +97,28 @@ def test_monitor_window_prints_a_table(project: datetime) -> None:
     assert "windows of 1h closed by this check" in " ".join(result.output.split()) and "ALERT" in result.output
 
 
+def test_monitor_window_report_has_the_windows_over_time(project: datetime, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["monitor", "pipeline.yaml", "--window", "1h", "--report", "out/r.html"])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "out" / "r.html").read_text(encoding="utf-8")
+    heat = embedded(html, "loopline-drift-over-time")
+    assert heat["features"] == ["age", "city"] and len(heat["windows"]) == 4
+    assert [row[3] for row in heat["states"]] == ["no data", "no data"]  # the fourth hour has no traffic
+    assert embedded(html, "loopline-service")["alerts"] == [(project + 2 * HOUR).isoformat()]
+    assert (
+        f"the 1h window {project + 2 * HOUR:%Y-%m-%d %H:%M}, the newest with a drift report" in html
+        and 'alt="age: reference vs current"' in html
+    )
+    assert "Decision timeline" in html and "No loop events and no model changes yet" not in html  # the promotion
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
         (["monitor", "pipeline.yaml", "--window", "5h"], 2, "does not divide the calendar evenly"),
         (["monitor", "pipeline.yaml", "--fail-on-alert"], 2, "--fail-on-alert needs --window"),
         (["monitor", "pipeline.yaml", "--window", "1h", "--since", "yesterday"], 2, "--since 'yesterday' is not an"),
-        (["monitor", "pipeline.yaml", "--window", "1h", "--report", "r.html"], 2, "--report draws the one-shot"),
+        (["monitor", "pipeline.yaml", "--window", "1h", "--follow", "--report", "r.html"], 2, "--report draws a check"),
         (["alerts", "ack"], 2, "needs the alert's id"),
         (["alerts", "ack", "999"], 1, "no alert 999"),
     ],

@@ -313,7 +313,12 @@ def monitor(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file with a 'monitor:' section.")],
     retrain: Annotated[bool, typer.Option(help="Retrain and gate when drift is found.")] = False,
     end: Annotated[str | None, typer.Option(help="End of the retraining window (ISO date; default now).")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write an HTML report here (with --window: drift, accuracy, service and decisions over time)."
+        ),
+    ] = None,
     window: Annotated[
         str | None,
         typer.Option(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
     from loopline.core.records import RetrainDecision, Selection
     from loopline.monitor import DriftReport
+    from loopline.report import ReportData
     from loopline.run import MonitorResult, RunResult, WindowCheck
     from loopline.run.policy import RunPipeline
     from loopline.store import Store
@@ -72,7 +73,7 @@ def monitor_command(
         if selection is not None:
             print_selection(selection)
     if report is not None:
-        write_report(report, store, pipeline, result, [selection] if selection else [], notes=[])
+        write_report(report, store, pipeline, result, [selection] if selection else [], notes=[], with_timeline=True)
         if not as_json:
             console.print(f"report: {report}")
     return 0
@@ -143,8 +144,8 @@ def windowed_command(
     config = pipeline.monitor
     if config is None or options.window is None:  # pragma: no cover - monitor_command checked both
         raise ConfigError("the windowed check needs a monitor: section and --window.")
-    if report is not None:
-        raise ConfigError("--report draws the one-shot check.", hint="Run it without --window for the report.")
+    if report is not None and options.follow:
+        raise ConfigError("--report draws a check once.", hint="Leave out --follow with --report.")
     since, until = parse_time(options.since, "--since"), parse_time(options.until, "--until")
     if options.follow:
         if until is not None or retrain:
@@ -164,6 +165,10 @@ def windowed_command(
         if retrain:
             retrained["selection"] = None if selection is None else selection.to_dict()
         print_json({**check_json(check), **retrained})
+    if report is not None:
+        write_window_report(report, store, pipeline, check.spec, retrain=decision, selection=selection)
+        if not as_json:
+            console.print(f"report: {report}")
     return ALERT_EXIT_CODE if options.fail_on_alert and check.alerts else 0
 
 
@@ -244,10 +249,56 @@ def write_report(
     *,
     notes: list[str],
     latencies_ms: list[float] | None = None,
+    with_timeline: bool = False,
 ) -> Path:
-    """The HTML report of a loop: candidates, production, drift, decisions, service figures."""
+    """The HTML report of a loop: candidates, production, drift, decisions, service figures; ``with_timeline``:
+    the decision timeline of the pipeline's loop and its model's audit trail too."""
     from loopline.monitor import service_stats
-    from loopline.report import ReportData, write_html_report
+    from loopline.report import write_html_report
+
+    data = report_data(store, pipeline, selections, notes=notes)
+    if monitored is not None:
+        data.drift, data.reference, data.current = monitored.report, monitored.reference, monitored.current
+        data.retrain, data.service = monitored.decision, service_stats(monitored.current)
+    data.latencies_ms = latencies_ms
+    if with_timeline:
+        from loopline.cli._report_data import REPORT_EVENTS, timeline
+
+        model = pipeline.monitor.model if pipeline.monitor else pipeline.name
+        data.timeline, data.timeline_truncated = timeline(store, pipeline.name, model, limit=REPORT_EVENTS)
+    return write_html_report(path, data)
+
+
+def write_window_report(
+    path: Path,
+    store: Store,
+    pipeline: Pipeline,
+    spec: str,
+    *,
+    retrain: RetrainDecision | None,
+    selection: Selection | None,
+) -> Path:
+    """The report of a windowed check: the one-shot sections with the newest drift window as "current", drift,
+    accuracy and service over the ``spec`` windows, and the decision timeline of the pipeline's loop."""
+    from loopline.cli._report_data import REPORT_EVENTS, timeline, window_frames, windows_view
+    from loopline.report import window_label, write_html_report
+
+    model = pipeline.monitor.model if pipeline.monitor else pipeline.name
+    data = report_data(store, pipeline, [selection] if selection else [], notes=[])
+    data.windows = windows_view(store, model, spec)
+    frames = window_frames(store, store.models.production(model), list(data.windows.windows))
+    if frames is not None:
+        data.drift, data.reference, data.current = frames.window.drift, frames.reference, frames.current
+        label = window_label(frames.window)
+        data.notes.append(f"Drift and distributions: the {spec} window {label}, the newest with a drift report.")
+    data.retrain = retrain
+    data.timeline, data.timeline_truncated = timeline(store, pipeline.name, model, limit=REPORT_EVENTS)
+    return write_html_report(path, data)
+
+
+def report_data(store: Store, pipeline: Pipeline, selections: list[Selection], *, notes: list[str]) -> ReportData:
+    """The parts of a report every check has: candidates and their findings, production, the last gate."""
+    from loopline.report import ReportData
 
     model = pipeline.monitor.model if pipeline.monitor else pipeline.name
     versions = store.models.list(model)
@@ -270,21 +321,14 @@ def write_report(
     findings = [(v.version, finding) for v in versions for finding in v.typed_config.findings]
     production = store.models.production(model)
     gated = [s for s in selections if s.gate is not None]
-    gate = gated[-1].gate if gated else None
-    data = ReportData(
+    return ReportData(
         title=f"loopline — {pipeline.name}",
         candidates=candidates,
         production={"model": production.name, "version": production.version, "algorithm": production.algorithm}
         if production
         else None,
-        drift=monitored.report if monitored else None,
-        reference=monitored.reference if monitored else None,
-        current=monitored.current if monitored else None,
-        retrain=monitored.decision if monitored else None,
-        gate=gate,
-        service=service_stats(monitored.current) if monitored else None,
-        latencies_ms=latencies_ms,
-        notes=notes,
+        drift=None,
+        gate=gated[-1].gate if gated else None,
+        notes=list(notes),
         findings=findings,
     )
-    return write_html_report(path, data)

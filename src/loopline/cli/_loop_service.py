@@ -16,7 +16,9 @@ import typer
 from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
+from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json, table
+from loopline.cli._report_data import REPORT_EVENTS
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from loopline.store.loop import LoopEvent
 
 HISTORY = "history"
+HISTORY_EVENTS = 50
 
 
 def loop(
@@ -47,7 +50,14 @@ def loop(
         str | None, typer.Option("--end", help="End of the retraining window (ISO date; default: the tick's time).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Retrain at every tick, past triggers and cooldown.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="With 'history': the newest N events.")] = 50,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="With 'history': the newest N events (default 50; 1000 with --report)."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="With 'history': write the decision timeline and the windows over time as HTML here."),
+    ] = None,
     home: Annotated[
         Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")
     ] = None,
@@ -63,9 +73,18 @@ def loop(
         if pipeline == HISTORY:
             if history_of is None:
                 raise ConfigError("`loopline loop history` needs the pipeline.", hint="loopline loop history PIPELINE")
+            if report is not None:
+                require_extra("report")
             with open_store(home) as store:
-                show_history(store, history_of, limit=limit, as_json=as_json)
+                if report is not None:
+                    write_history_report(store, history_of, report, limit=limit or REPORT_EVENTS)
+                    if not as_json:
+                        console.print(f"report: {report}")
+                    return
+                show_history(store, history_of, limit=limit or HISTORY_EVENTS, as_json=as_json)
             return
+        if report is not None:
+            raise ConfigError("--report goes with 'history'.", hint="loopline loop history PIPELINE --report FILE")
         if history_of is not None:
             raise ConfigError(
                 f"unexpected argument {history_of!r}.",
@@ -176,6 +195,31 @@ def show_history(store: Store, pipeline: str, *, limit: int, as_json: bool) -> N
         console.print(f"no loop events for {name!r} yet (run `loopline loop PIPELINE --once`).")
         return
     console.print(_events_table(f"loop events of {name} (newest first)", events))
+
+
+def write_history_report(store: Store, pipeline: str, path: Path, *, limit: int) -> Path:
+    """The decision timeline of ``pipeline`` (its newest ``limit`` loop events and its model's audit trail), and
+    drift, accuracy and service over its model's windows (the spec closed last) when it has any."""
+    from loopline.cli._report_data import timeline, windows_view
+    from loopline.report import write_history_html
+
+    name, model = _pipeline_name(pipeline), _pipeline_model(store, pipeline)
+    entries, truncated = timeline(store, name, model, limit=limit)
+    windows = windows_view(store, model) if model is not None else None
+    return write_history_html(path, f"loopline — decisions of {name}", entries, windows, truncated=truncated)
+
+
+def _pipeline_model(store: Store, pipeline: str) -> str | None:
+    """The monitored model: the YAML's ``monitor.model``, else the model of the newest loop event, else None."""
+    path = Path(pipeline)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        from loopline.core.yamlfile import load_pipeline
+
+        loaded = load_pipeline(path)
+        return loaded.monitor.model if loaded.monitor else None
+    from loopline.store.loop import LoopStore
+
+    return next((e.model for e in LoopStore(store.engine).events(pipeline, limit=20) if e.model), None)
 
 
 def _pipeline_name(pipeline: str) -> str:

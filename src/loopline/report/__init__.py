@@ -13,22 +13,40 @@ canvas: no pyplot, no backend switch, nothing global touched.
 from loopline.report._drift_charts import distribution_chart, latency_chart, psi_chart
 from loopline.report._figures import plotting_available, require_plotting
 from loopline.report._html import html_table, page, write_html
-from loopline.report._loop_report import ReportData, render_html_report, write_html_report
+from loopline.report._loop_report import (
+    ReportData,
+    render_history_html,
+    render_html_report,
+    write_history_html,
+    write_html_report,
+)
 from loopline.report._profile_charts import profile_histogram_chart
 from loopline.report._profile_page import render_profile_html, write_profile_html
+from loopline.report._timeline import AuditEntry, TimelineEntry, TimelineGroup, group_timeline, timeline_entries
+from loopline.report._windows_page import WindowAlert, WindowsView, window_label
 
 __all__ = [
+    "AuditEntry",
     "ReportData",
+    "TimelineEntry",
+    "TimelineGroup",
+    "WindowAlert",
+    "WindowsView",
     "distribution_chart",
+    "group_timeline",
     "html_table",
     "latency_chart",
     "page",
     "plotting_available",
     "profile_histogram_chart",
     "psi_chart",
+    "render_history_html",
     "render_html_report",
     "render_profile_html",
     "require_plotting",
+    "timeline_entries",
+    "window_label",
+    "write_history_html",
     "write_html",
     "write_html_report",
     "write_profile_html",

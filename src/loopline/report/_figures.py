@@ -11,6 +11,7 @@ import base64
 import importlib
 import importlib.util
 import io
+from datetime import datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,11 @@ def png_data_uri(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def date_numbers(moments: list[datetime]) -> list[float]:
+    """``moments`` as matplotlib's date numbers (days since its epoch), for an x axis of dates."""
+    return [float(v) for v in _matplotlib("dates").date2num(moments)]
 
 
 def whole_numbers(axis: Any) -> None:

@@ -6,6 +6,7 @@ Text from data is escaped everywhere; pages reference nothing outside themselves
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -76,3 +77,22 @@ def html_table(headers: list[str], rows: list[list[Any]]) -> str:
 def html_img(uri: str | None, alt: str) -> str:
     """An ``<img>`` of a data URI with escaped alt text; empty when there is no plot."""
     return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
+
+
+def json_script(element_id: str, data: Any) -> str:
+    """``data`` as an inline ``<script type="application/json">`` block: the figures a chart was drawn from,
+    for tests and machines to read back. Non-finite floats become null; ``<``, ``>`` and ``&`` are escaped so
+    no text from data can close the element."""
+    text = json.dumps(_finite(data), sort_keys=True, default=str)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="{escape(element_id)}">{text}</script>'
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {str(key): _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data

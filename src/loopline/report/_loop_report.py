@@ -18,10 +18,14 @@ import polars as pl
 from loopline.monitor import latency_figures
 from loopline.report._drift_charts import distribution_chart, latency_chart, psi_chart
 from loopline.report._html import BASE_CSS, html_cell, html_img, html_table, page, write_html
+from loopline.report._timeline import timeline_html
+from loopline.report._windows_page import accuracy_over_time_html, drift_over_time_html, service_over_time_html
 
 if TYPE_CHECKING:
     from loopline.core.records import Finding, GateDecision, RetrainDecision
     from loopline.monitor import DriftReport, FeatureDrift
+    from loopline.report._timeline import TimelineEntry
+    from loopline.report._windows_page import WindowsView
 
 MAX_DISTRIBUTION_PLOTS = 4
 SERVER_LATENCY = (
@@ -42,7 +46,9 @@ _CSS = (
     + """
 .drifted{background:#f8d7da;color:#842029;font-weight:600}.stable{background:#d1e7dd;color:#0f5132}
 .badge{display:inline-block;padding:.2rem .6rem;border-radius:.8rem;margin-right:.4rem}
-.plots img{margin:.3rem}
+.plots img{margin:.3rem}.nodata{background:#eee;color:#777}.scroll{overflow-x:auto}
+table.heatmap td,table.heatmap th{font-size:.8rem;padding:.15rem .3rem;white-space:nowrap}
+details.quiet{margin:.5rem 0}.group h3{margin-bottom:.2rem}
 """
 )
 
@@ -52,7 +58,10 @@ class ReportData:
     """What a report shows; every part but ``title`` may be empty and its section says so.
 
     ``findings`` are the training diagnostics' findings as ``(version, finding)``: empty, constant or
-    target-derived features and near-perfect scores (see :mod:`loopline.train._diagnostics`)."""
+    target-derived features and near-perfect scores (see :mod:`loopline.train._diagnostics`).
+
+    ``windows`` (closed monitoring windows) adds drift, accuracy and service over time; ``timeline`` (loop
+    events and audit-trail changes) the decision timeline. None leaves the section out; empty ones say so."""
 
     title: str
     candidates: list[dict[str, Any]]
@@ -68,6 +77,9 @@ class ReportData:
     """Client-side round trips, one per request, in ms (as measured by whoever sent the traffic)."""
     notes: list[str] = field(default_factory=list)
     findings: list[tuple[int, Finding]] = field(default_factory=list)
+    windows: WindowsView | None = None
+    timeline: list[TimelineEntry] | None = None
+    timeline_truncated: bool = False
 
 
 def write_html_report(path: str | Path, data: ReportData) -> Path:
@@ -85,12 +97,52 @@ def render_html_report(data: ReportData) -> str:
         _section("Training diagnostics", _findings(data.findings)),
         _section("Production model", production),
         _drift_section(data),
+        *over_time_sections(data.windows),
         _section("Decisions", _decisions(data.retrain, data.gate)),
+        *timeline_sections(data.timeline, truncated=data.timeline_truncated),
         _service_section(data.service, data.latencies_ms),
     ]
     if data.notes:
         sections.append(_section("Notes", _list(data.notes)))
     return page(data.title, sections, css=_CSS)
+
+
+def render_history_html(
+    title: str, timeline: list[TimelineEntry], windows: WindowsView | None = None, *, truncated: bool = False
+) -> str:
+    """The decision timeline (and drift, accuracy and service over ``windows`` when given) as one HTML page."""
+    return page(title, [*timeline_sections(timeline, truncated=truncated), *over_time_sections(windows)], css=_CSS)
+
+
+def write_history_html(
+    path: str | Path,
+    title: str,
+    timeline: list[TimelineEntry],
+    windows: WindowsView | None = None,
+    *,
+    truncated: bool = False,
+) -> Path:
+    """Write :func:`render_history_html` to ``path`` (parents created, replaced atomically)."""
+    return write_html(path, render_history_html(title, timeline, windows, truncated=truncated))
+
+
+def over_time_sections(windows: WindowsView | None) -> list[str]:
+    """Drift, accuracy and service over the windows; nothing when ``windows`` is None."""
+    if windows is None:
+        return []
+    spec = f" ({windows.spec} windows)" if windows.spec else ""
+    return [
+        _section("Drift over time" + spec, drift_over_time_html(windows)),
+        _section("Accuracy over time" + spec, accuracy_over_time_html(windows)),
+        _section("Service over time" + spec, service_over_time_html(windows)),
+    ]
+
+
+def timeline_sections(timeline: list[TimelineEntry] | None, *, truncated: bool = False) -> list[str]:
+    """The decision timeline; nothing when ``timeline`` is None."""
+    if timeline is None:
+        return []
+    return [_section("Decision timeline", timeline_html(timeline, truncated=truncated))]
 
 
 def _section(heading: str, body: str) -> str:
