@@ -65,7 +65,7 @@ def test_a_shadow_is_compared_on_the_same_requests(store: Store) -> None:
     assert result.champion.rows == result.challenger.rows == result.paired == ROWS
     assert result.champion.latency_p50_ms is not None and result.challenger.latency_p99_ms is not None
     # the figures, from the rows themselves: predictions paired by id, labels joined through the champion's id
-    frame = next(store.feedback.labelled("toy", start, end, inputs=False))
+    frame = next(store.feedback.labelled("toy", start, end, inputs=False, shadows=True))
     mine = frame.filter(~frame["prediction_id"].str.ends_with(":shadow")).sort("prediction_id")
     theirs = frame.filter(frame["prediction_id"].str.ends_with(":shadow")).sort("prediction_id")
     assert theirs["label"].null_count() == ROWS  # the shadow's own ids carry no label...

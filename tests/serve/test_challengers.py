@@ -19,10 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from loopline.core.errors import ConfigError
-from loopline.run._live import SHADOW_ID_SUFFIX as RUN_SUFFIX
 from loopline.serve import BackgroundServer, ServeSettings, create_app
 from loopline.serve._challenger import (
-    SHADOW_ID_SUFFIX,
     Challengers,
     Designation,
     canary_takes,
@@ -30,6 +28,7 @@ from loopline.serve._challenger import (
 )
 from loopline.store import Store
 from loopline.store._tables import predictions
+from loopline.store.feedback import SHADOW_ID_SUFFIX
 from loopline.train import ModelBundle
 
 from .conftest import make_frame, register, register_bytes
@@ -68,10 +67,6 @@ def shadow_of(app: Any) -> ModelBundle:
     assert challenger is not None
     bundle: ModelBundle = challenger.model.bundle
     return bundle
-
-
-def test_the_shadow_suffix_is_the_same_in_serve_and_run() -> None:
-    assert SHADOW_ID_SUFFIX == RUN_SUFFIX
 
 
 def test_shadow_answers_are_logged_with_the_marker_and_never_returned(two: Store) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +9,7 @@ import pytest
 
 from loopline.core.errors import DataError
 from loopline.store import FeedbackReceipt, Label, LabelCoverage, PredictionRow, Store
+from loopline.store.feedback import SHADOW_ID_SUFFIX
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -133,3 +135,17 @@ def test_bad_labels_are_refused_and_nothing_is_stored(store: Store, label: Label
 def test_chunk_rows_must_be_positive(store: Store) -> None:
     with pytest.raises(DataError, match="chunk_rows is 0"):
         next(store.feedback.labelled("m", T0, T0, chunk_rows=0))
+
+
+def test_a_shadow_challenger_s_rows_are_not_answers_coverage_and_labelled_leave_them_out(store: Store) -> None:
+    champion = [row(0), row(1)]
+    shadow = [
+        dataclasses.replace(r, prediction_id=r.prediction_id + SHADOW_ID_SUFFIX, model_version=2) for r in champion
+    ]
+    store.predictions.append([*champion, *shadow])
+    store.feedback.put("churn", [Label("p0000", True)], source="http")
+    end = T0 + timedelta(days=1)
+    assert store.feedback.coverage("churn", T0, end) == LabelCoverage(2, 1)  # the shadow's rows would make it 4
+    assert everything(store)["prediction_id"].to_list() == ["p0000", "p0001"]
+    both = pl.concat(list(store.feedback.labelled("churn", T0, end, shadows=True)))
+    assert sorted(both["prediction_id"].to_list()) == ["p0000", "p0000:shadow", "p0001", "p0001:shadow"]

@@ -30,12 +30,11 @@ from loopline.core.errors import DataError, NotFoundError, did_you_mean
 from loopline.core.records import ProbationEvidence
 from loopline.monitor import PerformanceFigures, performance_figures
 from loopline.run._evaluate import load_bundle
+from loopline.store.feedback import SHADOW_ID_SUFFIX
 
 if TYPE_CHECKING:
     from loopline.store import Store
 
-SHADOW_ID_SUFFIX = ":shadow"
-"""Kept equal to :data:`loopline.serve._challenger.SHADOW_ID_SUFFIX` (a test checks): run sits below serve."""
 
 SHADOW, CANARY, NONE = "shadow", "canary", "none"
 MIN_LABELS = 30
@@ -159,7 +158,7 @@ def _champion(store: Store, model: str, version: int | None) -> int:
 
 def _window(store: Store, model: str, start: datetime, end: datetime) -> pl.DataFrame:
     """The window's rows with their labels and per-record latency (one frame, oldest first)."""
-    chunks = list(store.feedback.labelled(model, start, end, inputs=False))
+    chunks = list(store.feedback.labelled(model, start, end, inputs=False, shadows=True))
     if not chunks:
         schema = {"prediction_id": pl.String, "model_version": pl.Int64, "prediction": pl.Null, "label": pl.Null}
         return pl.DataFrame(schema={**schema, "latency_ms": pl.Float64})

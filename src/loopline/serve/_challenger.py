@@ -34,10 +34,6 @@ log = logging.getLogger("loopline.serve")
 SHADOW, CANARY = "shadow", "canary"
 MAX_CANARY_SHARE = 0.5
 REQUEST_KEY_HEADER = "x-request-key"
-SHADOW_ID_SUFFIX = ":shadow"
-"""A shadow row's prediction id is the champion row's id plus this suffix: labels sent for the champion's id
-score the shadow too (join on the id without the suffix)."""
-
 _SHADOW = re.compile(r"^(?P<name>[^=\s]+)=(?P<version>[0-9]+)$")
 _CANARY = re.compile(r"^(?P<name>[^=\s]+)=(?P<version>[0-9]+):(?P<share>[0-9.eE+-]+)$")
 

@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loopline.bundle import field_rules
-from loopline.serve._challenger import SHADOW, SHADOW_ID_SUFFIX
+from loopline.serve._challenger import SHADOW
 from loopline.serve._validation import validate_records
+from loopline.store.feedback import SHADOW_ID_SUFFIX
 
 if TYPE_CHECKING:
     from loopline.bundle import InputPolicy

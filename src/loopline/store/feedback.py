@@ -30,6 +30,8 @@ PROBABILITY_PREFIX = "probability:"
 """Column ``probability:{class}`` of :meth:`FeedbackRepository.labelled`: the served probability of that class
 (the class as the service's output names it: ``str(class)``)."""
 
+SHADOW_ID_SUFFIX = ":shadow"
+"""A shadow challenger's logged answer has the id of the answer the client got plus this (see loopline.serve)."""
 DEFAULT_CHUNK_ROWS = 10_000
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
@@ -134,11 +136,12 @@ class FeedbackRepository:
             return int(conn.execute(stmt).scalar_one())
 
     def coverage(self, model_name: str, start: datetime, end: datetime) -> LabelCoverage:
-        """Predictions of ``model_name`` made in [start, end) and how many of them have a label."""
+        """Predictions of ``model_name`` answered in [start, end) and how many of them have a label (a shadow's
+        rows are not answers: they are left out)."""
         stmt = (
             select(func.count(), func.count(feedback.c.prediction_id))
             .select_from(_joined())
-            .where(*_in_range(model_name, start, end))
+            .where(*_in_range(model_name, start, end, shadows=False))
         )
         with reading(self.engine) as conn:
             predicted, labelled = conn.execute(stmt).one()
@@ -152,6 +155,7 @@ class FeedbackRepository:
         *,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         inputs: bool = True,
+        shadows: bool = False,
     ) -> Iterator[pl.DataFrame]:
         """The predictions of ``model_name`` made in [start, end), oldest first, joined with their labels, as
         frames of at most ``chunk_rows`` rows (each chunk is one short read: memory stays bounded).
@@ -159,13 +163,15 @@ class FeedbackRepository:
         Columns: the logged input fields (unless ``inputs`` is False), ``prediction_id``, ``created_at``,
         ``model_version``, ``prediction``, one ``probability:{class}`` per class of a classifier, ``label``
         (null when none has arrived), ``label_received_at`` and ``label_event_time``. An input field named like
-        one of the others is shadowed by it. No frame is yielded when there are no predictions.
+        one of the others is shadowed by it. No frame is yielded when there are no predictions. A shadow
+        challenger's rows (ids ending in :data:`SHADOW_ID_SUFFIX`, never returned to a client) are left out unless
+        ``shadows``.
         """
         if chunk_rows < 1:
             raise DataError(f"chunk_rows is {chunk_rows}; it must be at least 1.", hint="Use e.g. 10000.")
         after: tuple[datetime, str] | None = None
         while True:
-            rows = self._page(model_name, start, end, after, chunk_rows)
+            rows = self._page(model_name, start, end, after, chunk_rows, shadows)
             if not rows:
                 return
             yield _frame(rows, inputs)
@@ -174,7 +180,13 @@ class FeedbackRepository:
             after = (rows[-1]["created_at"], rows[-1]["prediction_id"])
 
     def _page(
-        self, model_name: str, start: datetime, end: datetime, after: tuple[datetime, str] | None, limit: int
+        self,
+        model_name: str,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        shadows: bool,
     ) -> list[Any]:
         cols = [
             predictions.c.prediction_id,
@@ -186,7 +198,7 @@ class FeedbackRepository:
             feedback.c.received_at.label("label_received_at"),
             feedback.c.event_time.label("label_event_time"),
         ]
-        stmt = select(*cols).select_from(_joined()).where(*_in_range(model_name, start, end))
+        stmt = select(*cols).select_from(_joined()).where(*_in_range(model_name, start, end, shadows=shadows))
         if after is not None:
             created, pid = after
             stmt = stmt.where(
@@ -209,8 +221,11 @@ def _joined() -> Any:
     )
 
 
-def _in_range(model_name: str, start: datetime, end: datetime) -> list[Any]:
-    return [predictions.c.model_name == model_name, predictions.c.created_at >= start, predictions.c.created_at < end]
+def _in_range(model_name: str, start: datetime, end: datetime, *, shadows: bool) -> list[Any]:
+    where = [predictions.c.model_name == model_name, predictions.c.created_at >= start, predictions.c.created_at < end]
+    if not shadows:
+        where.append(predictions.c.prediction_id.not_like(f"%{SHADOW_ID_SUFFIX}"))
+    return where
 
 
 _META = ("prediction_id", "created_at", "model_version", "prediction", "label", "label_received_at", "label_event_time")
