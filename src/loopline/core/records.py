@@ -515,16 +515,20 @@ class VersionConfig:
 @dataclass(frozen=True)
 class Candidate:
     """A trained candidate on its way to the model repository: the bundle's bytes, the drift reference
-    (training rows; None: no drift monitoring) and its :class:`TrainReport`."""
+    (training rows; None: no drift monitoring), its :class:`TrainReport` and, for a binary classifier, its
+    ``performance`` reference (validation rows' ``probability`` of the positive class and ``label``, True for
+    the positive class: what performance estimation calibrates on; None otherwise)."""
 
     bundle: bytes
     reference: pl.DataFrame | None
     report: TrainReport
+    performance: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame) and ``report`` (JSON);
-        the runner stores each as its own artifact."""
-        return {"bundle": self.bundle, "reference": self.reference, "report": self.report.to_dict()}
+        """The train step's outputs: ``bundle`` (bytes), ``reference`` and ``performance`` (frames) and
+        ``report`` (JSON); the runner stores each as its own artifact."""
+        out = {"bundle": self.bundle, "reference": self.reference, "report": self.report.to_dict()}
+        return out | {"performance": self.performance}
 
     @classmethod
     def is_one(cls, data: Any) -> bool:
@@ -538,7 +542,12 @@ class Candidate:
         if not isinstance(data["bundle"], bytes | bytearray):
             raise _malformed("candidate", where, f"its bundle is {type(data['bundle']).__name__}, not bytes")
         report = TrainReport.from_dict(data["report"], where=f"{where}.report")
-        return cls(bytes(data["bundle"]), data.get("reference"), report)
+        return cls(bytes(data["bundle"]), data.get("reference"), report, data.get("performance"))
+
+
+PERFORMANCE_REFERENCE_KEY = "performance_reference"
+"""Where a model version's config names the artifact (a table digest) of its performance reference: the
+validation rows' ``probability`` and ``label`` a performance estimator calibrates on (binary classifiers)."""
 
 
 @dataclass(frozen=True)
