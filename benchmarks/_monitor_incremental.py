@@ -137,6 +137,14 @@ def _reopen(store: Store, spec: str) -> None:
         )
 
 
+def run_subprocess(db: Path, kind: str, window: int) -> dict[str, Any]:
+    """:func:`run_check` in a fresh interpreter (its peak RSS is its own); the JSON it prints."""
+    command = [sys.executable, __file__, "--db", str(db), "--window", str(window), "--check", kind]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def measure(db: Path, window: int, repeats: int = 3) -> dict[str, Any]:
     """Each check in its own subprocess (so each peak RSS is its own): the incremental one ``repeats`` times (the
     median run is kept, all seconds listed), the whole-log one once."""
@@ -144,9 +152,7 @@ def measure(db: Path, window: int, repeats: int = 3) -> dict[str, Any]:
     for kind, runs in (("incremental", repeats), ("whole", 1)):
         results = []
         for _ in range(runs):
-            command = [sys.executable, __file__, "--db", str(db), "--window", str(window), "--check", kind]
-            done = subprocess.run(command, check=True, capture_output=True, text=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append(run_subprocess(db, kind, window))
         results.sort(key=lambda r: r["seconds"])
         out[kind] = {**results[len(results) // 2], "all_seconds": [r["seconds"] for r in results]}
     return out

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from loopline.core.errors import did_you_mean
 
@@ -23,21 +23,56 @@ class _Strict(BaseModel):
 TestName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
-class DriftConfig(_Strict):
-    """When a feature counts as drifted: PSI above ``psi_threshold`` or a test's p-value below ``p_value``.
+AUTO = "auto"
+"""The drift-test name that lets the report choose per column (see ``loopline.monitor``)."""
 
-    Each feature is compared by a registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
-    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a
-    feature. The names are checked against the registry when a report is computed.
+
+class ColumnTest(_Strict):
+    """One feature's drift test and, optionally, its own threshold: the distance above which it drifts, or
+    for a p-value test the significance level (``p_value`` otherwise). A bare name reads as ``{test: name}``."""
+
+    test: TestName
+    threshold: Annotated[float | None, Field(gt=0, description="Distance threshold, or alpha of a p-value test.")] = (
+        None
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"test": data} if isinstance(data, str) else data
+
+
+class DriftConfig(_Strict):
+    """How each feature is compared and when it counts as drifted.
+
+    Each feature is compared by one registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
+    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a feature
+    (a name, or ``{test: NAME, threshold: T}``). ``auto`` chooses by the column and the sample sizes. A test
+    with a p-value drifts when its p-value, corrected for the number of tests in the report (``correction``),
+    is below ``p_value``; a distance drifts above its own threshold (``psi_threshold`` for ``psi``). PSI is
+    reported for every feature but decides only where it is the chosen test. Test names are checked against
+    the registry when a report is computed.
     """
 
-    psi_threshold: Annotated[float, Field(gt=0)] = 0.25
-    p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    psi_threshold: Annotated[float, Field(gt=0, description="Threshold of the psi test.")] = 0.1
+    p_value: Annotated[float, Field(gt=0, lt=1, description="Significance level of the p-value tests.")] = 0.01
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     min_drifted_features: Annotated[int, Field(ge=1)] = 1
-    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = "ks"
-    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = "chi2"
-    tests: Annotated[dict[str, TestName], Field(description="Per-feature drift test: {feature: test}.")] = {}
+    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = AUTO
+    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = AUTO
+    tests: Annotated[
+        dict[str, ColumnTest],
+        Field(description="Per-feature drift test: {feature: test} or {feature: {test: T, threshold: X}}."),
+    ] = {}
+    correction: Annotated[
+        Literal["holm", "bonferroni", "none"],
+        Field(description="Multiple-testing correction of the p-values across the features of one report."),
+    ] = "holm"
+
+    @field_serializer("tests")
+    def _compact_tests(self, tests: dict[str, ColumnTest]) -> dict[str, Any]:
+        """A test without a threshold is written as its bare name, as a config file would say it."""
+        return {name: spec.test if spec.threshold is None else spec.model_dump() for name, spec in tests.items()}
 
 
 WINDOW_UNITS = {"mo": "months", "d": "days", "w": "weeks"}

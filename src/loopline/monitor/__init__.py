@@ -1,4 +1,5 @@
-"""loopline.monitor: data drift (pluggable drift tests), service statistics, realised and estimated performance.
+"""loopline.monitor: data drift (pluggable drift tests chosen per column, a reference profile of the training
+data), service statistics, windows and alerts, realised and estimated performance.
 
 Plain functions over polars frames and typed config; nothing here touches the store. What to do about
 drift (retrain, gate, promote) is the loop policy's, in :mod:`loopline.run`; the HTML report of these records is
@@ -24,6 +25,7 @@ from loopline.monitor._performance import (
     performance_figures,
     realised_performance,
 )
+from loopline.monitor._profile import ReferenceProfile
 from loopline.monitor._stats import latency_figures, service_stats
 from loopline.monitor._window_alerts import check_alert_features, fired_alerts, window_value
 from loopline.monitor._window_health import prediction_summary, window_health
@@ -52,6 +54,7 @@ __all__ = [
     "PerformanceFigures",
     "PredictionSummary",
     "RealisedPerformance",
+    "ReferenceProfile",
     "SliceFigures",
     "WindowHealth",
     "WindowResult",

@@ -103,6 +103,7 @@ models = Table(
     Column("algorithm", String(200), nullable=False),
     Column("bundle_digest", String(64), nullable=False),
     Column("reference_digest", String(64), nullable=True),
+    Column("profile_digest", String(64), nullable=True),
     Column("metrics", JSON, nullable=False),
     Column("params", JSON, nullable=False),
     Column("config", JSON, nullable=False),

@@ -15,6 +15,7 @@ from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection, SliceMetrics, ThreadInfo
 from loopline.core.step import StepConfig, StepContext, StepType
+from loopline.monitor import ReferenceProfile
 from loopline.run.policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
@@ -246,11 +247,13 @@ class Split(StepType[SplitConfig]):
 
 
 class Train(StepType[TrainConfig]):
-    """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference`` and ``report``."""
+    """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference``, ``profile`` (the drift
+    reference profile of the training split), ``report`` and ``performance`` (a binary classifier's performance
+    reference: validation probabilities and labels)."""
 
     type_name = "train"
     Config = TrainConfig
-    outputs = ("bundle", "reference", "report", "performance")
+    outputs = ("bundle", "reference", "profile", "report", "performance")
     min_inputs, max_inputs = 2, 3
 
     def run(self, config: TrainConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
@@ -314,8 +317,11 @@ def _fit(
         slice_metrics=SliceMetrics.from_dict(slices) if config.slices else None,
         cv=cv,
     )
+    profile = ReferenceProfile.from_frame(
+        train, numeric=config.numeric, categorical=config.categorical, seed=config.seed
+    )
     performance = performance_reference(result.bundle, valid, seed=config.seed)
-    return Candidate(result.bundle.to_bytes(), reference, report, performance)
+    return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance)
 
 
 PERFORMANCE_REFERENCE_ROWS = 5000
