@@ -195,9 +195,9 @@ class WindowResult:
             "labelled_rows": self.labelled_rows,
             "realised_status": self.realised_status,
             "realised_slices": self.realised_slices,
-            "estimated_bands": None if self.estimated_bands is None else {
-                name: list(band) for name, band in self.estimated_bands.items()
-            },
+            "estimated_bands": None
+            if self.estimated_bands is None
+            else {name: list(band) for name, band in self.estimated_bands.items()},
             "estimation_skipped": self.estimation_skipped,
             "labels_changed_at": _iso(self.labels_changed_at),
         }

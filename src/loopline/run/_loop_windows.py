@@ -55,9 +55,7 @@ def window_spec(config: MonitorConfig) -> WindowSpec | None:
     try:
         return WindowSpec.parse(config.loop.window)
     except ConfigError as error:
-        raise ConfigError(
-            f"monitor.loop.window: {error.detail}", key="monitor.loop.window", hint=error.hint
-        ) from None
+        raise ConfigError(f"monitor.loop.window: {error.detail}", key="monitor.loop.window", hint=error.hint) from None
 
 
 def prepare(store: Store, config: MonitorConfig, now: datetime) -> Preparation:

@@ -142,9 +142,7 @@ def label_range(window: WindowResult) -> tuple[datetime, datetime]:
     return window.start, window.end + _TICK if window.spec.isdigit() else window.end
 
 
-def _estimator(
-    store: Store, production: ModelVersion, task: str
-) -> tuple[PerformanceEstimator | None, str | None]:
+def _estimator(store: Store, production: ModelVersion, task: str) -> tuple[PerformanceEstimator | None, str | None]:
     if task != "binary":
         return None, f"performance is estimated for binary classifiers only; this model is {task}"
     reference = _reference(store, production)

@@ -127,7 +127,6 @@ class WindowRepository:
             events = [_insert_alert(conn, stored, alert, delivery) for alert in fired]
         return stored, events
 
-
     def refresh(
         self, window_id: int, result: dict[str, Any], fired: Sequence[AlertRow], *, delivery: str = "none"
     ) -> builtins.list[AlertEvent]:
