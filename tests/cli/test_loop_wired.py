@@ -12,12 +12,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.run._served import post_labels, serve
+from tests.run.test_retrain_loop import at, regimes
 from typer.testing import CliRunner
 
 from loopline.cli import app
 from loopline.store import Store
-from tests.run._served import post_labels, serve
-from tests.run.test_retrain_loop import at, regimes
 
 PIPELINE = """
 name: wired
@@ -108,4 +108,4 @@ def test_a_realised_metric_drop_retrains_through_loop_once_and_history_shows_it(
 
     again = runner.invoke(app, ["loop", "pipeline.yaml", "--once", "--json"])  # v2 is production now: no
     assert again.exit_code == 0, again.output  # window of v2 yet, the cooldown holds
-    assert [e["kind"] for e in json.loads(again.stdout)["events"]][0] == "tick"
+    assert next(e["kind"] for e in json.loads(again.stdout)["events"]) == "tick"

@@ -8,6 +8,8 @@ import time
 from datetime import timedelta
 
 import polars as pl
+from tests.run._served import post_labels, serve
+from tests.run.test_retrain_loop import at, regimes, windowed
 
 from loopline import Pipeline
 from loopline.core.config import LoopConfig, MonitorConfig, ProbationConfig, RetrainConfig
@@ -15,8 +17,6 @@ from loopline.run import Runner
 from loopline.run._service import LoopService
 from loopline.store import Store
 from loopline.store.loop import LoopStore
-from tests.run._served import post_labels, serve
-from tests.run.test_retrain_loop import at, regimes, windowed
 
 
 def watched(probation: ProbationConfig) -> Pipeline:
@@ -80,5 +80,7 @@ def test_a_version_that_does_as_well_passes_its_probation_when_it_ends(store: St
     result = LoopService(store, pipeline).tick()  # the second is over, and it served nothing: no rollback
     probation = [e for e in result.events if e.kind == "probation"]
     assert [e.details["state"] for e in probation] == ["passed"]
-    assert probation[0].reason == f"v{version} passed its probation: v{version} served no prediction since its promotion"
+    assert (
+        probation[0].reason == f"v{version} passed its probation: v{version} served no prediction since its promotion"
+    )
     assert store.models.production("loop").version == version  # type: ignore[union-attr]

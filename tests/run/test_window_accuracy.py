@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 from pydantic import ValidationError
+from tests.run._served import post_labels, serve
+from tests.run.test_retrain_loop import at, regimes, windowed
 
 from loopline.core.config import AlertRule, MonitorConfig, RetrainConfig
 from loopline.core.errors import ConfigError
@@ -17,9 +19,6 @@ from loopline.core.records import PERFORMANCE_REFERENCE_KEY
 from loopline.run import Runner, check_windows, stored_windows
 from loopline.run._window_accuracy import refresh_window_labels
 from loopline.store import Store
-
-from tests.run._served import post_labels, serve
-from tests.run.test_retrain_loop import at, regimes, windowed
 
 NOW = datetime(2026, 12, 6, 12, 0, 30, tzinfo=UTC)
 START = NOW.replace(minute=0, second=0) - timedelta(hours=3)  # three whole hours before NOW
@@ -61,7 +60,7 @@ def test_windows_get_realised_and_estimated_metrics_and_late_labels_refresh_them
         {"when": "label_coverage", "below": 0.9},
     )
     check = check_windows(store, rules, "1h", now=NOW)
-    first, second, third = check.closed
+    first, second, _ = check.closed
     assert [w.label_coverage for w in check.closed] == [1.0, 0.0, 0.5]
     assert first.realised_status == "ok" and first.labelled_rows == 200
     assert 0.8 < first.realised_metrics["roc_auc"] < 1.0  # type: ignore[index]
