@@ -80,7 +80,7 @@ def test_a_realised_metric_drop_retrains_through_loop_once_and_history_shows_it(
     store = Store.open(store_url, project / "artifacts")
     try:  # the world turned (y follows -x) while v1 served the last three hours; the labels came back
         ids = serve(store, "wired", 1, world, hour - timedelta(hours=3), timedelta(seconds=18), prefix="s")
-        post_labels(store, "wired", ids, world["y"].to_list())
+        post_labels(store, "wired", ids[:400], world["y"].to_list()[:400])  # the third hour's labels come late
     finally:
         store.close()
 
@@ -105,6 +105,19 @@ def test_a_realised_metric_drop_retrains_through_loop_once_and_history_shows_it(
     alerts = runner.invoke(app, ["alerts", "--model", "wired", "--json"])
     assert alerts.exit_code == 0, alerts.output
     assert {a["metric"] for a in json.loads(alerts.stdout)} == {"realised.roc_auc"}
+
+    store = Store.open(store_url, project / "artifacts")
+    try:
+        post_labels(store, "wired", ids[400:], world["y"].to_list()[400:])
+    finally:
+        store.close()
+    checked = runner.invoke(app, ["monitor", "pipeline.yaml", "--window", "1h", "--json"])
+    assert checked.exit_code == 0, checked.output
+    refreshed = json.loads(checked.stdout)["refreshed"]
+    assert [(w["label_coverage"], w["labelled_rows"]) for w in refreshed] == [(1.0, 200)]
+    assert refreshed[0]["realised_metrics"]["roc_auc"] < 0.3
+    shown = runner.invoke(app, ["monitor", "pipeline.yaml", "--window", "1h"])
+    assert shown.exit_code == 0 and "realised" in shown.output, shown.output
 
     again = runner.invoke(app, ["loop", "pipeline.yaml", "--once", "--json"])  # v2 is production now: no
     assert again.exit_code == 0, again.output  # window of v2 yet, the cooldown holds

@@ -32,6 +32,7 @@ from loopline.monitor import (
     fired_alerts,
     realised_performance,
 )
+from loopline.run._webhook import deliver_alerts
 
 if TYPE_CHECKING:
     from loopline.core.config import MonitorConfig
@@ -104,7 +105,8 @@ def refresh_window_labels(
     """Recompute the realised figures of the closed ``spec`` windows of ``config.model`` that ended within
     ``horizon`` of ``now`` and whose labels changed since they were computed; store each with the label alerts
     (``realised.*``, ``label_coverage``) it now fires and had not fired before. Returns the refreshed windows
-    and the new alerts. Drift and estimates stay as they were."""
+    and the new alerts (POSTed to ``monitor.alerts_webhook_env``'s URL when set). Drift and estimates stay as
+    they were."""
     from loopline.run._windows import json_safe
     from loopline.store import AlertRow
 
@@ -133,6 +135,8 @@ def refresh_window_labels(
         delivery = "pending" if fired and config.alerts_webhook_env else "none"
         events += store.windows.refresh(stored.id, json_safe(window.to_dict()), fired, delivery=delivery)
         refreshed.append(window)
+    if events and config.alerts_webhook_env:
+        events = deliver_alerts(store, events, config.alerts_webhook_env)
     return refreshed, events
 
 
