@@ -227,15 +227,18 @@ class LoopService:
             now_in = f"v{production.version}" if production else "no version"
             reason = f"probation of v{version} ended: {now_in} is in production now"
             return [self._record("probation", reason, {**opened.details, "state": "ended"})]
-        check = check_probation(
-            self.store,
-            production,
-            self.store.models.get(config.model, previous),
-            opened.at,
-            min(now, until),
-            config.retrain.metric,
-            config.retrain.probation,
-        )
+        try:
+            check = check_probation(
+                self.store,
+                production,
+                self.store.models.get(config.model, previous),
+                opened.at,
+                min(now, until),
+                config.retrain.metric,
+                config.retrain.probation,
+            )
+        except LooplineError as error:  # the previous version deleted, a rollback refused: said, then on
+            return [self._record("error", f"probation of v{version} not checked: {error}", {"version": version})]
         return self._probation_events(check, opened.details, now >= until)
 
     def _probation_events(self, check: ProbationCheck, opened: dict[str, Any], over: bool) -> list[LoopEvent]:
