@@ -5,7 +5,7 @@ back with the reason in the audit trail and the loop's ``rollback``/``probation`
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from tests.run._served import post_labels, serve
@@ -14,6 +14,7 @@ from tests.run.test_retrain_loop import at, regimes, windowed
 from loopline import Pipeline
 from loopline.core.config import LoopConfig, MonitorConfig, ProbationConfig, RetrainConfig
 from loopline.run import Runner
+from loopline.run._loop_probation import check_probation
 from loopline.run._service import LoopService
 from loopline.store import Store
 from loopline.store.loop import LoopStore
@@ -53,7 +54,12 @@ def test_the_loop_rolls_back_a_worse_version_it_promoted(store: Store) -> None:
     traffic = february(300)
     ids = serve(store, "loop", version, traffic, opened.at + timedelta(milliseconds=1), timedelta(microseconds=10),
                 prefix="q")  # fmt: skip
-    post_labels(store, "loop", ids, traffic["y"].to_list())
+    production, previous = store.models.get("loop", version), store.models.get("loop", 1)
+    config = ProbationConfig(min_rows=100)
+    early = check_probation(store, production, previous, opened.at, datetime.now(UTC), "roc_auc", config)
+    assert early.decision is not None and not early.decision.rollback  # no label yet: both estimated, and an
+    assert early.decision.reason.startswith("estimated roc_auc on 300 probation rows")  # estimate is blind to
+    post_labels(store, "loop", ids, traffic["y"].to_list())  # a change of concept: the labels decide
 
     result = LoopService(store, pipeline).tick()
     kinds = [e.kind for e in result.events]

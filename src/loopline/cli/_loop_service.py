@@ -64,8 +64,11 @@ def loop(
 ) -> None:
     """Watch a pipeline's production model and retrain when a trigger fires (one retrain at a time across loops).
 
-    Each tick checks drift (weighted by feature importance), metrics, the schedule and new data; see
-    `loopline loop history PIPELINE` for every decision. SIGTERM or Ctrl-C ends the loop after the current
+    Each tick syncs the labels (monitor.labels), closes the due windows (monitor.loop.window: realised and
+    estimated metrics), checks the probation of the version it promoted last (rolling it back when the previous
+    one does better), then checks drift (weighted by feature importance), metrics, the schedule and new data; see
+    `loopline loop history PIPELINE` for every decision. The long-lived loop runs the pipeline's continuous
+    sources while it runs (--no-sources: not). SIGTERM or Ctrl-C ends the loop after the current
     tick (a second one abandons it); the retrain lease is released either way.
     """
     with clear_errors():
