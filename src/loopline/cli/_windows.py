@@ -6,6 +6,7 @@ config error, as every command).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -52,17 +53,24 @@ def window_check(
     as_json: bool,
     one_line: bool = False,
 ) -> WindowCheck:
-    """One check: close the complete windows, print them, the open one and the alerts (``one_line``: the JSON
-    on one line, as ``--follow`` prints one document per check)."""
+    """One check: close the complete windows, refresh the closed ones whose labels arrived late (within
+    ``monitor.loop.label_horizon``), print them, the open one and the alerts (``one_line``: the JSON on one line,
+    as ``--follow`` prints one document per check)."""
     from loopline.run import check_windows
+    from loopline.run._window_accuracy import refresh_window_labels
 
     check = check_windows(store, config, window, since=since, until=until)
+    refreshed, late = refresh_window_labels(store, config, window, horizon=config.loop.label_horizon_td)
+    check = dataclasses.replace(check, alerts=[*check.alerts, *late])
+    document = check_json(check) | {"refreshed": [w.to_dict() for w in refreshed]}
     if as_json and one_line:
-        print(json.dumps(check_json(check), default=str), flush=True)
+        print(json.dumps(document, default=str), flush=True)
     elif as_json:
-        print_json(check_json(check))
+        print_json(document)
     else:
         print_check(check)
+        if refreshed:
+            console.print(f"{len(refreshed)} closed window(s) refreshed: their labels arrived since they closed")
     return check
 
 
