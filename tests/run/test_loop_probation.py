@@ -77,16 +77,22 @@ def test_the_loop_rolls_back_a_worse_version_it_promoted(store: Store) -> None:
     assert not {"rollback", "probation"} & {e.kind for e in after.events}
 
 
-def test_a_version_that_does_as_well_passes_its_probation_when_it_ends(store: Store) -> None:
+def test_a_probation_that_ends_without_enough_rows_passes_and_says_why(store: Store) -> None:
     pipeline = watched(ProbationConfig(min_rows=100, window="1s"))
     version = promoted_by_the_loop(store, pipeline)
     opened = LoopStore(store.engine).last("loop", "probation")
     assert opened is not None
+    traffic = february(50)
+    ids = serve(store, "loop", version, traffic, opened.at + timedelta(milliseconds=1), timedelta(microseconds=10),
+                prefix="q")  # fmt: skip
+    post_labels(store, "loop", ids, traffic["y"].to_list())
     time.sleep(1.1)
-    result = LoopService(store, pipeline).tick()  # the second is over, and it served nothing: no rollback
+    result = LoopService(store, pipeline).tick()  # the second is over, on 50 rows: no rollback decision
     probation = [e for e in result.events if e.kind == "probation"]
     assert [e.details["state"] for e in probation] == ["passed"]
-    assert (
-        probation[0].reason == f"v{version} passed its probation: v{version} served no prediction since its promotion"
+    assert probation[0].reason == (
+        f"v{version} passed its probation: only 50 probation rows; a rollback decision needs at least 100"
     )
+    assert probation[0].details["decision"]["loss"] is None  # NaN: not compared (stored as JSON null)
     assert store.models.production("loop").version == version  # type: ignore[union-attr]
+    assert not [e for e in LoopService(store, pipeline).tick().events if e.kind == "probation"]  # closed

@@ -37,6 +37,7 @@ from loopline.run._lease import LeaseKeeper, retrain_lease_name
 from loopline.run._loop import monitor_model
 from loopline.run._loop_probation import ProbationCheck, check_probation
 from loopline.run._loop_windows import prepare, window_signals
+from loopline.run._windows import json_safe
 from loopline.run.policy import (
     LoopSignals,
     TriggerDecision,
@@ -356,7 +357,7 @@ class LoopService:
 
     def _record(self, kind: str, reason: str, details: dict[str, Any]) -> LoopEvent:
         model = self.pipeline.monitor.model if self.pipeline.monitor else None
-        return self.loops.record(self.pipeline.name, kind, reason, model=model, details=details)
+        return self.loops.record(self.pipeline.name, kind, reason, model=model, details=json_safe(details))
 
 
 def next_tick(now: datetime, loop: LoopConfig, interval: str | None = None, schedule: str | None = None) -> datetime:
