@@ -62,7 +62,7 @@ DEFAULT_INTERVAL = "15m"
 IMPORTANCE_KEY = "feature_importance"
 """Where a model version's config records its feature importance by input feature (``{feature: weight}``)."""
 
-Outcome = Literal["retrained", "no trigger", "lease held", "cooldown", "error"]
+Outcome = Literal["retrained", "no trigger", "lease held", "cooldown", "rolled back", "error"]
 Enrich = Callable[["Store", MonitorConfig, LoopSignals], LoopSignals]
 """Adds what other parts of the loop know to a tick's signals (realised metrics from labels, estimated ones)."""
 
@@ -131,7 +131,12 @@ class LoopService:
         signals, notes, details = self._signals(config)
         tick_details = _signal_details(signals, notes) | details | {"sources": self._source_states()}
         events.append(self._record("tick", _tick_reason(signals, notes), tick_details))
-        events.extend(self._probation(config, signals.now))
+        checked = self._probation(config, signals.now)
+        events.extend(checked)
+        if any(e.kind == "rollback" for e in checked) and not self.force:
+            why = "rolled back this tick: the signals were the rolled-back version's; the next tick decides anew"
+            events.append(self._record("skip", why, {}))
+            return TickResult("rolled back", signals, (), tuple(events))
         decisions = evaluate_triggers(signals, config)
         fired = [d for d in decisions if d.fire]
         lapsed = self._lapsed(signals.now)
