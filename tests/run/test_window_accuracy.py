@@ -5,6 +5,7 @@ alert figures fire (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -13,11 +14,13 @@ from pydantic import ValidationError
 from tests.run._served import post_labels, serve
 from tests.run.test_retrain_loop import at, regimes, windowed
 
+from loopline.bundle import ModelBundle
 from loopline.core.config import AlertRule, MonitorConfig, RetrainConfig
 from loopline.core.errors import ConfigError
 from loopline.core.records import PERFORMANCE_REFERENCE_KEY
 from loopline.run import Runner, check_windows, stored_windows
 from loopline.run._window_accuracy import refresh_window_labels
+from loopline.run.steps._models import performance_reference
 from loopline.store import Store
 
 NOW = datetime(2026, 12, 6, 12, 0, 30, tzinfo=UTC)
@@ -100,3 +103,14 @@ def test_an_unknown_metric_in_an_alert_gets_a_did_you_mean(store: Store) -> None
         check_windows(store, config({"when": "realised.roc_acu", "below": 0.7}), "1h", now=NOW)
     with pytest.raises(ValidationError, match=r"unknown alert figure 'realized.roc_auc'. Did you mean 'realised'"):
         config({"when": "realized.roc_auc", "below": 0.7})
+
+
+def test_the_performance_reference_is_bounded_skips_null_labels_and_is_for_binary_models_only(store: Store) -> None:
+    traffic = trained(store)
+    bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(store.models.get("loop", 1).bundle_digest))
+    rows = traffic.with_columns(y=pl.when(pl.col("x") > 1.5).then(None).otherwise(pl.col("y")))
+    sample = performance_reference(bundle, rows, rows=100)
+    assert sample is not None and sample.height == 100 and sample["label"].null_count() == 0
+    full = performance_reference(bundle, rows)
+    assert full is not None and full.height == rows["y"].drop_nulls().len()
+    assert performance_reference(dataclasses.replace(bundle, task="regression"), rows) is None

@@ -334,7 +334,10 @@ def performance_reference(
     """A binary classifier's predicted ``probability`` of the positive class and the true ``label`` (True: the
     positive class) on at most ``rows`` validation rows: what performance estimation calibrates on. None for
     any other model."""
-    if bundle.task != "binary" or not bundle.classes or len(bundle.classes) != 2 or not valid.height:
+    if bundle.task != "binary" or not bundle.classes or len(bundle.classes) != 2:
+        return None
+    valid = valid.filter(pl.col(bundle.target).is_not_null())
+    if not valid.height:
         return None
     sample = valid.sample(n=min(rows, valid.height), seed=seed) if valid.height > rows else valid
     probability = bundle.predict_table(sample)["probability"][:, 1]
