@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from loopline.core.pipeline import Pipeline
-    from loopline.run import Supervisor
+    from loopline.run import SourceStatus, Supervisor
     from loopline.run._service import TickResult
     from loopline.store import Store
     from loopline.store.loop import LoopEvent
@@ -113,6 +113,7 @@ def _serve(
     window_end = _parse_end(end)
     service = LoopService(store, pipeline, end=window_end, force=force, run=progress_runner(quiet=as_json))
     window_spec(service.config)  # a pipeline without a monitor section, or a bad window, fails before any tick
+    service.sources = _SourcesOf(store, pipeline, home)  # their status, whoever runs them (replaced below)
     stop = threading.Event()
     if once:
         with _stopping_on_signals(stop):  # SIGTERM from cron or systemd: the tick finishes first
@@ -122,12 +123,27 @@ def _serve(
             raise typer.Exit(1)
         return
     with _stopping_on_signals(stop), _supervised(pipeline, home, enabled=sources, quiet=as_json) as supervisor:
-        service.sources = supervisor
+        service.sources = supervisor or service.sources
         if not as_json:
             console.print(f"loop of {pipeline.name}: ticking; SIGTERM or Ctrl-C stops it after the current tick")
         ticks = service.serve(stop, interval=interval, schedule=schedule)
     if not as_json:
         console.print(f"loop of {pipeline.name}: stopped after {ticks} tick(s)")
+
+
+class _SourcesOf:
+    """The status of ``pipeline``'s continuous sources as any process sees it (``loopline sources status``): what
+    a tick records when this loop does not run them itself (``--once``, ``--no-sources``)."""
+
+    def __init__(self, store: Store, pipeline: Pipeline, home: Path | None) -> None:
+        self.store, self.pipeline, self.home = store, pipeline, home
+
+    def status(self) -> list[SourceStatus] | None:
+        from loopline.core.settings import Settings
+        from loopline.run import sources_status
+
+        found = sources_status(self.store, self.pipeline, Settings.from_env(self.home).home)
+        return found or None
 
 
 @contextmanager

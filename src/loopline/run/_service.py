@@ -68,9 +68,10 @@ Enrich = Callable[["Store", MonitorConfig, LoopSignals], LoopSignals]
 
 
 class SourceWatch(Protocol):
-    """What the loop needs of the supervisor of the pipeline's continuous sources: its sources' status."""
+    """What the loop needs of the supervisor of the pipeline's continuous sources: its sources' status (None:
+    the pipeline has none)."""
 
-    def status(self) -> list[SourceStatus]: ...
+    def status(self) -> list[SourceStatus] | None: ...
 
 
 @dataclass(frozen=True)
@@ -207,14 +208,25 @@ class LoopService:
         return signals, notes, prep.details
 
     def _source_states(self) -> list[dict[str, Any]] | None:
-        """The supervised sources' state (None: the loop supervises none)."""
+        """The continuous sources' state (None: the pipeline has none, or the loop was given no watch)."""
         if self.sources is None:
             return None
         try:
-            return [
-                {"source": s.source, "state": s.state, "rows": s.rows, "restarts": s.restarts, "error": s.last_error}
-                for s in self.sources.status()
-            ]
+            found = self.sources.status()
+            return (
+                None
+                if found is None
+                else [
+                    {
+                        "source": s.source,
+                        "state": s.state,
+                        "rows": s.rows,
+                        "restarts": s.restarts,
+                        "error": s.last_error,
+                    }
+                    for s in found
+                ]
+            )
         except LooplineError as error:  # the supervisor's store read failed: the tick goes on
             return [{"error": str(error)}]
 
