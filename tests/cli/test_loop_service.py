@@ -238,7 +238,10 @@ def test_sigterm_ends_the_long_lived_loop_after_its_tick_with_exit_0(project: Pa
     (project / "release").touch()  # the tick finishes its retrain, then the loop ends
     code, _, err = finish(child, 120)
     assert code == 0, err
-    assert lease_holder() is None and [e.kind for e in events()][-1] in ("gate", "promotion")
+    assert lease_holder() is None and [e.kind for e in events()][-1] in (
+        "gate",
+        "probation",
+    )  # a promotion opens a probation
 
     idle = spawn(project, "--interval", "1h")  # no trigger fires now (cooldown): it ticks, then sleeps
     wait_for(lambda: len(events(("tick",))) == 2, idle)

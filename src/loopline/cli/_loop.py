@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -153,10 +154,15 @@ def windowed_command(
         fired = follow_windows(store, config, options.window, since=since, interval=options.interval, as_json=as_json)
         return ALERT_EXIT_CODE if options.fail_on_alert and fired else 0
     from loopline.run import check_windows
+    from loopline.run._window_accuracy import refresh_window_labels
 
     check = check_windows(store, config, options.window, since=since, until=until)
+    refreshed, late = refresh_window_labels(store, config, options.window, horizon=config.loop.label_horizon_td)
+    check = dataclasses.replace(check, alerts=[*check.alerts, *late])
     if not as_json:
         print_check(check)
+        if refreshed:
+            console.print(f"{len(refreshed)} closed window(s) refreshed: their labels arrived since they closed")
     decision, selection = (
         _retrain_on_windows(store, pipeline, check, end=end, quiet=as_json) if retrain else (None, None)
     )
@@ -164,7 +170,7 @@ def windowed_command(
         retrained = {"retrain": None if decision is None else decision.to_dict()} if retrain else {}
         if retrain:
             retrained["selection"] = None if selection is None else selection.to_dict()
-        print_json({**check_json(check), **retrained})
+        print_json({**check_json(check), "refreshed": [w.to_dict() for w in refreshed], **retrained})
     if report is not None:
         write_window_report(report, store, pipeline, check.spec, retrain=decision, selection=selection)
         if not as_json:

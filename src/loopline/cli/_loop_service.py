@@ -24,6 +24,8 @@ from loopline.core.errors import ConfigError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from loopline.core.pipeline import Pipeline
+    from loopline.run import SourceStatus, Supervisor
     from loopline.run._service import TickResult
     from loopline.store import Store
     from loopline.store.loop import LoopEvent
@@ -50,6 +52,13 @@ def loop(
         str | None, typer.Option("--end", help="End of the retraining window (ISO date; default: the tick's time).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Retrain at every tick, past triggers and cooldown.")] = False,
+    no_sources: Annotated[
+        bool,
+        typer.Option(
+            "--no-sources",
+            help="Do not supervise the pipeline's continuous sources (by default the long-lived loop runs them).",
+        ),
+    ] = False,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="With 'history': the newest N events (default 50; 1000 with --report)."),
@@ -65,8 +74,11 @@ def loop(
 ) -> None:
     """Watch a pipeline's production model and retrain when a trigger fires (one retrain at a time across loops).
 
-    Each tick checks drift (weighted by feature importance), metrics, the schedule and new data; see
-    `loopline loop history PIPELINE` for every decision. SIGTERM or Ctrl-C ends the loop after the current
+    Each tick syncs the labels (monitor.labels), closes the due windows (monitor.loop.window: realised and
+    estimated metrics), checks the probation of the version it promoted last (rolling it back when the previous
+    one does better), then checks drift (weighted by feature importance), metrics, the schedule and new data; see
+    `loopline loop history PIPELINE` for every decision. The long-lived loop runs the pipeline's continuous
+    sources while it runs (--no-sources: not). SIGTERM or Ctrl-C ends the loop after the current
     tick (a second one abandons it); the retrain lease is released either way.
     """
     with clear_errors():
@@ -95,7 +107,7 @@ def loop(
         _check_clock(interval, schedule)
         with open_store(home) as store:
             _serve(store, Path(pipeline), once=once, interval=interval, schedule=schedule, end=end, force=force,
-                   as_json=as_json)  # fmt: skip
+                   as_json=as_json, sources=not no_sources, home=home)  # fmt: skip
 
 
 def _serve(
@@ -108,15 +120,19 @@ def _serve(
     end: str | None,
     force: bool,
     as_json: bool,
+    sources: bool = True,
+    home: Path | None = None,
 ) -> None:
     from loopline.cli._loop import progress_runner
     from loopline.core.yamlfile import load_pipeline
+    from loopline.run._loop_windows import window_spec
     from loopline.run._service import LoopService
 
     pipeline = load_pipeline(path)
     window_end = _parse_end(end)
     service = LoopService(store, pipeline, end=window_end, force=force, run=progress_runner(quiet=as_json))
-    service.config  # noqa: B018 - a pipeline without a monitor section fails here, before any tick
+    window_spec(service.config)  # a pipeline without a monitor section, or a bad window, fails before any tick
+    service.sources = _SourcesOf(store, pipeline, home)  # their status, whoever runs them (replaced below)
     stop = threading.Event()
     if once:
         with _stopping_on_signals(stop):  # SIGTERM from cron or systemd: the tick finishes first
@@ -125,12 +141,47 @@ def _serve(
         if result.outcome == "error":
             raise typer.Exit(1)
         return
-    with _stopping_on_signals(stop):
+    with _stopping_on_signals(stop), _supervised(pipeline, home, enabled=sources, quiet=as_json) as supervisor:
+        service.sources = supervisor or service.sources
         if not as_json:
             console.print(f"loop of {pipeline.name}: ticking; SIGTERM or Ctrl-C stops it after the current tick")
         ticks = service.serve(stop, interval=interval, schedule=schedule)
     if not as_json:
         console.print(f"loop of {pipeline.name}: stopped after {ticks} tick(s)")
+
+
+class _SourcesOf:
+    """The status of ``pipeline``'s continuous sources as any process sees it (``loopline sources status``): what
+    a tick records when this loop does not run them itself (``--once``, ``--no-sources``)."""
+
+    def __init__(self, store: Store, pipeline: Pipeline, home: Path | None) -> None:
+        self.store, self.pipeline, self.home = store, pipeline, home
+
+    def status(self) -> list[SourceStatus] | None:
+        from loopline.core.settings import Settings
+        from loopline.run import sources_status
+
+        found = sources_status(self.store, self.pipeline, Settings.from_env(self.home).home)
+        return found or None
+
+
+@contextmanager
+def _supervised(pipeline: Pipeline, home: Path | None, *, enabled: bool, quiet: bool) -> Iterator[Supervisor | None]:
+    """The supervisor of ``pipeline``'s continuous sources while the loop runs (None: none, or ``--no-sources``);
+    stopped on the way out, each source committing its batch first."""
+    from loopline.run import Supervisor, continuous_sources
+
+    if not enabled or not continuous_sources(pipeline):
+        yield None
+        return
+    supervisor = Supervisor(pipeline, home=home).start()
+    if not quiet:
+        names = ", ".join(s.source for s in supervisor.status())
+        console.print(f"loop of {pipeline.name}: supervising its continuous sources ({names})")
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
 
 
 @contextmanager

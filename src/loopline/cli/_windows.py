@@ -6,6 +6,7 @@ config error, as every command).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -52,17 +53,24 @@ def window_check(
     as_json: bool,
     one_line: bool = False,
 ) -> WindowCheck:
-    """One check: close the complete windows, print them, the open one and the alerts (``one_line``: the JSON
-    on one line, as ``--follow`` prints one document per check)."""
+    """One check: close the complete windows, refresh the closed ones whose labels arrived late (within
+    ``monitor.loop.label_horizon``), print them, the open one and the alerts (``one_line``: the JSON on one line,
+    as ``--follow`` prints one document per check)."""
     from loopline.run import check_windows
+    from loopline.run._window_accuracy import refresh_window_labels
 
     check = check_windows(store, config, window, since=since, until=until)
+    refreshed, late = refresh_window_labels(store, config, window, horizon=config.loop.label_horizon_td)
+    check = dataclasses.replace(check, alerts=[*check.alerts, *late])
+    document = check_json(check) | {"refreshed": [w.to_dict() for w in refreshed]}
     if as_json and one_line:
-        print(json.dumps(check_json(check), default=str), flush=True)
+        print(json.dumps(document, default=str), flush=True)
     elif as_json:
-        print_json(check_json(check))
+        print_json(document)
     else:
         print_check(check)
+        if refreshed:
+            console.print(f"{len(refreshed)} closed window(s) refreshed: their labels arrived since they closed")
     return check
 
 
@@ -154,8 +162,8 @@ def print_check(check: WindowCheck) -> None:
         console.print(
             table(
                 f"{check.model}: windows of {check.spec} closed by this check, and the open one",
-                ["window", "status", "rows", "versions", "p50 ms", "p99 ms", "rows/s", "drifted"],
-                [_window_row(w) for w in windows],
+                ["window", "status", "rows", "versions", "p50 ms", "p99 ms", "rows/s", "drifted", *ACCURACY],
+                [(*_window_row(w), *_accuracy_cells(w, _metric(windows))) for w in windows],
             )
         )
     for alert in check.alerts:
@@ -179,6 +187,33 @@ def _window_row(window: WindowResult) -> tuple[Any, ...]:
         health.latency_p99_ms,
         health.throughput_rps,
         escape(drifted),
+    )
+
+
+ACCURACY = ("labels", "realised", "estimated [band]", "est. error")
+"""The accuracy columns of a window: label coverage, the realised metric, the estimate with its band, and the
+estimate's error once the labels are in."""
+
+
+def _metric(windows: list[WindowResult]) -> str | None:
+    """The metric the accuracy columns show: roc_auc when there, else the first one a window holds."""
+    names = [name for w in windows for name in (*(w.realised_metrics or {}), *(w.estimated_metrics or {}))]
+    return "roc_auc" if "roc_auc" in names else next(iter(names), None)
+
+
+def _accuracy_cells(window: WindowResult, metric: str | None) -> tuple[str, str, str, str]:
+    coverage = "-" if window.label_coverage is None else f"{window.label_coverage:.0%}"
+    if metric is None:
+        return coverage, "-", "-", "-"
+    realised = (window.realised_metrics or {}).get(metric)
+    estimated = (window.estimated_metrics or {}).get(metric)
+    band = (window.estimated_bands or {}).get(metric)
+    error = window.estimate_error(metric)
+    return (
+        coverage,
+        "-" if realised is None else f"{metric} {realised:.3f}",
+        "-" if estimated is None else f"{estimated:.3f}" + (f" [{band[0]:.3f}, {band[1]:.3f}]" if band else ""),
+        "-" if error is None else f"{error:+.3f}",
     )
 
 

@@ -110,6 +110,23 @@ class ProbationConfig(_Strict):
         float, Field(ge=0, le=1, description="Rollback when the error rate rises by more than this (0.05: 5 points).")
     ] = 0.05
     min_rows: Annotated[int, Field(ge=1, description="Rows of the probation window a decision needs.")] = 100
+    window: Annotated[
+        str,
+        Field(
+            description='How long a version the loop promoted stays on probation, e.g. "7d": the loop compares it '
+            "with the previous version on the windows closed since the promotion until then."
+        ),
+    ] = "7d"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def window_td(self) -> timedelta:
+        return parse_duration(self.window)
 
 
 class RetrainConfig(_Strict):
@@ -239,6 +256,18 @@ class LoopConfig(_Strict):
     min_new_rows: Annotated[int | None, Field(ge=1, description="Retrain once this many rows were added.")] = None
     datasets: Annotated[list[str], Field(description="Datasets counted by min_new_rows (default: ingested).")] = []
     lease_ttl: Annotated[Duration, Field(description="A retrain's lease expires this long after renewal.")] = "10m"
+    window: Annotated[
+        str | None,
+        Field(
+            description='The monitoring windows each tick closes, e.g. "1d" or "1h" (as `loopline monitor '
+            "--window`): their realised and estimated metrics feed the metric trigger and the probation; "
+            "null: no window."
+        ),
+    ] = "1d"
+    label_horizon: Annotated[
+        Duration,
+        Field(description="Labels that arrive late refresh the closed windows that ended within this, e.g. 7d."),
+    ] = "7d"
 
     @model_validator(mode="after")
     def _one_clock(self) -> LoopConfig:
@@ -255,6 +284,10 @@ class LoopConfig(_Strict):
         return parse_duration(self.lease_ttl)
 
     @property
+    def label_horizon_td(self) -> timedelta:
+        return parse_duration(self.label_horizon)
+
+    @property
     def retrain_every_td(self) -> timedelta | None:
         return None if self.retrain_every is None else parse_duration(self.retrain_every)
 
@@ -262,6 +295,7 @@ class LoopConfig(_Strict):
 ALERT_METRICS = (
     "drifted_features",
     "error_rate",
+    "label_coverage",
     "latency_p50_ms",
     "latency_p99_ms",
     "rows",
@@ -272,12 +306,17 @@ ALERT_METRICS = (
 ALERT_FEATURE_METRICS = ("drift", "missing_share", "unseen_share")
 """The per-feature figures an alert rule watches as ``<figure>.<feature>`` (``drift.<feature>`` is its PSI)."""
 
+ALERT_PERFORMANCE_FIGURES = ("estimated", "realised")
+"""The per-metric figures an alert rule watches as ``<figure>.<metric>``: ``realised.roc_auc`` (on the window's
+labelled predictions), ``estimated.roc_auc`` (without labels; binary classifiers)."""
+
 
 class AlertRule(_Strict):
     """Fire when a closed window's figure ``when`` is above ``above`` or below ``below`` (exactly one of them).
 
-    ``when`` is one of :data:`ALERT_METRICS` or ``<figure>.<feature>`` with a figure of
-    :data:`ALERT_FEATURE_METRICS`; the feature is checked against the model's features when windows close.
+    ``when`` is one of :data:`ALERT_METRICS`, ``<figure>.<feature>`` with a figure of
+    :data:`ALERT_FEATURE_METRICS`, or ``<figure>.<metric>`` with a figure of :data:`ALERT_PERFORMANCE_FIGURES`;
+    the feature and the metric are checked against the model's when windows close.
     """
 
     when: Annotated[str, Field(description="The window figure, e.g. latency_p99_ms or missing_share.age.")]
@@ -288,12 +327,17 @@ class AlertRule(_Strict):
     @classmethod
     def _known_figure(cls, value: str) -> str:
         figure, dot, feature = value.partition(".")
-        if dot and figure in ALERT_FEATURE_METRICS and feature:
+        if dot and figure in (*ALERT_FEATURE_METRICS, *ALERT_PERFORMANCE_FIGURES) and feature:
             return value
         if not dot and value in ALERT_METRICS:
             return value
-        choices = [*ALERT_METRICS, *(f"{name}.<feature>" for name in ALERT_FEATURE_METRICS)]
-        guess = did_you_mean(figure if dot else value, [*ALERT_METRICS, *ALERT_FEATURE_METRICS])
+        choices = [
+            *ALERT_METRICS,
+            *(f"{name}.<feature>" for name in ALERT_FEATURE_METRICS),
+            *(f"{name}.<metric>" for name in ALERT_PERFORMANCE_FIGURES),
+        ]
+        known = [*ALERT_METRICS, *ALERT_FEATURE_METRICS, *ALERT_PERFORMANCE_FIGURES]
+        guess = did_you_mean(figure if dot else value, known)
         raise ValueError(f"unknown alert figure {value!r}. {guess or ''} Use one of: {', '.join(choices)}")
 
     @model_validator(mode="after")

@@ -515,21 +515,25 @@ class VersionConfig:
 @dataclass(frozen=True)
 class Candidate:
     """A trained candidate on its way to the model repository: the bundle's bytes, the drift reference
-    (training rows; None: no drift monitoring), its :class:`TrainReport` and the drift reference profile of
-    the whole training split (``loopline.monitor.ReferenceProfile`` as JSON bytes; None: not profiled)."""
+    (training rows; None: no drift monitoring), its :class:`TrainReport`, the drift reference profile of
+    the whole training split (``loopline.monitor.ReferenceProfile`` as JSON bytes; None: not profiled) and, for a
+    binary classifier, its ``performance`` reference (validation rows' ``probability`` of the positive class and
+    ``label``, True for the positive class: what performance estimation calibrates on; None otherwise)."""
 
     bundle: bytes
     reference: pl.DataFrame | None
     report: TrainReport
     profile: bytes | None = None
+    performance: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame), ``profile`` (bytes or None)
-        and ``report`` (JSON); the runner stores each as its own artifact."""
+        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame), ``profile`` (bytes or None),
+        ``performance`` (a frame or None) and ``report`` (JSON); the runner stores each as its own artifact."""
         return {
             "bundle": self.bundle,
             "reference": self.reference,
             "profile": self.profile,
+            "performance": self.performance,
             "report": self.report.to_dict(),
         }
 
@@ -548,7 +552,13 @@ class Candidate:
         profile = data.get("profile")
         if profile is not None and not isinstance(profile, bytes | bytearray):
             raise _malformed("candidate", where, f"its profile is {type(profile).__name__}, not bytes")
-        return cls(bytes(data["bundle"]), data.get("reference"), report, None if profile is None else bytes(profile))
+        profile = None if profile is None else bytes(profile)
+        return cls(bytes(data["bundle"]), data.get("reference"), report, profile, data.get("performance"))
+
+
+PERFORMANCE_REFERENCE_KEY = "performance_reference"
+"""Where a model version's config names the artifact (a table digest) of its performance reference: the
+validation rows' ``probability`` and ``label`` a performance estimator calibrates on (binary classifiers)."""
 
 
 @dataclass(frozen=True)

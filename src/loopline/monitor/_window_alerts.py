@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from loopline.core.config import ALERT_FEATURE_METRICS, AlertRule
+from loopline.bundle import METRIC_DIRECTION
+from loopline.core.config import ALERT_FEATURE_METRICS, ALERT_PERFORMANCE_FIGURES, AlertRule
 from loopline.core.errors import ConfigError, did_you_mean
 from loopline.monitor._window_records import AlertFiring, WindowResult
 
 
 def check_alert_features(rules: Sequence[AlertRule], features: Sequence[str]) -> None:
-    """Raise ConfigError (with a did-you-mean) for a ``<figure>.<feature>`` rule naming no monitored feature."""
+    """Raise ConfigError (with a did-you-mean) for a ``<figure>.<feature>`` rule naming no monitored feature, or
+    a ``realised.<metric>``/``estimated.<metric>`` rule naming no metric loopline computes."""
     for index, rule in enumerate(rules):
         figure, dot, feature = rule.when.partition(".")
+        if dot and figure in ALERT_PERFORMANCE_FIGURES and feature not in METRIC_DIRECTION:
+            key = f"monitor.alerts.{index}.when"
+            raise ConfigError(
+                f"{key}: alert on {rule.when!r} names {feature!r}, which is not a metric loopline computes.",
+                key=key,
+                hint=did_you_mean(feature, METRIC_DIRECTION) or f"Use one of: {', '.join(sorted(METRIC_DIRECTION))}.",
+            )
         if dot and figure in ALERT_FEATURE_METRICS and feature not in features:
             key = f"monitor.alerts.{index}.when"
             raise ConfigError(
@@ -23,7 +32,8 @@ def check_alert_features(rules: Sequence[AlertRule], features: Sequence[str]) ->
 
 
 def window_value(window: WindowResult, when: str) -> float | None:
-    """The figure ``when`` of ``window`` (None when the window cannot tell: no rows, no drift, errors unknown)."""
+    """The figure ``when`` of ``window`` (None when the window cannot tell: no rows, no drift, errors unknown, not
+    enough labels, no estimate)."""
     health = window.health
     figure, dot, feature = when.partition(".")
     if not dot:
@@ -31,8 +41,13 @@ def window_value(window: WindowResult, when: str) -> float | None:
             return None if window.drifted_features is None else float(window.drifted_features)
         if figure == "rows":
             return float(health.rows)
+        if figure == "label_coverage":
+            return window.label_coverage
         value = getattr(health, figure)
         return None if value is None else float(value)
+    if figure in ALERT_PERFORMANCE_FIGURES:
+        metrics = window.realised_metrics if figure == "realised" else window.estimated_metrics
+        return (metrics or {}).get(feature)
     if figure == "drift":
         if window.drift is None:
             return None

@@ -140,8 +140,12 @@ class WindowResult:
     ``start``/``end``: a time window's ``[start, end)``; a count window's first and last row's ``created_at``
     (``last_id`` is the last row's prediction id: the next window starts after it). ``drift`` is None when the
     window has no row (``drift_skipped`` says why otherwise). ``realised_metrics`` (from labels),
-    ``estimated_metrics`` (without labels) and ``label_coverage`` (share of rows with a label) are left for the
-    feedback loop to fill; they are None until it does.
+    ``estimated_metrics`` (without labels) and ``label_coverage`` (share of rows with a label) are filled when
+    the window closes and refreshed while late labels arrive (:mod:`loopline.run._window_accuracy`):
+    ``labelled_rows`` rows had a label, ``realised_status`` is ``ok`` or ``not_enough_labels`` (no metric then),
+    ``realised_slices`` the metrics per value of the model's slice columns (``{column: {value: metrics}}``),
+    ``estimated_bands`` each estimate's ``[lower, upper]`` band, ``estimation_skipped`` why nothing was
+    estimated, ``labels_changed_at`` the newest label arrival the realised figures include.
     """
 
     model: str
@@ -158,6 +162,12 @@ class WindowResult:
     realised_metrics: dict[str, float] | None = None
     estimated_metrics: dict[str, float] | None = None
     label_coverage: float | None = None
+    labelled_rows: int | None = None
+    realised_status: str | None = None
+    realised_slices: dict[str, dict[str, dict[str, float]]] | None = None
+    estimated_bands: dict[str, tuple[float, float]] | None = None
+    estimation_skipped: str | None = None
+    labels_changed_at: datetime | None = None
 
     @property
     def drifted_features(self) -> int | None:
@@ -182,13 +192,28 @@ class WindowResult:
             "realised_metrics": self.realised_metrics,
             "estimated_metrics": self.estimated_metrics,
             "label_coverage": self.label_coverage,
+            "labelled_rows": self.labelled_rows,
+            "realised_status": self.realised_status,
+            "realised_slices": self.realised_slices,
+            "estimated_bands": None
+            if self.estimated_bands is None
+            else {name: list(band) for name, band in self.estimated_bands.items()},
+            "estimation_skipped": self.estimation_skipped,
+            "labels_changed_at": _iso(self.labels_changed_at),
         }
+
+    def estimate_error(self, metric: str) -> float | None:
+        """The estimated ``metric`` less the realised one (None unless the window has both)."""
+        realised = (self.realised_metrics or {}).get(metric)
+        estimated = (self.estimated_metrics or {}).get(metric)
+        return None if realised is None or estimated is None else estimated - realised
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WindowResult:
         """Rebuild a window written by :meth:`to_dict`."""
         drift = data.get("drift")
         version = data.get("reference_version")
+        bands = data.get("estimated_bands")
         return cls(
             model=str(data["model"]),
             spec=str(data["spec"]),
@@ -204,6 +229,12 @@ class WindowResult:
             realised_metrics=data.get("realised_metrics"),
             estimated_metrics=data.get("estimated_metrics"),
             label_coverage=_float(data.get("label_coverage")),
+            labelled_rows=None if data.get("labelled_rows") is None else int(data["labelled_rows"]),
+            realised_status=data.get("realised_status"),
+            realised_slices=data.get("realised_slices"),
+            estimated_bands=None if bands is None else {k: (float(v[0]), float(v[1])) for k, v in bands.items()},
+            estimation_skipped=data.get("estimation_skipped"),
+            labels_changed_at=_time(data.get("labels_changed_at")),
         )
 
 

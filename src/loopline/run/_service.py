@@ -2,6 +2,10 @@
 
 A tick, in this order, each step recorded as a loop event (:class:`~loopline.store.loop.LoopEvent`):
 
+0. sync the labels of ``monitor.labels``, close the due ``monitor.loop.window`` windows (realised and estimated
+   metrics, label coverage, drift) and refresh the closed windows whose labels arrived late
+   (:mod:`loopline.run._loop_windows`); check the probation of the version the loop promoted last
+   (:mod:`loopline.run._loop_probation`) — ``probation``, ``rollback``;
 1. gather the signals (:class:`~loopline.run.policy.LoopSignals`): the drift of the production model's traffic
    (:func:`~loopline.run._loop.monitor_model`), its feature importance, the metrics an ``enrich`` hook adds
    (labels, estimation), the last retrain and the rows ingested since — ``tick``;
@@ -25,12 +29,15 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from loopline.core.config import LoopConfig, MonitorConfig, parse_duration
 from loopline.core.errors import ConfigError, ConflictError, LooplineError
 from loopline.run._lease import LeaseKeeper, retrain_lease_name
 from loopline.run._loop import monitor_model
+from loopline.run._loop_probation import ProbationCheck, check_probation
+from loopline.run._loop_windows import prepare, window_signals
+from loopline.run._windows import json_safe
 from loopline.run.policy import (
     LoopSignals,
     TriggerDecision,
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
     from loopline.core.records import Selection
     from loopline.run._runner import RunResult
+    from loopline.run._source_status import SourceStatus
     from loopline.run.policy import RunPipeline
     from loopline.store import ModelVersion, RunRecord, Store
 
@@ -54,9 +62,16 @@ DEFAULT_INTERVAL = "15m"
 IMPORTANCE_KEY = "feature_importance"
 """Where a model version's config records its feature importance by input feature (``{feature: weight}``)."""
 
-Outcome = Literal["retrained", "no trigger", "lease held", "cooldown", "error"]
+Outcome = Literal["retrained", "no trigger", "lease held", "cooldown", "rolled back", "error"]
 Enrich = Callable[["Store", MonitorConfig, LoopSignals], LoopSignals]
 """Adds what other parts of the loop know to a tick's signals (realised metrics from labels, estimated ones)."""
+
+
+class SourceWatch(Protocol):
+    """What the loop needs of the supervisor of the pipeline's continuous sources: its sources' status (None:
+    the pipeline has none)."""
+
+    def status(self) -> list[SourceStatus] | None: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,8 @@ class LoopService:
 
     ``end``: the end of the retraining window (None: the tick's time); ``force``: retrain at every tick, past the
     triggers and the cooldown; ``run``: how the retrain runs the pipeline (default: a Runner on ``store``);
-    ``enrich``: the hook that adds realised or estimated metrics to the signals.
+    ``enrich``: a hook that adds to the signals (the windows' realised and estimated metrics are there already);
+    ``sources``: the supervisor of the pipeline's continuous sources, whose status each tick event records.
     """
 
     def __init__(
@@ -88,6 +104,7 @@ class LoopService:
         force: bool = False,
         run: RunPipeline | None = None,
         enrich: Enrich | None = None,
+        sources: SourceWatch | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
@@ -95,6 +112,7 @@ class LoopService:
         self.force = force
         self.run = run
         self.enrich = enrich
+        self.sources = sources
         self.loops = LoopStore(store.engine)
 
     @property
@@ -111,8 +129,15 @@ class LoopService:
         """One tick (see the module docstring); never raises for a failed retrain (an ``error`` event)."""
         config = self.config
         events: list[LoopEvent] = []
-        signals, notes = self._signals(config)
-        events.append(self._record("tick", _tick_reason(signals, notes), _signal_details(signals, notes)))
+        signals, notes, details = self._signals(config)
+        tick_details = _signal_details(signals, notes) | details | {"sources": self._source_states()}
+        events.append(self._record("tick", _tick_reason(signals, notes), tick_details))
+        checked = self._probation(config, signals.now)
+        events.extend(checked)
+        if any(e.kind == "rollback" for e in checked) and not self.force:
+            why = "rolled back this tick: the signals were the rolled-back version's; the next tick decides anew"
+            events.append(self._record("skip", why, {}))
+            return TickResult("rolled back", signals, (), tuple(events))
         decisions = evaluate_triggers(signals, config)
         fired = [d for d in decisions if d.fire]
         lapsed = self._lapsed(signals.now)
@@ -148,14 +173,18 @@ class LoopService:
 
     # -- signals ------------------------------------------------------------------------------------
 
-    def _signals(self, config: MonitorConfig) -> tuple[LoopSignals, list[str]]:
-        now, notes = datetime.now(UTC), []
+    def _signals(self, config: MonitorConfig) -> tuple[LoopSignals, list[str], dict[str, Any]]:
+        now = datetime.now(UTC)
+        prep = prepare(self.store, config, now)
+        notes = prep.notes
         production = self.store.models.production(config.model)
-        drift = None
-        try:
-            drift = monitor_model(self.store, config).report
-        except LooplineError as error:
-            notes.append(f"drift not checked: {error}")
+        windows = window_signals(self.store, config, production, config.retrain.metric, now)
+        drift = windows.drift if windows is not None else None
+        if drift is None:
+            try:
+                drift = monitor_model(self.store, config).report
+            except LooplineError as error:
+                notes.append(f"drift not checked: {error}")
         last = self.loops.last(self.pipeline.name, "retrain")
         last_retrain = last.at if last else None
         since = last_retrain or (production.created_at if production else None)
@@ -169,9 +198,80 @@ class LoopService:
             last_retrain=last_retrain,
             new_rows=self.loops.rows_since(datasets, since) if datasets else None,
         )
+        if windows is not None:
+            signals = dataclasses.replace(
+                signals, realised=windows.realised, realised_rows=windows.realised_rows, estimated=windows.estimated
+            )
+            prep.details["estimated_band"] = windows.estimated_band
         if self.enrich is not None:
             signals = self.enrich(self.store, config, signals)
-        return signals, notes
+        return signals, notes, prep.details
+
+    def _source_states(self) -> list[dict[str, Any]] | None:
+        """The continuous sources' state (None: the pipeline has none, or the loop was given no watch)."""
+        if self.sources is None:
+            return None
+        try:
+            found = self.sources.status()
+            return (
+                None
+                if found is None
+                else [
+                    {
+                        "source": s.source,
+                        "state": s.state,
+                        "rows": s.rows,
+                        "restarts": s.restarts,
+                        "error": s.last_error,
+                    }
+                    for s in found
+                ]
+            )
+        except LooplineError as error:  # the supervisor's store read failed: the tick goes on
+            return [{"error": str(error)}]
+
+    # -- probation ----------------------------------------------------------------------------------
+
+    def _probation(self, config: MonitorConfig, now: datetime) -> list[LoopEvent]:
+        """Check the probation the last ``probation`` event opened, if it is still open: a ``rollback`` (and a
+        closing ``probation`` event) when the previous version does better, a ``probation`` event when it ends."""
+        opened = self.loops.last(self.pipeline.name, "probation")
+        if opened is None or opened.details.get("state") != "started":
+            return []
+        version, previous = int(opened.details["version"]), int(opened.details["previous"])
+        until = datetime.fromisoformat(str(opened.details["until"]))
+        production = self.store.models.production(config.model)
+        if production is None or production.version != version:
+            now_in = f"v{production.version}" if production else "no version"
+            reason = f"probation of v{version} ended: {now_in} is in production now"
+            return [self._record("probation", reason, {**opened.details, "state": "ended"})]
+        try:
+            check = check_probation(
+                self.store,
+                production,
+                self.store.models.get(config.model, previous),
+                opened.at,
+                min(now, until),
+                config.retrain.metric,
+                config.retrain.probation,
+            )
+        except LooplineError as error:  # the previous version deleted, a rollback refused: said, then on
+            return [self._record("error", f"probation of v{version} not checked: {error}", {"version": version})]
+        return self._probation_events(check, opened.details, now >= until)
+
+    def _probation_events(self, check: ProbationCheck, opened: dict[str, Any], over: bool) -> list[LoopEvent]:
+        decision = check.decision
+        if decision is not None and decision.rolled_back_to is not None:
+            details = decision.to_dict() | {"version": decision.promoted, "previous": decision.previous}
+            return [
+                self._record("rollback", f"probation: {decision.reason}", details),
+                self._record("probation", f"v{decision.promoted} failed its probation", {**details, "state": "failed"}),
+            ]
+        if not over:
+            return []
+        why = decision.reason if decision is not None else check.note
+        details = {**opened, "state": "passed", "decision": None if decision is None else decision.to_dict()}
+        return [self._record("probation", f"v{opened['version']} passed its probation: {why}", details)]
 
     def _datasets(self, loop: LoopConfig) -> list[str]:
         """``monitor.loop.datasets``, else the datasets the pipeline's ingest steps write."""
@@ -220,6 +320,7 @@ class LoopService:
         if resuming is not None:
             why = f"resume run {resuming.run_id} of the loop that died; {why}"
         events.append(self._record("retrain", why, details))
+        before = self.store.models.production(self.config.model)
         try:
             selection = retrain_and_gate(self.store, self.pipeline, end, run=self._runner(resuming))
         except Exception as error:  # recorded, and the long-lived loop goes on to the next tick
@@ -232,7 +333,7 @@ class LoopService:
         except KeyboardInterrupt:  # a second SIGTERM or Ctrl-C: abandoned; the lease is released on the way out
             events.append(self._record("error", "retrain abandoned (interrupted)", {"type": "KeyboardInterrupt"}))
             raise
-        events.extend(self._gate_events(selection))
+        events.extend(self._gate_events(selection, before))
         return "retrained", selection
 
     def _runner(self, resuming: RunRecord | None) -> RunPipeline:
@@ -248,13 +349,21 @@ class LoopService:
 
         return run
 
-    def _gate_events(self, selection: Selection) -> list[LoopEvent]:
+    def _gate_events(self, selection: Selection, before: ModelVersion | None) -> list[LoopEvent]:
         details = {"model": selection.model, "best": selection.best, "promote": selection.promote}
         details["gate"] = None if selection.gate is None else selection.gate.to_dict()
         events = [self._record("gate", selection.reason, details)]
-        if selection.promote:
-            reason = f"v{selection.best} of {selection.model} is production: {selection.reason}"
-            events.append(self._record("promotion", reason, {"version": selection.best}))
+        promoted = selection.promoted
+        if promoted is None:
+            return events
+        reason = f"v{promoted} of {selection.model} is production: {selection.reason}"
+        events.append(self._record("promotion", reason, {"version": promoted, "best": selection.best}))
+        if before is not None and before.version != promoted:
+            window = self.config.retrain.probation.window
+            until = datetime.now(UTC) + self.config.retrain.probation.window_td
+            reason = f"v{promoted} is on probation for {window} against v{before.version}"
+            details = {"version": promoted, "previous": before.version, "until": until.isoformat(), "state": "started"}
+            events.append(self._record("probation", reason, details))
         return events
 
     def _try_record_error(self, error: Exception) -> None:
@@ -265,7 +374,7 @@ class LoopService:
 
     def _record(self, kind: str, reason: str, details: dict[str, Any]) -> LoopEvent:
         model = self.pipeline.monitor.model if self.pipeline.monitor else None
-        return self.loops.record(self.pipeline.name, kind, reason, model=model, details=details)
+        return self.loops.record(self.pipeline.name, kind, reason, model=model, details=json_safe(details))
 
 
 def next_tick(now: datetime, loop: LoopConfig, interval: str | None = None, schedule: str | None = None) -> datetime:

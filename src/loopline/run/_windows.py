@@ -34,6 +34,7 @@ from loopline.monitor import (
     window_health,
 )
 from loopline.run._webhook import deliver_alerts
+from loopline.run._window_accuracy import AccuracyContext, accuracy_context, with_accuracy
 
 if TYPE_CHECKING:
     from loopline.core.records import Features
@@ -75,6 +76,7 @@ class _Context:
     features: Features
     categories: dict[str, frozenset[str]]
     config: MonitorConfig
+    accuracy: AccuracyContext
 
 
 def check_windows(
@@ -156,7 +158,8 @@ def _context(store: Store, config: MonitorConfig, spec: WindowSpec) -> _Context:
         for name in features.categorical
         if name in reference.columns
     }
-    return _Context(config.model, spec, production, reference, features, categories, config)
+    accuracy = accuracy_context(store, production)
+    return _Context(config.model, spec, production, reference, features, categories, config, accuracy)
 
 
 class _Counter:
@@ -342,9 +345,11 @@ def _result(
 
 
 def _store(store: Store, context: _Context, result: WindowResult) -> tuple[WindowResult, list[AlertEvent]] | None:
-    """Store a closed window with its alerts; None when another check closed it first."""
+    """Store a closed window, with its accuracy (labels, estimate) and its alerts; None when another check
+    closed it first."""
     from loopline.store import AlertRow, WindowRow
 
+    result = with_accuracy(store, context.accuracy, result)
     fired = fired_alerts(result, context.config.alerts)
     row = WindowRow(
         model_name=result.model,
@@ -355,7 +360,7 @@ def _store(store: Store, context: _Context, result: WindowResult) -> tuple[Windo
         last_id=result.last_id,
         rows=result.health.rows,
         drifted=result.drifted_features,
-        result=_json_safe(result.to_dict()),
+        result=json_safe(result.to_dict()),
     )
     alerts = [AlertRow(f.rule, f.when, f.op, f.threshold, f.value) for f in fired]
     delivery = "pending" if fired and context.config.alerts_webhook_env else "none"
@@ -363,15 +368,15 @@ def _store(store: Store, context: _Context, result: WindowResult) -> tuple[Windo
     return None if stored is None else (result, stored[1])
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """``value`` with NaN and infinities as None: PostgreSQL's JSON refuses them (a NaN prediction, a degenerate
     statistic), and a window must store whatever the traffic held."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 

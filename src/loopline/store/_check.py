@@ -9,7 +9,8 @@ through the contract (:meth:`ArtifactStore.entries`, ``open``, ``remove_stale``)
 Every place that references an artifact digest (``test_check`` fails when a table gains a ``*digest``
 column that is not listed here):
 
-- ``models.bundle_digest``, ``models.reference_digest`` and ``models.profile_digest``;
+- ``models.bundle_digest``, ``models.reference_digest``, ``models.profile_digest`` and the performance
+  reference its ``config`` names (``performance_reference``);
 - ``dataset_parts.digest`` (the Parquet parts of datasets; dataset versions name parts by sequence number);
 - ``dataset_versions.profile_digest`` (the JSON profile of a version);
 - ``steps.outputs``: ``{output: {"digest", "kind"}}``; every 64-hex string anywhere in it counts, so a
@@ -36,6 +37,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from loopline.core.errors import NotFoundError
+from loopline.core.records import PERFORMANCE_REFERENCE_KEY
 from loopline.store._db import reading
 from loopline.store._tables import dataset_parts, dataset_versions, models, steps
 from loopline.store.artifacts import ArtifactEntry, ArtifactStore
@@ -124,13 +126,17 @@ def _model_refs(conn: Connection) -> Iterator[Reference]:
         models.c.bundle_digest,
         models.c.reference_digest,
         models.c.profile_digest,
+        models.c.config,
     )
-    for name, version, bundle, reference, profile in conn.execute(select(*columns)):
+    for name, version, bundle, reference, profile, config in conn.execute(select(*columns)):
         yield Reference(bundle, f"models {name} v{version} bundle")
         if reference is not None:
             yield Reference(reference, f"models {name} v{version} reference")
         if profile is not None:
             yield Reference(profile, f"models {name} v{version} profile")
+        performance = (config or {}).get(PERFORMANCE_REFERENCE_KEY)
+        if isinstance(performance, str):
+            yield Reference(performance, f"models {name} v{version} performance reference")
 
 
 def _dataset_refs(conn: Connection) -> Iterator[Reference]:

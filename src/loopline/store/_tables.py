@@ -237,7 +237,7 @@ dataset_versions = Table(
 
 # -- the loop service (leases, events) ------------------------------------------------------------
 
-LOOP_EVENT_KINDS = ("tick", "trigger", "skip", "retrain", "gate", "promotion", "rollback", "error")
+LOOP_EVENT_KINDS = ("tick", "trigger", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error")
 
 loop_leases = Table(
     "loop_leases",

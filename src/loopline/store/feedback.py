@@ -147,6 +147,15 @@ class FeedbackRepository:
             predicted, labelled = conn.execute(stmt).one()
         return LabelCoverage(int(predicted), int(labelled))
 
+    def changed_at(self, model_name: str, start: datetime, end: datetime) -> datetime | None:
+        """When a label of a prediction of ``model_name`` made in [start, end) last arrived or changed (None:
+        no label yet): a window's realised figures that include this time are up to date."""
+        stamp = func.max(func.coalesce(feedback.c.updated_at, feedback.c.received_at, type_=_STAMP), type_=_STAMP)
+        stmt = select(stamp).select_from(_joined()).where(*_in_range(model_name, start, end))
+        with reading(self.engine) as conn:
+            value = conn.execute(stmt).scalar_one()
+        return value if isinstance(value, datetime) else None
+
     def labelled(
         self,
         model_name: str,
@@ -230,6 +239,7 @@ def _in_range(model_name: str, start: datetime, end: datetime, *, shadows: bool)
 
 _META = ("prediction_id", "created_at", "model_version", "prediction", "label", "label_received_at", "label_event_time")
 _TIME = pl.Datetime("us", "UTC")
+_STAMP = feedback.c.received_at.type
 
 
 def _frame(rows: list[Any], inputs: bool) -> pl.DataFrame:

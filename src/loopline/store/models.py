@@ -27,7 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
 
 from loopline.core.errors import ConflictError, LooplineError, NotFoundError, UnservableModelError, did_you_mean
-from loopline.core.records import Candidate, VersionConfig
+from loopline.core.records import PERFORMANCE_REFERENCE_KEY, Candidate, VersionConfig
 from loopline.store._db import reading, utcnow, writing
 from loopline.store._tables import model_events, models
 from loopline.store.artifacts import ArtifactStore
@@ -111,6 +111,9 @@ class ModelRepository:
             return _model_version(row)
         report = candidate.report
         reference, profile = candidate.reference, candidate.profile
+        config = report.version_config()
+        if candidate.performance is not None:
+            config[PERFORMANCE_REFERENCE_KEY] = self.artifacts.put_table(candidate.performance)
         return self._register(
             name=name,
             algorithm=report.algorithm,
@@ -119,7 +122,7 @@ class ModelRepository:
             profile_digest=None if profile is None else self.artifacts.put_bytes(profile),
             metrics=report.metrics,
             params=report.params,
-            config=report.version_config(),
+            config=config,
             input_schema=[item.to_dict() for item in report.input_schema],
             data_fingerprint=report.data_fingerprint,
             run_id=run_id,

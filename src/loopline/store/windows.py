@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -126,6 +126,18 @@ class WindowRepository:
             stored = _stored(row)
             events = [_insert_alert(conn, stored, alert, delivery) for alert in fired]
         return stored, events
+
+    def refresh(
+        self, window_id: int, result: dict[str, Any], fired: Sequence[AlertRow], *, delivery: str = "none"
+    ) -> builtins.list[AlertEvent]:
+        """Replace the record of closed window ``window_id`` (its labels changed) and store those of ``fired``
+        whose rule has not fired on that window yet, in one transaction; returns the alerts stored."""
+        with writing(self.engine) as conn:
+            conn.execute(update(monitor_windows).where(monitor_windows.c.id == window_id).values(result=result))
+            row = conn.execute(select(monitor_windows).where(monitor_windows.c.id == window_id)).mappings().one()
+            stored = _stored(row)
+            known = set(conn.execute(select(alerts.c.rule).where(alerts.c.window_id == window_id)).scalars())
+            return [_insert_alert(conn, stored, alert, delivery) for alert in fired if alert.rule not in known]
 
 
 def _insert_new(conn: Connection) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from loopline.bundle import check_servable
+from loopline.bundle import check_servable, target_values
 from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.core.hashing import fingerprint
@@ -32,6 +32,7 @@ from loopline.train import (
 )
 
 if TYPE_CHECKING:
+    from loopline.bundle import ModelBundle
     from loopline.store import Store
 
 
@@ -247,11 +248,12 @@ class Split(StepType[SplitConfig]):
 
 class Train(StepType[TrainConfig]):
     """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference``, ``profile`` (the drift
-    reference profile of the training split) and ``report``."""
+    reference profile of the training split), ``report`` and ``performance`` (a binary classifier's performance
+    reference: validation probabilities and labels)."""
 
     type_name = "train"
     Config = TrainConfig
-    outputs = ("bundle", "reference", "profile", "report")
+    outputs = ("bundle", "reference", "profile", "report", "performance")
     min_inputs, max_inputs = 2, 3
 
     def run(self, config: TrainConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
@@ -318,7 +320,29 @@ def _fit(
     profile = ReferenceProfile.from_frame(
         train, numeric=config.numeric, categorical=config.categorical, seed=config.seed
     )
-    return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode())
+    performance = performance_reference(result.bundle, valid, seed=config.seed)
+    return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance)
+
+
+PERFORMANCE_REFERENCE_ROWS = 5000
+"""Validation rows kept as a binary classifier's performance reference (a sample when there are more)."""
+
+
+def performance_reference(
+    bundle: ModelBundle, valid: pl.DataFrame, *, seed: int = 0, rows: int = PERFORMANCE_REFERENCE_ROWS
+) -> pl.DataFrame | None:
+    """A binary classifier's predicted ``probability`` of the positive class and the true ``label`` (True: the
+    positive class) on at most ``rows`` validation rows: what performance estimation calibrates on. None for
+    any other model."""
+    if bundle.task != "binary" or not bundle.classes or len(bundle.classes) != 2:
+        return None
+    valid = valid.filter(pl.col(bundle.target).is_not_null())
+    if not valid.height:
+        return None
+    sample = valid.sample(n=min(rows, valid.height), seed=seed) if valid.height > rows else valid
+    probability = bundle.predict_table(sample)["probability"][:, 1]
+    positive = target_values(sample, bundle.target) == bundle.classes[1]
+    return pl.DataFrame({"probability": probability, "label": positive})
 
 
 def _cross_validate(config: TrainConfig, train: pl.DataFrame, valid: pl.DataFrame, step: str) -> CrossValidation | None:
