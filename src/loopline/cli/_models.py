@@ -96,7 +96,8 @@ def show_model(
             console.print(table(title, header, rows))
         if trained.cv:
             console.print(table(*_cv_table(trained.cv)))
-        console.print(_importance_table(trained.importance))
+        for item in _importance_table(trained.importance):
+            console.print(item)
         for line in finding_lines([(found.version, trained.findings)]):
             console.print(line)
         if columns:
@@ -133,19 +134,22 @@ def leaderboard(
         console.print(line)
 
 
-def _importance_table(importance: FeatureImportance | None) -> Any:
+def _importance_table(importance: FeatureImportance | None) -> list[Any]:
     """The version's feature weights, heaviest first, with the score drop each stands for; a line when none."""
     if importance is None:
-        return "feature importance: not measured (importance: false, or registered before it was kept)"
+        return ["feature importance: not measured (importance: false, or registered before it was kept)"]
     if importance.skipped:
-        return f"feature importance: skipped, {escape(importance.skipped)} (the loop weighs features equally)"
-    how = f"{importance.method}: {importance.metric} drop on {importance.rows:,} valid rows, x{importance.repeats}"
+        return [f"feature importance: skipped, {escape(importance.skipped)} (the loop weighs features equally)"]
+    how = f"{importance.method}, {importance.metric} drop on {importance.rows:,} valid rows x {importance.repeats}"
     note = f"; {importance.note}" if importance.note else ""
     rows = [
         (escape(name), f"{weight:.3f}", importance.drop.get(name), importance.std.get(name))
         for name, weight in importance.ranked()
     ]
-    return table(escape(f"feature importance ({how}{note})"), ["feature", "weight", "drop", "std"], rows)
+    return [
+        escape(f"feature importance ({how}{note}):"),
+        table("feature importance", ["feature", "weight", "drop", "std"], rows),
+    ]
 
 
 def _slice_tables(slices: SliceMetrics | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
