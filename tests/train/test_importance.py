@@ -132,3 +132,24 @@ def test_the_importance_keys_are_validated() -> None:
     for bad in ({"importance_rows": 5}, {"importance_repeats": 0}, {"importance": "sometimes"}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             TrainSpec.parse({**base, **bad}, where="steps.fit")
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_the_shuffled_scores_are_the_models_own_metrics(data: pl.DataFrame, task: str) -> None:
+    """The metric ``auto`` picks is computed straight by scikit-learn; it equals the model's own metric."""
+    from loopline.train._importance import _Fitted, _Scorer
+
+    y = pl.col("y")
+    three = pl.when(y < -1).then(pl.lit("low")).when(y > 1).then(pl.lit("high")).otherwise(pl.lit("mid"))
+    labels = {"binary": y > 0.5, "multiclass": three}
+    labelled = data.with_columns(labels[task].alias("y")) if task in labels else data
+    estimator = "hist_gradient_boosting_regressor" if task == "regression" else "logistic_regression"
+    bundle = fit(labelled, estimator=estimator, importance=False).bundle
+    valid = labelled[1500:]
+    own = bundle.evaluate(valid)
+    frame = valid.select(["strong", "weak", "useless"])
+    identity = np.tile(np.arange(frame.height)[:, None], (1, 3))
+    truth = valid["y"].to_numpy()
+    for metric in {"binary": ("roc_auc", "log_loss"), "multiclass": ("log_loss",), "regression": ("rmse",)}[task]:
+        score = _Scorer(frame, metric)(_Fitted(bundle), identity, truth)
+        assert abs(score) == pytest.approx(own[metric], rel=1e-12), metric

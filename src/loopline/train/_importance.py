@@ -14,7 +14,7 @@ divided by their sum, are the weights the loop's drift trigger weighs drifted fe
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -100,9 +100,30 @@ class _Scorer:
         gathered = self.frame.select(
             pl.col(name).gather(index[:, position]) for position, name in enumerate(self.frame.columns)
         )
-        scores = compute_metrics(bundle.task, truth, **_predict(bundle, gathered), classes=bundle.classes)
-        value = scores.get(self.metric, float("nan"))
+        out = _predict(bundle, gathered)
+        direct = _direct(bundle, self.metric)
+        if direct is not None:
+            value = direct(truth, out)
+        else:
+            value = compute_metrics(bundle.task, truth, **out, classes=bundle.classes).get(self.metric, float("nan"))
         return value if METRIC_DIRECTION[self.metric] else -value
+
+
+def _direct(bundle: ModelBundle, metric: str) -> Callable[[np.ndarray, dict[str, Any]], float] | None:
+    """scikit-learn's function for a metric ``auto`` picks, called as :func:`compute_metrics` calls it, without
+    the rest of the metric set (which costs more than the predictions of a cheap model); None for the others."""
+    from sklearn import metrics as skm
+
+    classes = bundle.classes or []
+    if metric == "rmse" and bundle.task == "regression":
+        return lambda truth, out: float(np.sqrt(skm.mean_squared_error(truth.astype(np.float64), out["prediction"])))
+    if metric == "roc_auc" and bundle.task == "binary" and len(classes) == 2:
+        return lambda truth, out: float(skm.roc_auc_score(truth == classes[1], out["probability"][:, 1]))
+    if metric == "log_loss" and len(classes) >= 2:
+        order = sorted(range(len(classes)), key=lambda i: classes[i])
+        labels = [classes[i] for i in order]
+        return lambda truth, out: float(skm.log_loss(truth, out["probability"][:, order], labels=labels))
+    return None
 
 
 class _Fitted:
