@@ -24,7 +24,7 @@
    the realised AUC comes from the labels. ``estimate_error_vs_nannyml`` = NannyML's mean absolute error /
    loopline's (goal >= 1.0). loopline's side is :func:`loopline_estimates`; until it is wired, NannyML's
    error is printed alone and the ratio is null.
-3. ``incremental_vs_full`` (windows): added here by the lead, as another entry of :data:`PARTS`.
+3. ``incremental_vs_full``: closing one window of new rows vs the one-shot check over the whole log (goal >= 20).
 
     python benchmarks/bench_monitor.py [--quick] [--only drift_vs_evidently,estimate_error_vs_nannyml]
 
@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -489,12 +491,67 @@ def estimate_error_vs_nannyml(quick: bool) -> Figures:
     return figures
 
 
-# --- 3. incremental_vs_full (windows): the lead adds it here, and to PARTS -------------------------------------------
+# --- 3. incremental_vs_full: closing one window of new rows vs the one-shot check over the whole log ---------------
+
+INCREMENTAL_GOAL = 20.0
+INCREMENTAL_LABELS = {
+    "incremental_s": "check_windows: close the one count window of the newest rows (the earlier ones closed before:"
+    " the steady state), read from the prediction log in chunks, drift + health stored; in a fresh process",
+    "whole_log_s": "monitor_model: the one-shot check that reads the production version's whole log; fresh process",
+    "incremental_vs_full": "per alternated repeat: whole-log s / incremental s (median quoted; goal on the worst)",
+    "peak_rss_mib": "peak RSS of each check's process (imports included: baseline_mib is the RSS before the check)",
+}
+
+
+def incremental_vs_full(quick: bool) -> Figures:
+    """A log of 1M predictions (50k quick) with every window but the newest closed; each check in its own process,
+    alternated whole-log / incremental, ``repeats`` times after a warm-up of each."""
+    import tempfile
+
+    from _monitor_incremental import fill_log, mark_closed, open_store, run_subprocess
+
+    rows, window, repeats = (50_000, 5_000, 2) if quick else (1_000_000, 10_000, 5)
+    db = Path(tempfile.mkdtemp(prefix="loopline-bench-monitor-")) / "loopline.db"
+    started = time.perf_counter()
+    with open_store(db) as store:
+        fill_log(store, rows)
+        mark_closed(store, str(window), rows - window, window)
+    print(f"\n== incremental_vs_full: {rows:,} predictions logged in {time.perf_counter() - started:.0f} s; ", end="")
+    print(f"closing the newest window of {window:,} rows vs the whole-log check, {repeats} alternated repeats")
+    samples: dict[str, list[dict[str, Any]]] = {"incremental": [], "whole": []}
+    for index in range(repeats + 1):  # the first round warms the page cache and the imports up
+        for kind in ("whole", "incremental"):
+            result = run_subprocess(db, kind, window)
+            if index:
+                samples[kind].append(result)
+    seconds = {kind: [r["seconds"] for r in runs] for kind, runs in samples.items()}
+    ratios = paired_ratios(seconds["whole"], seconds["incremental"])
+    rss = {kind: [r["peak_rss_mib"] for r in runs] for kind, runs in samples.items()}
+    print(spread_table({"incremental_s": seconds["incremental"], "whole_log_s": seconds["whole"]}))
+    print(spread_table({"whole / incremental": ratios}, unit="x"))
+    print(f"peak RSS (MiB): incremental {max(rss['incremental'])}, whole log {max(rss['whole'])}")
+    figures = Figures(labels=INCREMENTAL_LABELS)
+    figures.sizes.update({"logged_predictions": rows, "window_rows": window, "incremental_repeats": repeats})
+    figures.median.update(
+        {
+            "incremental_s": statistics.median(seconds["incremental"]),
+            "whole_log_s": statistics.median(seconds["whole"]),
+            "incremental_peak_rss_mib": max(rss["incremental"]),
+            "whole_log_peak_rss_mib": max(rss["whole"]),
+            "baseline_mib": samples["incremental"][0]["baseline_mib"],
+        }
+    )
+    figures.spread.update({"incremental_s": summary(seconds["incremental"]), "whole_log_s": summary(seconds["whole"])})
+    figures.spread["incremental_vs_full"] = summary(ratios)
+    figures.ratios["incremental_vs_full"] = statistics.median(ratios)
+    figures.goals["incremental_vs_full"] = goal(ratios, INCREMENTAL_GOAL)
+    return figures
 
 
 PARTS: dict[str, Callable[[bool], Figures]] = {
     "drift_vs_evidently": drift_vs_evidently,
     "estimate_error_vs_nannyml": estimate_error_vs_nannyml,
+    "incremental_vs_full": incremental_vs_full,
 }
 
 
@@ -502,7 +559,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated, of: {', '.join(PARTS)}")
+    parser.add_argument(
+        "--create-evidently-venv", action="store_true", help="create Evidently's virtualenv (CI, for its test) and stop"
+    )
     args = parser.parse_args(argv)
+    if args.create_evidently_venv:
+        print(peer_python(EVIDENTLY_VENV, PEER_PINS[EVIDENTLY_VENV], create=True))
+        return
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(names) - set(PARTS))
     if unknown:

@@ -196,6 +196,13 @@ FIGURES = (
         goal=1.0,
         awaiting_first_run=True,
     ),
+    Figure(
+        "monitor",
+        "incremental_vs_full",
+        "Closing a 10k-row window vs the one-shot check over a 1M-prediction log",
+        "`check_windows` reading only the new rows vs `monitor_model` reading the whole log, each in a fresh process",
+        awaiting_first_run=True,
+    ),
 )
 
 

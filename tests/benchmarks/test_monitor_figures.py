@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -113,7 +114,10 @@ def test_evidentlys_per_column_verdict_is_its_value_drift_test_status_checked_ag
         bench.evidently_verdicts(no_tests)
 
 
-@pytest.mark.skipif(not (ROOT / bench.EVIDENTLY_VENV / ".ready").exists(), reason="no .bench/evidently-venv here")
+@pytest.mark.skipif(
+    not (ROOT / bench.EVIDENTLY_VENV / ".ready").exists() and "CI" not in os.environ,
+    reason="no .bench/evidently-venv here (CI makes it: bench_monitor.py --create-evidently-venv)",
+)
 def test_the_evidently_peer_answers_verdicts_and_timings(tmp_path: Path) -> None:
     reference, current = shifted.shifted_tables(2_000, seed=0)
     files = {side: str(tmp_path / f"{side}.parquet") for side in ("reference", "current")}

@@ -12,8 +12,8 @@ import pytest
 from loopline import Pipeline
 from loopline.core.config import LoopConfig, MonitorConfig
 from loopline.core.errors import ConfigError
-from loopline.run._policy import LoopSignals
 from loopline.run._service import LoopService, next_tick
+from loopline.run.policy import LoopSignals
 from loopline.store import Store
 from loopline.store.loop import LoopStore
 
@@ -50,7 +50,7 @@ def test_an_enrich_hook_brings_a_realised_metric_that_fires_and_a_failed_retrain
     assert "drift not checked: model 'plain' has no production version" in tick.reason
     assert "realised roc_auc 0.7000" in tick.reason and tick.details["realised"] == 0.7
     assert trigger.details["trigger"] == "metric" and trigger.reason.startswith("realised roc_auc 0.7000 on 250")
-    assert error.reason.startswith("retrain failed: pipeline 'plain' cannot be retrained on a moving window")
+    assert error.reason.startswith("retrain failed: pipeline 'plain' has no select step")
     assert error.details == {"type": "ConfigError"}
     assert LoopStore(store.engine).holder("retrain:plain") is None  # released after the failure
 

@@ -1,4 +1,4 @@
-"""The loop service's triggers and cooldown (run/_policy.py's triggers section) and its config (monitor.loop)."""
+"""The loop service's triggers and cooldown (run/policy/'s triggers section) and its config (monitor.loop)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from loopline.core.config import LoopConfig, MonitorConfig, RetrainConfig, parse
 from loopline.core.errors import ConfigError
 from loopline.core.yamlfile import load_pipeline
 from loopline.monitor import DriftReport, drift_report
-from loopline.run._policy import (
+from loopline.run.policy import (
     LoopSignals,
     cooldown,
     drift_importance,

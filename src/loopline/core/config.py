@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from loopline.core.errors import did_you_mean
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
@@ -21,21 +23,56 @@ class _Strict(BaseModel):
 TestName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
-class DriftConfig(_Strict):
-    """When a feature counts as drifted: PSI above ``psi_threshold`` or a test's p-value below ``p_value``.
+AUTO = "auto"
+"""The drift-test name that lets the report choose per column (see ``loopline.monitor``)."""
 
-    Each feature is compared by a registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
-    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a
-    feature. The names are checked against the registry when a report is computed.
+
+class ColumnTest(_Strict):
+    """One feature's drift test and, optionally, its own threshold: the distance above which it drifts, or
+    for a p-value test the significance level (``p_value`` otherwise). A bare name reads as ``{test: name}``."""
+
+    test: TestName
+    threshold: Annotated[float | None, Field(gt=0, description="Distance threshold, or alpha of a p-value test.")] = (
+        None
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"test": data} if isinstance(data, str) else data
+
+
+class DriftConfig(_Strict):
+    """How each feature is compared and when it counts as drifted.
+
+    Each feature is compared by one registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
+    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a feature
+    (a name, or ``{test: NAME, threshold: T}``). ``auto`` chooses by the column and the sample sizes. A test
+    with a p-value drifts when its p-value, corrected for the number of tests in the report (``correction``),
+    is below ``p_value``; a distance drifts above its own threshold (``psi_threshold`` for ``psi``). PSI is
+    reported for every feature but decides only where it is the chosen test. Test names are checked against
+    the registry when a report is computed.
     """
 
-    psi_threshold: Annotated[float, Field(gt=0)] = 0.25
-    p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    psi_threshold: Annotated[float, Field(gt=0, description="Threshold of the psi test.")] = 0.1
+    p_value: Annotated[float, Field(gt=0, lt=1, description="Significance level of the p-value tests.")] = 0.01
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     min_drifted_features: Annotated[int, Field(ge=1)] = 1
-    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = "ks"
-    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = "chi2"
-    tests: Annotated[dict[str, TestName], Field(description="Per-feature drift test: {feature: test}.")] = {}
+    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = AUTO
+    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = AUTO
+    tests: Annotated[
+        dict[str, ColumnTest],
+        Field(description="Per-feature drift test: {feature: test} or {feature: {test: T, threshold: X}}."),
+    ] = {}
+    correction: Annotated[
+        Literal["holm", "bonferroni", "none"],
+        Field(description="Multiple-testing correction of the p-values across the features of one report."),
+    ] = "holm"
+
+    @field_serializer("tests")
+    def _compact_tests(self, tests: dict[str, ColumnTest]) -> dict[str, Any]:
+        """A test without a threshold is written as its bare name, as a config file would say it."""
+        return {name: spec.test if spec.threshold is None else spec.model_dump() for name, spec in tests.items()}
 
 
 WINDOW_UNITS = {"mo": "months", "d": "days", "w": "weeks"}
@@ -222,15 +259,72 @@ class LoopConfig(_Strict):
         return None if self.retrain_every is None else parse_duration(self.retrain_every)
 
 
+ALERT_METRICS = (
+    "drifted_features",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "rows",
+    "throughput_rps",
+)
+"""The window figures an alert rule may watch as they are."""
+
+ALERT_FEATURE_METRICS = ("drift", "missing_share", "unseen_share")
+"""The per-feature figures an alert rule watches as ``<figure>.<feature>`` (``drift.<feature>`` is its PSI)."""
+
+
+class AlertRule(_Strict):
+    """Fire when a closed window's figure ``when`` is above ``above`` or below ``below`` (exactly one of them).
+
+    ``when`` is one of :data:`ALERT_METRICS` or ``<figure>.<feature>`` with a figure of
+    :data:`ALERT_FEATURE_METRICS`; the feature is checked against the model's features when windows close.
+    """
+
+    when: Annotated[str, Field(description="The window figure, e.g. latency_p99_ms or missing_share.age.")]
+    above: float | None = None
+    below: float | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_figure(cls, value: str) -> str:
+        figure, dot, feature = value.partition(".")
+        if dot and figure in ALERT_FEATURE_METRICS and feature:
+            return value
+        if not dot and value in ALERT_METRICS:
+            return value
+        choices = [*ALERT_METRICS, *(f"{name}.<feature>" for name in ALERT_FEATURE_METRICS)]
+        guess = did_you_mean(figure if dot else value, [*ALERT_METRICS, *ALERT_FEATURE_METRICS])
+        raise ValueError(f"unknown alert figure {value!r}. {guess or ''} Use one of: {', '.join(choices)}")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"alert on {self.when!r} needs exactly one of 'above' or 'below'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The rule in words: ``latency_p99_ms above 250``."""
+        side, threshold = ("above", self.above) if self.above is not None else ("below", self.below)
+        return f"{self.when} {side} {threshold:g}"
+
+
 class MonitorConfig(_Strict):
     """How the production model of ``model`` is watched and renewed: ``labels``, where its true outcomes are;
-    ``loop``, how the loop service runs."""
+    ``loop``, how the loop service runs.
+
+    ``alerts`` are checked on every window a windowed check closes (``loopline monitor --window``);
+    ``alerts_webhook_env`` names the environment variable holding the URL each fired alert is POSTed to (the
+    URL itself, which may hold a credential, is never in the YAML nor the store).
+    """
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
     labels: LabelSourceConfig | None = None
     loop: LoopConfig = LoopConfig()
+    alerts: list[AlertRule] = []
+    alerts_webhook_env: Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = None
 
 
 class StepEntry(BaseModel):

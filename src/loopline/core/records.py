@@ -530,16 +530,23 @@ class VersionConfig:
 @dataclass(frozen=True)
 class Candidate:
     """A trained candidate on its way to the model repository: the bundle's bytes, the drift reference
-    (training rows; None: no drift monitoring) and its :class:`TrainReport`."""
+    (training rows; None: no drift monitoring), its :class:`TrainReport` and the drift reference profile of
+    the whole training split (``loopline.monitor.ReferenceProfile`` as JSON bytes; None: not profiled)."""
 
     bundle: bytes
     reference: pl.DataFrame | None
     report: TrainReport
+    profile: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame) and ``report`` (JSON);
-        the runner stores each as its own artifact."""
-        return {"bundle": self.bundle, "reference": self.reference, "report": self.report.to_dict()}
+        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame), ``profile`` (bytes or None)
+        and ``report`` (JSON); the runner stores each as its own artifact."""
+        return {
+            "bundle": self.bundle,
+            "reference": self.reference,
+            "profile": self.profile,
+            "report": self.report.to_dict(),
+        }
 
     @classmethod
     def is_one(cls, data: Any) -> bool:
@@ -553,7 +560,10 @@ class Candidate:
         if not isinstance(data["bundle"], bytes | bytearray):
             raise _malformed("candidate", where, f"its bundle is {type(data['bundle']).__name__}, not bytes")
         report = TrainReport.from_dict(data["report"], where=f"{where}.report")
-        return cls(bytes(data["bundle"]), data.get("reference"), report)
+        profile = data.get("profile")
+        if profile is not None and not isinstance(profile, bytes | bytearray):
+            raise _malformed("candidate", where, f"its profile is {type(profile).__name__}, not bytes")
+        return cls(bytes(data["bundle"]), data.get("reference"), report, None if profile is None else bytes(profile))
 
 
 @dataclass(frozen=True)

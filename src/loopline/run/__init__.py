@@ -10,7 +10,21 @@ from loopline.run._feedback import LabelLoad, load_label_file, sync_label_source
 from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._leaderboard import run_leaderboard
 from loopline.run._loop import MonitorResult, monitor_model
-from loopline.run._policy import (
+from loopline.run._profile import dataset_profile
+from loopline.run._replay import replay_dead_letters
+from loopline.run._runner import Runner, RunResult, StepOutcome
+from loopline.run._score import BatchScore, ScoreProgress, score_batch
+from loopline.run._source_status import SourceStatus
+from loopline.run._supervisor import (
+    ContinuousSource,
+    RestartPolicy,
+    Supervisor,
+    continuous_sources,
+    sources_status,
+)
+from loopline.run._task import StepResult, StepTask, execute_step
+from loopline.run._windows import WindowCheck, check_windows, stored_windows, window_drift
+from loopline.run.policy import (
     MIN_RETRAIN_ROWS,
     WINDOW_PARAMS,
     Promotion,
@@ -27,19 +41,6 @@ from loopline.run._policy import (
     selection_of,
     suspicion,
 )
-from loopline.run._profile import dataset_profile
-from loopline.run._replay import replay_dead_letters
-from loopline.run._runner import Runner, RunResult, StepOutcome
-from loopline.run._score import BatchScore, ScoreProgress, score_batch
-from loopline.run._source_status import SourceStatus
-from loopline.run._supervisor import (
-    ContinuousSource,
-    RestartPolicy,
-    Supervisor,
-    continuous_sources,
-    sources_status,
-)
-from loopline.run._task import StepResult, StepTask, execute_step
 
 __all__ = [
     "MIN_RETRAIN_ROWS",
@@ -66,6 +67,8 @@ __all__ = [
     "StepResult",
     "StepTask",
     "Supervisor",
+    "WindowCheck",
+    "check_windows",
     "compare_models",
     "compete",
     "continuous_sources",
@@ -93,6 +96,8 @@ __all__ = [
     "score_batch",
     "selection_of",
     "sources_status",
+    "stored_windows",
     "suspicion",
     "sync_label_source",
+    "window_drift",
 ]

@@ -1,7 +1,7 @@
 """The leaderboard of a run: the candidates its select step compared, looked up in the store.
 
 The select step ranks the candidates of its run with the loop policy's
-:func:`~loopline.run._policy.rank_candidates` (and promotes the first); ``loopline run`` prints that
+:func:`~loopline.run.policy.rank_candidates` (and promotes the first); ``loopline run`` prints that
 ranking and ``loopline models leaderboard`` rebuilds it from the store with :func:`run_leaderboard`,
 with the same rule.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from loopline.core.errors import DataError, NotFoundError
 from loopline.core.records import Leaderboard, Selection
-from loopline.run._policy import Rankable, metric_value, rank_candidates
 from loopline.run._values import load_value
+from loopline.run.policy import Rankable, metric_value, rank_candidates
 
 if TYPE_CHECKING:
     from loopline.store import ModelVersion, Store

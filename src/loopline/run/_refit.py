@@ -1,6 +1,6 @@
 """Refit the retrain's winner on all of its window and register it with its lineage.
 
-The decision whether to refit is the loop policy's (:mod:`loopline.run._policy`); this module finds the
+The decision whether to refit is the loop policy's (:mod:`loopline.run.policy`); this module finds the
 train step that produced the gated version in the retrain run, reads that step's train and valid splits back
 from the run, and refits through :func:`loopline.train.refit_candidate` (the train step's own trainer) on train,
 valid and, by default, the gate's holdout too: the newest period the decision was scored on is data the

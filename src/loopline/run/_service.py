@@ -2,14 +2,14 @@
 
 A tick, in this order, each step recorded as a loop event (:class:`~loopline.store.loop.LoopEvent`):
 
-1. gather the signals (:class:`~loopline.run._policy.LoopSignals`): the drift of the production model's traffic
+1. gather the signals (:class:`~loopline.run.policy.LoopSignals`): the drift of the production model's traffic
    (:func:`~loopline.run._loop.monitor_model`), its feature importance, the metrics an ``enrich`` hook adds
    (labels, estimation), the last retrain and the rows ingested since — ``tick``;
-2. evaluate the triggers (:func:`~loopline.run._policy.evaluate_triggers`) — one ``trigger`` per trigger that
+2. evaluate the triggers (:func:`~loopline.run.policy.evaluate_triggers`) — one ``trigger`` per trigger that
    fired, else one ``skip``;
 3. take the pipeline's retrain lease (:mod:`loopline.store.loop`; another loop holds it: ``skip``), check the
    cooldown inside it (``skip``), then retrain (``retrain``) through
-   :func:`~loopline.run._policy.retrain_and_gate` and record its ``gate`` and ``promotion``; a failure is an
+   :func:`~loopline.run.policy.retrain_and_gate` and record its ``gate`` and ``promotion``; a failure is an
    ``error`` event and the loop goes on.
 
 A loop killed mid-retrain leaves its lease to lapse. The next tick sees the lapsed lease (trigger ``resume``),
@@ -31,7 +31,7 @@ from loopline.core.config import LoopConfig, MonitorConfig, parse_duration
 from loopline.core.errors import ConfigError, ConflictError, LooplineError
 from loopline.run._lease import LeaseKeeper, retrain_lease_name
 from loopline.run._loop import monitor_model
-from loopline.run._policy import (
+from loopline.run.policy import (
     LoopSignals,
     TriggerDecision,
     cooldown,
@@ -44,8 +44,8 @@ from loopline.store.loop import Lease, LeaseHolder, LoopEvent, LoopStore
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
     from loopline.core.records import Selection
-    from loopline.run._policy import RunPipeline
     from loopline.run._runner import RunResult
+    from loopline.run.policy import RunPipeline
     from loopline.store import ModelVersion, RunRecord, Store
 
 log = logging.getLogger("loopline.loop")

@@ -1,4 +1,4 @@
-"""The metadata tables: runs, steps, models, predictions, feedback, datasets, the loop's leases and events.
+"""The metadata tables: runs, steps, models, predictions, feedback, datasets, monitor windows, alerts, the loop.
 
 This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
 written by hand and must be kept in step with this module (a test compares the two).
@@ -103,6 +103,7 @@ models = Table(
     Column("algorithm", String(200), nullable=False),
     Column("bundle_digest", String(64), nullable=False),
     Column("reference_digest", String(64), nullable=True),
+    Column("profile_digest", String(64), nullable=True),
     Column("metrics", JSON, nullable=False),
     Column("params", JSON, nullable=False),
     Column("config", JSON, nullable=False),
@@ -261,4 +262,43 @@ loop_events = Table(
     Column("details", JSON, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_loop_events_pipeline_at", "pipeline", "at"),
+)
+
+# -- monitoring (windows over the prediction log, alerts) ----------------------------------------------------
+
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("spec", String(20), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("last_id", String(64), nullable=True),
+    Column("rows", Integer, nullable=False),
+    Column("drifted", Integer, nullable=True),
+    Column("result", JSON, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("model_name", "spec", "seq", name="uq_monitor_windows_key"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("window_id", Integer, ForeignKey("monitor_windows.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("model_name", String(200), nullable=False, index=True),
+    Column("spec", String(20), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("rule", String(300), nullable=False),
+    Column("metric", String(300), nullable=False),
+    Column("op", String(10), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("delivery", String(20), nullable=False),
+    Column("delivery_error", Text, nullable=True),
 )
