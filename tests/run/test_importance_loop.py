@@ -12,7 +12,7 @@ from loopline.core.config import MonitorConfig
 from loopline.core.records import FeatureImportance
 from loopline.monitor import DriftReport, drift_report
 from loopline.run import Runner
-from loopline.run._policy import LoopSignals
+from loopline.run.policy import LoopSignals
 from loopline.run._service import IMPORTANCE_KEY, LoopService
 from loopline.store import Store
 
