@@ -10,9 +10,9 @@ Permutation importance of the whole bundle on at most ``importance_rows`` (5,000
 2. A 100k-row binary table (80k train, 20k valid) of 8 numeric and 2 categorical features, the estimators
    hist_gradient_boosting and logistic_regression.
 
-Per case, on and off alternate (``--repeats`` pairs, 3 by default, after a warm-up pair on 2,000 rows): ``fit_s`` (the estimator's fit),
-``importance_s`` (``FeatureImportance.seconds``), ``total_s`` (the whole call) and the medians' ratios
-``importance_s / fit_s`` and ``total on / total off - 1`` (the added share of the train call).
+Per case, on and off alternate (``--repeats`` pairs, 3 by default, after a warm-up pair on 2,000 rows):
+``fit_s`` (the estimator's fit), ``importance_s`` (``FeatureImportance.seconds``), ``total_s`` (the whole call)
+and the medians' ratios ``importance_s / fit_s`` and ``total on / total off - 1`` (the added share of the call).
 
     python benchmarks/bench_importance.py [--quick] [--repeats N]
 
