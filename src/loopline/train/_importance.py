@@ -54,14 +54,13 @@ def feature_importance(
         return FeatureImportance(skipped="no validation rows to measure it on")
     sample = valid if valid.height <= rows else valid.sample(n=rows, seed=seed)
     truth = target_values(sample, bundle.target)
-    scorer = _Scorer(sample.select(features), metric)
-    baseline = compute_metrics(bundle.task, truth, **_predict(bundle, scorer.frame), classes=bundle.classes)
+    frame = sample.select(features)
+    baseline = compute_metrics(bundle.task, truth, **_predict(bundle, frame), classes=bundle.classes)
     chosen = _metric(bundle.task, metric, baseline)
     if chosen is None:
         known = ", ".join(sorted(baseline))
         return FeatureImportance(skipped=f"metric {metric!r} is not defined on the validation rows ({known} are)")
-    scorer.metric = chosen
-    drop, std = _permute(bundle, scorer, truth, repeats, seed)
+    drop, std = _permute(bundle, _Scorer(frame, chosen), truth, repeats, seed)
     weights, note = normalised(drop)
     return FeatureImportance(
         weights=weights,
