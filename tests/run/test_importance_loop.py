@@ -12,8 +12,8 @@ from loopline.core.config import MonitorConfig
 from loopline.core.records import FeatureImportance
 from loopline.monitor import DriftReport, drift_report
 from loopline.run import Runner
-from loopline.run.policy import LoopSignals
 from loopline.run._service import IMPORTANCE_KEY, LoopService
+from loopline.run.policy import LoopSignals
 from loopline.store import Store
 
 FEATURES = ["strong", "useless"]
