@@ -1,7 +1,8 @@
 """What the train step's feature importance costs: ``train_candidate`` with ``importance`` on vs off.
 
-Permutation importance of the whole bundle on at most ``importance_rows`` (5,000) validation rows, 3 repeats:
-(1 + 3 x features) predictions of those rows, plus the metric each time. Two tables:
+Permutation importance of the whole bundle on at most ``importance_rows`` (2,000) validation rows, 2 repeats:
+(2 + 2 x features) predictions of those rows, plus the metric each time. Run it with ``OMP_NUM_THREADS=1`` on a
+shared machine (an oversubscribed OpenMP pool makes every number noise). Two tables:
 
 1. The quickstart's train steps alone (``logreg``: logistic regression behind a derive + one-hot chain;
    ``boosting``: hist_gradient_boosting, 150 rounds) on the quickstart's table: NYC flights of Jan-Mar 2013

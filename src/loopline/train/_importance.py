@@ -23,10 +23,10 @@ import polars as pl
 from loopline.bundle import METRIC_DIRECTION, ModelBundle, compute_metrics, target_values
 from loopline.core.records import FeatureImportance
 
-IMPORTANCE_ROWS = 5_000
+IMPORTANCE_ROWS = 2_000
 """Validation rows the permutation importance reads by default (a seeded sample of larger splits)."""
 
-IMPORTANCE_REPEATS = 3
+IMPORTANCE_REPEATS = 2
 """Shuffles per feature by default: each adds one prediction of ``rows`` rows per feature."""
 
 AUTO_METRICS = {"binary": ("roc_auc", "log_loss"), "multiclass": ("log_loss", "accuracy"), "regression": ("rmse",)}
