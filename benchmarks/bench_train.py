@@ -6,9 +6,9 @@ missing values, 2 categorical), as Parquet under .bench/train (made once).
 1. Fit overhead, per estimator (hist_gradient_boosting, lightgbm), same parameters (loopline's resolved
    defaults), same seed, same thread count (OMP_NUM_THREADS, and ``n_jobs`` for LightGBM), in two
    configurations:
-   - ``default``: no options. loopline: the whole ``train_candidate(train, valid, ...)`` call on polars
-     frames, no transforms — preprocessing (impute + scale + one-hot) fitted on train and applied to
-     train and valid, the fit, the native-format conversion, the metric set on a 10,000-row sample of
+   - ``default``: no options (feature importance off). loopline: the whole ``train_candidate(train, valid,
+     ...)`` call on polars frames, no transforms — preprocessing (impute + scale + one-hot) fitted on train
+     and applied to train and valid, the fit, the native-format conversion, the metric set on a 10,000-row sample of
      train and on every validation row, the bundle. Direct (the floor): ``estimator.fit(X, y)`` alone,
      on the very matrix loopline's preprocessor makes, built before the clock starts.
    - ``early_stopping`` (patience 20 on the validation split, up to 1,000 rounds): loopline with
@@ -109,6 +109,7 @@ def loopline(train, valid):
     return train_candidate(train, valid, TrainSpec(
         target="label", numeric=ARGS["numeric"], categorical=ARGS["categorical"],
         estimator=ALIAS, params=PARAMS, seed=0, early_stopping={"patience": STOPPING} if STOPPING else None,
+        importance=False,  # no direct-fit counterpart; its cost is benchmarks/bench_importance.py's
     ))
 
 def direct_inputs(train, valid):

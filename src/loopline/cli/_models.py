@@ -12,7 +12,7 @@ from rich.markup import escape
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._leaderboard import finding_lines, leaderboard_table
 from loopline.cli._render import console, print_json, table
-from loopline.core.records import CrossValidation, SliceMetrics
+from loopline.core.records import CrossValidation, FeatureImportance, SliceMetrics
 
 app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
 Home = Annotated[Path | None, typer.Option("--home")]
@@ -63,7 +63,8 @@ def show_model(
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Show one version: metrics per split, params, input schema, training diagnostics' findings, lineage."""
+    """Show one version: metrics per split, params, input schema, training diagnostics' findings, feature
+    importance, lineage."""
     from loopline.run import data_versions
 
     with clear_errors(), open_store(home) as store:
@@ -95,6 +96,8 @@ def show_model(
             console.print(table(title, header, rows))
         if trained.cv:
             console.print(table(*_cv_table(trained.cv)))
+        for item in _importance_table(trained.importance):
+            console.print(item)
         for line in finding_lines([(found.version, trained.findings)]):
             console.print(line)
         if columns:
@@ -129,6 +132,24 @@ def leaderboard(
     console.print(leaderboard_table(escape(title), board.metric, board.rows, stages=stages))
     for line in finding_lines([(row.version, row.findings) for row in board.rows]):
         console.print(line)
+
+
+def _importance_table(importance: FeatureImportance | None) -> list[Any]:
+    """The version's feature weights, heaviest first, with the score drop each stands for; a line when none."""
+    if importance is None:
+        return ["feature importance: not measured (importance: false, or registered before it was kept)"]
+    if importance.skipped:
+        return [f"feature importance: skipped, {escape(importance.skipped)} (the loop weighs features equally)"]
+    how = f"{importance.method}, {importance.metric} drop on {importance.rows:,} valid rows x {importance.repeats}"
+    note = f"; {importance.note}" if importance.note else ""
+    rows = [
+        (escape(name), f"{weight:.3f}", importance.drop.get(name), importance.std.get(name))
+        for name, weight in importance.ranked()
+    ]
+    return [
+        escape(f"feature importance ({how}{note}):"),
+        table("feature importance", ["feature", "weight", "drop", "std"], rows),
+    ]
 
 
 def _slice_tables(slices: SliceMetrics | None) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:

@@ -367,7 +367,8 @@ class TrainReport:
     ``lineage`` output feature -> input columns (None without a transform chain); ``slice_metrics`` the
     metrics per value of the step's ``slices`` columns; ``cv`` the cross-validation summary (folds, seed,
     fold metrics, mean, std); ``threads`` what the fit saw (:class:`ThreadInfo`); ``findings`` what the
-    training diagnostics noticed (empty, constant or target-derived features, a near-perfect score).
+    training diagnostics noticed (empty, constant or target-derived features, a near-perfect score);
+    ``importance`` the weight of each input feature (:class:`FeatureImportance`; None: not measured).
 
     ``params`` (the estimator's resolved parameters) and ``step_config`` (the train step's resolved config)
     stay JSON mappings on purpose: their keys are whatever the estimator, or the step type and its plugins,
@@ -393,6 +394,7 @@ class TrainReport:
     threads: ThreadInfo | None = None
     findings: tuple[Finding, ...] = ()
     refit: RefitLineage | None = None
+    importance: FeatureImportance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
@@ -402,6 +404,10 @@ class TrainReport:
         out.update(_nested_out(self))
         if self.refit is None:  # records written before refits existed write back byte for byte
             out.pop("refit")
+        if self.importance is None:  # so do those written before feature importance
+            out.pop("importance")
+        else:
+            out["importance"] = self.importance.to_dict()
         return out
 
     @classmethod
@@ -436,6 +442,7 @@ class TrainReport:
             threads=ThreadInfo.from_dict(data.get("threads")),
             findings=findings_from(data.get("findings")),
             refit=RefitLineage.from_dict(data.get("refit")),
+            importance=FeatureImportance.from_dict(data.get("importance")),
         )
 
     def version_config(self) -> dict[str, Any]:
@@ -452,6 +459,7 @@ class TrainReport:
             threads=self.threads,
             findings=self.findings,
             refit=self.refit,
+            importance=self.importance,
         ).to_dict()
 
 
@@ -461,7 +469,8 @@ class VersionConfig:
 
     ``resolved`` is the train step's config (a JSON mapping, as :attr:`TrainReport.step_config`); per-slice
     metrics, the cross-validation summary and the training diagnostics' ``findings`` ride here, so the
-    version's ``metrics`` stay ``{split: {metric: value}}``.
+    version's ``metrics`` stay ``{split: {metric: value}}``. ``importance`` is stored as the loop reads it:
+    ``{feature: weight}`` under :data:`IMPORTANCE_KEY`, the rest of the record beside it.
     """
 
     features: Features = Features()
@@ -475,12 +484,17 @@ class VersionConfig:
     threads: ThreadInfo | None = None
     findings: tuple[Finding, ...] = ()
     refit: RefitLineage | None = None
+    importance: FeatureImportance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out.update(_nested_out(self))
         if self.refit is None:  # records written before refits existed write back byte for byte
             out.pop("refit")
+        importance = out.pop("importance")  # the loop reads the weights as {feature: weight} under their own key
+        if importance is not None:
+            out[IMPORTANCE_KEY] = dict(importance.weights)
+            out[f"{IMPORTANCE_KEY}_details"] = importance.details()
         return out
 
     @classmethod
@@ -499,6 +513,7 @@ class VersionConfig:
             threads=ThreadInfo.from_dict(data.get("threads")),
             findings=findings_from(data.get("findings")),
             refit=RefitLineage.from_dict(data.get("refit")),
+            importance=_version_importance(data),
         )
 
     @property
@@ -634,6 +649,70 @@ class Contender:
             rank=None if rank is None else int(rank),
             note=str(data.get("note") or ""),
         )
+
+
+@dataclass(frozen=True)
+class FeatureImportance:
+    """How much each input feature matters to a trained model: ``weights`` by input column (the raw columns
+    the model takes, as the prediction log and the drift report name them), non-negative and summing to 1.
+
+    ``method`` says how they were measured (``permutation``: the mean drop of ``metric`` when the column's
+    values are shuffled among ``rows`` validation rows, ``repeats`` times); ``drop`` and ``std`` are the raw
+    drops per column (in the metric's direction: positive = the model got worse; a negative one is clipped
+    to weight 0), ``baseline`` the unshuffled score, ``seconds`` what it cost. ``note`` says when the weights
+    are equal because no shuffle hurt. ``skipped`` is why nothing was measured (``weights`` is then empty and
+    the loop weighs every feature the same).
+    """
+
+    weights: dict[str, float] = field(default_factory=dict)
+    method: str = "permutation"
+    metric: str | None = None
+    baseline: float | None = None
+    rows: int = 0
+    repeats: int = 0
+    drop: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    note: str = ""
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def details(self) -> dict[str, Any]:
+        """Everything but ``weights`` (a version's config keeps the weights on their own key)."""
+        out = self.to_dict()
+        out.pop("weights")
+        return out
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """``(feature, weight)`` pairs, the heaviest first (ties by name)."""
+        return sorted(self.weights.items(), key=lambda item: (-item[1], item[0]))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FeatureImportance | None:
+        """Tolerant: missing keys take their defaults; None for None (no importance recorded)."""
+        if data is None:
+            return None
+        baseline, metric, skipped = data.get("baseline"), data.get("metric"), data.get("skipped")
+        return cls(
+            weights=_floats(data.get("weights")),
+            method=str(data.get("method") or "permutation"),
+            metric=None if metric is None else str(metric),
+            baseline=None if baseline is None else float(baseline),
+            rows=int(data.get("rows") or 0),
+            repeats=int(data.get("repeats") or 0),
+            drop=_floats(data.get("drop")),
+            std=_floats(data.get("std")),
+            seconds=float(data.get("seconds") or 0.0),
+            note=str(data.get("note") or ""),
+            skipped=None if skipped is None else str(skipped),
+        )
+
+
+IMPORTANCE_KEY = "feature_importance"
+"""Where a model version's config keeps its feature weights, ``{input feature: weight}`` (what the loop's drift
+trigger reads); the rest of :class:`FeatureImportance` rides under ``feature_importance_details``."""
 
 
 @dataclass(frozen=True)
@@ -904,6 +983,19 @@ def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:
         "refit": None if record.refit is None else record.refit.to_dict(),
     }
     return out
+
+
+def _version_importance(config: Mapping[str, Any]) -> FeatureImportance | None:
+    """A version config's :class:`FeatureImportance`: its weights and their details (None when neither is
+    there; weights written by hand, without details, read as given)."""
+    weights, details = config.get(IMPORTANCE_KEY), config.get(f"{IMPORTANCE_KEY}_details")
+    if weights is None and details is None:
+        return None
+    return FeatureImportance.from_dict({**(details or {}), "weights": weights})
+
+
+def _floats(data: Mapping[str, Any] | None) -> dict[str, float]:
+    return {str(k): float(v) for k, v in (data or {}).items()}
 
 
 def _opt(kind: Callable[[Any], _T], value: Any) -> _T | None:

@@ -90,6 +90,7 @@ def refit_version(
         metrics=metrics,
         rows={"train": train.height + newest.height, "valid": 0},
         refit=RefitLineage(gated.version, rows, rounds, data),
+        importance=gated.typed_config.importance,  # measured on valid while it was unseen; the refit fits on it
     )
     reference = pl.concat([train, newest], how="vertical_relaxed").select(config.features())
     reference = reference.sample(n=min(config.reference_rows, reference.height), seed=config.seed)

@@ -17,6 +17,7 @@ from loopline.bundle import (
 )
 from loopline.train._cv import CV_METHODS, cross_validate, resolve_cv_method
 from loopline.train._folds import kfold_indices, time_series_folds
+from loopline.train._importance import IMPORTANCE_REPEATS, IMPORTANCE_ROWS, feature_importance
 from loopline.train._refit import refit_candidate, refit_spec
 from loopline.train._slices import slice_metrics
 from loopline.train._spec import TRAIN_METRICS_ROWS, EarlyStopping, TrainSpec
@@ -29,6 +30,8 @@ __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_TYPES",
     "FORMAT_VERSION",
+    "IMPORTANCE_REPEATS",
+    "IMPORTANCE_ROWS",
     "METRIC_DIRECTION",
     "TRAIN_METRICS_ROWS",
     "TRUSTED_TYPES",
@@ -39,6 +42,7 @@ __all__ = [
     "TrainSpec",
     "compute_metrics",
     "cross_validate",
+    "feature_importance",
     "kfold_indices",
     "limited_threads",
     "observed_threads",

@@ -51,7 +51,7 @@ def cross_validate(
     spec = check_spec(spec)
     target = spec.target
     task = resolve_task(train.get_column(target), spec.task)
-    fold_spec = spec.model_copy(update={"task": task})
+    fold_spec = spec.model_copy(update={"task": task, "importance": False})  # the step measures it once
     resolved = resolve_cv_method(method, task, group_column=group_column, time_column=time_column, where=where)
     fold_list = _folds(train, folds, resolved, target, group_column, time_column, fold_seed, where)
     started = time.perf_counter()

@@ -28,7 +28,8 @@ def refit_spec(spec: TrainSpec, params: Mapping[str, Any], training: Training | 
 
     ``params`` are the gated fit's resolved parameters (kept as they are); a booster's rounds are set to the
     gated fit's ``best_iteration`` and its early stopping is off (scikit-learn's internal holdout too), so
-    every row is fitted on. The validation score check is off: the valid rows are training rows now.
+    every row is fitted on. The validation score check and the feature importance are off: the valid rows are
+    training rows now (the refit keeps the gated fit's importance).
     """
     fitter = resolve_estimator(spec.estimator).fitter
     refit_params = dict(params)
@@ -46,6 +47,7 @@ def refit_spec(spec: TrainSpec, params: Mapping[str, Any], training: Training | 
         "time_budget_s": None,
         "learning_curve": False,
         "diagnostics": diagnostics,
+        "importance": False,  # the valid rows are fitted on: the gated fit's importance, measured on them unseen, stays
     }
     return spec.model_copy(update=update), rounds
 

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loopline.bundle import resolve_estimator
+from loopline.bundle import METRIC_DIRECTION, resolve_estimator
 from loopline.core.errors import ConfigError, did_you_mean
 from loopline.core.pipeline import config_error_from_validation
+from loopline.train._importance import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
 
 TRAIN_METRICS_ROWS = 10_000
 """Training rows the ``train`` metrics and curve are measured on by default (a seeded sample; scikit-learn's
@@ -137,6 +138,28 @@ class TrainSpec(_Frozen):
         Diagnostics,
         Field(description="Checks for empty and constant features, target leakage and near-perfect scores."),
     ] = Diagnostics()
+    importance: Annotated[
+        bool,
+        Field(
+            description="Measure each input feature's importance on the validation split (permutation "
+            "importance of the whole model, preprocessing included); stored with the model version as the "
+            "weights the loop's drift trigger weighs drifted features by (false: every feature weighs the same).",
+        ),
+    ] = True
+    importance_rows: Annotated[
+        int,
+        Field(ge=10, description="Validation rows the importance is measured on (a sample seeded by seed)."),
+    ] = IMPORTANCE_ROWS
+    importance_repeats: Annotated[
+        int, Field(ge=1, le=50, description="Shuffles of each feature; each costs one prediction of the rows.")
+    ] = IMPORTANCE_REPEATS
+    importance_metric: Annotated[
+        str,
+        Field(
+            description="The metric whose drop measures importance; auto: roc_auc (binary; log_loss when the "
+            "rows hold one class), log_loss (multiclass), rmse (regression)."
+        ),
+    ] = "auto"
 
     @field_validator("prep")
     @classmethod
@@ -154,6 +177,15 @@ class TrainSpec(_Frozen):
                 build_transform(dict(spec))
             except ConfigError as exc:
                 raise exc.under(f"transforms.{position}") from None
+        return value
+
+    @field_validator("importance_metric")
+    @classmethod
+    def _known_importance_metric(cls, value: str) -> str:
+        if value != "auto" and value not in METRIC_DIRECTION:
+            names = ["auto", *sorted(METRIC_DIRECTION)]
+            hint = did_you_mean(value, names) or f"Metrics: {', '.join(names)}."
+            raise ConfigError(f"unknown metric {value!r}.", key="importance_metric", hint=hint)
         return value
 
     @model_validator(mode="after")

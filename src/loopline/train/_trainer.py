@@ -21,10 +21,19 @@ from loopline.bundle import (
 )
 from loopline.bundle._native import native_format, to_native  # the bundle's own storage form, built at training
 from loopline.core.errors import ConfigError, DataError, did_you_mean
-from loopline.core.records import Candidate, Features, Finding, Timings, TrainReport, input_fields
+from loopline.core.records import (
+    Candidate,
+    FeatureImportance,
+    Features,
+    Finding,
+    Timings,
+    TrainReport,
+    input_fields,
+)
 from loopline.prep import Chain, Preprocessor
 from loopline.train._class_weight import ClassWeight, class_weights
 from loopline.train._diagnostics import perfect_score, training_findings
+from loopline.train._importance import feature_importance
 from loopline.train._iterative import FitData, check_fit_options, fit_model
 from loopline.train._provenance import code_version, peak_rss_mb
 from loopline.train._spec import TrainSpec, check_prep_options, check_spec
@@ -44,6 +53,8 @@ class TrainResult:
     round), and ``peak_rss_increase_mb`` (how far the fit raised the process's peak
     resident memory; see :func:`loopline.train._provenance.peak_rss_mb`).
     ``findings`` is what the training diagnostics noticed (see :mod:`loopline.train._diagnostics`).
+    ``importance`` is each input feature's weight, measured on the validation split (None when
+    ``spec.importance`` is off; see :mod:`loopline.train._importance`).
     """
 
     bundle: ModelBundle
@@ -52,6 +63,7 @@ class TrainResult:
     params: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
+    importance: FeatureImportance | None = None
 
     def report(self, spec: TrainSpec, *, data_fingerprint: str = "") -> TrainReport:
         """The candidate's :class:`TrainReport` for ``spec`` (the spec it was trained from, or the step config
@@ -71,6 +83,7 @@ class TrainResult:
             step_config=spec.model_dump(mode="json"),
             lineage=metadata.get("lineage"),
             findings=self.findings,
+            importance=self.importance,
         )
 
     def candidate(
@@ -106,12 +119,15 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     target leakage) and the validation score (near perfect); see :mod:`loopline.train._diagnostics`.
     All-null and constant features are left out of the fit by default (the bundle still accepts them as
     inputs); DataError when no feature is left.
+    ``importance`` (on by default) measures each input feature's permutation importance on at most
+    ``importance_rows`` validation rows (see :func:`~loopline.train._importance.feature_importance`).
     """
     started = time.perf_counter()
     spec = check_spec(spec)
     target, numeric, categorical = spec.target, list(spec.numeric), list(spec.categorical)
     _check_columns(target, numeric, categorical)
     with_training_types([{"name": n} for n in [*numeric, *categorical]], {}, spec.max_lengths)  # names checked early
+    raw_valid = valid  # the input columns as the bundle takes them, before the chain adds its outputs
     y_train, y_valid = target_values(train, target), target_values(valid, target)
     task = resolve_task(train.get_column(target), spec.task)
     estimator = resolve_estimator(spec.estimator)
@@ -202,6 +218,7 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     valid_s = time.perf_counter() - valid_start
     threshold = spec.diagnostics.perfect_score
     score = None if threshold is None else perfect_score(task, metrics["valid"], y_valid, threshold)
+    importance = _importance(bundle, raw_valid, spec)
     timings = {"prep_s": prep_s, "fit_s": fit_s, "valid_score_s": valid_s, "total_s": time.perf_counter() - started}
     return TrainResult(
         bundle=bundle,
@@ -210,6 +227,22 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
         params=resolved,
         training=training,
         findings=(*findings, *([score] if score else [])),
+        importance=importance,
+    )
+
+
+def _importance(bundle: ModelBundle, valid: pl.DataFrame, spec: TrainSpec) -> FeatureImportance | None:
+    """The feature importance ``spec`` asks for, per input feature of the step (None when it is off)."""
+    if not spec.importance:
+        return None
+    return feature_importance(
+        bundle,
+        valid.select([*spec.features(), spec.target]),
+        spec.features(),
+        metric=spec.importance_metric,
+        rows=spec.importance_rows,
+        repeats=spec.importance_repeats,
+        seed=spec.seed,
     )
 
 

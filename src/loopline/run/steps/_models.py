@@ -295,6 +295,8 @@ def _fit(
     result = train_candidate(train, valid, spec)
     for finding in result.findings:
         ctx.log.warning("%s: %s", finding.kind, finding.detail)
+    if result.importance is not None and (result.importance.skipped or result.importance.note):
+        ctx.log.info("feature importance: %s", result.importance.skipped or result.importance.note)
     metrics = dict(result.metrics)
     scored = {"valid": valid}
     if test is not None:
