@@ -23,7 +23,11 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).parents[2]
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 LOCAL = {path.stem for path in BENCHMARKS} | {"loopline", "__future__"}
-OWN_VENV = {"mlflow": "bench_train.py and bench_serve.py install MLflow into .bench/mlflow-venv (its pins clash)"}
+OWN_VENV = {
+    "mlflow": "bench_train.py and bench_serve.py install MLflow into .bench/mlflow-venv (its pins clash)",
+    "evidently": "bench_monitor.py installs Evidently into .bench/evidently-venv (it does not import with pandas 3)",
+    "nannyml": "bench_monitor.py installs NannyML into .bench/nannyml-venv (its pins clash)",
+}
 """Modules a benchmark installs into a virtualenv of its own, with the reason."""
 
 

@@ -81,3 +81,27 @@ def test_the_readme_block_is_what_results_md_gives() -> None:
     assert publish.replace_block(readme, publish.render(results)) == readme, (
         "README.md's benchmark table differs from benchmarks/RESULTS.md: run python benchmarks/publish.py"
     )
+
+
+def test_a_figure_awaiting_its_first_run_is_left_out_until_its_bench_has_a_final_line() -> None:
+    awaiting = [figure for figure in publish.FIGURES if figure.awaiting_first_run]
+    assert awaiting, "no figure awaits a first run: drop this test with the flag"
+    lines = _complete()
+    for figure in awaiting:
+        lines.pop(figure.bench, None)
+    block = publish.render(_results(**lines))
+    assert all(figure.title not in block for figure in awaiting)
+    assert publish.FIGURES[0].title in block
+    lines = _complete()
+    figure = awaiting[0]
+    del lines[figure.bench]["ratios"][figure.key]  # once recorded, a missing ratio is an error as for any figure
+    with pytest.raises(publish.PublishError, match=f"no ratio {figure.key!r}"):
+        publish.render(_results(**lines))
+
+
+def test_a_ratio_the_run_could_not_measure_is_published_as_not_measured() -> None:
+    lines = _complete()
+    figure = next(f for f in publish.FIGURES if f.goal is not None and f.bench == "monitor")
+    lines[figure.bench]["ratios"][figure.key] = None
+    rows = [line for line in publish.render(_results(**lines)).splitlines() if line.startswith(f"| {figure.title} ")]
+    assert rows == [f"| {figure.title} | {figure.timed} | not measured | ≥ {figure.goal:g}: not measured |"]

@@ -151,6 +151,13 @@ def test_monitor_finds_drift_in_logged_traffic_and_retrains(project: Path) -> No
     assert out["selection"]["model"] == "toy" and len(out["selection"]["candidates"]) == 2
     assert report.read_text().count("<img") >= 1
 
+    windowed = json.loads(
+        invoke("monitor", "pipeline.yaml", "--window", "300", "--retrain", "--end", "2024-05-01", "--json")
+    )
+    assert [w["health"]["rows"] for w in windowed["closed"]] == [300, 300]
+    assert "x" in windowed["closed"][-1]["drift"]["drifted"] and windowed["retrain"]["retrain"] is True
+    assert windowed["selection"]["model"] == "toy"
+
 
 def test_init_and_schema(project: Path) -> None:
     invoke("init", "new.yaml")

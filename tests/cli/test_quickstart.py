@@ -48,7 +48,9 @@ def check_the_loop(tmp_path: Path, output: str) -> None:
     assert f"the models are in the store at {root}" in output
     with Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts") as store:
         versions = store.models.list("flights-delay")
-        assert len(versions) == 4 and [v.stage for v in versions].count("production") == 1
+        # two candidates per run; the retrain's winner refitted on train + valid is the fifth, in production
+        assert len(versions) == 5 and [v.stage for v in versions].count("production") == 1
+        assert versions[-1].stage == "production" and versions[-1].typed_config.refit is not None
         events = store.models.events("flights-delay")
         assert events[0]["reason"] == "no production model yet"
         assert store.predictions.count("flights-delay") >= 2200
@@ -62,7 +64,7 @@ def test_quickstart_runs_the_whole_loop(tmp_path: Path, monkeypatch: pytest.Monk
     # what a user types next, in the same folder, finds the quickstart's models
     listed = CliRunner().invoke(app, ["models", "list", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert [m["version"] for m in json.loads(listed.output) if m["name"] == "flights-delay"] == [1, 2, 3, 4]
+    assert [m["version"] for m in json.loads(listed.output) if m["name"] == "flights-delay"] == [1, 2, 3, 4, 5]
     # every model names the dataset versions it was trained on
     result = CliRunner().invoke(app, ["models", "show", "flights-delay", "--version", "1", "--json"])
     assert result.exit_code == 0, result.output

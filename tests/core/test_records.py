@@ -218,6 +218,9 @@ def test_a_candidate_is_its_train_steps_outputs() -> None:
     assert Candidate.is_one(outputs)
     again = Candidate.from_dict(outputs, where="steps.best.inputs[0]")
     assert again.bundle == b"bundle" and again.report == REPORT and again.reference is reference
+    assert again.profile is None and outputs["profile"] is None
+    profiled = Candidate.from_dict(Candidate(b"bundle", None, REPORT, b"{}").to_dict())
+    assert profiled.profile == b"{}"
 
 
 @pytest.mark.parametrize(
@@ -225,6 +228,7 @@ def test_a_candidate_is_its_train_steps_outputs() -> None:
     [
         ({"report": REPORT.to_dict()}, r"steps.best.inputs\[1\] is not a candidate: it lacks bundle"),
         ({"bundle": "text", "report": REPORT.to_dict()}, r"its bundle is str, not bytes"),
+        ({"bundle": b"b", "profile": "{}", "report": REPORT.to_dict()}, r"its profile is str, not bytes"),
         ({"bundle": b"b", "report": {"rows": 3}}, r"inputs\[1\].report is not a train report: it lacks algorithm"),
         (
             {"bundle": b"b", "report": {**REPORT.to_dict(), "record": "loopline.selection"}},

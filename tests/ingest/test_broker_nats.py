@@ -229,3 +229,15 @@ def test_invalid_subjects_and_names_are_refused_at_load(key: str, value: str, me
     spec = {"stream": "ORDERS", "durable": "ll", "schema": {"k": "int"}, key: value}
     with pytest.raises(ValueError, match=message):
         NatsConfig.model_validate(spec)
+
+
+def test_the_backlog_counts_messages_not_yet_delivered_or_not_yet_acknowledged(stream: str) -> None:
+    asyncio.run(_publish(URL, stream, [json.dumps({"k": i, "s": "x"}).encode() for i in range(30)], create=False))
+    source = NatsSource(config(stream))
+    assert source.backlog() is None  # not bound to its consumer yet
+    batches = source.batches(None, limits=Limits(max_rows=10, max_seconds=0.5))
+    first = next(batches)
+    assert source.backlog() == 30  # 20 never delivered + 10 awaiting their ack
+    source.ack(first)
+    assert source.backlog() == 20
+    source.close()

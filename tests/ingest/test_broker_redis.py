@@ -127,3 +127,17 @@ def test_a_key_that_is_not_a_stream_is_a_clear_error_not_a_driver_trace(stream: 
     redis.Redis().set(stream, "a string, not a stream")
     with pytest.raises(DataError, match=r"Redis at .* refused a command on stream .*WRONGTYPE.*names a stream"):
         drain(RedisSource(config(stream)), ack=True)
+
+
+def test_the_backlog_counts_entries_not_yet_delivered_or_not_yet_acknowledged(stream: str) -> None:
+    r = redis.Redis()
+    for i in range(30):
+        r.xadd(stream, {"data": json.dumps({"k": i})})
+    source = RedisSource(config(stream))
+    assert source.backlog() is None  # no consumer group yet: nothing to tell
+    batches = source.batches(None, limits=Limits(max_rows=10, max_seconds=0.3))
+    first = next(batches)
+    assert source.backlog() == 30  # 20 never delivered + 10 delivered, not acknowledged
+    source.ack(first)
+    assert source.backlog() == 20
+    source.close()

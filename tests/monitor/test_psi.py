@@ -11,6 +11,8 @@ from loopline.monitor._psi import (
     numeric_counts,
     psi,
     quantile_edges,
+    sorted_counts,
+    sorted_quantiles,
 )
 
 
@@ -49,3 +51,11 @@ def test_categorical_counts_pool_unseen_categories() -> None:
     bins, unseen = categorical_counts(["a", "b", "c"], counts, n_null=1)
     assert bins.tolist() == [2, 1, 0, 2, 1]
     assert unseen == 2
+
+
+def test_sorted_lookups_match_numpy() -> None:
+    values = np.sort(np.random.default_rng(8).normal(size=1001))
+    levels = np.linspace(0.0, 1.0, 11)[1:-1]
+    assert np.allclose(sorted_quantiles(values, levels), np.quantile(values, levels))
+    edges = quantile_edges(values, 10)
+    assert sorted_counts(values, edges, 3).tolist() == numeric_counts(values, edges, 3).tolist()

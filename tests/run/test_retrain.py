@@ -112,7 +112,8 @@ def test_monitor_retrain_metric_and_min_improvement_decide_the_gate(store: Store
     promoted = retrain(store, high, between)
     assert promoted.promote and promoted.gate is not None and promoted.gate.metric == high
     assert f"> {between:g}): promote" in promoted.reason
-    assert store.models.production("loop").version == promoted.best  # type: ignore[union-attr]
+    assert promoted.refit is not None and promoted.refit.refitted and promoted.refit.of == promoted.best
+    assert store.models.production("loop").version == promoted.promoted == promoted.refit.version  # type: ignore[union-attr]
     assert [row.promoted for row in promoted.leaderboard] == [True]
     assert store.models.events("loop")[-1]["reason"] == promoted.reason
     board = run_leaderboard(store, "loop")  # the latest run, rebuilt from the store

@@ -56,6 +56,7 @@ def test_every_digest_column_of_the_schema_is_checked() -> None:
     assert columns == {
         "models.bundle_digest",
         "models.reference_digest",
+        "models.profile_digest",
         "dataset_parts.digest",
         "dataset_versions.profile_digest",
     }

@@ -206,7 +206,8 @@ def test_register_candidate_stores_the_candidate_and_its_report(store: Store) ->
         ),
     )
     reference = pl.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
-    version = store.models.register_candidate("churn", Candidate(b"bundle", reference, report), run_id="r1")
+    profile = b'{"format": 1, "n_rows": 2, "columns": {}}'
+    version = store.models.register_candidate("churn", Candidate(b"bundle", reference, report, profile), run_id="r1")
     assert (version.version, version.algorithm, version.run_id, version.metrics) == (
         1,
         "lightgbm",
@@ -219,6 +220,7 @@ def test_register_candidate_stores_the_candidate_and_its_report(store: Store) ->
     assert version.input_schema == [{"name": "x", "dtype": "number", "nullable": True, "train_dtype": "Float64"}]
     assert store.artifacts.get_bytes(version.bundle_digest) == b"bundle"
     assert store.artifacts.get_table(version.reference_digest).equals(reference)  # type: ignore[arg-type]
+    assert version.profile_digest is not None and store.artifacts.get_bytes(version.profile_digest) == profile
     typed = version.typed_config
     assert typed.features == report.features and typed.target == "y" and typed.cv_std("roc_auc") == 0.1
     again = store.models.register_candidate("churn", Candidate(b"bundle", None, report))

@@ -57,3 +57,39 @@ def test_append_new_ignores_ids_already_logged(store: Store) -> None:
     store.predictions.append_new([])
     df = store.predictions.read("churn")
     assert df["prediction_id"].to_list() == ["p000", "p001", "p002", "p003"]
+
+
+def test_read_chunks_streams_the_needed_columns_in_order(store: Store) -> None:
+    logged = [row(i) for i in range(7)] + [row(50, model="other")]
+    logged[3] = PredictionRow(**{**logged[3].__dict__, "inputs": {"city": "c9"}})  # no x
+    store.predictions.append(list(reversed(logged)))
+    chunks = list(store.predictions.read_chunks("churn", ["x", "city", "absent"], chunk_rows=3))
+    assert [c.height for c in chunks] == [3, 3, 1]
+    df = pl.concat(chunks, how="vertical_relaxed")
+    assert df.columns == [
+        "prediction_id",
+        "created_at",
+        "model_version",
+        "latency_ms",
+        "prediction",
+        "x",
+        "city",
+        "absent",
+    ]
+    assert df["prediction_id"].to_list() == [f"p{i:03d}" for i in range(7)]
+    assert df["x"].to_list() == [0.0, 1.0, 2.0, None, 4.0, 5.0, 6.0]
+    assert df["city"].to_list() == ["c0", "c1", "c0", "c9", "c0", "c1", "c0"]
+    assert df["absent"].null_count() == 7 and df["prediction"].to_list() == [0, 1, 0, 1, 0, 1, 0]
+    assert df.schema["created_at"] == pl.Datetime("us", "UTC")
+
+
+def test_read_chunks_between_times_and_after_a_row(store: Store) -> None:
+    tied = [PredictionRow(**{**row(i).__dict__, "created_at": T0}) for i in range(4)]
+    store.predictions.append(tied + [row(i) for i in range(4, 8)])
+    between = store.predictions.read_chunks("churn", [], start=T0 + timedelta(minutes=5), end=T0 + timedelta(minutes=7))
+    assert [r for c in between for r in c["prediction_id"]] == ["p005", "p006"]
+    after = store.predictions.read_chunks("churn", [], after=(T0, "p001"), chunk_rows=2)
+    assert [r for c in after for r in c["prediction_id"]] == ["p002", "p003", "p004", "p005", "p006", "p007"]
+    assert store.predictions.first_at("churn") == T0
+    assert store.predictions.first_at("churn", since=T0 + timedelta(seconds=1)) == T0 + timedelta(minutes=4)
+    assert store.predictions.first_at("none") is None

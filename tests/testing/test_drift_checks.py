@@ -11,6 +11,7 @@ from _broken_drift_tests import (
     Blind,
     EmptyAccepted,
     FirstRows,
+    Greedy,
     Improbable,
     IntegerStatistic,
     LoudSkip,
@@ -48,13 +49,14 @@ def test_every_registered_drift_test_passes(name: str) -> None:
 def test_a_sound_user_drift_test_passes_by_object_and_by_name(register: Register) -> None:
     sound = register(Sound())
     check_drift_test(sound)
-    check_drift_test("wasserstein")
+    check_drift_test("raw_wasserstein")
 
 
 @pytest.mark.parametrize(
     ("cls", "message"),
     [
         (NoKinds, r"no_kinds: kinds is \(\); set the class attribute kinds to a non-empty tuple of 'numeric', "),
+        (Greedy, r"greedy: min_values is 0; set the class attribute min_values to the number of non-null values"),
         (Textual, r"textual: kinds \['text'\] are not kinds of column"),
         (Noisy, r"noisy: the same numeric samples gave .*, then another result; compare must be deterministic"),
         (FirstRows, r"first_rows: shuffling the rows of numeric samples changed the result"),
@@ -82,11 +84,13 @@ def test_a_broken_drift_test_is_caught(register: Register, cls: type[DriftTest],
 def test_the_name_must_be_a_registered_alias(register: Register) -> None:
     with pytest.raises(AssertionError, match=r"name 'Wasser-Stein' is not a stable alias; set the class attribute"):
         check_drift_test(BadName())
-    with pytest.raises(AssertionError, match=r"wasserstein: no drift test of that name is registered; register it"):
+    with pytest.raises(AssertionError, match=r"raw_wasserstein: no drift test of that name is registered; register it"):
         check_drift_test(Sound())
-    register(Blind(), "wasserstein")
+    register(Blind(), "raw_wasserstein")
     with pytest.raises(AssertionError, match=r"another drift test \(Blind\) is registered under this name"):
         check_drift_test(Sound())
     register(Sound(), "alias")
-    with pytest.raises(AssertionError, match=r"alias: the test registered under 'alias' calls itself 'wasserstein'"):
+    with pytest.raises(
+        AssertionError, match=r"alias: the test registered under 'alias' calls itself 'raw_wasserstein'"
+    ):
         check_drift_test("alias")

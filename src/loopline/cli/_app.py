@@ -1,4 +1,4 @@
-"""The ``loopline`` command: run, runs, models, datasets, store, serve, monitor, schema, init, quickstart."""
+"""The ``loopline`` command: run, runs, models, datasets, store, feedback, serve, monitor, schema, init, quickstart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _datasets, _models, _predict, _runs, _store
+from loopline.cli import _alerts, _datasets, _feedback, _loop_service, _models, _predict, _runs, _store
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
@@ -26,7 +26,10 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_models.app, name="models")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_store.app, name="store")
+app.add_typer(_feedback.app, name="feedback")
 app.command("predict")(_predict.predict)
+app.command("loop")(_loop_service.loop)
+app.command("alerts")(_alerts.alerts)
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="State folder (default: $LOOPLINE_HOME or ./.loopline).")
@@ -132,6 +135,25 @@ def ingest(
 
     with clear_errors():
         ingest_command(pipeline, step, follow=follow, home=home, as_json=as_json)
+
+
+@app.command(
+    "sources",
+    help="Supervise the pipeline's continuous sources (brokers, ingest steps with follow: true), each in its own "
+    "process restarted with backoff, until Ctrl-C / SIGTERM; or `loopline sources status PIPELINE`.",
+)
+def sources(
+    pipeline: Annotated[str, typer.Argument(metavar="PIPELINE | status", help="Pipeline YAML file, or 'status'.")],
+    status_of: Annotated[
+        str | None, typer.Argument(metavar="[PIPELINE]", help="After 'status': the pipeline file.")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    from loopline.cli._sources import sources_command
+
+    with clear_errors():
+        sources_command(pipeline, status_of, home=home, as_json=as_json)
 
 
 @app.command()
@@ -263,17 +285,40 @@ def monitor(
     retrain: Annotated[bool, typer.Option(help="Retrain and gate when drift is found.")] = False,
     end: Annotated[str | None, typer.Option(help="End of the retraining window (ISO date; default now).")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="Close and store every complete window: 1h, 6h, 1d, 1w, 1mo (UTC calendar) or a row count (10000)."
+        ),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only traffic from this ISO time on (UTC when naive).")] = None,
+    until: Annotated[str | None, typer.Option(help="With --window: only windows before this ISO time.")] = None,
+    fail_on_alert: Annotated[
+        bool, typer.Option("--fail-on-alert", help="With --window: exit 3 when an alert fired (for cron and CI).")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="With --window: keep closing windows as they complete, until stopped.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="With --follow: seconds between checks.", min=0.01)] = 60.0,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check the production model's logged traffic for drift; optionally retrain and gate."""
-    from loopline.cli._loop import monitor_command
+    """Check the production model's logged traffic for drift; optionally retrain and gate.
 
+    With --window: close every complete window since the last check, store its health, drift and alerts.
+    """
+    from loopline.cli._loop import WindowOptions, monitor_command
+
+    options = WindowOptions(window, since, until, fail_on_alert, follow, interval)
     with clear_errors():
         if report is not None:
             require_extra("report")  # before the work, not after it
         with open_store(home) as store:
-            monitor_command(store, pipeline, retrain=retrain, end=end, report=report, as_json=as_json)
+            code = monitor_command(
+                store, pipeline, retrain=retrain, end=end, report=report, as_json=as_json, windows=options
+            )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

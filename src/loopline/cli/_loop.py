@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,21 +13,30 @@ from rich.markup import escape
 from loopline.cli._leaderboard import finding_lines
 from loopline.cli._progress import run_with_progress
 from loopline.cli._render import console, print_json, table
+from loopline.cli._windows import ALERT_EXIT_CODE, check_json, follow_windows, parse_time, print_check
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
-    from loopline.core.records import Selection
+    from loopline.core.records import RetrainDecision, Selection
     from loopline.monitor import DriftReport
-    from loopline.run import MonitorResult, RunResult
-    from loopline.run._policy import RunPipeline
+    from loopline.run import MonitorResult, RunResult, WindowCheck
+    from loopline.run.policy import RunPipeline
     from loopline.store import Store
 
 
 def monitor_command(
-    store: Store, pipeline_path: Path, *, retrain: bool, end: str | None, report: Path | None, as_json: bool
-) -> None:
-    """Drift check of the production model's traffic; retrain + gate when asked and needed."""
+    store: Store,
+    pipeline_path: Path,
+    *,
+    retrain: bool,
+    end: str | None,
+    report: Path | None,
+    as_json: bool,
+    windows: WindowOptions | None = None,
+) -> int:
+    """Drift check of the production model's traffic; retrain + gate when asked and needed. With
+    ``windows.window``: the windowed check (:func:`windowed_command`). Returns the exit code."""
     from loopline.core.yamlfile import load_pipeline
     from loopline.run import monitor_model, retrain_and_gate
 
@@ -37,7 +47,11 @@ def monitor_command(
             key="monitor",
             hint="Add one, e.g. monitor: {model: my-model}.",
         )
-    result = monitor_model(store, pipeline.monitor)
+    windows = windows or WindowOptions()
+    if windows.window is not None:
+        return windowed_command(store, pipeline, windows, retrain=retrain, end=end, report=report, as_json=as_json)
+    windows.refuse_without_window()
+    result = monitor_model(store, pipeline.monitor, since=parse_time(windows.since, "--since"))
     selection = None
     if retrain and result.decision.retrain:
         window_end = datetime.fromisoformat(end) if end else datetime.now(UTC)
@@ -61,6 +75,96 @@ def monitor_command(
         write_report(report, store, pipeline, result, [selection] if selection else [], notes=[])
         if not as_json:
             console.print(f"report: {report}")
+    return 0
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """``loopline monitor``'s window flags: ``--window``, ``--since``, ``--until``, ``--fail-on-alert``,
+    ``--follow`` and ``--interval``."""
+
+    window: str | None = None
+    since: str | None = None
+    until: str | None = None
+    fail_on_alert: bool = False
+    follow: bool = False
+    interval: float = 60.0
+
+    def refuse_without_window(self) -> None:
+        """ConfigError for a flag that only a windowed check takes."""
+        for flag, given in (
+            ("--until", self.until),
+            ("--fail-on-alert", self.fail_on_alert),
+            ("--follow", self.follow),
+        ):
+            if given:
+                raise ConfigError(f"{flag} needs --window.", hint=f"Add a window, e.g. --window 1d {flag}.")
+
+
+def _retrain_on_windows(
+    store: Store, pipeline: Pipeline, check: WindowCheck, *, end: str | None, quiet: bool
+) -> tuple[RetrainDecision | None, Selection | None]:
+    """The retrain decision on the newest closed window's drift, and the gated retrain when it says so."""
+    from loopline.run import decide_retrain, retrain_and_gate
+
+    config = pipeline.monitor
+    drifts = [w.drift for w in check.closed if w.drift is not None]
+    if config is None or not drifts:
+        if not quiet:
+            console.print("retrain decision: none (no window with a drift report closed by this check)")
+        return None, None
+    decision = decide_retrain(drifts[-1], config.retrain, config.drift)
+    if not quiet:
+        verdict = "retrain" if decision.retrain else "keep"
+        console.print(f"retrain decision on the newest closed window: [bold]{verdict}[/] — {escape(decision.reason)}")
+    if not decision.retrain:
+        return decision, None
+    window_end = datetime.fromisoformat(end) if end else datetime.now(UTC)
+    selection = retrain_and_gate(store, pipeline, window_end, run=progress_runner(quiet=quiet))
+    if not quiet:
+        print_selection(selection)
+    return decision, selection
+
+
+def windowed_command(
+    store: Store,
+    pipeline: Pipeline,
+    options: WindowOptions,
+    *,
+    retrain: bool,
+    end: str | None,
+    report: Path | None,
+    as_json: bool,
+) -> int:
+    """Close the complete windows (once, or ``--follow``); retrain on the newest closed window's drift when asked.
+
+    Returns :data:`ALERT_EXIT_CODE` when ``--fail-on-alert`` and an alert fired, else 0.
+    """
+    config = pipeline.monitor
+    if config is None or options.window is None:  # pragma: no cover - monitor_command checked both
+        raise ConfigError("the windowed check needs a monitor: section and --window.")
+    if report is not None:
+        raise ConfigError("--report draws the one-shot check.", hint="Run it without --window for the report.")
+    since, until = parse_time(options.since, "--since"), parse_time(options.until, "--until")
+    if options.follow:
+        if until is not None or retrain:
+            raise ConfigError("--follow runs until stopped.", hint="Leave out --until and --retrain with --follow.")
+        fired = follow_windows(store, config, options.window, since=since, interval=options.interval, as_json=as_json)
+        return ALERT_EXIT_CODE if options.fail_on_alert and fired else 0
+    from loopline.run import check_windows
+
+    check = check_windows(store, config, options.window, since=since, until=until)
+    if not as_json:
+        print_check(check)
+    decision, selection = (
+        _retrain_on_windows(store, pipeline, check, end=end, quiet=as_json) if retrain else (None, None)
+    )
+    if as_json:
+        retrained = {"retrain": None if decision is None else decision.to_dict()} if retrain else {}
+        if retrain:
+            retrained["selection"] = None if selection is None else selection.to_dict()
+        print_json({**check_json(check), **retrained})
+    return ALERT_EXIT_CODE if options.fail_on_alert and check.alerts else 0
 
 
 def progress_runner(*, quiet: bool = False) -> RunPipeline:
@@ -96,7 +200,15 @@ def print_selection(selection: Selection) -> None:
         )
     )
     gate = selection.gate
-    if gate:
+    if gate and gate.contenders:
+        console.print(
+            table(
+                f"the repository on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g})",
+                ["rank", "version", "role", gate.metric, "note"],
+                [(c.rank, f"v{c.version}", c.role, c.score, c.note) for c in gate.contenders],
+            )
+        )
+    elif gate:
         console.print(
             f"gate on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g}): champion "
             f"v{gate.champion} {gate.champion_score:.4f} vs challenger v{gate.challenger} {gate.challenger_score:.4f}"
@@ -105,6 +217,8 @@ def print_selection(selection: Selection) -> None:
         console.print(line)
     verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"
     console.print(f"v{selection.best}: {verdict} — {escape(selection.reason)}")
+    if selection.refit is not None and selection.promoted is not None:
+        console.print(f"in production: v{selection.promoted} ({escape(selection.refit.reason)})")
 
 
 def print_drift(report: DriftReport) -> None:

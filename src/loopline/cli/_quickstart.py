@@ -314,7 +314,13 @@ def _summary(
         f"drift: {len(monitored.report.drifted)}/{len(monitored.report.features)} features drifted ({drifted})"
     )
     console.print(
-        f"retrain: {'yes' if monitored.decision.retrain else 'no'}; challenger v{last.best} "
-        f"{'promoted' if last.promote else 'kept out'} — {last.reason}"
+        f"retrain: {'yes' if monitored.decision.retrain else 'no'}; v{last.best} {_verdict(last)} — {last.reason}"
     )
     console.print(f"HTML report: [bold]{report}[/]   total time: {seconds:.1f} s")
+
+
+def _verdict(selection: Selection) -> str:
+    """``promoted``, ``promoted as vN`` (its refit on the whole window) or ``kept out``."""
+    if not selection.promote:
+        return "kept out"
+    return "promoted" if selection.promoted == selection.best else f"promoted as v{selection.promoted} (refitted)"

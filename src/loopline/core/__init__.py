@@ -1,7 +1,7 @@
 """The core layer: the pipeline model, config schema, errors, hashing, the records between stages and the
 plugin registry."""
 
-from loopline.core.config import DriftConfig, MonitorConfig, PipelineFile, RetrainConfig
+from loopline.core.config import ColumnTest, DriftConfig, MonitorConfig, PipelineFile, RetrainConfig
 from loopline.core.errors import (
     ConfigError,
     ConflictError,
@@ -46,6 +46,7 @@ __all__ = [
     "BoundStep",
     "Candidate",
     "CandidateSummary",
+    "ColumnTest",
     "ConfigError",
     "ConflictError",
     "CrossValidation",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from loopline.core.errors import did_you_mean
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
@@ -19,29 +23,103 @@ class _Strict(BaseModel):
 TestName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
-class DriftConfig(_Strict):
-    """When a feature counts as drifted: PSI above ``psi_threshold`` or a test's p-value below ``p_value``.
+AUTO = "auto"
+"""The drift-test name that lets the report choose per column (see ``loopline.monitor``)."""
 
-    Each feature is compared by a registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
-    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a
-    feature. The names are checked against the registry when a report is computed.
+
+class ColumnTest(_Strict):
+    """One feature's drift test and, optionally, its own threshold: the distance above which it drifts, or
+    for a p-value test the significance level (``p_value`` otherwise). A bare name reads as ``{test: name}``."""
+
+    test: TestName
+    threshold: Annotated[float | None, Field(gt=0, description="Distance threshold, or alpha of a p-value test.")] = (
+        None
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"test": data} if isinstance(data, str) else data
+
+
+class DriftConfig(_Strict):
+    """How each feature is compared and when it counts as drifted.
+
+    Each feature is compared by one registered drift test (``loopline.monitor.DRIFT_TESTS``): ``numeric_test``
+    for numeric features, ``categorical_test`` for categorical ones, or the one ``tests`` names for a feature
+    (a name, or ``{test: NAME, threshold: T}``). ``auto`` chooses by the column and the sample sizes. A test
+    with a p-value drifts when its p-value, corrected for the number of tests in the report (``correction``),
+    is below ``p_value``; a distance drifts above its own threshold (``psi_threshold`` for ``psi``). PSI is
+    reported for every feature but decides only where it is the chosen test. Test names are checked against
+    the registry when a report is computed.
     """
 
-    psi_threshold: Annotated[float, Field(gt=0)] = 0.25
-    p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    psi_threshold: Annotated[float, Field(gt=0, description="Threshold of the psi test.")] = 0.1
+    p_value: Annotated[float, Field(gt=0, lt=1, description="Significance level of the p-value tests.")] = 0.01
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     min_drifted_features: Annotated[int, Field(ge=1)] = 1
-    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = "ks"
-    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = "chi2"
-    tests: Annotated[dict[str, TestName], Field(description="Per-feature drift test: {feature: test}.")] = {}
+    numeric_test: Annotated[TestName, Field(description="Drift test of numeric features.")] = AUTO
+    categorical_test: Annotated[TestName, Field(description="Drift test of categorical features.")] = AUTO
+    tests: Annotated[
+        dict[str, ColumnTest],
+        Field(description="Per-feature drift test: {feature: test} or {feature: {test: T, threshold: X}}."),
+    ] = {}
+    correction: Annotated[
+        Literal["holm", "bonferroni", "none"],
+        Field(description="Multiple-testing correction of the p-values across the features of one report."),
+    ] = "holm"
+
+    @field_serializer("tests")
+    def _compact_tests(self, tests: dict[str, ColumnTest]) -> dict[str, Any]:
+        """A test without a threshold is written as its bare name, as a config file would say it."""
+        return {name: spec.test if spec.threshold is None else spec.model_dump() for name, spec in tests.items()}
+
+
+WINDOW_UNITS = {"mo": "months", "d": "days", "w": "weeks"}
+"""The units of a retrain window (``monitor.retrain.window``): ``3mo``, ``90d``, ``2w``."""
+
+_WINDOW = re.compile(r"^\s*([1-9][0-9]{0,3})\s*(mo|d|w)\s*$")
+
+
+def parse_window(value: int | str) -> tuple[int, str]:
+    """``(count, unit)`` of a retrain window: an int is months (``3``), a string a count and a unit of
+    :data:`WINDOW_UNITS` (``"90d"``). ValueError saying how to write one otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 1:
+            return value, "mo"
+    elif isinstance(value, str) and (match := _WINDOW.match(value.lower())):
+        return int(match.group(1)), match.group(2)
+    raise ValueError(
+        f"window {value!r} is not a retrain window; write a number of months (3) or a count and a unit: "
+        "3mo (months), 90d (days), 2w (weeks)."
+    )
+
+
+class ProbationConfig(_Strict):
+    """When a newly promoted version is rolled back after its probation (see ``loopline.run.probation``).
+
+    It is rolled back when the previous version beats it on the probation window by more than ``margin``
+    (in the metric's direction), or when its error rate exceeds the previous one's by more than
+    ``max_error_rate_increase``; never on fewer than ``min_rows`` rows of either.
+    """
+
+    margin: Annotated[
+        float, Field(ge=0, description="Rollback when the previous version scores better by more than this.")
+    ] = 0.02
+    max_error_rate_increase: Annotated[
+        float, Field(ge=0, le=1, description="Rollback when the error rate rises by more than this (0.05: 5 points).")
+    ] = 0.05
+    min_rows: Annotated[int, Field(ge=1, description="Rows of the probation window a decision needs.")] = 100
 
 
 class RetrainConfig(_Strict):
-    """Retrain when drift is found; promote the challenger only if it wins on the same holdout.
+    """Retrain when drift is found; the whole model repository competes on the newest labelled window.
 
     ``metric`` and ``min_improvement`` drive the retrain's gate: the select step of the retrain run
-    registers and ranks the candidates (by its own ``metric`` on valid), then its best one replaces the
-    production model only if it beats it on the select step's holdout by more than ``min_improvement``.
+    registers and ranks the candidates (by its own ``metric`` on valid); then the production model, the best
+    new candidate and up to ``keep_versions`` earlier versions are scored on the select step's holdout, and
+    the best of them replaces the production model only if it beats it by more than ``min_improvement``.
+    A new winner is refitted on its whole window (``refit``, ``refit_holdout``) before it is promoted.
     """
 
     on_drift: bool = True
@@ -51,15 +129,202 @@ class RetrainConfig(_Strict):
     min_improvement: Annotated[
         float, Field(description="The retrain gate's margin: the challenger must gain more than this.")
     ] = 0.0
-    window: Annotated[int, Field(ge=1, description="Months of the most recent data to retrain on.")] = 3
+    window: Annotated[
+        int | str,
+        Field(
+            description="The most recent data to retrain on: months (3) or a duration: 3mo, 90d, 2w "
+            "(pipelines that declare params start, valid_from, test_from, end)."
+        ),
+    ] = 3
+    refit: Annotated[
+        bool,
+        Field(
+            description="Refit a new winner on its whole window (the rounds and parameters it was gated with) "
+            "before promoting it."
+        ),
+    ] = True
+    refit_holdout: Annotated[
+        bool,
+        Field(
+            description="The refit fits on the holdout too: all of the window, the newest period included "
+            "(false: the holdout stays unseen and `refit_holdout` scores the refit on it)."
+        ),
+    ] = True
+    keep_versions: Annotated[
+        int, Field(ge=0, description="Earlier versions (newest first) that compete with the champion.")
+    ] = 5
+    probation: ProbationConfig = ProbationConfig()
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        parse_window(value)
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def window_span(self) -> tuple[int, str]:
+        """The window as ``(count, unit)`` (see :func:`parse_window`)."""
+        return parse_window(self.window)
+
+
+class LabelSourceConfig(_Strict):
+    """Where the true outcomes of served predictions come from: a loopline dataset with a key, a label and an
+    event-time column.
+
+    A prediction gets the outcome of its key (a field of the model's logged inputs, compared as text) whose
+    ``time`` is the first at or after the prediction was made (see :mod:`loopline.monitor`'s label sources).
+    """
+
+    dataset: Annotated[str, Field(pattern=NAME_PATTERN, description="The dataset holding the outcomes.")]
+    key: Annotated[str, Field(min_length=1, description="Column shared by the dataset and the logged inputs.")]
+    label: Annotated[str, Field(min_length=1, description="The dataset's column with the true outcome.")]
+    time: Annotated[str, Field(min_length=1, description="The dataset's column with when the outcome happened.")]
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+_UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A positive duration written as number-unit pairs (units w, d, h, m for minutes, s): "15m", "6h", "1d12h".
+
+    ValueError (pydantic turns it into the config key's error) when ``text`` is not one."""
+    compact = text.strip().lower().replace(" ", "")
+    pieces = _DURATION.findall(compact)
+    if not pieces or "".join(number + unit for number, unit in pieces) != compact:
+        raise ValueError(f'{text!r} is not a duration; write it like "15m", "6h" or "1d12h" (units w, d, h, m, s)')
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in pieces)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return timedelta(seconds=seconds)
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _cron(text: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(text):
+        raise ValueError(f'{text!r} is not a cron schedule; write five fields like "0 * * * *" (hourly)')
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
+class LoopConfig(_Strict):
+    """The loop service (``loopline loop``): when it ticks, what makes it retrain, and how often at most.
+
+    A tick runs every ``interval`` (a duration) or on the cron ``schedule`` (not both; neither: every 15m).
+    Triggers: drift weighted by feature importance (``min_drift_importance``, the share of importance that
+    drifted), a drop of the realised or estimated metric below the production model's (``max_metric_drop``),
+    a schedule (``retrain_every``) and new data (``min_new_rows`` added to ``datasets``, default: the
+    datasets the pipeline ingests). No retrain within ``cooldown`` of the last one unless forced; the
+    lease a loop holds while it retrains expires ``lease_ttl`` after its last renewal.
+    """
+
+    interval: Annotated[Duration | None, Field(description='Time between ticks, e.g. "15m".')] = None
+    schedule: Annotated[Cron | None, Field(description='Cron schedule of the ticks, e.g. "0 * * * *".')] = None
+    cooldown: Annotated[Duration, Field(description="No second retrain within this of the last one.")] = "6h"
+    min_drift_importance: Annotated[
+        float, Field(gt=0, le=1, description="Share of feature importance that must drift to retrain.")
+    ] = 0.2
+    max_metric_drop: Annotated[
+        float | None, Field(ge=0, description="Retrain when the metric falls more than this below the model's.")
+    ] = 0.05
+    retrain_every: Annotated[Duration | None, Field(description='Retrain this often regardless, e.g. "7d".')] = None
+    min_new_rows: Annotated[int | None, Field(ge=1, description="Retrain once this many rows were added.")] = None
+    datasets: Annotated[list[str], Field(description="Datasets counted by min_new_rows (default: ingested).")] = []
+    lease_ttl: Annotated[Duration, Field(description="A retrain's lease expires this long after renewal.")] = "10m"
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> LoopConfig:
+        if self.interval is not None and self.schedule is not None:
+            raise ValueError("set monitor.loop.interval or monitor.loop.schedule, not both")
+        return self
+
+    @property
+    def cooldown_td(self) -> timedelta:
+        return parse_duration(self.cooldown)
+
+    @property
+    def lease_ttl_td(self) -> timedelta:
+        return parse_duration(self.lease_ttl)
+
+    @property
+    def retrain_every_td(self) -> timedelta | None:
+        return None if self.retrain_every is None else parse_duration(self.retrain_every)
+
+
+ALERT_METRICS = (
+    "drifted_features",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "rows",
+    "throughput_rps",
+)
+"""The window figures an alert rule may watch as they are."""
+
+ALERT_FEATURE_METRICS = ("drift", "missing_share", "unseen_share")
+"""The per-feature figures an alert rule watches as ``<figure>.<feature>`` (``drift.<feature>`` is its PSI)."""
+
+
+class AlertRule(_Strict):
+    """Fire when a closed window's figure ``when`` is above ``above`` or below ``below`` (exactly one of them).
+
+    ``when`` is one of :data:`ALERT_METRICS` or ``<figure>.<feature>`` with a figure of
+    :data:`ALERT_FEATURE_METRICS`; the feature is checked against the model's features when windows close.
+    """
+
+    when: Annotated[str, Field(description="The window figure, e.g. latency_p99_ms or missing_share.age.")]
+    above: float | None = None
+    below: float | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_figure(cls, value: str) -> str:
+        figure, dot, feature = value.partition(".")
+        if dot and figure in ALERT_FEATURE_METRICS and feature:
+            return value
+        if not dot and value in ALERT_METRICS:
+            return value
+        choices = [*ALERT_METRICS, *(f"{name}.<feature>" for name in ALERT_FEATURE_METRICS)]
+        guess = did_you_mean(figure if dot else value, [*ALERT_METRICS, *ALERT_FEATURE_METRICS])
+        raise ValueError(f"unknown alert figure {value!r}. {guess or ''} Use one of: {', '.join(choices)}")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"alert on {self.when!r} needs exactly one of 'above' or 'below'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The rule in words: ``latency_p99_ms above 250``."""
+        side, threshold = ("above", self.above) if self.above is not None else ("below", self.below)
+        return f"{self.when} {side} {threshold:g}"
 
 
 class MonitorConfig(_Strict):
-    """How the production model of ``model`` is watched and renewed."""
+    """How the production model of ``model`` is watched and renewed: ``labels``, where its true outcomes are;
+    ``loop``, how the loop service runs.
+
+    ``alerts`` are checked on every window a windowed check closes (``loopline monitor --window``);
+    ``alerts_webhook_env`` names the environment variable holding the URL each fired alert is POSTed to (the
+    URL itself, which may hold a credential, is never in the YAML nor the store).
+    """
 
     model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
+    labels: LabelSourceConfig | None = None
+    loop: LoopConfig = LoopConfig()
+    alerts: list[AlertRule] = []
+    alerts_webhook_env: Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = None
 
 
 class StepEntry(BaseModel):

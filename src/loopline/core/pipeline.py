@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -238,10 +238,15 @@ def config_error_from_validation(
 
 def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
     current: Any = model
+    keyed = False  # the previous field was a mapping: this part is one of its keys (a feature name)
     for part in loc:
+        if keyed or part.isdigit():  # a mapping's key (a feature name) or a list's item: its fields are the value's
+            keyed = False
+            continue
         field_info = getattr(current, "model_fields", {}).get(part)
         if field_info is None:
             return []
+        keyed = get_origin(field_info.annotation) is dict
         current = _model_in(field_info.annotation)
         if current is None:
             return []

@@ -2,7 +2,8 @@
 
     train step ──TrainReport + bundle + reference = Candidate──► select step ──Selection──► CLI, loop, dashboard
     store ──ModelVersions──► rank_candidates ──LeaderboardRows──► run_leaderboard ──Leaderboard──► CLI
-    monitor ──RetrainDecision──► retrain ──GateDecision──► promotion
+    monitor ──RetrainDecision──► retrain ──GateDecision (Contenders)──► refit ──RefitDecision──► promotion
+    probation window ──ProbationEvidence (promoted, previous)──► probation ──ProbationDecision──► rollback
 
 Step outputs are stored as artifacts, so every record has ``to_dict()`` (JSON-ready) and ``from_dict()``.
 A :class:`TrainReport` carries a ``record`` marker: the select step recognises a candidate by it, and a
@@ -391,6 +392,7 @@ class TrainReport:
     cv: CrossValidation | None = None
     threads: ThreadInfo | None = None
     findings: tuple[Finding, ...] = ()
+    refit: RefitLineage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
@@ -398,6 +400,8 @@ class TrainReport:
         out["timings"] = self.timings.to_dict()
         out["input_schema"] = [item.to_dict() for item in self.input_schema]
         out.update(_nested_out(self))
+        if self.refit is None:  # records written before refits existed write back byte for byte
+            out.pop("refit")
         return out
 
     @classmethod
@@ -431,6 +435,7 @@ class TrainReport:
             cv=CrossValidation.from_dict(data.get("cv")),
             threads=ThreadInfo.from_dict(data.get("threads")),
             findings=findings_from(data.get("findings")),
+            refit=RefitLineage.from_dict(data.get("refit")),
         )
 
     def version_config(self) -> dict[str, Any]:
@@ -446,6 +451,7 @@ class TrainReport:
             cv=self.cv,
             threads=self.threads,
             findings=self.findings,
+            refit=self.refit,
         ).to_dict()
 
 
@@ -468,10 +474,13 @@ class VersionConfig:
     cv: CrossValidation | None = None
     threads: ThreadInfo | None = None
     findings: tuple[Finding, ...] = ()
+    refit: RefitLineage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out.update(_nested_out(self))
+        if self.refit is None:  # records written before refits existed write back byte for byte
+            out.pop("refit")
         return out
 
     @classmethod
@@ -489,6 +498,7 @@ class VersionConfig:
             cv=CrossValidation.from_dict(data.get("cv")),
             threads=ThreadInfo.from_dict(data.get("threads")),
             findings=findings_from(data.get("findings")),
+            refit=RefitLineage.from_dict(data.get("refit")),
         )
 
     @property
@@ -505,16 +515,23 @@ class VersionConfig:
 @dataclass(frozen=True)
 class Candidate:
     """A trained candidate on its way to the model repository: the bundle's bytes, the drift reference
-    (training rows; None: no drift monitoring) and its :class:`TrainReport`."""
+    (training rows; None: no drift monitoring), its :class:`TrainReport` and the drift reference profile of
+    the whole training split (``loopline.monitor.ReferenceProfile`` as JSON bytes; None: not profiled)."""
 
     bundle: bytes
     reference: pl.DataFrame | None
     report: TrainReport
+    profile: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame) and ``report`` (JSON);
-        the runner stores each as its own artifact."""
-        return {"bundle": self.bundle, "reference": self.reference, "report": self.report.to_dict()}
+        """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame), ``profile`` (bytes or None)
+        and ``report`` (JSON); the runner stores each as its own artifact."""
+        return {
+            "bundle": self.bundle,
+            "reference": self.reference,
+            "profile": self.profile,
+            "report": self.report.to_dict(),
+        }
 
     @classmethod
     def is_one(cls, data: Any) -> bool:
@@ -528,7 +545,10 @@ class Candidate:
         if not isinstance(data["bundle"], bytes | bytearray):
             raise _malformed("candidate", where, f"its bundle is {type(data['bundle']).__name__}, not bytes")
         report = TrainReport.from_dict(data["report"], where=f"{where}.report")
-        return cls(bytes(data["bundle"]), data.get("reference"), report)
+        profile = data.get("profile")
+        if profile is not None and not isinstance(profile, bytes | bytearray):
+            raise _malformed("candidate", where, f"its profile is {type(profile).__name__}, not bytes")
+        return cls(bytes(data["bundle"]), data.get("reference"), report, None if profile is None else bytes(profile))
 
 
 @dataclass(frozen=True)
@@ -546,9 +566,15 @@ class GateDecision:
     min_improvement: float = 0.0
     champion: int | None = None
     challenger: int | None = None
+    contenders: tuple[Contender, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """``contenders`` only when there are some (a gate between two versions writes as before)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["contenders"] = [c.to_dict() for c in self.contenders]
+        if not self.contenders:
+            out.pop("contenders")
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateDecision:
@@ -562,7 +588,127 @@ class GateDecision:
             min_improvement=float(data.get("min_improvement") or 0.0),
             champion=data.get("champion"),
             challenger=data.get("challenger"),
+            contenders=tuple(Contender.from_dict(c) for c in data.get("contenders") or ()),
         )
+
+
+CONTENDER_ROLES = ("champion", "challenger", "earlier")
+"""Who competes at a retrain decision: the production version, the retrain's best new candidate and the
+retained earlier versions (see ``loopline.run.retrain_and_gate``)."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One version scored at a retrain decision on the newest labelled window (the retrain's holdout).
+
+    ``role`` is one of :data:`CONTENDER_ROLES`; ``score`` the gate's metric on the holdout (None when the
+    version could not be scored: ``note`` says why, e.g. its bundle is no longer servable); ``rank`` its place
+    among the scored ones (1: best)."""
+
+    version: int
+    role: str
+    score: float | None
+    rank: int | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Contender:
+        score, rank = data.get("score"), data.get("rank")
+        return cls(
+            version=int(data["version"]),
+            role=str(data.get("role", "")),
+            score=None if score is None else float(score),
+            rank=None if rank is None else int(rank),
+            note=str(data.get("note") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class RefitLineage:
+    """Where a refitted version comes from: version ``of`` (the one the gate chose), refitted on ``rows``
+    (``train``, ``valid`` and, unless it was kept out, the gate's ``holdout``: every split named was fitted
+    on), with ``rounds`` boosting rounds pinned from the gated fit's early stopping (None: the estimator does
+    not train in rounds). The version's ``valid``, ``test`` and ``holdout_*`` metrics are those of version
+    ``of`` (the gated evaluation); ``refit_train`` is measured on rows the refit was fitted on,
+    ``refit_holdout`` (only when the holdout was kept out) on the holdout it never saw."""
+
+    of: int
+    rows: dict[str, int]
+    rounds: int | None = None
+    data_fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RefitLineage | None:
+        if not data:
+            return None
+        rounds = data.get("rounds")
+        return cls(
+            of=int(data["of"]),
+            rows={str(k): int(v) for k, v in (data.get("rows") or {}).items()},
+            rounds=None if rounds is None else int(rounds),
+            data_fingerprint=str(data.get("data_fingerprint") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class RefitDecision:
+    """Whether the retrain's winner was refitted on its whole window before its promotion, and why (not).
+
+    ``of`` is the gated version, ``version`` the refitted one (None when no refit ran)."""
+
+    refitted: bool
+    reason: str
+    of: int | None = None
+    version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RefitDecision | None:
+        if not data:
+            return None
+        return cls(bool(data.get("refitted")), str(data.get("reason", "")), data.get("of"), data.get("version"))
+
+
+@dataclass(frozen=True)
+class ProbationEvidence:
+    """How one version did on a probation window: ``score`` of ``metric`` (``estimated``: from the
+    confidence of its predictions, not from labels), over ``rows`` rows, and its ``error_rate`` (the share
+    of requests that failed)."""
+
+    version: int
+    metric: str
+    score: float
+    rows: int
+    estimated: bool = False
+    error_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProbationDecision:
+    """Whether the promoted version is rolled back after its probation, and why.
+
+    ``loss`` is how much better the previous version scored (in the metric's direction; NaN when not
+    compared); ``rolled_back_to`` the version production went back to (None: no rollback happened)."""
+
+    rollback: bool
+    reason: str
+    promoted: int
+    previous: int
+    metric: str
+    loss: float
+    margin: float
+    rolled_back_to: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -690,11 +836,14 @@ class Selection:
     gate: GateDecision | None
     metric: str
     leaderboard: tuple[LeaderboardRow, ...] = ()
+    refit: RefitDecision | None = None
 
     @property
     def promoted(self) -> int | None:
-        """The version this selection made production, or None."""
-        return self.best if self.promote else None
+        """The version this selection made production (the refit of ``best`` when one ran), or None."""
+        if not self.promote:
+            return None
+        return self.refit.version if self.refit is not None and self.refit.version is not None else self.best
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -707,6 +856,7 @@ class Selection:
             "gate": None if self.gate is None else self.gate.to_dict(),
             "metric": self.metric,
             "leaderboard": [row.to_dict() for row in self.leaderboard],
+            **({} if self.refit is None else {"refit": self.refit.to_dict()}),
         }
 
     @classmethod
@@ -729,18 +879,21 @@ class Selection:
             gate=None if not gate else GateDecision.from_dict({**_decision(data), **gate}),
             metric=str(data.get("metric", "")),
             leaderboard=tuple(LeaderboardRow.from_dict(r) for r in data.get("leaderboard") or ()),
+            refit=RefitDecision.from_dict(data.get("refit")),
         )
 
 
 def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:
     """The JSON of the nested records a train report and a version config share."""
-    return {
+    out = {
         "features": record.features.to_dict(),
         "slice_metrics": None if record.slice_metrics is None else record.slice_metrics.to_dict(),
         "cv": None if record.cv is None else record.cv.to_dict(),
         "threads": None if record.threads is None else record.threads.to_dict(),
         "findings": _findings_out(record.findings),
+        "refit": None if record.refit is None else record.refit.to_dict(),
     }
+    return out
 
 
 def _opt(kind: Callable[[Any], _T], value: Any) -> _T | None:

@@ -113,6 +113,7 @@ class MqttSource(Source):
     """MQTT topics -> typed rows; persistent session, QoS 1, PUBACK after commit."""
 
     type_name = "mqtt"
+    streaming = True
     Config = MqttConfig
     config: MqttConfig
 

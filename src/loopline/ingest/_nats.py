@@ -83,6 +83,7 @@ class NatsSource(Source):
     """A JetStream durable pull consumer -> typed rows; explicit ack after commit."""
 
     type_name = "nats"
+    streaming = True
     Config = NatsConfig
     config: NatsConfig
 
@@ -136,6 +137,13 @@ class NatsSource(Source):
         """Acknowledge every message of a committed batch (rejects included)."""
         if batch.ack_token:
             self._run(self._ack(batch.ack_token))
+
+    def backlog(self) -> int | None:
+        """The durable consumer's messages not yet delivered plus those awaiting an ack (its consumer info, one
+        round trip); None before the consumer is bound."""
+        if self._sub is None:
+            return None
+        return self._run(self._backlog(), timeout=10)
 
     def close(self) -> None:
         """Drain the connection and stop the event loop thread; unacknowledged messages come back."""
@@ -244,6 +252,12 @@ class NatsSource(Source):
             info = await js.add_consumer(cfg.stream, consumer)
         self._sub = await js.pull_subscribe_bind(cfg.durable, stream=cfg.stream)
         return int(info.num_ack_pending or 0)
+
+    async def _backlog(self) -> int:
+        if self._nc is None:
+            return 0
+        info = await self._nc.jetstream().consumer_info(self.config.stream, self.config.durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     async def _fetch(self, max_rows: int, max_seconds: float) -> list[Msg]:
         from nats.errors import ConnectionClosedError

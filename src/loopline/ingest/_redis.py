@@ -56,6 +56,7 @@ class RedisSource(Source):
     """A Redis stream consumer group -> typed rows; XACK after commit."""
 
     type_name = "redis"
+    streaming = True
     Config = RedisConfig
     config: RedisConfig
 
@@ -91,6 +92,16 @@ class RedisSource(Source):
         ids = batch.ack_token
         if ids:
             self._call(lambda: self._client().xack(self.config.stream, self.config.group, *ids))
+
+    def backlog(self) -> int | None:
+        """The group's lag (entries never delivered) plus its pending entries (XINFO GROUPS, one round trip);
+        None when Redis cannot tell the lag (before 7.0, or after entries were deleted)."""
+        groups = self._call(lambda: self._client().xinfo_groups(self.config.stream))
+        for group in groups:
+            if _text(group["name"]) == self.config.group:
+                lag = group.get("lag")
+                return None if lag is None else int(lag) + int(group.get("pending") or 0)
+        return None
 
     def close(self) -> None:
         """Close the connection pool; unacknowledged entries stay pending for this consumer."""

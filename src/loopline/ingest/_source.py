@@ -82,6 +82,8 @@ class Source:
 
     type_name: ClassVar[str]
     Config: ClassVar[type[SourceConfig]] = SourceConfig
+    #: a stream (a broker): data keeps arriving, so ``loopline sources`` keeps it ingesting by default
+    streaming: ClassVar[bool] = False
 
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
@@ -92,6 +94,12 @@ class Source:
 
     def ack(self, batch: Batch) -> None:
         """Acknowledge a committed batch to the source (brokers); nothing by default."""
+
+    def backlog(self) -> int | None:
+        """Messages the broker still holds for this consumer: not yet delivered, or delivered and not yet
+        acknowledged. None where the source cannot tell cheaply (files, databases, MQTT). Called between batches,
+        from the thread that iterates ``batches``, at most every few seconds."""
+        return None
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether reconnecting may cure ``error`` (the engine then retries from the checkpoint).

@@ -20,18 +20,20 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from loopline.monitor._drift_tests import (
-    DriftTest,
-    DriftTestResult,
-    Kind,
-    as_categorical,
-    as_numeric,
+from loopline.monitor._drift_tests import DriftTestResult, Kind, SummaryTest
+from loopline.monitor._summary import (
+    NumericSummary,
+    Summary,
+    as_categories,
+    categorical_summary,
     category_counts,
-    require_rows,
+    is_numeric_dtype,
+    numeric_summary,
 )
 
 __all__ = [
     "EPSILON",
+    "PSI_THRESHOLD",
     "PopulationStability",
     "categorical_counts",
     "category_counts",
@@ -39,31 +41,39 @@ __all__ = [
     "psi",
     "quantile_edges",
     "series_psi",
+    "sorted_counts",
+    "sorted_quantiles",
+    "summary_psi",
 ]
 
 EPSILON = 1e-4
 DEFAULT_BINS = 10
 
 
-class PopulationStability(DriftTest):
+PSI_THRESHOLD = 0.1
+"""The ``psi`` test's default threshold (``monitor.drift.psi_threshold``): Evidently's. PSI is about eight
+times the Jensen-Shannon divergence for small shifts, so 0.1 is close to a Jensen-Shannon distance of 0.1."""
+
+
+class PopulationStability(SummaryTest):
     """``psi``: the population stability index, a distance (no p-value), for numeric and categorical columns.
 
     Nulls count: they fill a bin of their own, so a change in the missing rate moves the distance. The bins
     come from the reference (see the module docstring); ``bins`` is the number of numeric quantile bins.
-    It calls no drift on its own (no ``threshold``): the report's verdict reads the PSI column, whose bins
-    are ``monitor.drift.bins``.
+    Its threshold is :data:`PSI_THRESHOLD` (in a report: ``monitor.drift.psi_threshold``, and the report's
+    PSI column uses ``monitor.drift.bins``).
     """
 
     name = "psi"
     kinds: ClassVar[tuple[Kind, ...]] = ("numeric", "categorical")
+    min_values: ClassVar[int] = 100
 
     def __init__(self, bins: int = DEFAULT_BINS) -> None:
         self.bins = bins
 
-    def compare(self, reference: pl.Series, current: pl.Series) -> DriftTestResult:
-        require_rows(self.name, reference, current)
-        value, _ = series_psi(reference, current, self.bins)
-        return DriftTestResult(statistic=value)
+    def compare_summaries(self, reference: Summary, current: Summary) -> DriftTestResult:
+        value, _ = summary_psi(reference, current, self.bins)
+        return DriftTestResult(statistic=value, threshold=PSI_THRESHOLD)
 
 
 def series_psi(reference: pl.Series, current: pl.Series, bins: int) -> tuple[float, int]:
@@ -71,17 +81,21 @@ def series_psi(reference: pl.Series, current: pl.Series, bins: int) -> tuple[flo
 
     A numeric dtype (Boolean included) is binned at the reference quantiles, anything else by category.
     """
-    if reference.dtype.is_numeric() or reference.dtype in (pl.Boolean, pl.Null):
-        ref, cur = as_numeric(reference), as_numeric(current)
-        ref_values, cur_values = ref.drop_nulls().to_numpy(), cur.drop_nulls().to_numpy()
-        edges = quantile_edges(ref_values, bins)
-        ref_bins = numeric_counts(ref_values, edges, ref.null_count())
-        return psi(ref_bins, numeric_counts(cur_values, edges, cur.null_count())), 0
-    ref, cur = as_categorical(reference), as_categorical(current)
-    ref_counts = category_counts(ref)
-    categories = list(ref_counts)
-    ref_bins, _ = categorical_counts(categories, ref_counts, ref.null_count())
-    cur_bins, unseen = categorical_counts(categories, category_counts(cur), cur.null_count())
+    if is_numeric_dtype(reference):
+        return summary_psi(numeric_summary(reference), numeric_summary(current), bins)
+    return summary_psi(categorical_summary(reference), categorical_summary(current), bins)
+
+
+def summary_psi(reference: Summary, current: Summary, bins: int) -> tuple[float, int]:
+    """PSI of two summaries of one kind, and the current values in categories the reference never had."""
+    if isinstance(reference, NumericSummary) and isinstance(current, NumericSummary):
+        edges = quantile_edges(reference.values, bins)
+        ref_bins = sorted_counts(reference.values, edges, reference.n_null)
+        return psi(ref_bins, sorted_counts(current.values, edges, current.n_null)), 0
+    ref, cur = as_categories(reference), as_categories(current)
+    categories = list(ref.counts)
+    ref_bins, _ = categorical_counts(categories, ref.counts, ref.n_null)
+    cur_bins, unseen = categorical_counts(categories, cur.counts, cur.n_null)
     return psi(ref_bins, cur_bins), unseen
 
 
@@ -99,11 +113,25 @@ def _proportions(counts: np.ndarray) -> np.ndarray:
 
 
 def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """Distinct finite interior edges at the reference quantiles; empty when ``values`` is empty."""
+    """Distinct finite interior edges at the quantiles of the *sorted* reference ``values``; empty when
+    ``values`` is empty."""
     if values.size == 0:
         return np.empty(0)
-    edges = np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    edges = sorted_quantiles(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
     return np.unique(edges[np.isfinite(edges)])
+
+
+def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, levels)`` (linear interpolation) of *sorted* ``values``, read off by index.
+
+    np.quantile partitions its input on every call; summaries are sorted once, so the quantiles are a lookup.
+    """
+    position = levels * (values.size - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, values.size - 1)
+    fraction = position - low
+    with np.errstate(invalid="ignore"):  # inf - inf at an infinite edge: np.quantile gives nan there too
+        return np.asarray(values[low] + fraction * (values[high] - values[low]), dtype=np.float64)
 
 
 def numeric_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.ndarray:
@@ -111,6 +139,12 @@ def numeric_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.nda
     index = np.searchsorted(edges, values, side="left")
     counts = np.bincount(index, minlength=len(edges) + 1)
     return np.append(counts, n_null)
+
+
+def sorted_counts(values: np.ndarray, edges: np.ndarray, n_null: int) -> np.ndarray:
+    """:func:`numeric_counts` of *sorted* ``values``, found by bisecting them at the edges (no pass over them)."""
+    below = np.searchsorted(values, edges, side="right")
+    return np.append(np.diff(np.concatenate([[0], below, [values.size]])), n_null)
 
 
 def categorical_counts(categories: list[str], counts: dict[str, int], n_null: int) -> tuple[np.ndarray, int]:

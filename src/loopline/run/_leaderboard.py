@@ -1,7 +1,7 @@
 """The leaderboard of a run: the candidates its select step compared, looked up in the store.
 
 The select step ranks the candidates of its run with the loop policy's
-:func:`~loopline.run._policy.rank_candidates` (and promotes the first); ``loopline run`` prints that
+:func:`~loopline.run.policy.rank_candidates` (and promotes the first); ``loopline run`` prints that
 ranking and ``loopline models leaderboard`` rebuilds it from the store with :func:`run_leaderboard`,
 with the same rule.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from loopline.core.errors import DataError, NotFoundError
 from loopline.core.records import Leaderboard, Selection
-from loopline.run._policy import Rankable, metric_value, rank_candidates
 from loopline.run._values import load_value
+from loopline.run.policy import Rankable, metric_value, rank_candidates
 
 if TYPE_CHECKING:
     from loopline.store import ModelVersion, Store
@@ -99,9 +99,13 @@ def _selection(store: Store, name: str, run_id: str) -> _Compared | None:
 
 
 def _promoted_since(store: Store, name: str, version: int) -> int | None:
-    """``version`` if the audit trail shows it promoted (by the retrain gate or by hand), else None."""
-    events = store.models.events(name)
-    return version if any(e["action"] == "promote" and e["to_version"] == version for e in events) else None
+    """``version`` if the audit trail shows it, or its refit, promoted (by the retrain gate
+    or by hand), else None."""
+    promoted = {e["to_version"] for e in store.models.events(name) if e["action"] == "promote"}
+    if version in promoted:
+        return version
+    lineage = [v.typed_config.refit for v in store.models.list(name) if v.version in promoted]
+    return version if any(refit is not None and refit.of == version for refit in lineage) else None
 
 
 def _default_metric(candidates: Sequence[Rankable], split: str) -> str:

@@ -1,6 +1,6 @@
 """Watching the production model: its logged traffic against its training reference, and the verdict.
 
-What happens next (retrain, gate, promote) is the loop's policy: see :mod:`loopline.run._policy`.
+What happens next (retrain, gate, promote) is the loop's policy: see :mod:`loopline.run.policy`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import polars as pl
 from loopline.core.config import MonitorConfig
 from loopline.core.errors import ConfigError, DataError
 from loopline.core.records import RetrainDecision
-from loopline.monitor import DriftReport, drift_report
-from loopline.run._policy import decide_retrain
+from loopline.monitor import DriftReport, ReferenceProfile, drift_report
+from loopline.run.policy import decide_retrain
 
 if TYPE_CHECKING:
     from loopline.store import ModelVersion, Store
@@ -58,8 +58,14 @@ def monitor_model(store: Store, config: MonitorConfig, *, since: datetime | None
             f"no logged predictions for {config.model!r} v{production.version} yet.",
             hint="Send traffic to `loopline serve` first, then run `loopline monitor` again.",
         )
+    # the profile of the whole training split when the version has one (faster, and more than the sample)
+    profile = (
+        None
+        if production.profile_digest is None
+        else ReferenceProfile.from_json(store.artifacts.get_bytes(production.profile_digest).decode())
+    )
     report = drift_report(
-        reference,
+        reference if profile is None else profile,
         current,
         numeric=list(features.numeric),
         categorical=list(features.categorical),

@@ -16,6 +16,7 @@ from loopline import __version__
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.serve._admin import admin_router, refresh_models
 from loopline.serve._docs import docs_router
+from loopline.serve._feedback import feedback_router
 from loopline.serve._guards import HostCheck, allowed_hosts
 from loopline.serve._health import health_router
 from loopline.serve._metrics import ServiceMetrics
@@ -72,6 +73,7 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     app.state.service = service
     for protocol in protocols:  # the prediction routes first: they are matched in order, on every request
         _mount(app, protocol.routes(service))
+    _mount(app, feedback_router(store, cache, cfg))
     _mount(app, admin_router(store, cache, metrics, cfg.token))
     _mount(app, health_router(service))
     _mount(app, docs_router())

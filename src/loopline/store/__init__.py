@@ -1,10 +1,12 @@
-"""loopline.store: the metadata database (runs, models, predictions, datasets) and the artifact store.
+"""loopline.store: the metadata database (runs, models, predictions, datasets, monitoring windows, alerts) and
+the artifact store.
 
 Open one with ``Store.open(url, artifacts)``; SQLite is the embedded default, PostgreSQL is reached
 through ``postgresql+psycopg://`` URLs; artifacts live in a local folder or at any fsspec URL (``s3://…``).
 """
 
 from loopline.store._check import CheckReport, Reference, StrayFile
+from loopline.store.alerts import AlertEvent, AlertRepository
 from loopline.store.artifacts import (
     ArtifactEntry,
     ArtifactStore,
@@ -12,20 +14,29 @@ from loopline.store.artifacts import (
     LocalArtifactStore,
     open_artifacts,
 )
-from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected
+from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected, SourceActivity
+from loopline.store.feedback import FeedbackReceipt, FeedbackRepository, Label, LabelCoverage
 from loopline.store.models import ModelRepository, ModelVersion
 from loopline.store.predictions import PredictionLog, PredictionRow
 from loopline.store.runs import RunRecord, RunRepository, StepRecord
 from loopline.store.store import Store
+from loopline.store.windows import AlertRow, StoredWindow, WindowRepository, WindowRow
 
 __all__ = [
+    "AlertEvent",
+    "AlertRepository",
+    "AlertRow",
     "ArtifactEntry",
     "ArtifactStore",
     "CheckReport",
     "DatasetRepository",
     "DatasetVersion",
     "DeadLetter",
+    "FeedbackReceipt",
+    "FeedbackRepository",
     "FsspecArtifactStore",
+    "Label",
+    "LabelCoverage",
     "LocalArtifactStore",
     "ModelRepository",
     "ModelVersion",
@@ -35,8 +46,12 @@ __all__ = [
     "Rejected",
     "RunRecord",
     "RunRepository",
+    "SourceActivity",
     "StepRecord",
     "Store",
+    "StoredWindow",
     "StrayFile",
+    "WindowRepository",
+    "WindowRow",
     "open_artifacts",
 ]

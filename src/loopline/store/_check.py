@@ -9,7 +9,7 @@ through the contract (:meth:`ArtifactStore.entries`, ``open``, ``remove_stale``)
 Every place that references an artifact digest (``test_check`` fails when a table gains a ``*digest``
 column that is not listed here):
 
-- ``models.bundle_digest`` and ``models.reference_digest``;
+- ``models.bundle_digest``, ``models.reference_digest`` and ``models.profile_digest``;
 - ``dataset_parts.digest`` (the Parquet parts of datasets; dataset versions name parts by sequence number);
 - ``dataset_versions.profile_digest`` (the JSON profile of a version);
 - ``steps.outputs``: ``{output: {"digest", "kind"}}``; every 64-hex string anywhere in it counts, so a
@@ -118,11 +118,19 @@ def _references(engine: Engine) -> list[Reference]:
 
 
 def _model_refs(conn: Connection) -> Iterator[Reference]:
-    columns = (models.c.name, models.c.version, models.c.bundle_digest, models.c.reference_digest)
-    for name, version, bundle, reference in conn.execute(select(*columns)):
+    columns = (
+        models.c.name,
+        models.c.version,
+        models.c.bundle_digest,
+        models.c.reference_digest,
+        models.c.profile_digest,
+    )
+    for name, version, bundle, reference, profile in conn.execute(select(*columns)):
         yield Reference(bundle, f"models {name} v{version} bundle")
         if reference is not None:
             yield Reference(reference, f"models {name} v{version} reference")
+        if profile is not None:
+            yield Reference(profile, f"models {name} v{version} profile")
 
 
 def _dataset_refs(conn: Connection) -> Iterator[Reference]:

@@ -1,4 +1,4 @@
-"""The metadata tables: runs, steps, models, model_events, predictions.
+"""The metadata tables: runs, steps, models, predictions, feedback, datasets, monitor windows, alerts, the loop.
 
 This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
 written by hand and must be kept in step with this module (a test compares the two).
@@ -103,6 +103,7 @@ models = Table(
     Column("algorithm", String(200), nullable=False),
     Column("bundle_digest", String(64), nullable=False),
     Column("reference_digest", String(64), nullable=True),
+    Column("profile_digest", String(64), nullable=True),
     Column("metrics", JSON, nullable=False),
     Column("params", JSON, nullable=False),
     Column("config", JSON, nullable=False),
@@ -148,6 +149,21 @@ predictions = Table(
     Column("output", JSON, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Index("ix_predictions_model_created", "model_name", "created_at"),
+)
+
+# Ground-truth labels of served predictions. No foreign key to ``predictions``: a label may arrive before the
+# service's asynchronous log has flushed its prediction (or for one never logged); readers join on both keys.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("model_name", String(200), primary_key=True),
+    Column("prediction_id", String(64), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("event_time", UTCDateTime, nullable=True),
+    Index("ix_feedback_model_received", "model_name", "received_at"),
 )
 
 # -- datasets (ingestion) -------------------------------------------------------------------------
@@ -217,4 +233,72 @@ dataset_versions = Table(
     Column("run_id", String(32), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("profile_digest", String(64), nullable=True),
+)
+
+# -- the loop service (leases, events) ------------------------------------------------------------
+
+LOOP_EVENT_KINDS = ("tick", "trigger", "skip", "retrain", "gate", "promotion", "rollback", "error")
+
+loop_leases = Table(
+    "loop_leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("owner_host", String(255), nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("heartbeat", UTCDateTime, nullable=False),
+)
+
+loop_events = Table(
+    "loop_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("model", String(200), nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_loop_events_pipeline_at", "pipeline", "at"),
+)
+
+# -- monitoring (windows over the prediction log, alerts) ----------------------------------------------------
+
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("spec", String(20), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("last_id", String(64), nullable=True),
+    Column("rows", Integer, nullable=False),
+    Column("drifted", Integer, nullable=True),
+    Column("result", JSON, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("model_name", "spec", "seq", name="uq_monitor_windows_key"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("window_id", Integer, ForeignKey("monitor_windows.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("model_name", String(200), nullable=False, index=True),
+    Column("spec", String(20), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("rule", String(300), nullable=False),
+    Column("metric", String(300), nullable=False),
+    Column("op", String(10), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("delivery", String(20), nullable=False),
+    Column("delivery_error", Text, nullable=True),
 )

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, case, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
@@ -70,6 +70,19 @@ class DatasetVersion:
     run_id: str | None
     created_at: datetime
     profile_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceActivity:
+    """What one source has committed into a dataset: its running total, when its checkpoint last moved, when its
+    newest part arrived, and the rows of its parts committed since a given time."""
+
+    dataset: str
+    source: str
+    rows: int
+    checkpoint_at: datetime | None
+    newest_part_at: datetime | None
+    rows_since: int
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,37 @@ class DatasetRepository:
         if not frames:
             return pl.DataFrame(schema={name: polars_dtype(t) for name, t in schema.items()})
         return pl.concat(frames, how="diagonal_relaxed")
+
+    def rows_since(self, dataset: str, since: datetime, source: str | None = None) -> int:
+        """Rows committed into ``dataset`` (by ``source``, or by any) after ``since`` (timezone-aware): the new
+        data volume a retrain trigger compares with its threshold. 0 for a dataset nobody ingested."""
+        query = select(func.coalesce(func.sum(dataset_parts.c.rows), 0)).where(
+            dataset_parts.c.dataset == dataset, dataset_parts.c.created_at > since
+        )
+        if source is not None:
+            query = query.where(dataset_parts.c.source == source)
+        with reading(self.engine) as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def source_activity(self, dataset: str, source: str, since: datetime) -> SourceActivity:
+        """The committed activity of ``source`` into ``dataset`` (see :class:`SourceActivity`), in one snapshot."""
+        mine = and_(dataset_parts.c.dataset == dataset, dataset_parts.c.source == source)
+        recent = func.coalesce(func.sum(case((dataset_parts.c.created_at > since, dataset_parts.c.rows), else_=0)), 0)
+        with reading(self.engine) as conn:
+            mark = conn.execute(
+                select(checkpoints.c.rows, checkpoints.c.updated_at).where(
+                    checkpoints.c.dataset == dataset, checkpoints.c.source == source
+                )
+            ).first()
+            newest, rows_since = conn.execute(select(func.max(dataset_parts.c.created_at), recent).where(mine)).one()
+        return SourceActivity(
+            dataset,
+            source,
+            rows=0 if mark is None else int(mark[0]),
+            checkpoint_at=None if mark is None else mark[1],
+            newest_part_at=newest,
+            rows_since=int(rows_since),
+        )
 
     # -- versions -------------------------------------------------------------------------------
     def create_version(self, dataset: str, run_id: str | None = None) -> DatasetVersion:

@@ -59,6 +59,8 @@ class ModelVersion:
     timings: dict[str, Any]
     created_at: datetime
     promoted_at: datetime | None
+    profile_digest: str | None = None
+    """The drift reference profile (JSON bytes of ``loopline.monitor.ReferenceProfile``), or None."""
 
     @property
     def typed_config(self) -> VersionConfig:
@@ -108,12 +110,13 @@ class ModelRepository:
         if row is not None:
             return _model_version(row)
         report = candidate.report
-        reference = candidate.reference
+        reference, profile = candidate.reference, candidate.profile
         return self._register(
             name=name,
             algorithm=report.algorithm,
             bundle_digest=bundle_digest,
             reference_digest=None if reference is None else self.artifacts.put_table(reference),
+            profile_digest=None if profile is None else self.artifacts.put_bytes(profile),
             metrics=report.metrics,
             params=report.params,
             config=report.version_config(),
@@ -137,10 +140,12 @@ class ModelRepository:
         data_fingerprint: str,
         run_id: str | None,
         timings: dict[str, Any],
+        profile_digest: str | None = None,
     ) -> ModelVersion:
         """Add the next version of ``name`` as a candidate; retried when another process takes it first.
 
-        ``bundle_digest`` must name a stored bundle that passes the checks (see the module doc).
+        ``bundle_digest`` must name a stored bundle that passes the checks (see the module doc);
+        ``profile_digest`` a stored drift reference profile, or None.
         """
         self.verify(name, None, bundle_digest)
         return self._register(
@@ -155,6 +160,7 @@ class ModelRepository:
             data_fingerprint=data_fingerprint,
             run_id=run_id,
             timings=timings,
+            profile_digest=profile_digest,
         )
 
     def verify(self, name: str, version: int | None, bundle_digest: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Text, and_, cast, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -88,11 +90,97 @@ class PredictionLog:
         ]
         return pl.DataFrame(records, infer_schema_length=None, strict=False)
 
+    def read_chunks(
+        self,
+        model_name: str,
+        fields: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        chunk_rows: int = 5000,
+    ) -> Iterator[pl.DataFrame]:
+        """The predictions of ``model_name`` in order of ``(created_at, prediction_id)``, ``chunk_rows`` at a time.
+
+        Each frame holds ``prediction_id``, ``created_at``, ``model_version``, ``latency_ms``, ``prediction`` and
+        the input ``fields`` (an absent field is null), nothing else: the JSON of the inputs and the output is
+        fetched as text and decoded a chunk at a time by polars.
+        ``start``/``end`` keep ``start <= created_at < end``; ``after`` keeps the rows after that
+        ``(created_at, prediction_id)``. The query walks the ``(model_name, created_at)`` index and the rows are
+        fetched as they are consumed, so memory holds one chunk whatever the size of the log.
+        """
+        columns = [
+            predictions.c.prediction_id,
+            predictions.c.created_at,
+            predictions.c.model_version,
+            predictions.c.latency_ms,
+            cast(predictions.c.output, Text).label("output"),  # the JSON texts, decoded a chunk at a time below
+            cast(predictions.c.inputs, Text).label("inputs"),
+        ]
+        stmt = select(*columns).where(predictions.c.model_name == model_name)
+        if start is not None:
+            stmt = stmt.where(predictions.c.created_at >= start)
+        if end is not None:
+            stmt = stmt.where(predictions.c.created_at < end)
+        if after is not None:
+            at, last_id = after
+            stmt = stmt.where(
+                predictions.c.created_at >= at,
+                or_(
+                    predictions.c.created_at > at,
+                    and_(predictions.c.created_at == at, predictions.c.prediction_id > last_id),
+                ),
+            )
+        stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
+        names = [*(name for name in _META_SCHEMA if name != "prediction"), "output", "inputs"]
+        with reading(self.engine) as conn:
+            result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+            for rows in result.partitions():
+                frame = pl.DataFrame(
+                    [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
+                )
+                yield _with_fields(frame, fields)
+
+    def first_at(self, model_name: str, *, since: datetime | None = None) -> datetime | None:
+        """When the oldest prediction of ``model_name`` (at or after ``since``) was made; None without one."""
+        stmt = select(func.min(predictions.c.created_at)).where(predictions.c.model_name == model_name)
+        if since is not None:
+            stmt = stmt.where(predictions.c.created_at >= since)
+        with reading(self.engine) as conn:
+            value: datetime | None = conn.execute(stmt).scalar_one()  # min() keeps the column's type: UTC-aware
+        return value
+
     def count(self, model_name: str) -> int:
         """How many predictions are logged for ``model_name``."""
         stmt = select(func.count()).select_from(predictions).where(predictions.c.model_name == model_name)
         with reading(self.engine) as conn:
             return int(conn.execute(stmt).scalar_one())
+
+
+def _with_fields(frame: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
+    """``frame`` with its ``output`` and ``inputs`` JSON texts replaced by ``prediction`` and the columns ``fields``
+    (a field no row holds is a null column; a field of mixed types becomes text)."""
+    prediction = _decoded(frame.get_column("output"), ["prediction"])
+    inputs = _decoded(frame.get_column("inputs"), fields)
+    return pl.concat([frame.drop("output", "inputs"), prediction, inputs], how="horizontal")
+
+
+def _decoded(texts: pl.Series, fields: Sequence[str]) -> pl.DataFrame:
+    """The ``fields`` of JSON objects, decoded at once by polars; by Python's json module when a text holds what
+    polars refuses (``NaN``, ``Infinity``: SQLite keeps them as Python wrote them)."""
+    try:
+        decoded = texts.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.ComputeError:
+        objects = [json.loads(text) if text else {} for text in texts]
+        records = [[o.get(name) if isinstance(o, dict) else None for name in fields] for o in objects]
+        return pl.DataFrame(records, schema=list(fields), orient="row", infer_schema_length=None, strict=False)
+    present = {f.name for f in decoded.dtype.fields} if isinstance(decoded.dtype, pl.Struct) else set()
+    return pl.DataFrame(
+        [
+            decoded.struct.field(name).alias(name) if name in present else pl.Series(name, [None] * len(texts))
+            for name in fields
+        ]
+    )
 
 
 def _values(rows: list[PredictionRow]) -> list[dict[str, Any]]:

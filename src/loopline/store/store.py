@@ -15,15 +15,19 @@ from loopline.core.settings import Settings
 from loopline.store._check import DEFAULT_GRACE, CheckReport, check_store
 from loopline.store._engine import create_store_engine, masked, parse_url
 from loopline.store._migrate import upgrade
+from loopline.store.alerts import AlertRepository
 from loopline.store.artifacts import ArtifactStore, LocalArtifactStore, open_artifacts
 from loopline.store.datasets import DatasetRepository
+from loopline.store.feedback import FeedbackRepository
 from loopline.store.models import BundleCheck, ModelRepository
 from loopline.store.predictions import PredictionLog
 from loopline.store.runs import RunRepository
+from loopline.store.windows import WindowRepository
 
 
 class Store:
-    """Runs, models, predictions (in the metadata database) and artifacts (content-addressed blobs).
+    """Runs, models, predictions and their labels, monitoring windows and alerts (in the metadata database)
+    and artifacts (content-addressed blobs).
 
     Build one with :meth:`open`. ``local_dir`` is a folder on this machine for state that is not an
     artifact (the prediction service's log spool). ``check_bundle`` is the check a model bundle must pass to
@@ -47,6 +51,9 @@ class Store:
         self.models = ModelRepository(engine, artifacts, check_bundle)
         self.predictions = PredictionLog(engine)
         self.datasets = DatasetRepository(engine, artifacts)
+        self.feedback = FeedbackRepository(engine)
+        self.windows = WindowRepository(engine)
+        self.alerts = AlertRepository(engine)
 
     @classmethod
     def open(

@@ -44,6 +44,7 @@ def check_drift_test(test: DriftTest | str, *, rows: int = ROWS) -> None:
     Float64, NaN as null; categorical: String):
 
     - its name is a stable lowercase alias and its kinds a non-empty subset of numeric/categorical;
+    - ``min_values`` (values each side needs for a verdict) is an int of at least 1;
     - results are DriftTestResult with a finite float statistic, a p-value that is None or in [0, 1]
       and a threshold that is None or finite; a skipped result has statistic 0 and p-value 1 or None;
     - the same inputs give an equal result, and shuffling the rows changes nothing (up to rounding);
@@ -55,6 +56,7 @@ def check_drift_test(test: DriftTest | str, *, rows: int = ROWS) -> None:
     - a side with no rows raises DataError.
     """
     checked = _registered(test)
+    _check_min_values(checked)
     for kind in _kinds(checked):
         samples = _Samples(kind, rows)
         run = _Runner(checked, kind)
@@ -93,6 +95,15 @@ def _registered(test: DriftTest | str) -> DriftTest:
         "register each test under its own name",
     )
     return registered
+
+
+def _check_min_values(test: DriftTest) -> None:
+    found = getattr(test, "min_values", 1)
+    _require(
+        isinstance(found, int) and not isinstance(found, bool) and found >= 1,
+        f"{test.name}: min_values is {found!r}; set the class attribute min_values to the number of non-null "
+        "values each side needs for a verdict (an int of at least 1)",
+    )
 
 
 def _kinds(test: DriftTest) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from loopline.bundle import (
 )
 from loopline.train._cv import CV_METHODS, cross_validate, resolve_cv_method
 from loopline.train._folds import kfold_indices, time_series_folds
+from loopline.train._refit import refit_candidate, refit_spec
 from loopline.train._slices import slice_metrics
 from loopline.train._spec import TRAIN_METRICS_ROWS, EarlyStopping, TrainSpec
 from loopline.train._split import parse_gap, split_table
@@ -42,6 +43,8 @@ __all__ = [
     "limited_threads",
     "observed_threads",
     "parse_gap",
+    "refit_candidate",
+    "refit_spec",
     "resolve_cv_method",
     "resolve_estimator",
     "resolve_task",

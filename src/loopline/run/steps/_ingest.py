@@ -21,6 +21,13 @@ class IngestConfig(StepConfig):
     policy: Literal["fail", "coerce", "quarantine"] = "fail"
     batch_rows: Annotated[int, Field(ge=1)] = 100_000
     batch_seconds: Annotated[float, Field(gt=0)] = 1.0
+    follow: Annotated[
+        bool | None,
+        Field(
+            description="Keep this source ingesting under `loopline sources` (one supervised process). "
+            "Default: yes for streaming sources (brokers), no for files and databases."
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _check_source(self) -> IngestConfig:

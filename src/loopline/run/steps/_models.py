@@ -15,7 +15,8 @@ from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection, SliceMetrics, ThreadInfo
 from loopline.core.step import StepConfig, StepContext, StepType
-from loopline.run._policy import PromotionRule, promote, rank_candidates
+from loopline.monitor import ReferenceProfile
+from loopline.run.policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
     METRIC_DIRECTION,
@@ -245,11 +246,12 @@ class Split(StepType[SplitConfig]):
 
 
 class Train(StepType[TrainConfig]):
-    """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference`` and ``report``."""
+    """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference``, ``profile`` (the drift
+    reference profile of the training split) and ``report``."""
 
     type_name = "train"
     Config = TrainConfig
-    outputs = ("bundle", "reference", "report")
+    outputs = ("bundle", "reference", "profile", "report")
     min_inputs, max_inputs = 2, 3
 
     def run(self, config: TrainConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
@@ -307,13 +309,16 @@ def _fit(
     # how the fit went (stopped, iterations, learning_curve, peak_rss_increase_mb) rides in the report's
     # timings, which the select step stores with the model version as it is
     report = replace(
-        result.report(config, data_fingerprint=fingerprint(_frame_hash(train), _frame_hash(valid))),
+        result.report(config, data_fingerprint=fingerprint(frame_hash(train), frame_hash(valid))),
         metrics=metrics,
         rows={"train": train.height, "valid": valid.height},
         slice_metrics=SliceMetrics.from_dict(slices) if config.slices else None,
         cv=cv,
     )
-    return Candidate(result.bundle.to_bytes(), reference, report)
+    profile = ReferenceProfile.from_frame(
+        train, numeric=config.numeric, categorical=config.categorical, seed=config.seed
+    )
+    return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode())
 
 
 def _cross_validate(config: TrainConfig, train: pl.DataFrame, valid: pl.DataFrame, step: str) -> CrossValidation | None:
@@ -338,7 +343,7 @@ class Select(StepType[SelectConfig]):
 
     Its inputs are train steps (each a :class:`~loopline.core.records.Candidate`) and, last, the holdout
     table the gate compares the best candidate and the production model on. The decision is the loop
-    policy's (:mod:`loopline.run._policy`); the output is a :class:`~loopline.core.records.Selection`.
+    policy's (:mod:`loopline.run.policy`); the output is a :class:`~loopline.core.records.Selection`.
     """
 
     type_name = "select"
@@ -421,5 +426,6 @@ def _metric(metrics: dict[str, Any], split: str, metric: str, step: str) -> floa
         ) from None
 
 
-def _frame_hash(frame: pl.DataFrame) -> str:
+def frame_hash(frame: pl.DataFrame) -> str:
+    """A cheap content hash of ``frame`` (its rows and row hashes), the part of a data fingerprint per split."""
     return f"{frame.height}:{int(frame.hash_rows(seed=0).sum()) if frame.height else 0}"

@@ -1,44 +1,23 @@
-"""The loop's policy, in one place: rank candidates, gate a challenger, decide to retrain, promote.
-
-One entry point each, called by the select step, ``loopline monitor``, the quickstart, and whatever
-runs the loop next (a dashboard, a long-running service):
-
-- :func:`rank_candidates` — best first by one metric on one split, in the metric's direction
-  (:data:`loopline.train.METRIC_DIRECTION`; unknown metrics: higher is better), ties in the order given,
-  candidates without the metric last and unranked.
-- :func:`gate` — the challenger replaces the champion only when it gains more than ``min_improvement``.
-- :func:`decide_retrain` — retrain when enough features drifted on enough rows.
-- :func:`promote` — the select step's rule (``if_better``, ``always``, ``never``) applied to the best
-  candidate, gated on the holdout against the production model, and the store's promotion. A suspicious
-  candidate (its training diagnostics found target leakage or a near-perfect validation score) is never
-  promoted unless the rule allows it (the select step's ``allow_suspicious``); see :func:`suspicion`.
-- :func:`retrain_and_gate` — re-run a pipeline on the most recent window; its select step registers and
-  ranks the candidates, and the best one is gated with ``monitor.retrain.metric`` and
-  ``monitor.retrain.min_improvement`` before it is promoted.
-"""
+"""The loop policy's rules: the metric direction, ranking, the gate, the retrain decision, promotion."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import polars as pl
 
 from loopline.bundle import check_servable
 from loopline.core.config import DriftConfig, RetrainConfig
-from loopline.core.errors import ConfigError, DataError, StepError, did_you_mean
-from loopline.core.pipeline import StepSpec
+from loopline.core.errors import DataError, did_you_mean
 from loopline.core.records import (
     Finding,
     GateDecision,
     LeaderboardRow,
     RetrainDecision,
-    Selection,
     Timings,
     Training,
     VersionConfig,
@@ -46,10 +25,9 @@ from loopline.core.records import (
 from loopline.train import METRIC_DIRECTION, ModelBundle
 
 if TYPE_CHECKING:
-    from loopline.core.pipeline import Pipeline
     from loopline.monitor import DriftReport
-    from loopline.run._runner import RunResult
     from loopline.store import ModelVersion, Store
+
 
 MIN_RETRAIN_ROWS = 100
 """Current rows below which drift is too noisy to trigger a retrain."""
@@ -247,11 +225,13 @@ class PromotionRule:
 
 @dataclass(frozen=True)
 class Promotion:
-    """What :func:`promote` decided: ``gate`` is None when no holdout comparison ran."""
+    """What :func:`promote` or :func:`compete` decided: ``gate`` is None when no holdout comparison ran;
+    ``winner`` the version to promote (None: none)."""
 
     promote: bool
     reason: str
     gate: GateDecision | None = None
+    winner: int | None = None
 
 
 def promote(
@@ -345,151 +325,3 @@ def _compare(
     )
     decision = dataclasses.replace(decision, champion=champion.version, challenger=best.version)
     return Promotion(decision.promote, decision.reason, decision)
-
-
-# -- the retrain loop ---------------------------------------------------------------------------
-
-
-def retrain_params(end: datetime, months: int) -> dict[str, Any]:
-    """A window of ``months`` ending at ``end``: train on all but the last month, whose first half
-    validates and second half tests (the gate's holdout)."""
-    end = end.astimezone(UTC) if end.tzinfo else end.replace(tzinfo=UTC)
-    start = _add_months(end, -months)
-    last = _add_months(end, -1)
-    middle = last + (end - last) / 2
-    middle = middle.replace(hour=0, minute=0, second=0, microsecond=0)
-    return {"start": _iso(start), "valid_from": _iso(last), "test_from": _iso(middle), "end": _iso(end)}
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    month_index = moment.year * 12 + moment.month - 1 + months
-    return (
-        moment.replace(
-            year=month_index // 12, month=month_index % 12 + 1, day=1, hour=0, minute=0, second=0, microsecond=0
-        )
-        if moment.day == 1
-        else _add_months(moment.replace(day=1), months) + timedelta(days=moment.day - 1)
-    )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-RunPipeline = Callable[["Store", "Pipeline", Mapping[str, Any]], "RunResult"]
-"""Runs a pipeline with params and returns the run (never raising on a failed step is fine)."""
-
-
-def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: RunPipeline | None = None) -> Selection:
-    """Re-run ``pipeline`` on the most recent window (``monitor.retrain.window`` months up to ``end``); its
-    select step registers and ranks the candidates, then the best one is gated on the select step's
-    holdout with ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement`` and promoted if it wins.
-
-    ``run`` runs the pipeline (default: a :class:`~loopline.run.Runner` on ``store``). Returns the select
-    step's selection with the retrain's promotion decision. ConfigError when the pipeline declares no
-    moving window or no select step; StepError when the run failed.
-    """
-    monitor = pipeline.monitor
-    missing = [p for p in WINDOW_PARAMS if p not in pipeline.params]
-    if missing or monitor is None:
-        raise ConfigError(
-            f"pipeline {pipeline.name!r} cannot be retrained on a moving window: "
-            + (f"params {', '.join(missing)} are not declared." if missing else "it has no 'monitor:' section."),
-            key="params" if missing else "monitor",
-            hint="Declare params start, valid_from, test_from and end and use them in the steps."
-            if missing
-            else "Add monitor: {model: NAME, retrain: {...}}.",
-        )
-    _check_retrain_metric(store, monitor.model, monitor.retrain.metric)
-    params = retrain_params(end, monitor.retrain.window)
-    name = select_step(pipeline)
-    select_config = pipeline.bind(params)[name].config
-    mode: PromoteMode = getattr(select_config, "promote", "if_better")
-    result = (run or _run)(store, _deferring(pipeline, name), params)
-    selection = selection_of(result, pipeline)
-    best = store.models.get(selection.model, selection.best)
-    rule = PromotionRule.for_retrain(
-        monitor.retrain,
-        mode,
-        allow_suspicious=bool(getattr(select_config, "allow_suspicious", False)),
-        allow_key=f"steps.{name}.allow_suspicious",
-    )
-    decision = promote(store, selection.model, best, _holdout(result, pipeline, name), rule, run_id=result.run_id)
-    candidates = [store.models.get(selection.model, c.version) for c in selection.candidates]
-    promoted = best.version if decision.promote else None
-    return dataclasses.replace(
-        selection,
-        promote=decision.promote,
-        reason=decision.reason,
-        gate=decision.gate,
-        leaderboard=tuple(rank_candidates(candidates, selection.metric, promoted=promoted)),
-    )
-
-
-def _check_retrain_metric(store: Store, model: str, metric: str) -> None:
-    """ConfigError naming ``monitor.retrain.metric`` before any work when the production model was never
-    scored with ``metric`` (its validation metrics are the ones the gate will have)."""
-    production = store.models.production(model)
-    known = sorted((production.metrics.get("valid") or {}) if production else {})
-    if known and metric not in known:
-        suggestion = did_you_mean(metric, known)
-        raise ConfigError(
-            f"monitor.retrain.metric {metric!r} is not a metric of model {model!r} "
-            f"(v{production.version if production else '?'} has {', '.join(known)}).",
-            key="monitor.retrain.metric",
-            hint=f"{suggestion + ' ' if suggestion else ''}Set monitor.retrain.metric to one of them.",
-        )
-
-
-def _run(store: Store, pipeline: Pipeline, params: Mapping[str, Any]) -> RunResult:
-    from loopline.run._runner import Runner
-
-    return Runner(store).run(pipeline, params, raise_on_error=False)
-
-
-def _deferring(pipeline: Pipeline, name: str) -> Pipeline:
-    """A copy of ``pipeline`` whose select step ``name`` registers and ranks but leaves promotion to the
-    retrain gate (``promote: never``; the run record shows it)."""
-    spec = pipeline.steps[name]
-    deferring = copy.copy(pipeline)
-    deferring.params = dict(pipeline.params)
-    deferring.steps = {
-        **pipeline.steps,
-        name: StepSpec(name, spec.type, spec.inputs, {**spec.config, "promote": "never"}),
-    }
-    return deferring
-
-
-def _holdout(result: RunResult, pipeline: Pipeline, name: str) -> pl.DataFrame | None:
-    """The select step's holdout: its last input, when that is a table."""
-    inputs = pipeline.steps[name].inputs
-    if not inputs:
-        return None
-    producer, _, output = inputs[-1].partition(".")
-    value = result.output(producer, output or None)
-    return value if isinstance(value, pl.DataFrame) else None
-
-
-def select_step(pipeline: Pipeline) -> str:
-    """The name of the pipeline's select step; ConfigError when it has none."""
-    names = [n for n, s in pipeline.steps.items() if s.type == "select"]
-    if not names:
-        raise ConfigError(
-            f"pipeline {pipeline.name!r} has no select step to register and promote its candidates.",
-            key="steps",
-            hint="Add a step of type select that takes the train steps and the test split as inputs.",
-        )
-    return names[-1]
-
-
-def selection_of(result: RunResult, pipeline: Pipeline) -> Selection:
-    """The selection of the pipeline's select step in ``result``; StepError when the run failed."""
-    if result.status != "succeeded":
-        failed = next((o for o in result.steps.values() if o.status == "failed"), None)
-        raise StepError(
-            failed.name if failed else pipeline.name,
-            (failed.error if failed else None) or f"run {result.status}",
-            hint=f"Fix the cause, then resume with `loopline run --resume {result.run_id}`.",
-        )
-    name = select_step(pipeline)
-    return Selection.from_dict(result.output(name), where=f"steps.{name}")

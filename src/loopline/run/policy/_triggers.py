@@ -1,0 +1,180 @@
+"""The loop service's triggers: what makes ``loopline loop`` retrain, and the cooldown."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from loopline.core.config import LoopConfig, MonitorConfig
+from loopline.run.policy._rules import MIN_RETRAIN_ROWS, higher_is_better
+
+if TYPE_CHECKING:
+    from loopline.monitor import DriftReport
+
+
+# -- triggers (the loop service) ----------------------------------------------------------------
+#
+# What makes `loopline loop` retrain, one function per trigger, each returning a TriggerDecision with its reason
+# (run/_service.py records every one as a loop event). A tick gathers LoopSignals (drift, feature importance,
+# realised or estimated metrics, the last retrain, new rows), :func:`evaluate_triggers` decides, and
+# :func:`cooldown` says whether a retrain may start now. Everything a signal lacks is left out, never guessed.
+
+
+TriggerName = Literal["drift", "metric", "schedule", "volume", "forced", "resume"]
+
+
+@dataclass(frozen=True)
+class LoopSignals:
+    """What one tick of the loop knows; every field is optional (None: that signal is not available).
+
+    ``drift``: the drift report of the production model's traffic; ``importance``: the model's feature importance
+    by input feature (None: equal weights). ``metric``: the name of ``baseline`` (the production model's own score),
+    ``realised`` (scored on ``realised_rows`` labelled predictions) and ``estimated`` (without labels).
+    ``last_retrain``: when the last retrain started (None: never, by the loop); ``new_rows``: rows added to the
+    pipeline's datasets since then. ``now``: the tick's time.
+    """
+
+    now: datetime
+    drift: DriftReport | None = None
+    importance: Mapping[str, float] | None = None
+    metric: str | None = None
+    baseline: float | None = None
+    realised: float | None = None
+    realised_rows: int = 0
+    estimated: float | None = None
+    last_retrain: datetime | None = None
+    new_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class TriggerDecision:
+    """One trigger's verdict: ``fire`` or not, ``reason`` in words, ``value`` against ``threshold`` where numeric."""
+
+    trigger: TriggerName
+    fire: bool
+    reason: str
+    value: float | None = None
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """Whether a retrain must wait (``active``) and why."""
+
+    active: bool
+    reason: str
+
+
+def drift_importance(report: DriftReport, importance: Mapping[str, float] | None) -> tuple[float, bool]:
+    """The share of feature importance that drifted, and whether the model's importance weighted it (False:
+    equal weights, because there is none or it names none of the report's features). Negative importances
+    (a permutation importance below chance) count as zero."""
+    names = [feature.feature for feature in report.features]
+    weights = {name: max(float((importance or {}).get(name, 0.0)), 0.0) for name in names}
+    weighted = sum(weights.values()) > 0
+    if not weighted:
+        weights = dict.fromkeys(names, 1.0)
+    total = sum(weights.values())
+    return (sum(weights[name] for name in report.drifted) / total if total else 0.0), weighted
+
+
+def drift_trigger(
+    report: DriftReport | None,
+    importance: Mapping[str, float] | None,
+    config: MonitorConfig,
+    *,
+    min_rows: int = MIN_RETRAIN_ROWS,
+) -> TriggerDecision:
+    """Fire when at least ``drift.min_drifted_features`` features drifted and they carry at least
+    ``loop.min_drift_importance`` of the model's feature importance (equal weights without one), on at least
+    ``min_rows`` current rows, with ``retrain.on_drift`` on."""
+    threshold = config.loop.min_drift_importance
+    if not config.retrain.on_drift:
+        return TriggerDecision("drift", False, "retraining on drift is off (monitor.retrain.on_drift is false)")
+    if report is None:
+        return TriggerDecision("drift", False, "no drift report this tick")
+    n_current = max((feature.n_current for feature in report.features), default=0)
+    if n_current < min_rows:
+        return TriggerDecision("drift", False, f"only {n_current} current rows; drift needs at least {min_rows}")
+    share, weighted = drift_importance(report, importance)
+    basis = "of the model's feature importance" if weighted else "of the features (no importance recorded)"
+    count, needed = len(report.drifted), config.drift.min_drifted_features
+    named = ", ".join(report.drifted) or "none"
+    summary = f"{count} feature(s) drifted ({named}), {share:.0%} {basis}"
+    if count >= needed and share >= threshold:
+        return TriggerDecision("drift", True, f"{summary} >= {threshold:.0%}", share, threshold)
+    why = f"fewer than {needed} drifted" if count < needed else f"below {threshold:.0%}"
+    return TriggerDecision("drift", False, f"{summary}: {why}", share, threshold)
+
+
+def metric_trigger(signals: LoopSignals, config: MonitorConfig) -> TriggerDecision:
+    """Fire when the realised metric (else the estimated one) fell more than ``loop.max_metric_drop`` below the
+    production model's ``baseline``, in the metric's direction."""
+    limit = config.loop.max_metric_drop
+    if limit is None:
+        return TriggerDecision("metric", False, "the metric trigger is off (monitor.loop.max_metric_drop is null)")
+    source, value = ("realised", signals.realised) if signals.realised is not None else ("estimated", signals.estimated)
+    metric = signals.metric or config.retrain.metric
+    if value is None:
+        return TriggerDecision("metric", False, f"no realised or estimated {metric} this tick")
+    if signals.baseline is None:
+        return TriggerDecision("metric", False, f"{source} {metric} {value:.4f}, but the model has no baseline")
+    drop = signals.baseline - value if higher_is_better(metric) else value - signals.baseline
+    rows = f" on {signals.realised_rows} labelled rows" if source == "realised" else ""
+    summary = f"{source} {metric} {value:.4f}{rows} vs {signals.baseline:.4f} at training (drop {drop:+.4f}"
+    if drop > limit:
+        return TriggerDecision("metric", True, f"{summary} > {limit:g})", drop, limit)
+    return TriggerDecision("metric", False, f"{summary} <= {limit:g})", drop, limit)
+
+
+def schedule_trigger(last_retrain: datetime | None, now: datetime, config: MonitorConfig) -> TriggerDecision:
+    """Fire when ``loop.retrain_every`` passed since the last retrain (or there was none)."""
+    every = config.loop.retrain_every_td
+    if every is None:
+        return TriggerDecision("schedule", False, "no scheduled retrain (monitor.loop.retrain_every is not set)")
+    if last_retrain is None:
+        return TriggerDecision("schedule", True, f"retrain every {config.loop.retrain_every}; none recorded yet")
+    age = now - last_retrain
+    hours, threshold = age.total_seconds() / 3600, every.total_seconds() / 3600
+    summary = f"last retrain {hours:.1f}h ago; retrain every {config.loop.retrain_every}"
+    return TriggerDecision("schedule", age >= every, summary, hours, threshold)
+
+
+def volume_trigger(new_rows: int | None, config: MonitorConfig) -> TriggerDecision:
+    """Fire when at least ``loop.min_new_rows`` rows were added to the pipeline's datasets since the last retrain."""
+    needed = config.loop.min_new_rows
+    if needed is None:
+        return TriggerDecision("volume", False, "no volume trigger (monitor.loop.min_new_rows is not set)")
+    if new_rows is None:
+        return TriggerDecision("volume", False, "the pipeline ingests no dataset to count new rows in")
+    summary = f"{new_rows} new rows since the last retrain ({needed} needed)"
+    return TriggerDecision("volume", new_rows >= needed, summary, float(new_rows), float(needed))
+
+
+def evaluate_triggers(signals: LoopSignals, config: MonitorConfig) -> tuple[TriggerDecision, ...]:
+    """Every trigger's decision for one tick, in a fixed order: drift, metric, schedule, volume."""
+    return (
+        drift_trigger(signals.drift, signals.importance, config),
+        metric_trigger(signals, config),
+        schedule_trigger(signals.last_retrain, signals.now, config),
+        volume_trigger(signals.new_rows, config),
+    )
+
+
+def cooldown(last_retrain: datetime | None, now: datetime, loop: LoopConfig, *, force: bool = False) -> Cooldown:
+    """A retrain waits until ``loop.cooldown`` passed since the last one started, unless ``force``."""
+    if last_retrain is None:
+        return Cooldown(False, "no earlier retrain")
+    age, limit = now - last_retrain, loop.cooldown_td
+    summary = f"last retrain {age.total_seconds() / 3600:.2f}h ago, cooldown {loop.cooldown}"
+    if age >= limit:
+        return Cooldown(False, f"{summary}: passed")
+    if force:
+        return Cooldown(False, f"{summary}: forced")
+    return Cooldown(True, f"{summary}: wait until {(last_retrain + limit).isoformat(timespec='seconds')}")

@@ -1,0 +1,68 @@
+"""The loop service in process: the tick clock, the enrich hook that brings realised metrics in, and a failed
+retrain recorded as an error event (end to end through the CLI: tests/cli/test_loop_service.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from loopline import Pipeline
+from loopline.core.config import LoopConfig, MonitorConfig
+from loopline.core.errors import ConfigError
+from loopline.run._service import LoopService, next_tick
+from loopline.run.policy import LoopSignals
+from loopline.store import Store
+from loopline.store.loop import LoopStore
+
+NOW = datetime(2026, 12, 6, 12, 7, 30, tzinfo=UTC)
+
+
+def test_the_next_tick_follows_the_interval_or_the_cron_schedule() -> None:
+    assert next_tick(NOW, LoopConfig()) == NOW + timedelta(minutes=15)  # the default interval
+    assert next_tick(NOW, LoopConfig(interval="1h")) == NOW + timedelta(hours=1)
+    assert next_tick(NOW, LoopConfig(schedule="0 * * * *")) == datetime(2026, 12, 6, 13, tzinfo=UTC)
+    assert next_tick(NOW, LoopConfig(schedule="0 * * * *"), interval="5m") == NOW + timedelta(minutes=5)
+    assert next_tick(NOW, LoopConfig(interval="1h"), schedule="*/10 * * * *") == datetime(
+        2026, 12, 6, 12, 10, tzinfo=UTC
+    )
+
+
+def unwindowed(**loop: object) -> Pipeline:
+    """A pipeline the loop watches but cannot retrain (it declares no moving window)."""
+    return Pipeline("plain", monitor=MonitorConfig(model="plain", loop=LoopConfig.model_validate(loop))).add(
+        "data", lambda: pl.DataFrame({"x": [1.0]})
+    )
+
+
+def test_an_enrich_hook_brings_a_realised_metric_that_fires_and_a_failed_retrain_is_an_error_event(
+    store: Store,
+) -> None:
+    def labels(store: Store, config: MonitorConfig, signals: LoopSignals) -> LoopSignals:
+        return dataclasses.replace(signals, baseline=0.9, realised=0.7, realised_rows=250)
+
+    result = LoopService(store, unwindowed(), enrich=labels).tick()
+    assert result.outcome == "error"
+    assert [e.kind for e in result.events] == ["tick", "trigger", "retrain", "error"]
+    tick, trigger, _, error = result.events
+    assert "drift not checked: model 'plain' has no production version" in tick.reason
+    assert "realised roc_auc 0.7000" in tick.reason and tick.details["realised"] == 0.7
+    assert trigger.details["trigger"] == "metric" and trigger.reason.startswith("realised roc_auc 0.7000 on 250")
+    assert error.reason.startswith("retrain failed: pipeline 'plain' has no select step")
+    assert error.details == {"type": "ConfigError"}
+    assert LoopStore(store.engine).holder("retrain:plain") is None  # released after the failure
+
+
+def test_without_signals_nothing_fires_and_the_skip_says_why(store: Store) -> None:
+    result = LoopService(store, unwindowed()).tick()
+    assert result.outcome == "no trigger" and [e.kind for e in result.events] == ["tick", "skip"]
+    skip = result.events[-1]
+    assert skip.reason.startswith("no trigger fired: no drift report this tick; no realised or estimated roc_auc")
+    assert [d["trigger"] for d in skip.details["decisions"]] == ["drift", "metric", "schedule", "volume"]
+
+
+def test_a_pipeline_without_monitor_cannot_loop(store: Store) -> None:
+    with pytest.raises(ConfigError, match="has no 'monitor:' section for the loop to watch"):
+        LoopService(store, Pipeline("bare")).tick()
