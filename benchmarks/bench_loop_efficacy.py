@@ -421,7 +421,7 @@ def drift_trigger(config: DriftConfig) -> Trigger:
     """loopline's drift report with ``config``, and the retrain rule's verdict on it (labels unused)."""
     from loopline.core.config import RetrainConfig
     from loopline.monitor import drift_report
-    from loopline.run._policy import decide_retrain
+    from loopline.run import decide_retrain
 
     def trigger(reference: pl.DataFrame, current: pl.DataFrame, first_auc: float, auc: float) -> bool:
         report = drift_report(reference, current, numeric=RAIN_FEATURES, categorical=[], config=config)
