@@ -80,6 +80,7 @@ FIGURES = (
         "mean AUC of the loop's served model / the better of never-retrain and always-retrain on the last 3 months;"
         " each month scored with labels up to the month before",
         goal=1.0,
+        awaiting_first_run=True,
     ),
     Figure(
         "loop_efficacy",
@@ -87,6 +88,7 @@ FIGURES = (
         "The loop's worst month vs max(never, always) (flights, April-December, AUC difference)",
         "min over the months of the loop's AUC - the better fixed policy's AUC that month",
         goal=-0.01,
+        awaiting_first_run=True,
     ),
     Figure(
         "ingest",
