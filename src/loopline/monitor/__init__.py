@@ -1,5 +1,6 @@
 """loopline.monitor: data drift (pluggable drift tests chosen per column, a reference profile of the training
-data), service statistics, windows and alerts, realised and estimated performance.
+data and of the model's outputs, multivariate drift by a domain classifier), drift of predictions and labels,
+service statistics, windows and alerts, realised and estimated performance.
 
 Plain functions over polars frames and typed config; nothing here touches the store. What to do about
 drift (retrain, gate, promote) is the loop policy's, in :mod:`loopline.run`; the HTML report of these records is
@@ -25,6 +26,8 @@ from loopline.monitor._performance import (
     performance_figures,
     realised_performance,
 )
+from loopline.monitor._multivariate import MultivariateDrift, multivariate_drift
+from loopline.monitor._outputs import prediction_drift, profile_outputs, target_drift
 from loopline.monitor._profile import ReferenceProfile
 from loopline.monitor._stats import latency_figures, service_stats
 from loopline.monitor._window_alerts import check_alert_features, fired_alerts, window_value
@@ -50,6 +53,7 @@ __all__ = [
     "FeatureDrift",
     "FeatureHealth",
     "LabelMatch",
+    "MultivariateDrift",
     "PerformanceEstimator",
     "PerformanceFigures",
     "PredictionSummary",
@@ -69,12 +73,16 @@ __all__ = [
     "fit_estimator",
     "latency_figures",
     "match_label_source",
+    "multivariate_drift",
     "performance_figures",
+    "prediction_drift",
     "prediction_summary",
+    "profile_outputs",
     "realised_performance",
     "require_rows",
     "service_stats",
     "skipped_result",
+    "target_drift",
     "window_health",
     "window_value",
 ]
