@@ -28,19 +28,18 @@ def table(rows: int, seed: int, correlation: float = 0.8) -> pl.DataFrame:
     return pl.DataFrame({"a": a, "b": b, "c": c, "g": g})
 
 
-def test_no_drift_raises_few_false_alarms() -> None:
+def test_no_drift_raises_at_most_alpha_false_alarms() -> None:
     config = DriftConfig(p_value=0.1)
     found = [
-        multivariate_drift(table(300, 2 * i), table(200, 2 * i + 1), numeric=NUMERIC, categorical=CATEGORICAL,
-                           config=config, seed=i)
+        multivariate_drift(
+            table(300, 2 * i), table(200, 2 * i + 1), numeric=NUMERIC, categorical=CATEGORICAL, config=config, seed=i
+        )
         for i in range(50)
     ]
-    alarms = sum(result.drifted for result in found)
-    assert alarms <= 8  # 5 expected at alpha 0.1; P(Binomial(50, 0.1) > 8) = 0.058
-    p_values = np.array([result.p_value for result in found])
-    assert np.mean(p_values < 0.5) < 0.7  # not piled up near zero
-    assert all(result.status in ("drift", "no drift") and result.top_features == {} or result.drifted
-               for result in found)
+    assert sum(result.drifted for result in found) <= 0.1 * 50  # measured: 4 (200 draws: 5.5% at 0.1, 0.5% at 0.01)
+    aucs = [result.auc for result in found if result.auc is not None]
+    assert len(aucs) == 50 and abs(float(np.mean(aucs)) - 0.5) < 0.02  # chance, on average
+    assert all(result.top_features == {} for result in found if not result.drifted)
 
 
 def test_a_correlation_flip_is_caught_where_every_marginal_is_unchanged() -> None:

@@ -157,3 +157,5 @@ def test_the_production_version_carries_its_reference_profile(project: Path) -> 
     assert set(profile.columns) == {"x", "z", "group"}
     x = profile.columns["x"]
     assert profile.n_rows > 100 and x.summary.count == profile.n_rows  # the whole training split, no nulls
+    assert profile.outputs is not None and "prediction" in profile.outputs.columns  # the model's outputs too
+    assert profile.labels is not None and profile.labels.n_rows == profile.n_rows
