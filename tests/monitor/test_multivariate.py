@@ -82,8 +82,9 @@ def test_a_small_window_has_not_enough_data() -> None:
 
 def test_the_samples_are_bounded_by_rows() -> None:
     config = DriftConfig(multivariate=MultivariateConfig(enabled=True, rows=400))
-    result = multivariate_drift(table(3000, 9), table(1000, 10), numeric=NUMERIC, categorical=CATEGORICAL,
-                                config=config)
+    result = multivariate_drift(
+        table(3000, 9), table(1000, 10), numeric=NUMERIC, categorical=CATEGORICAL, config=config
+    )
     assert (result.n_reference, result.n_current) == (400, 400)
 
 

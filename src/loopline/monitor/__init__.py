@@ -17,6 +17,8 @@ from loopline.monitor._estimation import (
     estimate_by_period,
 )
 from loopline.monitor._labels import LabelMatch, conform_label, match_label_source
+from loopline.monitor._multivariate import MultivariateDrift, multivariate_drift
+from loopline.monitor._outputs import prediction_drift, profile_outputs, target_drift
 from loopline.monitor._performance import (
     PerformanceFigures,
     RealisedPerformance,
@@ -26,8 +28,6 @@ from loopline.monitor._performance import (
     performance_figures,
     realised_performance,
 )
-from loopline.monitor._multivariate import MultivariateDrift, multivariate_drift
-from loopline.monitor._outputs import prediction_drift, profile_outputs, target_drift
 from loopline.monitor._profile import ReferenceProfile
 from loopline.monitor._stats import latency_figures, service_stats
 from loopline.monitor._window_alerts import check_alert_features, fired_alerts, window_value

@@ -43,9 +43,9 @@ def drift_report(
 
     A profile gives the same verdicts as the frame it was built from, faster. With
     ``config.multivariate.enabled``, a domain classifier also compares the rows (``reference_rows``, else a
-    ``reference`` frame; "not available" with only a profile), see :func:`multivariate_drift`. Raises DataError when a frame
-    has no rows or lacks a feature (with a did-you-mean), or when a numeric feature is not numeric;
-    ConfigError when a feature is listed twice or no feature is given, or when the config names a drift
+    ``reference`` frame; "not available" with only a profile), see :func:`multivariate_drift`. Raises
+    DataError when a frame has no rows or lacks a feature (with a did-you-mean), or when a numeric feature is
+    not numeric; ConfigError when a feature is listed twice or no feature is given, or when the config names a drift
     test that is not registered or does not take that kind of column.
     """
     _check_features(numeric, categorical)

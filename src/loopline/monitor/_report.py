@@ -26,10 +26,10 @@ class FeatureDrift:
     ``test`` names the registered drift test that compared it (chosen by ``auto`` unless configured);
     ``p_value`` is None for a distance or when the test did not run. ``status`` is ``"drift"``,
     ``"no drift"``, ``"not enough data"`` (or ``"not available"``, see ``prediction_drift``); ``drifted`` is
-    ``status == "drift"``. ``threshold``: the distance threshold, or the significance level of a p-value test; ``p_value_adjusted``: the p-value after
-    the report's multiple-testing correction (what the verdict reads). ``missing_reference`` and
-    ``missing_current`` are the null shares; ``missing_drifted`` says the missing share itself drifted.
-    ``reason`` explains the verdict in words.
+    ``status == "drift"``. ``threshold``: the distance threshold, or the significance level of a p-value test;
+    ``p_value_adjusted``: the p-value after the report's multiple-testing correction (what the verdict reads).
+    ``missing_reference`` and ``missing_current`` are the null shares; ``missing_drifted`` says the
+    missing share itself drifted. ``reason`` explains the verdict in words.
     """
 
     feature: str
