@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from loopline.core.config import DriftConfig, MultivariateConfig
-from loopline.core.errors import DataError
+from loopline.core.errors import ConfigError, DataError
 from loopline.monitor import DriftReport, ReferenceProfile, drift_report, multivariate_drift
 
 NUMERIC, CATEGORICAL = ["a", "b", "c"], ["g"]
@@ -88,6 +88,16 @@ def test_the_samples_are_bounded_by_rows() -> None:
     assert (result.n_reference, result.n_current) == (400, 400)
 
 
+def test_categorical_features_alone_are_compared() -> None:
+    rng = np.random.default_rng(12)
+    reference = pl.DataFrame({"k": rng.choice(["a", "b", "c"], 600), "m": rng.choice(["x", "y"], 600)})
+    same = pl.DataFrame({"k": rng.choice(["a", "b", "c"], 600), "m": rng.choice(["x", "y"], 600)})
+    assert multivariate_drift(reference, same, numeric=[], categorical=["k", "m"]).status == "no drift"
+    tied = same.with_columns(m=pl.when(pl.col("k") == "a").then(pl.lit("x")).otherwise(pl.col("m")))
+    result = multivariate_drift(reference, tied, numeric=[], categorical=["k", "m"])
+    assert result.drifted and set(result.top_features) == {"k", "m"}  # the shift lives in their combination
+
+
 def test_categories_of_other_types_and_unseen_ones_are_compared() -> None:
     reference = pl.DataFrame({"x": np.arange(400.0) % 7, "k": [i % 3 for i in range(400)]})
     current = pl.DataFrame({"x": np.arange(400.0) % 7, "k": [f"{i % 3}" if i % 2 else "new" for i in range(400)]})
@@ -98,6 +108,8 @@ def test_categories_of_other_types_and_unseen_ones_are_compared() -> None:
 def test_bad_input_names_the_column_and_the_key() -> None:
     with pytest.raises(DataError, match="the current frame has no column 'g'.*Did you mean 'gg'"):
         multivariate_drift(table(100, 1), table(100, 2).rename({"g": "gg"}), numeric=NUMERIC, categorical=CATEGORICAL)
+    with pytest.raises(ConfigError, match="no features to compare"):
+        multivariate_drift(table(100, 1), table(100, 2), numeric=[], categorical=[])
     with pytest.raises(ValidationError, match="rows"):
         DriftConfig.model_validate({"multivariate": {"enabled": True, "rows": 10}})
     with pytest.raises(ValidationError, match="rwos"):

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from loopline.core.config import DriftConfig
-from loopline.core.errors import DataError, did_you_mean
+from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.monitor._report import DRIFT, NO_DRIFT, NOT_AVAILABLE, NOT_ENOUGH_DATA
 
 FOLDS = 2
@@ -108,9 +108,12 @@ def multivariate_drift(
     """Whether a domain classifier tells ``current`` from ``reference`` rows (see the module docstring).
 
     ``reference`` None (only a profile at hand) gives ``"not available"``. Each side is sampled down to
-    ``config.multivariate.rows`` rows (seeded). DataError naming a feature a frame lacks.
+    ``config.multivariate.rows`` rows (seeded). DataError naming a feature a frame lacks; ConfigError when no
+    feature is given.
     """
     alpha = config.p_value
+    if not numeric and not categorical:
+        raise ConfigError("no features to compare.", hint="Pass at least one name in numeric or categorical.")
     if reference is None:
         reason = "no reference rows (a profile keeps features apart): pass the stored reference sample"
         return MultivariateDrift(NOT_AVAILABLE, None, None, alpha, 0, current.height, reason=reason)
@@ -129,7 +132,7 @@ def multivariate_drift(
 
     with threadpool_limits(limits=THREADS, user_api="openmp"):
         folds = _folds(features, labels, is_category, seed)
-        tests = [_auc_test(model.predict_proba(features[rows])[:, 1], labels[rows]) for model, rows in folds]
+        tests = [_auc_test(model.predict_proba(features[held])[:, 1], labels[held]) for model, held in folds]
         auc, p_value = float(np.mean([auc for auc, _ in tests])), merged_p_value([p for _, p in tests])
         drifted = p_value < alpha
         top = _importance(folds, features, labels, [*numeric, *categorical], seed) if drifted else {}
@@ -155,7 +158,8 @@ def _matrix(frame: pl.DataFrame, numeric: list[str], categorical: list[str]) -> 
     columns = [frame.get_column(name).fill_nan(None) for name in numeric]
     for name in categorical:
         text = frame.get_column(name)
-        ranked = text.drop_nulls().value_counts(sort=True).get_column(name).head(MAX_CATEGORIES).to_list()
+        counted = text.drop_nulls().value_counts().sort(["count", name], descending=[True, False])
+        ranked = counted.get_column(name).head(MAX_CATEGORIES).to_list()  # ties by name: codes are reproducible
         codes = {category: float(code) for code, category in enumerate(ranked)}
         coded = text.replace_strict(codes, default=float(len(ranked)), return_dtype=pl.Float64)
         columns.append(coded.zip_with(text.is_not_null(), pl.Series(name, [None], dtype=pl.Float64)))
