@@ -134,3 +134,24 @@ def test_bad_input_names_the_column(served: Served) -> None:
         prediction_drift(served.profile, pl.DataFrame({"pred": [True]}))
     with pytest.raises(DataError, match="the labels have no column 'label'"):
         target_drift(served.profile, pl.DataFrame({"y": [True]}))
+
+
+def test_a_multiclass_model_profiles_each_class_probability() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(900, 1))
+    y = np.where(x[:, 0] < -0.5, "low", np.where(x[:, 0] > 0.5, "high", "mid"))
+    model = LogisticRegression().fit(x, y)
+    classes = model.classes_.tolist()
+    probability = model.predict_proba(x)
+    scores = {"prediction": np.asarray(classes)[probability.argmax(axis=1)], "probability": probability}
+    train = pl.DataFrame({"x": x[:, 0], "y": y})
+    profile = profile_outputs(
+        ReferenceProfile.from_frame(train, numeric=["x"], categorical=[]),
+        scores,
+        train.get_column("y"),
+        classes=classes,
+    )
+    assert profile.outputs is not None
+    assert set(profile.outputs.columns) == {"prediction", "probability:high", "probability:low", "probability:mid"}
+    labels = target_drift(profile, pl.Series(["low"] * 300 + ["high"] * 300))  # no "mid" at all
+    assert [(f.feature, f.test, f.status) for f in labels.features] == [("label", "chi2", "drift")]
