@@ -157,3 +157,13 @@ def test_the_production_version_carries_its_reference_profile(project: Path) -> 
     assert set(profile.columns) == {"x", "z", "group"}
     x = profile.columns["x"]
     assert profile.n_rows > 100 and x.summary.count == profile.n_rows  # the whole training split, no nulls
+    assert profile.outputs is not None and "prediction" in profile.outputs.columns  # the model's outputs too
+    assert profile.labels is not None and profile.labels.n_rows == profile.n_rows
+
+
+def test_loopline_monitor_runs_the_domain_classifier_when_enabled(project: Path) -> None:
+    (project / "pipeline.yaml").write_text(PIPELINE.replace("DRIFT", "{multivariate: {enabled: true, rows: 400}}"))
+    out = json.loads(_invoke("monitor", "pipeline.yaml", "--json"))["drift"]
+    joint = out["multivariate"]
+    assert (joint["n_reference"], joint["n_current"]) == (400, 400)  # the stored sample, bounded by rows
+    assert joint["status"] == "drift" and "x" in joint["top_features"]  # the served x drifted upwards

@@ -192,3 +192,15 @@ def test_the_final_model_is_the_one_fitted_on_the_whole_training_split() -> None
     validated = train_step([data[:300], data[300:]], estimator="logistic_regression", cv={"folds": 4})
     assert validated["report"]["metrics"]["valid"] == plain["report"]["metrics"]["valid"]
     assert validated["report"]["metrics"]["train"] == plain["report"]["metrics"]["train"]
+
+
+def test_the_profile_holds_the_models_outputs_and_the_training_labels() -> None:
+    from loopline.monitor import ReferenceProfile
+
+    data = labelled(500, 7)
+    out = train_step([data[:300], data[300:]], estimator="logistic_regression")
+    profile = ReferenceProfile.from_json(out["profile"].decode())
+    assert profile.outputs is not None and profile.labels is not None
+    assert set(profile.outputs.columns) == {"prediction", "probability:True"} and profile.outputs.n_rows == 200
+    label = profile.labels.columns["label"].summary
+    assert label.count == 300 and set(label.counts) == {"true", "false"}  # type: ignore[union-attr]

@@ -42,6 +42,15 @@ class ColumnTest(_Strict):
         return {"test": data} if isinstance(data, str) else data
 
 
+class MultivariateConfig(_Strict):
+    """The domain classifier (``monitor.drift.multivariate``): off unless ``enabled``; it compares at most
+    ``rows`` rows of each side (a seeded sample) and drifts when its cross-validated ROC AUC is beyond chance
+    at the drift config's ``p_value``."""
+
+    enabled: bool = False
+    rows: Annotated[int, Field(ge=100, le=1_000_000, description="Most rows of each side the classifier sees.")] = 5000
+
+
 class DriftConfig(_Strict):
     """How each feature is compared and when it counts as drifted.
 
@@ -68,6 +77,9 @@ class DriftConfig(_Strict):
         Literal["holm", "bonferroni", "none"],
         Field(description="Multiple-testing correction of the p-values across the features of one report."),
     ] = "holm"
+    multivariate: Annotated[
+        MultivariateConfig, Field(description="Multivariate drift by a domain classifier (off by default).")
+    ] = MultivariateConfig()
 
     @field_serializer("tests")
     def _compact_tests(self, tests: dict[str, ColumnTest]) -> dict[str, Any]:

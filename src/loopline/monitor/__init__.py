@@ -1,5 +1,6 @@
 """loopline.monitor: data drift (pluggable drift tests chosen per column, a reference profile of the training
-data), service statistics, windows and alerts, realised and estimated performance.
+data and of the model's outputs, multivariate drift by a domain classifier), drift of predictions and labels,
+service statistics, windows and alerts, realised and estimated performance.
 
 Plain functions over polars frames and typed config; nothing here touches the store. What to do about
 drift (retrain, gate, promote) is the loop policy's, in :mod:`loopline.run`; the HTML report of these records is
@@ -16,6 +17,8 @@ from loopline.monitor._estimation import (
     estimate_by_period,
 )
 from loopline.monitor._labels import LabelMatch, conform_label, match_label_source
+from loopline.monitor._multivariate import MultivariateDrift, multivariate_drift
+from loopline.monitor._outputs import prediction_drift, profile_outputs, target_drift
 from loopline.monitor._performance import (
     PerformanceFigures,
     RealisedPerformance,
@@ -50,6 +53,7 @@ __all__ = [
     "FeatureDrift",
     "FeatureHealth",
     "LabelMatch",
+    "MultivariateDrift",
     "PerformanceEstimator",
     "PerformanceFigures",
     "PredictionSummary",
@@ -69,12 +73,16 @@ __all__ = [
     "fit_estimator",
     "latency_figures",
     "match_label_source",
+    "multivariate_drift",
     "performance_figures",
+    "prediction_drift",
     "prediction_summary",
+    "profile_outputs",
     "realised_performance",
     "require_rows",
     "service_stats",
     "skipped_result",
+    "target_drift",
     "window_health",
     "window_value",
 ]

@@ -17,6 +17,7 @@ import polars as pl
 from loopline.core.config import AUTO, DriftConfig
 from loopline.core.errors import ConfigError, DataError, did_you_mean
 from loopline.monitor._drift_tests import DRIFT_TESTS, DriftTest, Kind
+from loopline.monitor._multivariate import multivariate_drift
 from loopline.monitor._profile import ReferenceProfile, summarise_frame
 from loopline.monitor._psi import summary_psi
 from loopline.monitor._report import DriftReport, FeatureDrift
@@ -36,12 +37,15 @@ def drift_report(
     numeric: list[str],
     categorical: list[str],
     config: DriftConfig = DriftConfig(),
+    reference_rows: pl.DataFrame | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` (a frame, or a :class:`ReferenceProfile` of one) feature by feature.
 
-    A profile gives the same verdicts as the frame it was built from, faster. Raises DataError when a frame
-    has no rows or lacks a feature (with a did-you-mean), or when a numeric feature is not numeric;
-    ConfigError when a feature is listed twice or no feature is given, or when the config names a drift
+    A profile gives the same verdicts as the frame it was built from, faster. With
+    ``config.multivariate.enabled``, a domain classifier also compares the rows (``reference_rows``, else a
+    ``reference`` frame; "not available" with only a profile), see :func:`multivariate_drift`. Raises
+    DataError when a frame has no rows or lacks a feature (with a did-you-mean), or when a numeric feature is
+    not numeric; ConfigError when a feature is listed twice or no feature is given, or when the config names a drift
     test that is not registered or does not take that kind of column.
     """
     _check_features(numeric, categorical)
@@ -63,7 +67,12 @@ def drift_report(
     ]
     features = _decide(found, config)
     drifted = [feature.feature for feature in features if feature.drifted]
-    return DriftReport(features, drifted, len(drifted) >= config.min_drifted_features, config)
+    joint = None
+    if config.multivariate.enabled:
+        rows = reference_rows if reference_rows is not None or isinstance(reference, ReferenceProfile) else reference
+        joint = multivariate_drift(rows, current, numeric=numeric, categorical=categorical, config=config)
+    dataset_drift = len(drifted) >= config.min_drifted_features or (joint is not None and joint.drifted)
+    return DriftReport(features, drifted, dataset_drift, config, joint)
 
 
 def chosen_tests(config: DriftConfig, numeric: list[str], categorical: list[str]) -> dict[str, Choice]:

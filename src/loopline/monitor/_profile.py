@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -67,10 +67,17 @@ ColumnProfile = NumericProfile | CategoricalProfile
 
 @dataclass(frozen=True, eq=False)
 class ReferenceProfile:
-    """The drift reference of a model: ``n_rows`` training rows summarised per feature in ``columns``."""
+    """The drift reference of a model: ``n_rows`` training rows summarised per feature in ``columns``.
+
+    ``outputs`` profiles the model's outputs on the validation split (column ``prediction`` and, for a
+    classifier, ``probability:{class}``), ``labels`` the training labels (column ``label``); both are None in
+    profiles stored before they existed (see :func:`~loopline.monitor.prediction_drift`).
+    """
 
     n_rows: int
     columns: dict[str, ColumnProfile]
+    outputs: ReferenceProfile | None = None
+    labels: ReferenceProfile | None = None
 
     @classmethod
     def from_frame(
@@ -126,9 +133,17 @@ class ReferenceProfile:
         other = current.count - sum(counts.values())
         return CategoricalSummary(dict(sorted({**counts, **({OTHER: other} if other else {})}.items())), current.n_null)
 
+    def with_outputs(self, outputs: ReferenceProfile | None, labels: ReferenceProfile | None) -> ReferenceProfile:
+        """This profile with the profiles of the model's outputs and of the training labels."""
+        return replace(self, outputs=outputs, labels=labels)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (a numeric sample as base64 of little-endian float64); :meth:`from_dict` reads it."""
-        return {"format": FORMAT, "n_rows": self.n_rows, "columns": {k: _dump(v) for k, v in self.columns.items()}}
+        data = {"format": FORMAT, "n_rows": self.n_rows, "columns": {k: _dump(v) for k, v in self.columns.items()}}
+        for name, part in (("outputs", self.outputs), ("labels", self.labels)):
+            if part is not None:
+                data[name] = part.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
@@ -138,7 +153,9 @@ class ReferenceProfile:
                 f"reference profile format {data.get('format')!r} is not {FORMAT}.",
                 hint="Profile the training frame again with this version of loopline.",
             )
-        return cls(int(data["n_rows"]), {name: _load(column) for name, column in data["columns"].items()})
+        columns = {name: _load(column) for name, column in data["columns"].items()}
+        outputs, labels = (cls.from_dict(data[key]) if data.get(key) else None for key in ("outputs", "labels"))
+        return cls(int(data["n_rows"]), columns, outputs, labels)
 
     def to_json(self) -> str:
         """:meth:`to_dict` as JSON text."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loopline.core.config import DriftConfig
 from loopline.monitor._drift_tests import Kind
 
-Status = Literal["drift", "no drift", "not enough data"]
+if TYPE_CHECKING:
+    from loopline.monitor._multivariate import MultivariateDrift
+
+Status = Literal["drift", "no drift", "not enough data", "not available"]
 DRIFT: Status = "drift"
 NO_DRIFT: Status = "no drift"
 NOT_ENOUGH_DATA: Status = "not enough data"
+NOT_AVAILABLE: Status = "not available"
+"""The reference holds nothing to compare with (an output profile stored before output distributions)."""
 
 
 @dataclass(frozen=True)
@@ -20,11 +25,11 @@ class FeatureDrift:
 
     ``test`` names the registered drift test that compared it (chosen by ``auto`` unless configured);
     ``p_value`` is None for a distance or when the test did not run. ``status`` is ``"drift"``,
-    ``"no drift"`` or ``"not enough data"``; ``drifted`` is ``status == "drift"``. ``threshold``: the
-    distance threshold, or the significance level of a p-value test; ``p_value_adjusted``: the p-value after
-    the report's multiple-testing correction (what the verdict reads). ``missing_reference`` and
-    ``missing_current`` are the null shares; ``missing_drifted`` says the missing share itself drifted.
-    ``reason`` explains the verdict in words.
+    ``"no drift"``, ``"not enough data"`` (or ``"not available"``, see ``prediction_drift``); ``drifted`` is
+    ``status == "drift"``. ``threshold``: the distance threshold, or the significance level of a p-value test;
+    ``p_value_adjusted``: the p-value after the report's multiple-testing correction (what the verdict reads).
+    ``missing_reference`` and ``missing_current`` are the null shares; ``missing_drifted`` says the
+    missing share itself drifted. ``reason`` explains the verdict in words.
     """
 
     feature: str
@@ -49,15 +54,18 @@ class FeatureDrift:
 class DriftReport:
     """Drift of every feature; ``drifted`` names the drifted ones in feature order.
 
-    ``dataset_drift`` is true when at least ``config.min_drifted_features`` features drifted. With p-value
+    ``dataset_drift`` is true when at least ``config.min_drifted_features`` features drifted, or the domain
+    classifier (``multivariate``, when ``config.multivariate.enabled``) tells the samples apart. With p-value
     tests corrected by Holm (the default), the chance that a report on undrifted data flags any feature is at
-    most ``config.p_value``. ``not_enough_data`` names the features without a verdict.
+    most ``config.p_value`` (twice that for ``dataset_drift`` with the domain classifier on).
+    ``not_enough_data`` names the features without a verdict.
     """
 
     features: list[FeatureDrift]
     drifted: list[str]
     dataset_drift: bool
     config: DriftConfig = field(default_factory=DriftConfig)
+    multivariate: MultivariateDrift | None = None
 
     @property
     def not_enough_data(self) -> list[str]:
@@ -71,6 +79,7 @@ class DriftReport:
             "drifted": list(self.drifted),
             "dataset_drift": self.dataset_drift,
             "config": self.config.model_dump(),
+            **({} if self.multivariate is None else {"multivariate": self.multivariate.to_dict()}),
         }
 
     @classmethod
@@ -83,4 +92,11 @@ class DriftReport:
             drifted=list(data["drifted"]),
             dataset_drift=bool(data["dataset_drift"]),
             config=DriftConfig(**data.get("config", {})),
+            multivariate=_multivariate(data.get("multivariate")),
         )
+
+
+def _multivariate(data: dict[str, Any] | None) -> MultivariateDrift | None:
+    from loopline.monitor._multivariate import MultivariateDrift
+
+    return None if data is None else MultivariateDrift.from_dict(data)

@@ -70,6 +70,7 @@ def monitor_model(store: Store, config: MonitorConfig, *, since: datetime | None
         numeric=list(features.numeric),
         categorical=list(features.categorical),
         config=config.drift,
+        reference_rows=reference,  # the rows sample: the domain classifier's reference (monitor.drift.multivariate)
     )
     decision = decide_retrain(report, config.retrain, config.drift)
     return MonitorResult(production, report, decision, reference, current)

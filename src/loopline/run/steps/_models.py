@@ -15,7 +15,7 @@ from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection, SliceMetrics, ThreadInfo
 from loopline.core.step import StepConfig, StepContext, StepType
-from loopline.monitor import ReferenceProfile
+from loopline.monitor import ReferenceProfile, profile_outputs
 from loopline.run.policy import PromotionRule, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
@@ -321,6 +321,13 @@ def _fit(
     )
     profile = ReferenceProfile.from_frame(
         train, numeric=config.numeric, categorical=config.categorical, seed=config.seed
+    )
+    profile = profile_outputs(  # the model's outputs on the validation split, the training labels
+        profile,
+        result.bundle.predict_table(valid),
+        train.get_column(config.target),
+        classes=result.bundle.classes,
+        seed=config.seed,
     )
     performance = performance_reference(result.bundle, valid, seed=config.seed)
     return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance)
