@@ -151,7 +151,7 @@ class FeedbackRepository:
         """When a label of a prediction of ``model_name`` made in [start, end) last arrived or changed (None:
         no label yet): a window's realised figures that include this time are up to date."""
         stamp = func.max(func.coalesce(feedback.c.updated_at, feedback.c.received_at, type_=_STAMP), type_=_STAMP)
-        stmt = select(stamp).select_from(_joined()).where(*_in_range(model_name, start, end))
+        stmt = select(stamp).select_from(_joined()).where(*_in_range(model_name, start, end, shadows=False))
         with reading(self.engine) as conn:
             value = conn.execute(stmt).scalar_one()
         return value if isinstance(value, datetime) else None
