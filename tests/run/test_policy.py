@@ -75,6 +75,22 @@ def test_min_drifted_features_comes_from_the_drift_config(
     assert "1 of 3 features drifted; 2 needed" in decision.reason
 
 
+def test_a_joint_shift_the_domain_classifier_sees_retrains_though_no_feature_drifted(
+    reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]
+) -> None:
+    from dataclasses import replace
+
+    from loopline.monitor import MultivariateDrift
+
+    quiet = drift_report(reference, frame(2), numeric=NUMERIC, categorical=CATEGORICAL)
+    assert not quiet.drifted
+    joint = MultivariateDrift("drift", 0.81, 1e-9, 0.01, 400, 400, {"x": 0.2}, reason="AUC 0.81 > chance")
+    decision = decide_retrain(replace(quiet, multivariate=joint), RetrainConfig(), DriftConfig())
+    assert decision.retrain and "the domain classifier tells the traffic from the training rows" in decision.reason
+    no_drift = replace(joint, status="no drift")
+    assert not decide_retrain(replace(quiet, multivariate=no_drift), RetrainConfig(), DriftConfig()).retrain
+
+
 def test_no_retrain_when_on_drift_is_off(reference: pl.DataFrame, frame: Callable[..., pl.DataFrame]) -> None:
     report = drift_report(reference, frame(2, mean=1.0), numeric=NUMERIC, categorical=CATEGORICAL)
     decision = decide_retrain(report, RetrainConfig(on_drift=False), DriftConfig())

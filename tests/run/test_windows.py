@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
-from tests.run._windows_data import T0, config, production, rows
+from tests.run._windows_data import FEATURES, T0, config, production, rows
 
 from loopline.core.errors import ConfigError
 from loopline.monitor import WindowResult, WindowSpec, drift_report
-from loopline.run import check_windows, stored_windows
+from loopline.run import check_windows, stored_windows, window_drift
 from loopline.store import Store, WindowRow
 
 HOUR = timedelta(hours=1)
@@ -161,3 +162,49 @@ def test_non_finite_predictions_are_stored_as_unknown(store: Store) -> None:
     if store.engine.dialect.name == "sqlite":  # PostgreSQL's JSON cannot even log NaN or Infinity
         assert check.closed[0].health.prediction.max == float("inf") and window.health.prediction.max is None
         assert window.health.features[0].missing_share == 0.1  # the NaN age
+
+
+def test_a_window_compares_its_predictions_with_the_model_s_own_and_uses_the_stored_profile(store: Store) -> None:
+    from loopline.monitor import ReferenceProfile, profile_outputs
+
+    rng = np.random.default_rng(0)
+    reference = pl.DataFrame({"age": rng.normal(40, 5, 500), "city": rng.choice(["a", "b"], 500)})
+    profile = ReferenceProfile.from_frame(reference, numeric=["age"], categorical=["city"])
+    validation = {"prediction": np.array([0, 1] * 250)}  # the model says 1 half the time on its validation split
+    profile = profile_outputs(profile, validation, pl.Series("label", [0, 1] * 250), classes=[0, 1])
+    version = store.models.register(
+        name="churn",
+        algorithm="logistic_regression",
+        bundle_digest=store.artifacts.put_bytes(b"bundle"),
+        reference_digest=store.artifacts.put_table(reference),
+        profile_digest=store.artifacts.put_bytes(profile.to_json().encode()),
+        metrics={},
+        params={},
+        config={"features": FEATURES},
+        input_schema=[],
+        data_fingerprint="f" * 64,
+        run_id=None,
+        timings={},
+    )
+    store.models.promote("churn", version.version)
+    logged = rows(T0, 120)  # predictions alternate 0/1 as on validation: no drift of the outputs
+    always_one = [replace(r, output={"prediction": 1}) for r in rows(T0 + timedelta(hours=2), 120, offset=500)]
+    store.predictions.append([*logged, *always_one])
+    first, second = check_windows(store, config(), "2h", now=T0 + timedelta(hours=5)).closed[:2]
+    for window in (first, second):
+        assert window.drift is not None and window.output_drift is not None
+    assert first.output_drift.features[0].feature == "prediction" and not first.output_drift.drifted  # type: ignore[union-attr]
+    assert second.output_drift.drifted == ["prediction"]  # type: ignore[union-attr]
+    # the features are compared with the profile: the same verdicts as against the stored sample
+    sample = window_drift(reference, pl.DataFrame([r.inputs for r in logged]), version.typed_config.features, config())
+    assert [(f.feature, f.status) for f in first.drift.features] == [(f.feature, f.status) for f in sample.features]  # type: ignore[union-attr]
+    stored = stored_windows(store, "churn", "2h")
+    assert stored[1].output_drift == second.output_drift  # kept in the store
+
+
+def test_a_version_without_a_profile_says_its_output_drift_is_not_available(store: Store) -> None:
+    production(store)
+    store.predictions.append(rows(T0, 60))
+    (window,) = check_windows(store, config(), "1d", now=T0 + timedelta(days=2)).closed[:1]
+    assert window.output_drift is not None
+    assert {f.status for f in window.output_drift.features} == {"not available"}

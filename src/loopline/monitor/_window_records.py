@@ -139,7 +139,8 @@ class WindowResult:
 
     ``start``/``end``: a time window's ``[start, end)``; a count window's first and last row's ``created_at``
     (``last_id`` is the last row's prediction id: the next window starts after it). ``drift`` is None when the
-    window has no row (``drift_skipped`` says why otherwise). ``realised_metrics`` (from labels),
+    window has no row (``drift_skipped`` says why otherwise); ``output_drift`` is the drift of its predictions
+    against the model's own on its validation split. ``realised_metrics`` (from labels),
     ``estimated_metrics`` (without labels) and ``label_coverage`` (share of rows with a label) are filled when
     the window closes and refreshed while late labels arrive (:mod:`loopline.run._window_accuracy`):
     ``labelled_rows`` rows had a label, ``realised_status`` is ``ok`` or ``not_enough_labels`` (no metric then),
@@ -157,6 +158,7 @@ class WindowResult:
     health: WindowHealth
     drift: DriftReport | None = None
     drift_skipped: str | None = None
+    output_drift: DriftReport | None = None
     last_id: str | None = None
     reference_version: int | None = None
     realised_metrics: dict[str, float] | None = None
@@ -187,6 +189,7 @@ class WindowResult:
             "drift": None if self.drift is None else self.drift.to_dict(),
             "drifted_features": self.drifted_features,
             "drift_skipped": self.drift_skipped,
+            "output_drift": None if self.output_drift is None else self.output_drift.to_dict(),
             "last_id": self.last_id,
             "reference_version": self.reference_version,
             "realised_metrics": self.realised_metrics,
@@ -211,7 +214,7 @@ class WindowResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WindowResult:
         """Rebuild a window written by :meth:`to_dict`."""
-        drift = data.get("drift")
+        drift, outputs = data.get("drift"), data.get("output_drift")
         version = data.get("reference_version")
         bands = data.get("estimated_bands")
         return cls(
@@ -224,6 +227,7 @@ class WindowResult:
             health=WindowHealth.from_dict(data["health"]),
             drift=None if drift is None else DriftReport.from_dict(drift),
             drift_skipped=data.get("drift_skipped"),
+            output_drift=None if outputs is None else DriftReport.from_dict(outputs),
             last_id=data.get("last_id"),
             reference_version=None if version is None else int(version),
             realised_metrics=data.get("realised_metrics"),

@@ -26,11 +26,13 @@ from loopline.core.config import MonitorConfig
 from loopline.core.errors import ConfigError, DataError
 from loopline.monitor import (
     DriftReport,
+    ReferenceProfile,
     WindowResult,
     WindowSpec,
     check_alert_features,
     drift_report,
     fired_alerts,
+    prediction_drift,
     window_health,
 )
 from loopline.run._webhook import deliver_alerts
@@ -77,6 +79,7 @@ class _Context:
     categories: dict[str, frozenset[str]]
     config: MonitorConfig
     accuracy: AccuracyContext
+    profile: ReferenceProfile | None = None
 
 
 def check_windows(
@@ -118,16 +121,31 @@ def stored_windows(
 
 
 def window_drift(
-    reference: pl.DataFrame, current: pl.DataFrame, features: Features, config: MonitorConfig
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    features: Features,
+    config: MonitorConfig,
+    profile: ReferenceProfile | None = None,
 ) -> DriftReport:
-    """The drift of one window against the training reference: the one place windows call the drift report."""
+    """The drift of one window against the training reference — its profile when the version has one, else its
+    stored sample — with the domain classifier on the sample's rows when ``monitor.drift.multivariate`` is on: the
+    one place windows call the drift report."""
     return drift_report(
-        reference,
+        reference if profile is None else profile,
         current,
         numeric=list(features.numeric),
         categorical=list(features.categorical),
         config=config.drift,
+        reference_rows=reference,
     )
+
+
+def window_output_drift(profile: ReferenceProfile | None, current: pl.DataFrame, config: MonitorConfig) -> DriftReport:
+    """The drift of one window's predictions against the model's own predictions on its validation split (one
+    "not available" row for a version stored before its profile held them, or without a profile)."""
+    if profile is None:  # a version stored before profiles: the report says "not available"
+        profile = ReferenceProfile(n_rows=0, columns={})
+    return prediction_drift(profile, current, config=config.drift)
 
 
 # -- the context ---------------------------------------------------------------------------------------------
@@ -159,7 +177,12 @@ def _context(store: Store, config: MonitorConfig, spec: WindowSpec) -> _Context:
         if name in reference.columns
     }
     accuracy = accuracy_context(store, production)
-    return _Context(config.model, spec, production, reference, features, categories, config, accuracy)
+    profile = (
+        None
+        if production.profile_digest is None
+        else ReferenceProfile.from_json(store.artifacts.get_bytes(production.profile_digest).decode())
+    )
+    return _Context(config.model, spec, production, reference, features, categories, config, accuracy, profile)
 
 
 class _Counter:
@@ -324,12 +347,14 @@ def _result(
         reference_categories=context.categories,
         span_s=span_s,
     )
-    drift, skipped = None, None
+    drift, skipped, outputs = None, None, None
     if frame.height:
         try:
-            drift = window_drift(context.reference, frame, features, context.config)
+            drift = window_drift(context.reference, frame, features, context.config, context.profile)
         except DataError as exc:  # a feature all-null or of the wrong type in this window: health still stands
             skipped = str(exc)
+        if "prediction" in frame.columns:
+            outputs = window_output_drift(context.profile, frame, context.config)
     return WindowResult(
         model=context.model,
         spec=context.spec.text,
@@ -340,6 +365,7 @@ def _result(
         health=health,
         drift=drift,
         drift_skipped=skipped,
+        output_drift=outputs,
         reference_version=context.production.version,
     )
 

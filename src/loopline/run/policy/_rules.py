@@ -170,7 +170,8 @@ def _gate_metric(metrics: Mapping[str, float], metric: str, side: str, key: str)
 def decide_retrain(
     report: DriftReport, config: RetrainConfig, drift: DriftConfig, *, min_rows: int = MIN_RETRAIN_ROWS
 ) -> RetrainDecision:
-    """Retrain when ``config.on_drift`` is on and at least ``drift.min_drifted_features`` features drifted.
+    """Retrain when ``config.on_drift`` is on and at least ``drift.min_drifted_features`` features drifted, or
+    the domain classifier (``drift.multivariate``) tells the current rows from the training rows.
 
     Never retrains on fewer than ``min_rows`` current rows: drift on a handful of rows is noise.
     """
@@ -180,6 +181,9 @@ def decide_retrain(
     if n_current < min_rows:
         return RetrainDecision(False, f"only {n_current} current rows; a retrain decision needs at least {min_rows}")
     count, total, needed = len(report.drifted), len(report.features), drift.min_drifted_features
+    joint = report.multivariate
+    if count < needed and joint is not None and joint.drifted:
+        return RetrainDecision(True, f"the domain classifier tells the traffic from the training rows: {joint.reason}")
     if count >= needed:
         named = ", ".join(_describe(report, name) for name in report.drifted)
         return RetrainDecision(True, f"{count} of {total} features drifted ({needed} needed): {named}")
