@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from loopline.core.config import MonitorConfig
-from loopline.core.errors import ConfigError, DataError
+from loopline.core.errors import DataError
 from loopline.monitor import (
     DriftReport,
     ReferenceProfile,
@@ -35,6 +35,7 @@ from loopline.monitor import (
     prediction_drift,
     window_health,
 )
+from loopline.run._loop import monitored_version
 from loopline.run._webhook import deliver_alerts
 from loopline.run._window_accuracy import AccuracyContext, accuracy_context, with_accuracy
 
@@ -152,37 +153,18 @@ def window_output_drift(profile: ReferenceProfile | None, current: pl.DataFrame,
 
 
 def _context(store: Store, config: MonitorConfig, spec: WindowSpec) -> _Context:
-    production = store.models.production(config.model)
-    if production is None:
-        raise ConfigError(
-            f"model {config.model!r} has no production version to monitor.",
-            hint=f"Promote one with `loopline models promote {config.model} VERSION`.",
-        )
-    if production.reference_digest is None:
-        raise DataError(
-            f"model {config.model!r} v{production.version} has no drift reference.",
-            hint="Retrain it with loopline's train step, which stores one.",
-        )
-    features = production.typed_config.features
-    if not features.names:
-        raise DataError(
-            f"model {config.model!r} v{production.version} records no feature lists to compare.",
-            hint="Retrain it with loopline's train step, which records them.",
-        )
+    monitored = monitored_version(store, config.model)
+    production, features, reference = monitored.production, monitored.features, monitored.reference
     check_alert_features(config.alerts, features.names)
-    reference = store.artifacts.get_table(production.reference_digest)
     categories = {
         name: frozenset(reference.get_column(name).drop_nulls().cast(pl.String).unique().to_list())
         for name in features.categorical
         if name in reference.columns
     }
     accuracy = accuracy_context(store, production)
-    profile = (
-        None
-        if production.profile_digest is None
-        else ReferenceProfile.from_json(store.artifacts.get_bytes(production.profile_digest).decode())
+    return _Context(
+        config.model, spec, production, reference, features, categories, config, accuracy, monitored.profile
     )
-    return _Context(config.model, spec, production, reference, features, categories, config, accuracy, profile)
 
 
 class _Counter:
