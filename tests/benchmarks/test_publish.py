@@ -105,3 +105,12 @@ def test_a_ratio_the_run_could_not_measure_is_published_as_not_measured() -> Non
     lines[figure.bench]["ratios"][figure.key] = None
     rows = [line for line in publish.render(_results(**lines)).splitlines() if line.startswith(f"| {figure.title} ")]
     assert rows == [f"| {figure.title} | {figure.timed} | not measured | ≥ {figure.goal:g}: not measured |"]
+
+
+def test_a_goal_missed_by_less_than_the_rounding_shows_the_digits_that_miss_it() -> None:
+    figure = publish.Figure("monitor", "estimate_error_vs_nannyml", "estimate error", "what", goal=1.0)
+    near = {"ratios": {"estimate_error_vs_nannyml": 0.99984}}
+    _, ratio, verdict = publish._cell(figure, near)
+    assert ratio == "**1**" and verdict == "≥ 1: worst 0.99984, **not met**"
+    _, _, met = publish._cell(figure, {"ratios": {"estimate_error_vs_nannyml": 1.00004}})
+    assert met == "≥ 1: worst 1, met"
