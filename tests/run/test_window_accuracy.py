@@ -114,3 +114,6 @@ def test_the_performance_reference_is_bounded_skips_null_labels_and_is_for_binar
     full = performance_reference(bundle, rows)
     assert full is not None and full.height == rows["y"].drop_nulls().len()
     assert performance_reference(dataclasses.replace(bundle, task="regression"), rows) is None
+    # the train step hands it the validation split's scores it already computed: the same sample, no second predict
+    shared = performance_reference(bundle, rows, rows=100, scores=bundle.predict_table(rows))
+    assert shared is not None and shared.equals(sample)

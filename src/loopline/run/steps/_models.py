@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -322,14 +323,11 @@ def _fit(
     profile = ReferenceProfile.from_frame(
         train, numeric=config.numeric, categorical=config.categorical, seed=config.seed
     )
+    scores = result.bundle.predict_table(valid)  # once: the output profile and the performance reference share it
     profile = profile_outputs(  # the model's outputs on the validation split, the training labels
-        profile,
-        result.bundle.predict_table(valid),
-        train.get_column(config.target),
-        classes=result.bundle.classes,
-        seed=config.seed,
+        profile, scores, train.get_column(config.target), classes=result.bundle.classes, seed=config.seed
     )
-    performance = performance_reference(result.bundle, valid, seed=config.seed)
+    performance = performance_reference(result.bundle, valid, seed=config.seed, scores=scores)
     return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance)
 
 
@@ -338,18 +336,26 @@ PERFORMANCE_REFERENCE_ROWS = 5000
 
 
 def performance_reference(
-    bundle: ModelBundle, valid: pl.DataFrame, *, seed: int = 0, rows: int = PERFORMANCE_REFERENCE_ROWS
+    bundle: ModelBundle,
+    valid: pl.DataFrame,
+    *,
+    seed: int = 0,
+    rows: int = PERFORMANCE_REFERENCE_ROWS,
+    scores: Mapping[str, Any] | None = None,
 ) -> pl.DataFrame | None:
     """A binary classifier's predicted ``probability`` of the positive class and the true ``label`` (True: the
     positive class) on at most ``rows`` validation rows: what performance estimation calibrates on. None for
-    any other model."""
+    any other model. ``scores``: the bundle's ``predict_table`` of all of ``valid`` when already computed."""
     if bundle.task != "binary" or not bundle.classes or len(bundle.classes) != 2:
         return None
-    valid = valid.filter(pl.col(bundle.target).is_not_null())
+    valid = valid.with_row_index("__row").filter(pl.col(bundle.target).is_not_null())
     if not valid.height:
         return None
     sample = valid.sample(n=min(rows, valid.height), seed=seed) if valid.height > rows else valid
-    probability = bundle.predict_table(sample)["probability"][:, 1]
+    if scores is None:
+        probability = bundle.predict_table(sample.drop("__row"))["probability"][:, 1]
+    else:
+        probability = scores["probability"][sample.get_column("__row").to_numpy(), 1]
     positive = target_values(sample, bundle.target) == bundle.classes[1]
     return pl.DataFrame({"probability": probability, "label": positive})
 
