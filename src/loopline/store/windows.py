@@ -50,19 +50,10 @@ class AlertRow:
 
 
 @dataclass(frozen=True)
-class StoredWindow:
-    """A closed window as stored (``id``, ``closed_at``) with its row's fields."""
+class StoredWindow(WindowRow):
+    """A closed window as stored: its row's fields, the row ``id`` and when it was ``closed_at``."""
 
     id: int
-    model_name: str
-    spec: str
-    seq: int
-    start_at: datetime
-    end_at: datetime
-    last_id: str | None
-    rows: int
-    drifted: int | None
-    result: dict[str, Any]
     closed_at: datetime
 
 
