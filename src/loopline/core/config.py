@@ -141,6 +141,71 @@ class ProbationConfig(_Strict):
         return parse_duration(self.window)
 
 
+class MetricMargin(_Strict):
+    """One gate metric's margin, in the metric's own direction: ``min_improvement`` (the challenger must gain more
+    than this; may be negative) or ``max_regression`` (it may lose at most this much: a guard metric). Neither:
+    ``min_improvement: 0``."""
+
+    min_improvement: Annotated[
+        float | None, Field(description="The challenger must beat the champion by more than this.")
+    ] = None
+    max_regression: Annotated[
+        float | None, Field(ge=0, description="The challenger may be worse than the champion by at most this.")
+    ] = None
+
+    @model_validator(mode="after")
+    def _one_margin(self) -> MetricMargin:
+        if self.min_improvement is not None and self.max_regression is not None:
+            raise ValueError(
+                "a gate metric takes min_improvement or max_regression, not both; keep the one that says how the "
+                "challenger must compare"
+            )
+        return self
+
+
+class GateBudgets(_Strict):
+    """What a challenger may cost: its one-record p99 latency (in process, the serving path) and its bundle's size."""
+
+    latency_p99_ms: Annotated[
+        float | None, Field(gt=0, description="Most p99 milliseconds of a one-record prediction.")
+    ] = None
+    bundle_mb: Annotated[float | None, Field(gt=0, description="Most megabytes of the stored bundle.")] = None
+
+
+class GateConfig(_Strict):
+    """The deployment gate (see ``loopline.run.policy``): margins per metric against the champion on the same
+    holdout, absolute ``floors`` (for a lower-is-better metric, a ceiling), ``budgets`` and the infrastructure
+    validation (a fresh ``python -I`` process without network loads the bundle and reproduces its golden
+    predictions bit for bit). Empty ``metrics``: the step's ``metric`` with its ``min_improvement``."""
+
+    metrics: Annotated[
+        dict[str, MetricMargin], Field(description="Metric name → {min_improvement: X} or {max_regression: X}.")
+    ] = {}
+    floors: Annotated[
+        dict[str, float], Field(description="Metric name → the value the challenger must reach on the holdout.")
+    ] = {}
+    budgets: GateBudgets = GateBudgets()
+    infra_validation: Annotated[
+        bool,
+        Field(description="Load the bundle in a fresh process with no network; compare its golden predictions."),
+    ] = True
+    latency_records: Annotated[
+        int, Field(ge=20, le=100_000, description="Holdout records timed one at a time for the p99 latency.")
+    ] = 300
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _bare_margins(cls, value: Any) -> Any:
+        """``{roc_auc: null}`` reads as ``{roc_auc: {}}`` (min_improvement 0)."""
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    def margins(self, metric: str, min_improvement: float) -> dict[str, MetricMargin]:
+        """The declared margins, or ``{metric: min_improvement}`` (the keys from before the gate had its own)."""
+        return dict(self.metrics) or {metric: MetricMargin(min_improvement=min_improvement)}
+
+
 class RetrainConfig(_Strict):
     """Retrain when drift is found; the whole model repository competes on the newest labelled window.
 
@@ -182,6 +247,13 @@ class RetrainConfig(_Strict):
     keep_versions: Annotated[
         int, Field(ge=0, description="Earlier versions (newest first) that compete with the champion.")
     ] = 5
+    gate: Annotated[
+        GateConfig,
+        Field(
+            description="The deployment gate: metrics with margins, floors, budgets, infrastructure validation "
+            "(metrics empty: metric and min_improvement above)."
+        ),
+    ] = GateConfig()
     probation: ProbationConfig = ProbationConfig()
 
     @field_validator("window", mode="before")

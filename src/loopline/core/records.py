@@ -540,15 +540,20 @@ class Candidate:
     report: TrainReport
     profile: bytes | None = None
     performance: pl.DataFrame | None = None
+    golden: pl.DataFrame | None = None
+    """A few validation rows and the bundle's outputs on them (``loopline.bundle.golden_outputs``): what the
+    deployment gate's infrastructure validation must reproduce bit for bit; None: not made."""
 
     def to_dict(self) -> dict[str, Any]:
         """The train step's outputs: ``bundle`` (bytes), ``reference`` (a frame), ``profile`` (bytes or None),
-        ``performance`` (a frame or None) and ``report`` (JSON); the runner stores each as its own artifact."""
+        ``performance`` and ``golden`` (frames or None) and ``report`` (JSON); the runner stores each as its own
+        artifact."""
         return {
             "bundle": self.bundle,
             "reference": self.reference,
             "profile": self.profile,
             "performance": self.performance,
+            "golden": self.golden,
             "report": self.report.to_dict(),
         }
 
@@ -568,12 +573,101 @@ class Candidate:
         if profile is not None and not isinstance(profile, bytes | bytearray):
             raise _malformed("candidate", where, f"its profile is {type(profile).__name__}, not bytes")
         profile = None if profile is None else bytes(profile)
-        return cls(bytes(data["bundle"]), data.get("reference"), report, profile, data.get("performance"))
+        return cls(
+            bytes(data["bundle"]), data.get("reference"), report, profile, data.get("performance"), data.get("golden")
+        )
 
 
 PERFORMANCE_REFERENCE_KEY = "performance_reference"
 """Where a model version's config names the artifact (a table digest) of its performance reference: the
 validation rows' ``probability`` and ``label`` a performance estimator calibrates on (binary classifiers)."""
+
+GOLDEN_PREDICTIONS_KEY = "golden_predictions"
+"""Where a model version's config names the artifact (a table digest) of its golden predictions: a few
+validation rows and the bundle's outputs on them, reproduced bit for bit by the gate's infrastructure validation."""
+
+GATE_VERDICT_KEY = "gate"
+"""Where a model version's config keeps the last deployment-gate verdict on it (:class:`GateVerdict`)."""
+
+GATE_CHECK_KINDS = ("margin", "floor", "budget", "infra", "suspicion")
+"""What a gate check is about: a margin against the champion, an absolute floor, a budget, the infrastructure
+validation, the training diagnostics."""
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One check of the deployment gate: ``passed`` (None: skipped, ``detail`` says why), the challenger's
+    ``value``, the ``threshold`` it was held to and, for a margin or a budget, the ``champion``'s value."""
+
+    name: str
+    kind: str
+    passed: bool | None
+    value: float | None = None
+    threshold: float | None = None
+    champion: float | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _json_float(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateCheck:
+        passed = data.get("passed")
+        return cls(
+            name=str(data.get("name", "")),
+            kind=str(data.get("kind", "")),
+            passed=None if passed is None else bool(passed),
+            value=_optional_float(data.get("value")),
+            threshold=_optional_float(data.get("threshold")),
+            champion=_optional_float(data.get("champion")),
+            detail=str(data.get("detail", "")),
+        )
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """Every check the deployment gate ran on ``challenger`` against ``champion`` (None: there was none) on
+    ``evaluated_on`` (the holdout's evaluation key and rows); ``passed`` when no check failed."""
+
+    challenger: int
+    champion: int | None
+    checks: tuple[GateCheck, ...]
+    evaluated_on: str = ""
+    run_id: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed is not False for check in self.checks)
+
+    @property
+    def failed(self) -> tuple[GateCheck, ...]:
+        return tuple(check for check in self.checks if check.passed is False)
+
+    def reasons(self) -> str:
+        """The failed checks in one sentence (empty when none failed)."""
+        return "; ".join(f"{check.name}: {check.detail}" for check in self.failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "challenger": self.challenger,
+            "champion": self.champion,
+            "passed": self.passed,
+            "checks": [check.to_dict() for check in self.checks],
+            "evaluated_on": self.evaluated_on,
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GateVerdict | None:
+        if not isinstance(data, Mapping) or "checks" not in data:
+            return None
+        return cls(
+            challenger=int(data.get("challenger") or 0),
+            champion=data.get("champion"),
+            checks=tuple(GateCheck.from_dict(c) for c in data.get("checks") or ()),
+            evaluated_on=str(data.get("evaluated_on", "")),
+            run_id=data.get("run_id"),
+        )
 
 
 @dataclass(frozen=True)
@@ -592,13 +686,18 @@ class GateDecision:
     champion: int | None = None
     challenger: int | None = None
     contenders: tuple[Contender, ...] = ()
+    verdict: GateVerdict | None = None
+    """Every check of the deployment gate (None: the gate's checks did not run, e.g. ``promote: always``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """``contenders`` only when there are some (a gate between two versions writes as before)."""
+        """``contenders`` and ``verdict`` only when there are some (a gate between two versions writes as before)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["contenders"] = [c.to_dict() for c in self.contenders]
         if not self.contenders:
             out.pop("contenders")
+        out["verdict"] = None if self.verdict is None else self.verdict.to_dict()
+        if self.verdict is None:
+            out.pop("verdict")
         return out
 
     @classmethod
@@ -614,6 +713,7 @@ class GateDecision:
             champion=data.get("champion"),
             challenger=data.get("challenger"),
             contenders=tuple(Contender.from_dict(c) for c in data.get("contenders") or ()),
+            verdict=GateVerdict.from_dict(data.get("verdict")),
         )
 
 
@@ -1006,6 +1106,15 @@ def _opt(kind: Callable[[Any], _T], value: Any) -> _T | None:
 def _decision(selection: Mapping[str, Any]) -> dict[str, Any]:
     """What a stored gate from before :class:`GateDecision` left to its selection."""
     return {"promote": selection["promote"], "reason": selection.get("reason", ""), "metric": selection.get("metric")}
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _json_float(value: Any) -> Any:
+    """NaN and infinities as None: a verdict is stored as JSON (PostgreSQL's JSON rejects NaN)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _float(value: Any) -> float:
