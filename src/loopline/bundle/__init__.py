@@ -15,6 +15,7 @@ are given, read from the input schema the bundle carries.
 
 from loopline.bundle._bundle import FORMAT_VERSION, READABLE_VERSIONS, ModelBundle, target_values
 from loopline.bundle._estimators import ESTIMATORS, EstimatorSpec, declared_types, resolve_estimator
+from loopline.bundle._golden import GOLDEN_ROWS, first_difference, golden_expected, golden_inputs, golden_sample
 from loopline.bundle._inputs import (
     DEFAULT_MAX_STRING_LENGTH,
     MAX_FIELD_ERRORS,
@@ -38,6 +39,7 @@ __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_TYPES",
     "FORMAT_VERSION",
+    "GOLDEN_ROWS",
     "MAX_FIELD_ERRORS",
     "METRIC_DIRECTION",
     "READABLE_VERSIONS",
@@ -56,6 +58,10 @@ __all__ = [
     "convert_value",
     "declared_types",
     "field_rules",
+    "first_difference",
+    "golden_expected",
+    "golden_inputs",
+    "golden_sample",
     "plan_columns",
     "resolve_estimator",
     "target_values",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from loopline.bundle import check_servable
+from loopline.bundle import check_servable, golden_sample
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, RefitDecision, RefitLineage, Timings, TrainReport
 from loopline.run.steps._models import TrainConfig, frame_hash
@@ -96,7 +96,9 @@ def refit_version(
     reference = reference.sample(n=min(config.reference_rows, reference.height), seed=config.seed)
     repository = store.models.with_check(check_servable)
     version = repository.register_candidate(
-        gated.name, Candidate(bundle.to_bytes(), reference, report), run_id=result.run_id
+        gated.name,
+        Candidate(bundle.to_bytes(), reference, report, golden=golden_sample(bundle, newest, seed=config.seed)),
+        run_id=result.run_id,
     )
     pinned = "" if rounds is None else f", the {rounds} boosting rounds of the gated fit"
     splits = " + ".join(rows)

@@ -27,7 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
 
 from loopline.core.errors import ConflictError, LooplineError, NotFoundError, UnservableModelError, did_you_mean
-from loopline.core.records import PERFORMANCE_REFERENCE_KEY, Candidate, VersionConfig
+from loopline.core.records import GOLDEN_PREDICTIONS_KEY, PERFORMANCE_REFERENCE_KEY, Candidate, VersionConfig
 from loopline.store._db import reading, utcnow, writing
 from loopline.store._tables import model_events, models
 from loopline.store.artifacts import ArtifactStore
@@ -114,6 +114,8 @@ class ModelRepository:
         config = report.version_config()
         if candidate.performance is not None:
             config[PERFORMANCE_REFERENCE_KEY] = self.artifacts.put_table(candidate.performance)
+        if candidate.golden is not None:
+            config[GOLDEN_PREDICTIONS_KEY] = self.artifacts.put_table(candidate.golden)
         return self._register(
             name=name,
             algorithm=report.algorithm,
@@ -276,6 +278,16 @@ class ModelRepository:
             if row is None:
                 raise _missing(conn, name, version)
             conn.execute(update(models).where(*where).values(metrics={**row.metrics, key: metrics}))
+
+    def record_config(self, name: str, version: int, key: str, value: Any) -> None:
+        """Store ``value`` (JSON) under ``key`` in the version's config (replacing an earlier ``key``): the
+        deployment gate's verdict on it, for one."""
+        where = (models.c.name == name, models.c.version == version)
+        with writing(self.engine) as conn:
+            row = conn.execute(select(models.c.config).where(*where).with_for_update()).one_or_none()
+            if row is None:
+                raise _missing(conn, name, version)
+            conn.execute(update(models).where(*where).values(config={**row.config, key: value}))
 
     def events(self, name: str) -> builtins.list[dict[str, Any]]:
         """The audit trail of ``name``, oldest first: ``{"action", "from_version", "to_version", "reason", "at"}``."""

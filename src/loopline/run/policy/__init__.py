@@ -7,6 +7,10 @@ runs the loop next (a dashboard, a long-running service):
   (:data:`loopline.train.METRIC_DIRECTION`; unknown metrics: higher is better), ties in the order given,
   candidates without the metric last and unranked.
 - :func:`gate` — the challenger replaces the champion only when it gains more than ``min_improvement``.
+- :func:`run_gate` / :func:`judge` — the deployment gate: margins per metric against the champion on the same
+  holdout, floors, budgets (one-record p99 latency, bundle size: :func:`one_record_p99_ms`) and the
+  infrastructure validation (:func:`validate_infra`: a fresh ``python -I`` process without network reproduces
+  the golden predictions bit for bit); the verdict keeps every check and is stored on the challenger.
 - :func:`decide_retrain` — retrain when enough features drifted on enough rows.
 - :func:`promote` — the select step's rule (``if_better``, ``always``, ``never``) applied to the best
   candidate, gated on the holdout against the production model, and the store's promotion. A suspicious
@@ -23,6 +27,8 @@ runs the loop next (a dashboard, a long-running service):
 """
 
 from loopline.run.policy._compete import compete
+from loopline.run.policy._gate import Measured, check_gate_metrics, judge, one_record_p99_ms, run_gate
+from loopline.run.policy._infra import InfraResult, validate_infra
 from loopline.run.policy._probation import decide_probation, probation
 from loopline.run.policy._retrain import RunPipeline, retrain_and_gate, retrain_params, select_step, selection_of
 from loopline.run.policy._rules import (
@@ -58,7 +64,9 @@ __all__ = [
     "MIN_RETRAIN_ROWS",
     "WINDOW_PARAMS",
     "Cooldown",
+    "InfraResult",
     "LoopSignals",
+    "Measured",
     "PromoteMode",
     "Promotion",
     "PromotionRule",
@@ -66,6 +74,7 @@ __all__ = [
     "RunPipeline",
     "TriggerDecision",
     "TriggerName",
+    "check_gate_metrics",
     "compete",
     "cooldown",
     "decide_probation",
@@ -75,16 +84,20 @@ __all__ = [
     "evaluate_triggers",
     "gate",
     "higher_is_better",
+    "judge",
     "metric_trigger",
     "metric_value",
+    "one_record_p99_ms",
     "probation",
     "promote",
     "rank_candidates",
     "retrain_and_gate",
     "retrain_params",
+    "run_gate",
     "schedule_trigger",
     "select_step",
     "selection_of",
     "suspicion",
+    "validate_infra",
     "volume_trigger",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -15,7 +15,7 @@ from loopline.core.records import (
     Contender,
     GateDecision,
 )
-from loopline.run.policy._rules import Promotion, PromotionRule, _decide, gate, higher_is_better, suspicion
+from loopline.run.policy._rules import Promotion, PromotionRule, _decide, gated, higher_is_better, suspicion
 from loopline.train import ModelBundle
 
 if TYPE_CHECKING:
@@ -55,9 +55,11 @@ def compete(
     entrants = [(champion, "champion"), (challenger, "challenger")]
     entrants += [(v, "earlier") for v in _earlier(store, model, (champion.version, challenger.version), run_id, keep)]
     key = f"holdout_{run_id[:8]}"
-    scored = [_score(store, model, version, role, holdout, key, rule.metric) for version, role in entrants]
+    scores: dict[int, dict[str, float]] = {}
+    scored = [_score(store, model, version, role, holdout, key, rule.metric, scores) for version, role in entrants]
     contenders = _ranked(scored, rule.metric)
-    return _judge(store.models.get, model, contenders, rule)
+    versions = {version.version: version for version, _ in entrants}
+    return _judge(store, model, versions, contenders, rule, holdout, scores, run_id)
 
 
 def _earlier(store: Store, model: str, exclude: tuple[int, ...], run_id: str, keep: int) -> list[ModelVersion]:
@@ -71,9 +73,17 @@ def _earlier(store: Store, model: str, exclude: tuple[int, ...], run_id: str, ke
 
 
 def _score(
-    store: Store, model: str, version: ModelVersion, role: str, holdout: pl.DataFrame, key: str, metric: str
+    store: Store,
+    model: str,
+    version: ModelVersion,
+    role: str,
+    holdout: pl.DataFrame,
+    key: str,
+    metric: str,
+    scores_by_version: dict[int, dict[str, float]],
 ) -> Contender:
-    """``version`` scored on ``holdout`` (recorded under ``key``), or why it could not be."""
+    """``version`` scored on ``holdout`` (recorded under ``key`` and in ``scores_by_version``), or why it
+    could not be."""
     try:
         data = store.artifacts.get_bytes(version.bundle_digest)
         check_servable(data)
@@ -81,6 +91,7 @@ def _score(
     except LooplineError as exc:
         return Contender(version.version, role, None, note=f"sits out: {exc.message}")
     store.models.record_evaluation(model, version.version, key, scores)
+    scores_by_version[version.version] = scores
     value = scores.get(metric)
     if value is None or math.isnan(float(value)):
         return Contender(version.version, role, None, note=f"has no {metric} on the holdout")
@@ -96,9 +107,16 @@ def _ranked(contenders: Sequence[Contender], metric: str) -> tuple[Contender, ..
 
 
 def _judge(
-    get: Callable[[str, int], ModelVersion], model: str, contenders: tuple[Contender, ...], rule: PromotionRule
+    store: Store,
+    model: str,
+    versions: Mapping[int, ModelVersion],
+    contenders: tuple[Contender, ...],
+    rule: PromotionRule,
+    holdout: pl.DataFrame,
+    scores: Mapping[int, Mapping[str, float]],
+    run_id: str,
 ) -> Promotion:
-    """The gate between the champion and the best other contender (see :func:`compete`)."""
+    """The deployment gate between the champion and the best other contender (see :func:`compete`)."""
     champion = next(c for c in contenders if c.role == "champion")
     others = [c for c in contenders if c.role != "champion" and c.score is not None]
     field = _field(contenders)
@@ -106,29 +124,24 @@ def _judge(
         reason = f"no other version could score the holdout ({field}); keep the champion"
         return Promotion(False, reason, _no_gate(rule, champion, contenders, reason))
     best = others[0]
-    old = {rule.metric: math.nan if champion.score is None else champion.score}
-    decision = gate(
-        old,
-        {rule.metric: float(best.score or 0.0)},
-        metric=rule.metric,
-        min_improvement=rule.min_improvement,
-        metric_key=rule.metric_key,
-    )
     if champion.rank == 1:
         lead = f"champion v{champion.version} scores best on the holdout"
     else:
         lead = f"v{best.version} ({best.role}) scores best on the holdout"
-    promote, reason = _unless_suspicious(
-        get(model, best.version), decision.promote, f"{lead} ({field}); {decision.reason}", rule
+    decided = gated(
+        store,
+        model,
+        versions[best.version],
+        versions[champion.version],
+        holdout,
+        rule,
+        run_id,
+        {v: s for v, s in scores.items() if v in (champion.version, best.version)},
+        lead=f"{lead} ({field}); ",
     )
-    final = dataclasses.replace(
-        decision,
-        promote=promote,
-        reason=reason,
-        champion=champion.version,
-        challenger=best.version,
-        contenders=contenders,
-    )
+    assert decided.gate is not None
+    promote, reason = _unless_suspicious(versions[best.version], decided.promote, decided.reason, rule)
+    final = dataclasses.replace(decided.gate, promote=promote, reason=reason, contenders=contenders)
     return Promotion(promote, reason, final, best.version if promote else None)
 
 

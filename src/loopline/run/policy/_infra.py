@@ -23,7 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
-from loopline.bundle._golden import BUNDLE_FILE, GOLDEN_FILE, PATHS, RESULT_FILE, first_difference, golden_expected
+from loopline.bundle import first_difference, golden_expected
+from loopline.bundle._golden import BUNDLE_FILE, GOLDEN_FILE, PATHS, RESULT_FILE
 
 INFRA_TIMEOUT_S = 120.0
 """How long the fresh process may take to load the bundle and predict."""
@@ -50,9 +51,7 @@ class InfraResult:
     seconds: float
 
 
-def validate_infra(
-    bundle: bytes, golden: pl.DataFrame | None, *, timeout_s: float = INFRA_TIMEOUT_S
-) -> InfraResult:
+def validate_infra(bundle: bytes, golden: pl.DataFrame | None, *, timeout_s: float = INFRA_TIMEOUT_S) -> InfraResult:
     """Load ``bundle`` in a fresh process without network and compare its outputs on ``golden``'s rows (None:
     the version has no golden predictions; the load alone is checked, and the detail says so)."""
     started = time.perf_counter()

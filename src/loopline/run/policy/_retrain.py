@@ -19,6 +19,7 @@ from loopline.core.records import (
     Selection,
 )
 from loopline.run.policy._compete import compete
+from loopline.run.policy._gate import check_gate_metrics
 from loopline.run.policy._rules import WINDOW_PARAMS, PromoteMode, PromotionRule, rank_candidates
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     monitor = _monitor_of(pipeline)
     retrain = monitor.retrain
     _check_retrain_metric(store, monitor.model, retrain.metric)
+    check_gate_metrics(retrain.gate, "monitor.retrain.gate")
     windowed = _windowed(pipeline)
     params = retrain_params(end, retrain.window) if windowed else {}
     name = select_step(pipeline)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import polars as pl
 
 from loopline.bundle import check_servable
-from loopline.core.config import DriftConfig, RetrainConfig
+from loopline.core.config import DriftConfig, GateConfig, RetrainConfig
 from loopline.core.errors import DataError, did_you_mean
 from loopline.core.records import (
     Finding,
@@ -22,6 +22,7 @@ from loopline.core.records import (
     Training,
     VersionConfig,
 )
+from loopline.run.policy._gate import run_gate
 from loopline.train import METRIC_DIRECTION, ModelBundle
 
 if TYPE_CHECKING:
@@ -200,9 +201,11 @@ def _describe(report: DriftReport, name: str) -> str:
 
 @dataclass(frozen=True)
 class PromotionRule:
-    """How the best candidate may become production: ``mode`` (``if_better``: it must pass :func:`gate`
-    on the holdout against the production model), the gate's ``metric`` and ``min_improvement``, and
-    ``metric_key``, the config key they come from (named in error hints)."""
+    """How the best candidate may become production: ``mode`` (``if_better``: it must pass the deployment
+    gate, :mod:`loopline.run.policy._gate`, on the holdout against the production model), the primary
+    ``metric`` and ``min_improvement`` (the gate's margin when ``gate.metrics`` is empty), ``metric_key``, the
+    config key they come from (named in error hints), and the rest of the ``gate``: margins per metric,
+    floors, budgets, infrastructure validation."""
 
     mode: PromoteMode = "if_better"
     metric: str = "roc_auc"
@@ -210,6 +213,7 @@ class PromotionRule:
     metric_key: str = "metric"
     allow_suspicious: bool = False
     allow_key: str = "allow_suspicious"
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
 
     @classmethod
     def for_retrain(
@@ -224,7 +228,15 @@ class PromotionRule:
         still never promotes, ``always`` and ``if_better`` are gated; ``allow_suspicious`` is the select
         step's."""
         mode: PromoteMode = "never" if select_mode == "never" else "if_better"
-        return cls(mode, retrain.metric, retrain.min_improvement, "monitor.retrain.metric", allow_suspicious, allow_key)
+        return cls(
+            mode,
+            retrain.metric,
+            retrain.min_improvement,
+            "monitor.retrain.metric",
+            allow_suspicious,
+            allow_key,
+            retrain.gate,
+        )
 
 
 @dataclass(frozen=True)
@@ -305,27 +317,71 @@ def _decide(
 def _compare(
     store: Store, model: str, best: ModelVersion, holdout: pl.DataFrame | None, rule: PromotionRule, run_id: str
 ) -> Promotion:
-    """The promotion decision between ``best`` and the production model (the rule's mode and gate)."""
+    """The promotion decision between ``best`` and the production model: ``always`` promotes, ``if_better``
+    asks the deployment gate (every check on the same holdout; see :func:`gated`)."""
     champion = store.models.production(model)
-    if champion is None:
-        return Promotion(True, "no production model yet")
-    if champion.version == best.version:
+    if champion is not None and champion.version == best.version:
         return Promotion(False, f"version {best.version} is already in production")
-    if rule.mode == "always" or holdout is None or holdout.height == 0:
-        why = "promote: always" if rule.mode == "always" else "no holdout to compare on; best candidate wins"
-        return Promotion(True, why)
-    key = f"holdout_{run_id[:8]}"
-    scores = {}
-    for version in (champion, best):
-        bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(version.bundle_digest))
-        scores[version.version] = bundle.evaluate(holdout)
-        store.models.record_evaluation(model, version.version, key, scores[version.version])
-    decision = gate(
-        scores[champion.version],
-        scores[best.version],
+    if rule.mode == "always":
+        return Promotion(True, "promote: always" if champion is not None else "no production model yet")
+    scores: dict[int, dict[str, float]] = {}
+    if holdout is not None and holdout.height:
+        key = f"holdout_{run_id[:8]}"
+        for version in (v for v in (champion, best) if v is not None):
+            bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(version.bundle_digest))
+            scores[version.version] = bundle.evaluate(holdout)
+            store.models.record_evaluation(model, version.version, key, scores[version.version])
+    return gated(store, model, best, champion, holdout, rule, run_id, scores)
+
+
+def gated(
+    store: Store,
+    model: str,
+    challenger: ModelVersion,
+    champion: ModelVersion | None,
+    holdout: pl.DataFrame | None,
+    rule: PromotionRule,
+    run_id: str,
+    scores: Mapping[int, Mapping[str, float]],
+    *,
+    lead: str = "",
+) -> Promotion:
+    """The deployment gate's decision on ``challenger`` (see :mod:`loopline.run.policy._gate`): the primary
+    metric's comparison (:func:`gate`, when there is a champion and holdout scores) and every check; promoted
+    only when none failed. The verdict is stored on the challenger and kept in the decision."""
+    if champion is None or challenger.version not in scores or champion.version not in scores:
+        first = "no production model yet" if champion is None else "no holdout to compare on; best candidate wins"
+        decision = GateDecision(True, first, rule.metric, math.nan, math.nan, rule.min_improvement)
+        decision = dataclasses.replace(decision, challenger=challenger.version)
+    else:
+        decision = gate(
+            scores[champion.version],
+            scores[challenger.version],
+            metric=rule.metric,
+            min_improvement=rule.min_improvement,
+            metric_key=rule.metric_key,
+        )
+        decision = dataclasses.replace(decision, champion=champion.version, challenger=challenger.version)
+    verdict = run_gate(
+        store,
+        model,
+        challenger,
+        champion,
+        holdout,
+        rule.gate,
         metric=rule.metric,
         min_improvement=rule.min_improvement,
-        metric_key=rule.metric_key,
+        run_id=run_id,
+        scores=scores,
     )
-    decision = dataclasses.replace(decision, champion=champion.version, challenger=best.version)
-    return Promotion(decision.promote, decision.reason, decision)
+    checked = len(verdict.checks)
+    if verdict.passed:
+        reason = f"{lead}{decision.reason}; the gate's {checked} checks passed"
+    else:
+        failed = len(verdict.failed)
+        reason = (
+            f"{lead}v{challenger.version} refused by the deployment gate ({failed} of {checked} checks failed: "
+            f"{verdict.reasons()}); it stays a candidate"
+        )
+    decision = dataclasses.replace(decision, promote=verdict.passed, reason=reason, verdict=verdict)
+    return Promotion(verdict.passed, reason, decision, challenger.version if verdict.passed else None)

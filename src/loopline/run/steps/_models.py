@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from loopline.bundle import check_servable, target_values
-from loopline.core.config import MODEL_NAME_PATTERN
+from loopline.bundle import check_servable, golden_sample, target_values
+from loopline.core.config import MODEL_NAME_PATTERN, GateConfig
 from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.core.hashing import fingerprint
 from loopline.core.records import Candidate, CandidateSummary, CrossValidation, Selection, SliceMetrics, ThreadInfo
 from loopline.core.step import StepConfig, StepContext, StepType
 from loopline.monitor import ReferenceProfile, profile_outputs
-from loopline.run.policy import PromotionRule, promote, rank_candidates
+from loopline.run.policy import PromotionRule, check_gate_metrics, promote, rank_candidates
 from loopline.run.steps._tables import require_columns
 from loopline.train import (
     METRIC_DIRECTION,
@@ -173,7 +173,11 @@ class SelectConfig(StepConfig):
     promote it if it beats the production model on the holdout (the last input, when it is a table).
 
     In a retrain (``loopline monitor --retrain``) the step registers and ranks only; the holdout gate then
-    uses ``monitor.retrain.metric`` and ``monitor.retrain.min_improvement``.
+    uses ``monitor.retrain.metric``, ``monitor.retrain.min_improvement`` and ``monitor.retrain.gate``.
+
+    ``gate`` is the deployment gate (:class:`~loopline.core.config.GateConfig`): margins per metric, floors,
+    budgets and the infrastructure validation; with no ``gate.metrics`` its margin is ``min_improvement`` on
+    ``metric``.
 
     A suspicious best candidate (its train step's diagnostics found a target-derived feature or a
     near-perfect validation score) is not promoted unless ``allow_suspicious`` is true."""
@@ -189,6 +193,14 @@ class SelectConfig(StepConfig):
             "near-perfect validation score (the flags stay on the leaderboard)."
         ),
     ] = False
+    gate: Annotated[
+        GateConfig,
+        Field(
+            description="The deployment gate: metrics: {roc_auc: {min_improvement: 0.002}, log_loss: "
+            "{max_regression: 0.01}}, floors: {roc_auc: 0.7}, budgets: {latency_p99_ms: 5, bundle_mb: 50}, "
+            "infra_validation: true."
+        ),
+    ] = GateConfig()
 
     @field_validator("metric")
     @classmethod
@@ -198,6 +210,22 @@ class SelectConfig(StepConfig):
             hint = did_you_mean(value, METRIC_DIRECTION) or f"Metrics: {', '.join(sorted(METRIC_DIRECTION))}."
             raise ConfigError(f"unknown metric {value!r}.", key="metric", hint=hint)
         return value
+
+    @field_validator("gate")
+    @classmethod
+    def _known_gate_metrics(cls, value: GateConfig) -> GateConfig:
+        check_gate_metrics(value, "gate")
+        return value
+
+    @model_validator(mode="after")
+    def _one_margin(self) -> SelectConfig:
+        if self.gate.metrics and "min_improvement" in self.model_fields_set:
+            raise ConfigError(
+                "min_improvement and gate.metrics both set the gate's margin.",
+                key="min_improvement",
+                hint=f"Move it into gate.metrics: {{{self.metric}: {{min_improvement: {self.min_improvement:g}}}}}.",
+            )
+        return self
 
 
 class Split(StepType[SplitConfig]):
@@ -249,12 +277,13 @@ class Split(StepType[SplitConfig]):
 
 class Train(StepType[TrainConfig]):
     """``type: train`` — inputs train, valid[, test]; outputs ``bundle``, ``reference``, ``profile`` (the drift
-    reference profile of the training split), ``report`` and ``performance`` (a binary classifier's performance
-    reference: validation probabilities and labels)."""
+    reference profile of the training split), ``report``, ``performance`` (a binary classifier's performance
+    reference: validation probabilities and labels) and ``golden`` (a few validation rows and the bundle's
+    outputs on them: what the deployment gate's infrastructure validation reproduces)."""
 
     type_name = "train"
     Config = TrainConfig
-    outputs = ("bundle", "reference", "profile", "report", "performance")
+    outputs = ("bundle", "reference", "profile", "report", "performance", "golden")
     min_inputs, max_inputs = 2, 3
 
     def run(self, config: TrainConfig, inputs: list[Any], ctx: StepContext) -> dict[str, Any]:
@@ -328,7 +357,8 @@ def _fit(
         profile, scores, train.get_column(config.target), classes=result.bundle.classes, seed=config.seed
     )
     performance = performance_reference(result.bundle, valid, seed=config.seed, scores=scores)
-    return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance)
+    golden = golden_sample(result.bundle, valid, seed=config.seed)
+    return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance, golden)
 
 
 PERFORMANCE_REFERENCE_ROWS = 5000
@@ -410,6 +440,7 @@ class Select(StepType[SelectConfig]):
             f"steps.{ctx.step}.metric",
             allow_suspicious=config.allow_suspicious,
             allow_key=f"steps.{ctx.step}.allow_suspicious",
+            gate=config.gate,
         )
         decision = promote(store, config.model, best, holdout, rule, run_id=ctx.run_id)
         selection = Selection(
