@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from rich.markup import escape
 
 from loopline.cli._leaderboard import finding_lines
 from loopline.cli._progress import run_with_progress
-from loopline.cli._render import console, print_json, table
+from loopline.cli._render import console, print_json, table, verdict_table
 from loopline.cli._windows import ALERT_EXIT_CODE, check_json, follow_windows, parse_time, print_check
 from loopline.core.errors import ConfigError
 
@@ -219,11 +220,13 @@ def print_selection(selection: Selection) -> None:
                 [(c.rank, f"v{c.version}", c.role, c.score, c.note) for c in gate.contenders],
             )
         )
-    elif gate:
+    elif gate and gate.champion is not None and not math.isnan(gate.champion_score):
         console.print(
             f"gate on the recent holdout ({gate.metric}, min improvement {gate.min_improvement:g}): champion "
             f"v{gate.champion} {gate.champion_score:.4f} vs challenger v{gate.challenger} {gate.challenger_score:.4f}"
         )
+    if gate and gate.verdict is not None:
+        console.print(verdict_table(gate.verdict))
     for line in finding_lines([(row.version, row.findings) for row in selection.leaderboard]):
         console.print(line)
     verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"

@@ -11,8 +11,8 @@ from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._leaderboard import finding_lines, leaderboard_table
-from loopline.cli._render import console, print_json, table
-from loopline.core.records import CrossValidation, FeatureImportance, SliceMetrics
+from loopline.cli._render import console, print_json, table, verdict_table
+from loopline.core.records import GATE_VERDICT_KEY, CrossValidation, FeatureImportance, GateVerdict, SliceMetrics
 
 app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
 Home = Annotated[Path | None, typer.Option("--home")]
@@ -100,6 +100,9 @@ def show_model(
             console.print(item)
         for line in finding_lines([(found.version, trained.findings)]):
             console.print(line)
+        verdict = GateVerdict.from_dict(found.config.get(GATE_VERDICT_KEY))
+        if verdict is not None:
+            console.print(verdict_table(verdict))
         if columns:
             rows = [(escape(feature), "←", escape(", ".join(inputs))) for feature, inputs in columns.items()]
             console.print(table("column lineage", ["feature", "", "input columns"], rows))

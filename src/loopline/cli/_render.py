@@ -43,3 +43,15 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def verdict_table(verdict: Any) -> Table:
+    """A deployment-gate verdict (:class:`~loopline.core.records.GateVerdict`): one row per check."""
+    mark = {True: "passed", False: "FAILED", None: "-"}
+    champion = "none" if verdict.champion is None else f"v{verdict.champion}"
+    outcome = "passed" if verdict.passed else "refused"
+    return table(
+        f"deployment gate: v{verdict.challenger} vs champion {champion} on {verdict.evaluated_on} — {outcome}",
+        ["check", "result", "value", "threshold", "champion", "detail"],
+        [(c.name, mark[c.passed], c.value, c.threshold, c.champion, c.detail) for c in verdict.checks],
+    )

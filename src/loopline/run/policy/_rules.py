@@ -376,7 +376,7 @@ def gated(
     )
     checked = len(verdict.checks)
     if verdict.passed:
-        reason = f"{lead}{decision.reason}; the gate's {checked} checks passed"
+        reason = f"{lead}{decision.reason}"
     else:
         failed = len(verdict.failed)
         reason = (
