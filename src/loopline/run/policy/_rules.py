@@ -381,7 +381,7 @@ def gated(
         failed = len(verdict.failed)
         reason = (
             f"{lead}v{challenger.version} refused by the deployment gate ({failed} of {checked} checks failed: "
-            f"{verdict.reasons()}); it stays a candidate"
+            f"{verdict.reasons()}); keep the champion, v{challenger.version} stays a candidate"
         )
     decision = dataclasses.replace(decision, promote=verdict.passed, reason=reason, verdict=verdict)
     return Promotion(verdict.passed, reason, decision, challenger.version if verdict.passed else None)
