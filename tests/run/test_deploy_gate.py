@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests._candidates import frame
+from tests._candidates import frame, stub_candidate
 
 from loopline.bundle import ESTIMATORS, EstimatorSpec, golden_sample
 from loopline.core.config import GateConfig, MetricMargin, RetrainConfig
@@ -329,3 +329,14 @@ def test_a_bundle_loaded_here_is_the_one_the_fresh_process_loads() -> None:
         "__golden__probability_1",
     ]
     assert golden.height == 32
+
+
+def test_a_champion_that_no_longer_loads_sits_out_and_the_gate_still_decides(store: Store) -> None:
+    broken = store.models.register_candidate("m", stub_candidate(b"not a bundle"))
+    store.models.promote("m", broken.version)
+    challenger = register(store)
+    decision = compete(store, "m", challenger, HOLDOUT, PromotionRule(), run_id="run-broken")
+    assert decision.promote and decision.winner == challenger.version
+    checks = {c.name: c for c in stored_verdict(store, challenger.version).checks}
+    assert checks["roc_auc margin"].passed and "the champion has no roc_auc" in checks["roc_auc margin"].detail
+    assert checks["latency_p99_ms"].champion is None and checks["bundle_mb"].champion is None

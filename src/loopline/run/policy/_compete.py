@@ -136,7 +136,10 @@ def _judge(
         holdout,
         rule,
         run_id,
-        {v: s for v, s in scores.items() if v in (champion.version, best.version)},
+        {
+            best.version: scores[best.version],
+            champion.version: scores.get(champion.version, {rule.metric: math.nan}),  # sat out: nothing to beat
+        },
         lead=f"{lead} ({field}); ",
     )
     assert decided.gate is not None

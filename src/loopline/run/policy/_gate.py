@@ -21,7 +21,7 @@ import polars as pl
 
 from loopline.bundle import golden_inputs
 from loopline.core.config import GateConfig, MetricMargin
-from loopline.core.errors import ConfigError, did_you_mean
+from loopline.core.errors import ConfigError, LooplineError, did_you_mean
 from loopline.core.records import GATE_VERDICT_KEY, GOLDEN_PREDICTIONS_KEY, GateCheck, GateVerdict
 from loopline.run.policy._infra import validate_infra
 from loopline.train import METRIC_DIRECTION, ModelBundle
@@ -62,8 +62,14 @@ def run_gate(
     verdict is stored in the challenger's config under ``gate``. ``scores``: their holdout metrics by version
     when already computed (else they are, and recorded as ``holdout_<run>``); without holdout rows the
     floors read the validation metrics and no margin is checked."""
-    data = {v.version: store.artifacts.get_bytes(v.bundle_digest) for v in (challenger, champion) if v is not None}
-    bundles = {version: ModelBundle.from_bytes(raw) for version, raw in data.items()}
+    data = {challenger.version: store.artifacts.get_bytes(challenger.bundle_digest)}
+    bundles = {challenger.version: ModelBundle.from_bytes(data[challenger.version])}
+    if champion is not None:
+        try:  # a champion that no longer loads is judged on what it has: nothing to time, maybe no scores
+            data[champion.version] = store.artifacts.get_bytes(champion.bundle_digest)
+            bundles[champion.version] = ModelBundle.from_bytes(data[champion.version])
+        except LooplineError:
+            data.pop(champion.version, None)
     golden = _golden(store, challenger)
     rows = holdout if holdout is not None and holdout.height else None
     key = f"holdout_{run_id[:8]}"
@@ -79,10 +85,11 @@ def run_gate(
 
     def measured(version: ModelVersion) -> Measured:
         if rows is not None:
-            own, split = measured_scores[version.version], key
+            own, split = measured_scores.get(version.version, {}), key
         else:
             own, split = version.metrics.get("valid") or {}, "valid"
-        return Measured(version.version, own, split, p99[version.version], len(data[version.version]) / MB)
+        size = len(data[version.version]) / MB if version.version in data else math.nan
+        return Measured(version.version, own, split, p99.get(version.version), size)
 
     infra = validate_infra(data[challenger.version], golden) if gate.infra_validation else None
     evaluated_on = f"{key} ({rows.height} rows)" if rows is not None else "valid (no holdout rows)"
@@ -182,6 +189,7 @@ def floor_check(name: str, floor: float, challenger: Measured) -> GateCheck:
 
 def _budget(name: str, value: float | None, budget: float | None, champion: Measured | None) -> GateCheck:
     old = None if champion is None else getattr(champion, name)
+    old = None if old is None or math.isnan(old) else old
     unit = " ms" if name == "latency_p99_ms" else " MB"
     versus = "" if old is None else f" (champion {old:.3f}{unit})"
     if value is None:
