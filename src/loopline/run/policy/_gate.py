@@ -62,14 +62,7 @@ def run_gate(
     verdict is stored in the challenger's config under ``gate``. ``scores``: their holdout metrics by version
     when already computed (else they are, and recorded as ``holdout_<run>``); without holdout rows the
     floors read the validation metrics and no margin is checked."""
-    data = {challenger.version: store.artifacts.get_bytes(challenger.bundle_digest)}
-    bundles = {challenger.version: ModelBundle.from_bytes(data[challenger.version])}
-    if champion is not None:
-        try:  # a champion that no longer loads is judged on what it has: nothing to time, maybe no scores
-            data[champion.version] = store.artifacts.get_bytes(champion.bundle_digest)
-            bundles[champion.version] = ModelBundle.from_bytes(data[champion.version])
-        except LooplineError:
-            data.pop(champion.version, None)
+    data, bundles = _load(store, challenger, champion)
     golden = _golden(store, challenger)
     rows = holdout if holdout is not None and holdout.height else None
     key = f"holdout_{run_id[:8]}"
@@ -105,6 +98,22 @@ def run_gate(
     )
     store.models.record_config(model, challenger.version, GATE_VERDICT_KEY, verdict.to_dict())
     return verdict
+
+
+def _load(
+    store: Store, challenger: ModelVersion, champion: ModelVersion | None
+) -> tuple[dict[int, bytes], dict[int, ModelBundle]]:
+    """The bundles' bytes and loaded bundles by version; a champion that no longer loads is left out (it is
+    judged on what it has: nothing to time, maybe no scores)."""
+    data = {challenger.version: store.artifacts.get_bytes(challenger.bundle_digest)}
+    bundles = {challenger.version: ModelBundle.from_bytes(data[challenger.version])}
+    if champion is not None:
+        try:
+            data[champion.version] = store.artifacts.get_bytes(champion.bundle_digest)
+            bundles[champion.version] = ModelBundle.from_bytes(data[champion.version])
+        except LooplineError:
+            data.pop(champion.version, None)
+    return data, bundles
 
 
 def _golden(store: Store, version: ModelVersion) -> pl.DataFrame | None:
