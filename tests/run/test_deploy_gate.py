@@ -340,3 +340,13 @@ def test_a_champion_that_no_longer_loads_sits_out_and_the_gate_still_decides(sto
     checks = {c.name: c for c in stored_verdict(store, challenger.version).checks}
     assert checks["roc_auc margin"].passed and "the champion has no roc_auc" in checks["roc_auc margin"].detail
     assert checks["latency_p99_ms"].champion is None and checks["bundle_mb"].champion is None
+
+
+def test_a_suspicious_candidate_has_its_refusal_stored_as_a_check(store: Store) -> None:
+    from tests.run.test_policy import LEAK, suspicious_candidate
+
+    leaky = store.models.register_candidate("m", suspicious_candidate(LEAK))
+    decision = promote(store, "m", leaky, HOLDOUT, PromotionRule(), run_id="run-leak")
+    assert not decision.promote and store.models.get("m", leaky.version).stage == "candidate"
+    (check,) = stored_verdict(store, leaky.version).checks
+    assert (check.name, check.passed) == ("suspicion", False) and check.detail == decision.reason

@@ -15,6 +15,7 @@ from loopline.core.records import (
     Contender,
     GateDecision,
 )
+from loopline.run.policy._gate import with_suspicion
 from loopline.run.policy._rules import Promotion, PromotionRule, _decide, gated, higher_is_better, suspicion
 from loopline.train import ModelBundle
 
@@ -142,9 +143,13 @@ def _judge(
         },
         lead=f"{lead} ({field}); ",
     )
-    assert decided.gate is not None
+    if decided.gate is None:
+        return decided
     promote, reason = _unless_suspicious(versions[best.version], decided.promote, decided.reason, rule)
-    final = dataclasses.replace(decided.gate, promote=promote, reason=reason, contenders=contenders)
+    verdict = decided.gate.verdict
+    if decided.promote and not promote and verdict is not None:  # refused as suspicious: a reason of its own
+        verdict = with_suspicion(store, model, verdict, reason.rpartition("; but ")[2])
+    final = dataclasses.replace(decided.gate, promote=promote, reason=reason, contenders=contenders, verdict=verdict)
     return Promotion(promote, reason, final, best.version if promote else None)
 
 

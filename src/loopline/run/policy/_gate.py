@@ -10,6 +10,7 @@ check, passed or not, with its value and threshold, and is stored on the challen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -98,6 +99,15 @@ def run_gate(
     )
     store.models.record_config(model, challenger.version, GATE_VERDICT_KEY, verdict.to_dict())
     return verdict
+
+
+def with_suspicion(store: Store, model: str, verdict: GateVerdict, reason: str) -> GateVerdict:
+    """``verdict`` with a failed ``suspicion`` check (the training diagnostics' refusal, ``reason``), stored on
+    the challenger in place of the verdict without it."""
+    check = GateCheck("suspicion", "suspicion", False, detail=reason)
+    refused = dataclasses.replace(verdict, checks=(*verdict.checks, check))
+    store.models.record_config(model, verdict.challenger, GATE_VERDICT_KEY, refused.to_dict())
+    return refused
 
 
 def _load(

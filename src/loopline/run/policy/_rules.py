@@ -16,13 +16,14 @@ from loopline.core.errors import DataError, did_you_mean
 from loopline.core.records import (
     Finding,
     GateDecision,
+    GateVerdict,
     LeaderboardRow,
     RetrainDecision,
     Timings,
     Training,
     VersionConfig,
 )
-from loopline.run.policy._gate import run_gate
+from loopline.run.policy._gate import run_gate, with_suspicion
 from loopline.train import METRIC_DIRECTION, ModelBundle
 
 if TYPE_CHECKING:
@@ -306,6 +307,8 @@ def _decide(
     findings = best.typed_config.findings
     refused = suspicion(best.version, findings, allowed=False, key=rule.allow_key)
     if refused is not None and not rule.allow_suspicious:
+        verdict = GateVerdict(best.version, None, (), "the training diagnostics", run_id)
+        with_suspicion(store, model, verdict, refused)
         return Promotion(False, refused)
     decision = _compare(store, model, best, holdout, rule, run_id)
     allowed = suspicion(best.version, findings, allowed=True, key=rule.allow_key)
