@@ -61,8 +61,8 @@ def run_gate(
 ) -> GateVerdict:
     """Measure ``challenger`` and ``champion`` like for like on ``holdout`` and judge (see the module doc); the
     verdict is stored in the challenger's config under ``gate``. ``scores``: their holdout metrics by version
-    when already computed (else they are, and recorded as ``holdout_<run>``); without holdout rows the
-    floors read the validation metrics and no margin is checked."""
+    when already computed (else they are, and recorded as ``holdout_<run>`` when there is a champion); without
+    holdout rows the floors read the validation metrics and no margin is checked."""
     data, bundles = _load(store, challenger, champion)
     golden = _golden(store, challenger)
     rows = holdout if holdout is not None and holdout.height else None
@@ -72,7 +72,8 @@ def run_gate(
         for version, bundle in bundles.items():
             if version not in measured_scores:
                 measured_scores[version] = bundle.evaluate(rows)
-                store.models.record_evaluation(model, version, key, dict(measured_scores[version]))
+                if champion is not None:  # a comparison's record; alone, the holdout is the version's own test
+                    store.models.record_evaluation(model, version, key, dict(measured_scores[version]))
     timing_rows = rows if rows is not None else (None if golden is None else golden_inputs(golden))
     latencies = one_record_p99_ms(list(bundles.values()), timing_rows, gate.latency_records)
     p99 = dict(zip(bundles, latencies, strict=True))

@@ -328,9 +328,9 @@ def _compare(
     if rule.mode == "always":
         return Promotion(True, "promote: always" if champion is not None else "no production model yet")
     scores: dict[int, dict[str, float]] = {}
-    if holdout is not None and holdout.height:
+    if champion is not None and holdout is not None and holdout.height:
         key = f"holdout_{run_id[:8]}"
-        for version in (v for v in (champion, best) if v is not None):
+        for version in (champion, best):
             bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(version.bundle_digest))
             scores[version.version] = bundle.evaluate(holdout)
             store.models.record_evaluation(model, version.version, key, scores[version.version])
