@@ -11,7 +11,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.cli.test_loop_wired import PIPELINE
 from tests.run._served import post_labels, serve
 from tests.run.test_retrain_loop import at, regimes
 from typer.testing import CliRunner
@@ -19,17 +18,48 @@ from typer.testing import CliRunner
 from loopline.cli import app
 from loopline.store import Store
 
-GATED = PIPELINE.replace(
-    "retrain: {metric: roc_auc, window: 3, refit: false}",
-    "retrain: {metric: roc_auc, window: 3, refit: false, gate: {floors: {roc_auc: 0.999}}}",
-)
+# tests/cli/test_loop_wired.py's pipeline, its retrain gated by an unreachable floor
+GATED = """
+name: wired
+params: {start: "2013-01-01", valid_from: "2013-03-01", test_from: "2013-03-16", end: "2013-04-01"}
+steps:
+  events:
+    type: ingest
+    source: {type: file, path: "data/*.csv"}
+  window:
+    type: derive
+    inputs: [events]
+    parse_dates: [at]
+    window: {column: at, start: "${params.start}", end: "${params.end}"}
+  split:
+    type: split
+    inputs: [window]
+    target: y
+    method: time
+    time_column: at
+    valid_from: "${params.valid_from}"
+    test_from: "${params.test_from}"
+  lin:
+    type: train
+    inputs: [split.train, split.valid, split.test]
+    target: y
+    numeric: [x]
+    categorical: [g]
+    estimator: logistic_regression
+  best: {type: select, inputs: [lin, split.test], model: wired, metric: roc_auc}
+monitor:
+  model: wired
+  retrain: {metric: roc_auc, window: 3, refit: false, gate: {floors: {roc_auc: 0.999}}}
+  alerts:
+    - {when: realised.roc_auc, below: 0.7}
+  loop: {window: 1h, cooldown: 6h, max_metric_drop: 0.05}
+"""
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> Iterator[Path]:
-    assert GATED != PIPELINE
     (tmp_path / "data").mkdir()
     data = regimes().with_columns(pl.col("at").dt.replace_time_zone(None).dt.to_string("%Y-%m-%dT%H:%M:%S"))
     data.write_csv(tmp_path / "data" / "part-1.csv")
