@@ -139,7 +139,8 @@ def _judge(
         run_id,
         {
             best.version: scores[best.version],
-            champion.version: scores.get(champion.version, {rule.metric: math.nan}),  # sat out: nothing to beat
+            # sat out or unscored on the metric: nothing to beat
+            champion.version: {rule.metric: math.nan, **scores.get(champion.version, {})},
         },
         lead=f"{lead} ({field}); ",
     )
