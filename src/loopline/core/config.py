@@ -251,7 +251,8 @@ class LoopConfig(_Strict):
     Triggers: drift weighted by feature importance (``min_drift_importance``, the share of importance that
     drifted), a drop of the realised or estimated metric below the production model's (``max_metric_drop``),
     a schedule (``retrain_every``) and new data (``min_new_rows`` added to ``datasets``, default: the
-    datasets the pipeline ingests). No retrain within ``cooldown`` of the last one unless forced; the
+    datasets the pipeline ingests). While labels give a realised metric, drift only warns
+    (``drift_when_labelled``). No retrain within ``cooldown`` of the last one unless forced; the
     lease a loop holds while it retrains expires ``lease_ttl`` after its last renewal.
     """
 
@@ -280,6 +281,14 @@ class LoopConfig(_Strict):
         Duration,
         Field(description="Labels that arrive late refresh the closed windows that ended within this, e.g. 7d."),
     ] = "7d"
+    drift_when_labelled: Annotated[
+        Literal["warn", "retrain"],
+        Field(
+            description="What drift does while the model's windows carry a realised metric (enough labels): "
+            '"warn" records a warning and lets the metric trigger decide; "retrain" retrains on drift as without '
+            "labels."
+        ),
+    ] = "warn"
 
     @model_validator(mode="after")
     def _one_clock(self) -> LoopConfig:

@@ -237,7 +237,9 @@ dataset_versions = Table(
 
 # -- the loop service (leases, events) ------------------------------------------------------------
 
-LOOP_EVENT_KINDS = ("tick", "trigger", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error")
+LOOP_EVENT_KINDS = (
+    "tick", "trigger", "warning", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error",
+)  # fmt: skip
 
 loop_leases = Table(
     "loop_leases",
