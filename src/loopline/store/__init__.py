@@ -15,7 +15,7 @@ from loopline.store.artifacts import (
     open_artifacts,
 )
 from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected, SourceActivity
-from loopline.store.feedback import FeedbackReceipt, FeedbackRepository, Label, LabelCoverage
+from loopline.store.feedback import FeedbackReceipt, FeedbackRepository, Label, LabelCoverage, LabelSync
 from loopline.store.models import ModelRepository, ModelVersion
 from loopline.store.predictions import PredictionLog, PredictionRow
 from loopline.store.runs import RunRecord, RunRepository, StepRecord
@@ -37,6 +37,7 @@ __all__ = [
     "FsspecArtifactStore",
     "Label",
     "LabelCoverage",
+    "LabelSync",
     "LocalArtifactStore",
     "ModelRepository",
     "ModelVersion",

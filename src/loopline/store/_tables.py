@@ -166,6 +166,18 @@ feedback = Table(
     Index("ix_feedback_model_received", "model_name", "received_at"),
 )
 
+# How far each model's label source (a dataset) was read: the last dataset part synced (``seq``), the rows read
+# in all and when. A sync reads only the parts after it (and the ones committed just before it: see run/_feedback).
+label_syncs = Table(
+    "label_syncs",
+    metadata,
+    Column("model_name", String(200), primary_key=True),
+    Column("dataset", String(200), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
 # -- datasets (ingestion) -------------------------------------------------------------------------
 
 dataset_parts = Table(
