@@ -17,13 +17,14 @@ SOURCE = LabelSourceConfig(dataset="outcomes", key="customer", label="churned", 
 
 
 def predict(store: Store, ids: range) -> None:
-    rows = [
-        PredictionRow(
-            f"p{i}", "churn", 1, T0 + timedelta(days=i), {"x": 0.1, "group": "a", "customer": i}, {"prediction": True}, 1.0
-        )
-        for i in ids
-    ]  # fmt: skip
-    store.predictions.append(rows)
+    inputs = [{"x": 0.1, "group": "a", "customer": i} for i in ids]
+    at = [T0 + timedelta(days=i) for i in ids]
+    store.predictions.append(
+        [
+            PredictionRow(f"p{i}", "churn", 1, t, x, {"prediction": True}, 1.0)
+            for i, t, x in zip(ids, at, inputs, strict=True)
+        ]
+    )
 
 
 def outcomes(customers: list[int], days: list[int]) -> pl.DataFrame:
