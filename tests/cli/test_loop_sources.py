@@ -124,6 +124,8 @@ def test_a_cron_tick_catches_its_sources_up_once_and_no_sources_says_it_reads_no
         assert result.exit_code == 0, result.output
         found = json.loads(result.output)
         assert [(s["step"], s["state"], s["rows"]) for s in found["sources"]] == [("events", "caught up", 120)]
+        tick = found["events"][0]
+        assert tick["kind"] == "tick" and tick["details"]["catch_up"][0]["rows"] == 120
         for k in range(120, 150):
             client.xadd(stream, {"data": json.dumps({"k": k})})
         result = runner.invoke(app, ["loop", "pipeline.yaml", "--once", *home])

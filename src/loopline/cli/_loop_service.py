@@ -155,7 +155,7 @@ def _serve(
     if once:
         with _stopping_on_signals(stop):  # SIGTERM from cron or systemd: the tick finishes first
             caught = _catch_up(store, pipeline, home, catch_up, stop, enabled=sources, quiet=as_json)
-            result = service.tick()
+            result = service.tick(catch_up=None if caught is None else [dataclasses.asdict(c) for c in caught])
         _show_tick(result, as_json=as_json, sources=caught)
         if result.outcome == "error":
             raise typer.Exit(1)

@@ -126,12 +126,15 @@ class LoopService:
             )
         return self.pipeline.monitor
 
-    def tick(self) -> TickResult:
-        """One tick (see the module docstring); never raises for a failed retrain (an ``error`` event)."""
+    def tick(self, *, catch_up: list[dict[str, Any]] | None = None) -> TickResult:
+        """One tick (see the module docstring); never raises for a failed retrain (an ``error`` event).
+        ``catch_up``: what a cron tick's catch-up pass of the sources read (kept in the tick event)."""
         config = self.config
         events: list[LoopEvent] = []
         signals, notes, details = self._signals(config)
         tick_details = _signal_details(signals, notes) | details | {"sources": self._source_states()}
+        if catch_up is not None:
+            tick_details["catch_up"] = catch_up
         events.append(self._record("tick", _tick_reason(signals, notes), tick_details))
         checked = self._probation(config, signals.now)
         events.extend(checked)
