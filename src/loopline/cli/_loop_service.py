@@ -90,8 +90,9 @@ def loop(
 
     Each tick syncs the labels (monitor.labels), closes the due windows (monitor.loop.window: realised and
     estimated metrics), checks the probation of the version it promoted last (rolling it back when the previous
-    one does better), then checks drift (weighted by feature importance), metrics, the schedule and new data; see
-    `loopline loop history PIPELINE` for every decision. The long-lived loop supervises the pipeline's
+    one does better), then checks drift (weighted by feature importance; while labels give a realised metric,
+    drift only warns and the metric decides: monitor.loop.drift_when_labelled), metrics, the schedule and new
+    data; see `loopline loop history PIPELINE` for every decision. The long-lived loop supervises the pipeline's
     continuous sources while it runs; --once reads each of them from its checkpoint to its current end first
     (within --catch-up; resumed at the next tick, nothing stored twice), unless another process supervises them
     (--no-sources: neither). SIGTERM or Ctrl-C ends the loop after the current tick (a second one abandons it);
