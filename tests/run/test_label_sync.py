@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 from tests._candidates import put_dataset, register
 
 from loopline.core.config import LabelSourceConfig
@@ -84,3 +85,22 @@ def test_a_dataset_rewritten_shorter_is_read_again_from_the_start(store: Store) 
     store.feedback.set_sync_position("churn", "outcomes", 99, 0)  # ahead of every part: the dataset was replaced
     put_dataset(store, "outcomes", outcomes([0, 1, 2], [0, 1, 2]))
     assert sync(store) == (3, 3)
+
+
+def test_a_loop_tick_syncs_only_the_new_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopline.core.config import LoopConfig, MonitorConfig
+    from loopline.run import _feedback
+    from loopline.run._loop_windows import prepare
+
+    monkeypatch.setattr(_feedback, "SYNC_OVERLAP", timedelta(0))  # ticks here are milliseconds apart
+    register(store)
+    store.models.promote("churn", 1)
+    predict(store, range(4))
+    config = MonitorConfig(model="churn", labels=SOURCE, loop=LoopConfig(window=None, label_horizon="1000w"))
+    put_dataset(store, "outcomes", outcomes([0, 1], [0, 1]))
+    now = datetime.now(UTC)
+    assert prepare(store, config, now).details["labels"] == {"stored": 2, "updated": 0, "rows": 4, "outcomes": 2}
+    assert prepare(store, config, now).details["labels"]["outcomes"] == 0
+    put_dataset(store, "outcomes", outcomes([3], [40]))  # p3's label, 37 days late
+    assert prepare(store, config, now).details["labels"] == {"stored": 1, "updated": 0, "rows": 2, "outcomes": 1}
+    assert labels(store) == {"p0": True, "p1": False, "p3": False}

@@ -92,20 +92,21 @@ def sync_label_source(
     until: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
     incremental: bool = False,
-    overlap: timedelta = SYNC_OVERLAP,
+    overlap: timedelta | None = None,
 ) -> LabelLoad:
     """Label ``model``'s unlabelled predictions made in [since, until) (default: all) from the dataset
     ``config`` names, matched by key and event time; returns what was stored.
 
     ``incremental`` (the loop's tick): read only the outcome rows committed since the last incremental sync
-    (the dataset parts after the position the store records, and those committed within ``overlap`` before
-    it), then move the position. A late outcome (a label that arrives days after its prediction, within
-    [since, until)) is in a new part, so it still attaches; the outcomes of earlier parts have matched every
-    prediction they could already. Positions move only after the labels are stored: a sync that fails reads the
-    same parts again (storing a label twice is harmless).
+    (the dataset parts after the position the store records, and those committed within ``overlap``, default
+    :data:`SYNC_OVERLAP`, before it), then move the position. A late outcome (a label that arrives days after
+    its prediction, within [since, until)) is in a new part, so it still attaches; the outcomes of earlier parts
+    have matched every prediction they could already. Positions move only after the labels are stored: a sync
+    that fails reads the same parts again (storing a label twice is harmless).
     """
     task, classes = _model_kind(store, model)
     name = f"dataset:{config.dataset}"
+    overlap = SYNC_OVERLAP if overlap is None else overlap
     position = store.feedback.sync_position(model, config.dataset) if incremental else None
     upto = None
     if incremental:
