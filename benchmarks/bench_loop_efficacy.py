@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -56,6 +57,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import final_line, goal, machine, summary
 
 from loopline.core.config import DriftConfig
+
+if TYPE_CHECKING:
+    from loopline.run.policy import LoopSignals
 
 NUMERIC = [
     "sched_dep_time", "distance", "hour", "weekday", "temp", "dewp", "humid", "wind_speed", "precip", "pressure",
@@ -513,7 +517,9 @@ def rain_fit(rows: pl.DataFrame) -> RainFit:
     return RainFit(model, train, rain_auc(model, valid), importance, estimator)
 
 
-def rain_signals(fit: RainFit, window: pl.DataFrame, *, labelled: bool, now: datetime, last: datetime | None) -> object:
+def rain_signals(
+    fit: RainFit, window: pl.DataFrame, *, labelled: bool, now: datetime, last: datetime | None
+) -> LoopSignals:
     """The LoopSignals a loop tick would gather for ``window``: its drift against the training rows (loopline's
     defaults), the model's importance, its realised AUC when ``labelled``, else its estimated AUC."""
     from loopline.monitor import drift_report
@@ -545,7 +551,7 @@ def rain_default_loop(data: pl.DataFrame, size: int, *, labelled: bool) -> tuple
     for start in range(TRAIN_ROWS, data.height - size + 1, size):
         window, now = data.slice(start, size), DAY0 + timedelta(days=start + size)
         aucs[start] = rain_auc(fit.model, window)
-        decisions = evaluate_triggers(rain_signals(fit, window, labelled=labelled, now=now, last=last), config)  # type: ignore[arg-type]
+        decisions = evaluate_triggers(rain_signals(fit, window, labelled=labelled, now=now, last=last), config)
         fired = [d.trigger for d in decisions if d.fire]
         warned = [d.trigger for d in decisions if d.warning]
         if fired or warned:
@@ -570,11 +576,12 @@ def control_counts(data: pl.DataFrame, size: int) -> dict[str, object]:
         fired = warned = drifted = tested = 0
         for start in starts:
             signals = rain_signals(fit, data.slice(start, size), labelled=labelled, now=DAY0, last=None)
-            decisions = evaluate_triggers(signals, config)  # type: ignore[arg-type]
+            decisions = evaluate_triggers(signals, config)
             fired += any(d.fire for d in decisions)
             warned += any(d.warning for d in decisions)
-            drifted += len(signals.drift.drifted)  # type: ignore[attr-defined]
-            tested += len(signals.drift.features)  # type: ignore[attr-defined]
+            assert signals.drift is not None
+            drifted += len(signals.drift.drifted)
+            tested += len(signals.drift.features)
         key = "labelled" if labelled else "unlabelled"
         found[key] = {"triggered": fired, "warned": warned, "feature_alert_rate": round(drifted / tested, 4)}
     return found
