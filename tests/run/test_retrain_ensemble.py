@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from test_retrain import hourly  # tests/run has no __init__: its modules import by basename
 
 from loopline import Pipeline
 from loopline.bundle import EnsembleBundle, ModelBundle
@@ -17,8 +18,6 @@ from loopline.core.errors import ConfigError
 from loopline.core.yamlfile import parse_pipeline
 from loopline.run import Runner, retrain_and_gate
 from loopline.store import Store
-
-from test_retrain import hourly  # tests/run has no __init__: its modules import by basename
 
 END = datetime(2013, 6, 1, tzinfo=UTC)
 
@@ -32,7 +31,12 @@ def windowed(retrain: RetrainConfig) -> Pipeline:
             monitor=MonitorConfig(model="ens", retrain=retrain),
         )
         .add("data", lambda: data)
-        .add("window", "derive", inputs=["data"], window={"column": "at", "start": "${params.start}", "end": "${params.end}"})
+        .add(
+            "window",
+            "derive",
+            inputs=["data"],
+            window={"column": "at", "start": "${params.start}", "end": "${params.end}"},
+        )
         .add(
             "split",
             "split",
@@ -128,7 +132,13 @@ def test_members_named_alone(store: Store) -> None:
     ],
 )
 def test_config_errors_name_the_key_and_the_fix(retrain: dict[str, object], message: str) -> None:
-    text = json.dumps({"name": "p", "monitor": {"model": "m", "retrain": retrain}, "steps": {"data": {"type": "read", "path": "x.csv"}}})
+    text = json.dumps(
+        {
+            "name": "p",
+            "monitor": {"model": "m", "retrain": retrain},
+            "steps": {"data": {"type": "file", "path": "x.csv"}},
+        }
+    )
     with pytest.raises(ConfigError, match=message) as caught:
         parse_pipeline(text)
     assert "monitor.retrain" in str(caught.value)
