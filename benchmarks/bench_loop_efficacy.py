@@ -330,16 +330,17 @@ def loop_policy(repo: Repository, m: int, state: dict[str, object]) -> Served:
     return ensemble_initial_last3_all(repo, m, state)
 
 
-def loop_pipeline(path: Path, strategy: str) -> object:
+def loop_pipeline(path: Path, strategy: str, gate: bool = False) -> object:
     """The quickstart's boosting candidate as a time-windowed loopline pipeline over the Parquet file ``path``
-    (the sampled training rows, ``at``: the flight's local hour), its retrain ``monitor.retrain.strategy``."""
+    (the sampled training rows, ``at``: the flight's local hour), its retrain ``monitor.retrain.strategy`` (and
+    ``ensemble.gate``)."""
     from loopline import Pipeline
-    from loopline.core.config import MonitorConfig, RetrainConfig
+    from loopline.core.config import EnsembleConfig, MonitorConfig, RetrainConfig
 
     params = {"start": "2013-01-01", "valid_from": "2013-03-01", "test_from": "2013-03-17", "end": "2013-04-01"}
+    retrain = RetrainConfig(strategy=strategy, ensemble=EnsembleConfig(gate=gate))
     return (
-        Pipeline("flights-loop", params=params, monitor=MonitorConfig(model="flights", retrain=RetrainConfig(
-            strategy=strategy)))
+        Pipeline("flights-loop", params=params, monitor=MonitorConfig(model="flights", retrain=retrain))
         .add("flights", "file", path=str(path))
         .add("window", "derive", inputs=["flights"], window={"column": "at", "start": "${params.start}",
                                                               "end": "${params.end}"})
@@ -352,12 +353,18 @@ def loop_pipeline(path: Path, strategy: str) -> object:
     )  # fmt: skip
 
 
-def run_loop(months: Months) -> dict[int, float]:
+LOOPS = {"loop": False, "loop_gated": True}
+"""loopline's loop contenders: ``monitor.retrain.ensemble.gate`` of each (see :func:`run_loop`)."""
+
+
+def run_loop(months: Months, gate: bool = False) -> dict[str, dict[int, float]]:
     """THE LOOP, loopline's own: a store in a temporary folder, :func:`loop_pipeline` over the months' training
     samples; the January-March model is trained and promoted (``retrain_and_gate`` ending April 1, strategy
     ``best``: no version to average yet), then before each month m = 5..12 ``retrain_and_gate`` ending on its
     first day with ``monitor.retrain.strategy: ensemble`` (the initial version, the window refit, the expanding
-    refit; promoted without selection). Month m is scored by the production version's bundle on all its rows."""
+    refit; promoted without selection, or with ``gate`` only when the gate promotes the run's best candidate).
+    Month m is scored by the production version's bundle on all its rows: ``loop`` (``loop_gated``). Its members
+    are scored alone too (``<loop>_initial``, ``<loop>_window``: loopline's own never and always)."""
     import tempfile
     from datetime import UTC, datetime
 
@@ -367,23 +374,37 @@ def run_loop(months: Months) -> dict[int, float]:
     from loopline.run import retrain_and_gate
     from loopline.store import Store
 
-    scores: dict[int, float] = {}
+    name = "loop_gated" if gate else "loop"
+    scores: dict[str, dict[int, float]] = {name: {}, f"{name}_initial": {}, f"{name}_window": {}}
     with tempfile.TemporaryDirectory(prefix="loop-efficacy-") as folder:
         root = Path(folder)
         path = root / "flights.parquet"
         pl.concat([months.rows[m][months.sample[m]] for m in sorted(months.rows)]).write_parquet(path)
         store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
+
+        def auc(version: int, m: int) -> float:
+            bundle = ModelBundle.from_bytes(
+                store.artifacts.get_bytes(store.models.get("flights", version).bundle_digest)
+            )
+            positive = (bundle.classes or []).index(True)
+            probability = bundle.predict_table(months.rows[m])["probability"][:, positive]
+            return float(roc_auc_score(months.y[m], probability))
+
         try:
+            initial = window = 0
             for m in range(FIRST_SERVED, LAST_MONTH + 1):
                 strategy = "best" if m == FIRST_SERVED else "ensemble"
-                pipeline = loop_pipeline(path, strategy)
-                retrain_and_gate(store, pipeline, datetime(2013, m, 1, tzinfo=UTC))  # type: ignore[arg-type]
+                pipeline = loop_pipeline(path, strategy, gate)
+                selection = retrain_and_gate(store, pipeline, datetime(2013, m, 1, tzinfo=UTC))  # type: ignore[arg-type]
                 production = store.models.production("flights")
                 assert production is not None
-                bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(production.bundle_digest))
-                positive = (bundle.classes or []).index(True)
-                probability = bundle.predict_table(months.rows[m])["probability"][:, positive]
-                scores[m] = float(roc_auc_score(months.y[m], probability))
+                initial = initial or production.version
+                lineage = store.models.get("flights", selection.promoted or production.version).typed_config.ensemble
+                roles = {member.role: member.version for member in lineage.members} if lineage else {}
+                window = roles.get("window", window or production.version)
+                scores[name][m] = auc(production.version, m)
+                scores[f"{name}_initial"][m] = auc(initial, m)
+                scores[f"{name}_window"][m] = auc(window, m)
         finally:
             store.close()
     return scores
@@ -394,6 +415,7 @@ POLICIES: dict[str, Policy] = {
     "always": always,
     "gate": gate,
     "loop": loop_policy,
+    "loop_gated": loop_policy,
     "expanding": expanding,
     "gate_refit": gate_refit,
     "repository": repository,
@@ -414,8 +436,8 @@ def run_policies(months: Months, names: Sequence[str]) -> tuple[dict[str, dict[i
     repo = Repository(months)
     scores: dict[str, dict[int, float]] = {}
     for name in names:
-        if name == "loop":
-            scores[name] = run_loop(months)
+        if name in LOOPS:
+            scores.update(run_loop(months, LOOPS[name]))
             continue
         state: dict[str, object] = {}
         scores[name] = {}
