@@ -9,7 +9,12 @@ ROC AUC on all of month m. Contenders:
 - ``always``: retrained every month on the last three labelled months (m-3..m-1);
 - ``gate``: loopline's current retrain rule: a challenger trained on m-3..m-2 replaces the champion when it
   scores a higher AUC on month m-1 (the holdout), else the champion keeps serving;
-- ``loop``: the loop policy (:func:`loop_policy`): see its docstring.
+- ``loop``: loopline's own loop (:func:`run_loop`): a store, a time-windowed pipeline over the sampled rows, the
+  January-March model promoted, then before each month ``retrain_and_gate`` with ``monitor.retrain.strategy:
+  ensemble`` (the mean of the initial version, the window refit and the expanding refit, promoted without
+  selection); month m is scored by the production version's bundle. ``loop_initial`` and ``loop_window`` are its
+  members alone (loopline's own never and always); ``loop_gated`` (``--policies loop_gated``) promotes the ensemble
+  only when the gate promotes the retrain's best candidate (``monitor.retrain.ensemble.gate: true``).
 
 The others the research measured (repository competition, refits, ensembles) are printed too. Models train on
 a sample of each month's rows (``--rows-per-month``, the same sample for every policy); months are scored on
