@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,21 @@ def test_config_errors_name_the_key_and_the_fix(retrain: dict[str, object], mess
     with pytest.raises(ConfigError, match=message) as caught:
         parse_pipeline(text)
     assert "monitor.retrain" in str(caught.value)
+
+
+def test_models_show_names_the_members(
+    store: Store, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopline.cli import app
+
+    pipeline = windowed(RetrainConfig(strategy="ensemble", ensemble=EnsembleConfig(members=("initial", "window"))))
+    Runner(store).run(pipeline)
+    selection = retrain_and_gate(store, pipeline, END)
+    monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path))  # the store fixture's artifacts: tmp_path / "artifacts"
+    monkeypatch.setenv("LOOPLINE_STORE_URL", store_url)
+    result = CliRunner().invoke(app, ["models", "show", "ens", "--version", str(selection.promoted)])
+    assert result.exit_code == 0, result.output
+    window = store.models.get("ens", selection.promoted).typed_config.ensemble.versions[1]  # type: ignore[arg-type,union-attr]
+    assert f"ensemble: the mean of v1 (initial), v{window} (window)" in result.output
