@@ -23,7 +23,7 @@ from loopline.store import Store
 END = datetime(2013, 6, 1, tzinfo=UTC)
 
 
-def windowed(retrain: RetrainConfig) -> Pipeline:
+def windowed(retrain: RetrainConfig, categorical: tuple[str, ...] = ("g",)) -> Pipeline:
     data = hourly()
     return (
         Pipeline(
@@ -54,7 +54,7 @@ def windowed(retrain: RetrainConfig) -> Pipeline:
             inputs=["split.train", "split.valid", "split.test"],
             target="y",
             numeric=["x"],
-            categorical=["g"],
+            categorical=list(categorical),
             estimator="logistic_regression",
         )
         .add("best", "select", inputs=["lin", "split.test"], model="ens", metric="roc_auc")
@@ -161,3 +161,12 @@ def test_models_show_names_the_members(
     assert result.exit_code == 0, result.output
     window = store.models.get("ens", selection.promoted).typed_config.ensemble.versions[1]  # type: ignore[arg-type,union-attr]
     assert f"ensemble: the mean of v1 (initial), v{window} (window)" in result.output
+
+
+def test_members_trained_on_other_inputs_are_a_config_error(store: Store) -> None:
+    Runner(store).run(windowed(RetrainConfig()))  # v1 takes x and g
+    later = windowed(RetrainConfig(strategy="ensemble"), categorical=())  # the features changed: x only
+    with pytest.raises(ConfigError, match="initial.*takes other inputs") as caught:
+        retrain_and_gate(store, later, END)
+    assert caught.value.key == "monitor.retrain.ensemble.members" and "Leave out the member" in str(caught.value)
+    assert store.models.production("ens").version == 1  # type: ignore[union-attr]

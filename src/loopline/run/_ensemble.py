@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from loopline.bundle import ModelBundle, check_servable, ensemble_of
-from loopline.core.errors import ConfigError, LooplineError
+from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
 from loopline.core.records import (
     Candidate,
@@ -61,8 +61,8 @@ def build_ensemble(
 ) -> EnsembleBuilt:
     """Fit the members the ensemble lacks, then register the ensemble of ``retrain.ensemble.members`` (see the
     module docstring). ``params`` are the retrain window's (empty for a pipeline without one: ``expanding``
-    then raises ConfigError). Raises what training raises; DataError when the members are not versions of the
-    same model (see :func:`loopline.bundle.ensemble_of`)."""
+    then raises ConfigError). Raises what training raises; ConfigError naming ``monitor.retrain.ensemble.members``
+    when the members are not versions of the same model (see :func:`loopline.bundle.ensemble_of`)."""
     members: list[tuple[str, ModelVersion]] = []
     notes: list[str] = []
     window: ModelVersion | None = None
@@ -87,7 +87,15 @@ def build_ensemble(
     chosen = list(unique.values())
     lineage = EnsembleLineage(tuple(EnsembleMember(v.version, role) for role, v in chosen))
     bundles = [ModelBundle.from_bytes(store.artifacts.get_bytes(v.bundle_digest)) for _, v in chosen]
-    bundle = ensemble_of(bundles, metadata={"ensemble": lineage.to_dict(), "model": selection.model})
+    try:
+        bundle = ensemble_of(bundles, metadata={"ensemble": lineage.to_dict(), "model": selection.model})
+    except DataError as exc:
+        described = ", ".join(f"v{v.version} ({role})" for role, v in chosen)
+        raise ConfigError(
+            f"model {selection.model!r}: the ensemble of {described} cannot be built: {exc.message}",
+            key="monitor.retrain.ensemble.members",
+            hint="Leave out the member trained on other inputs (often initial, after the features changed).",
+        ) from None
     base = window or chosen[-1][1]
     candidate = Candidate(
         bundle.to_bytes(),
