@@ -9,7 +9,12 @@ ROC AUC on all of month m. Contenders:
 - ``always``: retrained every month on the last three labelled months (m-3..m-1);
 - ``gate``: loopline's current retrain rule: a challenger trained on m-3..m-2 replaces the champion when it
   scores a higher AUC on month m-1 (the holdout), else the champion keeps serving;
-- ``loop``: the loop policy (:func:`loop_policy`): see its docstring.
+- ``loop``: loopline's own loop (:func:`run_loop`): a store, a time-windowed pipeline over the sampled rows, the
+  January-March model promoted, then before each month ``retrain_and_gate`` with ``monitor.retrain.strategy:
+  ensemble`` (the mean of the initial version, the window refit and the expanding refit, promoted without
+  selection); month m is scored by the production version's bundle. ``loop_initial`` and ``loop_window`` are its
+  members alone (loopline's own never and always); ``loop_gated`` (``--policies loop_gated``) promotes the ensemble
+  only when the gate promotes the retrain's best candidate (``monitor.retrain.ensemble.gate: true``).
 
 The others the research measured (repository competition, refits, ensembles) are printed too. Models train on
 a sample of each month's rows (``--rows-per-month``, the same sample for every policy); months are scored on
@@ -88,8 +93,9 @@ def flights_table() -> pl.DataFrame:
         .with_columns(
             delayed=pl.col("arr_delay") > 15,
             weekday=pl.col("time_hour").str.to_datetime(time_zone="UTC").dt.weekday(),
+            at=pl.datetime("year", "month", "day", "hour", time_zone="UTC"),  # local clock: months stay whole
         )
-        .select("month", *NUMERIC, *CATEGORICAL, "delayed")
+        .select("month", *NUMERIC, *CATEGORICAL, "delayed", "at")
     )
 
 
@@ -100,6 +106,8 @@ class Months:
     X: dict[int, np.ndarray]
     y: dict[int, np.ndarray]
     sample: dict[int, np.ndarray]
+    rows: dict[int, pl.DataFrame] = field(default_factory=dict)
+    """The same rows as ``X`` as the table has them (what loopline's pipeline reads and its bundles score)."""
 
 
 def by_month(table: pl.DataFrame, rows_per_month: int | None, seed: int, score_rows: int | None = None) -> Months:
@@ -118,6 +126,7 @@ def by_month(table: pl.DataFrame, rows_per_month: int | None, seed: int, score_r
         if score_rows is not None and score_rows < len(rows):
             rows = np.sort(rng.choice(rows, size=score_rows, replace=False))
         months.X[m], months.y[m] = X_all[rows], y_all[rows]
+        months.rows[m] = table[rows].drop("month")
         n = len(rows)
         take = n if rows_per_month is None or rows_per_month >= n else rows_per_month
         months.sample[m] = np.sort(rng.choice(n, size=take, replace=False))
@@ -327,15 +336,92 @@ def repository_top(k: int) -> Policy:
 
 
 def loop_policy(repo: Repository, m: int, state: dict[str, object]) -> Served:
-    """THE LOOP (the figure's contender), in plain scikit-learn until loopline's loop implements it.
-
-    Before serving month m, with labels up to month m-1: retrain a model on the last three labelled months and
-    one on every labelled month (both include month m-1), keep the initial model (January-March), and serve the
-    average of the three models' probabilities. No selection: choosing one model by its AUC on the newest month
-    (the gate, the repository competition) loses up to 0.05 in single months, since a month's AUC differs from
-    the next month's by more than the candidates differ (see the research in ``--policies all``).
-    """
+    """THE LOOP (the figure's contender) is loopline itself: see :func:`run_loop`. This stand-in is what the
+    research found it should do, in plain scikit-learn: serve the average of the initial model (January-March),
+    one on the last three labelled months and one on every labelled month. No selection: choosing one model by its
+    AUC on the newest month (the gate, the repository competition) loses up to 0.05 in single months, since a
+    month's AUC differs from the next month's by more than the candidates differ (``--policies all``)."""
     return ensemble_initial_last3_all(repo, m, state)
+
+
+def loop_pipeline(path: Path, strategy: str, gate: bool = False) -> object:
+    """The quickstart's boosting candidate as a time-windowed loopline pipeline over the Parquet file ``path``
+    (the sampled training rows, ``at``: the flight's local hour), its retrain ``monitor.retrain.strategy`` (and
+    ``ensemble.gate``)."""
+    from loopline import Pipeline
+    from loopline.core.config import EnsembleConfig, MonitorConfig, RetrainConfig
+
+    params = {"start": "2013-01-01", "valid_from": "2013-03-01", "test_from": "2013-03-17", "end": "2013-04-01"}
+    retrain = RetrainConfig(strategy=strategy, ensemble=EnsembleConfig(gate=gate))
+    return (
+        Pipeline("flights-loop", params=params, monitor=MonitorConfig(model="flights", retrain=retrain))
+        .add("flights", "file", path=str(path))
+        .add("window", "derive", inputs=["flights"], window={"column": "at", "start": "${params.start}",
+                                                              "end": "${params.end}"})
+        .add("split", "split", inputs=["window"], target="delayed", method="time", time_column="at",
+             valid_from="${params.valid_from}", test_from="${params.test_from}")
+        .add("boosting", "train", inputs=["split.train", "split.valid", "split.test"], target="delayed",
+             numeric=NUMERIC, categorical=CATEGORICAL, estimator="hist_gradient_boosting",
+             params={"max_iter": 150, "learning_rate": 0.1}, threads=1)
+        .add("best", "select", inputs=["boosting", "split.test"], model="flights", metric="roc_auc")
+    )  # fmt: skip
+
+
+LOOPS = {"loop": False, "loop_gated": True}
+"""loopline's loop contenders: ``monitor.retrain.ensemble.gate`` of each (see :func:`run_loop`)."""
+
+
+def run_loop(months: Months, gate: bool = False) -> dict[str, dict[int, float]]:
+    """THE LOOP, loopline's own: a store in a temporary folder, :func:`loop_pipeline` over the months' training
+    samples; the January-March model is trained and promoted (``retrain_and_gate`` ending April 1, strategy
+    ``best``: no version to average yet), then before each month m = 5..12 ``retrain_and_gate`` ending on its
+    first day with ``monitor.retrain.strategy: ensemble`` (the initial version, the window refit, the expanding
+    refit; promoted without selection, or with ``gate`` only when the gate promotes the run's best candidate).
+    Month m is scored by the production version's bundle on all its rows: ``loop`` (``loop_gated``). Its members
+    are scored alone too (``<loop>_initial``, ``<loop>_window``: loopline's own never and always)."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from sklearn.metrics import roc_auc_score
+
+    from loopline.bundle import ModelBundle
+    from loopline.run import retrain_and_gate
+    from loopline.store import Store
+
+    name = "loop_gated" if gate else "loop"
+    scores: dict[str, dict[int, float]] = {name: {}, f"{name}_initial": {}, f"{name}_window": {}}
+    with tempfile.TemporaryDirectory(prefix="loop-efficacy-") as folder:
+        root = Path(folder)
+        path = root / "flights.parquet"
+        pl.concat([months.rows[m][months.sample[m]] for m in sorted(months.rows)]).write_parquet(path)
+        store = Store.open(f"sqlite:///{root / 'loopline.db'}", root / "artifacts")
+
+        def auc(version: int, m: int) -> float:
+            bundle = ModelBundle.from_bytes(
+                store.artifacts.get_bytes(store.models.get("flights", version).bundle_digest)
+            )
+            positive = (bundle.classes or []).index(True)
+            probability = bundle.predict_table(months.rows[m])["probability"][:, positive]
+            return float(roc_auc_score(months.y[m], probability))
+
+        try:
+            initial = window = 0
+            for m in range(FIRST_SERVED, LAST_MONTH + 1):
+                strategy = "best" if m == FIRST_SERVED else "ensemble"
+                pipeline = loop_pipeline(path, strategy, gate)
+                selection = retrain_and_gate(store, pipeline, datetime(2013, m, 1, tzinfo=UTC))  # type: ignore[arg-type]
+                production = store.models.production("flights")
+                assert production is not None
+                initial = initial or production.version
+                lineage = store.models.get("flights", selection.promoted or production.version).typed_config.ensemble
+                roles = {member.role: member.version for member in lineage.members} if lineage else {}
+                window = roles.get("window", window or production.version)
+                scores[name][m] = auc(production.version, m)
+                scores[f"{name}_initial"][m] = auc(initial, m)
+                scores[f"{name}_window"][m] = auc(window, m)
+        finally:
+            store.close()
+    return scores
 
 
 POLICIES: dict[str, Policy] = {
@@ -343,6 +429,7 @@ POLICIES: dict[str, Policy] = {
     "always": always,
     "gate": gate,
     "loop": loop_policy,
+    "loop_gated": loop_policy,
     "expanding": expanding,
     "gate_refit": gate_refit,
     "repository": repository,
@@ -363,6 +450,9 @@ def run_policies(months: Months, names: Sequence[str]) -> tuple[dict[str, dict[i
     repo = Repository(months)
     scores: dict[str, dict[int, float]] = {}
     for name in names:
+        if name in LOOPS:
+            scores.update(run_loop(months, LOOPS[name]))
+            continue
         state: dict[str, object] = {}
         scores[name] = {}
         for m in range(FIRST_SERVED, LAST_MONTH + 1):

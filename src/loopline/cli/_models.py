@@ -92,6 +92,9 @@ def show_model(
                 f"checksum {item['checksum'][:12]})"
             )
         trained = found.typed_config
+        if trained.ensemble is not None:
+            members = ", ".join(f"v{m.version} ({m.role})" for m in trained.ensemble.members)
+            console.print(f"ensemble: the {trained.ensemble.combine} of {members}")
         for title, header, rows in _slice_tables(trained.slice_metrics):
             console.print(table(title, header, rows))
         if trained.cv:

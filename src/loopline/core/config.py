@@ -141,6 +141,53 @@ class ProbationConfig(_Strict):
         return parse_duration(self.window)
 
 
+ENSEMBLE_MEMBERS = ("initial", "window", "expanding")
+"""What an ensemble retrain may average: ``initial`` (the model's first production version), ``window`` (the
+retrain's best candidate refitted on the retrain window), ``expanding`` (that candidate's recipe refitted on every
+labelled period from the pipeline's own ``start`` param to the retrain's ``end``)."""
+RETRAIN_STRATEGIES = ("best", "ensemble")
+
+
+class EnsembleConfig(_Strict):
+    """The members of the version ``monitor.retrain.strategy: ensemble`` serves: the mean of their predicted
+    probabilities (a regressor: of their predictions)."""
+
+    members: Annotated[
+        tuple[str, ...],
+        Field(
+            min_length=1,
+            description="What the ensemble averages, each once: initial (the model's first production version), "
+            "window (the retrain's best candidate refitted on the retrain window), expanding (that candidate "
+            "refitted on every labelled period from the pipeline's start param to the retrain's end).",
+        ),
+    ] = ENSEMBLE_MEMBERS
+    gate: Annotated[
+        bool,
+        Field(
+            description="false (the default): the ensemble is promoted without selection, the gate's verdict "
+            "recorded beside it; true: promoted only when the gate promotes the retrain's best candidate."
+        ),
+    ] = False
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _members(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            return value
+        for member in value:
+            if member not in ENSEMBLE_MEMBERS:
+                guess = did_you_mean(str(member), ENSEMBLE_MEMBERS)
+                raise ValueError(
+                    f"{member!r} is not an ensemble member (use {', '.join(ENSEMBLE_MEMBERS)})"
+                    + (f". {guess}" if guess else "")
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("each ensemble member may be named once")
+        return tuple(value)
+
+
 class RetrainConfig(_Strict):
     """Retrain when drift is found; the whole model repository competes on the newest labelled window.
 
@@ -182,7 +229,26 @@ class RetrainConfig(_Strict):
     keep_versions: Annotated[
         int, Field(ge=0, description="Earlier versions (newest first) that compete with the champion.")
     ] = 5
+    strategy: Annotated[
+        str,
+        Field(
+            description="best: the gate's winner (refitted) serves; ensemble: a new version serving the mean "
+            "of monitor.retrain.ensemble.members' probabilities (see its gate)."
+        ),
+    ] = "best"
+    ensemble: EnsembleConfig = EnsembleConfig()
     probation: ProbationConfig = ProbationConfig()
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in RETRAIN_STRATEGIES:
+            guess = did_you_mean(value, RETRAIN_STRATEGIES)
+            raise ValueError(
+                f"{value!r} is not a retrain strategy (use {', '.join(RETRAIN_STRATEGIES)})"
+                + (f". {guess}" if guess else "")
+            )
+        return value
 
     @field_validator("window", mode="before")
     @classmethod
