@@ -83,8 +83,9 @@ class WindowHealth:
 
     ``versions`` counts the rows each model version answered. Latencies are the log's ``latency_ms`` (server-side
     model time per prediction). ``throughput_rps`` is rows per second over the window's span (a time window's
-    whole span, a count window's first to last row). ``error_rate`` is None: the prediction log holds answered
-    predictions only, and the service's failures are counted in its Prometheus metrics, not per time in the store.
+    whole span, a count window's first to last row). ``errors`` counts the requests the service failed in the
+    window, by kind (``input``: failed validation, 4xx; ``model``: the model raised, 5xx); ``error_rate`` is
+    ``errors / (errors + rows)``, None for a window with neither (or stored before the store counted failures).
     """
 
     rows: int
@@ -99,6 +100,7 @@ class WindowHealth:
     features: tuple[FeatureHealth, ...] = ()
     prediction: PredictionSummary = PredictionSummary()
     error_rate: float | None = None
+    errors: dict[str, int] = field(default_factory=dict)
 
     def feature(self, name: str) -> FeatureHealth | None:
         """The health of feature ``name`` (None when it is not monitored)."""
@@ -114,6 +116,7 @@ class WindowHealth:
             "features": [f.to_dict() for f in self.features],
             "prediction": self.prediction.to_dict(),
             "error_rate": self.error_rate,
+            "errors": dict(self.errors),
         }
 
     @classmethod
@@ -127,6 +130,7 @@ class WindowHealth:
             features=tuple(FeatureHealth.from_dict(f) for f in data.get("features") or ()),
             prediction=PredictionSummary.from_dict(data.get("prediction")),
             error_rate=_float(data.get("error_rate")),
+            errors={str(k): int(v) for k, v in (data.get("errors") or {}).items()},
         )
 
 

@@ -210,13 +210,14 @@ def _close_time_windows(
     open_window = None
     for seq, frame in _split_by_time(counter.counted(chunks), spec, first, end_seq, context.features.names):
         start, end = spec.bounds(seq)
+        errors = store.predictions.error_counts(context.model, start, end)
         if seq <= last_closable:
-            result = _result(context, seq, start, end, frame, "closed", (end - start).total_seconds())
+            result = _result(context, seq, start, end, frame, "closed", (end - start).total_seconds(), errors)
             stored = _store(store, context, result)
             if stored is not None:
                 closed.append(stored)
         elif seq == open_seq:
-            open_window = _result(context, seq, start, end, frame, "open", (now - start).total_seconds())
+            open_window = _result(context, seq, start, end, frame, "open", (now - start).total_seconds(), errors)
     return closed, open_window
 
 
@@ -290,22 +291,24 @@ def _close_count_windows(
             frame = _concat(pending, context.features.names)
             window, rest = frame.head(size), frame.slice(size)
             pending, held = [rest], rest.height
-            result = _count_result(context, seq, window, "closed")
+            result = _count_result(store, context, seq, window, "closed")
             stored = _store(store, context, result)
             if stored is not None:
                 closed.append(stored)
             seq += 1
     rest = _concat(pending, context.features.names)
-    open_window = None if until is not None or rest.height == 0 else _count_result(context, seq, rest, "open")
+    open_window = None if until is not None or rest.height == 0 else _count_result(store, context, seq, rest, "open")
     return closed, open_window
 
 
-def _count_result(context: _Context, seq: int, frame: pl.DataFrame, status: str) -> WindowResult:
+def _count_result(store: Store, context: _Context, seq: int, frame: pl.DataFrame, status: str) -> WindowResult:
+    """A count window; its errors are the failures from its first row's time to its last's (inclusive)."""
     times = frame.get_column("created_at")
     start, end = times.min(), times.max()
     if not (isinstance(start, datetime) and isinstance(end, datetime)):  # pragma: no cover - rows have times
         raise DataError(f"window {seq} of {context.model!r} has no timestamps.")
-    result = _result(context, seq, start, end, frame, status, None)
+    errors = store.predictions.error_counts(context.model, start, end + timedelta(microseconds=1))
+    result = _result(context, seq, start, end, frame, status, None, errors)
     return replace(result, last_id=str(frame.get_column("prediction_id")[-1]))
 
 
@@ -320,6 +323,7 @@ def _result(
     frame: pl.DataFrame,
     status: str,
     span_s: float | None,
+    errors: dict[str, int] | None = None,
 ) -> WindowResult:
     features = context.features
     health = window_health(
@@ -328,6 +332,7 @@ def _result(
         categorical=list(features.categorical),
         reference_categories=context.categories,
         span_s=span_s,
+        errors=errors,
     )
     drift, skipped, outputs = None, None, None
     if frame.height:

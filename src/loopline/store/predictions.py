@@ -1,4 +1,5 @@
-"""The prediction log: every served prediction, for monitoring drift, accuracy and latency."""
+"""The prediction log: every served prediction, for monitoring drift, accuracy and latency, and the counts of the
+requests the service failed (``ErrorCount``), for the error rate."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, Text, and_, cast, func, insert, or_, select
+from sqlalchemy import Engine, Table, Text, and_, cast, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from loopline.store._db import reading, writing
-from loopline.store._tables import predictions
+from loopline.store._tables import predictions, serve_errors
 
 _META_SCHEMA: dict[str, Any] = {
     "prediction_id": pl.String,
@@ -38,6 +39,25 @@ class PredictionRow:
     latency_ms: float
 
 
+ERROR_KINDS = ("input", "model")
+"""The kinds of failed requests: ``input`` (4xx: the request failed validation), ``model`` (5xx: the model raised)."""
+
+
+@dataclass(frozen=True)
+class ErrorCount:
+    """``count`` requests to ``model_name`` v``model_version`` that failed with ``kind`` (one of
+    :data:`ERROR_KINDS`) and ``cause`` (e.g. ``validation``, ``http_400``, ``ValueError``), the first at
+    ``created_at``: one flush's tally, ``error_id`` unique per tally (loading it twice stores it once)."""
+
+    error_id: str
+    model_name: str
+    model_version: int
+    kind: str
+    cause: str
+    created_at: datetime
+    count: int
+
+
 class PredictionLog:
     """Append-only log of predictions; safe across threads and processes."""
 
@@ -51,15 +71,52 @@ class PredictionLog:
         with writing(self.engine) as conn:
             conn.execute(insert(predictions), _values(rows))
 
-    def append_new(self, rows: list[PredictionRow]) -> None:
-        """Insert, in one transaction, the ``rows`` whose ``prediction_id`` is not logged yet.
+    def append_new(self, rows: list[PredictionRow], errors: Sequence[ErrorCount] = ()) -> None:
+        """Insert, in one transaction, the ``rows`` whose ``prediction_id`` is not logged yet (and the ``errors``
+        whose ``error_id`` is not stored yet).
 
         Rows already in the log (same id) are left as they are, so repeating a call inserts nothing
         twice: a loader that crashed after the commit can simply load the same rows again.
         """
-        if rows:
-            with writing(self.engine) as conn:
-                conn.execute(_insert_ignoring_ids(conn), _values(rows))
+        if not rows and not errors:
+            return
+        with writing(self.engine) as conn:
+            if rows:
+                conn.execute(_insert_ignoring(conn, predictions, "prediction_id"), _values(rows))
+            if errors:
+                values = [{name: getattr(e, name) for name in ErrorCount.__dataclass_fields__} for e in errors]
+                conn.execute(_insert_ignoring(conn, serve_errors, "error_id"), values)
+
+    def error_counts(
+        self,
+        model_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        version: int | None = None,
+    ) -> dict[str, int]:
+        """How many requests to ``model_name`` (``version`` only, when given) failed with
+        ``start <= created_at < end``, by kind (a kind without failures is absent)."""
+        table = serve_errors
+        stmt = select(table.c.kind, func.sum(table.c.count)).where(table.c.model_name == model_name)
+        if start is not None:
+            stmt = stmt.where(table.c.created_at >= start)
+        if end is not None:
+            stmt = stmt.where(table.c.created_at < end)
+        if version is not None:
+            stmt = stmt.where(table.c.model_version == version)
+        with reading(self.engine) as conn:
+            return {str(kind): int(n) for kind, n in conn.execute(stmt.group_by(table.c.kind)) if n}
+
+    def prediction_count(self, model_name: str, start: datetime, end: datetime, *, version: int | None = None) -> int:
+        """How many predictions of ``model_name`` (``version`` only, when given) were logged with
+        ``start <= created_at < end``."""
+        c = predictions.c
+        stmt = select(func.count()).where(c.model_name == model_name, c.created_at >= start, c.created_at < end)
+        if version is not None:
+            stmt = stmt.where(c.model_version == version)
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def read(self, model_name: str, *, since: datetime | None = None, version: int | None = None) -> pl.DataFrame:
         """One row per prediction, oldest first: the input fields as columns, then ``prediction_id``,
@@ -187,9 +244,9 @@ def _values(rows: list[PredictionRow]) -> list[dict[str, Any]]:
     return [{name: getattr(row, name) for name in PredictionRow.__dataclass_fields__} for row in rows]
 
 
-def _insert_ignoring_ids(conn: Connection) -> Any:
+def _insert_ignoring(conn: Connection, table: Table, key: str) -> Any:
     if conn.dialect.name == "postgresql":
-        return postgresql.insert(predictions).on_conflict_do_nothing(index_elements=["prediction_id"])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
     if conn.dialect.name == "sqlite":
-        return sqlite.insert(predictions).on_conflict_do_nothing(index_elements=["prediction_id"])
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
     raise NotImplementedError(conn.dialect.name)  # pragma: no cover - _engine builds SQLite and PostgreSQL only
