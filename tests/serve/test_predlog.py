@@ -404,7 +404,9 @@ def test_failed_requests_are_tallied_and_reach_the_store_once_per_flush(sqlite_s
     assert logged(sqlite_store) == expected(1) and segments(tmp_path / "log") == []
 
 
-def test_error_tallies_left_in_a_segment_are_loaded_by_the_next_logger_once(sqlite_store: Store, tmp_path: Path) -> None:
+def test_error_tallies_left_in_a_segment_are_loaded_by_the_next_logger_once(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
     folder = tmp_path / "log"
     logger = PredictionLogger(sqlite_store.predictions, flush_interval=0.05, segment_dir=folder)
     logger.start()
