@@ -74,3 +74,7 @@ def test_the_service_counts_input_and_model_errors_per_version_in_the_store(stor
         assert store.predictions.error_counts("toy") == {"model": 3, "input": 3}
         assert store.predictions.error_counts("toy", version=1) == {"model": 3, "input": 3}
         assert store.predictions.error_counts("nobody") == {}
+        [chunk] = store.predictions.read_chunks("toy", ["x"], probabilities=["False", "True"])
+    # the classifier's probabilities are logged with each prediction, for the output drift of the windows
+    assert chunk["probability:True"].null_count() == 0
+    assert (chunk["probability:True"] + chunk["probability:False"] - 1).abs().max() < 1e-9  # type: ignore[operator]

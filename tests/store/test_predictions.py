@@ -109,3 +109,23 @@ def test_error_counts_sum_the_tallies_by_kind_in_a_time_range_once_per_id(store:
     assert store.predictions.error_counts("other") == {}
     assert store.predictions.prediction_count("churn", T0, T0 + timedelta(minutes=1)) == 1
     assert store.predictions.prediction_count("churn", T0, T0 + timedelta(minutes=1), version=2) == 0
+
+
+def test_read_chunks_gives_the_served_probabilities_as_columns_null_where_not_logged(store: Store) -> None:
+    old = PredictionRow("p900", "churn", 1, T0, {"x": 1.0}, {"prediction": 1}, 1.0)  # logged before probabilities
+    store.predictions.append([row(0), row(1), old])
+    [frame] = store.predictions.read_chunks("churn", ["x"], probabilities=["1", "absent"])
+    assert frame.columns[:6] == [
+        "prediction_id",
+        "created_at",
+        "model_version",
+        "latency_ms",
+        "prediction",
+        "probability:1",
+    ]
+    assert frame.schema["probability:1"] == pl.Float64 and frame.schema["probability:absent"] == pl.Float64
+    by_id = dict(zip(frame["prediction_id"], frame["probability:1"], strict=True))
+    assert by_id == {"p000": 0.6, "p001": 0.6, "p900": None}
+    assert frame["probability:absent"].null_count() == 3
+    [plain] = store.predictions.read_chunks("churn", ["x"])  # not asked: not decoded
+    assert not [c for c in plain.columns if c.startswith("probability:")]

@@ -38,6 +38,7 @@ from loopline.monitor import (
 from loopline.run._loop import monitored_version
 from loopline.run._webhook import deliver_alerts
 from loopline.run._window_accuracy import AccuracyContext, accuracy_context, with_accuracy
+from loopline.store.predictions import PROBABILITY_PREFIX
 
 if TYPE_CHECKING:
     from loopline.core.records import Features
@@ -81,6 +82,7 @@ class _Context:
     config: MonitorConfig
     accuracy: AccuracyContext
     profile: ReferenceProfile | None = None
+    probabilities: tuple[str, ...] = ()
 
 
 def check_windows(
@@ -142,11 +144,23 @@ def window_drift(
 
 
 def window_output_drift(profile: ReferenceProfile | None, current: pl.DataFrame, config: MonitorConfig) -> DriftReport:
-    """The drift of one window's predictions against the model's own predictions on its validation split (one
-    "not available" row for a version stored before its profile held them, or without a profile)."""
+    """The drift of one window's predictions (the predicted class, and a classifier's served probabilities, each by
+    a two-sample test) against the model's own on its validation split (one "not available" row for a version
+    stored before its profile held them, or without a profile)."""
     if profile is None:  # a version stored before profiles: the report says "not available"
         profile = ReferenceProfile(n_rows=0, columns={})
-    return prediction_drift(profile, current, config=config.drift)
+    return prediction_drift(profile, _with_probabilities(current), config=config.drift)
+
+
+def _with_probabilities(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` less the ``probability:`` columns no row holds (a log written before probabilities were logged,
+    or by a regressor) and, when some rows hold them, only those rows (a window across the upgrade): a row logged
+    without its probabilities is not a missing value of the model's output."""
+    names = [name for name in frame.columns if name.startswith(PROBABILITY_PREFIX)]
+    empty = [name for name in names if frame.get_column(name).null_count() == frame.height]
+    kept = [name for name in names if name not in empty]
+    frame = frame.drop(empty)
+    return frame.filter(pl.any_horizontal(pl.col(kept).is_not_null())) if kept else frame
 
 
 # -- the context ---------------------------------------------------------------------------------------------
@@ -162,8 +176,23 @@ def _context(store: Store, config: MonitorConfig, spec: WindowSpec) -> _Context:
         if name in reference.columns
     }
     accuracy = accuracy_context(store, production)
+    outputs = monitored.profile.outputs if monitored.profile is not None else None
+    probabilities = tuple(
+        name.removeprefix(PROBABILITY_PREFIX)
+        for name in (outputs.columns if outputs else ())
+        if name.startswith(PROBABILITY_PREFIX)
+    )
     return _Context(
-        config.model, spec, production, reference, features, categories, config, accuracy, monitored.profile
+        config.model,
+        spec,
+        production,
+        reference,
+        features,
+        categories,
+        config,
+        accuracy,
+        monitored.profile,
+        probabilities,
     )
 
 
@@ -204,7 +233,12 @@ def _close_time_windows(
         return [], None
     read_end = now if open_seq is not None else spec.start_of(last_closable + 1)
     chunks = store.predictions.read_chunks(
-        context.model, context.features.names, start=spec.start_of(first), end=read_end, chunk_rows=chunk_rows
+        context.model,
+        context.features.names,
+        start=spec.start_of(first),
+        end=read_end,
+        chunk_rows=chunk_rows,
+        probabilities=context.probabilities,
     )
     closed: list[tuple[WindowResult, list[AlertEvent]]] = []
     open_window = None
@@ -278,7 +312,13 @@ def _close_count_windows(
     last = store.windows.last(context.model, context.spec.text)
     after = None if last is None or last.last_id is None else (last.end_at, last.last_id)
     chunks = store.predictions.read_chunks(
-        context.model, context.features.names, start=since, end=until, after=after, chunk_rows=chunk_rows
+        context.model,
+        context.features.names,
+        start=since,
+        end=until,
+        after=after,
+        chunk_rows=chunk_rows,
+        probabilities=context.probabilities,
     )
     seq = 1 if last is None else last.seq + 1
     closed: list[tuple[WindowResult, list[AlertEvent]]] = []

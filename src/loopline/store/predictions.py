@@ -39,6 +39,9 @@ class PredictionRow:
     latency_ms: float
 
 
+PROBABILITY_PREFIX = "probability:"
+"""Column ``probability:{class}`` of :meth:`PredictionLog.read_chunks`: the served probability of that class."""
+
 ERROR_KINDS = ("input", "model")
 """The kinds of failed requests: ``input`` (4xx: the request failed validation), ``model`` (5xx: the model raised)."""
 
@@ -156,6 +159,7 @@ class PredictionLog:
         end: datetime | None = None,
         after: tuple[datetime, str] | None = None,
         chunk_rows: int = 5000,
+        probabilities: Sequence[str] = (),
     ) -> Iterator[pl.DataFrame]:
         """The predictions of ``model_name`` in order of ``(created_at, prediction_id)``, ``chunk_rows`` at a time.
 
@@ -163,7 +167,10 @@ class PredictionLog:
         the input ``fields`` (an absent field is null), nothing else: the JSON of the inputs and the output is
         fetched as text and decoded a chunk at a time by polars.
         ``start``/``end`` keep ``start <= created_at < end``; ``after`` keeps the rows after that
-        ``(created_at, prediction_id)``. The query walks the ``(model_name, created_at)`` index and the rows are
+        ``(created_at, prediction_id)``. ``probabilities``: classes (as served, ``str(class)``) whose probability
+        (``output["probabilities"][class]``) comes as a Float64 column ``probability:{class}`` after
+        ``prediction`` (null for a row logged without it, e.g. by a regressor or before probabilities were logged).
+        The query walks the ``(model_name, created_at)`` index and the rows are
         fetched as they are consumed, so memory holds one chunk whatever the size of the log.
         """
         columns = [
@@ -196,7 +203,7 @@ class PredictionLog:
                 frame = pl.DataFrame(
                     [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
                 )
-                yield _with_fields(frame, fields)
+                yield _with_fields(frame, fields, probabilities)
 
     def first_at(self, model_name: str, *, since: datetime | None = None) -> datetime | None:
         """When the oldest prediction of ``model_name`` (at or after ``since``) was made; None without one."""
@@ -214,12 +221,30 @@ class PredictionLog:
             return int(conn.execute(stmt).scalar_one())
 
 
-def _with_fields(frame: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
-    """``frame`` with its ``output`` and ``inputs`` JSON texts replaced by ``prediction`` and the columns ``fields``
-    (a field no row holds is a null column; a field of mixed types becomes text)."""
-    prediction = _decoded(frame.get_column("output"), ["prediction"])
+def _with_fields(frame: pl.DataFrame, fields: Sequence[str], probabilities: Sequence[str] = ()) -> pl.DataFrame:
+    """``frame`` with its ``output`` and ``inputs`` JSON texts replaced by ``prediction``, the ``probability:{class}``
+    columns of ``probabilities`` and the columns ``fields`` (a field no row holds is a null column; a field of mixed
+    types becomes text)."""
+    outputs = _outputs(frame.get_column("output"), probabilities)
     inputs = _decoded(frame.get_column("inputs"), fields)
-    return pl.concat([frame.drop("output", "inputs"), prediction, inputs], how="horizontal")
+    return pl.concat([frame.drop("output", "inputs"), outputs, inputs], how="horizontal")
+
+
+def _outputs(texts: pl.Series, probabilities: Sequence[str]) -> pl.DataFrame:
+    """``prediction`` and one Float64 ``probability:{class}`` column per class of ``probabilities``."""
+    if not probabilities:
+        return _decoded(texts, ["prediction"])
+    decoded = _decoded(texts, ["prediction", "probabilities"])
+    nested = decoded.get_column("probabilities")
+    held = {f.name for f in nested.dtype.fields} if isinstance(nested.dtype, pl.Struct) else set()
+    columns = [decoded.get_column("prediction")]
+    for key in probabilities:
+        name = PROBABILITY_PREFIX + key
+        if key in held:
+            columns.append(nested.struct.field(key).cast(pl.Float64, strict=False).alias(name))
+        else:
+            columns.append(pl.Series(name, [None] * len(texts), dtype=pl.Float64))
+    return pl.DataFrame(columns)
 
 
 def _decoded(texts: pl.Series, fields: Sequence[str]) -> pl.DataFrame:
