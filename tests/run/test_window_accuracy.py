@@ -117,3 +117,25 @@ def test_the_performance_reference_is_bounded_skips_null_labels_and_is_for_binar
     # the train step hands it the validation split's scores it already computed: the same sample, no second predict
     shared = performance_reference(bundle, rows, rows=100, scores=bundle.predict_table(rows))
     assert shared is not None and shared.equals(sample)
+
+
+def test_windows_show_target_drift_once_labels_arrive_and_the_served_probabilities_drift(store: Store) -> None:
+    traffic = trained(store)
+    ids = serve(store, "loop", 1, traffic, START, timedelta(seconds=18), prefix="p")  # 200 rows per hour
+    truth = traffic["y"].to_list()
+    post_labels(store, "loop", ids[:200], truth[:200])  # the first hour: its true labels
+    post_labels(store, "loop", ids[200:400], [True] * 200)  # the second: every label positive, a target shift
+    first, second, third = check_windows(store, config(), "1h", now=NOW).closed
+    assert first.target_drift is not None and second.target_drift is not None and third.target_drift is None
+    assert [f.feature for f in first.target_drift.features] == ["label"] and not first.target_drift.drifted
+    assert second.target_drift.drifted == ["label"]
+    outputs = {f.feature for f in first.output_drift.features}  # type: ignore[union-attr]
+    assert outputs == {"prediction", "probability:True"}  # the served probability, by a two-sample test
+    assert {f.test for f in first.output_drift.features if f.feature != "prediction"} <= {"ks", "wasserstein"}  # type: ignore[union-attr]
+    stored = {w.seq: w for w in stored_windows(store, "loop", "1h")}
+    assert stored[second.seq].target_drift == second.target_drift
+
+    post_labels(store, "loop", ids[400:600], truth[400:600])  # the third hour's labels arrive late
+    refreshed, _ = refresh_window_labels(store, config(), "1h", horizon=timedelta(days=7), now=NOW)
+    assert [w.seq for w in refreshed] == [third.seq] and refreshed[0].target_drift is not None
+    assert not refreshed[0].target_drift.drifted

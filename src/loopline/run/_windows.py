@@ -175,7 +175,7 @@ def _context(store: Store, config: MonitorConfig, spec: WindowSpec) -> _Context:
         for name in features.categorical
         if name in reference.columns
     }
-    accuracy = accuracy_context(store, production)
+    accuracy = accuracy_context(store, production, config.drift)
     outputs = monitored.profile.outputs if monitored.profile is not None else None
     probabilities = tuple(
         name.removeprefix(PROBABILITY_PREFIX)
