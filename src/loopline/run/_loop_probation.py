@@ -6,7 +6,7 @@ tick gathers the evidence on the predictions it served since its promotion, and
 
 - the promoted version's score: its own served predictions against their labels (realised);
 - the previous version's score: the previous bundle run on the same logged inputs, against the same labels;
-- with fewer labelled rows than ``probation.min_rows``, both are estimated instead (binary classifiers: each
+- with fewer labelled rows than ``probation.min_rows``, both are estimated instead (classifiers: each
   version's estimator on its own probabilities for those inputs), over all the rows served.
 
 Each version's ``error_rate`` is the share of its requests that failed (the service's failure counts, flushed
@@ -138,7 +138,7 @@ def _estimated(
             return f"only {labelled} labelled rows and no estimate for v{version.version}: {context.estimation_skipped}"
         estimate = estimated_performance(context.estimator, rows, context.classes).metrics.get(metric)
         if estimate is None:
-            return f"only {labelled} labelled rows, and {metric!r} is not estimated (binary metrics only)"
+            return f"only {labelled} labelled rows, and {metric!r} is not estimated (accuracy, f1, precision, recall, roc_auc; multi-class: accuracy, f1_macro, roc_auc)"
         scores.append(estimate.value)
     return (
         ProbationEvidence(promoted.version, metric, scores[0], frame.height, estimated=True),

@@ -1,11 +1,12 @@
 """The accuracy of a monitored window: realised metrics on its labelled predictions, label coverage, and the
-estimated metrics of a binary classifier, filled when the window closes and refreshed as late labels arrive.
+estimated metrics of a classifier, filled when the window closes and refreshed as late labels arrive.
 
 Realised: :func:`loopline.monitor.realised_performance` over the window's predictions joined with their labels
 (:meth:`loopline.store.FeedbackRepository.labelled`), overall and per value of the slice columns the production
 version's train step declared (``slices``). Estimated: a :class:`loopline.monitor.PerformanceEstimator` fitted on
 the version's performance reference (validation probabilities and labels stored at training, named by
-``config["performance_reference"]``), applied to the window's served probabilities, with its band.
+``config["performance_reference"]``), applied to the window's served probabilities, with its band (binary and
+multi-class classifiers).
 
 Target drift: the labels that arrived for the window's predictions against the training labels
 (:func:`loopline.monitor.target_drift`, by the version's reference profile), with the realised figures.
@@ -36,6 +37,7 @@ from loopline.monitor import (
     WindowSpec,
     estimated_performance,
     fired_alerts,
+    fit_estimator,
     realised_performance,
     target_drift,
 )
@@ -77,7 +79,7 @@ def accuracy_context(store: Store, production: ModelVersion, drift: DriftConfig 
         return AccuracyContext(production.name, None, None, (), None, why)
     classes = None if bundle.classes is None else tuple(bundle.classes)
     slices = tuple(str(c) for c in production.typed_config.resolved.get("slices") or ())
-    estimator, skipped = _estimator(store, production, bundle.task)
+    estimator, skipped = _estimator(store, production, bundle.task, classes)
     profile = None
     if production.profile_digest is not None:
         profile = ReferenceProfile.from_json(store.artifacts.get_bytes(production.profile_digest).decode())
@@ -98,7 +100,7 @@ def with_accuracy(store: Store, context: AccuracyContext, window: WindowResult) 
     window = _realised(context, window, frame, changed)
     if context.estimator is None:
         return replace(window, estimation_skipped=context.estimation_skipped)
-    if context.classes is None:  # pragma: no cover - an estimator is only fitted for a binary classifier
+    if context.classes is None:  # pragma: no cover - an estimator is only fitted for a classifier
         return window
     try:
         estimate = estimated_performance(context.estimator, frame, context.classes)
@@ -161,12 +163,19 @@ def label_range(window: WindowResult) -> tuple[datetime, datetime]:
     return window.start, window.end + _TICK if window.spec.isdigit() else window.end
 
 
-def _estimator(store: Store, production: ModelVersion, task: str) -> tuple[PerformanceEstimator | None, str | None]:
-    if task != "binary":
-        return None, f"performance is estimated for binary classifiers only; this model is {task}"
+def _estimator(
+    store: Store, production: ModelVersion, task: str, classes: tuple[Any, ...] | None
+) -> tuple[PerformanceEstimator | None, str | None]:
+    if task not in ("binary", "multiclass") or classes is None:
+        return None, f"performance is estimated for classifiers only; this model is {task}"
     reference = _reference(store, production)
     if reference is None:
         return None, f"v{production.version} has no performance reference (retrain it with loopline's train step)"
+    if task == "multiclass":
+        try:
+            return fit_estimator(reference, classes), None
+        except LooplineError as error:  # a reference stored before multi-class ones, too few rows, one class only
+            return None, f"the performance reference of v{production.version} cannot be used: {error}"
     try:
         probability = reference.get_column("probability").cast(pl.Float64).to_numpy()
         return PerformanceEstimator().fit(probability, reference.get_column("label").to_numpy()), None
