@@ -138,7 +138,8 @@ def _estimated(
             return f"only {labelled} labelled rows and no estimate for v{version.version}: {context.estimation_skipped}"
         estimate = estimated_performance(context.estimator, rows, context.classes).metrics.get(metric)
         if estimate is None:
-            return f"only {labelled} labelled rows, and {metric!r} is not estimated (accuracy, f1, precision, recall, roc_auc; multi-class: accuracy, f1_macro, roc_auc)"
+            estimated = "accuracy, f1, precision, recall, roc_auc; multi-class: accuracy, f1_macro, roc_auc"
+            return f"only {labelled} labelled rows, and {metric!r} is not estimated ({estimated})"
         scores.append(estimate.value)
     return (
         ProbationEvidence(promoted.version, metric, scores[0], frame.height, estimated=True),
