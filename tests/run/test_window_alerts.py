@@ -200,7 +200,7 @@ def test_the_error_rate_of_a_window_counts_the_failed_requests_and_fires_its_rul
     assert stored["error_rate"] == 0.25 and stored["errors"] == {"model": 15, "input": 5}
 
 
-def test_a_count_window_counts_the_failures_between_its_first_and_last_row(store: Store) -> None:
+def test_a_count_window_counts_the_failures_since_the_previous_window_up_to_its_last_row(store: Store) -> None:
     from loopline.store import ErrorCount
 
     production(store)
@@ -210,3 +210,7 @@ def test_a_count_window_counts_the_failures_between_its_first_and_last_row(store
     )
     check = check_windows(store, config(), "30", now=T0 + 2 * HOUR)
     assert [w.health.error_rate for w in check.closed] == [10 / 40]
+    gap = ErrorCount("e2", "churn", 1, "input", "validation", T0 + timedelta(minutes=40), 5)  # between the windows
+    store.predictions.append_new(rows(T0 + HOUR, 30, offset=100), [gap])
+    later = check_windows(store, config(), "30", now=T0 + 3 * HOUR)
+    assert [(w.health.errors, w.health.error_rate) for w in later.closed] == [({"input": 5}, 5 / 35)]

@@ -321,6 +321,7 @@ def _close_count_windows(
         probabilities=context.probabilities,
     )
     seq = 1 if last is None else last.seq + 1
+    after_end = None if last is None else last.end_at  # failures after the previous window's last row are this one's
     closed: list[tuple[WindowResult, list[AlertEvent]]] = []
     pending: list[pl.DataFrame] = []
     held = 0
@@ -331,23 +332,30 @@ def _close_count_windows(
             frame = _concat(pending, context.features.names)
             window, rest = frame.head(size), frame.slice(size)
             pending, held = [rest], rest.height
-            result = _count_result(store, context, seq, window, "closed")
+            result = _count_result(store, context, seq, window, "closed", after_end)
             stored = _store(store, context, result)
             if stored is not None:
                 closed.append(stored)
+            after_end = result.end
             seq += 1
     rest = _concat(pending, context.features.names)
-    open_window = None if until is not None or rest.height == 0 else _count_result(store, context, seq, rest, "open")
+    open_window = (
+        None if until is not None or rest.height == 0 else _count_result(store, context, seq, rest, "open", after_end)
+    )
     return closed, open_window
 
 
-def _count_result(store: Store, context: _Context, seq: int, frame: pl.DataFrame, status: str) -> WindowResult:
-    """A count window; its errors are the failures from its first row's time to its last's (inclusive)."""
+def _count_result(
+    store: Store, context: _Context, seq: int, frame: pl.DataFrame, status: str, after: datetime | None = None
+) -> WindowResult:
+    """A count window; its errors are the failures after the previous window's last row (``after``; the first
+    window: from its own first row) up to its last row, inclusive."""
     times = frame.get_column("created_at")
     start, end = times.min(), times.max()
     if not (isinstance(start, datetime) and isinstance(end, datetime)):  # pragma: no cover - rows have times
         raise DataError(f"window {seq} of {context.model!r} has no timestamps.")
-    errors = store.predictions.error_counts(context.model, start, end + timedelta(microseconds=1))
+    since = start if after is None else after + timedelta(microseconds=1)
+    errors = store.predictions.error_counts(context.model, min(since, start), end + timedelta(microseconds=1))
     result = _result(context, seq, start, end, frame, status, None, errors)
     return replace(result, last_id=str(frame.get_column("prediction_id")[-1]))
 
