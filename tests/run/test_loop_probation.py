@@ -155,3 +155,20 @@ def test_a_version_that_answered_nothing_is_rolled_back_on_its_errors_alone(stor
     )
     assert check.decision is not None and check.decision.rolled_back_to == 1
     assert check.decision.reason == f"v{version} fails 100.0% of requests vs 0.0% for v1 (+100.0% > 5.0%): roll back"
+
+
+def test_failed_requests_count_toward_the_rows_the_error_rule_needs(store: Store) -> None:
+    from loopline.store import ErrorCount
+
+    pipeline = watched(ProbationConfig(min_rows=100))
+    version = promoted_by_the_loop(store, pipeline)
+    opened = LoopStore(store.engine).last("loop", "probation")
+    assert opened is not None
+    at_ = opened.at + timedelta(milliseconds=1)
+    serve(store, "loop", version, february(60), at_, timedelta(microseconds=10), prefix="q")  # 60 answered
+    store.predictions.append_new([], [ErrorCount("e1", "loop", version, "model", "KeyError", at_, 60)])  # 60 failed
+    production, previous = store.models.get("loop", version), store.models.get("loop", 1)
+    config = ProbationConfig(min_rows=100)
+    check = check_probation(store, production, previous, opened.at, datetime.now(UTC), "roc_auc", config)
+    assert check.decision is not None and check.decision.rolled_back_to == 1
+    assert check.decision.reason == f"v{version} fails 50.0% of requests vs 0.0% for v1 (+50.0% > 5.0%): roll back"

@@ -81,6 +81,8 @@ def check_probation(
         )
     ours = dataclasses.replace(evidence[0], error_rate=failed)
     theirs = dataclasses.replace(evidence[1], error_rate=before)
+    if failed - before > config.max_error_rate_increase:  # the error rule counts requests, failed ones included
+        ours, theirs = (dataclasses.replace(e, rows=max(e.rows, requests)) for e in (ours, theirs))
     return ProbationCheck(probation(store, promoted.name, ours, theirs, config), "")
 
 
