@@ -395,7 +395,7 @@ ALERT_FEATURE_METRICS = ("drift", "missing_share", "unseen_share")
 
 ALERT_PERFORMANCE_FIGURES = ("estimated", "realised")
 """The per-metric figures an alert rule watches as ``<figure>.<metric>``: ``realised.roc_auc`` (on the window's
-labelled predictions), ``estimated.roc_auc`` (without labels; binary classifiers)."""
+labelled predictions), ``estimated.roc_auc`` (without labels; classifiers)."""
 
 
 class AlertRule(_Strict):

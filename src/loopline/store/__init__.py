@@ -17,7 +17,7 @@ from loopline.store.artifacts import (
 from loopline.store.datasets import DatasetRepository, DatasetVersion, DeadLetter, Rejected, SourceActivity
 from loopline.store.feedback import FeedbackReceipt, FeedbackRepository, Label, LabelCoverage, LabelSync
 from loopline.store.models import ModelRepository, ModelVersion
-from loopline.store.predictions import PredictionLog, PredictionRow
+from loopline.store.predictions import ErrorCount, PredictionLog, PredictionRow
 from loopline.store.runs import RunRecord, RunRepository, StepRecord
 from loopline.store.store import Store
 from loopline.store.windows import AlertRow, StoredWindow, WindowRepository, WindowRow
@@ -32,6 +32,7 @@ __all__ = [
     "DatasetRepository",
     "DatasetVersion",
     "DeadLetter",
+    "ErrorCount",
     "FeedbackReceipt",
     "FeedbackRepository",
     "FsspecArtifactStore",

@@ -1,4 +1,5 @@
-"""The metadata tables: runs, steps, models, predictions, feedback, datasets, monitor windows, alerts, the loop.
+"""The metadata tables: runs, steps, models, predictions, serve errors, feedback, datasets, monitor windows,
+alerts, the loop.
 
 This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
 written by hand and must be kept in step with this module (a test compares the two).
@@ -149,6 +150,21 @@ predictions = Table(
     Column("output", JSON, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Index("ix_predictions_model_created", "model_name", "created_at"),
+)
+
+# Failed prediction requests, counted by the service and flushed with its prediction log: one row per
+# (model, version, kind, cause) and flush, ``count`` requests since the previous flush, the first at ``created_at``.
+serve_errors = Table(
+    "serve_errors",
+    metadata,
+    Column("error_id", String(64), primary_key=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("cause", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+    Index("ix_serve_errors_model_created", "model_name", "created_at"),
 )
 
 # Ground-truth labels of served predictions. No foreign key to ``predictions``: a label may arrive before the
