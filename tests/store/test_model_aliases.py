@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Column, MetaData, Table, delete, insert, inspect
+from sqlalchemy import Column, Engine, MetaData, Table, delete, event, insert, inspect
 from sqlalchemy import exc as sa_exc
 
 from loopline.core.errors import ConflictError, NotFoundError, StoreError
@@ -208,3 +210,51 @@ def test_migration_0010_turns_the_production_stage_into_the_alias_and_back(store
             assert [row["stage"] for row in stages] == ["archived", "production", "candidate"]
             command.upgrade(config, "head")
         assert store.models.aliases("churn") == {"production": 2}
+
+
+def _impatient(url: str) -> Engine:
+    """An engine on ``url`` whose SQLite connections wait 10 ms for a lock (not 30 s) before "database is locked"."""
+    engine = create_store_engine(parse_url(url))
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout = 10"))
+    return engine
+
+
+def _hold_write_lock(path: str, seconds: float, release: threading.Event) -> threading.Thread:
+    """Another writer holding SQLite's write lock for ``seconds`` (or until ``release`` is set)."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait(5)
+    return thread
+
+
+def test_a_busy_sqlite_database_is_retried_and_never_reaches_the_caller_as_locked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    with Store.open(url, tmp_path / "artifacts") as store:
+        register(store)
+        register(store)
+    engine = _impatient(url)
+    busy = Store(engine, parse_url(url), open_artifacts(tmp_path / "artifacts"))
+    holder = _hold_write_lock(str(tmp_path / "busy.db"), 0.4, threading.Event())
+    assert busy.models.promote("churn", 1).stage == "production"  # waited out the lock by retrying
+    holder.join()
+    release = threading.Event()
+    holder = _hold_write_lock(str(tmp_path / "busy.db"), 60, release)
+    try:
+        with pytest.raises(ConflictError, match=r"could not change model 'churn': 12 tries.*Retry") as caught:
+            busy.models.set_alias("churn", "staging", 2)
+        assert "locked" not in str(caught.value)
+    finally:
+        release.set()
+        holder.join()
+    assert busy.models.aliases("churn") == {"production": 1}
+    engine.dispose()
