@@ -1,5 +1,5 @@
-"""loopline.store: the metadata database (runs, models with their aliases and audit trail, predictions, datasets, monitoring windows, alerts) and
-the artifact store.
+"""loopline.store: the metadata database (runs, models with their aliases and audit trail, predictions, datasets,
+monitoring windows, alerts) and the artifact store.
 
 Open one with ``Store.open(url, artifacts)``; SQLite is the embedded default, PostgreSQL is reached
 through ``postgresql+psycopg://`` URLs; artifacts live in a local folder or at any fsspec URL (``s3://…``).

@@ -486,9 +486,10 @@ def _next_version(conn: Connection, name: str) -> int:
 
 
 def _locked(conn: Connection, name: str, version: int | None) -> RowMapping | None:
-    """Lock the version rows of ``name`` (writers of one model take turns); the row of ``version`` if given.
-    NotFoundError when the model, or that version, does not exist (any more)."""
-    stmt = select(models).where(models.c.name == name).order_by(models.c.version).with_for_update()
+    """Lock the version rows of ``name`` (writers of one model take turns); ``version`` and ``stage`` of the row
+    of ``version`` if given. NotFoundError when the model, or that version, does not exist (any more)."""
+    columns = (models.c.version, models.c.stage)
+    stmt = select(*columns).where(models.c.name == name).order_by(models.c.version).with_for_update()
     rows = builtins.list(conn.execute(stmt).mappings().all())
     found = None if version is None else next((r for r in rows if r["version"] == version), None)
     if not rows or (version is not None and found is None):
