@@ -65,7 +65,7 @@ def upgrade() -> None:
         ).where(_models.c.stage == "production")
     ).all()
     conn.execute(sa.update(_models).where(_models.c.stage == "production").values(stage="candidate"))
-    with op.batch_alter_table("models", recreate="always") as batch:
+    with op.batch_alter_table("models") as batch:
         batch.add_column(sa.Column("archived_at", _TS, nullable=True))
         batch.drop_constraint("ck_models_stage", type_="check")
         batch.create_check_constraint("ck_models_stage", sa.text(_NEW_STAGES))
@@ -111,7 +111,7 @@ def downgrade() -> None:
         batch.drop_column("alias")
         batch.alter_column("to_version", existing_type=sa.Integer, nullable=False)
     op.drop_table("model_aliases")
-    with op.batch_alter_table("models", recreate="always") as batch:
+    with op.batch_alter_table("models") as batch:
         batch.drop_constraint("ck_models_stage", type_="check")
         batch.create_check_constraint("ck_models_stage", sa.text(_OLD_STAGES))
         batch.drop_column("archived_at")
