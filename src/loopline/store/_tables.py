@@ -18,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -25,12 +26,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.types import TypeDecorator
 
 VERSION_TABLE = "loopline_alembic_version"
 STAGES = ("candidate", "production", "archived")
+"""What :attr:`ModelVersion.stage` reports; the ``stage`` column holds the first and last only (production is
+the ``production`` alias)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -114,19 +116,26 @@ models = Table(
     Column("timings", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("promoted_at", UTCDateTime, nullable=True),
+    Column("archived_at", UTCDateTime, nullable=True),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
-    CheckConstraint("stage IN ('candidate', 'production', 'archived')", name="ck_models_stage"),
+    CheckConstraint("stage IN ('candidate', 'archived')", name="ck_models_stage"),
 )
 
-# At most one production version per model name, enforced by the database itself.
-Index(
-    "uq_models_one_production",
-    models.c.name,
-    unique=True,
-    sqlite_where=text("stage = 'production'"),
-    postgresql_where=text("stage = 'production'"),
+# Named pointers to versions (``production``, ``staging``, ``shadow``, ``canary``, custom names). The primary key
+# makes one version per alias per model (so one production per model) a rule of the database itself; the foreign
+# key makes a version an alias points at impossible to delete.
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("set_by", String(200), nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["models.name", "models.version"], name="fk_model_aliases_version"),
 )
 
+# The audit trail: every alias change (promote and rollback move ``production``), archive and gc, with who and why.
 model_events = Table(
     "model_events",
     metadata,
@@ -134,9 +143,12 @@ model_events = Table(
     Column("name", String(200), nullable=False, index=True),
     Column("action", String(20), nullable=False),
     Column("from_version", Integer, nullable=True),
-    Column("to_version", Integer, nullable=False),
+    Column("to_version", Integer, nullable=True),
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    Column("alias", String(64), nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("details", JSON, nullable=True),
 )
 
 predictions = Table(
