@@ -1,0 +1,388 @@
+"""Running a study: Optuna's samplers and pruners, budgets, worker processes, resuming, and the records read back.
+
+A study lives in an Optuna RDB storage: the same SQLite or PostgreSQL database as loopline's store when a URL is
+given (Optuna's tables beside loopline's; loopline's own migrations keep their version in
+``loopline_alembic_version``, Optuna's in ``alembic_version``, so neither touches the other's), else in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from loopline.core.cpu import usable_cores
+from loopline.core.errors import ConfigError, DataError, LooplineError
+from loopline.train import TrainSpec
+from loopline.tune._objective import SCORES_ATTR, Objective
+from loopline.tune._optuna import optuna
+from loopline.tune._spec import TuneSpec
+
+SPACE_ATTR = "loopline.space"
+"""Study user attribute: the fingerprint of the space (a study resumes only with its own space)."""
+SETTINGS_ATTR = "loopline.settings"
+"""Study user attribute: metric, aggregate, sets, sampler, pruner and tradeoff, for ``loopline studies show``."""
+SQLITE_TIMEOUT_S = 60
+"""How long a SQLite writer waits for the database lock (worker processes write trials at once)."""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial: its number, state (complete, pruned, fail, running), objective values, the searched values
+    (keys as in the space), the score per evaluation set, and how long it ran."""
+
+    number: int
+    state: str
+    values: tuple[float, ...] | None
+    params: dict[str, Any]
+    scores: dict[str, float]
+    duration_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return {
+            "number": self.number,
+            "state": self.state,
+            "values": None if self.values is None else list(self.values),
+            "params": self.params,
+            "scores": self.scores,
+            "duration_s": self.duration_s,
+        }
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A stored study: its name, directions, settings and every trial."""
+
+    name: str
+    directions: tuple[str, ...]
+    settings: dict[str, Any]
+    trials: tuple[TrialRecord, ...]
+    best: TrialRecord | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Trials per state."""
+        out: dict[str, int] = {}
+        for trial in self.trials:
+            out[trial.state] = out.get(trial.state, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return {
+            "name": self.name,
+            "directions": list(self.directions),
+            "settings": self.settings,
+            "counts": self.counts(),
+            "best": None if self.best is None else self.best.to_dict(),
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a tuning returns: the study as stored, its best trial, the TrainSpec that trial trained, and how
+    many trials this call ran (a resumed study ran only the ones missing)."""
+
+    study: StudyRecord
+    best: TrialRecord
+    best_spec: TrainSpec
+    ran: int
+    elapsed_s: float = 0.0
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def open_storage(url: str | None) -> Any:
+    """Optuna's RDB storage on ``url`` (None: in memory)."""
+    module = optuna()
+    if url is None:
+        return module.storages.InMemoryStorage()
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    return module.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def make_sampler(spec: TuneSpec, seed: int) -> Any:
+    """The sampler ``spec`` names, seeded."""
+    samplers = optuna().samplers
+    name = spec.sampler_name()
+    if name == "random":
+        return samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return samplers.GridSampler(spec.search_space().grid(), seed=seed)
+    if name == "cmaes":
+        _require("cmaes", "the cmaes sampler")
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":
+        return samplers.NSGAIISampler(seed=seed)
+    return samplers.TPESampler(seed=seed)
+
+
+def make_pruner(spec: TuneSpec) -> Any:
+    """The pruner ``spec`` names (NopPruner for none)."""
+    pruners = optuna().pruners
+    return {
+        "none": pruners.NopPruner,
+        "median": lambda: pruners.MedianPruner(n_startup_trials=3),
+        "successive_halving": pruners.SuccessiveHalvingPruner,
+        "hyperband": pruners.HyperbandPruner,
+    }[spec.pruner]()
+
+
+def tune(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    spec: TuneSpec,
+    *,
+    storage: str | None = None,
+    study: str | None = None,
+    datasets: Mapping[str, pl.DataFrame] | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> TuneResult:
+    """Search ``spec.space`` around ``spec`` with Optuna; each trial trains with loopline's trainer on ``train``
+    and is scored on ``spec.sets``. The study is ``study`` (else ``spec.study``, else "loopline") in ``storage``
+    (an SQLAlchemy URL; None: in memory, or a temporary SQLite file for ``n_jobs`` > 1).
+
+    Resumable: a study already in ``storage`` continues where it stopped; ``n_trials`` counts its finished
+    trials (complete or pruned), so only the missing ones run; a trial left running by a killed process is
+    marked failed and not counted. ``on_trial`` is called after each trial of this process."""
+    name = study or spec.study or "loopline"
+    started = time.perf_counter()
+    objective = Objective(train, valid, spec, dict(datasets or {}))
+    if spec.n_jobs > 1 and storage is None:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="loopline-tune-") as folder:
+            url = f"sqlite:///{Path(folder) / 'study.db'}"
+            result = _run(objective, spec, url, name, on_trial)
+            return _result(result, spec, started)
+    return _result(_run(objective, spec, storage, name, on_trial), spec, started)
+
+
+def _run(
+    objective: Objective, spec: TuneSpec, url: str | None, name: str, on_trial: Callable[[TrialRecord], None] | None
+) -> tuple[StudyRecord, int]:
+    module = optuna()
+    storage = open_storage(url)
+    directions = ["maximize" if spec.maximize() else "minimize"] + (["minimize"] if spec.tradeoff else [])
+    settings = _settings(spec)
+    study = module.create_study(
+        study_name=name, storage=storage, directions=directions, load_if_exists=True, pruner=make_pruner(spec)
+    )
+    _check_same_study(study, spec, settings, directions)
+    _fail_stale(study)
+    finished = _finished(study)
+    remaining = None if spec.n_trials is None else max(spec.n_trials - finished, 0)
+    if remaining == 0:
+        return load_study(storage, name), 0
+    before = len(study.trials)
+    if spec.n_jobs == 1:
+        study.sampler = make_sampler(spec, spec.seed + before)
+        callbacks = [_callback(on_trial, study)] if on_trial else []
+        study.optimize(
+            objective, n_trials=remaining, timeout=spec.timeout_s, catch=(LooplineError,), callbacks=callbacks
+        )
+    else:
+        assert url is not None
+        _run_workers(objective, spec, url, name, remaining, before)
+    record = load_study(storage, name)
+    if not any(t.state == "complete" for t in record.trials):
+        reasons = [study.trials[i].system_attrs.get("fail_reason", "") for i in range(len(study.trials))]
+        reason = next((r for r in reversed(reasons) if r), "no trial finished within the budget")
+        raise DataError(
+            f"study {name!r} has no completed trial: {reason}",
+            hint="Fix the cause above, or give the tuning more time (timeout_s) or trials.",
+        )
+    return record, len(record.trials) - before
+
+
+def _run_workers(objective: Objective, spec: TuneSpec, url: str, name: str, remaining: int | None, before: int) -> None:
+    """``spec.n_jobs`` processes optimise the one study, each with its share of the cores and trials."""
+    jobs = spec.n_jobs
+    threads = max(1, usable_cores() // jobs)
+    objective.threads = threads
+    share = None if remaining is None else -(-remaining // jobs)
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(objective, spec, url, name, share, spec.n_trials, spec.seed + before + 1000 * i),
+            name=f"loopline-tune-{i}",
+        )
+        for i in range(jobs)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    failed = [w.exitcode for w in workers if w.exitcode]
+    if failed:
+        raise DataError(
+            f"{len(failed)} of {jobs} tuning worker processes failed (exit codes {failed}).",
+            hint="Run with n_jobs: 1 to see the error, then fix its cause.",
+        )
+
+
+def _worker(
+    objective: Objective, spec: TuneSpec, url: str, name: str, share: int | None, total: int | None, seed: int
+) -> None:
+    module = optuna()
+    study = module.load_study(
+        study_name=name, storage=open_storage(url), sampler=make_sampler(spec, seed), pruner=make_pruner(spec)
+    )
+    states = (module.trial.TrialState.COMPLETE, module.trial.TrialState.PRUNED)
+    callbacks = [] if total is None else [module.study.MaxTrialsCallback(total, states=states)]
+    study.optimize(objective, n_trials=share, timeout=spec.timeout_s, catch=(LooplineError,), callbacks=callbacks)
+
+
+def _callback(on_trial: Callable[[TrialRecord], None], study: Any) -> Callable[[Any, Any], None]:
+    def call(_study: Any, trial: Any) -> None:
+        on_trial(_trial_record(trial))
+
+    return call
+
+
+def _settings(spec: TuneSpec) -> dict[str, Any]:
+    return {
+        "metric": spec.metric,
+        "aggregate": spec.aggregate,
+        "quantile": spec.quantile if spec.aggregate == "quantile" else None,
+        "sets": [s.model_dump(mode="json") for s in spec.sets],
+        "sampler": spec.sampler_name(),
+        "pruner": spec.pruner,
+        "tradeoff": spec.tradeoff,
+        "estimator": spec.estimator,
+        "target": spec.target,
+    }
+
+
+def _check_same_study(study: Any, spec: TuneSpec, settings: dict[str, Any], directions: list[str]) -> None:
+    """Stamp a new study with its space and settings; refuse to resume one started with others."""
+    stored = study.user_attrs
+    fingerprint = spec.search_space().fingerprint()
+    if SPACE_ATTR not in stored:
+        study.set_user_attr(SPACE_ATTR, fingerprint)
+        study.set_user_attr(SETTINGS_ATTR, settings)
+        return
+    same_directions = [d.name.lower() for d in study.directions] == directions
+    if stored[SPACE_ATTR] != fingerprint or stored.get(SETTINGS_ATTR) != settings or not same_directions:
+        raise ConfigError(
+            f"study {study.study_name!r} was started with another search space or objective; it cannot resume "
+            "with this one.",
+            key="study",
+            hint="Name a new study (study: NAME), or delete the old one with `loopline studies delete NAME`.",
+        )
+
+
+def _fail_stale(study: Any) -> None:
+    """Mark the trials a killed process left running as failed (one tuning of a study runs at a time)."""
+    module = optuna()
+    running = study.get_trials(deepcopy=False, states=(module.trial.TrialState.RUNNING,))
+    for trial in running:
+        study._storage.set_trial_state_values(trial._trial_id, state=module.trial.TrialState.FAIL)
+        study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", "left running by a stopped process")
+
+
+def _finished(study: Any) -> int:
+    states = optuna().trial.TrialState
+    return len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))
+
+
+def _trial_record(trial: Any) -> TrialRecord:
+    duration = trial.duration.total_seconds() if trial.duration is not None else None
+    values = None if trial.values is None else tuple(float(v) for v in trial.values)
+    params = {name.split("/", 1)[-1]: value for name, value in trial.params.items()}
+    scores = {str(k): float(v) for k, v in (trial.user_attrs.get(SCORES_ATTR) or {}).items()}
+    return TrialRecord(trial.number, trial.state.name.lower(), values, params, scores, duration)
+
+
+def load_study(storage: Any, name: str) -> StudyRecord:
+    """The stored study ``name`` (``storage``: a URL or an Optuna storage); ConfigError naming the known ones."""
+    module = optuna()
+    if storage is None or isinstance(storage, str):
+        storage = open_storage(storage)
+    try:
+        study = module.load_study(study_name=name, storage=storage)
+    except KeyError:
+        from loopline.core.errors import did_you_mean
+
+        known = [s.study_name for s in module.get_all_study_summaries(storage, include_best_trial=False)]
+        hint = did_you_mean(name, known) or f"Studies: {', '.join(known) or 'none yet'}."
+        raise ConfigError(f"no study {name!r}.", key="study", hint=hint) from None
+    trials = tuple(_trial_record(t) for t in study.get_trials(deepcopy=False))
+    return StudyRecord(
+        name=name,
+        directions=tuple(d.name.lower() for d in study.directions),
+        settings=dict(study.user_attrs.get(SETTINGS_ATTR) or {}),
+        trials=trials,
+        best=_best(trials, [d.name.lower() for d in study.directions]),
+    )
+
+
+def list_studies(url: str) -> list[dict[str, Any]]:
+    """Every study stored at ``url``: name, directions, trial count, best value, started."""
+    module = optuna()
+    out = []
+    for summary in module.get_all_study_summaries(open_storage(url), include_best_trial=False):
+        record = load_study(url, summary.study_name)
+        best = record.best
+        out.append(
+            {
+                "name": summary.study_name,
+                "directions": list(record.directions),
+                "metric": record.settings.get("metric"),
+                "trials": len(record.trials),
+                "counts": record.counts(),
+                "best_value": None if best is None or best.values is None else best.values[0],
+                "started": None if summary.datetime_start is None else summary.datetime_start.isoformat(),
+            }
+        )
+    return out
+
+
+def delete_study(url: str, name: str) -> None:
+    """Remove the study ``name`` and its trials from ``url``."""
+    load_study(url, name)  # ConfigError with a did-you-mean when it does not exist
+    optuna().delete_study(study_name=name, storage=open_storage(url))
+
+
+def _best(trials: tuple[TrialRecord, ...], directions: list[str]) -> TrialRecord | None:
+    """The complete trial with the best first objective (on a Pareto front too: the metric decides)."""
+    done = [t for t in trials if t.state == "complete" and t.values]
+    if not done:
+        return None
+    maximize = directions[0] == "maximize"
+    return sorted(done, key=lambda t: (-(t.values or (0,))[0] if maximize else (t.values or (0,))[0], t.number))[0]
+
+
+def _result(run: tuple[StudyRecord, int], spec: TuneSpec, started: float) -> TuneResult:
+    record, ran = run
+    best = record.best
+    if best is None:
+        raise DataError(f"study {record.name!r} has no completed trial.", hint="Run it with a larger budget.")
+    space = spec.search_space()
+    best_spec = space.apply(best.params, spec.base_spec())
+    lineage = {
+        "study": record.name,
+        "trials": len(record.trials),
+        "counts": record.counts(),
+        "best_trial": best.number,
+        "best_values": list(best.values or ()),
+        "best_params": best.params,
+        "scores": best.scores,
+        **{k: record.settings.get(k) for k in ("metric", "aggregate", "sampler", "pruner", "tradeoff")},
+    }
+    return TuneResult(record, best, best_spec, ran, time.perf_counter() - started, lineage)
+
+
+def _require(module: str, what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{what} needs the {module!r} package.", key="sampler", hint="pip install 'loopline[tune]'")
