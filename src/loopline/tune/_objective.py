@@ -89,7 +89,9 @@ class Objective:
                 if prune:
                     self._report(trial, len(scores), scores)
         if len(folds) < len(self.spec.sets):
-            hook = _RoundReporter(trial, self.spec) if prune and not folds and fitter in ("lightgbm", "xgboost") else None
+            hook = (
+                _RoundReporter(trial, self.spec) if prune and not folds and fitter in ("lightgbm", "xgboost") else None
+            )
             result = train_candidate(self.train, self.valid, spec, on_round=hook)
             bundle = result.bundle
             for name, frame in self.sets.items():

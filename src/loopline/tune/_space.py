@@ -66,7 +66,7 @@ class Dimension:
         if self.kind == "int" and not self.log:
             return list(range(int(self.low or 0), int(self.high or 0) + 1, int(self.step or 1)))
         if self.kind == "float" and self.step is not None and not self.log:
-            count = int(math.floor((float(self.high or 0) - float(self.low or 0)) / self.step + 1e-9)) + 1
+            count = math.floor((float(self.high or 0) - float(self.low or 0)) / self.step + 1e-9) + 1
             return [round(float(self.low or 0) + i * self.step, 12) for i in range(count)]
         return None
 
@@ -198,9 +198,7 @@ def parse_space(space: Mapping[str, Any], base: TrainSpec, *, where: str = "spac
     return SearchSpace(dimensions, estimators, conditional)
 
 
-def _dimension(
-    key: str, spec: Any, base: TrainSpec, estimator: str, condition: str | None, where: str
-) -> Dimension:
+def _dimension(key: str, spec: Any, base: TrainSpec, estimator: str, condition: str | None, where: str) -> Dimension:
     full = f"{where}.{key}"
     if not key.startswith(_PREFIXES) or key.count(".") not in (1, 2) or key.endswith("."):
         hint = did_you_mean(key, ["model." + key, "prep." + key]) or (

@@ -125,9 +125,7 @@ class TuneSpec(TrainSpec):
     def _valid_search(self) -> TuneSpec:
         self.search_space()
         if self.n_trials is None and self.timeout_s is None:
-            raise ConfigError(
-                "a tuning needs a budget.", key="n_trials", hint="Set n_trials, timeout_s, or both."
-            )
+            raise ConfigError("a tuning needs a budget.", key="n_trials", hint="Set n_trials, timeout_s, or both.")
         if self.tradeoff is not None and self.sampler in ("grid", "cmaes"):
             raise ConfigError(
                 f"sampler {self.sampler!r} optimises one objective; tradeoff makes two.",
