@@ -178,7 +178,7 @@ def parse_space(space: Mapping[str, Any], base: TrainSpec, *, where: str = "spac
             try:
                 resolve_estimator(str(name))
             except ConfigError as exc:
-                raise exc.under(key) from None
+                raise ConfigError(exc.detail, key=key, hint=exc.hint) from None
             if not isinstance(subspace, Mapping | None):
                 raise ConfigError(f"{key} is not a mapping.", key=key, hint="Map parameter keys to distributions.")
             for sub in subspace or {}:
@@ -201,10 +201,8 @@ def parse_space(space: Mapping[str, Any], base: TrainSpec, *, where: str = "spac
 def _dimension(key: str, spec: Any, base: TrainSpec, estimator: str, condition: str | None, where: str) -> Dimension:
     full = f"{where}.{key}"
     if not key.startswith(_PREFIXES) or key.count(".") not in (1, 2) or key.endswith("."):
-        hint = did_you_mean(key, ["model." + key, "prep." + key]) or (
-            "Keys are model.PARAM, prep.OPTION or prep.TRANSFORM.OPTION (or estimator for a conditional space)."
-        )
-        raise ConfigError(f"unknown search key {key!r}.", key=full, hint=hint)
+        forms = "Keys are model.PARAM, prep.OPTION or prep.TRANSFORM.OPTION (or estimator for a conditional space)."
+        raise ConfigError(f"unknown search key {key!r}.", key=full, hint=f"{_prefixed(key)}{forms}")
     dimension = _distribution(key, spec, full, condition)
     if key.startswith("model."):
         if key.count(".") != 1:
@@ -216,6 +214,18 @@ def _dimension(key: str, spec: Any, base: TrainSpec, estimator: str, condition: 
     else:
         _check_transform(key.split(".")[1], key.split(".")[2], dimension, base, full)
     return dimension
+
+
+def _prefixed(key: str) -> str:
+    """"Did you mean 'prep.KEY'? " for a preprocessing option written bare, else the model parameter form."""
+    from loopline.train._spec import check_prep_options
+
+    bare = key.split(".")[-1]
+    try:
+        check_prep_options({bare: None})
+    except ConfigError:
+        return f"Did you mean 'model.{bare}'? "
+    return f"Did you mean 'prep.{bare}'? "
 
 
 def _distribution(key: str, spec: Any, full: str, condition: str | None) -> Dimension:

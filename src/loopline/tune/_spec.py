@@ -143,6 +143,15 @@ class TuneSpec(TrainSpec):
             raise ConfigError("two dataset sets share a name.", key="sets", hint="Name each dataset set once.")
         return self
 
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """TrainSpec's schema with ``space`` spelled out: its keys and each distribution's shape."""
+        schema = super().json_schema()
+        schema["properties"]["space"] = {**schema["properties"]["space"], **space_schema()}
+        schema["properties"]["space"].pop("additionalProperties", None)
+        schema["properties"]["space"]["additionalProperties"] = _distribution_schema()
+        return schema
+
     def search_space(self) -> SearchSpace:
         """The parsed space (validated against this spec's estimator, prep and transforms)."""
         return parse_space(self.space, self)
@@ -168,3 +177,57 @@ class TuneSpec(TrainSpec):
             raise config_error_from_validation(exc, prefix=where, model=cls) from None
         except ConfigError as exc:
             raise (exc.under(where) if where else exc) from None
+
+
+def _distribution_schema() -> dict[str, Any]:
+    bounds = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+    scale = {"log": {"type": "boolean"}, "step": {"type": "number", "exclusiveMinimum": 0}}
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"float": bounds, **scale},
+                "required": ["float"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"int": {**bounds, "items": {"type": "integer"}}, **scale},
+                "required": ["int"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"choice": {"type": "array", "minItems": 1}},
+                "required": ["choice"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+
+def space_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``space:`` mapping (editors complete its keys and distributions)."""
+    from loopline.train import ESTIMATORS
+
+    model_key = r"^model\.[A-Za-z_][A-Za-z0-9_]*$"
+    return {
+        "type": "object",
+        "propertyNames": {
+            "pattern": r"^(estimator|model\.[A-Za-z_][A-Za-z0-9_]*|prep\.[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)$"
+        },
+        "properties": {
+            "estimator": {
+                "type": "object",
+                "description": "Search the estimator too: each registered name (or import path) with its own space.",
+                "propertyNames": {
+                    "anyOf": [{"enum": ESTIMATORS.names()}, {"pattern": "^(sklearn|lightgbm|xgboost)[.:]"}]
+                },
+                "additionalProperties": {
+                    "type": ["object", "null"],
+                    "propertyNames": {"pattern": model_key},
+                    "additionalProperties": _distribution_schema(),
+                },
+            }
+        },
+    }
