@@ -11,6 +11,7 @@ import pytest
 
 from loopline.core.errors import ConfigError, DataError
 from loopline.tune import TuneSpec, tune
+from loopline.tune._study import storage_at
 
 FEATURES = {"target": "y", "numeric": ["x0", "x1", "x2"], "categorical": ["g"]}
 
@@ -128,7 +129,8 @@ def test_the_median_pruner_stops_poor_boosting_fits_on_their_rounds(frames: Any,
     )
     counts = result.study.counts()
     assert counts.get("pruned", 0) >= 1 and counts["complete"] + counts["pruned"] == 12
-    trials = optuna.load_study(study_name="rounds", storage=url).trials
+    with storage_at(url) as storage:
+        trials = optuna.load_study(study_name="rounds", storage=storage).trials
     for trial in trials:  # reported every 5 rounds; a pruned fit stopped before its 100th
         assert trial.intermediate_values and all(step % 5 == 0 for step in trial.intermediate_values)
         last = max(trial.intermediate_values)

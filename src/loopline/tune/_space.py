@@ -217,7 +217,7 @@ def _dimension(key: str, spec: Any, base: TrainSpec, estimator: str, condition: 
 
 
 def _prefixed(key: str) -> str:
-    """"Did you mean 'prep.KEY'? " for a preprocessing option written bare, else the model parameter form."""
+    """ "Did you mean 'prep.KEY'? " for a preprocessing option written bare, else the model parameter form."""
     from loopline.train._spec import check_prep_options
 
     bare = key.split(".")[-1]

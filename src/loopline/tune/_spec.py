@@ -206,6 +206,9 @@ def _distribution_schema() -> dict[str, Any]:
     }
 
 
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
 def space_schema() -> dict[str, Any]:
     """The JSON Schema of a ``space:`` mapping (editors complete its keys and distributions)."""
     from loopline.train import ESTIMATORS
@@ -213,9 +216,7 @@ def space_schema() -> dict[str, Any]:
     model_key = r"^model\.[A-Za-z_][A-Za-z0-9_]*$"
     return {
         "type": "object",
-        "propertyNames": {
-            "pattern": r"^(estimator|model\.[A-Za-z_][A-Za-z0-9_]*|prep\.[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)$"
-        },
+        "propertyNames": {"pattern": rf"^(estimator|model\.{_NAME}|prep\.{_NAME}(\.{_NAME})?)$"},
         "properties": {
             "estimator": {
                 "type": "object",

@@ -7,9 +7,10 @@ given (Optuna's tables beside loopline's; loopline's own migrations keep their v
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,19 @@ def open_storage(url: str | None) -> Any:
     return module.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
+@contextlib.contextmanager
+def storage_at(url: str | None) -> Iterator[Any]:
+    """:func:`open_storage`, its database connections closed on exit."""
+    storage = open_storage(url)
+    try:
+        yield storage
+    finally:
+        engine = getattr(storage, "engine", None)
+        if engine is not None:
+            storage.remove_session()
+            engine.dispose()
+
+
 def make_sampler(spec: TuneSpec, seed: int) -> Any:
     """The sampler ``spec`` names, seeded."""
     samplers = optuna().samplers
@@ -168,8 +182,19 @@ def tune(
 def _run(
     objective: Objective, spec: TuneSpec, url: str | None, name: str, on_trial: Callable[[TrialRecord], None] | None
 ) -> tuple[StudyRecord, int]:
+    with storage_at(url) as storage:
+        return _run_in(storage, objective, spec, url, name, on_trial)
+
+
+def _run_in(
+    storage: Any,
+    objective: Objective,
+    spec: TuneSpec,
+    url: str | None,
+    name: str,
+    on_trial: Callable[[TrialRecord], None] | None,
+) -> tuple[StudyRecord, int]:
     module = optuna()
-    storage = open_storage(url)
     directions = ["maximize" if spec.maximize() else "minimize"] + (["minimize"] if spec.tradeoff else [])
     settings = _settings(spec)
     study = module.create_study(
@@ -233,12 +258,13 @@ def _worker(
     objective: Objective, spec: TuneSpec, url: str, name: str, share: int | None, total: int | None, seed: int
 ) -> None:
     module = optuna()
-    study = module.load_study(
-        study_name=name, storage=open_storage(url), sampler=make_sampler(spec, seed), pruner=make_pruner(spec)
-    )
-    states = (module.trial.TrialState.COMPLETE, module.trial.TrialState.PRUNED)
-    callbacks = [] if total is None else [module.study.MaxTrialsCallback(total, states=states)]
-    study.optimize(objective, n_trials=share, timeout=spec.timeout_s, catch=(LooplineError,), callbacks=callbacks)
+    with storage_at(url) as storage:
+        study = module.load_study(
+            study_name=name, storage=storage, sampler=make_sampler(spec, seed), pruner=make_pruner(spec)
+        )
+        states = (module.trial.TrialState.COMPLETE, module.trial.TrialState.PRUNED)
+        callbacks = [] if total is None else [module.study.MaxTrialsCallback(total, states=states)]
+        study.optimize(objective, n_trials=share, timeout=spec.timeout_s, catch=(LooplineError,), callbacks=callbacks)
 
 
 def _callback(on_trial: Callable[[TrialRecord], None], study: Any) -> Callable[[Any, Any], None]:
@@ -285,8 +311,8 @@ def _fail_stale(study: Any) -> None:
     module = optuna()
     running = study.get_trials(deepcopy=False, states=(module.trial.TrialState.RUNNING,))
     for trial in running:
-        study._storage.set_trial_state_values(trial._trial_id, state=module.trial.TrialState.FAIL)
         study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", "left running by a stopped process")
+        study._storage.set_trial_state_values(trial._trial_id, state=module.trial.TrialState.FAIL)
 
 
 def _finished(study: Any) -> int:
@@ -304,9 +330,10 @@ def _trial_record(trial: Any) -> TrialRecord:
 
 def load_study(storage: Any, name: str) -> StudyRecord:
     """The stored study ``name`` (``storage``: a URL or an Optuna storage); ConfigError naming the known ones."""
-    module = optuna()
     if storage is None or isinstance(storage, str):
-        storage = open_storage(storage)
+        with storage_at(storage) as opened:
+            return load_study(opened, name)
+    module = optuna()
     try:
         study = module.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -329,8 +356,10 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     """Every study stored at ``url``: name, directions, trial count, best value, started."""
     module = optuna()
     out = []
-    for summary in module.get_all_study_summaries(open_storage(url), include_best_trial=False):
-        record = load_study(url, summary.study_name)
+    with storage_at(url) as storage:
+        summaries = module.get_all_study_summaries(storage, include_best_trial=False)
+        records = [(summary, load_study(storage, summary.study_name)) for summary in summaries]
+    for summary, record in records:
         best = record.best
         out.append(
             {
@@ -348,8 +377,9 @@ def list_studies(url: str) -> list[dict[str, Any]]:
 
 def delete_study(url: str, name: str) -> None:
     """Remove the study ``name`` and its trials from ``url``."""
-    load_study(url, name)  # ConfigError with a did-you-mean when it does not exist
-    optuna().delete_study(study_name=name, storage=open_storage(url))
+    with storage_at(url) as storage:
+        load_study(storage, name)  # ConfigError with a did-you-mean when it does not exist
+        optuna().delete_study(study_name=name, storage=storage)
 
 
 def _best(trials: tuple[TrialRecord, ...], directions: list[str]) -> TrialRecord | None:
