@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -42,3 +43,9 @@ def _tune_step_registered() -> None:
 def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
     data = labelled(1200, 1)
     return data[:800], data[800:]
+
+
+@pytest.fixture
+def make_labelled() -> Callable[[int, int], pl.DataFrame]:
+    """:func:`labelled`, for tests that write their own data files."""
+    return labelled

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import yaml
 
@@ -15,12 +16,10 @@ from loopline.run import Runner
 from loopline.store import Store
 from loopline.train import TrainSpec
 
-from conftest import labelled
 
-
-def pipeline(tmp_path: Path, **tune: Any) -> Path:
+def pipeline(tmp_path: Path, frame: pl.DataFrame, **tune: Any) -> Path:
     data = tmp_path / "data.parquet"
-    labelled(1200, 2).write_parquet(data)
+    frame.write_parquet(data)
     steps: dict[str, Any] = {
         "data": {"type": "file", "path": str(data)},
         "split": {
@@ -69,13 +68,13 @@ def test_the_tune_config_is_a_train_config_plus_the_search() -> None:
     } <= own
 
 
-def test_a_wrong_search_key_fails_when_the_pipeline_loads(tmp_path: Path) -> None:
-    path = pipeline(tmp_path, space={"model.num_leafs": {"int": [4, 32]}})
+def test_a_wrong_search_key_fails_when_the_pipeline_loads(tmp_path: Path, make_labelled: Any) -> None:
+    path = pipeline(tmp_path, make_labelled(100, 0), space={"model.num_leafs": {"int": [4, 32]}})
     with pytest.raises(ConfigError, match="has no parameter .num_leafs.. Did you mean") as caught:
         load_pipeline(path)
     assert caught.value.key == "steps.search.space.model.num_leafs"
     with pytest.raises(ConfigError, match="sampler") as caught:
-        load_pipeline(pipeline(tmp_path, sampler="tep"))
+        load_pipeline(pipeline(tmp_path, make_labelled(100, 0), sampler="tep"))
 
 
 def test_the_schema_knows_the_tune_step_and_its_space() -> None:
@@ -85,8 +84,10 @@ def test_the_schema_knows_the_tune_step_and_its_space() -> None:
     assert "model\\." in tune["properties"]["space"]["propertyNames"]["pattern"]
 
 
-def test_the_best_trial_is_refitted_and_registered_with_its_study(store: Store, tmp_path: Path) -> None:
-    path = pipeline(tmp_path, model="delays")
+def test_the_best_trial_is_refitted_and_registered_with_its_study(
+    store: Store, tmp_path: Path, make_labelled: Any
+) -> None:
+    path = pipeline(tmp_path, make_labelled(1200, 2), model="delays")
     result = Runner(store).run(load_pipeline(path))
     study = result.output("search", "study")
     assert study["study"] == "search" and study["trials"] == 3 and study["registered"]["model"] == "delays"
