@@ -62,6 +62,11 @@ class Objective:
         self.task = resolve_task(self.train.get_column(self.spec.target), self.spec.task)
         self.sets = _named_sets(self.spec, self.valid, self.datasets)
 
+    def warm(self) -> None:
+        """Import every searched estimator's library now (a worker process does before its first trial)."""
+        for name in self.space.estimators or (self.base.estimator,):
+            resolve_estimator(name).load(self.task)
+
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         values = self.space.suggest(trial)
         spec = self.space.apply(values, self.base).model_copy(update={"task": self.task})
@@ -94,8 +99,9 @@ class Objective:
             )
             result = train_candidate(self.train, self.valid, spec, on_round=hook)
             bundle = result.bundle
-            for name, frame in self.sets.items():
-                scores[name] = self._metric(result.bundle.evaluate(frame))
+            for name, frame in self.sets.items():  # the trainer scored the validation split already
+                metrics = result.metrics["valid"] if frame is self.valid else result.bundle.evaluate(frame)
+                scores[name] = self._metric(metrics)
             if prune and hook is None:
                 self._report(trial, len(scores), scores)
         return scores, bundle

@@ -258,6 +258,7 @@ def _worker(
     objective: Objective, spec: TuneSpec, url: str, name: str, share: int | None, total: int | None, seed: int
 ) -> None:
     module = optuna()
+    objective.warm()  # libraries imported before the first trial starts, as in the parent process
     with storage_at(url) as storage:
         study = module.load_study(
             study_name=name, storage=storage, sampler=make_sampler(spec, seed), pruner=make_pruner(spec)
