@@ -260,7 +260,9 @@ def throughput(parts: dict[str, pl.DataFrame], jobs: int, trials: int) -> tuple[
         wall = time.perf_counter() - started
         with storage_at(url) as storage:
             done = [t for t in optuna.load_study(study_name="loopline", storage=storage).trials if t.datetime_complete]
-    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    ends = [t.datetime_complete for t in done if t.datetime_complete is not None]
+    starts = [t.datetime_start for t in done if t.datetime_start is not None]
+    span = (max(ends) - min(starts)).total_seconds()
     return len(done) / span, len(done) / wall
 
 
