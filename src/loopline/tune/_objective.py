@@ -27,6 +27,8 @@ from loopline.tune._spec import DatasetSet, FoldSets, SliceSets, TuneSpec, Valid
 
 SCORES_ATTR = "scores"
 """The trial user attribute holding ``{set name: score}``."""
+WORKER_ATTR = "worker"
+"""The trial user attribute a worker process (``n_jobs`` > 1) sets: ``HOST:PID`` of the process that ran it."""
 LATENCY_RECORDS = 20
 """One-record predictions timed for the latency tradeoff (the median is kept)."""
 
@@ -55,6 +57,7 @@ class Objective:
     spec: TuneSpec
     datasets: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     threads: int | None = None
+    worker: str | None = None
 
     def __post_init__(self) -> None:
         self.space = self.spec.search_space()
@@ -68,6 +71,8 @@ class Objective:
             resolve_estimator(name).load(self.task)
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
+        if self.worker is not None:
+            trial.set_user_attr(WORKER_ATTR, self.worker)
         values = self.space.suggest(trial)
         spec = self.space.apply(values, self.base).model_copy(update={"task": self.task})
         estimator = resolve_estimator(spec.estimator)

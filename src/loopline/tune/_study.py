@@ -8,7 +8,10 @@ given (Optuna's tables beside loopline's; loopline's own migrations keep their v
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ import polars as pl
 from loopline.core.cpu import usable_cores
 from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.train import TrainSpec
-from loopline.tune._objective import SCORES_ATTR, Objective
+from loopline.tune._objective import SCORES_ATTR, WORKER_ATTR, Objective
 from loopline.tune._optuna import optuna
 from loopline.tune._spec import TuneSpec
 
@@ -28,13 +31,16 @@ SPACE_ATTR = "loopline.space"
 SETTINGS_ATTR = "loopline.settings"
 """Study user attribute: metric, aggregate, sets, sampler, pruner and tradeoff, for ``loopline studies show``."""
 SQLITE_TIMEOUT_S = 60
+Launch = Callable[[list[Callable[[], None]]], None]
+"""Runs the worker jobs of a parallel tuning somewhere and returns when all have finished (default: one local
+process each; the orchestrator passes a Dask launcher when the tune step runs on a Dask cluster)."""
 """How long a SQLite writer waits for the database lock (worker processes write trials at once)."""
 
 
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial: its number, state (complete, pruned, fail, running), objective values, the searched values
-    (keys as in the space), the score per evaluation set, and how long it ran."""
+    (keys as in the space), the score per evaluation set, how long it ran, and where."""
 
     number: int
     state: str
@@ -42,6 +48,8 @@ class TrialRecord:
     params: dict[str, Any]
     scores: dict[str, float]
     duration_s: float | None
+    worker: str | None = None
+    """``HOST:PID`` of the worker process that ran it (parallel tunings only)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -52,6 +60,7 @@ class TrialRecord:
             "params": self.params,
             "scores": self.scores,
             "duration_s": self.duration_s,
+            "worker": self.worker,
         }
 
 
@@ -157,6 +166,7 @@ def tune(
     study: str | None = None,
     datasets: Mapping[str, pl.DataFrame] | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    launch: Launch | None = None,
 ) -> TuneResult:
     """Search ``spec.space`` around ``spec`` with Optuna; each trial trains with loopline's trainer on ``train``
     and is scored on ``spec.sets``. The study is ``study`` (else ``spec.study``, else "loopline") in ``storage``
@@ -164,7 +174,9 @@ def tune(
 
     Resumable: a study already in ``storage`` continues where it stopped; ``n_trials`` counts its finished
     trials (complete or pruned), so only the missing ones run; a trial left running by a killed process is
-    marked failed and not counted. ``on_trial`` is called after each trial of this process."""
+    marked failed and not counted. ``on_trial`` is called after each trial of this process. ``launch`` runs the
+    ``n_jobs`` worker jobs (default: a local process each, with its share of the cores; the storage must then be
+    a database every worker reaches)."""
     name = study or spec.study or "loopline"
     started = time.perf_counter()
     objective = Objective(train, valid, spec, dict(datasets or {}))
@@ -174,16 +186,21 @@ def tune(
 
         with tempfile.TemporaryDirectory(prefix="loopline-tune-") as folder:
             url = f"sqlite:///{Path(folder) / 'study.db'}"
-            result = _run(objective, spec, url, name, on_trial)
+            result = _run(objective, spec, url, name, on_trial, launch)
             return _result(result, spec, started)
-    return _result(_run(objective, spec, storage, name, on_trial), spec, started)
+    return _result(_run(objective, spec, storage, name, on_trial, launch), spec, started)
 
 
 def _run(
-    objective: Objective, spec: TuneSpec, url: str | None, name: str, on_trial: Callable[[TrialRecord], None] | None
+    objective: Objective,
+    spec: TuneSpec,
+    url: str | None,
+    name: str,
+    on_trial: Callable[[TrialRecord], None] | None,
+    launch: Launch | None,
 ) -> tuple[StudyRecord, int]:
     with storage_at(url) as storage:
-        return _run_in(storage, objective, spec, url, name, on_trial)
+        return _run_in(storage, objective, spec, url, name, on_trial, launch)
 
 
 def _run_in(
@@ -193,6 +210,7 @@ def _run_in(
     url: str | None,
     name: str,
     on_trial: Callable[[TrialRecord], None] | None,
+    launch: Launch | None,
 ) -> tuple[StudyRecord, int]:
     module = optuna()
     directions = ["maximize" if spec.maximize() else "minimize"] + (["minimize"] if spec.tradeoff else [])
@@ -215,7 +233,7 @@ def _run_in(
         )
     else:
         assert url is not None
-        _run_workers(objective, spec, url, name, remaining, before)
+        _run_workers(objective, spec, url, name, remaining, before, launch)
     record = load_study(storage, name)
     if not any(t.state == "complete" for t in record.trials):
         reasons = [study.trials[i].system_attrs.get("fail_reason", "") for i in range(len(study.trials))]
@@ -227,21 +245,31 @@ def _run_in(
     return record, len(record.trials) - before
 
 
-def _run_workers(objective: Objective, spec: TuneSpec, url: str, name: str, remaining: int | None, before: int) -> None:
-    """``spec.n_jobs`` processes optimise the one study, each with its share of the cores and trials."""
+def _run_workers(
+    objective: Objective,
+    spec: TuneSpec,
+    url: str,
+    name: str,
+    remaining: int | None,
+    before: int,
+    launch: Launch | None,
+) -> None:
+    """``spec.n_jobs`` workers optimise the one study, each with its share of the trials (and, as local
+    processes, of the cores; a launcher's workers lease the cores of wherever they run)."""
     jobs = spec.n_jobs
-    threads = max(1, usable_cores() // jobs)
-    objective.threads = threads
+    objective.threads = None if launch is not None else max(1, usable_cores() // jobs)
     share = None if remaining is None else -(-remaining // jobs)
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(
-            target=_worker,
-            args=(objective, spec, url, name, share, spec.n_trials, spec.seed + before + 1000 * i),
-            name=f"loopline-tune-{i}",
-        )
+    work = [
+        functools.partial(_worker, objective, spec, url, name, share, spec.n_trials, spec.seed + before + 1000 * i)
         for i in range(jobs)
     ]
+    (launch or _processes)(work)
+
+
+def _processes(work: list[Callable[[], None]]) -> None:
+    """Each job in a process of its own (spawned: no thread pool or lock is inherited half-held)."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=job, name=f"loopline-tune-{i}") for i, job in enumerate(work)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -249,7 +277,7 @@ def _run_workers(objective: Objective, spec: TuneSpec, url: str, name: str, rema
     failed = [w.exitcode for w in workers if w.exitcode]
     if failed:
         raise DataError(
-            f"{len(failed)} of {jobs} tuning worker processes failed (exit codes {failed}).",
+            f"{len(failed)} of {len(workers)} tuning worker processes failed (exit codes {failed}).",
             hint="Run with n_jobs: 1 to see the error, then fix its cause.",
         )
 
@@ -259,6 +287,7 @@ def _worker(
 ) -> None:
     module = optuna()
     objective.warm()  # libraries imported before the first trial starts, as in the parent process
+    objective.worker = f"{socket.gethostname()}:{os.getpid()}"
     with storage_at(url) as storage:
         study = module.load_study(
             study_name=name, storage=storage, sampler=make_sampler(spec, seed), pruner=make_pruner(spec)
@@ -326,7 +355,8 @@ def _trial_record(trial: Any) -> TrialRecord:
     values = None if trial.values is None else tuple(float(v) for v in trial.values)
     params = {name.split("/", 1)[-1]: value for name, value in trial.params.items()}
     scores = {str(k): float(v) for k, v in (trial.user_attrs.get(SCORES_ATTR) or {}).items()}
-    return TrialRecord(trial.number, trial.state.name.lower(), values, params, scores, duration)
+    worker = trial.user_attrs.get(WORKER_ATTR)
+    return TrialRecord(trial.number, trial.state.name.lower(), values, params, scores, duration, worker)
 
 
 def load_study(storage: Any, name: str) -> StudyRecord:

@@ -16,6 +16,7 @@ from loopline.core.config import MODEL_NAME_PATTERN
 from loopline.core.errors import ConfigError
 from loopline.core.records import ThreadInfo
 from loopline.core.step import StepContext, StepType
+from loopline.run._dask import dask_launcher
 from loopline.run.steps._models import TrainConfig, _fit
 from loopline.run.steps._tables import require_columns
 from loopline.train import limited_threads, resolve_estimator, thread_params
@@ -80,7 +81,14 @@ class Tune(StepType[TuneConfig]):
             ctx.log.info("trial %d %s: %s %s", trial.number, trial.state, trial.values, trial.params)
 
         result = tune(
-            train, valid, config, storage=url, study=config.study or ctx.step, datasets=datasets, on_trial=on_trial
+            train,
+            valid,
+            config,
+            storage=url,
+            study=config.study or ctx.step,
+            datasets=datasets,
+            on_trial=on_trial,
+            launch=dask_launcher(),  # on a Dask worker: the n_jobs trial workers are tasks of the same cluster
         )
         outputs = refit_best(config, result, train, valid, test, ctx)
         study = dict(result.lineage)
