@@ -259,7 +259,7 @@ def _run_workers(
     jobs = spec.n_jobs
     objective.threads = None if launch is not None else max(1, usable_cores() // jobs)
     share = None if remaining is None else -(-remaining // jobs)
-    work = [
+    work: list[Callable[[], None]] = [
         functools.partial(_worker, objective, spec, url, name, share, spec.n_trials, spec.seed + before + 1000 * i)
         for i in range(jobs)
     ]
