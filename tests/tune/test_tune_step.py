@@ -102,3 +102,11 @@ def test_the_best_trial_is_refitted_and_registered_with_its_study(
     assert "test" in version.metrics  # refitted as a train step would be: scored on the test split too
     again = Runner(store).run(load_pipeline(path))  # the study resumes: its 3 trials are done, nothing reruns
     assert again.output("search", "study")["trials"] == 3
+
+
+def test_the_tune_step_passes_the_step_type_conformance_check() -> None:
+    from loopline.testing import check_step_type
+
+    check_step_type(STEP_TYPES.get("tune"))
+    (base,) = type(STEP_TYPES.get("tune")).__orig_bases__  # type: ignore[attr-defined]
+    assert base.__args__ == (STEP_TYPES.get("tune").Config,)
