@@ -69,8 +69,14 @@ def test_tune_runs_the_step_and_studies_show_it(tmp_path: Path) -> None:
     listed = invoke("studies", "list", "--home", home, "--json")
     rows = json.loads(listed.output)
     assert [(r["name"], r["trials"], r["metric"]) for r in rows] == [("search", 3, "roc_auc")]
-    shown = invoke("studies", "show", "search", "--home", home)
+    page = tmp_path / "study.html"
+    shown = invoke("studies", "show", "search", "--home", home, "--html", str(page))
     assert shown.exit_code == 0 and "best: trial" in shown.output and "model.C" in shown.output
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == 3  # history, importances, per-set scores
+    history = json.loads(html.split('<script type="application/json" id="history">')[1].split("</script>")[0])
+    assert history["trial"] == [0, 1, 2] and history["best"] == [max(history["value"][: i + 1]) for i in range(3)]
+    assert '"model.C": 1.0' in html  # the one parameter searched holds all the importance
     again = invoke("tune", str(path), "search", "--home", home, "--json")  # resumed: nothing left to run
     assert json.loads(again.output)["trials"] == 3
     assert invoke("studies", "delete", "search", "--home", home).exit_code == 0

@@ -91,14 +91,29 @@ def list_studies(home: HomeOption = None, as_json: JsonOption = False) -> None:
 @app.command("show")
 def show_study(
     name: Annotated[str, typer.Argument(help="The study's name (see `loopline studies list`).")],
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write an HTML report: optimisation history, parameter importances, per-set scores "
+            "(needs loopline[report]).",
+        ),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a study: its settings, best trial with per-set scores, and every trial."""
-    from loopline.tune import load_study
+    from loopline.tune import load_study, param_importances
 
     with clear_errors(), open_store(home) as store:
         record = load_study(store_url(store), name).to_dict()
+        if html is not None:
+            from loopline.report import require_plotting, write_study_html
+
+            require_plotting()
+            written = write_study_html(html, record, param_importances(store_url(store), name))
+            if not as_json:
+                console.print(f"report: {escape(str(written))}")
         if as_json:
             print_json(record)
             return

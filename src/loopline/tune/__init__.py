@@ -26,6 +26,7 @@ from loopline.tune._study import (
     list_studies,
     load_study,
     open_storage,
+    param_importances,
     tune,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "list_studies",
     "load_study",
     "open_storage",
+    "param_importances",
     "parse_space",
     "tune",
 ]

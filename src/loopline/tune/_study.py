@@ -406,6 +406,22 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     return out
 
 
+def param_importances(url: str, name: str) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA) of study ``name``'s first objective; empty with fewer than two
+    complete trials or nothing that varies."""
+    module = optuna()
+    with storage_at(url) as storage:
+        study = module.load_study(study_name=name, storage=storage)
+        complete = study.get_trials(deepcopy=False, states=(module.trial.TrialState.COMPLETE,))
+        if len(complete) < 2:
+            return {}
+        try:
+            found = module.importance.get_param_importances(study, target=lambda t: t.values[0])
+        except (RuntimeError, ValueError):
+            return {}
+    return {str(key): float(value) for key, value in found.items()}
+
+
 def delete_study(url: str, name: str) -> None:
     """Remove the study ``name`` and its trials from ``url``."""
     with storage_at(url) as storage:
