@@ -65,6 +65,10 @@ def test_a_study_resumes_only_with_its_own_space(frames: Any, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="another search space") as caught:
         tune(train, valid, TuneSpec.parse(other), storage=url, study="s")
     assert "loopline studies delete" in str(caught.value)
+    other_base = {**SPEC, "n_trials": 2, "params": {"n_estimators": 40}}  # same space, another starting point
+    with pytest.raises(ConfigError, match="another search space or objective"):
+        tune(train, valid, TuneSpec.parse(other_base), storage=url, study="s")
+    assert tune(train, valid, TuneSpec.parse({**SPEC, "n_trials": 2}), storage=url, study="s").ran == 1
     with pytest.raises(ConfigError, match="no study 'z'. Studies: s"):
         load_study(url, "z")
 

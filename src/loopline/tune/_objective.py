@@ -107,8 +107,6 @@ class Objective:
             for name, frame in self.sets.items():  # the trainer scored the validation split already
                 metrics = result.metrics["valid"] if frame is self.valid else result.bundle.evaluate(frame)
                 scores[name] = self._metric(metrics)
-            if prune and hook is None:
-                self._report(trial, len(scores), scores)
         return scores, bundle
 
     def _report(self, trial: Any, step: int, scores: Mapping[str, float]) -> None:

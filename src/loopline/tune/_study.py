@@ -21,6 +21,7 @@ import polars as pl
 
 from loopline.core.cpu import usable_cores
 from loopline.core.errors import ConfigError, DataError, LooplineError
+from loopline.core.hashing import fingerprint
 from loopline.train import TrainSpec
 from loopline.tune._objective import SCORES_ATTR, WORKER_ATTR, Objective
 from loopline.tune._optuna import optuna
@@ -315,22 +316,24 @@ def _settings(spec: TuneSpec) -> dict[str, Any]:
         "tradeoff": spec.tradeoff,
         "estimator": spec.estimator,
         "target": spec.target,
+        # the configuration every trial starts from: a resume with other base params would mix two searches
+        "base": fingerprint(spec.base_spec().model_dump(mode="json"))[:16],
     }
 
 
 def _check_same_study(study: Any, spec: TuneSpec, settings: dict[str, Any], directions: list[str]) -> None:
     """Stamp a new study with its space and settings; refuse to resume one started with others."""
     stored = study.user_attrs
-    fingerprint = spec.search_space().fingerprint()
+    space_hash = spec.search_space().fingerprint()
     if SPACE_ATTR not in stored:
-        study.set_user_attr(SPACE_ATTR, fingerprint)
+        study.set_user_attr(SPACE_ATTR, space_hash)
         study.set_user_attr(SETTINGS_ATTR, settings)
         return
     same_directions = [d.name.lower() for d in study.directions] == directions
-    if stored[SPACE_ATTR] != fingerprint or stored.get(SETTINGS_ATTR) != settings or not same_directions:
+    if stored[SPACE_ATTR] != space_hash or stored.get(SETTINGS_ATTR) != settings or not same_directions:
         raise ConfigError(
-            f"study {study.study_name!r} was started with another search space or objective; it cannot resume "
-            "with this one.",
+            f"study {study.study_name!r} was started with another search space or objective (or base configuration); "
+            "it cannot resume with this one.",
             key="study",
             hint="Name a new study (study: NAME), or delete the old one with `loopline studies delete NAME`.",
         )
