@@ -335,7 +335,10 @@ def main() -> None:
     final_line(
         "tune",
         quick=quick,
-        note="--quick: CI smoke, no timing claims; FLAML not run (no .bench/flaml-venv)" if quick else None,
+        note=None
+        if not quick
+        else "--quick: CI smoke, no timing claims; "
+        + ("FLAML with a 10 s budget on flights only" if quality else "FLAML not run (no .bench/flaml-venv)"),
         sizes={
             "rows": rows,
             "splits": "60/20/20 random",
