@@ -174,3 +174,17 @@ def test_the_estimator_itself_can_be_searched(frames: Any) -> None:
         own = "model.num_leaves" if trial.params["estimator"] == "lightgbm" else "model.C"
         assert set(trial.params) == {"estimator", own}
     assert result.best_spec.estimator == result.best.params["estimator"]
+
+
+def test_a_trial_the_library_refuses_fails_alone_and_the_study_goes_on(frames: Any) -> None:
+    train, valid = frames
+    space = {"model.solver": {"choice": ["lbfgs", "no-such-solver"]}}
+    result = tune(train, valid, spec(estimator="logistic_regression", params={}, space=space, sampler="grid"))
+    states = {t.params["model.solver"]: t.state for t in result.study.trials}
+    assert states == {"lbfgs": "complete", "no-such-solver": "fail"}
+    assert result.best.params == {"model.solver": "lbfgs"}
+    with pytest.raises(DataError, match="no completed trial") as caught:
+        tune(
+            train, valid, spec(estimator="logistic_regression", params={}, space={"model.solver": {"choice": ["nope"]}})
+        )
+    assert "solver" in str(caught.value)

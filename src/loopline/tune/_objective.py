@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from loopline.core.errors import ConfigError, DataError, did_you_mean
+from loopline.core.errors import ConfigError, DataError, LooplineError, did_you_mean
 from loopline.train import (
     TrainSpec,
     kfold_indices,
@@ -27,6 +27,8 @@ from loopline.tune._spec import DatasetSet, FoldSets, SliceSets, TuneSpec, Valid
 
 SCORES_ATTR = "scores"
 """The trial user attribute holding ``{set name: score}``."""
+ERROR_ATTR = "error"
+"""The trial user attribute holding why a failed trial failed (``Type: message``)."""
 WORKER_ATTR = "worker"
 """The trial user attribute a worker process (``n_jobs`` > 1) sets: ``HOST:PID`` of the process that ran it."""
 LATENCY_RECORDS = 20
@@ -71,6 +73,13 @@ class Objective:
             resolve_estimator(name).load(self.task)
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
+        try:
+            return self._trial(trial)
+        except (LooplineError, ValueError) as exc:  # the ones a study survives: say why on the trial
+            trial.set_user_attr(ERROR_ATTR, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _trial(self, trial: Any) -> float | tuple[float, float]:
         if self.worker is not None:
             trial.set_user_attr(WORKER_ATTR, self.worker)
         values = self.space.suggest(trial)

@@ -23,7 +23,7 @@ from loopline.core.cpu import usable_cores
 from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
 from loopline.train import TrainSpec
-from loopline.tune._objective import SCORES_ATTR, WORKER_ATTR, Objective
+from loopline.tune._objective import ERROR_ATTR, SCORES_ATTR, WORKER_ATTR, Objective
 from loopline.tune._optuna import optuna
 from loopline.tune._spec import TuneSpec
 
@@ -32,6 +32,9 @@ SPACE_ATTR = "loopline.space"
 SETTINGS_ATTR = "loopline.settings"
 """Study user attribute: metric, aggregate, sets, sampler, pruner and tradeoff, for ``loopline studies show``."""
 SQLITE_TIMEOUT_S = 60
+CAUGHT = (LooplineError, ValueError)
+"""A trial failing with these is recorded as failed and the study goes on (a library refusing a combination of
+parameters raises ValueError); anything else stops the tuning."""
 Launch = Callable[[list[Callable[[], None]]], None]
 """Runs the worker jobs of a parallel tuning somewhere and returns when all have finished (default: one local
 process each; the orchestrator passes a Dask launcher when the tune step runs on a Dask cluster)."""
@@ -51,6 +54,8 @@ class TrialRecord:
     duration_s: float | None
     worker: str | None = None
     """``HOST:PID`` of the worker process that ran it (parallel tunings only)."""
+    error: str | None = None
+    """Why a failed trial failed."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -62,6 +67,7 @@ class TrialRecord:
             "scores": self.scores,
             "duration_s": self.duration_s,
             "worker": self.worker,
+            "error": self.error,
         }
 
 
@@ -229,16 +235,13 @@ def _run_in(
     if spec.n_jobs == 1:
         study.sampler = make_sampler(spec, spec.seed + before)
         callbacks = [_callback(on_trial, study)] if on_trial else []
-        study.optimize(
-            objective, n_trials=remaining, timeout=spec.timeout_s, catch=(LooplineError,), callbacks=callbacks
-        )
+        study.optimize(objective, n_trials=remaining, timeout=spec.timeout_s, catch=CAUGHT, callbacks=callbacks)
     else:
         assert url is not None
         _run_workers(objective, spec, url, name, remaining, before, launch)
     record = load_study(storage, name)
     if not any(t.state == "complete" for t in record.trials):
-        reasons = [study.trials[i].system_attrs.get("fail_reason", "") for i in range(len(study.trials))]
-        reason = next((r for r in reversed(reasons) if r), "no trial finished within the budget")
+        reason = next((t.error for t in reversed(record.trials) if t.error), "no trial finished within the budget")
         raise DataError(
             f"study {name!r} has no completed trial: {reason}",
             hint="Fix the cause above, or give the tuning more time (timeout_s) or trials.",
@@ -295,7 +298,7 @@ def _worker(
         )
         states = (module.trial.TrialState.COMPLETE, module.trial.TrialState.PRUNED)
         callbacks = [] if total is None else [module.study.MaxTrialsCallback(total, states=states)]
-        study.optimize(objective, n_trials=share, timeout=spec.timeout_s, catch=(LooplineError,), callbacks=callbacks)
+        study.optimize(objective, n_trials=share, timeout=spec.timeout_s, catch=CAUGHT, callbacks=callbacks)
 
 
 def _callback(on_trial: Callable[[TrialRecord], None], study: Any) -> Callable[[Any, Any], None]:
@@ -344,7 +347,7 @@ def _fail_stale(study: Any) -> None:
     module = optuna()
     running = study.get_trials(deepcopy=False, states=(module.trial.TrialState.RUNNING,))
     for trial in running:
-        study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", "left running by a stopped process")
+        study._storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, "left running by a stopped process")
         study._storage.set_trial_state_values(trial._trial_id, state=module.trial.TrialState.FAIL)
 
 
@@ -358,8 +361,8 @@ def _trial_record(trial: Any) -> TrialRecord:
     values = None if trial.values is None else tuple(float(v) for v in trial.values)
     params = {name.split("/", 1)[-1]: value for name, value in trial.params.items()}
     scores = {str(k): float(v) for k, v in (trial.user_attrs.get(SCORES_ATTR) or {}).items()}
-    worker = trial.user_attrs.get(WORKER_ATTR)
-    return TrialRecord(trial.number, trial.state.name.lower(), values, params, scores, duration, worker)
+    worker, error = trial.user_attrs.get(WORKER_ATTR), trial.user_attrs.get(ERROR_ATTR)
+    return TrialRecord(trial.number, trial.state.name.lower(), values, params, scores, duration, worker, error)
 
 
 def load_study(storage: Any, name: str) -> StudyRecord:
