@@ -160,7 +160,8 @@ def _print_study(record: dict[str, Any], registered: dict[str, Any] | None) -> N
             ", ".join(f"{v:.4f}" for v in t["values"] or []),
             "" if t["duration_s"] is None else f"{t['duration_s']:.2f}",
             escape(", ".join(f"{k}={v!r}" for k, v in t["params"].items())),
+            escape(t.get("error") or ""),
         )
         for t in record["trials"]
     ]
-    console.print(table("trials", ["#", "state", "value", "seconds", "params"], rows))
+    console.print(table("trials", ["#", "state", "value", "seconds", "params", "error"], rows))
