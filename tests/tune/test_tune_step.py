@@ -82,6 +82,24 @@ def test_the_schema_knows_the_tune_step_and_its_space() -> None:
     tune = next(b for b in branches if b["title"] == "tune")
     assert {"space", "sets", "sampler", "pruner", "n_trials"} <= set(tune["properties"])
     assert "model\\." in tune["properties"]["space"]["propertyNames"]["pattern"]
+    import jsonschema
+
+    schema = pipeline_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    space = {
+        "model.learning_rate": {"float": [0.01, 0.3], "log": True},
+        "prep.impute.strategy": {"choice": ["mean", "median"]},
+        "estimator": {"lightgbm": {"model.num_leaves": {"int": [4, 8]}}, "random_forest": None},
+    }
+    step = {"type": "tune", "inputs": ["s.train", "s.valid"], "target": "y", "estimator": "lightgbm", "space": space}
+    jsonschema.validate({"name": "p", "steps": {"t": step}}, schema)
+    for wrong in (
+        {"learning_rate": {"float": [0.01, 0.3]}},
+        {"model.x": {"float": [1]}},
+        {"model.x": {"flot": [1, 2]}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"name": "p", "steps": {"t": {**step, "space": wrong}}}, schema)
 
 
 def test_the_best_trial_is_refitted_and_registered_with_its_study(
