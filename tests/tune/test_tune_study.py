@@ -108,7 +108,8 @@ def test_a_tradeoff_makes_a_two_objective_nsga2_study(frames: Any) -> None:
     assert sizes[max(sizes)] > sizes[min(sizes)] > 0  # more trees, a bigger bundle
 
 
-def test_the_median_pruner_stops_poor_boosting_fits_on_their_rounds(frames: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])
+def test_pruners_stop_poor_boosting_fits_on_their_rounds(frames: Any, tmp_path: Path, pruner: str) -> None:
     import optuna
 
     train, valid = frames
@@ -120,7 +121,7 @@ def test_the_median_pruner_stops_poor_boosting_fits_on_their_rounds(frames: Any,
             params={"n_estimators": 100},
             space={"model.learning_rate": {"float": [0.0001, 0.5], "log": True}},
             sampler="random",
-            pruner="median",
+            pruner=pruner,
             n_trials=12,
             report_every=5,
         ),
