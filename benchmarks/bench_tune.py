@@ -251,7 +251,7 @@ def throughput(parts: dict[str, pl.DataFrame], jobs: int, trials: int) -> tuple[
     import optuna
 
     from loopline.tune import TuneSpec, tune
-    from loopline.tune._study import storage_at
+    from loopline.tune._studies import storage_at
 
     # one thread per trial on both sides: the figure is about trials side by side, not LightGBM's thread scaling
     spec = base("delayed", NUMERIC, CATEGORICAL, params={"n_estimators": 150, "n_jobs": 1}, space=SMALL_SPACE)

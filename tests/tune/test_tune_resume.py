@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, inspect, text
 from loopline.core.errors import ConfigError
 from loopline.store import Store
 from loopline.tune import TuneSpec, load_study, tune
-from loopline.tune._study import storage_at
+from loopline.tune._studies import storage_at
 
 SPEC: dict[str, Any] = {
     "target": "y",

@@ -11,7 +11,7 @@ import pytest
 
 from loopline.core.errors import ConfigError, DataError
 from loopline.tune import TuneSpec, tune
-from loopline.tune._study import storage_at
+from loopline.tune._studies import storage_at
 
 FEATURES = {"target": "y", "numeric": ["x0", "x1", "x2"], "categorical": ["g"]}
 

@@ -18,17 +18,16 @@ from loopline.tune._spec import (
     ValidSet,
     WindowSets,
 )
-from loopline.tune._study import (
+from loopline.tune._studies import (
     StudyRecord,
     TrialRecord,
-    TuneResult,
     delete_study,
     list_studies,
     load_study,
     open_storage,
     param_importances,
-    tune,
 )
+from loopline.tune._study import TuneResult, tune
 
 __all__ = [
     "PRUNERS",

@@ -1,19 +1,14 @@
-"""Running a study: Optuna's samplers and pruners, budgets, worker processes, resuming, and the records read back.
-
-A study lives in an Optuna RDB storage: the same SQLite or PostgreSQL database as loopline's store when a URL is
-given (Optuna's tables beside loopline's; loopline's own migrations keep their version in
-``loopline_alembic_version``, Optuna's in ``alembic_version``, so neither touches the other's), else in memory.
-"""
+"""Running a study: Optuna's samplers and pruners, budgets, worker processes, resuming (the stored side, records
+and storage, is :mod:`loopline.tune._studies`)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import multiprocessing
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,81 +18,19 @@ from loopline.core.cpu import usable_cores
 from loopline.core.errors import ConfigError, DataError, LooplineError
 from loopline.core.hashing import fingerprint
 from loopline.train import TrainSpec
-from loopline.tune._objective import ERROR_ATTR, SCORES_ATTR, WORKER_ATTR, Objective
+from loopline.tune._objective import ERROR_ATTR, Objective
 from loopline.tune._optuna import optuna
 from loopline.tune._spec import TuneSpec
+from loopline.tune._studies import SETTINGS_ATTR, StudyRecord, TrialRecord, load_study, storage_at, trial_record
 
 SPACE_ATTR = "loopline.space"
 """Study user attribute: the fingerprint of the space (a study resumes only with its own space)."""
-SETTINGS_ATTR = "loopline.settings"
-"""Study user attribute: metric, aggregate, sets, sampler, pruner and tradeoff, for ``loopline studies show``."""
-SQLITE_TIMEOUT_S = 60
 CAUGHT = (LooplineError, ValueError)
 """A trial failing with these is recorded as failed and the study goes on (a library refusing a combination of
 parameters raises ValueError); anything else stops the tuning."""
 Launch = Callable[[list[Callable[[], None]]], None]
 """Runs the worker jobs of a parallel tuning somewhere and returns when all have finished (default: one local
 process each; the orchestrator passes a Dask launcher when the tune step runs on a Dask cluster)."""
-"""How long a SQLite writer waits for the database lock (worker processes write trials at once)."""
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One trial: its number, state (complete, pruned, fail, running), objective values, the searched values
-    (keys as in the space), the score per evaluation set, how long it ran, and where."""
-
-    number: int
-    state: str
-    values: tuple[float, ...] | None
-    params: dict[str, Any]
-    scores: dict[str, float]
-    duration_s: float | None
-    worker: str | None = None
-    """``HOST:PID`` of the worker process that ran it (parallel tunings only)."""
-    error: str | None = None
-    """Why a failed trial failed."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
-        return {
-            "number": self.number,
-            "state": self.state,
-            "values": None if self.values is None else list(self.values),
-            "params": self.params,
-            "scores": self.scores,
-            "duration_s": self.duration_s,
-            "worker": self.worker,
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True)
-class StudyRecord:
-    """A stored study: its name, directions, settings and every trial."""
-
-    name: str
-    directions: tuple[str, ...]
-    settings: dict[str, Any]
-    trials: tuple[TrialRecord, ...]
-    best: TrialRecord | None = None
-
-    def counts(self) -> dict[str, int]:
-        """Trials per state."""
-        out: dict[str, int] = {}
-        for trial in self.trials:
-            out[trial.state] = out.get(trial.state, 0) + 1
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
-        return {
-            "name": self.name,
-            "directions": list(self.directions),
-            "settings": self.settings,
-            "counts": self.counts(),
-            "best": None if self.best is None else self.best.to_dict(),
-            "trials": [t.to_dict() for t in self.trials],
-        }
 
 
 @dataclass(frozen=True)
@@ -111,30 +44,6 @@ class TuneResult:
     ran: int
     elapsed_s: float = 0.0
     lineage: dict[str, Any] = field(default_factory=dict)
-
-
-def open_storage(url: str | None) -> Any:
-    """Optuna's RDB storage on ``url`` (None: in memory)."""
-    module = optuna()
-    if url is None:
-        return module.storages.InMemoryStorage()
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    return module.storages.RDBStorage(url, engine_kwargs=kwargs)
-
-
-@contextlib.contextmanager
-def storage_at(url: str | None) -> Iterator[Any]:
-    """:func:`open_storage`, its database connections closed on exit."""
-    storage = open_storage(url)
-    try:
-        yield storage
-    finally:
-        engine = getattr(storage, "engine", None)
-        if engine is not None:
-            storage.remove_session()
-            engine.dispose()
 
 
 def make_sampler(spec: TuneSpec, seed: int) -> Any:
@@ -303,7 +212,7 @@ def _worker(
 
 def _callback(on_trial: Callable[[TrialRecord], None], study: Any) -> Callable[[Any, Any], None]:
     def call(_study: Any, trial: Any) -> None:
-        on_trial(_trial_record(trial))
+        on_trial(trial_record(trial))
 
     return call
 
@@ -354,94 +263,6 @@ def _fail_stale(study: Any) -> None:
 def _finished(study: Any) -> int:
     states = optuna().trial.TrialState
     return len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))
-
-
-def _trial_record(trial: Any) -> TrialRecord:
-    duration = trial.duration.total_seconds() if trial.duration is not None else None
-    values = None if trial.values is None else tuple(float(v) for v in trial.values)
-    params = {name.split("/", 1)[-1]: value for name, value in trial.params.items()}
-    scores = {str(k): float(v) for k, v in (trial.user_attrs.get(SCORES_ATTR) or {}).items()}
-    worker, error = trial.user_attrs.get(WORKER_ATTR), trial.user_attrs.get(ERROR_ATTR)
-    return TrialRecord(trial.number, trial.state.name.lower(), values, params, scores, duration, worker, error)
-
-
-def load_study(storage: Any, name: str) -> StudyRecord:
-    """The stored study ``name`` (``storage``: a URL or an Optuna storage); ConfigError naming the known ones."""
-    if storage is None or isinstance(storage, str):
-        with storage_at(storage) as opened:
-            return load_study(opened, name)
-    module = optuna()
-    try:
-        study = module.load_study(study_name=name, storage=storage)
-    except KeyError:
-        from loopline.core.errors import did_you_mean
-
-        known = [s.study_name for s in module.get_all_study_summaries(storage, include_best_trial=False)]
-        hint = did_you_mean(name, known) or f"Studies: {', '.join(known) or 'none yet'}."
-        raise ConfigError(f"no study {name!r}.", key="study", hint=hint) from None
-    trials = tuple(_trial_record(t) for t in study.get_trials(deepcopy=False))
-    return StudyRecord(
-        name=name,
-        directions=tuple(d.name.lower() for d in study.directions),
-        settings=dict(study.user_attrs.get(SETTINGS_ATTR) or {}),
-        trials=trials,
-        best=_best(trials, [d.name.lower() for d in study.directions]),
-    )
-
-
-def list_studies(url: str) -> list[dict[str, Any]]:
-    """Every study stored at ``url``: name, directions, trial count, best value, started."""
-    module = optuna()
-    out = []
-    with storage_at(url) as storage:
-        summaries = module.get_all_study_summaries(storage, include_best_trial=False)
-        records = [(summary, load_study(storage, summary.study_name)) for summary in summaries]
-    for summary, record in records:
-        best = record.best
-        out.append(
-            {
-                "name": summary.study_name,
-                "directions": list(record.directions),
-                "metric": record.settings.get("metric"),
-                "trials": len(record.trials),
-                "counts": record.counts(),
-                "best_value": None if best is None or best.values is None else best.values[0],
-                "started": None if summary.datetime_start is None else summary.datetime_start.isoformat(),
-            }
-        )
-    return out
-
-
-def param_importances(url: str, name: str) -> dict[str, float]:
-    """Optuna's parameter importances (fANOVA) of study ``name``'s first objective; empty with fewer than two
-    complete trials or nothing that varies."""
-    module = optuna()
-    with storage_at(url) as storage:
-        study = module.load_study(study_name=name, storage=storage)
-        complete = study.get_trials(deepcopy=False, states=(module.trial.TrialState.COMPLETE,))
-        if len(complete) < 2:
-            return {}
-        try:
-            found = module.importance.get_param_importances(study, target=lambda t: t.values[0])
-        except (RuntimeError, ValueError):
-            return {}
-    return {str(key): float(value) for key, value in found.items()}
-
-
-def delete_study(url: str, name: str) -> None:
-    """Remove the study ``name`` and its trials from ``url``."""
-    with storage_at(url) as storage:
-        load_study(storage, name)  # ConfigError with a did-you-mean when it does not exist
-        optuna().delete_study(study_name=name, storage=storage)
-
-
-def _best(trials: tuple[TrialRecord, ...], directions: list[str]) -> TrialRecord | None:
-    """The complete trial with the best first objective (on a Pareto front too: the metric decides)."""
-    done = [t for t in trials if t.state == "complete" and t.values]
-    if not done:
-        return None
-    maximize = directions[0] == "maximize"
-    return sorted(done, key=lambda t: (-(t.values or (0,))[0] if maximize else (t.values or (0,))[0], t.number))[0]
 
 
 def _result(run: tuple[StudyRecord, int], spec: TuneSpec, started: float) -> TuneResult:
