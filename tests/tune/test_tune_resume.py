@@ -121,12 +121,13 @@ def test_a_tuning_killed_mid_study_resumes_without_repeating_finished_trials(fra
     assert len(set(points)) == len(points)  # the resumed sampler does not propose the finished points again
 
 
-def test_trials_run_in_two_processes_at_once(frames: Any, tmp_path: Path) -> None:
+def test_trials_run_in_two_processes_at_once(frames: Any, store_url: str) -> None:
     train, valid = frames
-    url = f"sqlite:///{tmp_path / 'loopline.db'}"
+    url = store_url  # a SQLite file, or a PostgreSQL schema both worker processes reach
     spec = TuneSpec.parse({**SPEC, "params": {"n_estimators": 200}, "n_trials": 6, "n_jobs": 2})
     result = tune(train, valid, spec, storage=url, study="parallel")
     assert result.study.counts() == {"complete": 6}
+    assert len({trial.worker for trial in result.study.trials}) == 2  # each worker process ran trials
     with storage_at(url) as storage:
         trials = optuna.load_study(study_name="parallel", storage=storage).trials
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials if t.datetime_start and t.datetime_complete)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from loopline.core.errors import ConfigError, did_you_mean
 from loopline.tune._objective import ERROR_ATTR, SCORES_ATTR, WORKER_ATTR
@@ -89,6 +92,9 @@ def open_storage(url: str | None) -> Any:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # a new store's folder, as Store.open does
     return module.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
