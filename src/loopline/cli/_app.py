@@ -1,4 +1,5 @@
-"""The ``loopline`` command: run, runs, models, datasets, store, feedback, serve, monitor, schema, init, quickstart."""
+"""The ``loopline`` command: run, tune, studies, runs, models, datasets, store, feedback, serve, monitor, schema,
+init, quickstart."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _alerts, _datasets, _feedback, _loop_service, _models, _predict, _runs, _store
+from loopline.cli import _alerts, _datasets, _feedback, _loop_service, _models, _predict, _runs, _store, _studies
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
@@ -27,6 +28,8 @@ app.add_typer(_models.app, name="models")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_store.app, name="store")
 app.add_typer(_feedback.app, name="feedback")
+app.add_typer(_studies.app, name="studies")
+app.command("tune")(_studies.tune)
 app.command("predict")(_predict.predict)
 app.command("loop")(_loop_service.loop)
 app.command("alerts")(_alerts.alerts)
