@@ -27,6 +27,7 @@ OWN_VENV = {
     "mlflow": "bench_train.py and bench_serve.py install MLflow into .bench/mlflow-venv (its pins clash)",
     "evidently": "bench_monitor.py installs Evidently into .bench/evidently-venv (it does not import with pandas 3)",
     "nannyml": "bench_monitor.py installs NannyML into .bench/nannyml-venv (its pins clash)",
+    "flaml": "bench_tune.py installs FLAML AutoML into .bench/flaml-venv (its pins clash)",
 }
 """Modules a benchmark installs into a virtualenv of its own, with the reason."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,22 @@ def test_a_refit_names_the_version_in_production(capsys: pytest.CaptureFixture[s
     assert chosen.promoted == 5 and not math.isnan(chosen.gate.challenger_score)  # type: ignore[union-attr]
     print_selection(chosen)
     assert "in production: v5 (refitted v4 on train + valid (10 + 5 rows) as v5)" in plain(capsys.readouterr().out)
+
+
+def test_history_lists_a_drift_warning_with_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from loopline.cli import app
+    from loopline.store import Store
+    from loopline.store.loop import LoopStore
+
+    url, artifacts = f"sqlite:///{tmp_path / 'loopline.db'}", tmp_path / "artifacts"
+    monkeypatch.setenv("LOOPLINE_STORE_URL", url)
+    monkeypatch.setenv("LOOPLINE_ARTIFACTS_URL", str(artifacts))
+    with Store.open(url, artifacts) as store:
+        reason = "1 feature(s) drifted (x), 75% of the model's feature importance >= 20%, but 400 labelled rows"
+        LoopStore(store.engine).record("rainy", "warning", reason, model="m", details={"weights": {"x": 0.75}})
+    listed = CliRunner().invoke(app, ["loop", "history", "rainy", "--json", "--home", str(tmp_path / "h")])
+    assert listed.exit_code == 0, listed.output
+    [event] = json.loads(listed.output)
+    assert (event["kind"], event["details"]["weights"]) == ("warning", {"x": 0.75})

@@ -99,3 +99,45 @@ def test_the_loop_ingests_its_continuous_sources_while_it_runs(tmp_path: Path, m
     finally:
         store.close()
         client.delete(stream)
+
+
+def test_a_cron_tick_catches_its_sources_up_once_and_no_sources_says_it_reads_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopline.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    url, artifacts = f"sqlite:///{tmp_path / 'loopline.db'}", tmp_path / "artifacts"
+    monkeypatch.setenv("LOOPLINE_STORE_URL", url)
+    monkeypatch.setenv("LOOPLINE_ARTIFACTS_URL", str(artifacts))
+    stream = f"llonce{uuid.uuid4().hex[:10]}"
+    client = redis.Redis()
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "h")]
+    try:
+        for k in range(120):
+            client.xadd(stream, {"data": json.dumps({"k": k})})
+        Path("pipeline.yaml").write_text(PIPELINE.format(stream=stream))
+        result = runner.invoke(app, ["loop", "pipeline.yaml", "--once", "--json", *home])
+        assert result.exit_code == 0, result.output
+        found = json.loads(result.output)
+        assert [(s["step"], s["state"], s["rows"]) for s in found["sources"]] == [("events", "caught up", 120)]
+        tick = found["events"][0]
+        assert tick["kind"] == "tick" and tick["details"]["catch_up"][0]["rows"] == 120
+        for k in range(120, 150):
+            client.xadd(stream, {"data": json.dumps({"k": k})})
+        result = runner.invoke(app, ["loop", "pipeline.yaml", "--once", *home])
+        assert result.exit_code == 0, result.output
+        assert "one catch-up pass of its continuous sources (at most 0:05:00)" in result.output
+        assert "events -> events: caught up (30 rows in" in result.output
+        client.xadd(stream, {"data": json.dumps({"k": 150})})
+        result = runner.invoke(app, ["loop", "pipeline.yaml", "--once", "--no-sources", *home])
+        assert "--no-sources: its continuous sources are not read this tick" in result.output
+        with Store.open(url, artifacts) as store:
+            assert sorted(store.datasets.read("events")["k"].to_list()) == list(range(150))
+        result = runner.invoke(app, ["loop", "pipeline.yaml", "--once", "--catch-up", "soon", *home])
+        assert result.exit_code == 2 and "invalid --catch-up: 'soon' is not a duration" in result.output
+    finally:
+        client.delete(stream)

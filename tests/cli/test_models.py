@@ -133,7 +133,7 @@ def test_promote_refuses_a_version_that_cannot_be_served(project: Path) -> None:
     with Store.open() as store:  # registered around the check, as an older loopline could
         first = store.models.get("toy", 1)
         bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(first.bundle_digest))
-        skip = {"version", "stage", "bundle_digest", "created_at", "promoted_at"}
+        skip = {"version", "stage", "bundle_digest", "created_at", "promoted_at", "archived_at", "aliases"}
         fields = {k: v for k, v in vars(first).items() if k not in skip}
         refused = store.models.register(**fields, bundle_digest=store.artifacts.put_bytes(refused_type_bundle(bundle)))
     result = runner.invoke(app, ["models", "promote", "toy", str(refused.version)])

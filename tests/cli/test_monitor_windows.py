@@ -97,6 +97,28 @@ def test_monitor_window_prints_a_table(project: datetime) -> None:
     assert "windows of 1h closed by this check" in " ".join(result.output.split()) and "ALERT" in result.output
 
 
+def test_monitor_shows_the_error_rate_and_the_prediction_and_target_drift(
+    project: datetime, store_url: str, tmp_path: Path
+) -> None:
+    from loopline.store import ErrorCount
+
+    with Store.open(store_url, tmp_path / "home" / "artifacts") as store:  # 20 failures in the first hour
+        store.predictions.append_new([], [ErrorCount("e1", "churn", 1, "model", "ValueError", project, 20)])
+    text = runner.invoke(app, ["monitor", "pipeline.yaml", "--window", "1h", "--since", project.isoformat()])
+    words = " ".join(text.output.split())
+    assert "errors" in words and "25.0%" in words and "0.0%" in words
+    assert "drift per window" in words and "prediction (class, probabilities)" in words
+    drift_table = text.output[text.output.index("drift per window") :]
+    first_row = next(line for line in drift_table.splitlines() if line.startswith("│ 2026") or "│ 20" in line[:4])
+    assert [cell.strip() for cell in first_row.strip("│").split("│")][1:] == ["city", "n/a", "-"]
+    again = runner.invoke(app, ["monitor", "pipeline.yaml", "--window", "2h", "--json"])  # new windows: 2h
+    first = next(w for w in json.loads(again.output)["closed"] if w["start"] <= project.isoformat() < w["end"])
+    rows = first["health"]["rows"]
+    assert first["health"]["error_rate"] == 20 / (20 + rows) and first["health"]["errors"] == {"model": 20}
+    assert [f["status"] for f in first["output_drift"]["features"]] == ["not available"]  # no profile: stored before
+    assert first["target_drift"] is None  # no label arrived
+
+
 def test_monitor_window_report_has_the_windows_over_time(project: datetime, tmp_path: Path) -> None:
     result = runner.invoke(app, ["monitor", "pipeline.yaml", "--window", "1h", "--report", "out/r.html"])
     assert result.exit_code == 0, result.output

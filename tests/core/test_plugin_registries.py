@@ -13,7 +13,7 @@ from loopline.core import STEP_TYPES, StepType
 from loopline.core import step as step_module
 from loopline.core.registry import Registry
 
-BUILTINS = {"file", "sample", "ingest", "join", "asof_join", "union", "derive", "split", "train", "select"}
+BUILTINS = {"file", "sample", "ingest", "join", "asof_join", "union", "derive", "split", "train", "select", "tune"}
 
 
 def test_every_builtin_is_an_entry_point_of_the_public_group() -> None:

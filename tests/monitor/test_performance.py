@@ -104,8 +104,10 @@ def test_estimated_performance_of_an_unlabelled_window_matches_what_its_labels_l
         assert estimate.metrics[name].value == pytest.approx(realised[name], abs=0.03)
 
 
-def test_estimation_is_for_binary_classifiers_with_probabilities() -> None:
-    with pytest.raises(DataError, match="needs a binary classifier; this model has 3 classes"):
-        fit_estimator(pl.DataFrame({"label": ["a"]}), ["a", "b", "c"])
+def test_estimation_is_for_classifiers_with_probabilities() -> None:
+    with pytest.raises(DataError, match="no probability for 'probability:a' \\(of 3 classes\\)"):
+        fit_estimator(pl.DataFrame({"label": ["a"]}), ["a", "b", "c"])  # multi-class: every class's probability
+    with pytest.raises(DataError, match="needs a binary classifier; this model has 1 classes"):
+        fit_estimator(pl.DataFrame({"label": ["a"]}), ["a"])
     with pytest.raises(DataError, match="no probability of the positive class True"):
         fit_estimator(pl.DataFrame({"label": [True], "prediction": [True]}), [False, True])

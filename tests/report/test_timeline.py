@@ -27,10 +27,11 @@ def test_groups_are_named_by_what_they_hold() -> None:
         loop(0, "tick", "t"), loop(1, "trigger", "drift"), loop(2, "skip", "cooldown: 5h left"),
         loop(10, "tick", "t"), loop(11, "error", "tick failed: <boom>"),
         loop(20, "tick", "t"), loop(21, "skip", "s"),
+        loop(30, "tick", "t"), loop(31, "warning", "x drifted, but labels decide"), loop(32, "skip", "s"),
     ]  # fmt: skip
     audit = [AuditEntry("churn", "rollback", 2, 1, "by hand", T0 + timedelta(minutes=22))]
     groups = group_timeline(timeline_entries(entries, audit))
-    assert [g.kind for g in groups] == ["triggered", "error", "model change"]
+    assert [g.kind for g in groups] == ["triggered", "error", "model change", "warning"]
     html = timeline_html(timeline_entries(entries, audit))
     assert "tick failed: &lt;boom&gt;" in html and "v2 → v1" in html
 

@@ -104,3 +104,34 @@ def test_only_the_newest_windows_are_drawn() -> None:
     assert f"The newest {MAX_WINDOWS} of {MAX_WINDOWS + 5} windows." in html
     assert len(embedded(html, "loopline-drift-over-time")["windows"]) == MAX_WINDOWS
     assert "No window has a drift report" in html
+
+
+def test_prediction_and_target_drift_rows_sit_under_the_features_and_errors_in_the_service() -> None:
+    from dataclasses import replace
+
+    from loopline.monitor import DriftReport
+
+    def report(*features: Any) -> DriftReport:
+        return DriftReport(list(features), [f.feature for f in features if f.drifted], any(f.drifted for f in features))
+
+    first, second = three_windows()[0], three_windows()[2]
+    outputs = report(feature("prediction", 0.01, drifted=False), feature("probability:yes", 0.4, drifted=True))
+    first = replace(first, output_drift=report(feature("prediction", 0.02, drifted=False)))
+    second = replace(
+        second,
+        output_drift=outputs,
+        target_drift=report(feature("label", 0.3, drifted=True)),
+        health=replace(second.health, error_rate=0.2, errors={"model": 20, "input": 5}),
+    )
+    view = WindowsView("1d", [first, second])
+    data = embedded(drift_over_time_html(view), "loopline-drift-over-time")
+    assert data["features"] == ["age", EVIL_FEATURE]  # the feature rows as before
+    assert data["outputs"] == ["prediction", "probability:yes"]
+    assert data["output_states"] == [["stable", "stable"], ["no data", "drifted"]]
+    assert data["targets"] == ["label"] and data["target_states"] == [["no data", "drifted"]]
+    html = drift_over_time_html(view)
+    table = html[html.index('<table class="heatmap">') : html.index("</table>")]
+    assert table.index(">prediction drift<") < table.index(">probability:yes<") < table.index(">target drift<")
+    service = service_over_time_html(view)
+    assert embedded(service, "loopline-service")["error rate"] == [None, 0.2]
+    assert "20.0% (input 5, model 20)" in service and 'alt="error rate"' in service

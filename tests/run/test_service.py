@@ -66,3 +66,32 @@ def test_without_signals_nothing_fires_and_the_skip_says_why(store: Store) -> No
 def test_a_pipeline_without_monitor_cannot_loop(store: Store) -> None:
     with pytest.raises(ConfigError, match="has no 'monitor:' section for the loop to watch"):
         LoopService(store, Pipeline("bare")).tick()
+
+
+def test_drift_with_labels_is_a_warning_event_and_the_realised_metric_decides(store: Store) -> None:
+    import numpy as np
+
+    from loopline.monitor import drift_report
+
+    rng = np.random.default_rng(0)
+    before = pl.DataFrame({"x": rng.normal(0, 1, 2000), "y": rng.normal(0, 1, 2000)})
+    after = pl.DataFrame({"x": rng.normal(1.5, 1, 2000), "y": rng.normal(0, 1, 2000)})
+    report = drift_report(before, after, numeric=["x", "y"], categorical=[])
+    realised = 0.79
+
+    def labels(store: Store, config: MonitorConfig, signals: LoopSignals) -> LoopSignals:
+        return dataclasses.replace(
+            signals, drift=report, importance={"x": 3.0, "y": 1.0}, baseline=0.8, realised=realised, realised_rows=400
+        )
+
+    result = LoopService(store, unwindowed(), enrich=labels).tick()
+    assert result.outcome == "no trigger" and [e.kind for e in result.events] == ["tick", "warning", "skip"]
+    warning = result.events[1]
+    assert warning.details["trigger"] == "drift" and warning.details["weights"] == {"x": 0.75}
+    assert "the metric trigger decides (monitor.loop.drift_when_labelled: warn)" in warning.reason
+    history = LoopStore(store.engine).events("plain", kinds=("warning",))
+    assert [e.id for e in history] == [warning.id]
+    realised = 0.6  # the labels say the drift hurts: the realised drop retrains
+    hurt = LoopService(store, unwindowed(), enrich=labels).tick()
+    assert [e.kind for e in hurt.events][:4] == ["tick", "warning", "trigger", "retrain"]
+    assert hurt.events[2].details["trigger"] == "metric"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from loopline.core.config import LoopConfig, MonitorConfig, RetrainConfig, parse_duration
 from loopline.core.errors import ConfigError
 from loopline.core.yamlfile import load_pipeline
-from loopline.monitor import DriftReport, drift_report
+from loopline.monitor import MIN_LABELS, DriftReport, drift_report
 from loopline.run.policy import (
     LoopSignals,
     cooldown,
@@ -154,3 +155,41 @@ def test_a_misspelt_loop_key_in_the_pipeline_file_suggests_the_right_one(tmp_pat
     path.write_text("name: p\nsteps:\n  a: {type: derive}\nmonitor:\n  model: m\n  loop: {interval: soon}\n")
     with pytest.raises(ConfigError, match="monitor.loop.interval.*'soon' is not a duration"):
         load_pipeline(path)
+
+
+def labelled_signals(report: DriftReport, *, realised: float, rows: int = 500) -> LoopSignals:
+    return LoopSignals(
+        NOW, drift=report, importance={"x": 0.7, "y": 0.3}, metric="roc_auc", baseline=0.80, realised=realised,
+        realised_rows=rows,
+    )  # fmt: skip
+
+
+def test_with_labels_drift_is_a_warning_and_the_realised_drop_decides(x_drifted: DriftReport) -> None:
+    kept = evaluate_triggers(labelled_signals(x_drifted, realised=0.79), monitor())
+    drift, metric = kept[0], kept[1]
+    assert not drift.fire and drift.warning and drift.weights == {"x": 0.7}
+    assert "70% of the model's feature importance >= 20%, but 500 labelled rows give a realised metric" in drift.reason
+    assert drift.to_dict()["weights"] == {"x": 0.7} and not metric.fire
+    hurt = evaluate_triggers(labelled_signals(x_drifted, realised=0.60), monitor())
+    assert [(d.trigger, d.fire, d.warning) for d in hurt[:2]] == [("drift", False, True), ("metric", True, False)]
+
+
+def test_drift_retrains_without_labels_with_too_few_or_when_configured(x_drifted: DriftReport) -> None:
+    unlabelled = dataclasses.replace(labelled_signals(x_drifted, realised=0.79), realised=None, realised_rows=0)
+    assert evaluate_triggers(unlabelled, monitor())[0].fire
+    few = labelled_signals(x_drifted, realised=0.79, rows=MIN_LABELS - 1)
+    assert evaluate_triggers(few, monitor())[0].fire  # too few labels for a realised metric: drift decides
+    retrain = evaluate_triggers(labelled_signals(x_drifted, realised=0.79), monitor(drift_when_labelled="retrain"))
+    assert retrain[0].fire and not retrain[0].warning
+    no_metric = evaluate_triggers(labelled_signals(x_drifted, realised=0.79), monitor(max_metric_drop=None))
+    assert no_metric[0].fire  # the metric trigger is off: nothing else would catch the drift
+    with pytest.raises(ValueError, match="drift_when_labelled\\n  Input should be 'warn' or 'retrain'"):
+        LoopConfig.model_validate({"drift_when_labelled": "ignore"})
+
+
+def test_the_drop_is_measured_against_the_version_test_score_not_a_good_first_window() -> None:
+    """A fresh model whose windows score above its test split does not fire when they come back to it."""
+    better_first = LoopSignals(NOW, metric="roc_auc", baseline=0.80, realised=0.77, realised_rows=500)
+    decision = metric_trigger(better_first, monitor())
+    assert not decision.fire and decision.value == pytest.approx(0.03)
+    assert "vs 0.8000 at training" in decision.reason

@@ -117,3 +117,80 @@ def test_the_performance_reference_is_bounded_skips_null_labels_and_is_for_binar
     # the train step hands it the validation split's scores it already computed: the same sample, no second predict
     shared = performance_reference(bundle, rows, rows=100, scores=bundle.predict_table(rows))
     assert shared is not None and shared.equals(sample)
+
+
+def test_windows_show_target_drift_once_labels_arrive_and_the_served_probabilities_drift(store: Store) -> None:
+    traffic = trained(store)
+    ids = serve(store, "loop", 1, traffic, START, timedelta(seconds=18), prefix="p")  # 200 rows per hour
+    truth = traffic["y"].to_list()
+    post_labels(store, "loop", ids[:200], truth[:200])  # the first hour: its true labels
+    post_labels(store, "loop", ids[200:400], [True] * 200)  # the second: every label positive, a target shift
+    first, second, third = check_windows(store, config(), "1h", now=NOW).closed
+    assert first.target_drift is not None and second.target_drift is not None and third.target_drift is None
+    assert [f.feature for f in first.target_drift.features] == ["label"] and not first.target_drift.drifted
+    assert second.target_drift.drifted == ["label"]
+    outputs = {f.feature for f in first.output_drift.features}  # type: ignore[union-attr]
+    assert outputs == {"prediction", "probability:True"}  # the served probability, by a two-sample test
+    assert {f.test for f in first.output_drift.features if f.feature != "prediction"} <= {"ks", "wasserstein"}  # type: ignore[union-attr]
+    stored = {w.seq: w for w in stored_windows(store, "loop", "1h")}
+    assert stored[second.seq].target_drift == second.target_drift
+
+    post_labels(store, "loop", ids[400:600], truth[400:600])  # the third hour's labels arrive late
+    refreshed, _ = refresh_window_labels(store, config(), "1h", horizon=timedelta(days=7), now=NOW)
+    assert [w.seq for w in refreshed] == [third.seq] and refreshed[0].target_drift is not None
+    assert not refreshed[0].target_drift.drifted
+
+
+def test_a_multiclass_version_gets_estimated_metrics_per_window_close_to_the_realised(store: Store) -> None:
+    """A multi-class classifier trained on real penguins (two measurements: Adelie and Chinstrap overlap) stores a
+    multi-class performance reference; its windows get estimated accuracy, f1_macro and macro ROC AUC with their
+    bands, close to the realised ones once the labels are in."""
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    from loopline.store import Label, PredictionRow
+    from loopline.train import TrainSpec, train_candidate
+
+    features = ["flipper_length_mm", "body_mass_g"]
+    data = (
+        pl.from_pandas(palmerpenguins.load_penguins()).drop_nulls([*features, "species"]).select(*features, "species")
+    )
+    data = data.with_columns(pl.col("body_mass_g").cast(pl.Float64), pl.col("flipper_length_mm").cast(pl.Float64))
+    data = data.sample(fraction=1.0, shuffle=True, seed=0)
+    third = data.height // 3
+    train, valid, traffic = data[:third], data[third : 2 * third], data[2 * third :]
+    result = train_candidate(
+        train, valid, TrainSpec(target="species", numeric=features, estimator="logistic_regression")
+    )
+    bundle = result.bundle
+    assert bundle.task == "multiclass" and bundle.classes is not None and len(bundle.classes) == 3
+    reference = performance_reference(bundle, valid)
+    assert reference is not None and reference.columns == [*(f"probability:{c}" for c in bundle.classes), "label"]
+    version = store.models.register(
+        name="penguins",
+        algorithm="logistic_regression",
+        bundle_digest=store.artifacts.put_bytes(bundle.to_bytes()),
+        reference_digest=store.artifacts.put_table(train.select(features)),
+        metrics=result.metrics,
+        params=result.params,
+        config={"features": {"numeric": features}, PERFORMANCE_REFERENCE_KEY: store.artifacts.put_table(reference)},
+        input_schema=bundle.input_schema,
+        data_fingerprint="test",
+        run_id=None,
+        timings=result.timings,
+    )
+    store.models.promote("penguins", version.version)
+    records = traffic.select(features).to_dicts()
+    answers = bundle.predict_records(records)
+    ids = [f"q{i:04d}" for i in range(len(records))]
+    every = timedelta(hours=3) / len(records)
+    served = enumerate(zip(ids, records, answers, strict=True))
+    store.predictions.append([PredictionRow(i, "penguins", 1, START + n * every, r, a, 1.0) for n, (i, r, a) in served])
+    store.feedback.put("penguins", [Label(i, s) for i, s in zip(ids, traffic["species"], strict=True)], source="test")
+    check = check_windows(store, MonitorConfig(model="penguins"), "3h", now=NOW)
+    [window] = [w for w in check.closed if w.health.rows]
+    assert window.estimated_metrics is not None and window.realised_metrics is not None, window.estimation_skipped
+    assert set(window.estimated_metrics) == {"accuracy", "f1_macro", "roc_auc"}
+    for metric in ("accuracy", "f1_macro", "roc_auc"):
+        error = window.estimate_error(metric)
+        assert error is not None and abs(error) < 0.08, (metric, error)
+        low, high = window.estimated_bands[metric]  # type: ignore[index]
+        assert low <= window.estimated_metrics[metric] <= high

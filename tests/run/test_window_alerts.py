@@ -177,3 +177,40 @@ def test_an_unreachable_or_unset_webhook_is_recorded(store: Store, monkeypatch: 
     store.predictions.append(rows(T0 + 2 * HOUR, 60, latency_ms=300.0, offset=200))
     third = check_windows(store, config(rules, alerts_webhook_env="DEAD_HOOK"), "1h", now=T0 + 4 * HOUR)
     assert [a.delivery_error for a in third.alerts] == ["the URL in DEAD_HOOK is not http:// or https://"]
+
+
+def test_the_error_rate_of_a_window_counts_the_failed_requests_and_fires_its_rule(store: Store) -> None:
+    from loopline.store import ErrorCount
+
+    production(store)
+    store.predictions.append(rows(T0, 60) + rows(T0 + HOUR, 60, offset=100))
+    tallies = [  # the second hour: 20 failed requests (15 model, 5 input) next to its 60 predictions
+        ErrorCount("e1", "churn", 1, "model", "ValueError", T0 + HOUR + timedelta(minutes=3), 15),
+        ErrorCount("e2", "churn", 1, "input", "validation", T0 + HOUR + timedelta(minutes=59), 5),
+        ErrorCount("e3", "other", 1, "model", "ValueError", T0, 99),  # another model's
+    ]
+    store.predictions.append_new([], tallies)
+    rules = [{"when": "error_rate", "above": 0.1}]
+    check = check_windows(store, config(rules), "1h", now=T0 + 2 * HOUR + timedelta(minutes=1))
+    first, second = check.closed
+    assert (first.health.error_rate, first.health.errors) == (0.0, {})
+    assert second.health.error_rate == 20 / 80 and second.health.errors == {"model": 15, "input": 5}
+    assert [(a.window_start, a.metric, a.value) for a in check.alerts] == [(T0 + HOUR, "error_rate", 0.25)]
+    stored = store.windows.list("churn", "1h")[1].result["health"]
+    assert stored["error_rate"] == 0.25 and stored["errors"] == {"model": 15, "input": 5}
+
+
+def test_a_count_window_counts_the_failures_since_the_previous_window_up_to_its_last_row(store: Store) -> None:
+    from loopline.store import ErrorCount
+
+    production(store)
+    store.predictions.append(rows(T0, 30))
+    store.predictions.append_new(
+        [], [ErrorCount("e1", "churn", 1, "model", "KeyError", T0 + timedelta(minutes=29), 10)]
+    )
+    check = check_windows(store, config(), "30", now=T0 + 2 * HOUR)
+    assert [w.health.error_rate for w in check.closed] == [10 / 40]
+    gap = ErrorCount("e2", "churn", 1, "input", "validation", T0 + timedelta(minutes=40), 5)  # between the windows
+    store.predictions.append_new(rows(T0 + HOUR, 30, offset=100), [gap])
+    later = check_windows(store, config(), "30", now=T0 + 3 * HOUR)
+    assert [(w.health.errors, w.health.error_rate) for w in later.closed] == [({"input": 5}, 5 / 35)]

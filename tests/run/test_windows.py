@@ -208,3 +208,56 @@ def test_a_version_without_a_profile_says_its_output_drift_is_not_available(stor
     (window,) = check_windows(store, config(), "1d", now=T0 + timedelta(days=2)).closed[:1]
     assert window.output_drift is not None
     assert {f.status for f in window.output_drift.features} == {"not available"}
+
+
+def test_output_drift_compares_the_served_probabilities_with_the_validation_ones(store: Store) -> None:
+    """The classes keep their shares (0/1 alternate) but the model grows unsure (probabilities near 0.5): only the
+    probability's two-sample test sees it. Rows logged without probabilities (before they were logged) still
+    close their window, the probability skipped."""
+    from loopline.monitor import ReferenceProfile, profile_outputs
+
+    rng = np.random.default_rng(0)
+    reference = pl.DataFrame({"age": rng.normal(40, 5, 500), "city": rng.choice(["a", "b"], 500)})
+    profile = ReferenceProfile.from_frame(reference, numeric=["age"], categorical=["city"])
+    positive = np.where(np.arange(500) % 2, rng.uniform(0.7, 1.0, 500), rng.uniform(0.0, 0.3, 500))
+    validation = {"prediction": np.array([0, 1] * 250), "probability": np.column_stack([1 - positive, positive])}
+    profile = profile_outputs(profile, validation, pl.Series("label", [0, 1] * 250), classes=[0, 1])
+    assert "probability:1" in profile.outputs.columns  # type: ignore[union-attr]
+    version = store.models.register(
+        name="churn",
+        algorithm="logistic_regression",
+        bundle_digest=store.artifacts.put_bytes(b"bundle"),
+        reference_digest=store.artifacts.put_table(reference),
+        profile_digest=store.artifacts.put_bytes(profile.to_json().encode()),
+        metrics={},
+        params={},
+        config={"features": FEATURES},
+        input_schema=[],
+        data_fingerprint="f" * 64,
+        run_id=None,
+        timings={},
+    )
+    store.predictions.append([])
+    store.models.promote("churn", version.version)
+
+    def answered(p: float, i: int) -> dict[str, object]:
+        return {"prediction": i % 2, "probabilities": {"0": 1 - p, "1": p}}
+
+    confident = [
+        replace(r, output=answered(float(rng.uniform(0.7, 1.0) if i % 2 else rng.uniform(0.0, 0.3)), i))
+        for i, r in enumerate(rows(T0, 120))
+    ]
+    unsure = [
+        replace(r, output=answered(float(rng.uniform(0.5, 0.6) if i % 2 else rng.uniform(0.4, 0.5)), i))
+        for i, r in enumerate(rows(T0 + 2 * HOUR, 120, offset=500))
+    ]
+    old = rows(T0 + 4 * HOUR, 120, offset=1000)  # {"prediction": 0/1} only: logged before probabilities were
+    store.predictions.append([*confident, *unsure, *old])
+    first, second, third = check_windows(store, config(), "2h", now=T0 + timedelta(hours=7)).closed[:3]
+    drifts = [{f.feature: f for f in w.output_drift.features} for w in (first, second, third)]  # type: ignore[union-attr]
+    assert set(drifts[0]) == set(drifts[1]) == {"prediction", "probability:1"}
+    assert not drifts[0]["prediction"].drifted and not drifts[0]["probability:1"].drifted
+    assert not drifts[1]["prediction"].drifted and drifts[1]["probability:1"].drifted  # classes alike: only p
+    assert drifts[1]["probability:1"].kind == "numeric" and drifts[1]["probability:1"].p_value is not None
+    assert drifts[1]["probability:1"].p_value < 0.001 and drifts[1]["probability:1"].n_current == 120
+    assert set(drifts[2]) == {"prediction"} and not drifts[2]["prediction"].drifted

@@ -45,7 +45,7 @@ def register_bytes(store: Store, data: bytes, name: str = "toy") -> ModelVersion
     """Register ``data`` as the next version of ``name`` with the other fields of ``toy`` version 1 (a store
     opened without a bundle check takes any bytes whose digest matches)."""
     first = store.models.get("toy", 1)
-    skip = {"name", "version", "stage", "bundle_digest", "created_at", "promoted_at"}
+    skip = {"name", "version", "stage", "bundle_digest", "created_at", "promoted_at", "archived_at", "aliases"}
     fields = {k: v for k, v in vars(first).items() if k not in skip}
     return store.models.register(name=name, bundle_digest=store.artifacts.put_bytes(data), **fields)
 

@@ -216,7 +216,8 @@ def test_unknown_model_is_404(client: TestClient) -> None:
 def test_invocations_without_a_name_needs_exactly_one_model(store: Store) -> None:
     toy = store.models.production("toy")
     assert toy is not None
-    fields = {k: v for k, v in vars(toy).items() if k not in {"name", "version", "stage", "created_at", "promoted_at"}}
+    skip = {"name", "version", "stage", "created_at", "promoted_at", "archived_at", "aliases"}
+    fields = {k: v for k, v in vars(toy).items() if k not in skip}
     other = store.models.register(name="other", **fields)
     store.models.promote("other", other.version)
     body = {"instances": [[0.1, 1, "a"]]}

@@ -385,3 +385,38 @@ def test_a_full_disk_is_logged_as_itself_and_the_rows_land_once_space_is_back(
     finally:
         logger.close()
     assert logged(sqlite_store) == expected(100)
+
+
+def test_failed_requests_are_tallied_and_reach_the_store_once_per_flush(sqlite_store: Store, tmp_path: Path) -> None:
+    logger = PredictionLogger(sqlite_store.predictions, flush_interval=0.05, segment_dir=tmp_path / "log")
+    logger.start()
+    logger.put([row(0)])
+    for _ in range(500):
+        logger.count_error("m", 1, "model", "ValueError")
+    logger.count_error("m", 1, "input", "validation")
+    logger.count_error("m", 2, "input", "x" * 300)  # a cause is cut to the column's 100 characters
+    logger.close()
+    assert sqlite_store.predictions.error_counts("m") == {"model": 500, "input": 2}
+    assert sqlite_store.predictions.error_counts("m", version=2) == {"input": 1}
+    with sqlite_store.engine.connect() as conn:
+        tallies = conn.execute(text("SELECT count(*) FROM serve_errors")).scalar_one()
+    assert tallies <= 4  # one line per (version, kind, cause) and flush, never one per failure
+    assert logged(sqlite_store) == expected(1) and segments(tmp_path / "log") == []
+
+
+def test_error_tallies_left_in_a_segment_are_loaded_by_the_next_logger_once(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    folder = tmp_path / "log"
+    logger = PredictionLogger(sqlite_store.predictions, flush_interval=0.05, segment_dir=folder)
+    logger.start()
+    logger.count_error("m", 1, "model", "RuntimeError")
+    wait_for(lambda: logger.durable == 1)
+    kept = folder / "kept.bin"
+    shutil.copy(segments(folder)[0], kept)  # as if the process died after the commit, before deleting it
+    logger.close()
+    shutil.copy(kept, folder / "00000000000000000000-1-00000001.seg")
+    again = PredictionLogger(sqlite_store.predictions, flush_interval=0.05, segment_dir=folder)
+    again.start()
+    again.close()
+    assert sqlite_store.predictions.error_counts("m") == {"model": 1}

@@ -305,5 +305,5 @@ def test_a_rollback_to_a_corrupt_version_is_refused_and_nothing_changes(checked:
 
 
 def _fields(version: ModelVersion) -> dict[str, Any]:
-    skip = {"version", "stage", "created_at", "promoted_at"}
+    skip = {"version", "stage", "created_at", "promoted_at", "archived_at", "aliases"}
     return {k: v for k, v in vars(version).items() if k not in skip}

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from loopline.store import PredictionRow, Store
+from loopline.store import ErrorCount, PredictionRow, Store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -93,3 +93,39 @@ def test_read_chunks_between_times_and_after_a_row(store: Store) -> None:
     assert store.predictions.first_at("churn") == T0
     assert store.predictions.first_at("churn", since=T0 + timedelta(seconds=1)) == T0 + timedelta(minutes=4)
     assert store.predictions.first_at("none") is None
+
+
+def tally(i: int, *, kind: str = "model", version: int = 1, count: int = 3, minutes: int = 0) -> ErrorCount:
+    return ErrorCount(f"e{i}", "churn", version, kind, "ValueError", T0 + timedelta(minutes=minutes), count)
+
+
+def test_error_counts_sum_the_tallies_by_kind_in_a_time_range_once_per_id(store: Store) -> None:
+    store.predictions.append_new([row(0)], [tally(0), tally(1, kind="input", count=2, minutes=5)])
+    store.predictions.append_new([], [tally(0), tally(2, version=2, count=4, minutes=10)])  # e0 again: stored once
+    assert store.predictions.error_counts("churn") == {"model": 7, "input": 2}
+    assert store.predictions.error_counts("churn", T0, T0 + timedelta(minutes=10)) == {"model": 3, "input": 2}
+    assert store.predictions.error_counts("churn", version=2) == {"model": 4}
+    assert store.predictions.error_counts("churn", T0 + timedelta(minutes=11)) == {}
+    assert store.predictions.error_counts("other") == {}
+    assert store.predictions.prediction_count("churn", T0, T0 + timedelta(minutes=1)) == 1
+    assert store.predictions.prediction_count("churn", T0, T0 + timedelta(minutes=1), version=2) == 0
+
+
+def test_read_chunks_gives_the_served_probabilities_as_columns_null_where_not_logged(store: Store) -> None:
+    old = PredictionRow("p900", "churn", 1, T0, {"x": 1.0}, {"prediction": 1}, 1.0)  # logged before probabilities
+    store.predictions.append([row(0), row(1), old])
+    [frame] = store.predictions.read_chunks("churn", ["x"], probabilities=["1", "absent"])
+    assert frame.columns[:6] == [
+        "prediction_id",
+        "created_at",
+        "model_version",
+        "latency_ms",
+        "prediction",
+        "probability:1",
+    ]
+    assert frame.schema["probability:1"] == pl.Float64 and frame.schema["probability:absent"] == pl.Float64
+    by_id = dict(zip(frame["prediction_id"], frame["probability:1"], strict=True))
+    assert by_id == {"p000": 0.6, "p001": 0.6, "p900": None}
+    assert frame["probability:absent"].null_count() == 3
+    [plain] = store.predictions.read_chunks("churn", ["x"])  # not asked: not decoded
+    assert not [c for c in plain.columns if c.startswith("probability:")]

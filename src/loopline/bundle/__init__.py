@@ -8,12 +8,16 @@ registry (:data:`ESTIMATORS`, :class:`EstimatorSpec`), because a registered spec
 load: a service or a batch-scoring job imports this package, never :mod:`loopline.train`, which fits the
 estimators and builds the bundles (and re-exports these names).
 
+An ensemble version (:class:`EnsembleBundle`, built by :func:`ensemble_of`) is a bundle too: it serves the mean of
+its member bundles' predictions, and loads, evaluates and serves wherever a bundle does.
+
 The input policy (:mod:`loopline.bundle._inputs`: :class:`InputPolicy`, :func:`conform_records`,
 :func:`conform_table`) is here too: the one rule the service's protocols and batch scoring apply to what they
 are given, read from the input schema the bundle carries.
 """
 
 from loopline.bundle._bundle import FORMAT_VERSION, READABLE_VERSIONS, ModelBundle, target_values
+from loopline.bundle._ensemble import MAX_MEMBERS, EnsembleBundle, ensemble_of
 from loopline.bundle._estimators import ESTIMATORS, EstimatorSpec, declared_types, resolve_estimator
 from loopline.bundle._golden import GOLDEN_ROWS, first_difference, golden_expected, golden_inputs, golden_sample
 from loopline.bundle._inputs import (
@@ -41,12 +45,14 @@ __all__ = [
     "FORMAT_VERSION",
     "GOLDEN_ROWS",
     "MAX_FIELD_ERRORS",
+    "MAX_MEMBERS",
     "METRIC_DIRECTION",
     "READABLE_VERSIONS",
     "TASKS",
     "TRUSTED_TYPES",
     "ColumnPlan",
     "ConformedRecords",
+    "EnsembleBundle",
     "EstimatorSpec",
     "FieldRule",
     "InputPolicy",
@@ -57,6 +63,7 @@ __all__ = [
     "conform_table",
     "convert_value",
     "declared_types",
+    "ensemble_of",
     "field_rules",
     "first_difference",
     "golden_expected",

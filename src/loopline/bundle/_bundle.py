@@ -44,8 +44,10 @@ from loopline.prep import Chain, Preprocessor
 
 FORMAT = "loopline.bundle"
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Bundle format versions this loopline loads: 1 (skops only) and 2 (native LightGBM/XGBoost files)."""
+READABLE_VERSIONS = (1, 2, 3)
+"""Bundle format versions this loopline loads: 1 (skops only), 2 (native LightGBM/XGBoost files) and 3 (ensembles
+of bundles: :mod:`loopline.bundle._ensemble`; single bundles are still written as version 2)."""
+_ENSEMBLE = "ensemble"
 _MANIFEST = "bundle.json"
 _ESTIMATOR = "estimator.skops"
 _ESTIMATOR_FILES = {"skops": _ESTIMATOR, **NATIVE_FILES}
@@ -201,6 +203,11 @@ class ModelBundle:
     def from_bytes(cls, data: bytes) -> ModelBundle:
         """Load bundle bytes; untrusted types raise UnsafeArtifactError, damage raises DataError."""
         manifest, estimator_format, estimator_bytes = _read_archive(data)
+        if estimator_format == _ENSEMBLE:
+            from loopline.bundle._ensemble import load_ensemble  # imports this module
+
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return load_ensemble(manifest, archive)
         try:
             estimator = _load_estimator(estimator_format, estimator_bytes, manifest)
             return cls(
@@ -348,10 +355,13 @@ def _write(archive: zipfile.ZipFile, name: str, payload: bytes) -> None:
 
 
 def _read_archive(data: bytes) -> tuple[dict[str, Any], str, bytes]:
-    """The manifest, the estimator's format ("skops", "lightgbm", "xgboost") and its file."""
+    """The manifest, the estimator's format ("skops", "lightgbm", "xgboost") and its file; for an ensemble
+    ("ensemble" in the manifest), the format "ensemble" and no file (its members are read by its loader)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             manifest = _check_manifest(json.loads(archive.read(_MANIFEST)))
+            if _ENSEMBLE in manifest:
+                return manifest, _ENSEMBLE, b""
             estimator_format = _estimator_format(manifest)
             estimator_bytes = archive.read(_ESTIMATOR_FILES[estimator_format])
     except zipfile.BadZipFile:

@@ -1,4 +1,5 @@
-"""The ``loopline`` command: run, runs, models, datasets, store, feedback, serve, monitor, schema, init, quickstart."""
+"""The ``loopline`` command: run, tune, studies, runs, models, datasets, store, feedback, serve, monitor, schema,
+init, quickstart."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.cli import _alerts, _datasets, _feedback, _loop_service, _models, _predict, _runs, _store
+from loopline.cli import _alerts, _datasets, _feedback, _loop_service, _models, _predict, _runs, _store, _studies
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._extras import require_extra
 from loopline.cli._render import console, print_json
@@ -27,6 +28,8 @@ app.add_typer(_models.app, name="models")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_store.app, name="store")
 app.add_typer(_feedback.app, name="feedback")
+app.add_typer(_studies.app, name="studies")
+app.command("tune")(_studies.tune)
 app.command("predict")(_predict.predict)
 app.command("loop")(_loop_service.loop)
 app.command("alerts")(_alerts.alerts)
@@ -232,16 +235,18 @@ def serve(
     shadow: Annotated[
         list[str] | None,
         typer.Option(
-            help="NAME=VERSION: that version scores every request of NAME in shadow, after the production version "
-            "answered; its answers are logged (prediction id + ':shadow'), never returned (repeat per model).",
+            help="NAME=VERSION or NAME@ALIAS: that version (or the one the store-side alias points at, followed as "
+            "it moves) scores every request of NAME in shadow, after the production version answered; its answers "
+            "are logged (prediction id + ':shadow'), never returned (repeat per model).",
             envvar="LOOPLINE_SERVE_SHADOW",
         ),
     ] = None,
     canary: Annotated[
         list[str] | None,
         typer.Option(
-            help="NAME=VERSION:SHARE: that version answers SHARE (above 0, at most 0.5) of NAME's requests, chosen "
-            "by the X-Request-Key header (else the body), so a retried request lands on the same side (repeat).",
+            help="NAME=VERSION:SHARE or NAME@ALIAS:SHARE: that version (or the alias's, followed as it moves) "
+            "answers SHARE (above 0, at most 0.5) of NAME's requests, chosen by the X-Request-Key header (else the "
+            "body), so a retried request lands on the same side (repeat).",
             envvar="LOOPLINE_SERVE_CANARY",
         ),
     ] = None,
@@ -266,9 +271,11 @@ def serve(
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
     A model whose production version does not load is not ready (GET /health says why; its requests get a 503);
-    the others are served. --shadow and --canary designate a challenger version per model.
+    the others are served. --shadow and --canary designate a challenger version per model, by number or by a
+    store-side alias (churn@shadow); a move of production or of that alias is picked up without a restart.
 
-    Admin endpoints need LOOPLINE_TOKEN; set LOOPLINE_PREDICT_TOKEN to require a token for predictions too.
+    Admin endpoints need LOOPLINE_TOKEN (named LOOPLINE_TOKEN_NAME in the audit trail); set LOOPLINE_PREDICT_TOKEN
+    to require a token for predictions too.
     """
     from loopline.serve import ServeSettings
     from loopline.serve import serve as run_server

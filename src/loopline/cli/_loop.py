@@ -231,7 +231,9 @@ def print_selection(selection: Selection) -> None:
         console.print(line)
     verdict = "[green]promoted[/]" if selection.promote else "[yellow]not promoted[/]"
     console.print(f"v{selection.best}: {verdict} — {escape(selection.reason)}")
-    if selection.refit is not None and selection.promoted is not None:
+    if selection.ensemble is not None and selection.promoted is not None:
+        console.print(f"in production: ensemble v{selection.promoted}")
+    elif selection.refit is not None and selection.promoted is not None:
         console.print(f"in production: v{selection.promoted} ({escape(selection.refit.reason)})")
 
 

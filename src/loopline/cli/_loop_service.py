@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from loopline.core.pipeline import Pipeline
     from loopline.run import SourceStatus, Supervisor
+    from loopline.run._catch_up import CatchUp
     from loopline.run._service import TickResult
     from loopline.store import Store
     from loopline.store.loop import LoopEvent
@@ -41,7 +43,18 @@ def loop(
     history_of: Annotated[
         str | None, typer.Argument(help="With 'history': the pipeline (its YAML file or its name).", show_default=False)
     ] = None,
-    once: Annotated[bool, typer.Option("--once", help="One tick, then exit (for cron).")] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="One tick, then exit (for cron): first one bounded catch-up pass of each continuous source "
+            "(from its checkpoint to its current end; --no-sources: none).",
+        ),
+    ] = False,
+    catch_up: Annotated[
+        str,
+        typer.Option("--catch-up", help='With --once: the time budget of the sources\' catch-up pass, e.g. "5m".'),
+    ] = "5m",
     interval: Annotated[
         str | None, typer.Option("--interval", help='Time between ticks, e.g. "15m" (default: monitor.loop).')
     ] = None,
@@ -56,7 +69,8 @@ def loop(
         bool,
         typer.Option(
             "--no-sources",
-            help="Do not supervise the pipeline's continuous sources (by default the long-lived loop runs them).",
+            help="Do not run the pipeline's continuous sources (by default the long-lived loop supervises them "
+            "and --once runs one catch-up pass of each).",
         ),
     ] = False,
     limit: Annotated[
@@ -76,10 +90,13 @@ def loop(
 
     Each tick syncs the labels (monitor.labels), closes the due windows (monitor.loop.window: realised and
     estimated metrics), checks the probation of the version it promoted last (rolling it back when the previous
-    one does better), then checks drift (weighted by feature importance), metrics, the schedule and new data; see
-    `loopline loop history PIPELINE` for every decision. The long-lived loop runs the pipeline's continuous
-    sources while it runs (--no-sources: not). SIGTERM or Ctrl-C ends the loop after the current
-    tick (a second one abandons it); the retrain lease is released either way.
+    one does better), then checks drift (weighted by feature importance; while labels give a realised metric,
+    drift only warns and the metric decides: monitor.loop.drift_when_labelled), metrics, the schedule and new
+    data; see `loopline loop history PIPELINE` for every decision. The long-lived loop supervises the pipeline's
+    continuous sources while it runs; --once reads each of them from its checkpoint to its current end first
+    (within --catch-up; resumed at the next tick, nothing stored twice), unless another process supervises them
+    (--no-sources: neither). SIGTERM or Ctrl-C ends the loop after the current tick (a second one abandons it);
+    the retrain lease is released either way.
     """
     with clear_errors():
         if pipeline == HISTORY:
@@ -105,9 +122,10 @@ def loop(
         if interval is not None and schedule is not None:
             raise ConfigError("give --interval or --schedule, not both.", key="--schedule", hint="Drop one of them.")
         _check_clock(interval, schedule)
+        budget = _catch_up_budget(catch_up)
         with open_store(home) as store:
             _serve(store, Path(pipeline), once=once, interval=interval, schedule=schedule, end=end, force=force,
-                   as_json=as_json, sources=not no_sources, home=home)  # fmt: skip
+                   as_json=as_json, sources=not no_sources, home=home, catch_up=budget)  # fmt: skip
 
 
 def _serve(
@@ -122,6 +140,7 @@ def _serve(
     as_json: bool,
     sources: bool = True,
     home: Path | None = None,
+    catch_up: timedelta = timedelta(minutes=5),
 ) -> None:
     from loopline.cli._loop import progress_runner
     from loopline.core.yamlfile import load_pipeline
@@ -136,8 +155,9 @@ def _serve(
     stop = threading.Event()
     if once:
         with _stopping_on_signals(stop):  # SIGTERM from cron or systemd: the tick finishes first
-            result = service.tick()
-        _show_tick(result, as_json=as_json)
+            caught = _catch_up(store, pipeline, home, catch_up, stop, enabled=sources, quiet=as_json)
+            result = service.tick(catch_up=None if caught is None else [dataclasses.asdict(c) for c in caught])
+        _show_tick(result, as_json=as_json, sources=caught)
         if result.outcome == "error":
             raise typer.Exit(1)
         return
@@ -225,9 +245,49 @@ def _parse_end(end: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _show_tick(result: TickResult, *, as_json: bool) -> None:
+def _catch_up(
+    store: Store,
+    pipeline: Pipeline,
+    home: Path | None,
+    budget: timedelta,
+    stop: threading.Event,
+    *,
+    enabled: bool,
+    quiet: bool,
+) -> list[CatchUp] | None:
+    """``--once``: one catch-up pass of the continuous sources before the tick (None: ``--no-sources``)."""
+    from loopline.core.settings import Settings
+    from loopline.run._catch_up import catch_up_sources
+    from loopline.run._supervisor import continuous_sources
+
+    if not enabled:
+        if not quiet and continuous_sources(pipeline):
+            console.print(f"loop of {pipeline.name}: --no-sources: its continuous sources are not read this tick")
+        return None
+    if not quiet and continuous_sources(pipeline):
+        console.print(f"loop of {pipeline.name}: one catch-up pass of its continuous sources (at most {budget})")
+    found = catch_up_sources(store, pipeline, Settings.from_env(home).home, budget=budget, stop=stop)
+    if not quiet:
+        for item in found:
+            console.print(f"  {escape(item.describe())}")
+    return found
+
+
+def _catch_up_budget(text: str) -> timedelta:
+    from loopline.core.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise ConfigError(
+            f"invalid --catch-up: {error}", key="--catch-up", hint='Write it like "5m" or "30s".'
+        ) from None
+
+
+def _show_tick(result: TickResult, *, as_json: bool, sources: list[CatchUp] | None = None) -> None:
     if as_json:
-        print_json({"outcome": result.outcome, "events": [event.to_dict() for event in result.events]})
+        caught = None if sources is None else [dataclasses.asdict(item) for item in sources]
+        print_json({"outcome": result.outcome, "events": [e.to_dict() for e in result.events], "sources": caught})
         return
     console.print(_events_table("this tick", list(result.events)))
     console.print(f"outcome: [bold]{result.outcome}[/]")

@@ -1,4 +1,5 @@
-"""``loopline models list|show|leaderboard|compare|evaluate|export|promote|rollback``."""
+"""``loopline models list|show|leaderboard|compare|evaluate|export|promote|rollback`` (and, from
+:mod:`loopline.cli._registry`, ``alias|unalias|archive|history|gc``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
+from loopline.cli import _registry
 from loopline.cli._context import clear_errors, open_store
 from loopline.cli._leaderboard import finding_lines, leaderboard_table
 from loopline.cli._render import console, print_json, table, verdict_table
 from loopline.core.records import GATE_VERDICT_KEY, CrossValidation, FeatureImportance, GateVerdict, SliceMetrics
 
-app = typer.Typer(help="The model repository: candidates, production, archive.", no_args_is_help=True)
+app = typer.Typer(
+    help="The model repository: candidates, aliases (production...), history, archive.", no_args_is_help=True
+)
 Home = Annotated[Path | None, typer.Option("--home")]
 Json = Annotated[bool, typer.Option("--json")]
 Split = Literal["valid", "test", "cv"]
@@ -30,7 +34,7 @@ def list_models(
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """List model versions with their stage and validation metrics."""
+    """List model versions with their stage, aliases and validation metrics."""
     with clear_errors(), open_store(home) as store:
         versions = store.models.list(name)
         if as_json:
@@ -39,12 +43,13 @@ def list_models(
         console.print(
             table(
                 "models",
-                ["model", "version", "stage", "algorithm", "valid roc_auc", "valid rmse", "created"],
+                ["model", "version", "stage", "aliases", "algorithm", "valid roc_auc", "valid rmse", "created"],
                 [
                     (
                         v.name,
                         v.version,
                         v.stage,
+                        ", ".join(v.aliases),
                         v.algorithm,
                         _valid(v.metrics, "roc_auc"),
                         _valid(v.metrics, "rmse"),
@@ -74,7 +79,10 @@ def show_model(
         if as_json:
             print_json({**asdict(found), "data_versions": lineage, "lineage": columns})
             return
-        console.print(f"[bold]{found.name} v{found.version}[/] — {found.stage}, {found.algorithm}, run {found.run_id}")
+        tags = f" @{', @'.join(found.aliases)}" if found.aliases else ""
+        console.print(
+            f"[bold]{found.name} v{found.version}[/] — {found.stage}{tags}, {found.algorithm}, run {found.run_id}"
+        )
         splits = sorted(found.metrics)
         metric_names = sorted({m for s in splits for m in found.metrics[s]})
         console.print(
@@ -92,6 +100,9 @@ def show_model(
                 f"checksum {item['checksum'][:12]})"
             )
         trained = found.typed_config
+        if trained.ensemble is not None:
+            members = ", ".join(f"v{m.version} ({m.role})" for m in trained.ensemble.members)
+            console.print(f"ensemble: the {trained.ensemble.combine} of {members}")
         for title, header, rows in _slice_tables(trained.slice_metrics):
             console.print(table(title, header, rows))
         if trained.cv:
@@ -196,12 +207,13 @@ def promote(
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[int, typer.Argument(help="Version to put in production.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "manual promotion",
+    expect: _registry.Expect = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Put a version in production; the previous production version is archived."""
+    """Put a version in production (move the production alias); the previous production version is archived."""
     with clear_errors(), open_store(home) as store:
-        promoted = store.models.promote(name, version, reason=reason)
+        promoted = store.models.promote(name, version, reason=reason, actor=_registry.actor(), expect=expect)
         if as_json:
             print_json(asdict(promoted))
         else:
@@ -217,7 +229,7 @@ def rollback(
 ) -> None:
     """Put the previous production version back in production."""
     with clear_errors(), open_store(home) as store:
-        restored = store.models.rollback(name, reason=reason)
+        restored = store.models.rollback(name, reason=reason, actor=_registry.actor())
         if as_json:
             print_json(asdict(restored))
         else:
@@ -321,3 +333,10 @@ def export(
         print_json(asdict(done))
     else:
         console.print(f"{name} v{done.version} written to {done.bundle} (card: {done.card})")
+
+
+app.command("alias")(_registry.alias)
+app.command("unalias")(_registry.unalias)
+app.command("archive")(_registry.archive)
+app.command("history")(_registry.history)
+app.command("gc")(_registry.gc)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from loopline.cli._render import console, err_console, print_json, table
+from loopline.cli._render import console, err_console, fmt, print_json, table
 from loopline.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from loopline.core.config import MonitorConfig
-    from loopline.monitor import WindowResult
+    from loopline.monitor import DriftReport, WindowResult
     from loopline.run import WindowCheck
     from loopline.store import AlertEvent, Store
 
@@ -162,8 +162,15 @@ def print_check(check: WindowCheck) -> None:
         console.print(
             table(
                 f"{check.model}: windows of {check.spec} closed by this check, and the open one",
-                ["window", "status", "rows", "versions", "p50 ms", "p99 ms", "rows/s", "drifted", *ACCURACY],
+                ["window", "status", "rows", "versions", "p50/p99 ms", "rows/s", "errors", "drifted", *ACCURACY],
                 [(*_window_row(w), *_accuracy_cells(w, _metric(windows))) for w in windows],
+            )
+        )
+        console.print(
+            table(
+                f"{check.model}: drift per window (n/a: the model's profile holds no such distribution)",
+                ["window", "features", "prediction (class, probabilities)", "target (arrived labels)"],
+                [_drift_row(w) for w in windows],
             )
         )
     for alert in check.alerts:
@@ -174,20 +181,39 @@ def print_check(check: WindowCheck) -> None:
         )
 
 
+def drift_cell(report: DriftReport | None) -> str:
+    """``-`` without a report, ``n/a`` when it cannot tell, else the drifted columns or ``none``."""
+    if report is None:
+        return "-"
+    if all(f.status == "not available" for f in report.features):  # a profile stored before output distributions
+        return "n/a"
+    return ", ".join(report.drifted) or "none"
+
+
 def _window_row(window: WindowResult) -> tuple[Any, ...]:
     health = window.health
-    drifted = "-" if window.drift is None else (", ".join(window.drift.drifted) or "none")
+    drifted = drift_cell(window.drift)
+    errors = "-" if health.error_rate is None else f"{health.error_rate:.1%}"
+    latency = "-" if health.latency_p50_ms is None else f"{fmt(health.latency_p50_ms)} / {fmt(health.latency_p99_ms)}"
     versions = ", ".join(f"v{v}: {n}" for v, n in health.versions.items()) or "-"
     return (
         _span(window.start, window.end),
         window.status,
         health.rows,
         versions,
-        health.latency_p50_ms,
-        health.latency_p99_ms,
+        latency,
         health.throughput_rps,
+        errors,
         escape(drifted),
     )
+
+
+def _drift_row(window: WindowResult) -> tuple[str, ...]:
+    """A window's drifted features, drifted outputs (its predicted class, a classifier's probabilities, against
+    the model's own on its validation split) and target drift (the labels that arrived, against the training
+    labels; ``-`` before any)."""
+    reports = (window.drift, window.output_drift, window.target_drift)
+    return (_span(window.start, window.end), *(escape(drift_cell(report)) for report in reports))
 
 
 ACCURACY = ("labels", "realised", "estimated [band]", "est. error")

@@ -206,6 +206,53 @@ class GateConfig(_Strict):
         return dict(self.metrics) or {metric: MetricMargin(min_improvement=min_improvement)}
 
 
+ENSEMBLE_MEMBERS = ("initial", "window", "expanding")
+"""What an ensemble retrain may average: ``initial`` (the model's first production version), ``window`` (the
+retrain's best candidate refitted on the retrain window), ``expanding`` (that candidate's recipe refitted on every
+labelled period from the pipeline's own ``start`` param to the retrain's ``end``)."""
+RETRAIN_STRATEGIES = ("best", "ensemble")
+
+
+class EnsembleConfig(_Strict):
+    """The members of the version ``monitor.retrain.strategy: ensemble`` serves: the mean of their predicted
+    probabilities (a regressor: of their predictions)."""
+
+    members: Annotated[
+        tuple[str, ...],
+        Field(
+            min_length=1,
+            description="What the ensemble averages, each once: initial (the model's first production version), "
+            "window (the retrain's best candidate refitted on the retrain window), expanding (that candidate "
+            "refitted on every labelled period from the pipeline's start param to the retrain's end).",
+        ),
+    ] = ENSEMBLE_MEMBERS
+    gate: Annotated[
+        bool,
+        Field(
+            description="false (the default): the ensemble is promoted without selection, the gate's verdict "
+            "recorded beside it; true: promoted only when the gate promotes the retrain's best candidate."
+        ),
+    ] = False
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _members(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            return value
+        for member in value:
+            if member not in ENSEMBLE_MEMBERS:
+                guess = did_you_mean(str(member), ENSEMBLE_MEMBERS)
+                raise ValueError(
+                    f"{member!r} is not an ensemble member (use {', '.join(ENSEMBLE_MEMBERS)})"
+                    + (f". {guess}" if guess else "")
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("each ensemble member may be named once")
+        return tuple(value)
+
+
 class RetrainConfig(_Strict):
     """Retrain when drift is found; the whole model repository competes on the newest labelled window.
 
@@ -254,7 +301,26 @@ class RetrainConfig(_Strict):
             "(metrics empty: metric and min_improvement above)."
         ),
     ] = GateConfig()
+    strategy: Annotated[
+        str,
+        Field(
+            description="best: the gate's winner (refitted) serves; ensemble: a new version serving the mean "
+            "of monitor.retrain.ensemble.members' probabilities (see its gate)."
+        ),
+    ] = "best"
+    ensemble: EnsembleConfig = EnsembleConfig()
     probation: ProbationConfig = ProbationConfig()
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in RETRAIN_STRATEGIES:
+            guess = did_you_mean(value, RETRAIN_STRATEGIES)
+            raise ValueError(
+                f"{value!r} is not a retrain strategy (use {', '.join(RETRAIN_STRATEGIES)})"
+                + (f". {guess}" if guess else "")
+            )
+        return value
 
     @field_validator("window", mode="before")
     @classmethod
@@ -323,7 +389,8 @@ class LoopConfig(_Strict):
     Triggers: drift weighted by feature importance (``min_drift_importance``, the share of importance that
     drifted), a drop of the realised or estimated metric below the production model's (``max_metric_drop``),
     a schedule (``retrain_every``) and new data (``min_new_rows`` added to ``datasets``, default: the
-    datasets the pipeline ingests). No retrain within ``cooldown`` of the last one unless forced; the
+    datasets the pipeline ingests). While labels give a realised metric, drift only warns
+    (``drift_when_labelled``). No retrain within ``cooldown`` of the last one unless forced; the
     lease a loop holds while it retrains expires ``lease_ttl`` after its last renewal.
     """
 
@@ -352,6 +419,14 @@ class LoopConfig(_Strict):
         Duration,
         Field(description="Labels that arrive late refresh the closed windows that ended within this, e.g. 7d."),
     ] = "7d"
+    drift_when_labelled: Annotated[
+        Literal["warn", "retrain"],
+        Field(
+            description="What drift does while the model's windows carry a realised metric (enough labels): "
+            '"warn" records a warning and lets the metric trigger decide; "retrain" retrains on drift as without '
+            "labels."
+        ),
+    ] = "warn"
 
     @model_validator(mode="after")
     def _one_clock(self) -> LoopConfig:
@@ -392,7 +467,7 @@ ALERT_FEATURE_METRICS = ("drift", "missing_share", "unseen_share")
 
 ALERT_PERFORMANCE_FIGURES = ("estimated", "realised")
 """The per-metric figures an alert rule watches as ``<figure>.<metric>``: ``realised.roc_auc`` (on the window's
-labelled predictions), ``estimated.roc_auc`` (without labels; binary classifiers)."""
+labelled predictions), ``estimated.roc_auc`` (without labels; classifiers)."""
 
 
 class AlertRule(_Strict):

@@ -395,6 +395,7 @@ class TrainReport:
     findings: tuple[Finding, ...] = ()
     refit: RefitLineage | None = None
     importance: FeatureImportance | None = None
+    ensemble: EnsembleLineage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
@@ -408,6 +409,8 @@ class TrainReport:
             out.pop("importance")
         else:
             out["importance"] = self.importance.to_dict()
+        if self.ensemble is None:
+            out.pop("ensemble")
         return out
 
     @classmethod
@@ -443,6 +446,7 @@ class TrainReport:
             findings=findings_from(data.get("findings")),
             refit=RefitLineage.from_dict(data.get("refit")),
             importance=FeatureImportance.from_dict(data.get("importance")),
+            ensemble=EnsembleLineage.from_dict(data.get("ensemble")),
         )
 
     def version_config(self) -> dict[str, Any]:
@@ -460,6 +464,7 @@ class TrainReport:
             findings=self.findings,
             refit=self.refit,
             importance=self.importance,
+            ensemble=self.ensemble,
         ).to_dict()
 
 
@@ -485,12 +490,15 @@ class VersionConfig:
     findings: tuple[Finding, ...] = ()
     refit: RefitLineage | None = None
     importance: FeatureImportance | None = None
+    ensemble: EnsembleLineage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out.update(_nested_out(self))
         if self.refit is None:  # records written before refits existed write back byte for byte
             out.pop("refit")
+        if self.ensemble is None:  # so do those written before ensembles
+            out.pop("ensemble")
         importance = out.pop("importance")  # the loop reads the weights as {feature: weight} under their own key
         if importance is not None:
             out[IMPORTANCE_KEY] = dict(importance.weights)
@@ -514,6 +522,7 @@ class VersionConfig:
             findings=findings_from(data.get("findings")),
             refit=RefitLineage.from_dict(data.get("refit")),
             importance=_version_importance(data),
+            ensemble=EnsembleLineage.from_dict(data.get("ensemble")),
         )
 
     @property
@@ -846,6 +855,41 @@ class RefitLineage:
 
 
 @dataclass(frozen=True)
+class EnsembleMember:
+    """One member of an ensemble version: model version ``version``, in the ensemble as ``role`` (``initial``,
+    ``window``, ``expanding``: see ``monitor.retrain.ensemble``)."""
+
+    version: int
+    role: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "role": self.role}
+
+
+@dataclass(frozen=True)
+class EnsembleLineage:
+    """Which versions an ensemble version averages (``combine``: ``mean``, of the members' probabilities for a
+    classifier, of their predictions for a regressor), in the order of its bundle's members."""
+
+    members: tuple[EnsembleMember, ...]
+    combine: str = "mean"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"members": [m.to_dict() for m in self.members], "combine": self.combine}
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(m.version for m in self.members)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EnsembleLineage | None:
+        if not data:
+            return None
+        members = tuple(EnsembleMember(int(m["version"]), str(m.get("role", ""))) for m in data.get("members") or ())
+        return cls(members, str(data.get("combine", "mean")))
+
+
+@dataclass(frozen=True)
 class RefitDecision:
     """Whether the retrain's winner was refitted on its whole window before its promotion, and why (not).
 
@@ -1026,12 +1070,17 @@ class Selection:
     metric: str
     leaderboard: tuple[LeaderboardRow, ...] = ()
     refit: RefitDecision | None = None
+    ensemble: int | None = None
+    """The ensemble version the retrain built (``monitor.retrain.strategy: ensemble``), or None."""
 
     @property
     def promoted(self) -> int | None:
-        """The version this selection made production (the refit of ``best`` when one ran), or None."""
+        """The version this selection made production (the ensemble when one was built, else the refit of
+        ``best`` when one ran), or None."""
         if not self.promote:
             return None
+        if self.ensemble is not None:
+            return self.ensemble
         return self.refit.version if self.refit is not None and self.refit.version is not None else self.best
 
     def to_dict(self) -> dict[str, Any]:
@@ -1046,6 +1095,7 @@ class Selection:
             "metric": self.metric,
             "leaderboard": [row.to_dict() for row in self.leaderboard],
             **({} if self.refit is None else {"refit": self.refit.to_dict()}),
+            **({} if self.ensemble is None else {"ensemble": self.ensemble}),
         }
 
     @classmethod
@@ -1069,6 +1119,7 @@ class Selection:
             metric=str(data.get("metric", "")),
             leaderboard=tuple(LeaderboardRow.from_dict(r) for r in data.get("leaderboard") or ()),
             refit=RefitDecision.from_dict(data.get("refit")),
+            ensemble=None if data.get("ensemble") is None else int(data["ensemble"]),
         )
 
 
@@ -1082,6 +1133,8 @@ def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:
         "findings": _findings_out(record.findings),
         "refit": None if record.refit is None else record.refit.to_dict(),
     }
+    if record.ensemble is not None:  # records written before ensembles existed write back byte for byte
+        out["ensemble"] = record.ensemble.to_dict()
     return out
 
 

@@ -20,6 +20,7 @@ from loopline.monitor._labels import LabelMatch, conform_label, match_label_sour
 from loopline.monitor._multivariate import MultivariateDrift, multivariate_drift
 from loopline.monitor._outputs import prediction_drift, profile_outputs, target_drift
 from loopline.monitor._performance import (
+    MIN_LABELS,
     PerformanceFigures,
     RealisedPerformance,
     SliceFigures,
@@ -43,6 +44,7 @@ from loopline.monitor._window_spec import WindowSpec
 
 __all__ = [
     "DRIFT_TESTS",
+    "MIN_LABELS",
     "AlertFiring",
     "DriftReport",
     "DriftTest",

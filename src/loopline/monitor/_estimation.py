@@ -1,4 +1,4 @@
-"""Performance before the labels arrive: confidence-based estimation for a binary classifier.
+"""Performance before the labels arrive: confidence-based estimation for a binary or multi-class classifier.
 
 If a classifier's probability ``p`` of the positive class is calibrated, a row predicted positive is a true
 positive with probability ``p`` and a false positive with ``1 - p`` (a row predicted negative: a false negative
@@ -19,6 +19,10 @@ Valid while the relation between inputs and outcome holds (covariate shift chang
 model gives, which the estimate follows); a concept shift (the same inputs now mean another outcome) is
 invisible without labels. No regression equivalent is offered: a point prediction carries no confidence to
 estimate its error from.
+
+Multi-class: given a probability matrix (one column per class, 3 or more) and class indices, the estimator works
+one-vs-rest (:mod:`loopline.monitor._estimation_multiclass`): each class calibrated on its own, the rows
+renormalised, then the expected accuracy, ``f1_macro`` and macro one-vs-rest ``roc_auc`` with their bands.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ from typing import Any
 import numpy as np
 
 from loopline.core.errors import ConfigError, DataError
+from loopline.monitor._estimation_multiclass import (
+    MULTICLASS_METRICS,
+    class_indices,
+    drawn_metrics,
+    expected_metrics,
+    probability_matrix,
+    renormalised,
+)
 
 ESTIMATED_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
 MIN_REFERENCE_ROWS = 100
@@ -64,16 +76,17 @@ class EstimatedPerformance:
     """The estimated performance of one window of ``rows`` predictions (no labels used)."""
 
     rows: int
-    confusion: ExpectedConfusion
+    confusion: ExpectedConfusion | None  # None for a multi-class model (its metrics are per class, then averaged)
     metrics: dict[str, Estimate]
 
 
 class PerformanceEstimator:
-    """Confidence-based performance estimation for a binary classifier (see the module doc).
+    """Confidence-based performance estimation for a binary or multi-class classifier (see the module doc).
 
     ``calibration``: ``"auto"`` (isotonic when it helps on held-out reference folds), ``"isotonic"`` or
     ``"none"``; ``draws`` and ``level``: the band's simulation; ``seed`` makes it repeatable. :meth:`fit`
-    learns ``calibrator_`` (None when not calibrating), ``calibrated_`` and ``reference_rows_``.
+    learns ``calibrator_`` (None when not calibrating; a list, one per class, for a multi-class model),
+    ``calibrated_``, ``classes_`` (2 for a binary model) and ``reference_rows_``.
     """
 
     def __init__(self, *, calibration: str = "auto", draws: int = 200, level: float = 0.95, seed: int = 0) -> None:
@@ -84,13 +97,17 @@ class PerformanceEstimator:
 
     def fit(self, probability: Any, label: Any) -> PerformanceEstimator:
         """Learn the calibration from reference ``probability`` (of the positive class) and ``label`` (True or
-        1 for positive). Raises DataError for probabilities outside [0, 1], one class only, too few rows."""
+        1 for positive) — or, for a multi-class model, ``probability`` a matrix with one column per class and
+        ``label`` the class indices. Raises DataError for probabilities outside [0, 1], one class only, too
+        few rows."""
         if self.calibration not in _CALIBRATIONS:
             raise ConfigError(
                 f"unknown calibration {self.calibration!r}.", hint=f"Use one of: {', '.join(_CALIBRATIONS)}."
             )
         if self.draws < 10 or not 0 < self.level < 1:
             raise ConfigError("draws must be at least 10 and level in (0, 1).", hint="Use e.g. draws=500, level=0.95.")
+        if np.ndim(probability) == 2 and np.shape(probability)[1] > 2:
+            return self._fit_multiclass(probability, label)
         score, positive = _probabilities(probability, "reference"), _labels(label, np.size(probability))
         if score.size < MIN_REFERENCE_ROWS:
             raise DataError(
@@ -105,20 +122,64 @@ class PerformanceEstimator:
             )
         self.calibrator_ = _fit_isotonic(score, positive) if self._calibrates(score, positive) else None
         self.calibrated_ = self.calibrator_ is not None
+        self.classes_ = 2
         self.reference_rows_ = int(score.size)
         return self
 
+    def _fit_multiclass(self, probability: Any, label: Any) -> PerformanceEstimator:
+        matrix = probability_matrix(probability, "reference")
+        rows, k = matrix.shape
+        index = class_indices(label, rows, k)
+        if rows < MIN_REFERENCE_ROWS:
+            raise DataError(
+                f"the reference has {rows} rows; calibration needs at least {MIN_REFERENCE_ROWS}.",
+                hint="Use a longer reference period with labels.",
+            )
+        if np.unique(index).size < 2:
+            raise DataError(
+                "every reference label is of one class: calibration needs several.",
+                hint="Use a reference period whose labels hold several classes.",
+            )
+        calibrators = []
+        for c in range(k):
+            positive = index == c
+            fits = positive.any() and not positive.all() and self._calibrates(matrix[:, c], positive)
+            calibrators.append(_fit_isotonic(matrix[:, c], positive) if fits else None)
+        self.calibrator_ = calibrators
+        self.calibrated_ = any(c is not None for c in calibrators)
+        self.classes_ = k
+        self.reference_rows_ = rows
+        return self
+
     def calibrate(self, probability: Any) -> np.ndarray:
-        """The calibrated probabilities of ``probability`` (unchanged without a calibrator)."""
-        score = _probabilities(probability, "analysis")
+        """The calibrated probabilities of ``probability`` (unchanged without a calibrator; a multi-class
+        matrix: each column by its class's calibrator, then the rows renormalised)."""
         calibrator = self._fitted()
+        if self.classes_ > 2:
+            matrix = probability_matrix(probability, "analysis")
+            if matrix.shape[1] != self.classes_:
+                raise DataError(
+                    f"{matrix.shape[1]} probability columns; the estimator was fitted on {self.classes_} classes.",
+                    hint="Pass the served probabilities of every class, in the model's class order.",
+                )
+            columns = [
+                matrix[:, c] if fit is None else np.clip(fit.predict(matrix[:, c]), 0.0, 1.0)
+                for c, fit in enumerate(calibrator)
+            ]
+            return renormalised(np.column_stack(columns)) if self.calibrated_ else matrix
+        score = _probabilities(probability, "analysis")
         return score if calibrator is None else np.clip(calibrator.predict(score), 0.0, 1.0)
 
     def estimate(
         self, probability: Any, predicted: Any | None = None, *, threshold: float = 0.5
     ) -> EstimatedPerformance:
         """The estimated performance of one window: ``probability`` of the positive class as served and
-        ``predicted`` (the served class is positive; default ``probability >= threshold``)."""
+        ``predicted`` (the served class is positive; default ``probability >= threshold``). A multi-class
+        model: ``probability`` the served matrix, ``predicted`` the served class indices (default: the most
+        probable), metrics ``accuracy``, ``f1_macro`` and ``roc_auc``."""
+        self._fitted()
+        if self.classes_ > 2:
+            return self._estimate_multiclass(probability, predicted)
         score = _probabilities(probability, "analysis")
         said = score >= threshold if predicted is None else _labels(predicted, score.size, what="predicted")
         p = self.calibrate(score)
@@ -132,6 +193,19 @@ class PerformanceEstimator:
             for name in ESTIMATED_METRICS
         }
         return EstimatedPerformance(int(score.size), confusion, metrics)
+
+    def _estimate_multiclass(self, probability: Any, predicted: Any | None) -> EstimatedPerformance:
+        q = self.calibrate(probability)
+        score = probability_matrix(probability, "analysis")
+        rows, k = score.shape
+        said = score.argmax(axis=1) if predicted is None else class_indices(predicted, rows, k, what="predicted")
+        expected = expected_metrics(score, q, said)
+        draws = drawn_metrics(np.random.default_rng(self.seed), self.draws, score, q, said)
+        tail = (1 - self.level) / 2
+        metrics = {
+            name: _estimate(expected[name], draws[name], tail) if rows else _undefined() for name in MULTICLASS_METRICS
+        }
+        return EstimatedPerformance(rows, None, metrics)
 
     def _calibrates(self, score: np.ndarray, positive: np.ndarray) -> bool:
         if self.calibration != "auto":

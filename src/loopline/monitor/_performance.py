@@ -120,7 +120,12 @@ def _probability(frame: pl.DataFrame, task: str, classes: Sequence[Any] | None) 
 def fit_estimator(reference: pl.DataFrame, classes: Sequence[Any], **options: Any) -> PerformanceEstimator:
     """A :class:`PerformanceEstimator` fitted on the labelled rows of ``reference`` (a frame of
     :meth:`~loopline.store.FeedbackRepository.labelled` for a binary classifier with ``classes``, negative then
-    positive); ``options`` go to the estimator (``calibration``, ``draws``, ``level``, ``seed``)."""
+    positive, or a multi-class one with its classes in the model's order: one ``probability:{class}`` column
+    each); ``options`` go to the estimator (``calibration``, ``draws``, ``level``, ``seed``)."""
+    if len(classes) > 2:
+        labelled = reference.filter(pl.col("label").is_not_null())
+        matrix = _class_matrix(labelled, classes)
+        return PerformanceEstimator(**options).fit(matrix, _indices(labelled["label"], classes, "label"))
     column = _positive_column(reference, classes)
     labelled = reference.filter(pl.col("label").is_not_null())
     positive = labelled["label"].to_numpy() == classes[1]
@@ -131,14 +136,42 @@ def estimated_performance(
     estimator: PerformanceEstimator, frame: pl.DataFrame, classes: Sequence[Any]
 ) -> EstimatedPerformance:
     """The estimated performance of every prediction of ``frame`` (labelled or not), from the served
-    probability of the positive class and the served class."""
-    column = _positive_column(frame, classes)
+    probability of the positive class (a multi-class model: of every class) and the served class."""
     if "prediction" not in frame.columns:
         raise DataError(
             "column 'prediction' is not in the predictions frame.", hint="Pass FeedbackRepository.labelled's frame."
         )
+    if len(classes) > 2:
+        said = _indices(frame["prediction"], classes, "prediction")
+        return estimator.estimate(_class_matrix(frame, classes), said)
+    column = _positive_column(frame, classes)
     predicted = frame["prediction"].to_numpy() == classes[1]
     return estimator.estimate(frame[column].cast(pl.Float64).to_numpy(), predicted)
+
+
+def _class_matrix(frame: pl.DataFrame, classes: Sequence[Any]) -> np.ndarray:
+    """The served probabilities of every class, in the order of ``classes`` (rows x classes)."""
+    names = [PROBABILITY_PREFIX + str(c) for c in classes]
+    missing = [name for name in names if name not in frame.columns or frame[name].null_count()]
+    if missing:
+        raise DataError(
+            f"the predictions have no probability for {missing[0]!r} (of {len(classes)} classes).",
+            hint="Estimation needs the served probabilities of every class: serve a probabilistic classifier.",
+        )
+    return frame.select(names).cast(pl.Float64).to_numpy()
+
+
+def _indices(values: pl.Series, classes: Sequence[Any], what: str) -> np.ndarray:
+    """The position of each value in ``classes`` (matched as text, as labels and predictions are logged)."""
+    position = {str(c): i for i, c in enumerate(classes)}
+    found = [position.get(str(v)) for v in values.to_list()]
+    unknown = next((v for v, i in zip(values.to_list(), found, strict=True) if i is None), None)
+    if unknown is not None or None in found:
+        raise DataError(
+            f"{what} {unknown!r} is not one of the model's classes ({', '.join(map(str, classes))}).",
+            hint="Send labels spelt as the model's classes.",
+        )
+    return np.asarray(found, dtype=np.int64)
 
 
 def _positive_column(frame: pl.DataFrame, classes: Sequence[Any]) -> str:

@@ -22,12 +22,14 @@ def window_health(
     categorical: list[str],
     reference_categories: Mapping[str, frozenset[str]],
     span_s: float | None = None,
+    errors: Mapping[str, int] | None = None,
 ) -> WindowHealth:
     """The health of the predictions in ``frame`` (columns ``created_at``, ``model_version``, ``latency_ms``,
     ``prediction`` and the features; a feature column may be absent: every row then misses it).
 
     ``reference_categories`` holds each categorical feature's values in the training reference, as strings;
-    ``span_s`` is the window's length in seconds (None: first to last row).
+    ``span_s`` is the window's length in seconds (None: first to last row). ``errors``: the requests the
+    service failed in the window, by kind (None: not known, and ``error_rate`` is None too).
     """
     rows = frame.height
     first, last = _span(frame)
@@ -37,6 +39,7 @@ def window_health(
     features = [_feature(frame, name, None) for name in numeric]
     features += [_feature(frame, name, reference_categories.get(name, frozenset())) for name in categorical]
     versions = frame.get_column("model_version").value_counts(sort=True) if rows else None
+    failed = sum((errors or {}).values())
     return WindowHealth(
         rows=rows,
         versions={} if versions is None else {int(v): int(n) for v, n in versions.iter_rows()},
@@ -49,6 +52,8 @@ def window_health(
         throughput_rps=rows / span_s if span_s and rows else (0.0 if span_s else None),
         features=tuple(features),
         prediction=prediction_summary(frame.get_column("prediction") if "prediction" in frame.columns else None),
+        error_rate=failed / (failed + rows) if errors is not None and failed + rows else None,
+        errors={kind: n for kind, n in (errors or {}).items() if n},
     )
 
 

@@ -83,8 +83,9 @@ class WindowHealth:
 
     ``versions`` counts the rows each model version answered. Latencies are the log's ``latency_ms`` (server-side
     model time per prediction). ``throughput_rps`` is rows per second over the window's span (a time window's
-    whole span, a count window's first to last row). ``error_rate`` is None: the prediction log holds answered
-    predictions only, and the service's failures are counted in its Prometheus metrics, not per time in the store.
+    whole span, a count window's first to last row). ``errors`` counts the requests the service failed in the
+    window, by kind (``input``: failed validation, 4xx; ``model``: the model raised, 5xx); ``error_rate`` is
+    ``errors / (errors + rows)``, None for a window with neither (or stored before the store counted failures).
     """
 
     rows: int
@@ -99,6 +100,7 @@ class WindowHealth:
     features: tuple[FeatureHealth, ...] = ()
     prediction: PredictionSummary = PredictionSummary()
     error_rate: float | None = None
+    errors: dict[str, int] = field(default_factory=dict)
 
     def feature(self, name: str) -> FeatureHealth | None:
         """The health of feature ``name`` (None when it is not monitored)."""
@@ -114,6 +116,7 @@ class WindowHealth:
             "features": [f.to_dict() for f in self.features],
             "prediction": self.prediction.to_dict(),
             "error_rate": self.error_rate,
+            "errors": dict(self.errors),
         }
 
     @classmethod
@@ -127,6 +130,7 @@ class WindowHealth:
             features=tuple(FeatureHealth.from_dict(f) for f in data.get("features") or ()),
             prediction=PredictionSummary.from_dict(data.get("prediction")),
             error_rate=_float(data.get("error_rate")),
+            errors={str(k): int(v) for k, v in (data.get("errors") or {}).items()},
         )
 
 
@@ -140,7 +144,9 @@ class WindowResult:
     ``start``/``end``: a time window's ``[start, end)``; a count window's first and last row's ``created_at``
     (``last_id`` is the last row's prediction id: the next window starts after it). ``drift`` is None when the
     window has no row (``drift_skipped`` says why otherwise); ``output_drift`` is the drift of its predictions
-    against the model's own on its validation split. ``realised_metrics`` (from labels),
+    against the model's own on its validation split (the predicted class and a classifier's probabilities);
+    ``target_drift`` the drift of the labels that arrived against the training labels (None before any label).
+    ``realised_metrics`` (from labels),
     ``estimated_metrics`` (without labels) and ``label_coverage`` (share of rows with a label) are filled when
     the window closes and refreshed while late labels arrive (:mod:`loopline.run._window_accuracy`):
     ``labelled_rows`` rows had a label, ``realised_status`` is ``ok`` or ``not_enough_labels`` (no metric then),
@@ -159,6 +165,7 @@ class WindowResult:
     drift: DriftReport | None = None
     drift_skipped: str | None = None
     output_drift: DriftReport | None = None
+    target_drift: DriftReport | None = None
     last_id: str | None = None
     reference_version: int | None = None
     realised_metrics: dict[str, float] | None = None
@@ -190,6 +197,7 @@ class WindowResult:
             "drifted_features": self.drifted_features,
             "drift_skipped": self.drift_skipped,
             "output_drift": None if self.output_drift is None else self.output_drift.to_dict(),
+            "target_drift": None if self.target_drift is None else self.target_drift.to_dict(),
             "last_id": self.last_id,
             "reference_version": self.reference_version,
             "realised_metrics": self.realised_metrics,
@@ -214,7 +222,7 @@ class WindowResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WindowResult:
         """Rebuild a window written by :meth:`to_dict`."""
-        drift, outputs = data.get("drift"), data.get("output_drift")
+        drift, outputs, target = data.get("drift"), data.get("output_drift"), data.get("target_drift")
         version = data.get("reference_version")
         bands = data.get("estimated_bands")
         return cls(
@@ -228,6 +236,7 @@ class WindowResult:
             drift=None if drift is None else DriftReport.from_dict(drift),
             drift_skipped=data.get("drift_skipped"),
             output_drift=None if outputs is None else DriftReport.from_dict(outputs),
+            target_drift=None if target is None else DriftReport.from_dict(target),
             last_id=data.get("last_id"),
             reference_version=None if version is None else int(version),
             realised_metrics=data.get("realised_metrics"),

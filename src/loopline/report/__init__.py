@@ -22,6 +22,7 @@ from loopline.report._loop_report import (
 )
 from loopline.report._profile_charts import profile_histogram_chart
 from loopline.report._profile_page import render_profile_html, write_profile_html
+from loopline.report._study_page import render_study_html, write_study_html
 from loopline.report._timeline import AuditEntry, TimelineEntry, TimelineGroup, group_timeline, timeline_entries
 from loopline.report._windows_page import WindowAlert, WindowsView, window_label
 
@@ -43,6 +44,7 @@ __all__ = [
     "render_history_html",
     "render_html_report",
     "render_profile_html",
+    "render_study_html",
     "require_plotting",
     "timeline_entries",
     "window_label",
@@ -50,4 +52,5 @@ __all__ = [
     "write_html",
     "write_html_report",
     "write_profile_html",
+    "write_study_html",
 ]

@@ -48,6 +48,7 @@ _CSS = (
 .badge{display:inline-block;padding:.2rem .6rem;border-radius:.8rem;margin-right:.4rem}
 .plots img{margin:.3rem}.nodata{background:#eee;color:#777}.scroll{overflow-x:auto}
 table.heatmap td,table.heatmap th{font-size:.8rem;padding:.15rem .3rem;white-space:nowrap}
+table.heatmap th.section{text-align:left;background:#f4f4f4}
 details.quiet{margin:.5rem 0}.group h3{margin-bottom:.2rem}
 """
 )

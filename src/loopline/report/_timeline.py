@@ -19,7 +19,7 @@ from typing import Any, Literal
 from loopline.core.records import GateDecision
 from loopline.report._html import format_value, html_table, json_script
 
-GroupKind = Literal["retrain", "triggered", "error", "model change", "quiet", "before the loop"]
+GroupKind = Literal["retrain", "triggered", "error", "warning", "model change", "quiet", "before the loop"]
 _QUIET_KINDS = frozenset({"tick", "skip"})
 _DETAIL_CHARS = 400
 
@@ -101,8 +101,10 @@ def _group_kind(entries: list[TimelineEntry]) -> GroupKind:
         return "triggered"
     if "error" in kinds:
         return "error"
-    quiet = kinds <= _QUIET_KINDS and all(e.source == "loop" for e in entries)
-    return "quiet" if quiet else "model change"
+    only_loop = all(e.source == "loop" for e in entries)
+    if only_loop and "warning" in kinds and kinds <= _QUIET_KINDS | {"warning"}:
+        return "warning"  # drift while labelled: said, not acted on
+    return "quiet" if kinds <= _QUIET_KINDS and only_loop else "model change"
 
 
 def timeline_html(entries: Sequence[TimelineEntry], *, truncated: bool = False) -> str:

@@ -18,7 +18,7 @@ from loopline.report._html import format_value, html_img, html_table, json_scrip
 from loopline.report._time_charts import Band, TimeChart, time_chart
 
 if TYPE_CHECKING:
-    from loopline.monitor import WindowResult
+    from loopline.monitor import DriftReport, WindowResult
 
 MAX_WINDOWS = 60
 """The newest windows shown; the heat map would not fit more."""
@@ -26,6 +26,7 @@ MAX_CLASSES = 6
 NO_DATA = "no data"
 NOT_ENOUGH = "not enough data"
 NO_LABELS = "no labels yet"
+NOT_AVAILABLE = "not available"
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,19 @@ def _chart(chart: TimeChart, alt: str) -> str:
 def feature_cell(window: WindowResult, feature: str) -> tuple[str, float | None]:
     """``(state, PSI)`` of ``feature`` in ``window``: ``drifted``, ``stable``, :data:`NOT_ENOUGH` (the drift test's
     verdict: too few values for one) or :data:`NO_DATA` (no drift report, or the feature absent from it)."""
-    if window.drift is None:
+    return report_cell(window.drift, feature)
+
+
+def report_cell(report: DriftReport | None, column: str) -> tuple[str, float | None]:
+    """``(state, PSI)`` of ``column`` in a drift ``report`` (features, outputs or labels), as :func:`feature_cell`;
+    ``not available`` when the model's profile holds no distribution for it (stored before them)."""
+    if report is None:
         return NO_DATA, None
-    found = next((f for f in window.drift.features if f.feature == feature), None)
+    found = next((f for f in report.features if f.feature == column), None)
     if found is None:
         return NO_DATA, None
+    if found.status == NOT_AVAILABLE:
+        return NOT_AVAILABLE, None
     if found.status == NOT_ENOUGH or found.n_current == 0:
         return NOT_ENOUGH, found.psi
     return ("drifted" if found.drifted else "stable"), found.psi
@@ -115,13 +124,19 @@ def drifted_share(window: WindowResult) -> float | None:
 
 
 def drift_over_time_html(view: WindowsView) -> str:
-    """Heat map features x windows (PSI, coloured by verdict) and the share of drifted features per window."""
+    """Heat map features x windows (PSI, coloured by verdict), the model's outputs (prediction drift: the predicted
+    class, a classifier's probabilities) and the arrived labels (target drift) under them, and the share of drifted
+    features per window."""
     empty = _empty(view)
     if not view.windows:
         return empty or ""
     windows = view.shown
     features = list(dict.fromkeys(f.feature for w in windows if w.drift for f in w.drift.features))
+    outputs = list(dict.fromkeys(f.feature for w in windows if w.output_drift for f in w.output_drift.features))
+    targets = list(dict.fromkeys(f.feature for w in windows if w.target_drift for f in w.target_drift.features))
     cells = [[feature_cell(w, name) for w in windows] for name in features]
+    output_cells = [[report_cell(w.output_drift, name) for w in windows] for name in outputs]
+    target_cells = [[report_cell(w.target_drift, name) for w in windows] for name in targets]
     shares = [drifted_share(w) for w in windows]
     chart = TimeChart(view.ends, {"share of drifted features": shares}, "share", alerts=view.alert_times, share=True)
     data = {
@@ -131,24 +146,38 @@ def drift_over_time_html(view: WindowsView) -> str:
         "states": [[state for state, _ in row] for row in cells],
         "psi": [[psi for _, psi in row] for row in cells],
         "drifted_share": shares,
+        "outputs": outputs,
+        "output_states": [[state for state, _ in row] for row in output_cells],
+        "targets": targets,
+        "target_states": [[state for state, _ in row] for row in target_cells],
     }
-    return (
-        f"{empty}{_heat_map(windows, features, cells)}{_chart(chart, 'share of drifted features per window')}"
-        + json_script("loopline-drift-over-time", data)
+    rows = [
+        *(("", name, row) for name, row in zip(features, cells, strict=True)),
+        *(("prediction drift", name, row) for name, row in zip(outputs, output_cells, strict=True)),
+        *(("target drift", name, row) for name, row in zip(targets, target_cells, strict=True)),
+    ]
+    return f"{empty}{_heat_map(windows, rows)}{_chart(chart, 'share of drifted features per window')}" + json_script(
+        "loopline-drift-over-time", data
     )
 
 
-def _heat_map(windows: Sequence[WindowResult], features: list[str], cells: list[list[tuple[str, float | None]]]) -> str:
-    if not features:
+def _heat_map(windows: Sequence[WindowResult], rows_in: list[tuple[str, str, list[tuple[str, float | None]]]]) -> str:
+    """The heat map: one row per ``(group, column, cells)``, a group's header row before its first column."""
+    if not rows_in:
         return '<p class="muted">No window has a drift report (too few rows in each).</p>'
     head = "".join(f'<th title="{escape(w.drift_skipped or "")}">{escape(window_label(w))}</th>' for w in windows)
-    rows = []
-    for name, row in zip(features, cells, strict=True):
+    rows, group = [], ""
+    for section, name, row in rows_in:
+        if section != group:
+            group = section
+            rows.append(f'<tr><th class="section" colspan="{len(windows) + 1}">{escape(section)}</th></tr>')
         tds = "".join(_heat_cell(state, psi) for state, psi in row)
         rows.append(f'<tr><th class="feature">{escape(name)}</th>{tds}</tr>')
     legend = (
         '<p class="muted">PSI per feature and window; red: drifted, green: stable, grey: not enough data for a '
-        "verdict (or no drift report: no rows).</p>"
+        "verdict (or no drift report: no rows). Under the features: prediction drift (the model's outputs against "
+        "its own on the validation split: the predicted class, a classifier's probabilities) and target drift "
+        "(the labels that arrived against the training labels).</p>"
     )
     table = (
         f'<table class="heatmap"><thead><tr><th>feature</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -255,22 +284,40 @@ def service_over_time_html(view: WindowsView) -> str:
     label, predictions = prediction_lines(windows)
     latency = {f"{p} (ms)": [getattr(w.health, f"latency_{p}_ms") for w in windows] for p in ("p50", "p99")}
     throughput = {"rows per second": [w.health.throughput_rps for w in windows]}
+    errors = {"error rate": [w.health.error_rate for w in windows]}
     share = label.startswith("share")
     charts = [
         _chart(TimeChart(view.ends, predictions, label, alerts=alerts, share=share), "predictions per window"),
         _chart(TimeChart(view.ends, latency, "latency per prediction (ms)", alerts=alerts), "latency per window"),
         _chart(TimeChart(view.ends, throughput, "rows per second", alerts=alerts), "throughput per window"),
+        _chart(TimeChart(view.ends, errors, "share of failed requests", alerts=alerts, share=True), "error rate"),
     ]
     rows = [
-        [window_label(w), w.health.rows, w.health.latency_p50_ms, w.health.latency_p99_ms, w.health.throughput_rps]
+        [window_label(w), w.health.rows, w.health.latency_p50_ms, w.health.latency_p99_ms, w.health.throughput_rps,
+         _errors(w)]
         for w in windows
-    ]
-    table = html_table(["window", "rows", "p50 (ms)", "p99 (ms)", "rows/s"], rows)
-    data = {"windows": [window_label(w) for w in windows], "predictions": predictions, **latency, **throughput}
+    ]  # fmt: skip
+    table = html_table(["window", "rows", "p50 (ms)", "p99 (ms)", "rows/s", "errors"], rows)
+    data = {
+        "windows": [window_label(w) for w in windows],
+        "predictions": predictions,
+        **latency,
+        **throughput,
+        **errors,
+    }
     data["alerts"] = [a.isoformat() for a in alerts]
     return f"{empty}{''.join(charts)}{table}<h3>Alerts</h3>{_alerts_table(view)}" + json_script(
         "loopline-service", data
     )
+
+
+def _errors(window: WindowResult) -> str:
+    """The error rate and the failed requests by kind (``-`` for a window stored before failures were counted)."""
+    health = window.health
+    if health.error_rate is None:
+        return "-"
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(health.errors.items()))
+    return f"{health.error_rate:.1%}" + (f" ({kinds})" if kinds else "")
 
 
 def _alerts_table(view: WindowsView) -> str:

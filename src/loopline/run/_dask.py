@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -190,3 +191,24 @@ def _check_shareable(task: StepTask) -> None:
             key="executor",
             hint="Use a store file (sqlite:///path/loopline.db) or PostgreSQL, or --executor local.",
         )
+
+
+def dask_launcher() -> Callable[[list[Callable[[], None]]], None] | None:
+    """Inside a task on a Dask worker: a launcher that runs jobs as tasks of the same cluster (the calling task
+    leaves its worker's thread pool while it waits, so the jobs can use that thread too); None elsewhere.
+
+    How a tune step run by the Dask executor spreads its ``n_jobs`` trial workers over the cluster."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return None
+
+    def launch(jobs: list[Callable[[], None]]) -> None:
+        from distributed import worker_client
+
+        with worker_client() as client:
+            client.gather([client.submit(job, pure=False) for job in jobs])
+
+    return launch

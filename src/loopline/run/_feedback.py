@@ -4,7 +4,8 @@
 column, in chunks, and stores each chunk (one transaction each; loading the same file again is harmless).
 :func:`sync_label_source` gives the logged predictions of a model the outcomes of the dataset that the pipeline's
 ``monitor.labels`` names (:func:`loopline.monitor.match_label_source`: by key, the first outcome at or after the
-prediction); predictions that already have a label, from any source, keep it.
+prediction); predictions that already have a label, from any source, keep it. The loop's tick syncs
+incrementally: only the outcome rows committed since its last sync (the position is stored in the store).
 
 Each label is checked against the model's production bundle (:func:`loopline.monitor.conform_label`).
 """
@@ -12,8 +13,9 @@ Each label is checked against the model's production bundle (:func:`loopline.mon
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -32,13 +34,17 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 10_000
 _ALL_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 _ALL_UNTIL = datetime(9999, 1, 1, tzinfo=UTC)
+SYNC_OVERLAP = timedelta(minutes=1)
+"""An incremental sync re-reads the parts committed within this before its last sync: an outcome committed
+while the service's asynchronous log had not yet flushed its prediction still finds it."""
 
 
 @dataclass(frozen=True)
 class LabelLoad:
     """What a load or a sync stored: ``rows`` read (file) or predictions looked at (sync); ``skipped`` rows
     had no label (file) or found none (sync); the rest went to the store as ``stored`` new, ``updated`` and
-    ``unchanged`` labels."""
+    ``unchanged`` labels. ``outcomes``: the label dataset's rows read (a sync; an incremental one reads the new
+    rows only)."""
 
     model: str
     source: str
@@ -47,6 +53,7 @@ class LabelLoad:
     stored: int
     updated: int
     unchanged: int
+    outcomes: int = 0
 
 
 def load_label_file(
@@ -84,21 +91,43 @@ def sync_label_source(
     since: datetime | None = None,
     until: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    incremental: bool = False,
+    overlap: timedelta | None = None,
 ) -> LabelLoad:
     """Label ``model``'s unlabelled predictions made in [since, until) (default: all) from the dataset
-    ``config`` names, matched by key and event time; returns what was stored."""
+    ``config`` names, matched by key and event time; returns what was stored.
+
+    ``incremental`` (the loop's tick): read only the outcome rows committed since the last incremental sync
+    (the dataset parts after the position the store records, and those committed within ``overlap``, default
+    :data:`SYNC_OVERLAP`, before it), then move the position. A late outcome (a label that arrives days after
+    its prediction, within [since, until)) is in a new part, so it still attaches; the outcomes of earlier parts
+    have matched every prediction they could already. Positions move only after the labels are stored: a sync
+    that fails reads the same parts again (storing a label twice is harmless).
+    """
     task, classes = _model_kind(store, model)
-    outcomes = store.datasets.read(config.dataset)
     name = f"dataset:{config.dataset}"
+    overlap = SYNC_OVERLAP if overlap is None else overlap
+    position = store.feedback.sync_position(model, config.dataset) if incremental else None
+    upto = None
+    if incremental:
+        new = store.datasets.read_new(
+            config.dataset, position.seq if position else 0, position.synced_at - overlap if position else None
+        )
+        outcomes, upto = new.frame, new.upto_seq
+    else:
+        outcomes = store.datasets.read(config.dataset)
     totals = _Totals()
-    for chunk in store.feedback.labelled(model, since or _ALL_FROM, until or _ALL_UNTIL, chunk_rows=chunk_rows):
+    chunks = store.feedback.labelled(model, since or _ALL_FROM, until or _ALL_UNTIL, chunk_rows=chunk_rows)
+    for chunk in chunks if outcomes.height else ():  # no new outcome: no prediction to read
         waiting = chunk.filter(pl.col("label").is_null())
         if waiting.height == 0:
             continue
         match = match_label_source(waiting, outcomes, config)
         labels = _labels_of(match.labels, "prediction_id", "label", "event_time", task, classes, totals.rows)
         totals.add(waiting.height, waiting.height - len(labels), store.feedback.put(model, labels, source=name))
-    return totals.result(model, name)
+    if upto is not None:
+        store.feedback.set_sync_position(model, config.dataset, upto, outcomes.height)
+    return dataclasses.replace(totals.result(model, name), outcomes=outcomes.height)
 
 
 class _Totals:

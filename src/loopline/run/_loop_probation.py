@@ -6,15 +6,20 @@ tick gathers the evidence on the predictions it served since its promotion, and
 
 - the promoted version's score: its own served predictions against their labels (realised);
 - the previous version's score: the previous bundle run on the same logged inputs, against the same labels;
-- with fewer labelled rows than ``probation.min_rows``, both are estimated instead (binary classifiers: each
+- with fewer labelled rows than ``probation.min_rows``, both are estimated instead (classifiers: each
   version's estimator on its own probabilities for those inputs), over all the rows served.
 
-The service's error rate is not in the store (failures are counted in its Prometheus metrics only), so both
-versions' ``error_rate`` is 0 and the error-rate rule cannot fire here.
+Each version's ``error_rate`` is the share of its requests that failed (the service's failure counts, flushed
+to the store with its prediction log: :meth:`~loopline.store.PredictionLog.error_counts`): the promoted version's
+over [since, until), the previous version's over the same length of time before ``since`` (0 without traffic
+then). The error-rate rule needs no label and no estimate: a version that fails on part of its traffic is rolled
+back even when its scores cannot be compared (they are NaN then), and even when it answered nothing at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -57,16 +62,37 @@ def check_probation(
 ) -> ProbationCheck:
     """Gather the evidence of ``promoted`` against ``previous`` on the predictions ``promoted`` served in
     [since, until) and apply :func:`~loopline.run.policy.probation` (which may roll back)."""
+    failed, requests = _error_rate(store, promoted, since, until)
+    before, _ = _error_rate(store, previous, since - (until - since), since)
     frame = _served(store, promoted, since, until)
-    if frame is None:
+    if frame is None and not requests:
         return ProbationCheck(None, f"v{promoted.version} served no prediction since its promotion")
+    note = f"v{promoted.version} answered no request since its promotion"
     try:
-        evidence = _evidence(store, promoted, previous, frame, metric, config.min_rows)
+        evidence = note if frame is None else _evidence(store, promoted, previous, frame, metric, config.min_rows)
     except LooplineError as error:  # a bundle that cannot be loaded, inputs it cannot score
-        return ProbationCheck(None, f"probation not checked: {error}")
+        evidence = f"probation not checked: {error}"
     if isinstance(evidence, str):
-        return ProbationCheck(None, evidence)
-    return ProbationCheck(probation(store, promoted.name, evidence[0], evidence[1], config), "")
+        if failed - before <= config.max_error_rate_increase:
+            return ProbationCheck(None, evidence)
+        evidence = (  # no score to compare, but the error rate alone decides
+            ProbationEvidence(promoted.version, metric, math.nan, requests),
+            ProbationEvidence(previous.version, metric, math.nan, requests),
+        )
+    ours = dataclasses.replace(evidence[0], error_rate=failed)
+    theirs = dataclasses.replace(evidence[1], error_rate=before)
+    if failed - before > config.max_error_rate_increase:  # the error rule counts requests, failed ones included
+        ours, theirs = (dataclasses.replace(e, rows=max(e.rows, requests)) for e in (ours, theirs))
+    return ProbationCheck(probation(store, promoted.name, ours, theirs, config), "")
+
+
+def _error_rate(store: Store, version: ModelVersion, start: datetime, end: datetime) -> tuple[float, int]:
+    """The share of ``version``'s requests in [start, end) that failed (0.0 without any), and how many it got
+    (each answered record counts as one request: the log holds a row per record)."""
+    failed = sum(store.predictions.error_counts(version.name, start, end, version=version.version).values())
+    answered = store.predictions.prediction_count(version.name, start, end, version=version.version)
+    requests = failed + answered
+    return (failed / requests if requests else 0.0), requests
 
 
 def _served(store: Store, promoted: ModelVersion, since: datetime, until: datetime) -> pl.DataFrame | None:
@@ -114,7 +140,8 @@ def _estimated(
             return f"only {labelled} labelled rows and no estimate for v{version.version}: {context.estimation_skipped}"
         estimate = estimated_performance(context.estimator, rows, context.classes).metrics.get(metric)
         if estimate is None:
-            return f"only {labelled} labelled rows, and {metric!r} is not estimated (binary metrics only)"
+            estimated = "accuracy, f1, precision, recall, roc_auc; multi-class: accuracy, f1_macro, roc_auc"
+            return f"only {labelled} labelled rows, and {metric!r} is not estimated ({estimated})"
         scores.append(estimate.value)
     return (
         ProbationEvidence(promoted.version, metric, scores[0], frame.height, estimated=True),

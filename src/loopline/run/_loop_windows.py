@@ -1,7 +1,8 @@
 """What a loop tick does before it decides: sync the labels, close the due windows, refresh late labels, and
 read the production model's signals from its newest closed windows.
 
-Every step is bounded: the label source is synced over the label horizon only, a window check reads the new
+Every step is bounded: the label source is synced over the label horizon only, reading the outcome rows
+committed since the last tick only, a window check reads the new
 rows of the prediction log only, a refresh touches the windows of the label horizon whose labels changed.
 A step that cannot run (no production model yet, no traffic, no label dataset yet) becomes a note of the tick,
 never a failed tick.
@@ -67,8 +68,12 @@ def prepare(store: Store, config: MonitorConfig, now: datetime) -> Preparation:
         from loopline.run._feedback import sync_label_source
 
         try:
-            load = sync_label_source(store, config.model, config.labels, since=now - horizon, until=now)
-            out.details["labels"] = {"stored": load.stored, "updated": load.updated, "rows": load.rows}
+            load = sync_label_source(
+                store, config.model, config.labels, since=now - horizon, until=now, incremental=True
+            )
+            out.details["labels"] = {
+                "stored": load.stored, "updated": load.updated, "rows": load.rows, "outcomes": load.outcomes
+            }  # fmt: skip
         except LooplineError as error:
             out.notes.append(f"labels not synced: {error}")
     spec = window_spec(config)

@@ -10,7 +10,8 @@ A tick, in this order, each step recorded as a loop event (:class:`~loopline.sto
    (:func:`~loopline.run._loop.monitor_model`), its feature importance, the metrics an ``enrich`` hook adds
    (labels, estimation), the last retrain and the rows ingested since — ``tick``;
 2. evaluate the triggers (:func:`~loopline.run.policy.evaluate_triggers`) — one ``trigger`` per trigger that
-   fired, else one ``skip``;
+   fired, else one ``skip``; drift while the windows carry a realised metric is a ``warning`` (with the drifted
+   features and their importance), and the realised metric decides (``monitor.loop.drift_when_labelled``);
 3. take the pipeline's retrain lease (:mod:`loopline.store.loop`; another loop holds it: ``skip``), check the
    cooldown inside it (``skip``), then retrain (``retrain``) through
    :func:`~loopline.run.policy.retrain_and_gate` and record its ``gate`` and ``promotion``; a failure is an
@@ -125,12 +126,15 @@ class LoopService:
             )
         return self.pipeline.monitor
 
-    def tick(self) -> TickResult:
-        """One tick (see the module docstring); never raises for a failed retrain (an ``error`` event)."""
+    def tick(self, *, catch_up: list[dict[str, Any]] | None = None) -> TickResult:
+        """One tick (see the module docstring); never raises for a failed retrain (an ``error`` event).
+        ``catch_up``: what a cron tick's catch-up pass of the sources read (kept in the tick event)."""
         config = self.config
         events: list[LoopEvent] = []
         signals, notes, details = self._signals(config)
         tick_details = _signal_details(signals, notes) | details | {"sources": self._source_states()}
+        if catch_up is not None:
+            tick_details["catch_up"] = catch_up
         events.append(self._record("tick", _tick_reason(signals, notes), tick_details))
         checked = self._probation(config, signals.now)
         events.extend(checked)
@@ -146,6 +150,9 @@ class LoopService:
             fired.append(TriggerDecision("resume", True, reason))
         if self.force:
             fired.append(TriggerDecision("forced", True, "forced (--force): retrain past the triggers and cooldown"))
+        for decision in decisions:
+            if decision.warning:  # drift while labelled: said, and the realised metric decides
+                events.append(self._record("warning", decision.reason, decision.to_dict()))
         for decision in fired:
             events.append(self._record("trigger", decision.reason, decision.to_dict()))
         if not fired:

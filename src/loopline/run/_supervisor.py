@@ -208,8 +208,7 @@ class Supervisor:
         self._store_url = self.store_url or settings.store_url
         self._artifacts = str(self.artifacts or settings.artifacts)
         folder = status_file(self._home, self.pipeline.name).with_suffix("")
-        folder.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _hold_lock(folder / "supervisor.lock", self.pipeline.name)
+        self._lock_file = hold_sources_lock(self._home, self.pipeline.name)
         try:
             self._store = Store.open(self._store_url, self._artifacts, local_dir=self._home)
         except BaseException:
@@ -392,6 +391,15 @@ class Supervisor:
             child.proc = None
             child.state = "stopped"
         return clean
+
+
+def hold_sources_lock(home: Path, pipeline: str) -> IO[str]:
+    """The lock of ``pipeline``'s sources under ``home`` (held while the returned file stays open): whoever runs
+    them, a supervisor or one catch-up pass (``loopline loop --once``), runs them alone. LooplineError (naming
+    the holder) when another process holds it."""
+    folder = status_file(home, pipeline).with_suffix("")
+    folder.mkdir(parents=True, exist_ok=True)
+    return _hold_lock(folder / "supervisor.lock", pipeline)
 
 
 def _hold_lock(path: Path, pipeline: str) -> IO[str]:

@@ -1,36 +1,45 @@
 """The accuracy of a monitored window: realised metrics on its labelled predictions, label coverage, and the
-estimated metrics of a binary classifier, filled when the window closes and refreshed as late labels arrive.
+estimated metrics of a classifier, filled when the window closes and refreshed as late labels arrive.
 
 Realised: :func:`loopline.monitor.realised_performance` over the window's predictions joined with their labels
 (:meth:`loopline.store.FeedbackRepository.labelled`), overall and per value of the slice columns the production
 version's train step declared (``slices``). Estimated: a :class:`loopline.monitor.PerformanceEstimator` fitted on
 the version's performance reference (validation probabilities and labels stored at training, named by
-``config["performance_reference"]``), applied to the window's served probabilities, with its band.
+``config["performance_reference"]``), applied to the window's served probabilities, with its band (binary and
+multi-class classifiers).
 
-Labels come late: :func:`refresh_window_labels` recomputes the realised figures and coverage of closed windows
-that ended within the label horizon and whose labels changed since (two cheap counts per window decide), never
-their drift nor their estimate, and stores the realised/coverage alerts they now fire.
+Target drift: the labels that arrived for the window's predictions against the training labels
+(:func:`loopline.monitor.target_drift`, by the version's reference profile), with the realised figures.
+
+Labels come late: :func:`refresh_window_labels` recomputes the realised figures, target drift and coverage of
+closed windows that ended within the label horizon and whose labels changed since (two cheap counts per window
+decide), never their feature drift nor their estimate, and stores the realised/coverage alerts they now fire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from loopline.bundle import ModelBundle
+from loopline.core.config import DriftConfig
 from loopline.core.errors import LooplineError
 from loopline.core.records import PERFORMANCE_REFERENCE_KEY
 from loopline.monitor import (
+    DriftReport,
     PerformanceEstimator,
+    ReferenceProfile,
     WindowResult,
     WindowSpec,
     estimated_performance,
     fired_alerts,
+    fit_estimator,
     realised_performance,
+    target_drift,
 )
 from loopline.run._webhook import deliver_alerts
 
@@ -55,11 +64,14 @@ class AccuracyContext:
     slices: tuple[str, ...]
     estimator: PerformanceEstimator | None
     estimation_skipped: str | None
+    profile: ReferenceProfile | None = None
+    drift: DriftConfig = field(default_factory=DriftConfig)
 
 
-def accuracy_context(store: Store, production: ModelVersion) -> AccuracyContext:
-    """The accuracy context of ``production`` (its bundle loaded once; its estimator fitted once). A bundle that
-    cannot be loaded gives a context of task None: its windows get no accuracy, and say why."""
+def accuracy_context(store: Store, production: ModelVersion, drift: DriftConfig | None = None) -> AccuracyContext:
+    """The accuracy context of ``production`` (its bundle loaded once; its estimator fitted once; its profile's
+    label distribution, for target drift by ``drift``). A bundle that cannot be loaded gives a context of task
+    None: its windows get no accuracy, and say why."""
     try:
         bundle = ModelBundle.from_bytes(store.artifacts.get_bytes(production.bundle_digest))
     except LooplineError as error:
@@ -67,8 +79,13 @@ def accuracy_context(store: Store, production: ModelVersion) -> AccuracyContext:
         return AccuracyContext(production.name, None, None, (), None, why)
     classes = None if bundle.classes is None else tuple(bundle.classes)
     slices = tuple(str(c) for c in production.typed_config.resolved.get("slices") or ())
-    estimator, skipped = _estimator(store, production, bundle.task)
-    return AccuracyContext(production.name, bundle.task, classes, slices, estimator, skipped)
+    estimator, skipped = _estimator(store, production, bundle.task, classes)
+    profile = None
+    if production.profile_digest is not None:
+        profile = ReferenceProfile.from_json(store.artifacts.get_bytes(production.profile_digest).decode())
+    return AccuracyContext(
+        production.name, bundle.task, classes, slices, estimator, skipped, profile, drift or DriftConfig()
+    )
 
 
 def with_accuracy(store: Store, context: AccuracyContext, window: WindowResult) -> WindowResult:
@@ -83,7 +100,7 @@ def with_accuracy(store: Store, context: AccuracyContext, window: WindowResult) 
     window = _realised(context, window, frame, changed)
     if context.estimator is None:
         return replace(window, estimation_skipped=context.estimation_skipped)
-    if context.classes is None:  # pragma: no cover - an estimator is only fitted for a binary classifier
+    if context.classes is None:  # pragma: no cover - an estimator is only fitted for a classifier
         return window
     try:
         estimate = estimated_performance(context.estimator, frame, context.classes)
@@ -124,7 +141,7 @@ def refresh_window_labels(
         changed = store.feedback.changed_at(config.model, start, end)
         if changed is None or changed == window.labels_changed_at:
             continue
-        context = context or accuracy_context(store, production)
+        context = context or accuracy_context(store, production, config.drift)
         if context.task is None:
             break
         frame = _frame(store, context, start, end)
@@ -146,12 +163,19 @@ def label_range(window: WindowResult) -> tuple[datetime, datetime]:
     return window.start, window.end + _TICK if window.spec.isdigit() else window.end
 
 
-def _estimator(store: Store, production: ModelVersion, task: str) -> tuple[PerformanceEstimator | None, str | None]:
-    if task != "binary":
-        return None, f"performance is estimated for binary classifiers only; this model is {task}"
+def _estimator(
+    store: Store, production: ModelVersion, task: str, classes: tuple[Any, ...] | None
+) -> tuple[PerformanceEstimator | None, str | None]:
+    if task not in ("binary", "multiclass") or classes is None:
+        return None, f"performance is estimated for classifiers only; this model is {task}"
     reference = _reference(store, production)
     if reference is None:
         return None, f"v{production.version} has no performance reference (retrain it with loopline's train step)"
+    if task == "multiclass":
+        try:
+            return fit_estimator(reference, classes), None
+        except LooplineError as error:  # a reference stored before multi-class ones, too few rows, one class only
+            return None, f"the performance reference of v{production.version} cannot be used: {error}"
     try:
         probability = reference.get_column("probability").cast(pl.Float64).to_numpy()
         return PerformanceEstimator().fit(probability, reference.get_column("label").to_numpy()), None
@@ -194,6 +218,7 @@ def _realised(
             by_slice.setdefault(part.column, {})[str(part.value)] = dict(part.figures.metrics)
     return replace(
         window,
+        target_drift=_target_drift(context, frame),
         realised_metrics=dict(overall.metrics) or None,
         realised_status=overall.status,
         realised_slices=by_slice or None,
@@ -201,6 +226,20 @@ def _realised(
         label_coverage=overall.coverage,
         labels_changed_at=changed,
     )
+
+
+def _target_drift(context: AccuracyContext, frame: pl.DataFrame) -> DriftReport | None:
+    """The drift of the window's arrived labels against the training labels (None without a label or a profile;
+    a "not available" report for a profile stored before label distributions)."""
+    if context.profile is None or "label" not in frame.columns:
+        return None
+    labels = frame.get_column("label").drop_nulls()
+    if labels.is_empty():
+        return None
+    try:
+        return target_drift(context.profile, labels, config=context.drift)
+    except LooplineError:  # labels of another type than the training ones: the realised figures still stand
+        return None
 
 
 def newest_accuracy(windows: Sequence[WindowResult], metric: str) -> tuple[WindowResult | None, WindowResult | None]:

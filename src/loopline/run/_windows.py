@@ -38,6 +38,7 @@ from loopline.monitor import (
 from loopline.run._loop import monitored_version
 from loopline.run._webhook import deliver_alerts
 from loopline.run._window_accuracy import AccuracyContext, accuracy_context, with_accuracy
+from loopline.store.predictions import PROBABILITY_PREFIX
 
 if TYPE_CHECKING:
     from loopline.core.records import Features
@@ -81,6 +82,7 @@ class _Context:
     config: MonitorConfig
     accuracy: AccuracyContext
     profile: ReferenceProfile | None = None
+    probabilities: tuple[str, ...] = ()
 
 
 def check_windows(
@@ -142,11 +144,23 @@ def window_drift(
 
 
 def window_output_drift(profile: ReferenceProfile | None, current: pl.DataFrame, config: MonitorConfig) -> DriftReport:
-    """The drift of one window's predictions against the model's own predictions on its validation split (one
-    "not available" row for a version stored before its profile held them, or without a profile)."""
+    """The drift of one window's predictions (the predicted class, and a classifier's served probabilities, each by
+    a two-sample test) against the model's own on its validation split (one "not available" row for a version
+    stored before its profile held them, or without a profile)."""
     if profile is None:  # a version stored before profiles: the report says "not available"
         profile = ReferenceProfile(n_rows=0, columns={})
-    return prediction_drift(profile, current, config=config.drift)
+    return prediction_drift(profile, _with_probabilities(current), config=config.drift)
+
+
+def _with_probabilities(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` less the ``probability:`` columns no row holds (a log written before probabilities were logged,
+    or by a regressor) and, when some rows hold them, only those rows (a window across the upgrade): a row logged
+    without its probabilities is not a missing value of the model's output."""
+    names = [name for name in frame.columns if name.startswith(PROBABILITY_PREFIX)]
+    empty = [name for name in names if frame.get_column(name).null_count() == frame.height]
+    kept = [name for name in names if name not in empty]
+    frame = frame.drop(empty)
+    return frame.filter(pl.any_horizontal(pl.col(kept).is_not_null())) if kept else frame
 
 
 # -- the context ---------------------------------------------------------------------------------------------
@@ -161,9 +175,24 @@ def _context(store: Store, config: MonitorConfig, spec: WindowSpec) -> _Context:
         for name in features.categorical
         if name in reference.columns
     }
-    accuracy = accuracy_context(store, production)
+    accuracy = accuracy_context(store, production, config.drift)
+    outputs = monitored.profile.outputs if monitored.profile is not None else None
+    probabilities = tuple(
+        name.removeprefix(PROBABILITY_PREFIX)
+        for name in (outputs.columns if outputs else ())
+        if name.startswith(PROBABILITY_PREFIX)
+    )
     return _Context(
-        config.model, spec, production, reference, features, categories, config, accuracy, monitored.profile
+        config.model,
+        spec,
+        production,
+        reference,
+        features,
+        categories,
+        config,
+        accuracy,
+        monitored.profile,
+        probabilities,
     )
 
 
@@ -204,19 +233,25 @@ def _close_time_windows(
         return [], None
     read_end = now if open_seq is not None else spec.start_of(last_closable + 1)
     chunks = store.predictions.read_chunks(
-        context.model, context.features.names, start=spec.start_of(first), end=read_end, chunk_rows=chunk_rows
+        context.model,
+        context.features.names,
+        start=spec.start_of(first),
+        end=read_end,
+        chunk_rows=chunk_rows,
+        probabilities=context.probabilities,
     )
     closed: list[tuple[WindowResult, list[AlertEvent]]] = []
     open_window = None
     for seq, frame in _split_by_time(counter.counted(chunks), spec, first, end_seq, context.features.names):
         start, end = spec.bounds(seq)
+        errors = store.predictions.error_counts(context.model, start, end)
         if seq <= last_closable:
-            result = _result(context, seq, start, end, frame, "closed", (end - start).total_seconds())
+            result = _result(context, seq, start, end, frame, "closed", (end - start).total_seconds(), errors)
             stored = _store(store, context, result)
             if stored is not None:
                 closed.append(stored)
         elif seq == open_seq:
-            open_window = _result(context, seq, start, end, frame, "open", (now - start).total_seconds())
+            open_window = _result(context, seq, start, end, frame, "open", (now - start).total_seconds(), errors)
     return closed, open_window
 
 
@@ -277,9 +312,16 @@ def _close_count_windows(
     last = store.windows.last(context.model, context.spec.text)
     after = None if last is None or last.last_id is None else (last.end_at, last.last_id)
     chunks = store.predictions.read_chunks(
-        context.model, context.features.names, start=since, end=until, after=after, chunk_rows=chunk_rows
+        context.model,
+        context.features.names,
+        start=since,
+        end=until,
+        after=after,
+        chunk_rows=chunk_rows,
+        probabilities=context.probabilities,
     )
     seq = 1 if last is None else last.seq + 1
+    after_end = None if last is None else last.end_at  # failures after the previous window's last row are this one's
     closed: list[tuple[WindowResult, list[AlertEvent]]] = []
     pending: list[pl.DataFrame] = []
     held = 0
@@ -290,22 +332,31 @@ def _close_count_windows(
             frame = _concat(pending, context.features.names)
             window, rest = frame.head(size), frame.slice(size)
             pending, held = [rest], rest.height
-            result = _count_result(context, seq, window, "closed")
+            result = _count_result(store, context, seq, window, "closed", after_end)
             stored = _store(store, context, result)
             if stored is not None:
                 closed.append(stored)
+            after_end = result.end
             seq += 1
     rest = _concat(pending, context.features.names)
-    open_window = None if until is not None or rest.height == 0 else _count_result(context, seq, rest, "open")
+    open_window = (
+        None if until is not None or rest.height == 0 else _count_result(store, context, seq, rest, "open", after_end)
+    )
     return closed, open_window
 
 
-def _count_result(context: _Context, seq: int, frame: pl.DataFrame, status: str) -> WindowResult:
+def _count_result(
+    store: Store, context: _Context, seq: int, frame: pl.DataFrame, status: str, after: datetime | None = None
+) -> WindowResult:
+    """A count window; its errors are the failures after the previous window's last row (``after``; the first
+    window: from its own first row) up to its last row, inclusive."""
     times = frame.get_column("created_at")
     start, end = times.min(), times.max()
     if not (isinstance(start, datetime) and isinstance(end, datetime)):  # pragma: no cover - rows have times
         raise DataError(f"window {seq} of {context.model!r} has no timestamps.")
-    result = _result(context, seq, start, end, frame, status, None)
+    since = start if after is None else after + timedelta(microseconds=1)
+    errors = store.predictions.error_counts(context.model, min(since, start), end + timedelta(microseconds=1))
+    result = _result(context, seq, start, end, frame, status, None, errors)
     return replace(result, last_id=str(frame.get_column("prediction_id")[-1]))
 
 
@@ -320,6 +371,7 @@ def _result(
     frame: pl.DataFrame,
     status: str,
     span_s: float | None,
+    errors: dict[str, int] | None = None,
 ) -> WindowResult:
     features = context.features
     health = window_health(
@@ -328,6 +380,7 @@ def _result(
         categorical=list(features.categorical),
         reference_categories=context.categories,
         span_s=span_s,
+        errors=errors,
     )
     drift, skipped, outputs = None, None, None
     if frame.height:

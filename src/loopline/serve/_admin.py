@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 _MAX_ADMIN_BODY = 4096
 
 
-def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token: str | None) -> APIRouter:
-    """The admin routes of one service, guarded by ``token`` (closed when it is None)."""
+def admin_router(
+    store: Store, cache: ModelCache, metrics: ServiceMetrics, token: str | None, token_name: str = "admin"
+) -> APIRouter:
+    """The admin routes of one service, guarded by ``token`` (closed when it is None); the changes they make are
+    recorded in the audit trail as by ``token:TOKEN_NAME``."""
+    actor = f"token:{token_name}"
     router = APIRouter()
     models = store.models.with_check(check_servable)
 
@@ -57,7 +61,7 @@ def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token
         try:
             guard(request, name)
             version, reason = _promotion(parse_json(await read_body(request, _MAX_ADMIN_BODY), _content_type(request)))
-            changed = await asyncio.to_thread(models.promote, name, version, reason)
+            changed = await asyncio.to_thread(lambda: models.promote(name, version, reason, actor=actor))
         except (Refusal, BadRequest, LooplineError) as exc:
             return _admin_error(exc)
         return await _swap(cache, metrics, name, changed.version)
@@ -68,7 +72,7 @@ def admin_router(store: Store, cache: ModelCache, metrics: ServiceMetrics, token
             guard(request, name)
             body = await read_body(request, _MAX_ADMIN_BODY)
             reason = _reason(parse_json(body, _content_type(request))) if body else ""
-            changed = await asyncio.to_thread(models.rollback, name, reason)
+            changed = await asyncio.to_thread(lambda: models.rollback(name, reason, actor=actor))
         except (Refusal, BadRequest, LooplineError) as exc:
             return _admin_error(exc)
         return await _swap(cache, metrics, name, changed.version)

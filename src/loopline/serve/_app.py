@@ -83,7 +83,7 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     for protocol in protocols:  # the prediction routes first: they are matched in order, on every request
         _mount(app, protocol.routes(service))
     _mount(app, feedback_router(store, cache, cfg))
-    _mount(app, admin_router(store, cache, metrics, cfg.token))
+    _mount(app, admin_router(store, cache, metrics, cfg.token, cfg.token_name))
     _mount(app, health_router(service))
     _mount(app, docs_router())
     app.add_exception_handler(HTTPException, _http_error)

@@ -33,6 +33,11 @@ Guarantees:
   start a logger takes over only the segments nobody holds (those of finished or dead processes).
 
 ``depth()`` is ``buffered()`` (rows not durable yet) plus ``pending()`` (durable rows not in the store yet).
+
+Failed requests are not rows: ``count_error`` adds one to an in-memory tally per (model, version, kind, cause);
+the writer turns each non-zero tally into one :class:`~loopline.store.ErrorCount` line of the next segment it
+writes, so the failures reach the store by the same durable, exactly-once path, one line per tally and flush
+whatever the failure rate.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ import logging
 import os
 import threading
 import time
+import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +63,9 @@ from loopline.core.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from loopline.store import PredictionLog, PredictionRow
+    from loopline.store import ErrorCount, PredictionLog, PredictionRow
+
+    Record = PredictionRow | ErrorCount
 
 log = logging.getLogger("loopline.serve")
 
@@ -114,6 +122,7 @@ class PredictionLogger:
         self._cond = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._buffer: list[PredictionRow] = []
+        self._errors: dict[tuple[str, int, str, str], list[Any]] = {}  # key -> [count, first at]
         self._segments: list[_Segment] = []
         self._stopping = False
         self._deadline: float | None = None  # set once the writer has stopped, by close()
@@ -144,6 +153,16 @@ class PredictionLogger:
             self._buffer.extend(rows)
             if len(self._buffer) >= self.batch_size:
                 self._cond.notify()
+
+    def count_error(self, model: str, version: int, kind: str, cause: str) -> None:
+        """Count one failed request (``kind`` ``input`` or ``model``); never blocks on I/O."""
+        key = (model, version, kind, cause[:100])
+        with self._lock:
+            tally = self._errors.get(key)
+            if tally is None:
+                self._errors[key] = [1, datetime.now(UTC)]
+            else:
+                tally[0] += 1
 
     def buffered(self) -> int:
         """Rows in memory, not durable yet."""
@@ -190,23 +209,26 @@ class PredictionLogger:
                 if not self._stopping and len(self._buffer) < self.batch_size:
                     self._cond.wait(self.flush_interval)
                 rows, self._buffer = self._buffer, []
+                errors, self._errors = self._errors, {}
                 stopping = self._stopping
+            records: list[Record] = [*rows, *_tallies(errors)] if errors else list(rows)
             if stopping and give_up == float("inf"):
                 give_up = time.monotonic() + self.close_timeout
-            if rows and not self._write(rows):
+            if records and not self._write(records):
                 if time.monotonic() < give_up:  # keep the rows (in order) and try again after a pause
                     with self._lock:
                         self._buffer[:0] = rows
+                        _merge(self._errors, errors)
                     delay = min(max(2 * delay, self.flush_interval), self.retry_max)
                     time.sleep(delay)
                     continue
-                self._lose(rows)
+                self._lose(records)
             delay = 0.0
             if stopping:
                 self._seal()
                 return
 
-    def _write(self, rows: list[PredictionRow]) -> bool:
+    def _write(self, rows: list[Record]) -> bool:
         """Append ``rows`` to the current segment and fsync it; False when the disk refused them."""
         data = b"".join(_encode(row) for row in rows)
         try:
@@ -263,7 +285,7 @@ class PredictionLogger:
                 os.ftruncate(self._fd, self._seg.size)
             self._seal()
 
-    def _lose(self, rows: list[PredictionRow]) -> None:
+    def _lose(self, rows: list[Record]) -> None:
         with self._lock:
             self.failed += len(rows)
         log.error("lost %d prediction rows: the disk refused them until close() gave up", len(rows))
@@ -345,17 +367,15 @@ class PredictionLogger:
             with self._lock:
                 self._segments.remove(seg)
 
-    def _batches(self, path: Path, start: int, end: int) -> Iterator[tuple[list[PredictionRow], int, int]]:
+    def _batches(self, path: Path, start: int, end: int) -> Iterator[tuple[list[Record], int, int]]:
         """(rows, lines read, offset after them) for each batch of the lines in ``[start, end)``."""
-        from loopline.store import PredictionRow
-
-        rows: list[PredictionRow] = []
+        rows: list[Record] = []
         lines, offset = 0, start
         data = _read(path, start, end)
         for line in data.splitlines(keepends=True):
             offset += len(line)
             lines += 1
-            row = _decode(line, PredictionRow)
+            row = _decode(line)
             if row is None:
                 self._skip(path, offset - len(line))
             else:
@@ -371,12 +391,16 @@ class PredictionLogger:
             self.skipped += 1
         log.warning("skipped a torn or corrupt prediction log line in %s at byte %d", path.name, offset)
 
-    def _insert(self, rows: list[PredictionRow]) -> int:
+    def _insert(self, rows: list[Record]) -> int:
         """Insert ``rows`` (those not in the store yet); return how many the store holds now."""
         from sqlalchemy.exc import DataError, IntegrityError
 
+        from loopline.store import ErrorCount, PredictionRow
+
+        predictions = [row for row in rows if isinstance(row, PredictionRow)]
+        errors = [row for row in rows if isinstance(row, ErrorCount)]
         try:
-            self.sink.append_new(rows)
+            self.sink.append_new(predictions, errors)
         except (DataError, IntegrityError):  # a row's content, not the connection: find it, set it aside
             if len(rows) == 1:
                 self._reject(rows[0])
@@ -384,28 +408,51 @@ class PredictionLogger:
             return sum(self._insert([row]) for row in rows)
         return len(rows)
 
-    def _reject(self, row: PredictionRow) -> None:
+    def _reject(self, row: Record) -> None:
         with open(self.dir_ / REJECTED, "ab") as handle:
             handle.write(_encode(row))
             handle.flush()
             os.fsync(handle.fileno())
         with self._lock:
             self.rejected += 1
-        log.error("the store refused prediction %s; it is kept in %s", row.prediction_id, self.dir_ / REJECTED)
+        what = f"prediction {row.prediction_id}" if hasattr(row, "prediction_id") else f"error tally {row.error_id}"
+        log.error("the store refused %s; it is kept in %s", what, self.dir_ / REJECTED)
 
 
 # -- the segment format ------------------------------------------------------------------------
 
 
-def _encode(row: PredictionRow) -> bytes:
+def _tallies(errors: dict[tuple[str, int, str, str], list[Any]]) -> list[ErrorCount]:
+    """One record per tally of failed requests."""
+    from loopline.store import ErrorCount
+
+    return [
+        ErrorCount(uuid.uuid4().hex, model, version, kind, cause, first, count)
+        for (model, version, kind, cause), (count, first) in errors.items()
+    ]
+
+
+def _merge(
+    into: dict[tuple[str, int, str, str], list[Any]], errors: dict[tuple[str, int, str, str], list[Any]]
+) -> None:
+    """Add the tallies ``errors`` (not written) back to ``into`` (counted since)."""
+    for key, (count, first) in errors.items():
+        tally = into.setdefault(key, [0, first])
+        tally[0] += count
+        tally[1] = min(tally[1], first)
+
+
+def _encode(row: Record) -> bytes:
     record = {name: getattr(row, name) for name in row.__dataclass_fields__}
     record["created_at"] = row.created_at.isoformat()
     body = json.dumps(record, separators=(",", ":"), default=_plain).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
-def _decode(line: bytes, row_type: type[PredictionRow]) -> PredictionRow | None:
-    """The row on ``line``, or None when the line is torn or corrupt."""
+def _decode(line: bytes) -> Record | None:
+    """The row (a prediction or an error tally) on ``line``, or None when the line is torn or corrupt."""
+    from loopline.store import ErrorCount, PredictionRow
+
     if len(line) < 11 or line[8:9] != b" " or not line.endswith(b"\n"):
         return None
     body = line[9:-1]
@@ -414,7 +461,7 @@ def _decode(line: bytes, row_type: type[PredictionRow]) -> PredictionRow | None:
             return None
         record = json.loads(body)
         record["created_at"] = datetime.fromisoformat(record["created_at"])
-        return row_type(**record)
+        return ErrorCount(**record) if "error_id" in record else PredictionRow(**record)
     except (ValueError, TypeError, KeyError):
         return None
 

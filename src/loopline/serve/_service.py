@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 import weakref
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from loopline.serve._guards import ConcurrencyLimit, Refusal, check_model_name, 
 from loopline.serve._models import ModelNotReady
 from loopline.serve._shadow import ShadowJob
 from loopline.serve._validation import BadRequest, validate_records
+
+log = logging.getLogger("loopline.serve")
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -37,7 +40,10 @@ class PredictionService:
     lengths bounded), the model call (micro-batched by the runner), the prediction log (of the conformed
     records only), the metrics, the protocol's ``encode``. A model whose production version could not be loaded
     gets a 503 naming the reason. Refusals and errors are counted by cause and answered by the protocol's
-    ``error``. Used from the event loop only, like the concurrency limit it holds.
+    ``error``. A request that reached a model version and failed there is also counted for the store, with the
+    prediction log (:meth:`PredictionLogger.count_error`): kind ``input`` when it failed validation (4xx), kind
+    ``model`` when the model raised (a 500 naming the exception's type, its traceback in the service's log).
+    Used from the event loop only, like the concurrency limit it holds.
 
     Challengers (:mod:`loopline.serve._challenger`): a model with a canary answers a deterministic share of its
     requests (by ``X-Request-Key``, else the body) with the canary version, and says so like any version (the
@@ -111,6 +117,7 @@ class PredictionService:
 
     async def _answer(self, request: Request, protocol: WireProtocol[Any], name: str, version: int | None) -> Response:
         settings = self.settings
+        model: LoadedModel | None = None
         try:
             model = champion = self.cache.get(name, version)
             body = await read_body(request, settings.max_body_bytes)
@@ -120,9 +127,14 @@ class PredictionService:
                 raw, self._rules_of(model.bundle), max_records=settings.max_records, policy=self.policy
             )
         except (BadRequest, SchemaValidationError, NotFoundError, ModelNotReady) as exc:
-            return self._reject(exc, protocol, self.label(name))
+            return self._reject(exc, protocol, self.label(name), model)
         records = conformed.records
-        predicted = await self.runner.predict(model, records)
+        try:
+            predicted = await self.runner.predict(model, records)
+        except SchemaValidationError as exc:  # the bundle's own checks refused a record
+            return self._reject(exc, protocol, name, model)
+        except Exception as exc:  # the model raised: a 5xx error of this version, counted and logged
+            return self._failed(exc, protocol, model)
         outputs = predicted.outputs
         ids, now = self._log(model, records, outputs, predicted.seconds / predicted.batch_rows, model is not champion)
         metrics, version_label = self.metrics, str(model.version)
@@ -155,7 +167,9 @@ class PredictionService:
         self.metrics.errors.labels(label, refused.cause).inc()
         return protocol.error(refused.content(), refused.status, refused.headers)
 
-    def _reject(self, exc: Exception, protocol: WireProtocol[Any], label: str) -> Response:
+    def _reject(
+        self, exc: Exception, protocol: WireProtocol[Any], label: str, model: LoadedModel | None = None
+    ) -> Response:
         content: dict[str, Any]
         if isinstance(exc, BadRequest):
             cause, status, content = f"http_{exc.status}", exc.status, {"error": exc.message}
@@ -166,7 +180,20 @@ class PredictionService:
         else:
             cause, status, content = "not_found", 404, {"error": str(exc)}
         self.metrics.errors.labels(label, cause).inc()
+        if model is not None and status < 500:  # the version was chosen: the input failed on it
+            self.predlog.count_error(model.name, model.version, "input", cause)
         return protocol.error(content, status)
+
+    def _failed(self, exc: Exception, protocol: WireProtocol[Any], model: LoadedModel) -> Response:
+        """The answer to a request the model raised on: a 500 naming the exception type (not its message,
+        which may hold the inputs), the traceback in the service's log, the failure counted."""
+        kind = type(exc).__name__
+        log.error("model %r v%d raised %s on a request", model.name, model.version, kind, exc_info=exc)
+        self.metrics.errors.labels(model.name, "model_error").inc()
+        self.predlog.count_error(model.name, model.version, "model", kind)
+        error = f"model {model.name!r} v{model.version} failed on this request ({kind})."
+        hint = "The service's log has the traceback; check the inputs against the model's schema."
+        return protocol.error({"error": error, "hint": hint}, 500)
 
     def _log(
         self,

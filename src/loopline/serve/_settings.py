@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from loopline.core.errors import ConfigError, did_you_mean
 from loopline.serve._challenger import Designation, parse_designations
 
 PREDICT_TOKEN_ENV = "LOOPLINE_PREDICT_TOKEN"
+TOKEN_NAME_ENV = "LOOPLINE_TOKEN_NAME"
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_BATCH_DELAY = 0.1
 """The longest a request may be held back for micro-batching, in seconds."""
 
@@ -21,6 +24,7 @@ class ServeSettings:
 
     ``token`` opens the admin endpoints (reload, promote, rollback; closed without it); ``predict_token``, when
     set, is required by every prediction endpoint (health and metadata stay open) and never opens admin ones.
+    ``token_name`` names the admin token in the model audit trail (a promotion over HTTP is by ``token:NAME``).
     ``allowed_hosts``: Host header patterns (None: the loopback names plus the bound host; ``"*"``: any).
     ``allowed_origins``: browser origins allowed by CORS (none by default). ``max_concurrency``: prediction
     requests in flight before the next gets a 503. ``drain_seconds``: after SIGTERM, how long readiness answers
@@ -47,6 +51,7 @@ class ServeSettings:
         *,
         token: str | None = None,
         predict_token: str | None = None,
+        token_name: str = "admin",
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] = (),
         max_concurrency: int = 64,
@@ -72,6 +77,7 @@ class ServeSettings:
     ) -> None:
         self.token = token
         self.predict_token = predict_token
+        self.token_name = token_name
         self.allowed_hosts = allowed_hosts
         self.allowed_origins = allowed_origins
         self.max_concurrency = max_concurrency
@@ -101,9 +107,11 @@ class ServeSettings:
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **options: Any) -> ServeSettings:
-        """Settings with the tokens read from ``LOOPLINE_TOKEN`` and ``LOOPLINE_PREDICT_TOKEN``."""
+        """Settings with the tokens read from ``LOOPLINE_TOKEN`` and ``LOOPLINE_PREDICT_TOKEN`` (the admin token's
+        name from ``LOOPLINE_TOKEN_NAME``, default ``admin``)."""
         from loopline.core.settings import Settings
 
+        options.setdefault("token_name", os.environ.get(TOKEN_NAME_ENV) or "admin")
         predict_token = os.environ.get(PREDICT_TOKEN_ENV) or None
         return cls(token=Settings.from_env(home).token, predict_token=predict_token, **options)
 
@@ -127,6 +135,12 @@ class Lifecycle:
 
 def check_settings(cfg: ServeSettings) -> None:
     """Refuse settings a service cannot run with, naming the setting and a value that works."""
+    if not isinstance(cfg.token_name, str) or not _TOKEN_NAME.fullmatch(cfg.token_name):
+        raise ConfigError(
+            f"the token name {str(cfg.token_name)[:70]!r} is not 1-64 letters, digits or . _ @ -.",
+            key="token_name",
+            hint=f"Set {TOKEN_NAME_ENV} to e.g. ci-deployer.",
+        )
     if cfg.max_concurrency < 1:
         raise ConfigError(f"max_concurrency is {cfg.max_concurrency}; it must be at least 1.", hint="Use e.g. 64.")
     if cfg.max_batch_rows < 1:

@@ -119,7 +119,13 @@ def _references(engine: Engine) -> list[Reference]:
         return [*_model_refs(conn), *_dataset_refs(conn), *_step_refs(conn)]
 
 
-def _model_refs(conn: Connection) -> Iterator[Reference]:
+def referenced_digests(conn: Connection, *, skip: frozenset[tuple[str, int]] = frozenset()) -> set[str]:
+    """Every digest a row references, as ``conn`` sees them; ``skip``: model versions (name, version) whose
+    references do not count (what a dry run of ``gc`` would delete)."""
+    return {ref.digest for ref in [*_model_refs(conn, skip), *_dataset_refs(conn), *_step_refs(conn)]}
+
+
+def _model_refs(conn: Connection, skip: frozenset[tuple[str, int]] = frozenset()) -> Iterator[Reference]:
     columns = (
         models.c.name,
         models.c.version,
@@ -129,6 +135,8 @@ def _model_refs(conn: Connection) -> Iterator[Reference]:
         models.c.config,
     )
     for name, version, bundle, reference, profile, config in conn.execute(select(*columns)):
+        if (name, version) in skip:
+            continue
         yield Reference(bundle, f"models {name} v{version} bundle")
         if reference is not None:
             yield Reference(reference, f"models {name} v{version} reference")

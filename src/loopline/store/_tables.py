@@ -1,4 +1,5 @@
-"""The metadata tables: runs, steps, models, predictions, feedback, datasets, monitor windows, alerts, the loop.
+"""The metadata tables: runs, steps, models, predictions, serve errors, feedback, datasets, monitor windows,
+alerts, the loop.
 
 This is the schema the repositories query. Migrations under ``migrations/versions`` create it; they are
 written by hand and must be kept in step with this module (a test compares the two).
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -24,12 +26,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.types import TypeDecorator
 
 VERSION_TABLE = "loopline_alembic_version"
 STAGES = ("candidate", "production", "archived")
+"""What :attr:`ModelVersion.stage` reports; the ``stage`` column holds the first and last only (production is
+the ``production`` alias)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -113,19 +116,26 @@ models = Table(
     Column("timings", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("promoted_at", UTCDateTime, nullable=True),
+    Column("archived_at", UTCDateTime, nullable=True),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
-    CheckConstraint("stage IN ('candidate', 'production', 'archived')", name="ck_models_stage"),
+    CheckConstraint("stage IN ('candidate', 'archived')", name="ck_models_stage"),
 )
 
-# At most one production version per model name, enforced by the database itself.
-Index(
-    "uq_models_one_production",
-    models.c.name,
-    unique=True,
-    sqlite_where=text("stage = 'production'"),
-    postgresql_where=text("stage = 'production'"),
+# Named pointers to versions (``production``, ``staging``, ``shadow``, ``canary``, custom names). The primary key
+# makes one version per alias per model (so one production per model) a rule of the database itself; the foreign
+# key makes a version an alias points at impossible to delete.
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("set_by", String(200), nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["models.name", "models.version"], name="fk_model_aliases_version"),
 )
 
+# The audit trail: every alias change (promote and rollback move ``production``), archive and gc, with who and why.
 model_events = Table(
     "model_events",
     metadata,
@@ -133,9 +143,12 @@ model_events = Table(
     Column("name", String(200), nullable=False, index=True),
     Column("action", String(20), nullable=False),
     Column("from_version", Integer, nullable=True),
-    Column("to_version", Integer, nullable=False),
+    Column("to_version", Integer, nullable=True),
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    Column("alias", String(64), nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("details", JSON, nullable=True),
 )
 
 predictions = Table(
@@ -151,6 +164,21 @@ predictions = Table(
     Index("ix_predictions_model_created", "model_name", "created_at"),
 )
 
+# Failed prediction requests, counted by the service and flushed with its prediction log: one row per
+# (model, version, kind, cause) and flush, ``count`` requests since the previous flush, the first at ``created_at``.
+serve_errors = Table(
+    "serve_errors",
+    metadata,
+    Column("error_id", String(64), primary_key=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("cause", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+    Index("ix_serve_errors_model_created", "model_name", "created_at"),
+)
+
 # Ground-truth labels of served predictions. No foreign key to ``predictions``: a label may arrive before the
 # service's asynchronous log has flushed its prediction (or for one never logged); readers join on both keys.
 feedback = Table(
@@ -164,6 +192,18 @@ feedback = Table(
     Column("updated_at", UTCDateTime, nullable=True),
     Column("event_time", UTCDateTime, nullable=True),
     Index("ix_feedback_model_received", "model_name", "received_at"),
+)
+
+# How far each model's label source (a dataset) was read: the last dataset part synced (``seq``), the rows read
+# in all and when. A sync reads only the parts after it (and the ones committed just before it: see run/_feedback).
+label_syncs = Table(
+    "label_syncs",
+    metadata,
+    Column("model_name", String(200), primary_key=True),
+    Column("dataset", String(200), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
 )
 
 # -- datasets (ingestion) -------------------------------------------------------------------------
@@ -237,7 +277,9 @@ dataset_versions = Table(
 
 # -- the loop service (leases, events) ------------------------------------------------------------
 
-LOOP_EVENT_KINDS = ("tick", "trigger", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error")
+LOOP_EVENT_KINDS = (
+    "tick", "trigger", "warning", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error",
+)  # fmt: skip
 
 loop_leases = Table(
     "loop_leases",

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, and_, case, func, insert, select, update
+from sqlalchemy import Engine, and_, case, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
@@ -37,6 +37,16 @@ from loopline.store.artifacts import ArtifactStore
 _LIST_HINT = "List datasets with `loopline datasets list`."
 _ID_CHUNK = 500
 _VERSION_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class NewRows:
+    """The rows of a dataset a reader has not seen (:meth:`DatasetRepository.read_new`): ``frame``, the dataset's
+    last part ``upto_seq`` (0: none) and how many ``parts`` were read."""
+
+    frame: pl.DataFrame
+    upto_seq: int
+    parts: int
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,31 @@ class DatasetRepository:
         if not frames:
             return pl.DataFrame(schema={name: polars_dtype(t) for name, t in schema.items()})
         return pl.concat(frames, how="diagonal_relaxed")
+
+    def read_new(self, dataset: str, after_seq: int, committed_after: datetime | None = None) -> NewRows:
+        """The rows of the parts after ``after_seq`` (and of those committed after ``committed_after``, whatever
+        their seq), in commit order: what a reader that stopped at ``after_seq`` has not seen. A dataset whose
+        parts end before ``after_seq`` was rewritten: every part is read again."""
+        schema = self.schema(dataset)
+        if schema is None:
+            raise self._not_found(dataset)
+        mine = dataset_parts.c.dataset == dataset
+        with reading(self.engine) as conn:
+            last = conn.execute(select(func.max(dataset_parts.c.seq)).where(mine)).scalar_one()
+            if last is not None and last < after_seq:
+                after_seq = 0
+            newer = dataset_parts.c.seq > after_seq
+            if committed_after is not None:
+                newer = or_(newer, dataset_parts.c.created_at > committed_after)
+            query = select(dataset_parts.c.seq, dataset_parts.c.digest).where(mine, newer)
+            parts = conn.execute(query.order_by(dataset_parts.c.seq)).all()
+        frames = [self.artifacts.get_table(p.digest) for p in parts]
+        frame = (
+            pl.concat(frames, how="diagonal_relaxed")
+            if frames
+            else pl.DataFrame(schema={name: polars_dtype(t) for name, t in schema.items()})
+        )
+        return NewRows(frame, int(last or 0), len(parts))
 
     def rows_since(self, dataset: str, since: datetime, source: str | None = None) -> int:
         """Rows committed into ``dataset`` (by ``source``, or by any) after ``since`` (timezone-aware): the new

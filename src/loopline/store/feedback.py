@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from loopline.core.errors import DataError
 from loopline.store._db import reading, utcnow, writing
-from loopline.store._tables import feedback, predictions
+from loopline.store._tables import feedback, label_syncs, predictions
 
 LabelValue = str | int | float | bool
 """A label: one JSON scalar (a class of a classifier, or a finite number for a regression)."""
@@ -68,6 +68,15 @@ class LabelCoverage:
     def ratio(self) -> float | None:
         """labelled / predicted (None without predictions)."""
         return self.labelled / self.predicted if self.predicted else None
+
+
+@dataclass(frozen=True)
+class LabelSync:
+    """How far a model's label dataset was synced: its parts up to ``seq``, ``rows`` read in all, when."""
+
+    seq: int
+    rows: int
+    synced_at: datetime
 
 
 class FeedbackRepository:
@@ -119,6 +128,27 @@ class FeedbackRepository:
                     {r.prediction_id: Label(r.prediction_id, r.label, r.event_time) for r in conn.execute(stmt)}
                 )
         return found
+
+    def sync_position(self, model_name: str, dataset: str) -> LabelSync | None:
+        """How far ``model_name``'s label dataset was synced (None: never)."""
+        stmt = select(label_syncs).where(label_syncs.c.model_name == model_name, label_syncs.c.dataset == dataset)
+        with reading(self.engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else LabelSync(int(row.seq), int(row.rows), row.synced_at)
+
+    def set_sync_position(self, model_name: str, dataset: str, seq: int, rows: int) -> LabelSync:
+        """Record that ``dataset``'s parts up to ``seq`` were synced (``rows`` read this time, added up)."""
+        key = and_(label_syncs.c.model_name == model_name, label_syncs.c.dataset == dataset)
+        with writing(self.engine) as conn:
+            now = utcnow()
+            before = conn.execute(select(label_syncs.c.rows).where(key)).scalar_one_or_none()
+            total = int(before or 0) + rows
+            values = {"seq": seq, "rows": total, "synced_at": now}
+            if before is None:
+                conn.execute(label_syncs.insert().values(model_name=model_name, dataset=dataset, **values))
+            else:
+                conn.execute(label_syncs.update().where(key).values(**values))
+        return LabelSync(seq, total, now)
 
     def count(self, model_name: str) -> int:
         """How many labels are stored for ``model_name``."""

@@ -1,14 +1,17 @@
-"""The model repository: numbered versions per model name and the stage each one is in.
+"""The model repository: numbered versions per model name, their aliases and their audit trail.
 
-Stages are ``candidate`` (just registered), ``production`` (served; at most one per name, enforced by a
-partial unique index) and ``archived`` (was production). Promotions and rollbacks leave an audit row in
-``model_events``.
+A version's stage column says ``candidate`` (registered) or ``archived`` (retired: production moved away from
+it, or :meth:`ModelRepository.archive`). Aliases name versions: ``production`` (served; promote and rollback
+move it), ``staging``, ``shadow``, ``canary`` or any name matching ``ALIAS_PATTERN``; one version per alias per
+model is a rule of the database, and concurrent changes take turns (see :mod:`loopline.store._aliases`).
+:attr:`ModelVersion.stage` reports ``production`` for the version the ``production`` alias points at, so code
+written against stages keeps working. Every transition is a row of the audit trail (:class:`ModelEvent`).
 
-Nothing can become production that cannot be served: registration, promotion and rollback first read the
-version's bundle (the artifact store verifies its digest) and pass it to the repository's bundle check (loopline's
-commands and services use :func:`loopline.bundle.verify_bundle`: the allowlist and a real load). When either
-fails an :class:`~loopline.core.errors.UnservableModelError` names the model, version and reason, and nothing in
-the store changes.
+Nothing can become production that cannot be served: registration, promotion, setting an alias and rollback
+first read the version's bundle (the artifact store verifies its digest) and pass it to the repository's bundle
+check (loopline's commands and services use :func:`loopline.bundle.verify_bundle`: the allowlist and a real
+load). When either fails an :class:`~loopline.core.errors.UnservableModelError` names the model, version and
+reason, and nothing in the store changes.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ from __future__ import annotations
 import builtins
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -28,8 +30,19 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from loopline.core.errors import ConflictError, LooplineError, NotFoundError, UnservableModelError, did_you_mean
 from loopline.core.records import GOLDEN_PREDICTIONS_KEY, PERFORMANCE_REFERENCE_KEY, Candidate, VersionConfig
+from loopline.store._aliases import (
+    alias_map,
+    aliases_by_version,
+    check_alias,
+    check_expected,
+    drop,
+    point,
+    transact,
+)
+from loopline.store._audit import PRODUCTION, ModelEvent, os_actor, record
 from loopline.store._db import reading, utcnow, writing
-from loopline.store._tables import model_events, models
+from loopline.store._model_gc import DEFAULT_GC_GRACE, DEFAULT_KEEP, GcReport, Retention, collect
+from loopline.store._tables import model_aliases, model_events, models
 from loopline.store.artifacts import ArtifactStore
 
 _REGISTER_ATTEMPTS = 20
@@ -61,6 +74,10 @@ class ModelVersion:
     promoted_at: datetime | None
     profile_digest: str | None = None
     """The drift reference profile (JSON bytes of ``loopline.monitor.ReferenceProfile``), or None."""
+    archived_at: datetime | None = None
+    """When the version was archived (None while it is not)."""
+    aliases: tuple[str, ...] = ()
+    """The aliases that point at this version, sorted (``production`` among them for the production one)."""
 
     @property
     def typed_config(self) -> VersionConfig:
@@ -68,12 +85,12 @@ class ModelVersion:
         return VersionConfig.from_dict(self.config)
 
 
-_FIELDS = tuple(ModelVersion.__dataclass_fields__)
+_ROW_FIELDS = tuple(f for f in ModelVersion.__dataclass_fields__ if f not in ("stage", "aliases"))
 
 
 class ModelRepository:
-    """Model versions and their stages. Safe across threads and processes: versions never collide and
-    there is never more than one production version per name.
+    """Model versions, their aliases and audit trail. Safe across threads and processes: versions never collide
+    and an alias (``production`` included) points at one version per name.
 
     ``check_bundle`` is what a bundle must pass, besides its digest, to be registered or made production (see
     the module doc); None checks the digest only (the store's own tests register opaque bytes).
@@ -107,8 +124,8 @@ class ModelRepository:
         existing = select(models).where(models.c.name == name, models.c.bundle_digest == bundle_digest)
         with reading(self.engine) as conn:
             row = conn.execute(existing.order_by(models.c.version).limit(1)).mappings().one_or_none()
-        if row is not None:
-            return _model_version(row)
+            if row is not None:
+                return _with_aliases(conn, row)
         report = candidate.report
         reference, profile = candidate.reference, candidate.profile
         config = report.version_config()
@@ -213,14 +230,35 @@ class ModelRepository:
             row = conn.execute(stmt).mappings().one_or_none()
             if row is None:
                 raise _missing(conn, name, version)
-        return _model_version(row)
+            return _with_aliases(conn, row)
 
     def production(self, name: str) -> ModelVersion | None:
-        """The production version of ``name``, or None."""
-        stmt = select(models).where(models.c.name == name, models.c.stage == "production")
+        """The production version of ``name`` (where its ``production`` alias points), or None."""
+        return self.by_alias(name, PRODUCTION)
+
+    def by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        """The version the alias ``alias`` of ``name`` points at, or None."""
+        stmt = (
+            select(models).join(model_aliases, _alias_join).where(models.c.name == name, model_aliases.c.alias == alias)
+        )
         with reading(self.engine) as conn:
             row = conn.execute(stmt).mappings().one_or_none()
-        return None if row is None else _model_version(row)
+            return None if row is None else _with_aliases(conn, row)
+
+    def resolve(self, name: str, alias: str) -> int | None:
+        """The version number the alias ``alias`` of ``name`` points at, or None (one indexed read: what a
+        service polls)."""
+        stmt = select(model_aliases.c.version).where(model_aliases.c.name == name, model_aliases.c.alias == alias)
+        with reading(self.engine) as conn:
+            return conn.execute(stmt).scalar_one_or_none()
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """alias -> version of ``name`` (NotFoundError for an unknown model)."""
+        with reading(self.engine) as conn:
+            found = alias_map(conn, name)
+            if not found and not _exists(conn, name):
+                raise _missing(conn, name, None)
+            return dict(sorted(found.items()))
 
     def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
         """Every version (of ``name`` if given), by name then version."""
@@ -229,46 +267,173 @@ class ModelRepository:
             stmt = stmt.where(models.c.name == name)
         with reading(self.engine) as conn:
             rows = conn.execute(stmt).mappings().all()
-        return [_model_version(row) for row in rows]
+            tags = aliases_by_version(conn, None if name is None else [name])
+        return [_model_version(row, tags.get((row["name"], row["version"]), ())) for row in rows]
 
     def names(self) -> builtins.list[str]:
         """The distinct model names, sorted."""
         with reading(self.engine) as conn:
             return _names(conn)
 
-    def promote(self, name: str, version: int, reason: str = "") -> ModelVersion:
-        """Make ``version`` the production version of ``name``; the previous one becomes archived.
+    def promote(
+        self, name: str, version: int, reason: str = "", *, actor: str | None = None, expect: int | None = None
+    ) -> ModelVersion:
+        """Point the ``production`` alias of ``name`` at ``version``; the previous production is archived.
 
-        The version is verified first (see the module doc); an unservable one changes nothing.
+        The version is verified first (see the module doc); an unservable one changes nothing. ``expect``:
+        compare-and-set, the version production must be now (0: none), else ConflictError and nothing changes.
+        ``actor`` (default: the OS user) and ``reason`` go to the audit trail.
         """
         target = self.get(name, version)
         if target.stage != "production":
             self.verify(name, version, target.bundle_digest)
-        with _stage_change(self.engine, name) as conn:
-            rows = _lock_versions(conn, name)
-            current = _production_row(rows)
-            if current is not None and current["version"] == version:
-                return _fetch(conn, name, version)
-            _switch(conn, name, current, version, action="promote", reason=reason)
+
+        def work(conn: Connection) -> ModelVersion:
+            _locked(conn, name, version)
+            current = alias_map(conn, name).get(PRODUCTION)
+            check_expected(name, PRODUCTION, current, expect)
+            if current != version:
+                _switch(conn, name, current, version, action="promote", reason=reason, actor=actor)
             return _fetch(conn, name, version)
 
-    def rollback(self, name: str, reason: str = "") -> ModelVersion:
-        """Make the version that was production before the current one production again.
+        return transact(self.engine, name, work)
+
+    def rollback(self, name: str, reason: str = "", *, actor: str | None = None) -> ModelVersion:
+        """Point ``production`` back at the version that was production before the current one.
 
         That version is verified first (see the module doc); an unservable one changes nothing.
         """
         with reading(self.engine) as conn:
-            current, previous = _rollback_target(conn, name, _versions(conn, name))
+            current, previous = _rollback_target(conn, name)
         self.verify(name, previous["version"], previous["bundle_digest"])
-        with _stage_change(self.engine, name) as conn:
-            now_current, now_previous = _rollback_target(conn, name, _lock_versions(conn, name))
-            if (now_current["version"], now_previous["version"]) != (current["version"], previous["version"]):
+
+        def work(conn: Connection) -> ModelVersion:
+            _locked(conn, name, None)
+            now_current, now_previous = _rollback_target(conn, name)
+            if (now_current, now_previous["version"]) != (current, previous["version"]):
                 raise ConflictError(
-                    f"another process changed the stages of model {name!r} while the rollback was checked.",
-                    hint="Check `loopline models list` and retry.",
+                    f"another process changed the production version of model {name!r} while the rollback was checked.",
+                    hint=f"Check `loopline models history {name}` and retry.",
                 )
-            _switch(conn, name, now_current, now_previous["version"], action="rollback", reason=reason)
-            return _fetch(conn, name, now_previous["version"])
+            _switch(conn, name, current, previous["version"], action="rollback", reason=reason, actor=actor)
+            return _fetch(conn, name, previous["version"])
+
+        return transact(self.engine, name, work)
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        reason: str = "",
+        *,
+        actor: str | None = None,
+        expect: int | None = None,
+    ) -> ModelVersion:
+        """Point ``alias`` of ``name`` at ``version`` (set it, or move it from another version).
+
+        ``production`` is :meth:`promote`. The version must be servable, like a promoted one (see the module
+        doc). ``expect``: compare-and-set, the version the alias must point at now (0: none).
+        """
+        check_alias(alias)
+        if alias == PRODUCTION:
+            return self.promote(name, version, reason, actor=actor, expect=expect)
+        target = self.get(name, version)
+        if alias not in target.aliases:
+            self.verify(name, version, target.bundle_digest)
+
+        def work(conn: Connection) -> ModelVersion:
+            _locked(conn, name, version)
+            current = alias_map(conn, name).get(alias)
+            check_expected(name, alias, current, expect)
+            if current != version:
+                now, who = utcnow(), actor or os_actor()
+                point(conn, name, alias, version, at=now, actor=who)
+                record(
+                    conn,
+                    name,
+                    "alias",
+                    at=now,
+                    actor=who,
+                    reason=reason,
+                    alias=alias,
+                    from_version=current,
+                    to_version=version,
+                )
+            return _fetch(conn, name, version)
+
+        return transact(self.engine, name, work)
+
+    def remove_alias(
+        self, name: str, alias: str, reason: str = "", *, actor: str | None = None, expect: int | None = None
+    ) -> int:
+        """Remove ``alias`` of ``name``; returns the version it pointed at. ``production`` cannot be removed
+        (promote another version, or roll back)."""
+        check_alias(alias)
+        if alias == PRODUCTION:
+            raise ConflictError(
+                f"the production alias of model {name!r} cannot be removed: the service would have nothing to serve.",
+                hint=f"Promote another version (`loopline models promote {name} VERSION`) or roll back.",
+            )
+
+        def work(conn: Connection) -> int:
+            _locked(conn, name, None)
+            current = alias_map(conn, name)
+            if alias not in current:
+                known = ", ".join(sorted(current)) or "none"
+                raise NotFoundError(
+                    f"model {name!r} has no alias {alias!r}; its aliases are: {known}.",
+                    hint=f"See `loopline models list {name}`.",
+                )
+            check_expected(name, alias, current[alias], expect)
+            drop(conn, name, alias)
+            record(
+                conn, name, "unalias", at=utcnow(), actor=actor, reason=reason, alias=alias, from_version=current[alias]
+            )
+            return current[alias]
+
+        return transact(self.engine, name, work)
+
+    def archive(self, name: str, version: int, reason: str = "", *, actor: str | None = None) -> ModelVersion:
+        """Retire ``version`` (its stage becomes ``archived``, so ``gc`` may delete it later). A version an
+        alias points at is refused: remove the alias first."""
+
+        def work(conn: Connection) -> ModelVersion:
+            row = _locked(conn, name, version)
+            pointing = sorted(a for a, v in alias_map(conn, name).items() if v == version)
+            if pointing:
+                raise ConflictError(
+                    f"model {name!r} version {version} cannot be archived: alias {', '.join(pointing)} points at it.",
+                    hint=f"Move or remove the alias first (`loopline models unalias {name} ALIAS`); "
+                    "production moves with `loopline models promote`.",
+                )
+            if row is not None and row["stage"] != "archived":
+                now = utcnow()
+                where = (models.c.name == name, models.c.version == version)
+                conn.execute(update(models).where(*where).values(stage="archived", archived_at=now))
+                record(conn, name, "archive", at=now, actor=actor, reason=reason, from_version=version)
+            return _fetch(conn, name, version)
+
+        return transact(self.engine, name, work)
+
+    def gc(
+        self,
+        name: str,
+        *,
+        keep: int = DEFAULT_KEEP,
+        older_than: timedelta | None = None,
+        dry_run: bool = False,
+        reason: str = "",
+        actor: str | None = None,
+        grace: timedelta = DEFAULT_GC_GRACE,
+    ) -> GcReport:
+        """Delete the archived versions of ``name`` beyond the retention rule, then their orphaned artifacts.
+
+        See :func:`loopline.store._model_gc.collect`: the ``keep`` newest archived versions stay, and with
+        ``older_than`` only versions archived longer ago than that go; a version any alias points at never goes.
+        """
+        rule = Retention(keep=keep, older_than=older_than)
+        return collect(self, name, rule, dry_run=dry_run, reason=reason, actor=actor, grace=grace)
 
     def record_evaluation(self, name: str, version: int, key: str, metrics: dict[str, Any]) -> None:
         """Store ``metrics`` under ``key`` in the version's metrics (replacing an earlier ``key``)."""
@@ -290,68 +455,92 @@ class ModelRepository:
             conn.execute(update(models).where(*where).values(config={**row.config, key: value}))
 
     def events(self, name: str) -> builtins.list[dict[str, Any]]:
-        """The audit trail of ``name``, oldest first: ``{"action", "from_version", "to_version", "reason", "at"}``."""
-        columns = [model_events.c[c] for c in ("action", "from_version", "to_version", "reason", "at")]
-        stmt = select(*columns).where(model_events.c.name == name).order_by(model_events.c.id)
+        """The production changes of ``name``, oldest first: ``{"action", "from_version", "to_version", "reason",
+        "at"}`` (promotions and rollbacks; :meth:`history` has every transition)."""
+        return [
+            {
+                "action": e.action,
+                "from_version": e.from_version,
+                "to_version": e.to_version,
+                "reason": e.reason,
+                "at": e.at,
+            }
+            for e in self.history(name)
+            if e.alias == PRODUCTION
+        ]
+
+    def history(self, name: str) -> builtins.list[ModelEvent]:
+        """Every transition of ``name``, oldest first (see :mod:`loopline.store._audit`)."""
+        stmt = select(model_events).where(model_events.c.name == name).order_by(model_events.c.id)
         with reading(self.engine) as conn:
-            if not conn.execute(select(models.c.id).where(models.c.name == name).limit(1)).first():
+            rows = conn.execute(stmt).mappings().all()
+            if not rows and not _exists(conn, name):
                 raise _missing(conn, name, None)
-            return [dict(row) for row in conn.execute(stmt).mappings()]
+        return [ModelEvent.from_row(row) for row in rows]
 
     def _insert_next(self, values: dict[str, Any]) -> ModelVersion:
         with writing(self.engine) as conn:
-            latest = select(func.max(models.c.version)).where(models.c.name == values["name"])
-            version = (conn.execute(latest).scalar() or 0) + 1
+            version = _next_version(conn, values["name"])
             conn.execute(insert(models).values(**values, version=version, created_at=utcnow()))
             return _fetch(conn, values["name"], version)
 
 
-@contextmanager
-def _stage_change(engine: Engine, name: str) -> Iterator[Connection]:
-    """A write transaction in which a unique-production violation (a concurrent change) is a ConflictError."""
-    try:
-        with writing(engine) as conn:
-            yield conn
-    except sa_exc.IntegrityError:
-        raise ConflictError(
-            f"another process changed the stages of model {name!r} at the same time.",
-            hint="Check `loopline models list` and retry.",
-        ) from None
+_alias_join = (model_aliases.c.name == models.c.name) & (model_aliases.c.version == models.c.version)
 
 
-def _switch(conn: Connection, name: str, current: RowMapping | None, version: int, *, action: str, reason: str) -> None:
-    now = utcnow()
+def _next_version(conn: Connection, name: str) -> int:
+    """One above every version ``name`` ever had: the live ones and those gc deleted (the audit trail keeps
+    them), so a number is never given twice."""
+    live = select(func.max(models.c.version)).where(models.c.name == name).scalar_subquery()
+    gone = select(func.max(model_events.c.from_version)).where(model_events.c.name == name).scalar_subquery()
+    live_max, gone_max = conn.execute(select(func.coalesce(live, 0), func.coalesce(gone, 0))).one()
+    return max(int(live_max), int(gone_max)) + 1
+
+
+def _locked(conn: Connection, name: str, version: int | None) -> RowMapping | None:
+    """Lock the version rows of ``name`` (writers of one model take turns); ``version`` and ``stage`` of the row
+    of ``version`` if given. NotFoundError when the model, or that version, does not exist (any more)."""
+    columns = (models.c.version, models.c.stage)
+    stmt = select(*columns).where(models.c.name == name).order_by(models.c.version).with_for_update()
+    rows = builtins.list(conn.execute(stmt).mappings().all())
+    found = None if version is None else next((r for r in rows if r["version"] == version), None)
+    if not rows or (version is not None and found is None):
+        raise _missing(conn, name, version)
+    return found
+
+
+def _switch(
+    conn: Connection, name: str, current: int | None, version: int, *, action: str, reason: str, actor: str | None
+) -> None:
+    """Move ``production`` from ``current`` to ``version``: the old one archived, the event recorded."""
+    now, who = utcnow(), actor or os_actor()
     if current is not None:
-        conn.execute(update(models).where(models.c.id == current["id"]).values(stage="archived"))
+        where = (models.c.name == name, models.c.version == current)
+        conn.execute(update(models).where(*where).values(stage="archived", archived_at=now))
+    point(conn, name, PRODUCTION, version, at=now, actor=who)
     conn.execute(
         update(models)
         .where(models.c.name == name, models.c.version == version)
-        .values(stage="production", promoted_at=now)
+        .values(stage="candidate", archived_at=None, promoted_at=now)
     )
-    conn.execute(
-        insert(model_events).values(
-            name=name,
-            action=action,
-            from_version=None if current is None else current["version"],
-            to_version=version,
-            reason=reason,
-            at=now,
-        )
+    record(
+        conn, name, action, at=now, actor=who, reason=reason, alias=PRODUCTION, from_version=current, to_version=version
     )
 
 
-def _rollback_target(conn: Connection, name: str, rows: builtins.list[RowMapping]) -> tuple[RowMapping, RowMapping]:
-    """The production row of ``name`` and the row a rollback makes production; ConflictError when none."""
-    if not rows:
+def _rollback_target(conn: Connection, name: str) -> tuple[int, RowMapping]:
+    """The production version of ``name`` and the row a rollback makes production; ConflictError when none."""
+    if not _exists(conn, name):
         raise _missing(conn, name, None)
-    current = _production_row(rows)
+    current = alias_map(conn, name).get(PRODUCTION)
     if current is None:
         raise ConflictError(
             f"model {name!r} has no production version to roll back from.",
             hint=f"Promote a version with `loopline models promote {name} VERSION`.",
         )
-    previous = _previous_production(conn, name, current["version"])
-    target = None if previous is None else _find(rows, previous)
+    previous = _previous_production(conn, name, current)
+    stmt = select(models).where(models.c.name == name, models.c.version == previous)
+    target = None if previous is None else conn.execute(stmt).mappings().one_or_none()
     if target is None:
         raise ConflictError(
             f"model {name!r} has no earlier production version to roll back to.",
@@ -372,9 +561,9 @@ def _unservable(name: str, version: int | None, exc: LooplineError) -> Unservabl
 
 
 def _previous_production(conn: Connection, name: str, current: int) -> int | None:
-    """Replay the audit trail as a stack: a promotion pushes, a rollback pops."""
+    """Replay the moves of ``production`` as a stack: a promotion pushes, a rollback pops."""
     stmt = select(model_events.c.action, model_events.c.to_version)
-    stmt = stmt.where(model_events.c.name == name).order_by(model_events.c.id)
+    stmt = stmt.where(model_events.c.name == name, model_events.c.alias == PRODUCTION).order_by(model_events.c.id)
     history: builtins.list[int] = []
     for action, to_version in conn.execute(stmt):
         if action == "rollback" and history:
@@ -386,27 +575,20 @@ def _previous_production(conn: Connection, name: str, current: int) -> int | Non
     return history[-2]
 
 
-def _lock_versions(conn: Connection, name: str) -> builtins.list[RowMapping]:
-    stmt = select(models).where(models.c.name == name).order_by(models.c.version).with_for_update()
-    return builtins.list(conn.execute(stmt).mappings().all())
-
-
-def _versions(conn: Connection, name: str) -> builtins.list[RowMapping]:
-    stmt = select(models).where(models.c.name == name).order_by(models.c.version)
-    return builtins.list(conn.execute(stmt).mappings().all())
-
-
-def _find(rows: builtins.list[RowMapping], version: int) -> RowMapping | None:
-    return next((row for row in rows if row["version"] == version), None)
-
-
-def _production_row(rows: builtins.list[RowMapping]) -> RowMapping | None:
-    return next((row for row in rows if row["stage"] == "production"), None)
-
-
 def _fetch(conn: Connection, name: str, version: int) -> ModelVersion:
     stmt = select(models).where(models.c.name == name, models.c.version == version)
-    return _model_version(conn.execute(stmt).mappings().one())
+    return _with_aliases(conn, conn.execute(stmt).mappings().one())
+
+
+def _with_aliases(conn: Connection, row: RowMapping) -> ModelVersion:
+    stmt = select(model_aliases.c.alias).where(
+        model_aliases.c.name == row["name"], model_aliases.c.version == row["version"]
+    )
+    return _model_version(row, tuple(sorted(conn.execute(stmt).scalars())))
+
+
+def _exists(conn: Connection, name: str) -> bool:
+    return conn.execute(select(models.c.id).where(models.c.name == name).limit(1)).first() is not None
 
 
 def _names(conn: Connection) -> builtins.list[str]:
@@ -431,5 +613,7 @@ def _is_version_clash(exc: sa_exc.IntegrityError) -> bool:
     return "uq_models_name_version" in text or "models.name, models.version" in text
 
 
-def _model_version(row: RowMapping) -> ModelVersion:
-    return ModelVersion(**{name: row[name] for name in _FIELDS})
+def _model_version(row: RowMapping, aliases: tuple[str, ...]) -> ModelVersion:
+    fields = {name: row[name] for name in _ROW_FIELDS}
+    stage = "production" if PRODUCTION in aliases else row["stage"]
+    return ModelVersion(**{**fields, "stage": stage, "aliases": aliases})

@@ -70,6 +70,8 @@ _METRICS: dict[str, dict[str, tuple[str | None, str | None, str | None]]] = {
         "hist_gradient_boosting": (None, None, "neg_mean_absolute_error"),
     },
 }
+RoundHook = Callable[[int, float, bool], None]
+"""Called after each boosting round with (round, validation metric, whether higher is better)."""
 _HIGHER_IS_BETTER = frozenset({"auc"})
 _TASK_INDEX = {"binary": 0, "multiclass": 1, "regression": 2}
 
@@ -145,22 +147,26 @@ def fit_model(
     time_budget_s: float | None = None,
     *,
     curve: bool = False,
+    on_round: RoundHook | None = None,
 ) -> FitLog:
     """Fit ``model`` (as built from its spec) on ``data``; see the module docstring.
 
     ``curve`` records the learning curve of a booster trained without early stopping or
-    a time budget (they always record it).
+    a time budget (they always record it). ``on_round(round, valid_value, higher_is_better)`` is called after
+    every round of LightGBM and XGBoost (the curve is then recorded); an exception it raises ends the fit
+    and propagates (a tuner's pruning). hist_gradient_boosting has no per-round hook: it is not called.
     """
     if fitter is None:
         model.fit(data.x_train, data.y_train, **_weights(data))
         return FitLog()
-    if fitter in _ROUNDS and stopping is None and time_budget_s is None and not curve:
+    if fitter in _ROUNDS and stopping is None and time_budget_s is None and not curve and on_round is None:
         model.fit(data.x_train, data.y_train, **_weights(data))
         rounds = _ROUNDS[fitter](model)
         stopped = "max_iterations" if rounds >= model.n_estimators else "converged"
         return FitLog(stopped, rounds, rounds, int(model.n_estimators))
     metric = _library_metric(fitter, task, stopping.metric if stopping else "auto")
     watch = _Watch(stopping.patience if stopping else None, time_budget_s, metric in _HIGHER_IS_BETTER)
+    watch.on_round = on_round
     fit: Callable[[Any, FitData, _Watch, str], FitLog] = _FITTERS[fitter]
     return fit(model, data, watch, metric)
 
@@ -175,11 +181,14 @@ class _Watch:
         self.best_index = -1
         self.stopped = "max_iterations"
         self.started = time.perf_counter()
+        self.on_round: RoundHook | None = None
 
     def update(self, train: float, valid: float) -> bool:
         """Record one round; True when training should stop now."""
         self.train.append(float(train))
         self.valid.append(float(valid))
+        if self.on_round is not None:
+            self.on_round(len(self.valid), float(valid), self.higher)
         best = self.valid[self.best_index] if self.best_index >= 0 else None
         if best is None or (valid > best if self.higher else valid < best):
             self.best_index = len(self.valid) - 1

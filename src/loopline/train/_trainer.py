@@ -34,7 +34,7 @@ from loopline.prep import Chain, Preprocessor
 from loopline.train._class_weight import ClassWeight, class_weights
 from loopline.train._diagnostics import perfect_score, training_findings
 from loopline.train._importance import feature_importance
-from loopline.train._iterative import FitData, check_fit_options, fit_model
+from loopline.train._iterative import FitData, RoundHook, check_fit_options, fit_model
 from loopline.train._provenance import code_version, peak_rss_mb
 from loopline.train._spec import TrainSpec, check_prep_options, check_spec
 
@@ -93,7 +93,9 @@ class TrainResult:
         return Candidate(self.bundle.to_bytes(), reference, self.report(spec, data_fingerprint=data_fingerprint))
 
 
-def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -> TrainResult:
+def train_candidate(
+    train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec, *, on_round: RoundHook | None = None
+) -> TrainResult:
     """Fit preprocessing and ``spec.estimator`` on ``train``; score train and valid.
 
     ``spec`` (:class:`TrainSpec`) says what to train: ``estimator`` is a registry alias or a
@@ -119,6 +121,8 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     target leakage) and the validation score (near perfect); see :mod:`loopline.train._diagnostics`.
     All-null and constant features are left out of the fit by default (the bundle still accepts them as
     inputs); DataError when no feature is left.
+    ``on_round`` is called after every boosting round of LightGBM / XGBoost with the validation metric
+    (see :func:`~loopline.train._iterative.fit_model`): how a tuner prunes a poor trial mid-fit.
     ``importance`` (on by default) measures each input feature's permutation importance on at most
     ``importance_rows`` validation rows (see :func:`~loopline.train._importance.feature_importance`).
     """
@@ -162,7 +166,9 @@ def train_candidate(train: pl.DataFrame, valid: pl.DataFrame, spec: TrainSpec) -
     data = _fit_data(estimator, task, x_train, y_train, x_valid, y_valid, sample_weight)
     data.train_rows = _sample_rows(len(y_train), spec.train_metrics_rows, spec.seed)
     peak_before = peak_rss_mb()
-    log = fit_model(model, estimator.fitter, task, data, stopping, spec.time_budget_s, curve=spec.learning_curve)
+    log = fit_model(
+        model, estimator.fitter, task, data, stopping, spec.time_budget_s, curve=spec.learning_curve, on_round=on_round
+    )
     peak_after = peak_rss_mb()
     fit_s = time.perf_counter() - fit_start
 

@@ -20,7 +20,7 @@ from loopline.core.records import (
 )
 from loopline.run.policy._compete import compete
 from loopline.run.policy._gate import check_gate_metrics
-from loopline.run.policy._rules import WINDOW_PARAMS, PromoteMode, PromotionRule, rank_candidates
+from loopline.run.policy._rules import WINDOW_PARAMS, PromoteMode, Promotion, PromotionRule, rank_candidates
 
 if TYPE_CHECKING:
     from loopline.core.pipeline import Pipeline
@@ -112,6 +112,8 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     )
     holdout = _holdout(result, pipeline, name)
     decision = compete(store, selection.model, best, holdout, rule, run_id=result.run_id, keep=retrain.keep_versions)
+    if retrain.strategy == "ensemble":
+        return _ensemble(store, pipeline, params, result, name, selection, holdout, retrain, decision, candidates)
     refit = None
     reason = decision.reason
     winner = decision.winner
@@ -128,6 +130,49 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
         gate=decision.gate,
         refit=refit,
         leaderboard=tuple(rank_candidates(candidates, selection.metric, promoted=winner if decision.promote else None)),
+    )
+
+
+def _ensemble(
+    store: Store,
+    pipeline: Pipeline,
+    params: Mapping[str, Any],
+    result: RunResult,
+    name: str,
+    selection: Selection,
+    holdout: pl.DataFrame | None,
+    retrain: RetrainConfig,
+    decision: Promotion,
+    candidates: list[ModelVersion],
+) -> Selection:
+    """``monitor.retrain.strategy: ensemble``: build the ensemble version (:mod:`loopline.run._ensemble`) and
+    promote it, without selection (``ensemble.gate`` false: the gate's verdict is recorded in the reason) or
+    only when the gate promotes the run's best candidate (``ensemble.gate`` true)."""
+    from loopline.run._ensemble import build_ensemble
+
+    verdict = f"the gate: {decision.reason}"
+    if retrain.ensemble.gate and not decision.promote:
+        return dataclasses.replace(
+            selection,
+            promote=False,
+            reason=f"{verdict}; no ensemble built (monitor.retrain.ensemble.gate is true)",
+            gate=decision.gate,
+            leaderboard=tuple(rank_candidates(candidates, selection.metric)),
+        )
+    built = build_ensemble(store, pipeline, params, result, name, selection, holdout, retrain)
+    if built.version is None:
+        reason = f"{verdict}; no ensemble: {built.reason}"
+        return dataclasses.replace(selection, promote=False, reason=reason, gate=decision.gate)
+    how = "gated with the run's best candidate" if retrain.ensemble.gate else "promoted without selection"
+    reason = f"{built.reason}, {how} (monitor.retrain.strategy: ensemble); {verdict}"
+    store.models.with_check(check_servable).promote(selection.model, built.version.version, reason=reason)
+    return dataclasses.replace(
+        selection,
+        promote=True,
+        reason=reason,
+        gate=decision.gate,
+        ensemble=built.version.version,
+        leaderboard=tuple(rank_candidates(candidates, selection.metric)),
     )
 
 

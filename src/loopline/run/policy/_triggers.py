@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from loopline.core.config import LoopConfig, MonitorConfig
+from loopline.monitor import MIN_LABELS
 from loopline.run.policy._rules import MIN_RETRAIN_ROWS, higher_is_better
 
 if TYPE_CHECKING:
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 # (run/_service.py records every one as a loop event). A tick gathers LoopSignals (drift, feature importance,
 # realised or estimated metrics, the last retrain, new rows), :func:`evaluate_triggers` decides, and
 # :func:`cooldown` says whether a retrain may start now. Everything a signal lacks is left out, never guessed.
+#
+# When labels exist the performance trigger is decisive: while the production version's windows carry a realised
+# metric (on at least MIN_LABELS labelled rows, within the label horizon) and the metric trigger is on, drift
+# alone does not retrain; it is a *warning* (``monitor.loop.drift_when_labelled: warn``, the default). Input
+# drift that does not hurt the model (a season, a sensor recalibrated the model is robust to) is then no reason
+# to retrain; drift that hurts it shows as a realised drop. Without labels drift and the estimated metric decide.
 
 
 TriggerName = Literal["drift", "metric", "schedule", "volume", "forced", "resume"]
@@ -51,16 +58,24 @@ class LoopSignals:
 
 @dataclass(frozen=True)
 class TriggerDecision:
-    """One trigger's verdict: ``fire`` or not, ``reason`` in words, ``value`` against ``threshold`` where numeric."""
+    """One trigger's verdict: ``fire`` or not, ``reason`` in words, ``value`` against ``threshold`` where numeric.
+
+    ``warning``: the trigger would have fired but the realised metric decides (drift while labelled);
+    ``weights``: the drifted features and their share of the model's feature importance (drift only).
+    """
 
     trigger: TriggerName
     fire: bool
     reason: str
     value: float | None = None
     threshold: float | None = None
+    warning: bool = False
+    weights: Mapping[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["weights"] = None if self.weights is None else dict(self.weights)
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,16 +99,40 @@ def drift_importance(report: DriftReport, importance: Mapping[str, float] | None
     return (sum(weights[name] for name in report.drifted) / total if total else 0.0), weighted
 
 
+def drifted_weights(report: DriftReport, importance: Mapping[str, float] | None) -> dict[str, float]:
+    """Each drifted feature's share of the feature importance (equal weights without one), largest first."""
+    names = [feature.feature for feature in report.features]
+    weights = {name: max(float((importance or {}).get(name, 0.0)), 0.0) for name in names}
+    if sum(weights.values()) <= 0:
+        weights = dict.fromkeys(names, 1.0)
+    total = sum(weights.values()) or 1.0
+    shares = {name: round(weights[name] / total, 4) for name in report.drifted}
+    return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
+
+def labels_decide(signals: LoopSignals, config: MonitorConfig) -> bool:
+    """Whether the realised metric decides and drift only warns: ``loop.drift_when_labelled`` is ``warn``, the
+    metric trigger is on, and the signals carry a realised metric on at least ``MIN_LABELS`` labelled rows."""
+    return (
+        config.loop.drift_when_labelled == "warn"
+        and config.loop.max_metric_drop is not None
+        and signals.realised is not None
+        and signals.realised_rows >= MIN_LABELS
+    )
+
+
 def drift_trigger(
     report: DriftReport | None,
     importance: Mapping[str, float] | None,
     config: MonitorConfig,
     *,
     min_rows: int = MIN_RETRAIN_ROWS,
+    labelled_rows: int | None = None,
 ) -> TriggerDecision:
     """Fire when at least ``drift.min_drifted_features`` features drifted and they carry at least
     ``loop.min_drift_importance`` of the model's feature importance (equal weights without one), on at least
-    ``min_rows`` current rows, with ``retrain.on_drift`` on."""
+    ``min_rows`` current rows, with ``retrain.on_drift`` on. ``labelled_rows`` (the realised metric decides,
+    :func:`labels_decide`): a drift that would fire is a warning instead."""
     threshold = config.loop.min_drift_importance
     if not config.retrain.on_drift:
         return TriggerDecision("drift", False, "retraining on drift is off (monitor.retrain.on_drift is false)")
@@ -107,15 +146,31 @@ def drift_trigger(
     count, needed = len(report.drifted), config.drift.min_drifted_features
     named = ", ".join(report.drifted) or "none"
     summary = f"{count} feature(s) drifted ({named}), {share:.0%} {basis}"
+    weights = drifted_weights(report, importance) if report.drifted else None
     if count >= needed and share >= threshold:
-        return TriggerDecision("drift", True, f"{summary} >= {threshold:.0%}", share, threshold)
+        if labelled_rows is not None:
+            why = (
+                f"{summary} >= {threshold:.0%}, but {labelled_rows} labelled rows give a realised metric: a "
+                "warning, the metric trigger decides (monitor.loop.drift_when_labelled: warn)"
+            )
+            return TriggerDecision("drift", False, why, share, threshold, warning=True, weights=weights)
+        return TriggerDecision("drift", True, f"{summary} >= {threshold:.0%}", share, threshold, weights=weights)
     why = f"fewer than {needed} drifted" if count < needed else f"below {threshold:.0%}"
-    return TriggerDecision("drift", False, f"{summary}: {why}", share, threshold)
+    return TriggerDecision("drift", False, f"{summary}: {why}", share, threshold, weights=weights)
 
 
 def metric_trigger(signals: LoopSignals, config: MonitorConfig) -> TriggerDecision:
     """Fire when the realised metric (else the estimated one) fell more than ``loop.max_metric_drop`` below the
-    production model's ``baseline``, in the metric's direction."""
+    production model's ``baseline``, in the metric's direction.
+
+    The baseline is the version's own score on its held-out test split (else validation), fixed when it was
+    trained: an unbiased estimate of what it should score on data like its training data. It is never a served
+    window's score: the first window of a freshly retrained model may score above its test split by chance (or
+    because its regime is easy), and a baseline taken from it (or the best window so far) would call the
+    regression to the mean a drop. The realised and estimated figures are those of the production version's own
+    windows only (:func:`loopline.run._loop_windows.window_signals`), so the windows the replaced version served
+    never count against its successor.
+    """
     limit = config.loop.max_metric_drop
     if limit is None:
         return TriggerDecision("metric", False, "the metric trigger is off (monitor.loop.max_metric_drop is null)")
@@ -158,9 +213,11 @@ def volume_trigger(new_rows: int | None, config: MonitorConfig) -> TriggerDecisi
 
 
 def evaluate_triggers(signals: LoopSignals, config: MonitorConfig) -> tuple[TriggerDecision, ...]:
-    """Every trigger's decision for one tick, in a fixed order: drift, metric, schedule, volume."""
+    """Every trigger's decision for one tick, in a fixed order: drift, metric, schedule, volume. While the
+    realised metric decides (:func:`labels_decide`) a drift that would fire is a ``warning`` decision."""
+    labelled = signals.realised_rows if labels_decide(signals, config) else None
     return (
-        drift_trigger(signals.drift, signals.importance, config),
+        drift_trigger(signals.drift, signals.importance, config, labelled_rows=labelled),
         metric_trigger(signals, config),
         schedule_trigger(signals.last_retrain, signals.now, config),
         volume_trigger(signals.new_rows, config),

@@ -362,7 +362,7 @@ def _fit(
 
 
 PERFORMANCE_REFERENCE_ROWS = 5000
-"""Validation rows kept as a binary classifier's performance reference (a sample when there are more)."""
+"""Validation rows kept as a classifier's performance reference (a sample when there are more)."""
 
 
 def performance_reference(
@@ -374,20 +374,27 @@ def performance_reference(
     scores: Mapping[str, Any] | None = None,
 ) -> pl.DataFrame | None:
     """A binary classifier's predicted ``probability`` of the positive class and the true ``label`` (True: the
-    positive class) on at most ``rows`` validation rows: what performance estimation calibrates on. None for
-    any other model. ``scores``: the bundle's ``predict_table`` of all of ``valid`` when already computed."""
-    if bundle.task != "binary" or not bundle.classes or len(bundle.classes) != 2:
+    positive class) on at most ``rows`` validation rows: what performance estimation calibrates on. A
+    multi-class classifier's: one ``probability:{class}`` column per class (in the model's order) and the true
+    ``label`` (the class itself). None for a regression. ``scores``: the bundle's ``predict_table`` of all of
+    ``valid`` when already computed."""
+    if bundle.task not in ("binary", "multiclass") or not bundle.classes or len(bundle.classes) < 2:
+        return None
+    if bundle.task == "binary" and len(bundle.classes) != 2:
         return None
     valid = valid.with_row_index("__row").filter(pl.col(bundle.target).is_not_null())
     if not valid.height:
         return None
     sample = valid.sample(n=min(rows, valid.height), seed=seed) if valid.height > rows else valid
     if scores is None:
-        probability = bundle.predict_table(sample.drop("__row"))["probability"][:, 1]
+        matrix = bundle.predict_table(sample.drop("__row"))["probability"]
     else:
-        probability = scores["probability"][sample.get_column("__row").to_numpy(), 1]
-    positive = target_values(sample, bundle.target) == bundle.classes[1]
-    return pl.DataFrame({"probability": probability, "label": positive})
+        matrix = scores["probability"][sample.get_column("__row").to_numpy()]
+    truth = target_values(sample, bundle.target)
+    if len(bundle.classes) > 2:
+        columns = {f"probability:{c}": matrix[:, i] for i, c in enumerate(bundle.classes)}
+        return pl.DataFrame({**columns, "label": pl.Series("label", truth).cast(pl.String)})
+    return pl.DataFrame({"probability": matrix[:, 1], "label": truth == bundle.classes[1]})
 
 
 def _cross_validate(config: TrainConfig, train: pl.DataFrame, valid: pl.DataFrame, step: str) -> CrossValidation | None:
