@@ -14,12 +14,9 @@ loop policy's decision (:func:`loopline.run.policy.retrain_and_gate`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import polars as pl
 
 from loopline.bundle import ModelBundle, check_servable, ensemble_of
 from loopline.core.errors import ConfigError, DataError, LooplineError
@@ -34,10 +31,7 @@ from loopline.core.records import (
 )
 
 if TYPE_CHECKING:
-    from loopline.core.config import RetrainConfig
-    from loopline.core.pipeline import Pipeline
-    from loopline.core.records import Selection
-    from loopline.run._runner import RunResult
+    from loopline.run.policy._retrain import RetrainRun
     from loopline.store import ModelVersion, Store
 
 
@@ -49,20 +43,13 @@ class EnsembleBuilt:
     reason: str
 
 
-def build_ensemble(
-    store: Store,
-    pipeline: Pipeline,
-    params: Mapping[str, Any],
-    result: RunResult,
-    select: str,
-    selection: Selection,
-    holdout: pl.DataFrame | None,
-    retrain: RetrainConfig,
-) -> EnsembleBuilt:
+def build_ensemble(run: RetrainRun) -> EnsembleBuilt:
     """Fit the members the ensemble lacks, then register the ensemble of ``retrain.ensemble.members`` (see the
-    module docstring). ``params`` are the retrain window's (empty for a pipeline without one: ``expanding``
-    then raises ConfigError). Raises what training raises; ConfigError naming ``monitor.retrain.ensemble.members``
-    when the members are not versions of the same model (see :func:`loopline.bundle.ensemble_of`)."""
+    module docstring) for the retrain ``run`` (its ``params`` empty for a pipeline without a window:
+    ``expanding`` then raises ConfigError). Raises what training raises; ConfigError naming
+    ``monitor.retrain.ensemble.members`` when the members are not versions of the same model (see
+    :func:`loopline.bundle.ensemble_of`)."""
+    store, selection, retrain = run.store, run.selection, run.retrain
     members: list[tuple[str, ModelVersion]] = []
     notes: list[str] = []
     window: ModelVersion | None = None
@@ -74,11 +61,11 @@ def build_ensemble(
             else:
                 members += _flattened(store, initial, role)
         elif role == "window":
-            window = window or _window(store, pipeline, params, result, select, selection, holdout, retrain, notes)
+            window = window or _window(run, notes)
             members.append((role, window))
         else:
-            window = window or _window(store, pipeline, params, result, select, selection, holdout, retrain, notes)
-            members.append((role, _expanding(store, pipeline, params, result, select, selection, window, retrain)))
+            window = window or _window(run, notes)
+            members.append((role, _expanding(run, window)))
     unique: dict[int, tuple[str, ModelVersion]] = {}
     for role, version in members:
         unique.setdefault(version.version, (role, version))
@@ -104,7 +91,7 @@ def build_ensemble(
         None if base.profile_digest is None else store.artifacts.get_bytes(base.profile_digest),
     )
     version = store.models.with_check(check_servable).register_candidate(
-        selection.model, candidate, run_id=result.run_id
+        selection.model, candidate, run_id=run.result.run_id
     )
     described = ", ".join(f"v{m.version} {m.role}" for m in lineage.members)
     why = f"ensemble v{version.version}: the mean of {described}"
@@ -150,31 +137,22 @@ def _flattened(store: Store, version: ModelVersion, role: str) -> list[tuple[str
     return [(role, store.models.get(version.name, m.version)) for m in lineage.members]
 
 
-def _window(
-    store: Store,
-    pipeline: Pipeline,
-    params: Mapping[str, Any],
-    result: RunResult,
-    select: str,
-    selection: Selection,
-    holdout: pl.DataFrame | None,
-    retrain: RetrainConfig,
-    notes: list[str],
-) -> ModelVersion:
+def _window(run: RetrainRun, notes: list[str]) -> ModelVersion:
     """The retrain's best candidate refitted on the retrain window (as gated when ``retrain.refit`` is false,
     when it was not produced by a train step, or when its refit fails: the note says so)."""
-    from loopline.run._refit import refit_version, train_step_of
+    from loopline.run._refit import train_step_of
 
+    store, selection = run.store, run.selection
     gated = store.models.get(selection.model, selection.best)
-    if not retrain.refit:
+    if not run.retrain.refit:
         notes.append(f"v{gated.version} as gated: monitor.retrain.refit is false")
         return gated
-    step = train_step_of(pipeline, result, select, [c.version for c in selection.candidates], gated.version)
+    step = train_step_of(run.pipeline, run.result, run.select, [c.version for c in selection.candidates], gated.version)
     if step is None:
         notes.append(f"v{gated.version} as gated: not produced by a train step of this run")
         return gated
     try:
-        refit = refit_version(store, pipeline, params, result, step, gated, holdout, with_holdout=retrain.refit_holdout)
+        refit = run.refit(step, gated)
     except LooplineError as exc:
         notes.append(f"v{gated.version} as gated: its refit failed ({exc})")
         return gated
@@ -184,22 +162,14 @@ def _window(
     return store.models.get(selection.model, refit.version)
 
 
-def _expanding(
-    store: Store,
-    pipeline: Pipeline,
-    params: Mapping[str, Any],
-    result: RunResult,
-    select: str,
-    selection: Selection,
-    window: ModelVersion,
-    retrain: RetrainConfig,
-) -> ModelVersion:
+def _expanding(run: RetrainRun, window: ModelVersion) -> ModelVersion:
     """The best candidate's recipe refitted on the pipeline's ``start`` to the retrain's ``end`` (the window
     member itself when the window already starts there)."""
     from loopline.run._refit import refit_version, train_step_of
     from loopline.run._runner import Runner
     from loopline.run.policy._retrain import _holdout, selection_of
 
+    store, pipeline, params, select, selection = run.store, run.pipeline, run.params, run.select, run.selection
     first = pipeline.params.get("start")
     if not params or first is None:
         raise ConfigError(
@@ -211,7 +181,7 @@ def _expanding(
     if _instant(first) >= _instant(params["start"]):
         return window
     gated = store.models.get(selection.model, selection.best)
-    step = train_step_of(pipeline, result, select, [c.version for c in selection.candidates], gated.version)
+    step = train_step_of(pipeline, run.result, select, [c.version for c in selection.candidates], gated.version)
     if step is None:
         return window
     expanded = {**params, "start": first}
@@ -221,7 +191,7 @@ def _expanding(
     if data.status != "succeeded":
         selection_of(data, pipeline)  # raises the failed step's StepError
     holdout = _holdout(data, pipeline, select)
-    refit = refit_version(store, pipeline, expanded, data, step, gated, holdout, with_holdout=retrain.refit_holdout)
+    refit = refit_version(store, pipeline, expanded, data, step, gated, holdout, with_holdout=run.retrain.refit_holdout)
     return window if refit.version is None else store.models.get(selection.model, refit.version)
 
 

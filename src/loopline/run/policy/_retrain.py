@@ -66,6 +66,38 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclasses.dataclass(frozen=True)
+class RetrainRun:
+    """One retrain's run, as the policy's later decisions (refit, ensemble) use it: the ``store``, the
+    ``pipeline``, its window ``params`` (empty for a pipeline without one), the run ``result``, its select step
+    ``select`` with its ``selection`` and ``holdout``, and ``monitor.retrain`` (``retrain``)."""
+
+    store: Store
+    pipeline: Pipeline
+    params: Mapping[str, Any]
+    result: RunResult
+    select: str
+    selection: Selection
+    holdout: pl.DataFrame | None
+    retrain: RetrainConfig
+
+    def refit(self, step: str, gated: ModelVersion) -> RefitDecision:
+        """Refit ``gated`` (trained by the run's train step ``step``) on its whole window, the holdout included
+        unless ``retrain.refit_holdout`` is false (:func:`loopline.run._refit.refit_version`)."""
+        from loopline.run._refit import refit_version
+
+        return refit_version(
+            self.store,
+            self.pipeline,
+            self.params,
+            self.result,
+            step,
+            gated,
+            self.holdout,
+            with_holdout=self.retrain.refit_holdout,
+        )
+
+
 RunPipeline = Callable[["Store", "Pipeline", Mapping[str, Any]], "RunResult"]
 """Runs a pipeline with params and returns the run (never raising on a failed step is fine)."""
 
@@ -112,13 +144,14 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     )
     holdout = _holdout(result, pipeline, name)
     decision = compete(store, selection.model, best, holdout, rule, run_id=result.run_id, keep=retrain.keep_versions)
+    retrain_run = RetrainRun(store, pipeline, params, result, name, selection, holdout, retrain)
     if retrain.strategy == "ensemble":
-        return _ensemble(store, pipeline, params, result, name, selection, holdout, retrain, decision, candidates)
+        return _ensemble(retrain_run, decision, candidates)
     refit = None
     reason = decision.reason
     winner = decision.winner
     if decision.promote and winner is not None:
-        refit = _refit(store, pipeline, params, result, name, selection, winner, holdout, retrain)
+        refit = _refit(retrain_run, winner)
         target = refit.version if refit.version is not None else winner
         reason = f"{reason}; {refit.reason}"
         store.models.with_check(check_servable).promote(selection.model, target, reason=reason)
@@ -133,23 +166,13 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     )
 
 
-def _ensemble(
-    store: Store,
-    pipeline: Pipeline,
-    params: Mapping[str, Any],
-    result: RunResult,
-    name: str,
-    selection: Selection,
-    holdout: pl.DataFrame | None,
-    retrain: RetrainConfig,
-    decision: Promotion,
-    candidates: list[ModelVersion],
-) -> Selection:
+def _ensemble(run: RetrainRun, decision: Promotion, candidates: list[ModelVersion]) -> Selection:
     """``monitor.retrain.strategy: ensemble``: build the ensemble version (:mod:`loopline.run._ensemble`) and
     promote it, without selection (``ensemble.gate`` false: the gate's verdict is recorded in the reason) or
     only when the gate promotes the run's best candidate (``ensemble.gate`` true)."""
     from loopline.run._ensemble import build_ensemble
 
+    store, selection, retrain = run.store, run.selection, run.retrain
     verdict = f"the gate: {decision.reason}"
     if retrain.ensemble.gate and not decision.promote:
         return dataclasses.replace(
@@ -159,7 +182,7 @@ def _ensemble(
             gate=decision.gate,
             leaderboard=tuple(rank_candidates(candidates, selection.metric)),
         )
-    built = build_ensemble(store, pipeline, params, result, name, selection, holdout, retrain)
+    built = build_ensemble(run)
     if built.version is None:
         reason = f"{verdict}; no ensemble: {built.reason}"
         return dataclasses.replace(selection, promote=False, reason=reason, gate=decision.gate)
@@ -231,33 +254,23 @@ def _unchanged(
     )
 
 
-def _refit(
-    store: Store,
-    pipeline: Pipeline,
-    params: Mapping[str, Any],
-    result: RunResult,
-    name: str,
-    selection: Selection,
-    winner: int,
-    holdout: pl.DataFrame | None,
-    retrain: RetrainConfig,
-) -> RefitDecision:
+def _refit(run: RetrainRun, winner: int) -> RefitDecision:
     """Refit ``winner`` on its whole window (train + valid, and the holdout unless ``retrain.refit_holdout`` is
     false) when it is the run's new candidate (see :mod:`loopline.run._refit`), or say why not; a failed refit
     leaves the gated version to be promoted, with the error."""
-    from loopline.run._refit import refit_version, train_step_of
+    from loopline.run._refit import train_step_of
 
-    if not retrain.refit:
+    if not run.retrain.refit:
         return RefitDecision(False, f"v{winner} promoted as gated: monitor.retrain.refit is false", of=winner)
-    if winner != selection.best:
+    if winner != run.selection.best:
         return RefitDecision(False, f"v{winner} is an earlier version: it comes back as it was trained", of=winner)
-    step = train_step_of(pipeline, result, name, [c.version for c in selection.candidates], winner)
+    step = train_step_of(run.pipeline, run.result, run.select, [c.version for c in run.selection.candidates], winner)
     if step is None:
         why = f"v{winner} was not produced by a train step of this run, so there is nothing to refit it from"
         return RefitDecision(False, f"{why}; promoted as gated", of=winner)
-    gated = store.models.get(selection.model, winner)
+    gated = run.store.models.get(run.selection.model, winner)
     try:
-        return refit_version(store, pipeline, params, result, step, gated, holdout, with_holdout=retrain.refit_holdout)
+        return run.refit(step, gated)
     except LooplineError as exc:
         return RefitDecision(False, f"the refit of v{winner} failed ({exc}); promoted as gated", of=winner)
 
