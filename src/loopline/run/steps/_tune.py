@@ -48,12 +48,13 @@ class TuneConfig(TuneSpec, TrainConfig):
 
 class Tune(StepType[TuneConfig]):
     """``type: tune`` — inputs train, valid, then one table per ``dataset`` set (in order), then optionally test;
-    outputs a train step's (``bundle``, ``reference``, ``profile``, ``report``, ``performance``) for the best
-    trial refitted on the training split, and ``study`` (its lineage; with ``model``: the registered version)."""
+    outputs a train step's (``bundle``, ``reference``, ``profile``, ``report``, ``performance``, ``golden``) for
+    the best trial refitted on the training split, and ``study`` (its lineage; with ``model``: the registered
+    version)."""
 
     type_name = "tune"
     Config = TuneConfig
-    outputs = ("bundle", "reference", "profile", "report", "performance", "study")
+    outputs = ("bundle", "reference", "profile", "report", "performance", "golden", "study")
     min_inputs = 2
     cacheable = False  # the study is state of its own: a rerun resumes it
 
