@@ -22,7 +22,7 @@ def open_and_register(url: str, root: str, barrier: Barrier, count: int, results
         store = Store.open(url, root)
         barrier.wait(timeout=60)
         try:
-            versions = [_register(store).version for _ in range(count)]
+            versions = [register_stub(store).version for _ in range(count)]
         finally:
             store.close()
         results.put(("ok", versions))
@@ -30,9 +30,10 @@ def open_and_register(url: str, root: str, barrier: Barrier, count: int, results
         results.put(("error", traceback.format_exc()))
 
 
-def _register(store: Store) -> Any:
+def register_stub(store: Store, name: str = "concurrent") -> Any:
+    """Register a version of ``name`` whose bundle is a few stub bytes (for tests of the repository alone)."""
     return store.models.register(
-        name="concurrent",
+        name=name,
         algorithm="a",
         bundle_digest=store.artifacts.put_bytes(b"bundle"),
         reference_digest=None,

@@ -11,6 +11,7 @@ from loopline.store import Store
 from loopline.store._tables import model_aliases
 
 from ._alias_workers import MODEL, promote_rounds
+from ._workers import register_stub
 
 WORKERS = 10
 ROUNDS = 3
@@ -18,19 +19,7 @@ ROUNDS = 3
 
 def _register_versions(store: Store, count: int) -> None:
     for _ in range(count):
-        store.models.register(
-            name=MODEL,
-            algorithm="a",
-            bundle_digest=store.artifacts.put_bytes(b"bundle"),
-            reference_digest=None,
-            metrics={},
-            params={},
-            config={},
-            input_schema=[],
-            data_fingerprint="f",
-            run_id=None,
-            timings={},
-        )
+        register_stub(store, MODEL)
 
 
 def test_ten_processes_promote_at_once_one_production_every_change_recorded(
