@@ -267,6 +267,9 @@ def serve(
             min=1,
         ),
     ] = 1,
+    ui: Annotated[
+        bool, typer.Option("--ui", help="Mount the dashboard at /ui (and its data at /api) in the service too.")
+    ] = False,
 ) -> None:
     """Serve every production model: /predict, Open Inference Protocol v2, /metrics.
 
@@ -302,6 +305,7 @@ def serve(
             shadow=shadow or (),
             canary=canary or (),
             shadow_queue=shadow_queue,
+            mounts=[DASHBOARD_MOUNT] if ui else (),
         )
         protocol_names(settings.protocols, PROTOCOLS.names())  # an unknown --protocol fails before anything starts
         check_designations(store, designations(settings))  # so does a challenger that cannot be served
@@ -313,6 +317,43 @@ def serve(
         loading = f"loading {', '.join(production)}" if production else "no production model yet"
         console.print(f"{loading}; listening on http://{host}:{port}{processes} (GET /health lists what is served)")
         run_server(store, host=host, port=port, settings=settings, workers=workers)
+
+
+DASHBOARD_MOUNT = "loopline.ui:mount_in_service"
+
+
+@app.command("ui")
+def ui_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    home: HomeOption = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Accept this Host header (repeat; '*' for any). Default: loopback names and --host."),
+    ] = None,
+) -> None:
+    """The dashboard: models in production, runs, datasets, the model repository, monitoring, the loop's
+    decisions and tuning studies, in a browser (every page's data is JSON under /api).
+
+    Reading needs no token. Actions (promote, roll back, request a retrain, acknowledge an alert) need the admin
+    token LOOPLINE_TOKEN: sign in at /ui/login, or send it as `Authorization: Bearer TOKEN` to /api/actions/...
+    """
+    import os
+
+    import uvicorn
+
+    from loopline.core.settings import TOKEN_ENV
+    from loopline.serve import allowed_hosts
+    from loopline.serve._settings import TOKEN_NAME_ENV
+    from loopline.ui import create_ui_app
+
+    with clear_errors(), open_store(home) as store:
+        hosts = allowed_hosts(allow_host or None, host)
+        token = os.environ.get(TOKEN_ENV) or None
+        app_ = create_ui_app(store, token=token, token_name=os.environ.get(TOKEN_NAME_ENV) or "admin", hosts=hosts)
+        actions = "actions open to the admin token" if token else "read-only (set LOOPLINE_TOKEN for actions)"
+        console.print(f"dashboard on http://{host}:{port}/ui/ ({actions})")
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command()

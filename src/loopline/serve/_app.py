@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+import importlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -86,6 +87,8 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     _mount(app, admin_router(store, cache, metrics, cfg.token, cfg.token_name))
     _mount(app, health_router(service))
     _mount(app, docs_router())
+    for target in cfg.mounts:
+        mounted(target)(app, store, cfg)
     app.add_exception_handler(HTTPException, _http_error)
     if cfg.allowed_origins:
         app.add_middleware(
@@ -140,3 +143,17 @@ async def _poll(cache: ModelCache, metrics: ServiceMetrics, interval: float, cha
             await asyncio.to_thread(refresh_models, cache, metrics)
             if challengers.designations:
                 await asyncio.to_thread(challengers.refresh)
+
+
+def mounted(target: str) -> Callable[[FastAPI, Store, ServeSettings], None]:
+    """The function a ``mounts`` item names (``"module:function"``)."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute) if attribute else None
+    except (ImportError, AttributeError):
+        found = None
+    if not callable(found):
+        raise ConfigError(
+            f"the mount {target!r} names no function.", key="mounts", hint="Write it as 'package.module:function'."
+        )
+    return cast("Callable[[FastAPI, Store, ServeSettings], None]", found)

@@ -44,6 +44,8 @@ class ServeSettings:
     ``shadow`` (``"NAME=VERSION"`` items) and ``canary`` (``"NAME=VERSION:SHARE"``, SHARE in (0, 0.5]) designate
     a challenger per model (see :mod:`loopline.serve._challenger`); ``shadow_queue`` bounds the requests waiting
     for shadow scoring (past it the shadow's work is dropped and counted, the champion never waits).
+    ``mounts`` (``"module:function"`` items) add routes of another package to the app: each function is called
+    with the app, the store and these settings (``loopline serve --ui`` mounts the dashboard this way).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class ServeSettings:
         shadow: Sequence[str] = (),
         canary: Sequence[str] = (),
         shadow_queue: int = 256,
+        mounts: Sequence[str] = (),
     ) -> None:
         self.token = token
         self.predict_token = predict_token
@@ -100,6 +103,7 @@ class ServeSettings:
         self.shadow = shadow
         self.canary = canary
         self.shadow_queue = shadow_queue
+        self.mounts = tuple(mounts)
 
     def input_policy(self) -> InputPolicy:
         """The input policy of every prediction request."""

@@ -278,7 +278,7 @@ dataset_versions = Table(
 # -- the loop service (leases, events) ------------------------------------------------------------
 
 LOOP_EVENT_KINDS = (
-    "tick", "trigger", "warning", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error",
+    "tick", "trigger", "warning", "skip", "retrain", "gate", "promotion", "probation", "rollback", "error", "request",
 )  # fmt: skip
 
 loop_leases = Table(

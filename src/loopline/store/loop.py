@@ -161,6 +161,18 @@ class LoopStore:
         with reading(self.engine) as conn:
             return [_event(row) for row in conn.execute(stmt).mappings()]
 
+    def latest_for_model(self, model: str, kinds: tuple[str, ...]) -> LoopEvent | None:
+        """The newest event about ``model`` of one of ``kinds``, whatever the pipeline (None: none yet)."""
+        stmt = (
+            select(loop_events)
+            .where(loop_events.c.model == model, loop_events.c.kind.in_(kinds))
+            .order_by(loop_events.c.id.desc())
+            .limit(1)
+        )
+        with reading(self.engine) as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else _event(row)
+
     def last(self, pipeline: str, kind: str) -> LoopEvent | None:
         """The newest event of ``kind`` for ``pipeline``, or None."""
         found = self.events(pipeline, limit=1, kinds=(kind,))

@@ -78,6 +78,18 @@ class WindowRepository:
             row = conn.execute(stmt).mappings().first()
         return None if row is None else _stored(row)
 
+    def latest(self, model_name: str) -> StoredWindow | None:
+        """The window of ``model_name`` closed last, whatever its spec (None before the first)."""
+        stmt = (
+            select(monitor_windows)
+            .where(monitor_windows.c.model_name == model_name)
+            .order_by(monitor_windows.c.end_at.desc(), monitor_windows.c.id.desc())
+            .limit(1)
+        )
+        with reading(self.engine) as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else _stored(row)
+
     def list(
         self,
         model_name: str,
