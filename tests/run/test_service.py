@@ -95,3 +95,17 @@ def test_drift_with_labels_is_a_warning_event_and_the_realised_metric_decides(st
     hurt = LoopService(store, unwindowed(), enrich=labels).tick()
     assert [e.kind for e in hurt.events][:4] == ["tick", "warning", "trigger", "retrain"]
     assert hurt.events[2].details["trigger"] == "metric"
+
+
+def test_a_retrain_request_fires_once_past_the_cooldown(store: Store) -> None:
+    loops = LoopStore(store.engine)
+    loops.record("plain", "retrain", "an earlier retrain, inside the cooldown", details={})
+    assert LoopService(store, unwindowed(cooldown="6h")).tick().outcome == "no trigger"
+    loops.record("plain", "request", "requested from the dashboard (by ui:token:admin)", details={})
+    result = LoopService(store, unwindowed(cooldown="6h")).tick()
+    trigger = next(e for e in result.events if e.kind == "trigger")
+    assert trigger.details["trigger"] == "requested" and "requested from the dashboard" in trigger.reason
+    # past the cooldown: the retrain ran (and failed: the pipeline cannot retrain), it did not wait
+    assert result.outcome == "error" and "cooldown" not in " ".join(e.reason for e in result.events if e.kind == "skip")
+    # honoured once: the next tick has no request newer than the retrain it started
+    assert LoopService(store, unwindowed(cooldown="6h")).tick().outcome == "no trigger"

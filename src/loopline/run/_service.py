@@ -150,6 +150,9 @@ class LoopService:
             fired.append(TriggerDecision("resume", True, reason))
         if self.force:
             fired.append(TriggerDecision("forced", True, "forced (--force): retrain past the triggers and cooldown"))
+        requested = self._requested(signals.last_retrain)
+        if requested is not None:
+            fired.append(TriggerDecision("requested", True, f"requested past the cooldown: {requested.reason}"))
         for decision in decisions:
             if decision.warning:  # drift while labelled: said, and the realised metric decides
                 events.append(self._record("warning", decision.reason, decision.to_dict()))
@@ -177,6 +180,14 @@ class LoopService:
             now = datetime.now(UTC)
             stop.wait(max((next_tick(now, self.config.loop, interval, schedule) - now).total_seconds(), 0.0))
         return ticks
+
+    def _requested(self, last_retrain: datetime | None) -> LoopEvent | None:
+        """The newest retrain request (``request`` event: the dashboard's action) made after the last retrain
+        started, or None: a request is honoured once."""
+        request = self.loops.last(self.pipeline.name, "request")
+        if request is None or (last_retrain is not None and request.at <= last_retrain):
+            return None
+        return request
 
     # -- signals ------------------------------------------------------------------------------------
 
@@ -315,7 +326,8 @@ class LoopService:
         now = datetime.now(UTC)
         last = self.loops.last(self.pipeline.name, "retrain")  # read under the lease: no race with another loop
         resuming = _interrupted_run(self.store, self.pipeline.name, lease.previous)
-        forced = self.force or lease.previous is not None  # a dead loop's retrain is finished, cooldown or not
+        # a dead loop's retrain is finished, and a person's request honoured, cooldown or not
+        forced = self.force or lease.previous is not None or any(d.trigger == "requested" for d in fired)
         wait = cooldown(last.at if last else None, now, self.config.loop, force=forced)
         if wait.active:
             events.append(self._record("skip", f"cooldown: {wait.reason}", {"cooldown": self.config.loop.cooldown}))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # to retrain; drift that hurts it shows as a realised drop. Without labels drift and the estimated metric decide.
 
 
-TriggerName = Literal["drift", "metric", "schedule", "volume", "forced", "resume"]
+TriggerName = Literal["drift", "metric", "schedule", "volume", "forced", "resume", "requested"]
 
 
 @dataclass(frozen=True)
