@@ -153,7 +153,7 @@ def _store_contents(store: Store) -> dict[str, set[str]]:
 
 def _next_steps(home: Path | None) -> str:
     option = f" --home {home}" if home is not None else ""
-    return ", ".join(f"`loopline {command}{option}`" for command in ("models list", "serve"))
+    return ", ".join(f"`loopline {command}{option}`" for command in ("models list", "serve", "ui"))
 
 
 def _where(settings: Settings) -> str:
