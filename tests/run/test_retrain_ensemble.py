@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from test_retrain import hourly  # tests/run has no __init__: its modules import by basename
 
@@ -16,6 +17,7 @@ from loopline import Pipeline
 from loopline.bundle import EnsembleBundle, ModelBundle
 from loopline.core.config import EnsembleConfig, MonitorConfig, RetrainConfig
 from loopline.core.errors import ConfigError
+from loopline.core.records import PERFORMANCE_REFERENCE_KEY
 from loopline.core.yamlfile import parse_pipeline
 from loopline.run import Runner, retrain_and_gate
 from loopline.store import Store
@@ -88,6 +90,14 @@ def test_the_ensemble_strategy_promotes_the_mean_of_initial_window_and_expanding
     rows = hourly().tail(300)
     members = [bundle_of(store, v).predict_table(rows)["probability"] for v in lineage.versions]
     np.testing.assert_array_equal(served.predict_table(rows)["probability"], (members[0] + members[1] + members[2]) / 3)
+    # its performance reference: the members before any refit (v1, the gated version twice), on the holdout (the
+    # window's test split moved with it: May 16-31)
+    reference = store.artifacts.get_table(production.config[PERFORMANCE_REFERENCE_KEY])
+    unseen = [bundle_of(store, v) for v in (1, selection.best, selection.best)]
+    holdout = hourly().filter((pl.col("at") >= datetime(2013, 5, 16, tzinfo=UTC)) & (pl.col("at") < END))
+    assert reference.columns == ["probability", "label"] and reference.height == holdout.height
+    mean = sum(b.predict_table(holdout)["probability"][:, 1] for b in unseen) / 3
+    assert sorted(reference["probability"].to_list()) == pytest.approx(sorted(mean.tolist()))
     # the next retrain's initial member is still v1, not the ensemble
     again = retrain_and_gate(store, pipeline, datetime(2013, 7, 1, tzinfo=UTC))
     newest = store.models.get("ens", again.promoted)  # type: ignore[arg-type]

@@ -8,8 +8,9 @@ candidate's recipe (its parameters, its boosting rounds) refitted on every label
 registration), then the refit registers as ``window``'s does. The ensemble is an
 :class:`~loopline.bundle.EnsembleBundle` of the members' bundles, registered as a new candidate whose config
 records the members (:class:`~loopline.core.records.EnsembleLineage`); its drift reference and profile are the
-``window`` member's (the newest data), its input fields, features and importance too. Whether it is promoted is the
-loop policy's decision (:func:`loopline.run.policy.retrain_and_gate`).
+``window`` member's (the newest data), its input fields, features and importance too; its performance reference
+(what estimation calibrates on) is the mean of the members as they were before any refit, scored on the retrain's
+holdout, which none of them saw. Whether it is promoted is the loop policy's decision (:func:`loopline.run.policy.retrain_and_gate`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from loopline.core.records import (
 )
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from loopline.run.policy._retrain import RetrainRun
     from loopline.store import ModelVersion, Store
 
@@ -89,6 +92,7 @@ def build_ensemble(run: RetrainRun) -> EnsembleBuilt:
         None if base.reference_digest is None else store.artifacts.get_table(base.reference_digest),
         _report(base, [v for _, v in chosen], lineage, bundle.target, bundle.task),
         None if base.profile_digest is None else store.artifacts.get_bytes(base.profile_digest),
+        performance=_performance(store, [v for _, v in chosen], run.holdout),
     )
     version = store.models.with_check(check_servable).register_candidate(
         selection.model, candidate, run_id=run.result.run_id
@@ -96,6 +100,28 @@ def build_ensemble(run: RetrainRun) -> EnsembleBuilt:
     described = ", ".join(f"v{m.version} {m.role}" for m in lineage.members)
     why = f"ensemble v{version.version}: the mean of {described}"
     return EnsembleBuilt(version, f"{why} ({'; '.join(notes)})" if notes else why)
+
+
+def _performance(store: Store, members: list[ModelVersion], holdout: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The ensemble's performance reference (what estimation calibrates on): the mean of members that never saw
+    ``holdout`` — a refit stands in by the version it refits, fitted on the rows before it — scored on the
+    holdout. None without a holdout, for a regression, or when those members cannot be combined."""
+    from loopline.run.steps._models import performance_reference
+
+    if holdout is None or not holdout.height:
+        return None
+    unseen = []
+    for member in members:
+        refit = member.typed_config.refit
+        unseen.append(store.models.get(member.name, refit.of) if refit is not None else member)
+    bundles = [ModelBundle.from_bytes(store.artifacts.get_bytes(v.bundle_digest)) for v in unseen]
+    try:
+        combined = ensemble_of(bundles, metadata={})
+    except DataError:
+        return None
+    if combined.target not in holdout.columns:
+        return None
+    return performance_reference(combined, holdout)
 
 
 def _report(
