@@ -10,7 +10,8 @@ registration), then the refit registers as ``window``'s does. The ensemble is an
 records the members (:class:`~loopline.core.records.EnsembleLineage`); its drift reference and profile are the
 ``window`` member's (the newest data), its input fields, features and importance too; its performance reference
 (what estimation calibrates on) is the mean of the members as they were before any refit, scored on the retrain's
-holdout, which none of them saw. Whether it is promoted is the loop policy's decision (:func:`loopline.run.policy.retrain_and_gate`).
+holdout, which none of them saw. Whether it is promoted is the loop policy's decision
+(:func:`loopline.run.policy.retrain_and_gate`).
 """
 
 from __future__ import annotations
