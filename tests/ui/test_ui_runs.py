@@ -97,6 +97,10 @@ def test_a_failed_run_shows_its_dag_steps_error_params_and_resume_command(
     assert series["type"] == "graph" and len(series["links"]) == 4
     colours = {node["name"]: node["itemStyle"]["color"] for node in series["data"]}
     assert colours["right"] != colours["left"] and colours["total"] != colours["left"]
+    assert option["legend"]["data"] == ["succeeded", "cached", "failed", "not run"]
+    assert [series["categories"][node["category"]]["name"] for node in series["data"]] == [
+        "succeeded", "succeeded", "failed", "not run",
+    ]  # fmt: skip
     assert "seed" in text and ">7<" in text
 
 

@@ -227,7 +227,7 @@ def _letters(data: Data, view: View) -> Markup:
         [
             d["id"],
             d["source"],
-            tag("pre", d["reason"], class_="error"),
+            d["reason"],
             _json(d["position"]),
             tag("code", d["raw_excerpt"] + ("…" if d["raw_chars"] > EXCERPT else "")),
             _time(d["created_at"]),
@@ -245,7 +245,8 @@ def _letters(data: Data, view: View) -> Markup:
     pages = _kept({"per_page": pagination["per_page"]})
     path = view.url(f"/datasets/{_path(data['name'])}")
     more = _letters_pager(path, pages, pagination["page"], pagination["pages"])
-    note = muted(f"Replay the waiting ones once fixed: loopline datasets replay {data['name']}")
+    command = tag("code", f"loopline datasets replay {data['name']}")
+    note = muted(Markup(f"Replay the waiting ones once the contract or the source is fixed: {command}"))
     return join([shown, more, note if data["dead_letters"] else ""])
 
 
@@ -332,7 +333,8 @@ def _histogram(column: dict[str, Any]) -> Data:
 def _profile_section(name: str, profile: Data | None, version: int | None = None) -> Markup:
     if profile is None:
         which = f" --version {version}" if version is not None else ""
-        return muted(f"No profile stored for this version. Compute it with: loopline datasets profile {name}{which}")
+        command = tag("code", f"loopline datasets profile {name}{which}")
+        return muted(Markup(f"No profile stored for this version. Compute it (reads the version once) with {command}"))
     rows = (
         [
             c["name"],

@@ -264,29 +264,34 @@ def _dag_chart(data: Data) -> Markup:
         return muted("The run recorded no step and no pipeline.")
     status = {s["step"]: s for s in data["steps"]}
     nodes = [_node(node, status[node["step"]]) for node in dag["nodes"]]
-    height = 120 + _ROW_GAP * max(1 + max(node["y"] for node in dag["nodes"]) // _ROW_GAP, 1)
+    rows = 1 + max(node["y"] for node in dag["nodes"]) // _ROW_GAP
+    categories = [{"name": name, "itemStyle": {"color": colour}} for name, colour in STEP_COLOURS.items()]
     option = {
         "title": {"text": f"{data['pipeline']}: steps by status", "textStyle": {"fontSize": 13}},
         "tooltip": {"trigger": "item"},
-        "legend": {"show": False},
+        "legend": {"data": list(STEP_COLOURS), "top": 0, "right": 0},
         "series": [
             {
                 "type": "graph",
                 "layout": "none",
                 "roam": True,
+                "top": 60,
+                "bottom": 30,
+                "left": 80,
+                "right": 80,
                 "symbol": "roundRect",
                 "symbolSize": [120, 36],
                 "label": {"show": True, "color": "#fff"},
                 "edgeSymbol": ["none", "arrow"],
                 "edgeSymbolSize": 9,
                 "lineStyle": {"color": "#888", "width": 1.5},
+                "categories": categories,
                 "data": nodes,
                 "links": dag["edges"],
             }
         ],
     }
-    legend = join((badge(name) if name == NOT_RUN else _status_badge(name) for name in STEP_COLOURS), " ")
-    return join([chart("run-dag", option, height=min(height, 720)), tag("p", legend)])
+    return chart("run-dag", option, height=min(100 + _ROW_GAP * rows, 720))
 
 
 def _node(node: Data, step: Data) -> Data:
@@ -295,7 +300,7 @@ def _node(node: Data, step: Data) -> Data:
         "name": node["step"],
         "x": node["x"],
         "y": node["y"],
-        "value": step["status"],
+        "category": list(STEP_COLOURS).index(step["status"]) if step["status"] in STEP_COLOURS else None,
         "itemStyle": {"color": STEP_COLOURS.get(step["status"], "#9e9e9e")},
         "tooltip": {"formatter": f"{node['step']}: {step['status']}{seconds}"},
     }
