@@ -213,3 +213,14 @@ def test_unknown_datasets_and_versions_are_404_and_bad_parameters_400(
 def test_no_dataset_yet_says_how_to_ingest(datasets_client: TestClient) -> None:
     assert datasets_client.get("/api/datasets").json()["datasets"] == []
     assert "loopline ingest" in datasets_client.get("/ui/datasets").text
+
+
+def test_a_profile_of_an_older_format_is_not_shown_nor_computed(store: Store, datasets_client: TestClient) -> None:
+    ingest(store, "old", "src", 0, 4)
+    store.datasets.create_version("old")
+    outdated = store.artifacts.put_json({"format": 0, "rows": 4, "columns": []})
+    store.datasets.set_profile("old", 1, outdated)
+    assert datasets_client.get("/api/datasets/old").json()["profile"] is None
+    assert "loopline datasets profile old" in datasets_client.get("/ui/datasets/old").text
+    assert store.datasets.version("old", 1).profile_digest == outdated  # the page computed nothing
+    assert dataset_profile(store, "old")["rows"] == 4  # the command does
