@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import polars as pl
 import pytest
@@ -28,7 +28,7 @@ def datasets_client(store: Store) -> Iterator[TestClient]:
         yield test_client
 
 
-def ingest(store: Store, dataset: str, source: str, offset: int, rows: int, rejects: tuple[Rejected, ...] = ()) -> None:
+def ingest(store: Store, dataset: str, source: str, offset: int, rows: int, rejects: Sequence[Rejected] = ()) -> None:
     """Commit ``rows`` rows from ``source`` at position ``offset``, as ingestion does."""
     frame = pl.DataFrame(
         {
@@ -40,7 +40,7 @@ def ingest(store: Store, dataset: str, source: str, offset: int, rows: int, reje
     store.datasets.set_schema(dataset, SCHEMA)
     digest = store.artifacts.put_table(frame)
     store.datasets.commit_batch(
-        dataset, source, digest=digest, rows=rows, size=frame.estimated_size(), position={"offset": offset},
+        dataset, source, digest=digest, rows=rows, size=int(frame.estimated_size()), position={"offset": offset},
         rejects=list(rejects),
     )  # fmt: skip
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from loopline import Pipeline
 from loopline.run import Runner, SequentialExecutor
 from loopline.store import StepRecord, Store
+from loopline.store._tables import runs
 from loopline.ui import create_ui_app
 
 from .conftest import ADMIN_TOKEN
@@ -170,8 +175,6 @@ def test_names_from_data_are_escaped(store: Store, runs_client: TestClient) -> N
 
 
 def test_a_run_with_steps_but_no_stored_pipeline_still_draws_them(store: Store, runs_client: TestClient) -> None:
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     run_id = store.runs.create_run("bare", "h", {}, {})
     store.runs.record_steps(run_id, [StepRecord("only", "python", "succeeded", "k", now, now, 0.25, {}, {})])
@@ -199,3 +202,18 @@ def test_runs_is_in_the_navigation_and_empty_history_says_how_to_start(runs_clie
     assert '<a href="/ui/runs" class=active>Runs</a>' in text
     assert "No run yet" in text
     assert runs_client.get("/api/runs").json()["pagination"]["total"] == 0
+
+
+def test_a_stale_run_is_offered_the_resume_command_and_listed_under_running(
+    store: Store, runs_client: TestClient
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid is now free: the run's owner is gone
+    run_id = store.runs.create_run("p", "h", {}, {})
+    with store.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.run_id == run_id).values(owner_pid=child.pid))
+    data = runs_client.get(f"/api/runs/{run_id}").json()
+    assert data["status"] == "stale" and f"pid {child.pid}" in data["owner"]
+    assert data["resume"]["command"] == f"loopline run --resume {run_id}"
+    listed = runs_client.get("/api/runs?status=running").json()["runs"]
+    assert [(r["run_id"], r["status"]) for r in listed] == [(run_id, "stale")]
