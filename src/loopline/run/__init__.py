@@ -11,7 +11,7 @@ from loopline.run._ingest import IngestReport, ingest_source
 from loopline.run._leaderboard import run_leaderboard
 from loopline.run._live import LiveComparison, LiveSide, compare_live
 from loopline.run._loop import MonitorResult, monitor_model
-from loopline.run._profile import dataset_profile
+from loopline.run._profile import dataset_profile, stored_profile
 from loopline.run._replay import replay_dead_letters
 from loopline.run._runner import Runner, RunResult, StepOutcome
 from loopline.run._score import BatchScore, ScoreProgress, score_batch
@@ -100,6 +100,7 @@ __all__ = [
     "score_batch",
     "selection_of",
     "sources_status",
+    "stored_profile",
     "stored_windows",
     "suspicion",
     "sync_label_source",

@@ -31,10 +31,9 @@ def dataset_profile(store: Store, dataset: str, version: int | None = None, *, r
     version.
     """
     found = store.datasets.version(dataset, version)
-    if found.profile_digest is not None and not refresh:
-        stored = _stored(store, found, found.profile_digest)
-        if stored is not None:
-            return stored
+    stored = None if refresh else stored_profile(store, found)
+    if stored is not None:
+        return stored
     started = time.perf_counter()
     profile = {
         "dataset": found.dataset,
@@ -47,10 +46,13 @@ def dataset_profile(store: Store, dataset: str, version: int | None = None, *, r
     return profile
 
 
-def _stored(store: Store, found: DatasetVersion, digest: str) -> dict[str, Any] | None:
-    """The stored profile, or None when it must be computed again (missing artifact, older format)."""
+def stored_profile(store: Store, found: DatasetVersion) -> dict[str, Any] | None:
+    """The profile stored with the version ``found`` (as :func:`dataset_profile` returns it), never computing
+    one: None when the version has none, or when it must be computed again (missing artifact, older format)."""
+    if found.profile_digest is None:
+        return None
     try:
-        profile: dict[str, Any] = store.artifacts.get_json(digest)
+        profile: dict[str, Any] = store.artifacts.get_json(found.profile_digest)
     except (NotFoundError, IntegrityError) as exc:
         log.warning(
             "the stored profile of %r v%d is unreadable (%s); profiling again", found.dataset, found.version, exc

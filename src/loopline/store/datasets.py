@@ -96,6 +96,37 @@ class SourceActivity:
 
 
 @dataclass(frozen=True)
+class DatasetSummary:
+    """A dataset at a glance (:meth:`DatasetRepository.summaries`): its latest ``version`` and that version's
+    ``rows`` (None before the first version), the ``parts`` committed and their ``part_rows``, when an ingest
+    last committed (``last_ingest_at``: the newest checkpoint), the ``dead_letters`` not replayed yet and the
+    ``columns`` of its schema."""
+
+    dataset: str
+    version: int | None
+    rows: int | None
+    parts: int
+    part_rows: int
+    last_ingest_at: datetime | None
+    dead_letters: int
+    columns: int
+
+
+@dataclass(frozen=True)
+class SourceCheckpoint:
+    """Where one source stands in a dataset: its committed ``position`` (what ingestion resumes from), its
+    running total of ``rows``, when the checkpoint last moved, and its ``parts`` (the newest at
+    ``newest_part_at``)."""
+
+    source: str
+    position: Any
+    rows: int
+    updated_at: datetime
+    parts: int
+    newest_part_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Rejected:
     """A dead letter to write (the store's input form of :class:`DeadLetter`)."""
 
@@ -400,6 +431,117 @@ class DatasetRepository:
             ).all()
         return [DatasetVersion(**dict(r._mapping)) for r in rows]
 
+    def versions_page(self, dataset: str, *, offset: int = 0, limit: int = 50) -> builtins.list[DatasetVersion]:
+        """One page of a dataset's versions, newest first (:meth:`version_count` gives the total)."""
+        query = (
+            select(dataset_versions)
+            .where(dataset_versions.c.dataset == dataset)
+            .order_by(dataset_versions.c.version.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with reading(self.engine) as conn:
+            return [DatasetVersion(**dict(r._mapping)) for r in conn.execute(query)]
+
+    def version_count(self, dataset: str) -> int:
+        """How many versions ``dataset`` has."""
+        query = select(func.count()).select_from(dataset_versions).where(dataset_versions.c.dataset == dataset)
+        with reading(self.engine) as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- summaries ------------------------------------------------------------------------------
+    def summaries(self, *, offset: int = 0, limit: int = 50, name: str | None = None) -> builtins.list[DatasetSummary]:
+        """One page of datasets (by name; only ``name`` if given) at a glance, aggregated in one query (see
+        :class:`DatasetSummary`); ``len(names())`` is the total."""
+        latest = _per_dataset(dataset_versions, func.max(dataset_versions.c.version).label("version"))
+        parts = _per_dataset(
+            dataset_parts, func.count().label("parts"), func.coalesce(func.sum(dataset_parts.c.rows), 0).label("rows")
+        )
+        marks = _per_dataset(checkpoints, func.max(checkpoints.c.updated_at).label("at"))
+        pending = dead_letters.c.replayed_at.is_(None)
+        letters = _per_dataset(dead_letters, func.count().label("letters"), where=pending)
+        query = (
+            select(
+                dataset_schemas.c.dataset,
+                dataset_schemas.c.schema,
+                latest.c.version,
+                dataset_versions.c.rows,
+                func.coalesce(parts.c.parts, 0),
+                func.coalesce(parts.c.rows, 0),
+                marks.c.at,
+                func.coalesce(letters.c.letters, 0),
+            )
+            .select_from(dataset_schemas)
+            .outerjoin(latest, latest.c.dataset == dataset_schemas.c.dataset)
+            .outerjoin(
+                dataset_versions,
+                and_(
+                    dataset_versions.c.dataset == dataset_schemas.c.dataset,
+                    dataset_versions.c.version == latest.c.version,
+                ),
+            )
+            .outerjoin(parts, parts.c.dataset == dataset_schemas.c.dataset)
+            .outerjoin(marks, marks.c.dataset == dataset_schemas.c.dataset)
+            .outerjoin(letters, letters.c.dataset == dataset_schemas.c.dataset)
+            .order_by(dataset_schemas.c.dataset)
+            .offset(offset)
+            .limit(limit)
+        )
+        if name is not None:
+            query = query.where(dataset_schemas.c.dataset == name)
+        with reading(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [
+            DatasetSummary(dataset, version, rows, int(n_parts), int(n_rows), at, int(n_letters), len(schema or {}))
+            for dataset, schema, version, rows, n_parts, n_rows, at, n_letters in rows
+        ]
+
+    def sources(self, dataset: str) -> builtins.list[SourceCheckpoint]:
+        """Each source's checkpoint in ``dataset`` with its parts (see :class:`SourceCheckpoint`), by name."""
+        mine = dataset_parts.c.dataset == dataset
+        per_source = (
+            select(
+                dataset_parts.c.source,
+                func.count().label("parts"),
+                func.max(dataset_parts.c.created_at).label("newest"),
+            )
+            .where(mine)
+            .group_by(dataset_parts.c.source)
+            .subquery()
+        )
+        query = (
+            select(
+                checkpoints.c.source,
+                checkpoints.c.position,
+                checkpoints.c.rows,
+                checkpoints.c.updated_at,
+                func.coalesce(per_source.c.parts, 0),
+                per_source.c.newest,
+            )
+            .outerjoin(per_source, per_source.c.source == checkpoints.c.source)
+            .where(checkpoints.c.dataset == dataset)
+            .order_by(checkpoints.c.source)
+        )
+        with reading(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [SourceCheckpoint(s, p, int(r), at, int(n), newest) for s, p, r, at, n, newest in rows]
+
+    # -- dead letters ---------------------------------------------------------------------------
+    def dead_letters_page(
+        self, dataset: str, *, offset: int = 0, limit: int = 50, include_replayed: bool = True
+    ) -> builtins.list[DeadLetter]:
+        """One page of the dataset's dead letters, newest first (:meth:`dead_letter_count` gives the total)."""
+        query = _letters(select(dead_letters), dataset, include_replayed)
+        query = query.order_by(dead_letters.c.id.desc()).offset(offset).limit(limit)
+        with reading(self.engine) as conn:
+            return [DeadLetter(**dict(r._mapping)) for r in conn.execute(query)]
+
+    def dead_letter_count(self, dataset: str, *, include_replayed: bool = True) -> int:
+        """How many dead letters ``dataset`` has (not replayed yet only, unless ``include_replayed``)."""
+        query = _letters(select(func.count()).select_from(dead_letters), dataset, include_replayed)
+        with reading(self.engine) as conn:
+            return int(conn.execute(query).scalar_one())
+
     # -- dead letters ---------------------------------------------------------------------------
     def dead_letters(self, dataset: str, *, include_replayed: bool = False) -> builtins.list[DeadLetter]:
         """The dataset's dead letters, oldest first."""
@@ -429,3 +571,14 @@ class DatasetRepository:
     def _not_found(self, dataset: str) -> NotFoundError:
         hint = did_you_mean(dataset, self.names()) or _LIST_HINT
         return NotFoundError(f"dataset {dataset!r} does not exist.", hint=hint)
+
+
+def _per_dataset(table: Any, *aggregates: Any, where: Any = None) -> Any:
+    """A subquery of ``aggregates`` over ``table`` grouped by its ``dataset`` column."""
+    query = select(table.c.dataset, *aggregates).group_by(table.c.dataset)
+    return (query if where is None else query.where(where)).subquery()
+
+
+def _letters(query: Any, dataset: str, include_replayed: bool) -> Any:
+    query = query.where(dead_letters.c.dataset == dataset)
+    return query if include_replayed else query.where(dead_letters.c.replayed_at.is_(None))

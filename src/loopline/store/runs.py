@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from loopline.core.errors import ConflictError, NotFoundError
@@ -195,6 +195,54 @@ class RunRepository:
         with reading(self.engine) as conn:
             rows = conn.execute(stmt).mappings().all()
         return [_run_record(row, []) for row in rows]
+
+    def page(
+        self, *, offset: int = 0, limit: int = 50, pipeline: str | None = None, status: str | None = None
+    ) -> builtins.list[RunRecord]:
+        """One page of runs, newest first, without their steps: ``limit`` runs after the first ``offset``,
+        of ``pipeline`` and with the stored ``status`` (``running`` includes the runs that read back ``stale``)
+        if given. :meth:`count` gives the total for the same filters."""
+        stmt = _filtered(select(runs), pipeline, status)
+        stmt = stmt.order_by(runs.c.started_at.desc(), runs.c.run_id).offset(offset).limit(limit)
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [_run_record(row, []) for row in rows]
+
+    def count(self, *, pipeline: str | None = None, status: str | None = None) -> int:
+        """How many runs :meth:`page` pages through for these filters."""
+        with reading(self.engine) as conn:
+            return int(conn.execute(_filtered(select(func.count()).select_from(runs), pipeline, status)).scalar_one())
+
+    def pipelines(self) -> builtins.list[str]:
+        """The names of the pipelines that have runs, sorted."""
+        with reading(self.engine) as conn:
+            return [r[0] for r in conn.execute(select(runs.c.pipeline).distinct().order_by(runs.c.pipeline))]
+
+    def step_counts(self, run_ids: builtins.list[str]) -> dict[str, dict[str, int]]:
+        """For each of ``run_ids``: how many of its recorded steps have each status (``{"succeeded": 3,
+        "cached": 1, "failed": 0}``), counted in one query; a run with no step recorded has zeros."""
+        counts = {run_id: dict.fromkeys(STEP_STATUSES, 0) for run_id in run_ids}
+        if not run_ids:
+            return counts
+        stmt = (
+            select(steps.c.run_id, steps.c.status, func.count())
+            .where(steps.c.run_id.in_(run_ids))
+            .group_by(steps.c.run_id, steps.c.status)
+        )
+        with reading(self.engine) as conn:
+            for run_id, status, number in conn.execute(stmt):
+                counts[run_id][status] = int(number)
+        return counts
+
+
+def _filtered(stmt: Any, pipeline: str | None, status: str | None) -> Any:
+    """``stmt`` restricted to runs of ``pipeline`` with the stored ``status`` (each if given)."""
+    if pipeline is not None:
+        stmt = stmt.where(runs.c.pipeline == pipeline)
+    if status is not None:
+        check_choice("run status", status, RUN_STATUSES)
+        stmt = stmt.where(runs.c.status == status)
+    return stmt
 
 
 def _unchanged(before: RunRecord) -> Any:
