@@ -169,7 +169,7 @@ def document(title: str, body: Any, *, nav: Sequence[tuple[str, str]], active: s
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} · loopline</title><link rel=\"icon\" href=\"data:,\">"
+        f'<title>{escape(title)} · loopline</title><link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{static}/ui.css">'
         f'<script src="{static}/vendor/echarts.min.js" defer></script><script src="{static}/ui.js" defer></script>'
         f'</head><body><header><a class="brand" href="{escape(nav[0][1])}">loopline</a><nav>{items}</nav>'
