@@ -55,10 +55,10 @@ class LoopSignals:
     realised: float | None = None
     realised_rows: int = 0
     estimated: float | None = None
-    baseline_sample: MetricSample | None = None
-    realised_positives: int | None = None
     last_retrain: datetime | None = None
     new_rows: int | None = None
+    baseline_sample: MetricSample | None = None
+    realised_positives: int | None = None
 
 
 @dataclass(frozen=True)
