@@ -589,6 +589,8 @@ class RainFit:
     baseline: float
     importance: dict[str, float]
     estimator: object
+    baseline_rows: int = 0
+    baseline_positives: int = 0
 
 
 def rain_fit(rows: pl.DataFrame) -> RainFit:
@@ -604,16 +606,18 @@ def rain_fit(rows: pl.DataFrame) -> RainFit:
     importance = {name: float(w) for name, w in zip(RAIN_FEATURES, found.importances_mean, strict=True)}
     proba = model.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
     estimator = PerformanceEstimator(draws=50).fit(proba, y == 1)
-    return RainFit(model, train, rain_auc(model, valid), importance, estimator)
+    positives = int((valid["rain"] == 1).sum())
+    return RainFit(model, train, rain_auc(model, valid), importance, estimator, valid.height, positives)
 
 
 def rain_signals(
     fit: RainFit, window: pl.DataFrame, *, labelled: bool, now: datetime, last: datetime | None
 ) -> LoopSignals:
     """The LoopSignals a loop tick would gather for ``window``: its drift against the training rows (loopline's
-    defaults), the model's importance, its realised AUC when ``labelled``, else its estimated AUC."""
+    defaults), the model's importance, its realised AUC when ``labelled``, else its estimated AUC, and the counts
+    both AUCs were measured on (the validation rows the baseline was scored on, the window's labelled rows)."""
     from loopline.monitor import drift_report
-    from loopline.run.policy import LoopSignals
+    from loopline.run.policy import LoopSignals, MetricSample
 
     report = drift_report(fit.reference, window, numeric=RAIN_FEATURES, categorical=[], config=DriftConfig())
     proba = fit.model.predict_proba(window.select(RAIN_FEATURES).to_numpy())[:, 1]  # type: ignore[attr-defined]
@@ -622,6 +626,8 @@ def rain_signals(
     return LoopSignals(
         now=now, drift=report, importance=fit.importance, metric="roc_auc", baseline=fit.baseline,
         realised=realised, realised_rows=window.height if labelled else 0, estimated=estimated, last_retrain=last,
+        baseline_sample=MetricSample(fit.baseline_rows, fit.baseline_positives),
+        realised_positives=int((window["rain"] == 1).sum()) if labelled else None,
     )  # fmt: skip
 
 

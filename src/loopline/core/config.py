@@ -387,11 +387,12 @@ class LoopConfig(_Strict):
 
     A tick runs every ``interval`` (a duration) or on the cron ``schedule`` (not both; neither: every 15m).
     Triggers: drift weighted by feature importance (``min_drift_importance``, the share of importance that
-    drifted), a drop of the realised or estimated metric below the production model's (``max_metric_drop``),
-    a schedule (``retrain_every``) and new data (``min_new_rows`` added to ``datasets``, default: the
-    datasets the pipeline ingests). While labels give a realised metric, drift only warns
-    (``drift_when_labelled``). No retrain within ``cooldown`` of the last one unless forced; the
-    lease a loop holds while it retrains expires ``lease_ttl`` after its last renewal.
+    drifted, counting the features whose PSI is at least ``min_drift_psi``), a drop of the realised or
+    estimated metric below the production model's (``max_metric_drop``, and significant against the scores'
+    sampling error at ``metric_drop_significance``), a schedule (``retrain_every``) and new data
+    (``min_new_rows`` added to ``datasets``, default: the datasets the pipeline ingests). While labels give a
+    realised metric, drift only warns (``drift_when_labelled``). No retrain within ``cooldown`` of the last one
+    unless forced; the lease a loop holds while it retrains expires ``lease_ttl`` after its last renewal.
     """
 
     interval: Annotated[Duration | None, Field(description='Time between ticks, e.g. "15m".')] = None
@@ -400,9 +401,27 @@ class LoopConfig(_Strict):
     min_drift_importance: Annotated[
         float, Field(gt=0, le=1, description="Share of feature importance that must drift to retrain.")
     ] = 0.2
+    min_drift_psi: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="A drifted feature counts for the drift trigger only when its PSI (the size of the shift) "
+            "is at least this; null: every feature its drift test flags counts.",
+        ),
+    ] = 0.1
     max_metric_drop: Annotated[
         float | None, Field(ge=0, description="Retrain when the metric falls more than this below the model's.")
     ] = 0.05
+    metric_drop_significance: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            lt=1,
+            description="The metric trigger fires only when the drop is also significant at this one-sided level "
+            "(its z against the sampling error of the baseline and the window; 0.001: about 3 standard errors); "
+            "null: the margin alone decides.",
+        ),
+    ] = 0.001
     retrain_every: Annotated[Duration | None, Field(description='Retrain this often regardless, e.g. "7d".')] = None
     min_new_rows: Annotated[int | None, Field(ge=1, description="Retrain once this many rows were added.")] = None
     datasets: Annotated[list[str], Field(description="Datasets counted by min_new_rows (default: ingested).")] = []

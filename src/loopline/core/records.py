@@ -31,6 +31,11 @@ _T = TypeVar("_T")
 RECORD_KEY = "record"
 """The key of the type marker in a record's ``to_dict()``."""
 
+SplitSupport = dict[str, dict[str, int]]
+"""The labelled rows a version's metrics were measured on, per split: ``{"test": {"rows": 2000, "positives":
+612}}`` (``positives``: a binary model's positive class, its second; other tasks count ``rows`` only). What the
+loop's metric trigger computes a baseline's sampling error from."""
+
 
 def _malformed(what: str, where: str, problem: str) -> ConfigError:
     return ConfigError(
@@ -368,7 +373,8 @@ class TrainReport:
     metrics per value of the step's ``slices`` columns; ``cv`` the cross-validation summary (folds, seed,
     fold metrics, mean, std); ``threads`` what the fit saw (:class:`ThreadInfo`); ``findings`` what the
     training diagnostics noticed (empty, constant or target-derived features, a near-perfect score);
-    ``importance`` the weight of each input feature (:class:`FeatureImportance`; None: not measured).
+    ``importance`` the weight of each input feature (:class:`FeatureImportance`; None: not measured);
+    ``support`` the labelled rows each scored split's metrics were measured on (:data:`SplitSupport`).
 
     ``params`` (the estimator's resolved parameters) and ``step_config`` (the train step's resolved config)
     stay JSON mappings on purpose: their keys are whatever the estimator, or the step type and its plugins,
@@ -396,6 +402,7 @@ class TrainReport:
     refit: RefitLineage | None = None
     importance: FeatureImportance | None = None
     ensemble: EnsembleLineage | None = None
+    support: SplitSupport = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {RECORD_KEY: self.KIND}
@@ -411,6 +418,8 @@ class TrainReport:
             out["importance"] = self.importance.to_dict()
         if self.ensemble is None:
             out.pop("ensemble")
+        if not self.support:  # so do those written before the support was counted
+            out.pop("support")
         return out
 
     @classmethod
@@ -447,6 +456,7 @@ class TrainReport:
             refit=RefitLineage.from_dict(data.get("refit")),
             importance=FeatureImportance.from_dict(data.get("importance")),
             ensemble=EnsembleLineage.from_dict(data.get("ensemble")),
+            support=support_from(data.get("support")),
         )
 
     def version_config(self) -> dict[str, Any]:
@@ -465,6 +475,7 @@ class TrainReport:
             refit=self.refit,
             importance=self.importance,
             ensemble=self.ensemble,
+            support=self.support,
         ).to_dict()
 
 
@@ -475,7 +486,8 @@ class VersionConfig:
     ``resolved`` is the train step's config (a JSON mapping, as :attr:`TrainReport.step_config`); per-slice
     metrics, the cross-validation summary and the training diagnostics' ``findings`` ride here, so the
     version's ``metrics`` stay ``{split: {metric: value}}``. ``importance`` is stored as the loop reads it:
-    ``{feature: weight}`` under :data:`IMPORTANCE_KEY`, the rest of the record beside it.
+    ``{feature: weight}`` under :data:`IMPORTANCE_KEY`, the rest of the record beside it. ``support``: the
+    labelled rows each split's metrics were measured on (:data:`SplitSupport`; empty before it was counted).
     """
 
     features: Features = Features()
@@ -491,6 +503,7 @@ class VersionConfig:
     refit: RefitLineage | None = None
     importance: FeatureImportance | None = None
     ensemble: EnsembleLineage | None = None
+    support: SplitSupport = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -499,6 +512,8 @@ class VersionConfig:
             out.pop("refit")
         if self.ensemble is None:  # so do those written before ensembles
             out.pop("ensemble")
+        if not self.support:  # and those written before the support was counted
+            out.pop("support")
         importance = out.pop("importance")  # the loop reads the weights as {feature: weight} under their own key
         if importance is not None:
             out[IMPORTANCE_KEY] = dict(importance.weights)
@@ -523,6 +538,7 @@ class VersionConfig:
             refit=RefitLineage.from_dict(data.get("refit")),
             importance=_version_importance(data),
             ensemble=EnsembleLineage.from_dict(data.get("ensemble")),
+            support=support_from(data.get("support")),
         )
 
     @property
@@ -1121,6 +1137,17 @@ class Selection:
             refit=RefitDecision.from_dict(data.get("refit")),
             ensemble=None if data.get("ensemble") is None else int(data["ensemble"]),
         )
+
+
+def support_from(data: Any) -> SplitSupport:
+    """A stored :data:`SplitSupport` (tolerant: anything else, or a split without its ``rows``, is left out)."""
+    if not isinstance(data, Mapping):
+        return {}
+    out: SplitSupport = {}
+    for split, counts in data.items():
+        if isinstance(counts, Mapping) and isinstance(counts.get("rows"), int):
+            out[str(split)] = {str(k): int(v) for k, v in counts.items() if isinstance(v, int)}
+    return out
 
 
 def _nested_out(record: TrainReport | VersionConfig) -> dict[str, Any]:

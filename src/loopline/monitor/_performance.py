@@ -31,13 +31,16 @@ NOT_ENOUGH = "not_enough_labels"
 @dataclass(frozen=True)
 class PerformanceFigures:
     """Realised metrics of one set of predictions: ``labelled`` of ``predicted`` have a label (``coverage``
-    is their ratio, None without predictions); ``metrics`` is empty unless ``status`` is ``"ok"``."""
+    is their ratio, None without predictions); ``metrics`` is empty unless ``status`` is ``"ok"``.
+    ``positives``: the labelled rows of a binary model's positive class (its second class; None for other
+    tasks), what the sampling error of a score such as ROC AUC is computed from."""
 
     predicted: int
     labelled: int
     coverage: float | None
     metrics: dict[str, float]
     status: str
+    positives: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,20 @@ def performance_figures(
     labelled = frame.filter(pl.col("label").is_not_null())
     predicted = frame.height
     coverage = labelled.height / predicted if predicted else None
+    truth = _values(labelled["label"], task)
+    positives = _positives(truth, task, classes)
     if labelled.height < min_labels:
-        return PerformanceFigures(predicted, labelled.height, coverage, {}, NOT_ENOUGH)
-    truth, prediction = _values(labelled["label"], task), _values(labelled["prediction"], task)
+        return PerformanceFigures(predicted, labelled.height, coverage, {}, NOT_ENOUGH, positives)
+    prediction = _values(labelled["prediction"], task)
     metrics = compute_metrics(task, truth, prediction, _probability(labelled, task, classes), classes=classes)
-    return PerformanceFigures(predicted, labelled.height, coverage, metrics, ENOUGH)
+    return PerformanceFigures(predicted, labelled.height, coverage, metrics, ENOUGH, positives)
+
+
+def _positives(truth: np.ndarray, task: str, classes: Sequence[Any] | None) -> int | None:
+    """How many of ``truth`` are a binary model's positive class (``classes[1]``); None for other tasks."""
+    if task != "binary" or classes is None or len(classes) != 2:
+        return None
+    return int(np.count_nonzero(truth == classes[1]))
 
 
 def _values(column: pl.Series, task: str) -> np.ndarray:

@@ -149,10 +149,12 @@ class WindowResult:
     ``realised_metrics`` (from labels),
     ``estimated_metrics`` (without labels) and ``label_coverage`` (share of rows with a label) are filled when
     the window closes and refreshed while late labels arrive (:mod:`loopline.run._window_accuracy`):
-    ``labelled_rows`` rows had a label, ``realised_status`` is ``ok`` or ``not_enough_labels`` (no metric then),
-    ``realised_slices`` the metrics per value of the model's slice columns (``{column: {value: metrics}}``),
-    ``estimated_bands`` each estimate's ``[lower, upper]`` band, ``estimation_skipped`` why nothing was
-    estimated, ``labels_changed_at`` the newest label arrival the realised figures include.
+    ``labelled_rows`` rows had a label (``labelled_positives`` of them a binary model's positive class: with
+    ``labelled_rows``, what the sampling error of a realised score is computed from), ``realised_status`` is
+    ``ok`` or ``not_enough_labels`` (no metric then), ``realised_slices`` the metrics per value of the model's
+    slice columns (``{column: {value: metrics}}``), ``estimated_bands`` each estimate's ``[lower, upper]`` band,
+    ``estimation_skipped`` why nothing was estimated, ``labels_changed_at`` the newest label arrival the
+    realised figures include.
     """
 
     model: str
@@ -177,6 +179,7 @@ class WindowResult:
     estimated_bands: dict[str, tuple[float, float]] | None = None
     estimation_skipped: str | None = None
     labels_changed_at: datetime | None = None
+    labelled_positives: int | None = None
 
     @property
     def drifted_features(self) -> int | None:
@@ -211,6 +214,7 @@ class WindowResult:
             else {name: list(band) for name, band in self.estimated_bands.items()},
             "estimation_skipped": self.estimation_skipped,
             "labels_changed_at": _iso(self.labels_changed_at),
+            "labelled_positives": self.labelled_positives,
         }
 
     def estimate_error(self, metric: str) -> float | None:
@@ -248,6 +252,7 @@ class WindowResult:
             estimated_bands=None if bands is None else {k: (float(v[0]), float(v[1])) for k, v in bands.items()},
             estimation_skipped=data.get("estimation_skipped"),
             labels_changed_at=_time(data.get("labels_changed_at")),
+            labelled_positives=None if data.get("labelled_positives") is None else int(data["labelled_positives"]),
         )
 
 

@@ -31,11 +31,13 @@ log = logging.getLogger("loopline.loop")
 @dataclass(frozen=True)
 class WindowSignals:
     """What the newest closed windows of the production version tell: their drift, the newest realised metric
-    (on ``realised_rows`` labelled rows) and the newest estimated one; ``windows`` is how many were read."""
+    (on ``realised_rows`` labelled rows, ``realised_positives`` of them positive: None unless a binary model's
+    window counted them) and the newest estimated one; ``windows`` is how many were read."""
 
     drift: DriftReport | None = None
     realised: float | None = None
     realised_rows: int = 0
+    realised_positives: int | None = None
     estimated: float | None = None
     estimated_band: tuple[float, float] | None = None
     windows: int = 0
@@ -114,6 +116,7 @@ def window_signals(
         drift=drift,
         realised=_metric(realised, metric, "realised"),
         realised_rows=(realised.labelled_rows or 0) if realised else 0,
+        realised_positives=realised.labelled_positives if realised else None,
         estimated=_metric(estimated, metric, "estimated"),
         estimated_band=(estimated.estimated_bands or {}).get(metric) if estimated else None,
         windows=len(windows),

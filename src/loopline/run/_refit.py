@@ -91,6 +91,7 @@ def refit_version(
         rows={"train": train.height + newest.height, "valid": 0},
         refit=RefitLineage(gated.version, rows, rounds, data),
         importance=gated.typed_config.importance,  # measured on valid while it was unseen; the refit fits on it
+        support=gated.typed_config.support,  # the rows the gated version's valid/test metrics (kept) came from
     )
     reference = pl.concat([train, newest], how="vertical_relaxed").select(config.features())
     reference = reference.sample(n=min(config.reference_rows, reference.height), seed=config.seed)

@@ -41,6 +41,7 @@ from loopline.run._loop_windows import prepare, window_signals
 from loopline.run._windows import json_safe
 from loopline.run.policy import (
     LoopSignals,
+    MetricSample,
     TriggerDecision,
     cooldown,
     evaluate_triggers,
@@ -213,12 +214,17 @@ class LoopService:
             importance=_importance(production),
             metric=config.retrain.metric,
             baseline=_baseline(production, config.retrain.metric),
+            baseline_sample=_baseline_sample(production, config.retrain.metric),
             last_retrain=last_retrain,
             new_rows=self.loops.rows_since(datasets, since) if datasets else None,
         )
         if windows is not None:
             signals = dataclasses.replace(
-                signals, realised=windows.realised, realised_rows=windows.realised_rows, estimated=windows.estimated
+                signals,
+                realised=windows.realised,
+                realised_rows=windows.realised_rows,
+                realised_positives=windows.realised_positives,
+                estimated=windows.estimated,
             )
             prep.details["estimated_band"] = windows.estimated_band
         if self.enrich is not None:
@@ -423,6 +429,17 @@ def _baseline(production: ModelVersion | None, metric: str) -> float | None:
     return test if test is not None else metric_value(production.metrics, "valid", metric)
 
 
+def _baseline_sample(production: ModelVersion | None, metric: str) -> MetricSample | None:
+    """The labelled rows :func:`_baseline` was measured on (None: a version trained before they were counted)."""
+    if production is None:
+        return None
+    split = "test" if metric_value(production.metrics, "test", metric) is not None else "valid"
+    counts = production.typed_config.support.get(split)
+    if counts is None or "rows" not in counts:
+        return None
+    return MetricSample(counts["rows"], counts.get("positives"))
+
+
 def _interrupted_run(store: Store, pipeline: str, previous: LeaseHolder | None) -> RunRecord | None:
     """The retrain run the lapsed lease holder left unfinished (stale or failed), by its owner; None if none."""
     if previous is None:
@@ -469,5 +486,7 @@ def _signal_details(signals: LoopSignals, notes: list[str]) -> dict[str, Any]:
     out = {f.name: getattr(signals, f.name) for f in dataclasses.fields(signals) if f.name != "drift"}
     out["drifted"] = None if signals.drift is None else list(signals.drift.drifted)
     out["importance"] = None if signals.importance is None else dict(signals.importance)
+    sample = signals.baseline_sample
+    out["baseline_sample"] = None if sample is None else dataclasses.asdict(sample)
     out["notes"] = notes
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in out.items()}

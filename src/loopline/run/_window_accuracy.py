@@ -223,6 +223,7 @@ def _realised(
         realised_status=overall.status,
         realised_slices=by_slice or None,
         labelled_rows=overall.labelled,
+        labelled_positives=overall.positives,
         label_coverage=overall.coverage,
         labels_changed_at=changed,
     )

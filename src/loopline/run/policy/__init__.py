@@ -46,6 +46,7 @@ from loopline.run.policy._rules import (
     rank_candidates,
     suspicion,
 )
+from loopline.run.policy._significance import MetricSample, hanley_mcneil, standard_error
 from loopline.run.policy._triggers import (
     Cooldown,
     LoopSignals,
@@ -69,6 +70,7 @@ __all__ = [
     "InfraResult",
     "LoopSignals",
     "Measured",
+    "MetricSample",
     "PromoteMode",
     "Promotion",
     "PromotionRule",
@@ -86,6 +88,7 @@ __all__ = [
     "drifted_weights",
     "evaluate_triggers",
     "gate",
+    "hanley_mcneil",
     "higher_is_better",
     "judge",
     "labels_decide",
@@ -101,6 +104,7 @@ __all__ = [
     "schedule_trigger",
     "select_step",
     "selection_of",
+    "standard_error",
     "suspicion",
     "validate_infra",
     "volume_trigger",

@@ -348,6 +348,7 @@ def _fit(
         rows={"train": train.height, "valid": valid.height},
         slice_metrics=SliceMetrics.from_dict(slices) if config.slices else None,
         cv=cv,
+        support={split: split_support(result.bundle, frame) for split, frame in scored.items()},
     )
     profile = ReferenceProfile.from_frame(
         train, numeric=config.numeric, categorical=config.categorical, seed=config.seed
@@ -359,6 +360,16 @@ def _fit(
     performance = performance_reference(result.bundle, valid, seed=config.seed, scores=scores)
     golden = golden_sample(result.bundle, valid, seed=config.seed)
     return Candidate(result.bundle.to_bytes(), reference, report, profile.to_json().encode(), performance, golden)
+
+
+def split_support(bundle: ModelBundle, frame: pl.DataFrame) -> dict[str, int]:
+    """The labelled rows ``frame``'s metrics were measured on (:data:`loopline.core.records.SplitSupport`):
+    ``rows``, and a binary classifier's ``positives`` (its second class)."""
+    counts = {"rows": frame.height}
+    classes = bundle.classes
+    if bundle.task == "binary" and classes is not None and len(classes) == 2:
+        counts["positives"] = int((target_values(frame, bundle.target) == classes[1]).sum())
+    return counts
 
 
 PERFORMANCE_REFERENCE_ROWS = 5000
