@@ -45,8 +45,8 @@ def test_a_drop_within_the_sampling_error_of_a_small_baseline_does_not_fire() ->
     noisy = signals(0.85, 0.78, baseline_rows=200, baseline_positives=60, rows=1000, positives=300)
     decision = metric_trigger(noisy, monitor())
     assert not decision.fire and decision.value == pytest.approx(0.07)
-    assert "within sampling error at 0.001, monitor.loop.metric_drop_significance" in decision.reason
-    assert "but z 1.87 on the sampling error of the baseline and window (se 0.0374) < 3.09" in decision.reason
+    assert "within sampling error at 0.00135, monitor.loop.metric_drop_significance" in decision.reason
+    assert "but z 1.87 on the sampling error of the baseline and window (se 0.0374) < 3.00" in decision.reason
     assert metric_trigger(noisy, monitor(metric_drop_significance=0.05)).fire  # 1.87 > 1.64
     assert metric_trigger(noisy, monitor(metric_drop_significance=None)).fire  # the margin alone decides
 
@@ -56,7 +56,7 @@ def test_a_real_drop_fires_and_the_margin_still_applies() -> None:
     decision = metric_trigger(real, monitor())
     assert decision.fire and decision.value == pytest.approx(0.15)
     assert decision.reason.endswith(
-        "z 6.94 on the sampling error of the baseline and window (se 0.0216) >= 3.09: significant at 0.001)"
+        "z 6.94 on the sampling error of the baseline and window (se 0.0216) >= 3.00: significant at 0.00135)"
     )
     large = signals(0.85, 0.82, baseline_rows=50_000, baseline_positives=15_000, rows=50_000, positives=15_000)
     small = metric_trigger(large, monitor())  # significant (z about 9) but within the 0.05 margin
@@ -113,7 +113,7 @@ def test_bad_significance_and_psi_floor_settings_name_the_key(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"monitor.loop.min_drift_psi.*greater than or equal to 0"):
         load_pipeline(path)
     assert monitor(metric_drop_significance=None).loop.metric_drop_significance is None  # the margin alone
-    assert LoopConfig().metric_drop_significance == 0.001 and LoopConfig().min_drift_psi == 0.1
+    assert LoopConfig().metric_drop_significance == 0.00135 and LoopConfig().min_drift_psi == 0.1
 
 
 def frame(seed: int, *, shift: float = 0.0, n: int) -> pl.DataFrame:

@@ -418,10 +418,10 @@ class LoopConfig(_Strict):
             gt=0,
             lt=1,
             description="The metric trigger fires only when the drop is also significant at this one-sided level "
-            "(its z against the sampling error of the baseline and the window; 0.001: about 3 standard errors); "
-            "null: the margin alone decides.",
+            "(its z against the sampling error of the baseline and the window; 0.00135: 3 standard errors, a control "
+            "chart's limit, as the check repeats every window against one baseline); null: the margin alone decides.",
         ),
-    ] = 0.001
+    ] = 0.00135
     retrain_every: Annotated[Duration | None, Field(description='Retrain this often regardless, e.g. "7d".')] = None
     min_new_rows: Annotated[int | None, Field(ge=1, description="Retrain once this many rows were added.")] = None
     datasets: Annotated[list[str], Field(description="Datasets counted by min_new_rows (default: ingested).")] = []

@@ -203,7 +203,7 @@ def metric_trigger(signals: LoopSignals, config: MonitorConfig) -> TriggerDecisi
     never count against its successor.
 
     Both scores are estimates from finite samples (a baseline on a 200-row validation split is off by a few
-    hundredths of AUC by chance alone), so with ``loop.metric_drop_significance`` set (default 0.001) the drop
+    hundredths of AUC by chance alone), so with ``loop.metric_drop_significance`` set (default 0.00135) the drop
     must also be significant: ``se = sqrt(se_baseline^2 + se_window^2)``, each side's standard error from the
     counts it was measured on (:func:`loopline.run.policy._significance.standard_error`: Hanley-McNeil for a
     binary ROC AUC, binomial for accuracy-like metrics; the window's error for a realised metric only), and it
