@@ -12,19 +12,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import pytest
 from tests.ui.browser.conftest import ADMIN_TOKEN, MODEL, Dashboard, Shots
 
 MAX_PAGES = 60
+PER_SHAPE = 3
+"""At most this many pages of one shape (the same route with the same query keys: one per window's feature, one
+per filter value...), so the crawl covers every kind of page before the bound."""
 PROMOTED = 4
 """The quickstart leaves v5 (v4 refitted) in production and v1-v4 in the repository: the person promotes v4."""
 ALL_DRAWN = "() => [...document.querySelectorAll('div.chart')].every(c => c.dataset.drawn === 'yes')"
@@ -61,12 +64,25 @@ def _registered() -> tuple[list[re.Pattern[str]], set[str]]:
 
     from loopline.ui.pages import MODULES, all_pages
 
-    patterns = [
-        re.compile("^/ui" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(page.path)) + "$") for page in all_pages()
-    ]
+    patterns = [re.compile("^/ui" + _template(page.path) + "$") for page in all_pages()]
     patterns.append(re.compile("^/ui/login$"))
     empty = {name for name in MODULES if not importlib.import_module(f"loopline.ui.pages.{name}").PAGES}
     return patterns, empty
+
+
+def _template(path: str) -> str:
+    """A page path's regular expression: ``{name}`` matches one segment, ``{name:path}`` several."""
+    escaped = re.escape(path)
+    escaped = re.sub(r"\\\{[^/]+?:path\\\}", ".+", escaped)
+    return re.sub(r"\\\{[^/]+?\\\}", "[^/]+", escaped)
+
+
+def shape(url: str) -> tuple[str, tuple[str, ...]]:
+    """The route a URL's path matches (or the path itself) and its query's keys."""
+    parts = urlsplit(url)
+    patterns, _ = _registered()
+    route = next((p.pattern for p in patterns if p.match(parts.path)), parts.path)
+    return route, tuple(sorted(parse_qs(parts.query, keep_blank_values=True)))
 
 
 def unbuilt(path: str) -> bool:
@@ -120,7 +136,7 @@ def _console(seen: Visit, message: Any) -> None:
 
 def crawl(context: Any, origin: str, shots: Shots | None, limit: int = MAX_PAGES) -> Crawl:
     """Breadth-first from the overview over same-origin ``/ui`` links (the navigation first), at most ``limit``
-    pages; ``/api`` links are fetched as data."""
+    pages and :data:`PER_SHAPE` of each shape; ``/api`` links are fetched as data."""
     requests: list[str] = []
 
     def record(request: Any) -> None:
@@ -132,6 +148,7 @@ def crawl(context: Any, origin: str, shots: Shots | None, limit: int = MAX_PAGES
     visits: list[Visit] = []
     data_links: dict[str, int] = {}
     not_built: set[str] = set()
+    shapes: Counter[tuple[str, tuple[str, ...]]] = Counter()
     while queue and len(visits) < limit:
         url = queue.popleft()
         seen = visit(context, url, None if shots is None else shots.path_for(_shot_name(url)))
@@ -145,7 +162,8 @@ def crawl(context: Any, origin: str, shots: Shots | None, limit: int = MAX_PAGES
                 data_links[target] = context.request.get(target).status
             elif unbuilt(parts.path):
                 not_built.add(parts.path)
-            elif target not in queued:
+            elif target not in queued and shapes[shape(target)] < PER_SHAPE:
+                shapes[shape(target)] += 1
                 queued.add(target)
                 queue.append(target)
     context.remove_listener("request", record)
