@@ -160,13 +160,6 @@ def pager(path: str, params: Mapping[str, Any], page: int, pages: int) -> Markup
     return tag("nav", join(parts, " · "), class_="pager")
 
 
-ICON = (
-    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' "
-    "r='5.5' fill='none' stroke='%230969da' stroke-width='3'/%3E%3C/svg%3E"
-)
-"""The tab's icon (a ring), inline: without one every browser asks for /favicon.ico and logs its 404."""
-
-
 def document(title: str, body: Any, *, nav: Sequence[tuple[str, str]], active: str, user: Markup, static: str) -> str:
     """The whole page: head (styles and scripts from ``static``), the navigation, ``body``."""
     items = "".join(
@@ -176,8 +169,8 @@ def document(title: str, body: Any, *, nav: Sequence[tuple[str, str]], active: s
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} · loopline</title>"
-        f'<link rel="icon" href="{ICON}"><link rel="stylesheet" href="{static}/ui.css">'
+        f'<title>{escape(title)} · loopline</title><link rel="icon" href="data:,">'
+        f'<link rel="stylesheet" href="{static}/ui.css">'
         f'<script src="{static}/vendor/echarts.min.js" defer></script><script src="{static}/ui.js" defer></script>'
         f'</head><body><header><a class="brand" href="{escape(nav[0][1])}">loopline</a><nav>{items}</nav>'
         f'<div class="user">{user}</div></header><main><h1>{escape(title)}</h1>{escape(body)}</main></body></html>\n'
