@@ -300,10 +300,11 @@ def _promote_in_browser(page: Any, dashboard: Dashboard, version: int) -> bool:
     return True
 
 
-def test_promote_then_roll_back_as_a_person(person: Any, dashboard: Dashboard) -> None:
+def test_promote_then_roll_back_as_a_person(person: Any, dashboard: Dashboard, screenshots: Shots) -> None:
     before, _ = production(dashboard)
     assert before != PROMOTED
     assert overview_badge(person, dashboard) == f"production v{before}"
+    person.screenshot(path=str(screenshots.path_for("overview-signed-in.png")), full_page=True)
     assert person.locator(f"#model-{MODEL} form[action$='/actions/rollback']").count() == 1
     assert person.locator("#open-alerts form[action$='/actions/acknowledge']").count() > 0, "alerts to acknowledge"
 
@@ -326,6 +327,21 @@ def test_promote_then_roll_back_as_a_person(person: Any, dashboard: Dashboard) -
         assert person.locator(".notice").inner_text() == f"{MODEL} rolled back to version {before}."
     assert overview_badge(person, dashboard) == f"production v{before}"
     assert production(dashboard)[0] == before
+
+
+def test_acknowledge_an_alert_as_a_person(person: Any, dashboard: Dashboard) -> None:
+    def open_alerts() -> list[int]:
+        return [alert["id"] for alert in httpx.get(f"{dashboard.origin}/api/", timeout=30).json()["open_alerts"]]
+
+    before = open_alerts()
+    person.goto(f"{dashboard.origin}/ui/")
+    first = person.locator("#open-alerts form[action$='/actions/acknowledge']").first
+    alert = int(first.locator("input[name=alert]").get_attribute("value"))
+    assert alert in before
+    assert _submit(person, first).status == 303
+    assert person.locator(".notice").inner_text() == f"alert {alert} acknowledged."
+    assert open_alerts() == [other for other in before if other != alert]
+    assert person.locator(f"#open-alerts input[name=alert][value='{alert}']").count() == 0
 
 
 def test_a_form_with_a_wrong_csrf_token_is_refused(person: Any, dashboard: Dashboard) -> None:
