@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -60,6 +61,18 @@ def test_an_empty_window_and_its_alerts() -> None:
     [fired] = fired_alerts(window, rules)
     assert (fired.rule, fired.value, fired.threshold, fired.op) == ("rows below 1", 0.0, 1.0, "below")
     assert WindowResult.from_dict(window.to_dict()) == window
+
+
+def test_a_stored_band_without_a_value_reads_back_as_nan() -> None:
+    health = window_health(
+        frame(0, prediction=[]), numeric=["age"], categorical=[], reference_categories={}, span_s=3600
+    )
+    window = WindowResult("m", "500", 1, T0, T0 + timedelta(hours=1), "closed", health)
+    # the store writes NaN as JSON null: precision has no value when a window holds no positive prediction
+    stored = {**window.to_dict(), "estimated_bands": {"precision": [None, None], "roc_auc": [0.6, 0.7]}}
+    bands = WindowResult.from_dict(stored).estimated_bands
+    assert bands is not None and bands["roc_auc"] == (0.6, 0.7)
+    assert all(math.isnan(bound) for bound in bands["precision"])
 
 
 def test_prediction_summaries() -> None:

@@ -29,6 +29,12 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _bound(value: Any) -> float:
+    """A band's bound as stored: NaN (an estimate with no value, e.g. precision with no positive prediction) is
+    written as JSON null and read back as NaN."""
+    return float("nan") if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class FeatureHealth:
     """One input feature in a window: the share of rows where it is missing (null, absent or NaN) and, for a
@@ -249,7 +255,7 @@ class WindowResult:
             labelled_rows=None if data.get("labelled_rows") is None else int(data["labelled_rows"]),
             realised_status=data.get("realised_status"),
             realised_slices=data.get("realised_slices"),
-            estimated_bands=None if bands is None else {k: (float(v[0]), float(v[1])) for k, v in bands.items()},
+            estimated_bands=None if bands is None else {k: (_bound(v[0]), _bound(v[1])) for k, v in bands.items()},
             estimation_skipped=data.get("estimation_skipped"),
             labels_changed_at=_time(data.get("labels_changed_at")),
             labelled_positives=None if data.get("labelled_positives") is None else int(data["labelled_positives"]),
