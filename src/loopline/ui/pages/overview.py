@@ -145,7 +145,10 @@ def _card(model: Data, view: View) -> Markup:
         facts["monitoring"] = "no closed window yet (loopline monitor --window 1d)"
     decision = model["last_decision"]
     facts["last loop decision"] = (
-        Markup(f"{badge(decision['kind'])} {escape(decision['reason'][:200])} ({escape(decision['at'][:19])})")
+        Markup(
+            f"{badge(decision['kind'])} {tag('span', _shortened(decision['reason']), title=decision['reason'])} "
+            f"({escape(decision['at'][:19])})"
+        )
         if decision
         else None
     )
@@ -180,10 +183,22 @@ def _drift_badge(window: Data) -> Markup:
     return badge(f"no drift ({window['features_checked']} features)", "good")
 
 
+PRIMARY_METRICS = ("roc_auc", "pr_auc", "accuracy", "f1", "f1_macro", "log_loss", "r2", "rmse", "mae")
+"""The metrics a card shows first, in this order (a window records many)."""
+
+
 def _metrics(metrics: dict[str, Any] | None) -> str | None:
     if not metrics:
         return None
-    return ", ".join(f"{key} {_num(value)}" for key, value in list(metrics.items())[:4])
+    ordered = [key for key in PRIMARY_METRICS if key in metrics] or sorted(metrics)
+    return ", ".join(f"{key} {_num(metrics[key])}" for key in ordered[:3])
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    """``text`` cut at a word boundary before ``limit`` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _num(value: Any) -> str:
