@@ -20,6 +20,7 @@ from loopline.monitor import ReferenceProfile
 from loopline.run import check_windows
 from loopline.store import PredictionRow, Store
 from loopline.store.feedback import Label
+from loopline.ui.pages import _windows as figures
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -167,13 +168,16 @@ def test_the_heat_map_colours_by_verdict_or_p_value(client: TestClient, monitore
     assert (p_values["visualMap"]["min"], p_values["visualMap"]["max"]) == (0, 1)
 
 
-def test_the_overlay_compares_the_stored_profile_with_one_window(client: TestClient, monitored: Monitored) -> None:
+def test_the_overlay_compares_the_stored_profile_with_one_window(
+    client: TestClient, monitored: Monitored, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, second = monitored.windows
     overlay = api(client, "/monitoring/toy")["overlay"]
     # the newest window with a drift report, its first drifted feature, against the stored profile of v3
     assert (overlay["window"], overlay["feature"], overlay["source"]) == (second.seq, "x", "profile")
     assert overlay["reference_version"] == 3 and overlay["kind"] == "numeric"
     assert sum(overlay["reference_counts"]) == 300 and sum(overlay["window_counts"]) == 60
+    assert (overlay["window_rows_read"], overlay["window_rows_cut"]) == (60, False)
     assert overlay["bins"][-1] == "missing" and len(overlay["bins"]) == len(overlay["window_shares"])
     # x moved by 3: most of the window's rows fall in the reference's top bin
     assert overlay["window_shares"][-2] > 0.8 > overlay["reference_shares"][-2]
@@ -182,6 +186,11 @@ def test_the_overlay_compares_the_stored_profile_with_one_window(client: TestCli
     assert group["kind"] == "categorical"
     assert group["bins"] == ["a", "b", "c", "unseen", "missing"] or set(group["bins"][:3]) == {"a", "b", "c"}
     assert group["window_counts"][group["bins"].index("unseen")] == 60
+    monkeypatch.setattr(figures, "OVERLAY_ROWS", 25)  # a busy window: only its first rows are read
+    calm = api(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
+    assert (calm["window_rows_read"], calm["window_rows_cut"]) == (25, True) and sum(calm["window_counts"]) == 25
+    assert "the first 25 (the window holds more)" in client.get(f"/ui/monitoring/toy?window={first.seq}").text
+    monkeypatch.setattr(figures, "OVERLAY_ROWS", 20_000)
     calm = api(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
     assert calm["window_counts"][calm["bins"].index("unseen")] == 0 and sum(calm["window_counts"]) == 60
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 STATS = ("psi", "statistic", "p_value", "drifted")
 """What the heat map colours (``?stat=``): PSI, the drift test's statistic, its p-value, or the verdict."""
+OVERLAY_ROWS = 20_000
+"""The most rows of one window the overlay reads (its first ones): a page costs the same on a busy window."""
 STATES = {"drifted": 1, "stable": 0}
 """The verdict as a number for the heat map (anything else, no verdict: -1)."""
 
@@ -127,7 +129,8 @@ def overlay_data(store: Store, model: str, window: WindowResult, feature: str | 
     The reference side is the stored profile of the version the window was compared with (else the reference
     sample stored with that version, profiled here). The window's records keep no histogram, so the window side
     reads that window's rows of that one column from the prediction log: one window is bounded (a time window's
-    span, a count window's rows), and the query walks the ``(model_name, created_at)`` index.
+    span, a count window's rows), the query walks the ``(model_name, created_at)`` index, and at most
+    :data:`OVERLAY_ROWS` rows are read (the window's first ones; ``window_rows_cut`` says when there were more).
     """
     from loopline.monitor import WindowSpec, feature_overlay
 
@@ -157,7 +160,8 @@ def overlay_data(store: Store, model: str, window: WindowResult, feature: str | 
     except LooplineError as error:
         return {**base, "note": f"the reference of this window is not available: {error.message}"}
     end = window.end + timedelta(microseconds=1) if WindowSpec.parse(window.spec).by_count else window.end
-    overlay = feature_overlay(profile, feature, _window_column(store, model, feature, window.start, end))
+    values, cut = _window_column(store, model, feature, window.start, end)
+    overlay = feature_overlay(profile, feature, values)
     return {
         **base,
         "reference_version": version.version,
@@ -168,6 +172,8 @@ def overlay_data(store: Store, model: str, window: WindowResult, feature: str | 
         "window_counts": overlay.current,
         "reference_shares": overlay.shares("reference"),
         "window_shares": overlay.shares("current"),
+        "window_rows_read": values.len(),
+        "window_rows_cut": cut,
     }
 
 
@@ -198,11 +204,26 @@ def _reference_profile(
     return profile, "reference sample"
 
 
-def _window_column(store: Store, model: str, feature: str, start: Any, end: Any) -> pl.Series:
-    """The values of ``feature`` in the rows logged in ``[start, end)``."""
+def _window_column(store: Store, model: str, feature: str, start: Any, end: Any) -> tuple[pl.Series, bool]:
+    """The values of ``feature`` in the first :data:`OVERLAY_ROWS` rows logged in ``[start, end)``, and whether
+    the window held more (the rest are not read)."""
     import polars as pl
 
-    chunks = [
-        chunk.get_column(feature) for chunk in store.predictions.read_chunks(model, [feature], start=start, end=end)
-    ]
-    return pl.concat(chunks, how="vertical_relaxed") if chunks else pl.Series(feature, [], dtype=pl.Float64)
+    chunks: list[pl.Series] = []
+    read, cut = 0, False
+    stream = store.predictions.read_chunks(model, [feature], start=start, end=end)
+    try:
+        for chunk in stream:
+            left = OVERLAY_ROWS - read
+            chunks.append(chunk.get_column(feature).head(left))
+            read += chunks[-1].len()
+            if chunk.height >= left:  # the limit is reached: more rows (in this chunk or after) stay unread
+                cut = chunk.height > left or next(stream, None) is not None
+                break
+    finally:
+        close = getattr(stream, "close", None)  # a generator: ends the query and gives its connection back
+        if close is not None:
+            close()
+    if not chunks:
+        return pl.Series(feature, [], dtype=pl.Float64), False
+    return pl.concat(chunks, how="vertical_relaxed"), cut

@@ -354,6 +354,9 @@ def _overlay_html(data: Data, page: str, query: dict[str, Any]) -> Markup:
             "verdict": overlay["state"],
             "reference rows": sum(overlay["reference_counts"]),
             "window rows": sum(overlay["window_counts"]),
+            "window rows read": f"the first {overlay['window_rows_read']:,} (the window holds more)"
+            if overlay["window_rows_cut"]
+            else "all",
         }
     )
     return join([head, chart("overlay", option), facts])
