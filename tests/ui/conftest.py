@@ -25,9 +25,7 @@ def toy_frame(rows: int, seed: int) -> pl.DataFrame:
     return pl.DataFrame({"x": x, "n": n, "group": group, "label": (x + (group == "a") + n / 10) > 0.8})
 
 
-def add_version(
-    store: Store, name: str = "toy", *, seed: int = 0, estimator: str = "logistic_regression"
-) -> ModelVersion:
+def add_version(store: Store, name: str = "toy", *, seed: int = 0, estimator: str = "logistic_regression") -> ModelVersion:
     """Train a small classifier on generated rows and register it as the next version of ``name``."""
     train, valid = toy_frame(300, seed), toy_frame(150, seed + 100)
     spec = TrainSpec(target="label", numeric=["x", "n"], categorical=["group"], estimator=estimator, seed=seed)
