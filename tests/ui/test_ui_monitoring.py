@@ -153,7 +153,7 @@ def test_a_models_page_draws_its_stored_windows(client: TestClient, monitored: M
     ]
     latency = option(page.text, "latency-chart")
     assert latency["xAxis"]["type"] == "time" and latency["series"][1]["data"][1] == [second.end.isoformat(), 300.0]
-    for chart_id in ("predictions-chart", "throughput-chart", "errors-chart", "overlay"):
+    for chart_id in ("predictions-chart", "throughput-chart", "errors-chart", "overlay-chart"):
         option(page.text, chart_id)
     assert "latency_p99_ms above 250" in page.text
 
@@ -195,7 +195,7 @@ def test_the_overlay_compares_the_stored_profile_with_one_window(
     assert calm["window_counts"][calm["bins"].index("unseen")] == 0 and sum(calm["window_counts"]) == 60
 
     page = client.get(f"/ui/monitoring/toy?window={second.seq}&feature=group")
-    drawn = option(page.text, "overlay")
+    drawn = option(page.text, "overlay-chart")
     assert drawn["xAxis"]["data"] == group["bins"]
     assert drawn["series"][1]["data"] == pytest.approx(group["window_shares"])
 

@@ -270,7 +270,12 @@ def _charts(data: Data, page: str) -> list[Markup]:
         section("Reference vs window", _overlay_html(data, page, query), id_="overlay"),
         section("Accuracy over time", _accuracy_chart(data["accuracy"], ends), id_="accuracy"),
         section("Predictions over time", _prediction_chart(data["predictions"], ends), id_="predictions"),
-        section("Service over time", *_service_charts(data["service"], ends), _window_table(data, page, query)),
+        section(
+            "Service over time",
+            *_service_charts(data["service"], ends),
+            _window_table(data, page, query),
+            id_="service",
+        ),
     ]
 
 
@@ -359,7 +364,7 @@ def _overlay_html(data: Data, page: str, query: dict[str, Any]) -> Markup:
             else "all",
         }
     )
-    return join([head, chart("overlay", option), facts])
+    return join([head, chart("overlay-chart", option), facts])
 
 
 def _time_option(title: str, axis: str, series: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -432,7 +437,7 @@ def _window_table(data: Data, page: str, query: dict[str, Any]) -> Markup:
         overlay = link(query_url(page, {**query, "window": w["seq"]}) + "#overlay", "overlay")
         rows.append(
             [
-                w["seq"],
+                str(w["seq"]),
                 w["label"],
                 w["rows"],
                 _drift_badge(w["drifted_features"], w["features_checked"] or 0),
