@@ -322,3 +322,30 @@ def test_names_from_data_are_escaped(client: TestClient, ui_store: Store) -> Non
     assert page.status_code == 200
     assert evil not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text or "\\u003cscript\\u003e" in page.text
+
+
+def test_estimates_are_drawn_with_their_band(client: TestClient, ui_store: Store) -> None:
+    """A window whose record holds an estimate with its band (as the orchestrator stores a binary classifier's
+    windows with a performance reference), in either layout the records have used."""
+    from loopline.monitor import WindowHealth, WindowResult
+    from loopline.store import WindowRow
+
+    health = WindowHealth(10, {1: 10}, T0, T0 + HOUR, 1.0, 2.0, 1.5, 3.0, 0.01)
+    banded = {"estimated_metrics": {"accuracy": 0.8}, "estimated_bands": {"accuracy": (0.7, 0.9)}}
+    keyed = {"accuracy": 0.7, "accuracy_lower": 0.6, "accuracy_upper": 0.85}
+    first = WindowResult("toy", "1h", 1, T0, T0 + HOUR, "closed", health, label_coverage=0.0, **banded)  # type: ignore[arg-type]
+    second = WindowResult("toy", "1h", 2, T0 + HOUR, T0 + 2 * HOUR, "closed", health, label_coverage=0.2,
+                          realised_metrics={"accuracy": 0.75}, estimated_metrics=keyed)  # fmt: skip
+    for window in (first, second):
+        row = WindowRow("toy", "1h", window.seq, window.start, window.end, None, 10, None, window.to_dict())
+        ui_store.windows.close(row, [])
+    accuracy = api(client, "/monitoring/toy")["accuracy"]
+    assert accuracy["estimated"] == {"accuracy": [[0.8, 0.7, 0.9], [0.7, 0.6, 0.85]]}
+    assert accuracy["realised"] == {"accuracy": [None, 0.75]} and accuracy["label_coverage"] == [0.0, 0.2]
+    drawn = option(client.get("/ui/monitoring/toy").text, "accuracy-chart")
+    series = {s["name"]: s for s in drawn["series"] if "areaStyle" not in s}
+    assert series["accuracy (estimated)"]["data"][1] == [second.end.isoformat(), 0.7]
+    band = [s for s in drawn["series"] if s["name"] == "accuracy band"]
+    assert [s.get("stack") for s in band] == ["band-accuracy"] * 2
+    assert band[0]["data"][0][1] == 0.7 and band[1]["data"][0][1] == pytest.approx(0.2)  # lower, then the width
+    assert series["label coverage"]["yAxisIndex"] == 1
