@@ -190,7 +190,7 @@ def test_the_overlay_compares_the_stored_profile_with_one_window(
     calm = api(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
     assert (calm["window_rows_read"], calm["window_rows_cut"]) == (25, True) and sum(calm["window_counts"]) == 25
     assert "the first 25 (the window holds more)" in client.get(f"/ui/monitoring/toy?window={first.seq}").text
-    monkeypatch.setattr(figures, "OVERLAY_ROWS", 20_000)
+    monkeypatch.undo()
     calm = api(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
     assert calm["window_counts"][calm["bins"].index("unseen")] == 0 and sum(calm["window_counts"]) == 60
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 STATS = ("psi", "statistic", "p_value", "drifted")
 """What the heat map colours (``?stat=``): PSI, the drift test's statistic, its p-value, or the verdict."""
-OVERLAY_ROWS = 20_000
+OVERLAY_ROWS = 10_000
 """The most rows of one window the overlay reads (its first ones): a page costs the same on a busy window."""
 STATES = {"drifted": 1, "stable": 0}
 """The verdict as a number for the heat map (anything else, no verdict: -1)."""
