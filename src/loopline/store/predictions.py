@@ -197,8 +197,8 @@ class PredictionLog:
             )
         stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
         names = [*(name for name in _META_SCHEMA if name != "prediction"), "output", "inputs"]
-        with reading(self.engine) as conn:
-            result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+        with reading(self.engine) as conn, conn.execution_options(yield_per=chunk_rows).execute(stmt) as result:
+            # the result is closed with the block, also when the caller stops early (a server-side cursor on PG)
             for rows in result.partitions():
                 frame = pl.DataFrame(
                     [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
