@@ -42,3 +42,22 @@ def test_alerts_are_counted_and_paged_newest_first(store: Store) -> None:
     store.alerts.acknowledge(newest[0])
     assert store.alerts.count("churn", unacknowledged=True) == 4
     assert [a.id for a in store.alerts.list("churn", unacknowledged=True, limit=1, offset=1)] == [newest[2]]
+
+
+def test_one_input_field_of_a_span_is_read_in_log_order_up_to_a_limit(store: Store) -> None:
+    from loopline.store import PredictionRow
+
+    rows = [
+        PredictionRow(f"p{i:03d}", "churn", 1, T0 + timedelta(minutes=i), {"age": 20.5 + i, "city": f"c{i % 2}"},
+                      {"prediction": 1}, 1.0)
+        for i in range(10)
+    ]  # fmt: skip
+    rows.append(PredictionRow("q", "churn", 1, T0 + timedelta(minutes=3), {"city": "<none>"}, {"prediction": 0}, 1.0))
+    rows.append(PredictionRow("r", "other", 1, T0 + timedelta(minutes=3), {"age": 99.0}, {"prediction": 0}, 1.0))
+    store.predictions.append(rows)
+    end = T0 + timedelta(minutes=6)
+    ages, more = store.predictions.input_values("churn", "age", start=T0 + timedelta(minutes=2), end=end, limit=10)
+    assert (ages, more) == ([22.5, 23.5, None, 24.5, 25.5], False)  # "q" has no age; [start, end)
+    cities, more = store.predictions.input_values("churn", "city", start=T0, end=end, limit=3)
+    assert (cities, more) == (["c0", "c1", "c0"], True)
+    assert store.predictions.input_values("churn", "city", start=end, end=end, limit=3) == ([], False)

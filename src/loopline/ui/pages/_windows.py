@@ -128,9 +128,10 @@ def overlay_data(store: Store, model: str, window: WindowResult, feature: str | 
 
     The reference side is the stored profile of the version the window was compared with (else the reference
     sample stored with that version, profiled here). The window's records keep no histogram, so the window side
-    reads that window's rows of that one column from the prediction log: one window is bounded (a time window's
-    span, a count window's rows), the query walks the ``(model_name, created_at)`` index, and at most
-    :data:`OVERLAY_ROWS` rows are read (the window's first ones; ``window_rows_cut`` says when there were more).
+    reads that window's rows of that one input field from the prediction log
+    (:meth:`~loopline.store.PredictionLog.input_values`: the database extracts the field): one window is bounded
+    (a time window's span, a count window's rows), the query walks the ``(model_name, created_at)`` index, and at
+    most :data:`OVERLAY_ROWS` rows are read (the window's first ones; ``window_rows_cut`` says when it held more).
     """
     from loopline.monitor import WindowSpec, feature_overlay
 
@@ -209,21 +210,5 @@ def _window_column(store: Store, model: str, feature: str, start: Any, end: Any)
     the window held more (the rest are not read)."""
     import polars as pl
 
-    chunks: list[pl.Series] = []
-    read, cut = 0, False
-    stream = store.predictions.read_chunks(model, [feature], start=start, end=end)
-    try:
-        for chunk in stream:
-            left = OVERLAY_ROWS - read
-            chunks.append(chunk.get_column(feature).head(left))
-            read += chunks[-1].len()
-            if chunk.height >= left:  # the limit is reached: more rows (in this chunk or after) stay unread
-                cut = chunk.height > left or next(stream, None) is not None
-                break
-    finally:
-        close = getattr(stream, "close", None)  # a generator: ends the query and gives its connection back
-        if close is not None:
-            close()
-    if not chunks:
-        return pl.Series(feature, [], dtype=pl.Float64), False
-    return pl.concat(chunks, how="vertical_relaxed"), cut
+    values, cut = store.predictions.input_values(model, feature, start=start, end=end, limit=OVERLAY_ROWS)
+    return pl.Series(feature, values, strict=False), cut
