@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 STATS = ("psi", "statistic", "p_value", "drifted")
 """What the heat map colours (``?stat=``): PSI, the drift test's statistic, its p-value, or the verdict."""
+CLOSE_COMMAND = "loopline monitor PIPELINE --window 1d"
+"""The command that closes windows, named by the empty states."""
 OVERLAY_ROWS = 10_000
 """The most rows of one window the overlay reads (its first ones): a page costs the same on a busy window."""
 STATES = {"drifted": 1, "stable": 0}
