@@ -237,3 +237,14 @@ def test_the_store_lists_pipelines_and_pages_events(ui_store: Store, events: lis
     assert loops.count("churn-pipe") == 6 and loops.count("churn-pipe", kinds=("gate", "tick")) == 2
     assert loops.count("nosuch") == 0
     assert [e.id for e in loops.events("churn-pipe", limit=2, offset=1)] == [events[4].id, events[3].id]
+
+
+def test_a_pipeline_named_with_markup_or_a_slash_links_through_the_query(client: TestClient, ui_store: Store) -> None:
+    odd = "odd name/<b>x</b>"
+    LoopStore(ui_store.engine).record(odd, "request", "requested")
+    page = client.get("/ui/loop")
+    assert 'href="/ui/loop?pipeline=odd+name%2F%3Cb%3Ex%3C%2Fb%3E"' in page.text
+    assert "odd name/&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+    shown = client.get("/ui/loop?pipeline=odd+name%2F%3Cb%3Ex%3C%2Fb%3E")
+    assert shown.status_code == 200 and "<b>x</b>" not in shown.text
+    assert api(client, "/loop?pipeline=odd+name%2F%3Cb%3Ex%3C%2Fb%3E")["pipeline"]["name"] == odd

@@ -9,6 +9,7 @@ the audit trail of the model it monitors, and, for the admin, the form that requ
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,7 @@ def render_loop(data: Data, view: View) -> Markup:
     """The pipelines table; the chosen pipeline's timeline under it."""
     rows = [
         [
-            link(view.url(f"/loop/{p['pipeline']}"), p["pipeline"]),
+            link(pipeline_url(view, p["pipeline"]), p["pipeline"]),
             link(view.url(f"/models/{p['model']}"), p["model"]) if p["model"] else None,
             p["events"],
             join(
@@ -79,6 +80,13 @@ def render_loop(data: Data, view: View) -> Markup:
         )
     info = data["pagination"]
     return join([listing, pager(view.url("/loop"), {}, info["page"], info["pages"])])
+
+
+def pipeline_url(view: View, name: str) -> str:
+    """``/loop/NAME``, or ``/loop?pipeline=NAME`` for a name that is not one path segment as it is (a request
+    from the dashboard may name any pipeline)."""
+    plain = re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None and name not in (".", "..")
+    return view.url(f"/loop/{name}") if plain else query_url(view.url("/loop"), {"pipeline": name})
 
 
 def _short(event: Data) -> Markup:
