@@ -19,6 +19,7 @@ from loopline.monitor._estimation import (
 from loopline.monitor._labels import LabelMatch, conform_label, match_label_source
 from loopline.monitor._multivariate import MultivariateDrift, multivariate_drift
 from loopline.monitor._outputs import prediction_drift, profile_outputs, target_drift
+from loopline.monitor._overlay import FeatureOverlay, feature_overlay
 from loopline.monitor._performance import (
     MIN_LABELS,
     PerformanceFigures,
@@ -54,6 +55,7 @@ __all__ = [
     "ExpectedConfusion",
     "FeatureDrift",
     "FeatureHealth",
+    "FeatureOverlay",
     "LabelMatch",
     "MultivariateDrift",
     "PerformanceEstimator",
@@ -71,6 +73,7 @@ __all__ = [
     "drift_verdict",
     "estimate_by_period",
     "estimated_performance",
+    "feature_overlay",
     "fired_alerts",
     "fit_estimator",
     "latency_figures",

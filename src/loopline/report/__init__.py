@@ -24,7 +24,7 @@ from loopline.report._profile_charts import profile_histogram_chart
 from loopline.report._profile_page import render_profile_html, write_profile_html
 from loopline.report._study_page import render_study_html, write_study_html
 from loopline.report._timeline import AuditEntry, TimelineEntry, TimelineGroup, group_timeline, timeline_entries
-from loopline.report._windows_page import WindowAlert, WindowsView, window_label
+from loopline.report._windows_page import WindowAlert, WindowsView, prediction_lines, report_cell, window_label
 
 __all__ = [
     "AuditEntry",
@@ -39,12 +39,14 @@ __all__ = [
     "latency_chart",
     "page",
     "plotting_available",
+    "prediction_lines",
     "profile_histogram_chart",
     "psi_chart",
     "render_history_html",
     "render_html_report",
     "render_profile_html",
     "render_study_html",
+    "report_cell",
     "require_plotting",
     "timeline_entries",
     "window_label",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Select, func, select, update
 from sqlalchemy.engine import RowMapping
 
 from loopline.core.errors import NotFoundError
@@ -57,18 +58,28 @@ class AlertRepository:
         self.engine = engine
 
     def list(
-        self, model_name: str | None = None, *, unacknowledged: bool = False, limit: int | None = None
+        self,
+        model_name: str | None = None,
+        *,
+        unacknowledged: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> builtins.list[AlertEvent]:
-        """Alerts, newest first; only ``model_name``'s, only the unacknowledged ones when asked."""
-        stmt = select(alerts).order_by(alerts.c.id.desc())
-        if model_name is not None:
-            stmt = stmt.where(alerts.c.model_name == model_name)
-        if unacknowledged:
-            stmt = stmt.where(alerts.c.acknowledged_at.is_(None))
+        """Alerts, newest first; only ``model_name``'s, only the unacknowledged ones when asked; ``limit`` of them
+        after the newest ``offset``."""
+        stmt = _filtered(select(alerts), model_name, unacknowledged).order_by(alerts.c.id.desc())
         if limit is not None:
             stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
         with reading(self.engine) as conn:
             return [alert_event(row) for row in conn.execute(stmt).mappings()]
+
+    def count(self, model_name: str | None = None, *, unacknowledged: bool = False) -> int:
+        """How many alerts :meth:`list` would list without a limit."""
+        stmt = _filtered(select(func.count()).select_from(alerts), model_name, unacknowledged)
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def get(self, alert_id: int) -> AlertEvent:
         """The alert ``alert_id``; NotFoundError naming the list command when there is none."""
@@ -93,6 +104,14 @@ class AlertRepository:
         check_choice("delivery", delivery, DELIVERIES)
         with writing(self.engine) as conn:
             conn.execute(update(alerts).where(alerts.c.id == alert_id).values(delivery=delivery, delivery_error=error))
+
+
+def _filtered(stmt: Select[Any], model_name: str | None, unacknowledged: bool) -> Select[Any]:
+    if model_name is not None:
+        stmt = stmt.where(alerts.c.model_name == model_name)
+    if unacknowledged:
+        stmt = stmt.where(alerts.c.acknowledged_at.is_(None))
+    return stmt
 
 
 def alert_event(row: RowMapping) -> AlertEvent:

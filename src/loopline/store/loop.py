@@ -24,7 +24,7 @@ from loopline.store._db import check_choice, reading, utcnow, writing
 from loopline.store._owner import process_exists, this_owner
 from loopline.store._tables import LOOP_EVENT_KINDS, dataset_parts, loop_events, loop_leases
 
-__all__ = ["LOOP_EVENT_KINDS", "Lease", "LeaseHolder", "LoopEvent", "LoopStore"]
+__all__ = ["LOOP_EVENT_KINDS", "Lease", "LeaseHolder", "LoopEvent", "LoopStore", "PipelineEvents"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,27 @@ class LoopEvent:
             "reason": self.reason,
             "at": self.at.isoformat(),
             "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class PipelineEvents:
+    """A pipeline that has loop events: how many of each kind, its newest event, and the model it monitors (the
+    newest event that names one; None when none does)."""
+
+    pipeline: str
+    events: int
+    counts: dict[str, int]
+    last: LoopEvent
+    model: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "model": self.model,
+            "events": self.events,
+            "counts": dict(self.counts),
+            "last": self.last.to_dict(),
         }
 
 
@@ -151,15 +172,47 @@ class LoopStore:
         return LoopEvent(int(event_id), pipeline, model, kind, reason, at, details)
 
     def events(
-        self, pipeline: str, *, limit: int = 50, kinds: tuple[str, ...] | None = None
+        self, pipeline: str, *, limit: int = 50, kinds: tuple[str, ...] | None = None, offset: int = 0
     ) -> builtins.list[LoopEvent]:
-        """The newest ``limit`` events of ``pipeline`` (of ``kinds`` if given), newest first."""
+        """The newest ``limit`` events of ``pipeline`` (of ``kinds`` if given) after the newest ``offset``, newest
+        first."""
         stmt = select(loop_events).where(loop_events.c.pipeline == pipeline)
         if kinds is not None:
             stmt = stmt.where(loop_events.c.kind.in_(kinds))
-        stmt = stmt.order_by(loop_events.c.at.desc(), loop_events.c.id.desc()).limit(limit)
+        stmt = stmt.order_by(loop_events.c.at.desc(), loop_events.c.id.desc()).limit(limit).offset(offset)
         with reading(self.engine) as conn:
             return [_event(row) for row in conn.execute(stmt).mappings()]
+
+    def count(self, pipeline: str, *, kinds: tuple[str, ...] | None = None) -> int:
+        """How many events ``pipeline`` has (of ``kinds`` if given)."""
+        stmt = select(func.count()).select_from(loop_events).where(loop_events.c.pipeline == pipeline)
+        if kinds is not None:
+            stmt = stmt.where(loop_events.c.kind.in_(kinds))
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def pipeline_count(self) -> int:
+        """How many pipelines have loop events."""
+        stmt = select(func.count(func.distinct(loop_events.c.pipeline)))
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def pipelines(self, *, limit: int = 50, offset: int = 0) -> builtins.list[PipelineEvents]:
+        """The pipelines that have loop events, the one with the newest event first (``limit`` of them after the
+        first ``offset``): four grouped queries over that page of pipelines, whatever the number of events."""
+        c = loop_events.c
+        newest = func.max(c.id).label("newest")
+        page = select(c.pipeline, newest).group_by(c.pipeline).order_by(newest.desc()).limit(limit).offset(offset)
+        with reading(self.engine) as conn:
+            return _summaries(conn, {str(row.pipeline): int(row.newest) for row in conn.execute(page)})
+
+    def pipeline(self, pipeline: str) -> PipelineEvents | None:
+        """What :meth:`pipelines` says of ``pipeline`` (None: it has no loop event)."""
+        stmt = select(func.max(loop_events.c.id)).where(loop_events.c.pipeline == pipeline)
+        with reading(self.engine) as conn:
+            newest = conn.execute(stmt).scalar_one()
+            found = [] if newest is None else _summaries(conn, {pipeline: int(newest)})
+        return found[0] if found else None
 
     def latest_for_model(self, model: str, kinds: tuple[str, ...]) -> LoopEvent | None:
         """The newest event about ``model`` of one of ``kinds``, whatever the pipeline (None: none yet)."""
@@ -194,6 +247,26 @@ class LoopStore:
 def _insert_if_absent(conn: Connection) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(loop_leases).on_conflict_do_nothing(index_elements=["name"]).returning(loop_leases.c.name)
+
+
+def _summaries(conn: Connection, last_ids: dict[str, int]) -> builtins.list[PipelineEvents]:
+    """The :class:`PipelineEvents` of the pipelines whose newest event ids ``last_ids`` holds, in its order."""
+    if not last_ids:
+        return []
+    c, names = loop_events.c, list(last_ids)
+    counts: dict[str, dict[str, int]] = {name: {} for name in names}
+    kinds = select(c.pipeline, c.kind, func.count()).where(c.pipeline.in_(names)).group_by(c.pipeline, c.kind)
+    for name, kind, n in conn.execute(kinds):
+        counts[str(name)][str(kind)] = int(n)
+    named = select(c.pipeline, func.max(c.id)).where(c.pipeline.in_(names), c.model.is_not(None))
+    model_ids = [int(i) for _, i in conn.execute(named.group_by(c.pipeline))]
+    wanted = select(loop_events).where(c.id.in_([*last_ids.values(), *model_ids]))
+    rows = {int(row["id"]): _event(row) for row in conn.execute(wanted).mappings()}
+    models = {rows[i].pipeline: rows[i].model for i in model_ids}
+    return [
+        PipelineEvents(name, sum(counts[name].values()), counts[name], rows[last_ids[name]], models.get(name))
+        for name in names
+    ]
 
 
 def _holder(row: RowMapping) -> LeaseHolder:

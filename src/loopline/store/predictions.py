@@ -197,13 +197,30 @@ class PredictionLog:
             )
         stmt = stmt.order_by(predictions.c.created_at, predictions.c.prediction_id)
         names = [*(name for name in _META_SCHEMA if name != "prediction"), "output", "inputs"]
-        with reading(self.engine) as conn:
-            result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+        with reading(self.engine) as conn, conn.execution_options(yield_per=chunk_rows).execute(stmt) as result:
+            # the result is closed with the block, also when the caller stops early (a server-side cursor on PG)
             for rows in result.partitions():
                 frame = pl.DataFrame(
                     [tuple(row) for row in rows], schema=names, orient="row", infer_schema_length=None, strict=False
                 )
                 yield _with_fields(frame, fields, probabilities)
+
+    def input_values(
+        self, model_name: str, field: str, *, start: datetime, end: datetime, limit: int
+    ) -> tuple[list[Any], bool]:
+        """The input ``field`` of the first ``limit`` predictions of ``model_name`` with ``start <= created_at <
+        end`` (in log order; None where a row lacks it), extracted by the database, and whether more rows lie in
+        that span. One indexed query that reads ``limit + 1`` rows at most, whatever the size of the span."""
+        c = predictions.c
+        stmt = (
+            select(c.inputs[field])
+            .where(c.model_name == model_name, c.created_at >= start, c.created_at < end)
+            .order_by(c.created_at, c.prediction_id)
+            .limit(limit + 1)
+        )
+        with reading(self.engine) as conn:
+            values = list(conn.execute(stmt).scalars())
+        return values[:limit], len(values) > limit
 
     def first_at(self, model_name: str, *, since: datetime | None = None) -> datetime | None:
         """When the oldest prediction of ``model_name`` (at or after ``since``) was made; None without one."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -114,6 +114,14 @@ class WindowRepository:
         with reading(self.engine) as conn:
             rows = [_stored(row) for row in conn.execute(stmt).mappings()]
         return sorted(rows, key=lambda w: (w.spec, w.seq))
+
+    def specs(self, model_name: str) -> dict[str, int]:
+        """The window specs of ``model_name`` with how many windows of each are closed, by spec (one grouped
+        query)."""
+        c = monitor_windows.c
+        stmt = select(c.spec, func.count()).where(c.model_name == model_name).group_by(c.spec).order_by(c.spec)
+        with reading(self.engine) as conn:
+            return {str(spec): int(n) for spec, n in conn.execute(stmt)}
 
     def close(
         self, window: WindowRow, fired: Sequence[AlertRow], *, delivery: str = "none"
