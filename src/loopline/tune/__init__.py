@@ -26,6 +26,8 @@ from loopline.tune._studies import (
     load_study,
     open_storage,
     param_importances,
+    storage_at,
+    study_page,
 )
 from loopline.tune._study import TuneResult, tune
 
@@ -53,5 +55,7 @@ __all__ = [
     "open_storage",
     "param_importances",
     "parse_space",
+    "storage_at",
+    "study_page",
     "tune",
 ]
