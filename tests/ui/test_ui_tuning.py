@@ -175,3 +175,21 @@ def test_every_tuning_link_resolves(studied: Store) -> None:
             assert answer.status_code == 200, f"{path}: {answer.status_code}"
             queue += [href.replace("&amp;", "&") for href in re.findall(r'href="(/ui/tuning[^"#]*)"', answer.text)]
     assert {"/ui/tuning", f"/ui/tuning/{SEARCH_PATH}", "/ui/tuning/quick"} <= seen
+
+
+def test_a_study_that_gains_trials_is_read_again(client: TestClient, studied: Store) -> None:
+    from loopline.tune import storage_at, study_stamps
+
+    assert get_json(client, "/tuning")["studies"][0]["trials"] == 4
+    assert len(get_json(client, f"/tuning/{SEARCH_PATH}")["history"]["trial"]) == 4
+    with storage_at(url_of(studied)) as storage:
+        before = study_stamps(storage)
+    run_study(studied, SEARCH, n_trials=5)  # resumes: one more trial
+    with storage_at(url_of(studied)) as storage:
+        after = study_stamps(storage)
+    assert before is not None and after is not None
+    assert [s.name for s in after] == [SEARCH, "quick"] and after[0].stamp != before[0].stamp
+    assert after[1].stamp == before[1].stamp and after[0].running == 0 and after[0].started
+    assert get_json(client, "/tuning")["studies"][0]["trials"] == 5
+    data = get_json(client, f"/tuning/{SEARCH_PATH}")
+    assert data["history"]["trial"] == [0, 1, 2, 3, 4] and data["importance_note"].endswith("on the 5 complete trials.")

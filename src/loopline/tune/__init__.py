@@ -20,6 +20,7 @@ from loopline.tune._spec import (
 )
 from loopline.tune._studies import (
     StudyRecord,
+    StudyStamp,
     TrialRecord,
     delete_study,
     list_studies,
@@ -28,6 +29,8 @@ from loopline.tune._studies import (
     param_importances,
     storage_at,
     study_page,
+    study_stamps,
+    summarise,
 )
 from loopline.tune._study import TuneResult, tune
 
@@ -43,6 +46,7 @@ __all__ = [
     "SearchSpace",
     "SliceSets",
     "StudyRecord",
+    "StudyStamp",
     "TrialRecord",
     "TuneResult",
     "TuneSpec",
@@ -57,5 +61,7 @@ __all__ = [
     "parse_space",
     "storage_at",
     "study_page",
+    "study_stamps",
+    "summarise",
     "tune",
 ]

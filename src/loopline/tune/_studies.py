@@ -160,9 +160,15 @@ def study_page(url: str, offset: int = 0, limit: int | None = None) -> tuple[int
 
 
 def _summary(summary: Any, record: StudyRecord) -> dict[str, Any]:
+    started = None if summary.datetime_start is None else summary.datetime_start.isoformat()
+    return summarise(record, started)
+
+
+def summarise(record: StudyRecord, started: str | None) -> dict[str, Any]:
+    """What a list of studies shows of ``record`` (see :func:`study_page`)."""
     best = record.best
     return {
-        "name": summary.study_name,
+        "name": record.name,
         "directions": list(record.directions),
         "metric": record.settings.get("metric"),
         "trials": len(record.trials),
@@ -170,8 +176,56 @@ def _summary(summary: Any, record: StudyRecord) -> dict[str, Any]:
         "best_value": None if best is None or best.values is None else best.values[0],
         "best_params": None if best is None else best.params,
         "best_trial": None if best is None else best.number,
-        "started": None if summary.datetime_start is None else summary.datetime_start.isoformat(),
+        "started": started,
     }
+
+
+@dataclass(frozen=True)
+class StudyStamp:
+    """A stored study's name, when its first trial started, and ``stamp``: a value that changes whenever a trial
+    is added or finishes (``running``: trials still running, whose values may change without it)."""
+
+    name: str
+    started: str | None
+    running: int
+    stamp: tuple[Any, ...]
+
+
+def study_stamps(storage: Any) -> list[StudyStamp] | None:
+    """Every study of an RDB ``storage``, in creation order, with its :class:`StudyStamp`: one aggregate query
+    over Optuna's ``studies`` and ``trials`` tables, so a reader can tell whether a study it loaded before
+    changed without loading its trials again. None when the storage is not a database Optuna's schema reads."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = getattr(storage, "engine", None)
+    if engine is None:
+        return None
+    query = text(
+        "SELECT s.study_id, s.study_name, COUNT(t.trial_id), MAX(t.trial_id), MAX(t.datetime_complete), "
+        "SUM(CASE WHEN t.state = 'RUNNING' THEN 1 ELSE 0 END), MIN(t.datetime_start) "
+        "FROM studies s LEFT JOIN trials t ON t.study_id = s.study_id "
+        "GROUP BY s.study_id, s.study_name ORDER BY s.study_id"
+    )
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+    except SQLAlchemyError:
+        return None
+    return [
+        StudyStamp(
+            name=str(name),
+            started=None if started is None else _iso(started),
+            running=int(running or 0),
+            stamp=(study_id, int(count), last, str(finished)),
+        )
+        for study_id, name, count, last, finished, running, started in rows
+    ]
+
+
+def _iso(value: Any) -> str:
+    """A datetime column as ISO text (SQLite hands back text already)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value).replace(" ", "T")
 
 
 def param_importances(storage: Any, name: str, *, newest: int | None = None, quick: bool = False) -> dict[str, float]:

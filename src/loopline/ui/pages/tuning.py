@@ -18,6 +18,7 @@ from loopline.ui._page import Data, Page, Params, UIError, View
 
 if TYPE_CHECKING:
     from loopline.store import Store
+    from loopline.tune import StudyRecord, StudyStamp
 
 IMPORTANCE_TRIALS = 500
 """Parameter importances are computed on this many newest complete trials at most."""
@@ -27,7 +28,8 @@ _CACHE_SIZE = 64
 _importances: OrderedDict[tuple[Any, ...], dict[str, float]] = OrderedDict()
 """Importances already computed, by (database, study, complete trials, newest of them): a study that did not
 change is not analysed again."""
-STATES = ("complete", "pruned", "fail", "running", "waiting")
+_records: OrderedDict[tuple[str, str], tuple[tuple[Any, ...], StudyRecord]] = OrderedDict()
+"""Studies already loaded, by (database, study), with the stamp they had: reloaded only when it changed."""
 
 
 def _url(store: Store) -> str:
@@ -63,10 +65,35 @@ def studies_data(store: Store, params: Params) -> Data:
     note = _unavailable(store)
     if note is not None:
         return {"available": False, "note": note, "studies": [], "pagination": pagination.describe(0)}
-    from loopline.tune import study_page
+    from loopline.tune import storage_at, study_page, study_stamps, summarise
 
-    total, studies = study_page(_url(store), pagination.offset, pagination.per_page)
+    url = _url(store)
+    with storage_at(url) as storage:
+        stamps = study_stamps(storage)
+        if stamps is not None:
+            shown = stamps[pagination.offset : pagination.offset + pagination.per_page]
+            studies = [summarise(_load(storage, url, s.name, s), s.started) for s in shown]
+            total = len(stamps)
+    if stamps is None:  # not a database Optuna's schema reads: load each study of the page
+        total, studies = study_page(url, pagination.offset, pagination.per_page)
     return {"available": True, "note": None, "studies": studies, "pagination": pagination.describe(total)}
+
+
+def _load(storage: Any, url: str, name: str, stamp: StudyStamp | None) -> StudyRecord:
+    """The study ``name``, from the cache while its stamp is unchanged and none of its trials runs."""
+    from loopline.tune import load_study
+
+    key = (url, name)
+    cached = _records.get(key)
+    if stamp is not None and cached is not None and cached[0] == stamp.stamp and not stamp.running:
+        _records.move_to_end(key)
+        return cached[1]
+    record = load_study(storage, name)  # ConfigError naming the known studies when there is none
+    if stamp is not None and not stamp.running:
+        _records[key] = (stamp.stamp, record)
+        while len(_records) > _CACHE_SIZE:
+            _records.popitem(last=False)
+    return record
 
 
 def render_studies(data: Data, view: View) -> Markup:
@@ -114,12 +141,13 @@ def study_data(store: Store, params: Params) -> Data:
     note = _unavailable(store)
     if note is not None:
         raise UIError(404, f"no study {name!r}: {note}", hint="See the studies at /ui/tuning.")
-    from loopline.tune import load_study, storage_at
+    from loopline.tune import storage_at, study_stamps
 
     url = _url(store)
     with storage_at(url) as storage:
+        stamp = next((s for s in study_stamps(storage) or [] if s.name == name), None)
         try:
-            record = load_study(storage, name)
+            record = _load(storage, url, name, stamp)
         except ConfigError as error:
             raise UIError(404, error.message, hint=error.hint) from None
         study = record.to_dict()
