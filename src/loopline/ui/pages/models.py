@@ -149,7 +149,7 @@ def render_repository(data: Data, view: View) -> Markup:
         ]
         for m in data["models"]
     ]
-    headers = ["model", "production", "aliases", "versions", "archived", "best candidate", "last registered"]
+    headers = ["model", "production", "aliases", "versions", "archived", f"best of {BEST_OF} newest", "last registered"]
     paging = data["pagination"]
     return join([table(headers, rows, id_="models"), pager(view.url("/models"), {}, paging["page"], paging["pages"])])
 
@@ -216,7 +216,7 @@ def render_model(data: Data, view: View) -> Markup:
         "better)"
         if main
         else None,
-        "best candidate": _best_cell(view, name, data["best"]),
+        f"best of the {BEST_OF} newest candidates": _best_cell(view, name, data["best"]),
     }
     parts = [pairs(facts), _model_actions(data, view)]
     if main is not None and any(p["value"] is not None for p in data["metric_series"]):
