@@ -7,8 +7,10 @@ Studies are read through :mod:`loopline.tune` (which alone imports Optuna, lazil
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,6 +32,36 @@ _importances: OrderedDict[tuple[Any, ...], dict[str, float]] = OrderedDict()
 change is not analysed again."""
 _records: OrderedDict[tuple[str, str], tuple[tuple[Any, ...], StudyRecord]] = OrderedDict()
 """Studies already loaded, by (database, study), with the stamp they had: reloaded only when it changed."""
+
+
+_STORAGES = 4
+_storages: OrderedDict[str, Any] = OrderedDict()
+"""Optuna storages already opened, by database URL (opening one checks Optuna's schema: tens of ms)."""
+_storages_lock = threading.Lock()
+
+
+@contextmanager
+def _storage(url: str) -> Iterator[Any]:
+    """Optuna's storage on ``url``, kept open between requests (the least recently used beyond
+    :data:`_STORAGES` is closed); this thread's session is released after each use."""
+    from loopline.tune import open_storage
+
+    with _storages_lock:
+        storage = _storages.get(url)
+        if storage is None:
+            storage = _storages[url] = open_storage(url)
+            while len(_storages) > _STORAGES:
+                _close(_storages.popitem(last=False)[1])
+        _storages.move_to_end(url)
+    try:
+        yield storage
+    finally:
+        storage.remove_session()
+
+
+def _close(storage: Any) -> None:
+    storage.remove_session()
+    storage.engine.dispose()
 
 
 def _url(store: Store) -> str:
@@ -65,10 +97,10 @@ def studies_data(store: Store, params: Params) -> Data:
     note = _unavailable(store)
     if note is not None:
         return {"available": False, "note": note, "studies": [], "pagination": pagination.describe(0)}
-    from loopline.tune import storage_at, study_page, study_stamps, summarise
+    from loopline.tune import study_page, study_stamps, summarise
 
     url = _url(store)
-    with storage_at(url) as storage:
+    with _storage(url) as storage:
         stamps = study_stamps(storage)
         if stamps is not None:
             shown = stamps[pagination.offset : pagination.offset + pagination.per_page]
@@ -141,10 +173,10 @@ def study_data(store: Store, params: Params) -> Data:
     note = _unavailable(store)
     if note is not None:
         raise UIError(404, f"no study {name!r}: {note}", hint="See the studies at /ui/tuning.")
-    from loopline.tune import storage_at, study_stamps
+    from loopline.tune import study_stamps
 
     url = _url(store)
-    with storage_at(url) as storage:
+    with _storage(url) as storage:
         stamp = next((s for s in study_stamps(storage) or [] if s.name == name), None)
         try:
             record = _load(storage, url, name, stamp)
