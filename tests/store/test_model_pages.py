@@ -97,3 +97,30 @@ def test_metric_rows_read_the_newest_versions_metrics_only(store: Store) -> None
     assert [r["version"] for r in store.models.metric_rows("churn", archived=False)] == [3, 2]
     assert [r["version"] for r in store.models.metric_rows("churn")] == [3, 2, 1]
     assert rows[0]["created_at"] == store.models.get("churn", 3).created_at
+
+
+def test_listing_is_a_page_without_the_heavy_columns(store: Store) -> None:
+    for _ in range(4):
+        register(store, timings={"training": {"learning_curve": {"valid": [0.5] * 1000}}})
+    store.models.promote("churn", 2)
+    store.models.promote("churn", 3)  # 2 archived
+    store.models.set_alias("churn", "canary", 4)
+    listed = store.models.listing("churn", 0, 2)
+    full = store.models.page("churn", 0, 2)
+    assert [r["version"] for r in listed] == [v.version for v in full] == [4, 3]
+    for row, version in zip(listed, full, strict=True):
+        assert row == {
+            "version": version.version,
+            "stage": version.stage,
+            "aliases": list(version.aliases),
+            "algorithm": version.algorithm,
+            "metrics": version.metrics,
+            "data_fingerprint": version.data_fingerprint,
+            "run_id": version.run_id,
+            "created_at": version.created_at,
+            "promoted_at": version.promoted_at,
+            "archived_at": version.archived_at,
+        }
+    assert (listed[0]["aliases"], listed[1]["stage"]) == (["canary"], "production")
+    assert [r["version"] for r in store.models.listing("churn", 2, 5)] == [1]
+    assert [r["stage"] for r in store.models.listing("churn", 0, 5, archived=True)][2] == "archived"

@@ -86,6 +86,8 @@ class ModelVersion:
 
 
 _ROW_FIELDS = tuple(f for f in ModelVersion.__dataclass_fields__ if f not in ("stage", "aliases"))
+_LISTED: tuple[str, ...] = ("version", "stage", "algorithm", "metrics", "data_fingerprint", "run_id")
+_LISTED += ("created_at", "promoted_at", "archived_at")
 
 
 class ModelRepository:
@@ -283,6 +285,27 @@ class ModelRepository:
             rows = conn.execute(stmt).mappings().all()
             tags = aliases_by_version(conn, [name])
         return [_model_version(row, tags.get((name, row["version"]), ())) for row in rows]
+
+    def listing(
+        self, name: str, offset: int = 0, limit: int = 50, *, archived: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """:meth:`page` without the heavy columns (params, config, schema, timings): ``{"version", "stage",
+        "aliases", "algorithm", "metrics", "data_fingerprint", "run_id", "created_at", "promoted_at",
+        "archived_at"}``, ``stage`` ``production`` for the production version (what a list of versions shows)."""
+        columns = [models.c[key] for key in _LISTED]
+        stmt = select(*columns).where(models.c.name == name)
+        if not archived:
+            stmt = stmt.where(models.c.stage != "archived")
+        stmt = stmt.order_by(models.c.version.desc()).offset(offset).limit(limit)
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt).mappings().all()
+            tags = aliases_by_version(conn, [name])
+        out = []
+        for row in rows:
+            aliases = tags.get((name, row["version"]), ())
+            stage = "production" if PRODUCTION in aliases else row["stage"]
+            out.append({**row, "stage": stage, "aliases": builtins.list(aliases)})
+        return out
 
     def metric_rows(self, name: str, limit: int = 200, *, archived: bool = True) -> builtins.list[dict[str, Any]]:
         """The metrics of the ``limit`` newest versions of ``name``, newest first, and nothing else:

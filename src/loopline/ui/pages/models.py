@@ -29,6 +29,7 @@ SPLITS = ("train", "valid", "test")
 PREFERRED_METRICS = ("roc_auc", "rmse")
 """The main metric: the first of these a version has, else the first metric with a known direction."""
 MISSING = object()
+TIMES = ("created_at", "promoted_at", "archived_at")
 
 
 # --- what the pages share ---------------------------------------------------------------------------------------
@@ -180,9 +181,8 @@ def model_data(store: Store, params: Params) -> Data:
     pagination = params.pagination()
     counts = {"active": store.models.count(name), "all": store.models.count(name, archived=True)}
     total = counts["all"] if include else counts["active"]
-    versions = [
-        version_row(v) for v in store.models.page(name, pagination.offset, pagination.per_page, archived=include)
-    ]
+    listed = store.models.listing(name, pagination.offset, pagination.per_page, archived=include)
+    versions = [{**row, **{key: iso(row[key]) for key in TIMES}} for row in listed]
     newest = store.models.metric_rows(name, CHART_VERSIONS)
     main = main_metric([r["metrics"] for r in newest])
     series = [
