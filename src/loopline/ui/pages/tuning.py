@@ -38,6 +38,7 @@ _STORAGES = 4
 _storages: OrderedDict[str, Any] = OrderedDict()
 """Optuna storages already opened, by database URL (opening one checks Optuna's schema: tens of ms)."""
 _storages_lock = threading.Lock()
+_caches_lock = threading.Lock()
 
 
 @contextmanager
@@ -118,14 +119,20 @@ def _load(storage: Any, url: str, name: str, stamp: StudyStamp | None) -> StudyR
     key = (url, name)
     cached = _records.get(key)
     if stamp is not None and cached is not None and cached[0] == stamp.stamp and not stamp.running:
-        _records.move_to_end(key)
         return cached[1]
     record = load_study(storage, name)  # ConfigError naming the known studies when there is none
     if stamp is not None and not stamp.running:
-        _records[key] = (stamp.stamp, record)
-        while len(_records) > _CACHE_SIZE:
-            _records.popitem(last=False)
+        _remember(_records, key, (stamp.stamp, record))
     return record
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key``, forgetting the oldest entries beyond :data:`_CACHE_SIZE` (threads take
+    turns)."""
+    with _caches_lock:
+        cache[key] = value
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
 
 
 def render_studies(data: Data, view: View) -> Markup:
@@ -246,9 +253,7 @@ def _importances_of(storage: Any, url: str, study: Data) -> tuple[dict[str, floa
     found = _importances.get(key)
     if found is None:
         found = param_importances(storage, study["name"], newest=IMPORTANCE_TRIALS, quick=True)
-        _importances[key] = found
-        while len(_importances) > _CACHE_SIZE:
-            _importances.popitem(last=False)
+        _remember(_importances, key, found)
     used = min(len(complete), IMPORTANCE_TRIALS)
     note = f"fANOVA (16 trees) on the {'newest ' if used < len(complete) else ''}{used:,} complete trials"
     if not found:
