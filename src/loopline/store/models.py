@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, case, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -86,6 +86,8 @@ class ModelVersion:
 
 
 _ROW_FIELDS = tuple(f for f in ModelVersion.__dataclass_fields__ if f not in ("stage", "aliases"))
+_LISTED: tuple[str, ...] = ("version", "stage", "algorithm", "metrics", "data_fingerprint", "run_id")
+_LISTED += ("created_at", "promoted_at", "archived_at")
 
 
 class ModelRepository:
@@ -269,6 +271,92 @@ class ModelRepository:
             rows = conn.execute(stmt).mappings().all()
             tags = aliases_by_version(conn, None if name is None else [name])
         return [_model_version(row, tags.get((row["name"], row["version"]), ())) for row in rows]
+
+    def page(
+        self, name: str, offset: int = 0, limit: int = 50, *, archived: bool = False
+    ) -> builtins.list[ModelVersion]:
+        """One page of the versions of ``name``, newest first: ``limit`` versions after the ``offset`` newest
+        (archived versions only with ``archived``). An unknown name is an empty page."""
+        stmt = select(models).where(models.c.name == name)
+        if not archived:
+            stmt = stmt.where(models.c.stage != "archived")
+        stmt = stmt.order_by(models.c.version.desc()).offset(offset).limit(limit)
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt).mappings().all()
+            tags = aliases_by_version(conn, [name])
+        return [_model_version(row, tags.get((name, row["version"]), ())) for row in rows]
+
+    def listing(
+        self, name: str, offset: int = 0, limit: int = 50, *, archived: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """:meth:`page` without the heavy columns (params, config, schema, timings): ``{"version", "stage",
+        "aliases", "algorithm", "metrics", "data_fingerprint", "run_id", "created_at", "promoted_at",
+        "archived_at"}``, ``stage`` ``production`` for the production version (what a list of versions shows)."""
+        columns = [models.c[key] for key in _LISTED]
+        stmt = select(*columns).where(models.c.name == name)
+        if not archived:
+            stmt = stmt.where(models.c.stage != "archived")
+        stmt = stmt.order_by(models.c.version.desc()).offset(offset).limit(limit)
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt).mappings().all()
+            tags = aliases_by_version(conn, [name])
+        out = []
+        for row in rows:
+            aliases = tags.get((name, row["version"]), ())
+            stage = "production" if PRODUCTION in aliases else row["stage"]
+            out.append({**row, "stage": stage, "aliases": builtins.list(aliases)})
+        return out
+
+    def metric_rows(self, name: str, limit: int = 200, *, archived: bool = True) -> builtins.list[dict[str, Any]]:
+        """The metrics of the ``limit`` newest versions of ``name``, newest first, and nothing else:
+        ``{"version", "stage", "created_at", "metrics"}`` (what a chart or a ranking needs, without the
+        configs and schemas of :meth:`page`)."""
+        columns = (models.c.version, models.c.stage, models.c.created_at, models.c.metrics)
+        stmt = select(*columns).where(models.c.name == name)
+        if not archived:
+            stmt = stmt.where(models.c.stage != "archived")
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt.order_by(models.c.version.desc()).limit(limit)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def count(self, name: str, *, archived: bool = False) -> int:
+        """How many versions ``name`` has (archived ones only counted with ``archived``); 0 for an unknown name."""
+        stmt = select(func.count()).select_from(models).where(models.c.name == name)
+        if not archived:
+            stmt = stmt.where(models.c.stage != "archived")
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def summaries(self, offset: int = 0, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        """One page of model names (sorted) with SQL aggregates of their versions: ``{"name", "versions",
+        "archived", "latest_version", "last_registered", "aliases"}`` (``aliases``: alias -> version)."""
+        archived = func.sum(case((models.c.stage == "archived", 1), else_=0))
+        stmt = (
+            select(
+                models.c.name,
+                func.count().label("versions"),
+                archived.label("archived"),
+                func.max(models.c.version).label("latest_version"),
+                func.max(models.c.created_at).label("last_registered"),
+            )
+            .group_by(models.c.name)
+            .order_by(models.c.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        with reading(self.engine) as conn:
+            rows = [dict(row) for row in conn.execute(stmt).mappings()]
+            stmt_aliases = select(model_aliases.c.name, model_aliases.c.alias, model_aliases.c.version)
+            stmt_aliases = stmt_aliases.where(model_aliases.c.name.in_([row["name"] for row in rows]))
+            found: dict[str, dict[str, int]] = {}
+            for name, alias, version in conn.execute(stmt_aliases.order_by(model_aliases.c.alias)):
+                found.setdefault(name, {})[alias] = version
+        return [{**row, "archived": int(row["archived"] or 0), "aliases": found.get(row["name"], {})} for row in rows]
+
+    def count_names(self) -> int:
+        """How many distinct model names the repository holds."""
+        with reading(self.engine) as conn:
+            return int(conn.execute(select(func.count(func.distinct(models.c.name)))).scalar_one())
 
     def names(self) -> builtins.list[str]:
         """The distinct model names, sorted."""
@@ -472,6 +560,16 @@ class ModelRepository:
     def history(self, name: str) -> builtins.list[ModelEvent]:
         """Every transition of ``name``, oldest first (see :mod:`loopline.store._audit`)."""
         stmt = select(model_events).where(model_events.c.name == name).order_by(model_events.c.id)
+        with reading(self.engine) as conn:
+            rows = conn.execute(stmt).mappings().all()
+            if not rows and not _exists(conn, name):
+                raise _missing(conn, name, None)
+        return [ModelEvent.from_row(row) for row in rows]
+
+    def latest_history(self, name: str, limit: int = 50) -> builtins.list[ModelEvent]:
+        """The ``limit`` newest transitions of ``name``, newest first (NotFoundError for an unknown model)."""
+        stmt = select(model_events).where(model_events.c.name == name)
+        stmt = stmt.order_by(model_events.c.id.desc()).limit(limit)
         with reading(self.engine) as conn:
             rows = conn.execute(stmt).mappings().all()
             if not rows and not _exists(conn, name):

@@ -20,12 +20,17 @@ from loopline.tune._spec import (
 )
 from loopline.tune._studies import (
     StudyRecord,
+    StudyStamp,
     TrialRecord,
     delete_study,
     list_studies,
     load_study,
     open_storage,
     param_importances,
+    storage_at,
+    study_page,
+    study_stamps,
+    summarise,
 )
 from loopline.tune._study import TuneResult, tune
 
@@ -41,6 +46,7 @@ __all__ = [
     "SearchSpace",
     "SliceSets",
     "StudyRecord",
+    "StudyStamp",
     "TrialRecord",
     "TuneResult",
     "TuneSpec",
@@ -53,5 +59,9 @@ __all__ = [
     "open_storage",
     "param_importances",
     "parse_space",
+    "storage_at",
+    "study_page",
+    "study_stamps",
+    "summarise",
     "tune",
 ]
