@@ -155,6 +155,9 @@ def generate(store: Store, sizes: Sizes) -> Made:
     _datasets(store, sizes, rng, now, run_ids, assets)
     _studies(store, sizes)
     _write(store.engine, checkpoints, [_mark_row(sizes, now)])
+    if store.engine.dialect.name == "postgresql":  # planner statistics, as autovacuum keeps them on a live store
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
     return Made(table_counts(store.engine), time.perf_counter() - started, False)
 
 
@@ -181,7 +184,7 @@ class Assets:
     dataset_profile: dict[str, Any]
     metrics: dict[str, Any]
     params: dict[str, Any]
-    input_schema: dict[str, Any]
+    input_schema: Any
     timings: dict[str, Any]
 
 
@@ -322,11 +325,13 @@ def _models(
     engine: Engine, sizes: Sizes, rng: np.random.Generator, now: datetime, assets: Assets, ids: dict[str, list[str]]
 ) -> dict[str, list[Promotion]]:
     """Versions over 90 days; ten promotions per model in the last 30 (the prediction log follows them)."""
-    rows, aliases, events = [], [], []
+    rows: list[dict[str, Any]] = []
+    aliases: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     promotions: dict[str, list[Promotion]] = {}
     per_model = [sizes.versions // len(MODELS) + (i < sizes.versions % len(MODELS)) for i in range(len(MODELS))]
     for model, count in zip(MODELS, per_model, strict=True):
-        pipeline_runs = ids[f"{model}-loop"] or [None]
+        pipeline_runs: list[str | None] = [*ids[f"{model}-loop"]] or [None]
         created = [now - timedelta(days=90) + timedelta(days=90 * (v + 0.5) / count) for v in range(count)]
         promoted = sorted({max(1, count - 1 - 2 * k) for k in range(10)})
         history = [
@@ -464,9 +469,8 @@ def _timestamps(engine: Engine, start: datetime, seconds: np.ndarray) -> list[st
     base = np.datetime64(start.replace(tzinfo=None), "us")
     stamps = base + (seconds * 1e6).astype("timedelta64[us]")
     text = np.datetime_as_string(stamps, unit="us")
-    if engine.dialect.name == "sqlite":
-        return np.char.replace(text, "T", " ").tolist()
-    return np.char.add(text, "+00:00").tolist()
+    encoded = np.char.replace(text, "T", " ") if engine.dialect.name == "sqlite" else np.char.add(text, "+00:00")
+    return [str(value) for value in encoded]
 
 
 # --- windows and alerts --------------------------------------------------------------------------------------------
@@ -487,7 +491,7 @@ def _windows(
     per_model = max(1, sizes.windows // len(MODELS))
     length = DAYS * 86400.0 / per_model
     spec = f"{max(1, round(length / 3600))}h"
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model in MODELS:
         edges = np.searchsorted(times[model], np.arange(per_model + 1) * length)
         production = promotions[model][-1].version
@@ -594,7 +598,7 @@ def _alerts(
     """Alerts on the drifted windows first (then on others, for the accuracy floor), the newest unacknowledged."""
     ordered = [w for w in windows if w[4]] + [w for w in windows if not w[4]]
     chosen = sorted(ordered[: sizes.alerts], key=lambda w: w[3])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, (window_id, model, start, end, drifted) in enumerate(chosen):
         drift = bool(drifted)
         rows.append(
@@ -627,7 +631,7 @@ def _loop_events(
     """Ticks every few minutes over 30 days, with triggers, retrains, gate verdicts and promotions in between."""
     start = now - timedelta(days=DAYS)
     per_model = sizes.loop_events // len(MODELS)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model in MODELS:
         pipeline = f"{model}-loop"
         history = {p.at: p.version for p in promotions[model]}
@@ -683,7 +687,7 @@ def _datasets(
     parts, versions, letters, schemas, marks = [], [], [], [], []
     for d in range(sizes.datasets):
         name = f"{MODELS[d % len(MODELS)]}-events"
-        run_list = ids[f"{MODELS[d % len(MODELS)]}-loop"] or [None]
+        run_list: list[str | None] = [*ids[f"{MODELS[d % len(MODELS)]}-loop"]] or [None]
         seq = 0
         for v in range(1, sizes.dataset_versions + 1):
             at = now - timedelta(days=90) + timedelta(days=90 * v / sizes.dataset_versions)
@@ -780,7 +784,7 @@ def _objective(trial: Any) -> float:
     l2 = trial.suggest_float("l2_regularization", 0.0, 1.0)
     score = 0.85 - (math.log10(lr) + 1.2) ** 2 * 0.02 - abs(depth - 6) * 0.004 - l2 * 0.01
     trial.set_user_attr(SCORES_ATTR, {"2013-03": score + 0.003, "2013-04": score - 0.003})
-    return score
+    return float(score)
 
 
 # --- writing -------------------------------------------------------------------------------------------------------

@@ -239,8 +239,9 @@ def last_page(data: Any) -> int | None:
     return None
 
 
-def run_pages(store: Any, repeats: int, only: list[str] | None) -> list[Timing]:
-    """Every page as JSON and as HTML (and its last page when it is a paginated list)."""
+def run_pages(store: Any, repeats: int, only: list[str] | None, echo: Callable[[str], None] = print) -> list[Timing]:
+    """Every page as JSON and as HTML (and its last page when it is a paginated list); ``echo`` says how each
+    went."""
     from fastapi.testclient import TestClient
 
     from loopline.ui import create_ui_app
@@ -261,7 +262,7 @@ def run_pages(store: Any, repeats: int, only: list[str] | None) -> list[Timing]:
                 addresses += [f"/api{address}{joiner}page={deepest}", f"/ui{address}{joiner}page={deepest}"]
             results += time_page(client, clock, addresses, repeats)
             done = results[-len(addresses) :]
-            print(f"  {page.path}: " + ", ".join(f"{t.address} {t.median_ms():.1f} ms" for t in done if t.samples))
+            echo(f"  {page.path}: " + ", ".join(f"{t.address} {t.median_ms():.1f} ms" for t in done if t.samples))
     return results
 
 
@@ -295,11 +296,11 @@ def main() -> None:
     started = time.perf_counter()
     store, made = open_generated(args.store_url, sizes)
     generated = time.perf_counter() - started
-    say = (lambda *a: None) if args.json else print
+    say: Callable[[str], None] = (lambda line: None) if args.json else print
     say(_made_line(made, generated, store))
     only = [p.strip() for p in args.only.split(",")] if args.only else None
     with store:
-        results = run_pages(store, repeats, only)
+        results = run_pages(store, repeats, only, say)
         backend = store.engine.dialect.name
     say(table(results))
     failed = [t for t in results if t.status != 200]
