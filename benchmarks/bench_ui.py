@@ -15,10 +15,16 @@ and sent back as a ``Server-Timing: app;dur=MS`` header. Every answer must be 20
 
 Goal (the issue's): every page's p95 under 300 ms. ``goal_ratio`` = p95 / 300 ms per page (1.0 or less meets
 it); the JSON line's ratio ``headroom_vs_goal`` = 300 ms / the worst page's p95 (bigger is better, as every ratio
-here). There is no peer in this figure: it is a goal without a peer (MLflow's UI lists runs through
-``/ajax-api/2.0/mlflow/runs/search``, a like-for-like peer for ``/api/runs`` only, not measured yet).
+here). That figure is a goal without a peer: no other tool serves these pages.
 
-    python benchmarks/bench_ui.py [--quick] [--store-url URL] [--only /runs,/models] [--json]
+Peer, for the run list only (``_ui_mlflow.py``): MLflow's tracking server (its own virtualenv, .bench/mlflow-venv,
+as bench_train.py makes it) with as many runs, logged through MLflow's own client, answering its UI's call ``POST
+/ajax-api/2.0/mlflow/runs/search`` (newest 50), beside loopline's ``GET /api/runs`` (newest 50) served by uvicorn
+from the generated store; both timed client-side over HTTP, alternated. ``runs_search_vs_mlflow`` = MLflow s /
+loopline s (median of the paired ratios). On in a full run (which creates the virtualenv), off with ``--quick``
+(``--mlflow on|off`` overrides); skipped while there is no ``/runs`` page.
+
+    python benchmarks/bench_ui.py [--quick] [--store-url URL] [--only /runs,/models] [--mlflow auto|on|off] [--json]
 
 ``--quick``: the sizes divided by 20 (500 runs, 50 versions, 50,000 predictions), 3 timed requests per page: the
 smoke run of ``run_all.py --quick``. The load generator (the test client) shares the process and its 2 cores.
@@ -290,6 +296,10 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated page paths (as all_pages() names them)")
     parser.add_argument("--repeats", type=int, default=None, help="timed requests per address")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument(
+        "--mlflow", choices=("auto", "on", "off"), default="auto",
+        help="the MLflow runs-search peer (auto: on in a full run, creating its virtualenv; off with --quick)",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
@@ -302,6 +312,7 @@ def main() -> None:
     with store:
         results = run_pages(store, repeats, only, say)
         backend = store.engine.dialect.name
+        peer = run_peer(store, made, args, repeats, say)
     say(table(results))
     failed = [t for t in results if t.status != 200]
     timed = [t for t in results if t.samples]
@@ -309,7 +320,7 @@ def main() -> None:
     say(
         f"\nserver time per request (median and p95 of {repeats}, after {WARM_UP} warm-ups), {backend}; goal p95 <"
         f" {GOAL_MS:.0f} ms; worst: {worst.address if worst else '-'} p95 {worst.p95_ms() if worst else 0:.1f} ms."
-        " No peer measured: a goal without a peer."
+        " The goal has no peer (the run list's MLflow peer is above, when it ran)."
     )
     final_line(
         "ui",
@@ -320,7 +331,8 @@ def main() -> None:
         median={t.address: round(t.median_ms(), 2) for t in timed},
         p95={t.address: round(t.p95_ms(), 2) for t in timed},
         goal_ratio={t.address: round(t.p95_ms() / GOAL_MS, 4) for t in timed},
-        ratios={"headroom_vs_goal": round(GOAL_MS / worst.p95_ms(), 3) if worst else None},
+        ratios={"headroom_vs_goal": round(GOAL_MS / worst.p95_ms(), 3) if worst else None, **peer["ratios"]},
+        peer=peer["figures"],
         goals={
             "page_p95_ms": {
                 "goal": GOAL_MS,
@@ -334,6 +346,44 @@ def main() -> None:
     if failed:
         raise SystemExit(f"bench_ui: {len(failed)} address(es) did not answer 200: " + ", ".join(
             f"{t.address} ({t.status})" for t in failed))  # fmt: skip
+
+
+def run_peer(store: Any, made: Made, args: argparse.Namespace, repeats: int, say: Callable[[str], None]) -> Any:
+    """MLflow's runs search beside loopline's ``/api/runs`` (see ``_ui_mlflow.py``), when asked and possible."""
+    from loopline.ui.pages import all_pages
+
+    wanted = args.mlflow == "on" or (args.mlflow == "auto" and not args.quick)
+    none: dict[str, Any] = {"ratios": {"runs_search_vs_mlflow": None}, "figures": None}
+    if not wanted:
+        return none
+    from bench_train import MLFLOW_VENV, mlflow_python
+
+    if "/runs" not in {page.path for page in all_pages()}:
+        say("MLflow peer skipped: there is no /runs page yet")
+        return none
+    python = mlflow_python(create=True)
+    if python is None:
+        say(f"MLflow peer skipped: {MLFLOW_VENV} is missing")
+        return none
+    from _common import paired_ratios, summary
+    from _ui_mlflow import compare_runs
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    found = compare_runs(python, url, str(store.artifacts.location), made.rows["runs"], repeats)
+    times = found["times"]
+    ratios = paired_ratios(times["mlflow_runs_search_s"], times["loopline_api_runs_s"])
+    ms = {name.replace("_s", "_ms"): round(summary(t)["median"] * 1000, 2) for name, t in times.items()}
+    say(
+        f"MLflow {found['mlflow']} ({MLFLOW_VENV}, mlflow server, 1 worker) POST runs/search newest 50 of"
+        f" {made.rows['runs']:,}: median {ms['mlflow_runs_search_ms']} ms; loopline GET /api/runs (uvicorn):"
+        f" {ms['loopline_api_runs_ms']} ms; ratio (MLflow / loopline) median {summary(ratios)['median']:.2f}"
+        " (client-side times over HTTP, alternated)"
+    )
+    return {
+        "ratios": {"runs_search_vs_mlflow": round(summary(ratios)["median"], 3)},
+        "figures": {"median": ms, "spread": {"runs_search_vs_mlflow": summary(ratios)}, "mlflow": found["mlflow"],
+                    "mlflow_log_s": found["mlflow_log_s"]},
+    }  # fmt: skip
 
 
 def _made_line(made: Made, seconds: float, store: Any) -> str:
