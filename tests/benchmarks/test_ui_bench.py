@@ -117,3 +117,14 @@ def test_the_last_page_of_a_paginated_answer_is_found_at_the_top_or_one_level_do
     assert bench.last_page({"runs": [], "pagination": {"page": 1, "per_page": 50, "total": 120, "pages": 3}}) == 3
     assert bench.last_page({"pagination": {"page": 1, "per_page": 50, "total": 10, "pages": 1}}) is None
     assert bench.last_page({"models": []}) is None
+
+
+def test_the_mlflow_peer_runs_only_when_asked_and_never_in_the_quick_run_by_default() -> None:
+    import argparse
+
+    said: list[str] = []
+    made = generator.Made({"runs": 10}, 0.0, True)
+    for mlflow, quick in (("off", False), ("auto", True), ("off", True)):
+        found = bench.run_peer(None, made, argparse.Namespace(mlflow=mlflow, quick=quick), 3, said.append)
+        assert found == {"ratios": {"runs_search_vs_mlflow": None}, "figures": None}
+    assert said == []  # skipped silently: nothing was asked for
