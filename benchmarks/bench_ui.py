@@ -372,7 +372,7 @@ def run_peer(store: Any, made: Made, args: argparse.Namespace, repeats: int, say
     found = compare_runs(python, url, str(store.artifacts.location), made.rows["runs"], repeats)
     times = found["times"]
     ratios = paired_ratios(times["mlflow_runs_search_s"], times["loopline_api_runs_s"])
-    ms = {name.replace("_s", "_ms"): round(summary(t)["median"] * 1000, 2) for name, t in times.items()}
+    ms = {name.removesuffix("_s") + "_ms": round(summary(t)["median"] * 1000, 2) for name, t in times.items()}
     say(
         f"MLflow {found['mlflow']} ({MLFLOW_VENV}, mlflow server, 1 worker) POST runs/search newest 50 of"
         f" {made.rows['runs']:,}: median {ms['mlflow_runs_search_ms']} ms; loopline GET /api/runs (uvicorn):"
