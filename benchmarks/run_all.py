@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("orchestrate", "loop", "loop_efficacy", "monitor", "ingest", "prep", "train", "tune", "serve")
+ORDER = ("orchestrate", "loop", "loop_efficacy", "monitor", "ingest", "prep", "train", "tune", "serve", "ui")
 
 
 def run_one(name: str, quick: bool, logs: Path) -> str:

@@ -304,6 +304,7 @@ loop_events = Table(
     Column("details", JSON, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_loop_events_pipeline_at", "pipeline", "at"),
+    Index("ix_loop_events_model_id", "model", "id"),
 )
 
 # -- monitoring (windows over the prediction log, alerts) ----------------------------------------------------
@@ -323,6 +324,7 @@ monitor_windows = Table(
     Column("result", JSON, nullable=False),
     Column("closed_at", UTCDateTime, nullable=False),
     UniqueConstraint("model_name", "spec", "seq", name="uq_monitor_windows_key"),
+    Index("ix_monitor_windows_model_end", "model_name", "end_at"),
 )
 
 alerts = Table(
