@@ -62,7 +62,7 @@ def _model_card(store: Store, loops: Any, name: str, production: ModelVersion | 
     card["live"] = {"predictions": recent, "minutes": LIVE_MINUTES, "rate_per_s": recent / (LIVE_MINUTES * 60)}
     window = store.windows.latest(name)
     card["window"] = None if window is None else _window_summary(window.result)
-    card["open_alerts"] = len(store.alerts.list(name, unacknowledged=True, limit=100))
+    card["open_alerts"] = store.alerts.count(name, unacknowledged=True)
     event = loops.latest_for_model(name, DECISION_KINDS)
     card["last_decision"] = (
         None
