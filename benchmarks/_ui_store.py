@@ -52,7 +52,7 @@ from loopline.store._tables import (
     steps,
 )
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bump when what the generator writes changes: cached stores of another version are not reused."""
 ROOT = Path(".bench/ui")
 MARK_DATASET, MARK_SOURCE = "bench-ui", "generator"
@@ -488,9 +488,11 @@ def _windows(
     from loopline.monitor import DriftReport, PredictionSummary, WindowHealth, WindowResult
 
     start = now - timedelta(days=DAYS)
-    per_model = max(1, sizes.windows // len(MODELS))
-    length = DAYS * 86400.0 / per_model
-    spec = f"{max(1, round(length / 3600))}h"
+    wanted = DAYS * 24 / max(1, sizes.windows // len(MODELS))  # hours a window would span
+    hours = max(h for h in (1, 2, 3, 4, 6, 8, 12, 24) if h <= max(1.0, wanted))  # a spec that tiles the calendar
+    per_model = DAYS * 24 // hours
+    length = hours * 3600.0
+    spec = "1d" if hours == 24 else f"{hours}h"
     rows: list[dict[str, Any]] = []
     for model in MODELS:
         edges = np.searchsorted(times[model], np.arange(per_model + 1) * length)
