@@ -1,4 +1,5 @@
 """Admin endpoints: reload, promote, rollback. Each needs the admin token; a refused request changes nothing.
+The alias endpoints are in :mod:`loopline.serve._admin_aliases`.
 
 A promotion or rollback to a version that cannot be served (:func:`loopline.bundle.verify_bundle`: digest,
 allowlist, a real load) is refused with a 409 naming the reason, before the store changes.
@@ -21,18 +22,25 @@ from loopline.serve._guards import Refusal, check_model_name, check_token, read_
 from loopline.serve._validation import BadRequest, parse_json
 
 if TYPE_CHECKING:
+    from loopline.serve._challenger import Challengers
     from loopline.serve._metrics import ServiceMetrics
     from loopline.serve._models import LoadedModel, ModelCache
     from loopline.store import Store
 
-_MAX_ADMIN_BODY = 4096
+MAX_ADMIN_BODY = 4096
 
 
 def admin_router(
-    store: Store, cache: ModelCache, metrics: ServiceMetrics, token: str | None, token_name: str = "admin"
+    store: Store,
+    cache: ModelCache,
+    metrics: ServiceMetrics,
+    token: str | None,
+    token_name: str = "admin",
+    challengers: Challengers | None = None,
 ) -> APIRouter:
     """The admin routes of one service, guarded by ``token`` (closed when it is None); the changes they make are
-    recorded in the audit trail as by ``token:TOKEN_NAME``."""
+    recorded in the audit trail as by ``token:TOKEN_NAME``. The reload reloads ``challengers`` too (those that
+    follow an alias read where it points now)."""
     actor = f"token:{token_name}"
     router = APIRouter()
     models = store.models.with_check(check_servable)
@@ -48,10 +56,13 @@ def admin_router(
         except Refusal as refused:
             return refused.response()
         loaded = await asyncio.to_thread(refresh_models, cache, metrics, retry=True)
+        if challengers is not None and challengers.designations:
+            await asyncio.to_thread(challengers.refresh)
         return JSONResponse(
             {
                 "loaded": [{"name": m.name, "version": m.version} for m in loaded],
                 "serving": cache.snapshot(),
+                **({"challengers": challengers.snapshot()} if challengers and challengers.designations else {}),
                 **({"failed": _failed(cache)} if cache.failures() else {}),
             }
         )
@@ -60,22 +71,22 @@ def admin_router(
     async def promote(request: Request, name: str) -> Response:
         try:
             guard(request, name)
-            version, reason = _promotion(parse_json(await read_body(request, _MAX_ADMIN_BODY), _content_type(request)))
+            version, reason = _promotion(parse_json(await read_body(request, MAX_ADMIN_BODY), content_type(request)))
             changed = await asyncio.to_thread(lambda: models.promote(name, version, reason, actor=actor))
         except (Refusal, BadRequest, LooplineError) as exc:
-            return _admin_error(exc)
-        return await _swap(cache, metrics, name, changed.version)
+            return admin_error(exc)
+        return await swap(cache, metrics, name, changed.version)
 
     @router.post("/admin/models/{name}/rollback")
     async def rollback(request: Request, name: str) -> Response:
         try:
             guard(request, name)
-            body = await read_body(request, _MAX_ADMIN_BODY)
-            reason = _reason(parse_json(body, _content_type(request))) if body else ""
+            body = await read_body(request, MAX_ADMIN_BODY)
+            reason = reason_of(parse_json(body, content_type(request))) if body else ""
             changed = await asyncio.to_thread(lambda: models.rollback(name, reason, actor=actor))
         except (Refusal, BadRequest, LooplineError) as exc:
-            return _admin_error(exc)
-        return await _swap(cache, metrics, name, changed.version)
+            return admin_error(exc)
+        return await swap(cache, metrics, name, changed.version)
 
     return router
 
@@ -91,11 +102,13 @@ def refresh_models(cache: ModelCache, metrics: ServiceMetrics, *, retry: bool = 
     return loaded
 
 
-async def _swap(cache: ModelCache, metrics: ServiceMetrics, name: str, version: int) -> Response:
+async def swap(cache: ModelCache, metrics: ServiceMetrics, name: str, version: int) -> Response:
+    """Load the production version ``version`` of ``name`` that the store now names and answer with what is
+    served (a 503 naming the load failure when it did not load: the old version is served still)."""
     try:
         await asyncio.to_thread(refresh_models, cache, metrics, retry=True)
     except LooplineError as exc:  # the store could not be read: the served version is unchanged
-        return _admin_error(exc)
+        return admin_error(exc)
     failure = cache.failures().get(name)
     if failure is not None and failure.version == version:
         serving = cache.snapshot().get(name)
@@ -116,21 +129,25 @@ def _promotion(payload: Any) -> tuple[int, str]:
     version = payload.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BadRequest(422, '"version" must be a positive integer.')
-    return version, _reason(payload)
+    return version, reason_of(payload)
 
 
-def _reason(payload: Any) -> str:
+def reason_of(payload: Any) -> str:
+    """The optional ``"reason"`` of a JSON body (422 unless a string of at most 500 characters)."""
     reason = payload.get("reason", "") if isinstance(payload, dict) else None
     if not isinstance(reason, str) or len(reason) > 500:
         raise BadRequest(422, '"reason" must be a string of at most 500 characters.')
     return reason
 
 
-def _content_type(request: Request) -> str | None:
+def content_type(request: Request) -> str | None:
+    """The request's Content-Type header."""
     return request.headers.get("content-type")
 
 
-def _admin_error(exc: Refusal | BadRequest | LooplineError) -> Response:
+def admin_error(exc: Refusal | BadRequest | LooplineError) -> Response:
+    """The JSON answer to a refused admin request: the store's NotFoundError is a 404, its ConflictError a 409,
+    any other store failure a 503."""
     if isinstance(exc, Refusal):
         return exc.response()
     if isinstance(exc, BadRequest):

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from loopline import __version__
 from loopline.core.errors import ConfigError, LooplineError
 from loopline.serve._admin import admin_router, refresh_models
+from loopline.serve._admin_aliases import alias_router
 from loopline.serve._challenger import Challengers, check_designations
 from loopline.serve._docs import docs_router
 from loopline.serve._feedback import feedback_router
@@ -84,7 +85,8 @@ def create_app(store: Store, settings: ServeSettings | None = None, *, host: str
     for protocol in protocols:  # the prediction routes first: they are matched in order, on every request
         _mount(app, protocol.routes(service))
     _mount(app, feedback_router(store, cache, cfg))
-    _mount(app, admin_router(store, cache, metrics, cfg.token, cfg.token_name))
+    _mount(app, admin_router(store, cache, metrics, cfg.token, cfg.token_name, challengers))
+    _mount(app, alias_router(store, cache, metrics, challengers, cfg.token, cfg.token_name))
     _mount(app, health_router(service))
     _mount(app, docs_router())
     for target in cfg.mounts:
