@@ -102,6 +102,19 @@ def run_gate(
     return verdict
 
 
+def validate_version(
+    store: Store, model: str, version: ModelVersion, *, champion: int | None, made: str, run_id: str
+) -> GateVerdict:
+    """The infrastructure validation alone of ``version``, a version made after the gate judged another
+    (``made`` says how: the refit of the gated version, say), stored on it as its verdict: what is promoted has
+    loaded and reproduced its golden predictions in a fresh process, whichever version the gate measured."""
+    infra = validate_infra(store.artifacts.get_bytes(version.bundle_digest), _golden(store, version))
+    check = GateCheck("infra_validation", "infra", infra.passed, value=round(infra.seconds, 3), detail=infra.detail)
+    verdict = GateVerdict(version.version, champion, (check,), made, run_id)
+    store.models.record_config(model, version.version, GATE_VERDICT_KEY, verdict.to_dict())
+    return verdict
+
+
 def with_suspicion(store: Store, model: str, verdict: GateVerdict, reason: str) -> GateVerdict:
     """``verdict`` with a failed ``suspicion`` check (the training diagnostics' refusal, ``reason``), stored on
     the challenger in place of the verdict without it."""

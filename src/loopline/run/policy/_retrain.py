@@ -19,7 +19,7 @@ from loopline.core.records import (
     Selection,
 )
 from loopline.run.policy._compete import compete
-from loopline.run.policy._gate import check_gate_metrics
+from loopline.run.policy._gate import check_gate_metrics, validate_version
 from loopline.run.policy._rules import WINDOW_PARAMS, PromoteMode, Promotion, PromotionRule, rank_candidates
 
 if TYPE_CHECKING:
@@ -152,6 +152,8 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
     winner = decision.winner
     if decision.promote and winner is not None:
         refit = _refit(retrain_run, winner)
+        if refit.version is not None and retrain.gate.infra_validation:
+            refit = _infra_checked(retrain_run, refit, refit.version)
         target = refit.version if refit.version is not None else winner
         reason = f"{reason}; {refit.reason}"
         store.models.with_check(check_servable).promote(selection.model, target, reason=reason)
@@ -169,7 +171,8 @@ def retrain_and_gate(store: Store, pipeline: Pipeline, end: datetime, *, run: Ru
 def _ensemble(run: RetrainRun, decision: Promotion, candidates: list[ModelVersion]) -> Selection:
     """``monitor.retrain.strategy: ensemble``: build the ensemble version (:mod:`loopline.run._ensemble`) and
     promote it, without selection (``ensemble.gate`` false: the gate's verdict is recorded in the reason) or
-    only when the gate promotes the run's best candidate (``ensemble.gate`` true)."""
+    only when the gate promotes the run's best candidate (``ensemble.gate`` true); either way only once the
+    ensemble loaded in a fresh process (the gate's infrastructure validation, unless it is off)."""
     from loopline.run._ensemble import build_ensemble
 
     store, selection, retrain = run.store, run.selection, run.retrain
@@ -186,6 +189,20 @@ def _ensemble(run: RetrainRun, decision: Promotion, candidates: list[ModelVersio
     if built.version is None:
         reason = f"{verdict}; no ensemble: {built.reason}"
         return dataclasses.replace(selection, promote=False, reason=reason, gate=decision.gate)
+    if retrain.gate.infra_validation:
+        production = store.models.production(selection.model)
+        checked = validate_version(
+            store,
+            selection.model,
+            built.version,
+            champion=None if production is None else production.version,
+            made="ensemble of the retrain",
+            run_id=run.result.run_id,
+        )
+        if not checked.passed:
+            why = f"the ensemble v{built.version.version} failed the infrastructure validation ({checked.reasons()})"
+            reason = f"{verdict}; {why}; nothing promoted"
+            return dataclasses.replace(selection, promote=False, reason=reason, gate=decision.gate)
     how = "gated with the run's best candidate" if retrain.ensemble.gate else "promoted without selection"
     reason = f"{built.reason}, {how} (monitor.retrain.strategy: ensemble); {verdict}"
     store.models.with_check(check_servable).promote(selection.model, built.version.version, reason=reason)
@@ -273,6 +290,26 @@ def _refit(run: RetrainRun, winner: int) -> RefitDecision:
         return run.refit(step, gated)
     except LooplineError as exc:
         return RefitDecision(False, f"the refit of v{winner} failed ({exc}); promoted as gated", of=winner)
+
+
+def _infra_checked(run: RetrainRun, refit: RefitDecision, version: int) -> RefitDecision:
+    """``refit`` once its version ``version`` passed the infrastructure validation the gated version passed (it is a new
+    bundle: what is promoted must load and reproduce its golden predictions in a fresh process too); a refit
+    that fails it stays a candidate with the verdict stored on it, and the gated version is promoted instead."""
+    store, model = run.store, run.selection.model
+    production = store.models.production(model)
+    verdict = validate_version(
+        store,
+        model,
+        store.models.get(model, version),
+        champion=None if production is None else production.version,
+        made=f"refit of v{refit.of}",
+        run_id=run.result.run_id,
+    )
+    if verdict.passed:
+        return refit
+    why = f"the refit v{version} of v{refit.of} failed the infrastructure validation ({verdict.reasons()})"
+    return RefitDecision(False, f"{why}; v{refit.of} promoted as gated", of=refit.of)
 
 
 def _check_retrain_metric(store: Store, model: str, metric: str) -> None:
