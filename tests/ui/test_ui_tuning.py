@@ -193,3 +193,15 @@ def test_a_study_that_gains_trials_is_read_again(client: TestClient, studied: St
     assert get_json(client, "/tuning")["studies"][0]["trials"] == 5
     data = get_json(client, f"/tuning/{SEARCH_PATH}")
     assert data["history"]["trial"] == [0, 1, 2, 3, 4] and data["importance_note"].endswith("on the 5 complete trials.")
+
+
+def test_the_warm_up_fills_the_cache_with_every_study_and_never_raises(studied: Store) -> None:
+    url = url_of(studied)
+    for cache in (tuning_page._records, tuning_page._importances):
+        for key in [k for k in cache if url in k]:
+            del cache[key]
+    tuning_page.warm_up(studied)
+    assert {(url, SEARCH), (url, "quick")} <= set(tuning_page._records)
+    assert any(url in key for key in tuning_page._importances)  # the four-trial study's importances
+    studied.close()
+    tuning_page.warm_up(studied)  # a closed store: logged, not raised (it runs on a background thread)

@@ -339,6 +339,7 @@ def ui_command(
     token LOOPLINE_TOKEN: sign in at /ui/login, or send it as `Authorization: Bearer TOKEN` to /api/actions/...
     """
     import os
+    import threading
 
     import uvicorn
 
@@ -346,12 +347,14 @@ def ui_command(
     from loopline.serve import allowed_hosts
     from loopline.serve._settings import TOKEN_NAME_ENV
     from loopline.ui import create_ui_app
+    from loopline.ui.pages.tuning import warm_up
 
     with clear_errors(), open_store(home) as store:
         hosts = allowed_hosts(allow_host or None, host)
         token = os.environ.get(TOKEN_ENV) or None
         app_ = create_ui_app(store, token=token, token_name=os.environ.get(TOKEN_NAME_ENV) or "admin", hosts=hosts)
         actions = "actions open to the admin token" if token else "read-only (set LOOPLINE_TOKEN for actions)"
+        threading.Thread(target=warm_up, args=(store,), name="loopline-ui-warm-up", daemon=True).start()
         console.print(f"dashboard on http://{host}:{port}/ui/ ({actions})")
         uvicorn.run(app_, host=host, port=port, log_level="warning")
 

@@ -7,6 +7,8 @@ Studies are read through :mod:`loopline.tune` (which alone imports Optuna, lazil
 
 from __future__ import annotations
 
+import logging
+
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +28,7 @@ IMPORTANCE_TRIALS = 500
 """Parameter importances are computed on this many newest complete trials at most."""
 HISTORY_POINTS = 500
 """The history and per-set charts show this many newest complete trials (the running best counts them all)."""
+log = logging.getLogger(__name__)
 _CACHE_SIZE = 64
 _importances: OrderedDict[tuple[Any, ...], dict[str, float]] = OrderedDict()
 """Importances already computed, by (database, study, complete trials, newest of them): a study that did not
@@ -387,6 +390,20 @@ def sets_chart(scores: Data, metric: str) -> dict[str, Any]:
             for name, values in scores["scores"].items()
         ],
     }
+
+
+def warm_up(store: Store, limit: int = 50) -> None:
+    """Load the newest ``limit`` studies and their importances into the pages' cache, swallowing any error.
+
+    A study's first view costs seconds on a big study (importing Optuna's importance code, reading every trial);
+    ``loopline ui`` calls this on a background thread as it starts, so that a person's first view does not pay it.
+    """
+    try:
+        listed = studies_data(store, Params({}, {"per_page": str(limit)}))
+        for study in listed["studies"]:
+            study_data(store, Params({"study": study["name"]}, {}))
+    except Exception:  # a warm-up only: the page itself reports any error when it is asked for
+        log.debug("warming the tuning pages failed", exc_info=True)
 
 
 PAGES = [
