@@ -8,7 +8,6 @@ Studies are read through :mod:`loopline.tune` (which alone imports Optuna, lazil
 from __future__ import annotations
 
 import logging
-
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
