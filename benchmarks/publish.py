@@ -188,6 +188,19 @@ FIGURES = (
         awaiting_first_run=True,
     ),
     Figure(
+        "ui",
+        "headroom_vs_goal",
+        "Dashboard: 300 ms / the slowest page's p95, on a big store",
+        "every page as JSON and HTML, in process; 10,000 runs, 1,000 versions, 1,000,000 logged predictions",
+        goal=1.0,
+    ),
+    Figure(
+        "ui",
+        "runs_search_vs_mlflow",
+        "Listing the newest 50 of 10,000 runs vs MLflow's tracking server",
+        "`GET /api/runs` vs MLflow's `POST /ajax-api/2.0/mlflow/runs/search`, both over HTTP, alternated",
+    ),
+    Figure(
         "serve",
         "rps_vs_mlflow_c8",
         "req/s at concurrency 8 vs `mlflow models serve`",
