@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -65,10 +67,46 @@ def client(ui_store: Store) -> Iterator[TestClient]:
 
 def sign_in(client: TestClient) -> str:
     """Sign ``client`` in with the admin token; returns the CSRF token its forms carry."""
-    import re
-
     answer = client.post("/ui/login", data={"token": ADMIN_TOKEN}, follow_redirects=True)
     assert answer.status_code == 200, answer.text
     found = re.search(r'name="csrf" value="([0-9a-f]+)"', answer.text)
     assert found, "a signed-in page carries the CSRF token in its forms"
     return found.group(1)
+
+
+def get_json(client: TestClient, path: str, status: int = 200) -> Any:
+    """``GET /api{path}``, asserting its status; the JSON answer."""
+    answer = client.get(f"/api{path}")
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+def get_html(client: TestClient, path: str, status: int = 200) -> str:
+    """``GET /ui{path}``, asserting its status; the page."""
+    answer = client.get(f"/ui{path}")
+    assert answer.status_code == status, answer.text
+    return answer.text
+
+
+def crawl(client: TestClient, start: list[str], follow: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """Follow every dashboard link from the pages ``start`` whose address begins with one of ``follow``, asserting
+    each answers 200; returns the pages seen and the other dashboard links found (another area's pages)."""
+    seen: set[str] = set()
+    others: set[str] = set()
+    todo = list(start)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        for found in re.findall(r'href="(/ui/[^"]*)"', answer.text):
+            href = found.replace("&amp;", "&").split("#")[0]
+            if "/static/" in href:
+                continue
+            if href.startswith(follow):
+                todo.append(href)
+            else:
+                others.add(href)
+    return seen, others

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.ui.conftest import sign_in
 
 from loopline.core.records import Contender, GateCheck, GateDecision, GateVerdict
 from loopline.store import Store
 from loopline.store.loop import LoopEvent, LoopStore
+
+from .conftest import crawl, get_json, sign_in
 
 
 def gate_details() -> dict[str, Any]:
@@ -65,17 +66,10 @@ def events(ui_store: Store) -> list[LoopEvent]:
     return recorded
 
 
-def api(client: TestClient, path: str, status: int = 200) -> dict[str, Any]:
-    answer = client.get(f"/api{path}")
-    assert answer.status_code == status, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
 def test_the_list_shows_each_pipeline_with_its_counts_and_last_event(
     client: TestClient, events: list[LoopEvent]
 ) -> None:
-    data = api(client, "/loop")
+    data = get_json(client, "/loop")
     assert [p["pipeline"] for p in data["pipelines"]] == ["other-pipe", "churn-pipe"]  # newest event first
     other, churn = data["pipelines"]
     assert (other["events"], other["model"], other["counts"]) == (1, None, {"tick": 1})
@@ -85,7 +79,7 @@ def test_the_list_shows_each_pipeline_with_its_counts_and_last_event(
     assert data["pagination"] == {"page": 1, "per_page": 50, "total": 2, "pages": 1}
     assert "pipeline" not in data
 
-    one = api(client, "/loop?per_page=1&page=2")
+    one = get_json(client, "/loop?per_page=1&page=2")
     assert [p["pipeline"] for p in one["pipelines"]] == ["churn-pipe"]
     assert one["pagination"]["pages"] == 2
 
@@ -97,7 +91,7 @@ def test_the_list_shows_each_pipeline_with_its_counts_and_last_event(
 
 
 def test_a_pipelines_timeline_holds_every_reason_of_a_gate_verdict(client: TestClient, events: list[LoopEvent]) -> None:
-    data = api(client, "/loop/churn-pipe")
+    data = get_json(client, "/loop/churn-pipe")
     assert (data["name"], data["model"], data["events_total"]) == ("churn-pipe", "toy", 6)
     assert [e["id"] for e in data["events"]] == [e.id for e in reversed(events[:6])]
     gate = next(e for e in data["events"] if e["kind"] == "gate")
@@ -137,7 +131,7 @@ def test_the_audit_trail_of_the_model_is_beside_the_events(
 ) -> None:
     ui_store.models.promote("toy", 2, "better on the holdout")
     ui_store.models.rollback("toy", "<script>worse</script> in production")
-    data = api(client, "/loop/churn-pipe")
+    data = get_json(client, "/loop/churn-pipe")
     audit = data["audit"]
     history = ui_store.models.history("toy")
     assert [a["id"] for a in audit] == [e.id for e in reversed(history)]
@@ -145,24 +139,24 @@ def test_the_audit_trail_of_the_model_is_beside_the_events(
     assert (audit[1]["action"], audit[1]["to_version"]) == ("promote", 2)
     page = client.get("/ui/loop/churn-pipe")
     assert "&lt;script&gt;worse&lt;/script&gt; in production" in page.text and "<script>worse" not in page.text
-    assert api(client, "/loop/other-pipe")["audit"] == []
+    assert get_json(client, "/loop/other-pipe")["audit"] == []
 
 
 def test_the_kind_filter_and_pagination(client: TestClient, events: list[LoopEvent]) -> None:
-    gates = api(client, "/loop/churn-pipe?kind=gate")
+    gates = get_json(client, "/loop/churn-pipe?kind=gate")
     assert [e["id"] for e in gates["events"]] == [events[3].id]
     assert gates["kind"] == ["gate"] and gates["pagination"]["total"] == 1 and len(gates["chart"]) == 1
-    both = api(client, "/loop/churn-pipe?kind=trigger,error")
+    both = get_json(client, "/loop/churn-pipe?kind=trigger,error")
     assert [e["kind"] for e in both["events"]] == ["error", "trigger"]
 
-    second = api(client, "/loop/churn-pipe?per_page=2&page=2")
+    second = get_json(client, "/loop/churn-pipe?per_page=2&page=2")
     assert [e["id"] for e in second["events"]] == [events[3].id, events[2].id]
     assert second["pagination"] == {"page": 2, "per_page": 2, "total": 6, "pages": 3}
     page = client.get("/ui/loop/churn-pipe?per_page=2&page=2&kind=gate,retrain,trigger,tick")
     assert "page 2 of 2" in page.text
     assert 'href="/ui/loop/churn-pipe?kind=gate%2Cretrain%2Ctrigger%2Ctick&amp;page=1"' in page.text
 
-    chosen = api(client, "/loop?pipeline=churn-pipe&kind=request")
+    chosen = get_json(client, "/loop?pipeline=churn-pipe&kind=request")
     assert [p["pipeline"] for p in chosen["pipelines"]] == ["other-pipe", "churn-pipe"]
     assert [e["id"] for e in chosen["pipeline"]["events"]] == [events[4].id]
     shown = client.get("/ui/loop?pipeline=churn-pipe")
@@ -186,7 +180,7 @@ def test_unknown_pipelines_and_bad_parameters(client: TestClient, events: list[L
 
 
 def test_an_empty_store_says_how_the_loop_records_events(client: TestClient) -> None:
-    assert api(client, "/loop") == {
+    assert get_json(client, "/loop") == {
         "pipelines": [],
         "pagination": {"page": 1, "per_page": 50, "total": 0, "pages": 1},
     }
@@ -203,24 +197,13 @@ def test_the_retrain_request_form_is_for_the_admin_and_records_a_request(
     assert "data-confirm=" in page
     done = client.post("/ui/actions/retrain", data={"csrf": csrf, "pipeline": "churn-pipe", "reason": "new data"})
     assert done.status_code in (200, 303), done.text
-    newest = api(client, "/loop/churn-pipe?kind=request")["events"][0]
+    newest = get_json(client, "/loop/churn-pipe?kind=request")["events"][0]
     assert newest["reason"].startswith("new data (by ui:") and newest["id"] > events[-1].id
 
 
 def test_every_link_resolves(client: TestClient, events: list[LoopEvent]) -> None:
-    seen: set[str] = set()
-    others: set[str] = set()
-    todo = ["/ui/loop", "/ui/loop/churn-pipe", "/ui/loop?pipeline=churn-pipe&per_page=2"]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        answer = client.get(path)
-        assert answer.status_code == 200, (path, answer.text[:300])
-        hrefs = re.findall(r'href="(/ui/[^"]*)"', answer.text)
-        for href in (h.replace("&amp;", "&") for h in hrefs if "/static/" not in h):
-            (todo.append(href) if href.startswith(("/ui/loop", "/ui/monitoring")) else others.add(href))
+    start = ["/ui/loop", "/ui/loop/churn-pipe", "/ui/loop?pipeline=churn-pipe&per_page=2"]
+    seen, others = crawl(client, start, ("/ui/loop", "/ui/monitoring"))
     assert any("kind=" in p for p in seen) and any("page=2" in p for p in seen)
     assert "/ui/monitoring/toy" in seen and "/ui/models/toy" in others
 
@@ -247,4 +230,4 @@ def test_a_pipeline_named_with_markup_or_a_slash_links_through_the_query(client:
     assert "odd name/&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
     shown = client.get("/ui/loop?pipeline=odd+name%2F%3Cb%3Ex%3C%2Fb%3E")
     assert shown.status_code == 200 and "<b>x</b>" not in shown.text
-    assert api(client, "/loop?pipeline=odd+name%2F%3Cb%3Ex%3C%2Fb%3E")["pipeline"]["name"] == odd
+    assert get_json(client, "/loop?pipeline=odd+name%2F%3Cb%3Ex%3C%2Fb%3E")["pipeline"]["name"] == odd

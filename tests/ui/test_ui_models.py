@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from loopline.store import ModelVersion, Store
 from loopline.store.runs import StepRecord
 from loopline.ui.pages import models as models_page
 
-from .conftest import sign_in
+from .conftest import crawl, get_html, get_json, sign_in
 
 CURVE = {"train": [0.7 - 0.001 * i for i in range(1200)], "valid": [0.72 - 0.0008 * i for i in range(1200)]}
 SLICES = {"valid": {"group": {"a": {"rows": 40, "roc_auc": 0.91}, "b": {"rows": 35, "roc_auc": 0.62}}}}
@@ -36,18 +35,6 @@ def like(store: Store, name: str = "toy", **overrides: Any) -> ModelVersion:
         "timings": {"fit_s": 1.5, "total_s": 2.0, "training": {"metric": "binary_logloss", "learning_curve": CURVE}},
     }
     return store.models.register(**{**fields, **overrides})
-
-
-def get_json(client: TestClient, path: str, status: int = 200) -> Any:
-    answer = client.get(f"/api{path}")
-    assert answer.status_code == status, answer.text
-    return answer.json()
-
-
-def get_html(client: TestClient, path: str, status: int = 200) -> str:
-    answer = client.get(f"/ui{path}")
-    assert answer.status_code == status, answer.text
-    return answer.text
 
 
 def run_with_data(store: Store) -> str:
@@ -304,16 +291,6 @@ def test_every_model_page_link_resolves(client: TestClient, ui_store: Store) -> 
     like(ui_store)
     ui_store.models.promote("toy", 3)
     sign_in(client)
-    seen: set[str] = set()
-    queue = ["/ui/models"]
-    while queue:
-        path = queue.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        answer = client.get(path)
-        assert answer.status_code == 200, f"{path}: {answer.status_code}"
-        for href in re.findall(r'href="(/ui/models[^"#]*)"', answer.text):
-            queue.append(href.replace("&amp;", "&"))
+    seen, _ = crawl(client, ["/ui/models"], ("/ui/models",))
     assert {"/ui/models", "/ui/models/toy", "/ui/models/toy/1", "/ui/models/toy/3"} <= seen
     assert any(path.startswith("/ui/models/toy?archived=1") for path in seen)

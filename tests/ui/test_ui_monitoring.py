@@ -13,7 +13,6 @@ from typing import Any
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from tests.ui.conftest import sign_in, toy_frame
 
 from loopline.core.config import AlertRule, MonitorConfig
 from loopline.monitor import ReferenceProfile
@@ -21,6 +20,8 @@ from loopline.run import check_windows
 from loopline.store import PredictionRow, Store
 from loopline.store.feedback import Label
 from loopline.ui.pages import _windows as figures
+
+from .conftest import crawl, get_json, sign_in, toy_frame
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -75,13 +76,6 @@ def monitored(ui_store: Store) -> Monitored:
     return Monitored(check.closed, check.alerts)
 
 
-def api(client: TestClient, path: str, status: int = 200) -> dict[str, Any]:
-    answer = client.get(f"/api{path}")
-    assert answer.status_code == status, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
 def option(html: str, chart_id: str) -> dict[str, Any]:
     """The ECharts option a page embeds for ``chart_id``."""
     found = re.search(rf'<script type="application/json" id="{chart_id}-option">(.*?)</script>', html)
@@ -93,7 +87,7 @@ def option(html: str, chart_id: str) -> dict[str, Any]:
 def test_the_list_shows_each_model_with_its_specs_newest_window_and_open_alerts(
     client: TestClient, monitored: Monitored
 ) -> None:
-    data = api(client, "/monitoring")
+    data = get_json(client, "/monitoring")
     [toy] = data["models"]
     newest = monitored.windows[-1]
     assert toy["name"] == "toy"
@@ -115,7 +109,7 @@ def test_the_list_shows_each_model_with_its_specs_newest_window_and_open_alerts(
 
 def test_a_models_page_draws_its_stored_windows(client: TestClient, monitored: Monitored) -> None:
     first, second = monitored.windows
-    data = api(client, "/monitoring/toy")
+    data = get_json(client, "/monitoring/toy")
     assert (data["model"], data["spec"], data["stat"], data["truncated"]) == ("toy", "1h", "psi", False)
     assert [w["seq"] for w in data["windows"]] == [first.seq, second.seq]
     assert [w["rows"] for w in data["windows"]] == [60, 60]
@@ -161,7 +155,7 @@ def test_a_models_page_draws_its_stored_windows(client: TestClient, monitored: M
 def test_the_heat_map_colours_by_verdict_or_p_value(client: TestClient, monitored: Monitored) -> None:
     verdicts = option(client.get("/ui/monitoring/toy?stat=drifted").text, "drift-heatmap")
     assert verdicts["visualMap"]["type"] == "piecewise"
-    drift = api(client, "/monitoring/toy")["drift"]
+    drift = get_json(client, "/monitoring/toy")["drift"]
     x = drift["features"].index("x")
     assert [0, x, 0] in verdicts["series"][0]["data"] and [1, x, 1] in verdicts["series"][0]["data"]
     p_values = option(client.get("/ui/monitoring/toy?stat=p_value").text, "drift-heatmap")
@@ -172,7 +166,7 @@ def test_the_overlay_compares_the_stored_profile_with_one_window(
     client: TestClient, monitored: Monitored, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = monitored.windows
-    overlay = api(client, "/monitoring/toy")["overlay"]
+    overlay = get_json(client, "/monitoring/toy")["overlay"]
     # the newest window with a drift report, its first drifted feature, against the stored profile of v3
     assert (overlay["window"], overlay["feature"], overlay["source"]) == (second.seq, "x", "profile")
     assert overlay["reference_version"] == 3 and overlay["kind"] == "numeric"
@@ -182,16 +176,16 @@ def test_the_overlay_compares_the_stored_profile_with_one_window(
     # x moved by 3: most of the window's rows fall in the reference's top bin
     assert overlay["window_shares"][-2] > 0.8 > overlay["reference_shares"][-2]
 
-    group = api(client, f"/monitoring/toy?window={second.seq}&feature=group")["overlay"]
+    group = get_json(client, f"/monitoring/toy?window={second.seq}&feature=group")["overlay"]
     assert group["kind"] == "categorical"
     assert group["bins"] == ["a", "b", "c", "unseen", "missing"] or set(group["bins"][:3]) == {"a", "b", "c"}
     assert group["window_counts"][group["bins"].index("unseen")] == 60
     monkeypatch.setattr(figures, "OVERLAY_ROWS", 25)  # a busy window: only its first rows are read
-    calm = api(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
+    calm = get_json(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
     assert (calm["window_rows_read"], calm["window_rows_cut"]) == (25, True) and sum(calm["window_counts"]) == 25
     assert "the first 25 (the window holds more)" in client.get(f"/ui/monitoring/toy?window={first.seq}").text
     monkeypatch.undo()
-    calm = api(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
+    calm = get_json(client, f"/monitoring/toy?window={first.seq}&feature=group")["overlay"]
     assert calm["window_counts"][calm["bins"].index("unseen")] == 0 and sum(calm["window_counts"]) == 60
 
     page = client.get(f"/ui/monitoring/toy?window={second.seq}&feature=group")
@@ -225,28 +219,28 @@ def test_an_unknown_model_is_a_404_and_one_without_windows_says_how_to_close_the
 ) -> None:
     assert client.get("/api/monitoring/nosuch").status_code == 404
     assert client.get("/ui/monitoring/nosuch").status_code == 404
-    data = api(client, "/monitoring/toy")
+    data = get_json(client, "/monitoring/toy")
     assert (data["windows"], data["spec"], data["specs"], data["alerts"]) == ([], None, {}, [])
     assert "loopline monitor PIPELINE --window 1d" in data["empty"]
     page = client.get("/ui/monitoring/toy")
     assert page.status_code == 200 and "--window 1d" in page.text and "No alert fired." in page.text
-    listed = api(client, "/monitoring")["models"]
+    listed = get_json(client, "/monitoring")["models"]
     assert listed == [{"name": "toy", "specs": {}, "latest": None, "open_alerts": 0}]
 
 
 def test_since_and_until_narrow_the_windows(client: TestClient, monitored: Monitored) -> None:
     first, second = monitored.windows
-    later = api(client, f"/monitoring/toy?since={(T0 + HOUR).isoformat()}".replace("+", "%2B"))
+    later = get_json(client, f"/monitoring/toy?since={(T0 + HOUR).isoformat()}".replace("+", "%2B"))
     assert [w["seq"] for w in later["windows"]] == [second.seq]
-    earlier = api(client, "/monitoring/toy?until=2025-03-03T01:00:00")
+    earlier = get_json(client, "/monitoring/toy?until=2025-03-03T01:00:00")
     assert [w["seq"] for w in earlier["windows"]] == [first.seq]
-    none = api(client, "/monitoring/toy?since=2030-01-01T00:00:00")
+    none = get_json(client, "/monitoring/toy?since=2030-01-01T00:00:00")
     assert none["windows"] == [] and "No closed 1h window" in none["empty"]
 
 
 def test_alerts_paginate_and_are_acknowledged_by_the_admin_only(client: TestClient, monitored: Monitored) -> None:
     newest_first = sorted((a.id for a in monitored.alerts), reverse=True)
-    one = api(client, "/monitoring/toy?per_page=1&page=2")
+    one = get_json(client, "/monitoring/toy?per_page=1&page=2")
     assert [a["id"] for a in one["alerts"]] == [newest_first[1]]
     assert one["alerts_pagination"] == {"page": 2, "per_page": 1, "total": 2, "pages": 2}
     paged = client.get("/ui/monitoring/toy?per_page=1")
@@ -258,29 +252,15 @@ def test_alerts_paginate_and_are_acknowledged_by_the_admin_only(client: TestClie
     assert f'name="alert" value="{newest_first[0]}"' in page and 'action="/ui/actions/acknowledge"' in page
     done = client.post("/ui/actions/acknowledge", data={"csrf": csrf, "alert": str(newest_first[0])})
     assert done.status_code in (200, 303), done.text
-    alerts = api(client, "/monitoring/toy")["alerts"]
+    alerts = get_json(client, "/monitoring/toy")["alerts"]
     assert [a["acknowledged"] for a in alerts] == [True, False]
-    assert api(client, "/monitoring")["models"][0]["open_alerts"] == 1
+    assert get_json(client, "/monitoring")["models"][0]["open_alerts"] == 1
     assert f'name="alert" value="{newest_first[0]}"' not in client.get("/ui/monitoring/toy").text
 
 
 def test_every_link_resolves(client: TestClient, monitored: Monitored) -> None:
-    seen: set[str] = set()
-    others: set[str] = set()
-    todo = ["/ui/monitoring", "/ui/monitoring/toy", "/ui/monitoring/toy?stat=drifted"]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        answer = client.get(path)
-        assert answer.status_code == 200, (path, answer.text[:300])
-        hrefs = re.findall(r'href="(/ui/[^"]*)"', answer.text)
-        for href in (h.replace("&amp;", "&").split("#")[0] for h in hrefs if "/static/" not in h):
-            if href.startswith("/ui/monitoring"):
-                todo.append(href)
-            else:  # another area's page (the navigation, the model's versions): drawn by its own module
-                others.add(href)
+    start = ["/ui/monitoring", "/ui/monitoring/toy", "/ui/monitoring/toy?stat=drifted"]
+    seen, others = crawl(client, start, ("/ui/monitoring",))
     assert any("window=" in p for p in seen) and any("feature=" in p for p in seen)
     assert "/ui/models/toy" in others
 
@@ -311,9 +291,9 @@ def test_names_from_data_are_escaped(client: TestClient, ui_store: Store) -> Non
     ]
     ui_store.predictions.append(rows)
     check_windows(ui_store, MonitorConfig(model="evil"), "1h", now=T0 + 2 * HOUR)
-    data = api(client, "/monitoring/evil")
+    data = get_json(client, "/monitoring/evil")
     assert evil in data["drift"]["features"]
-    overlay = api(
+    overlay = get_json(
         client, f"/monitoring/evil?feature={evil}".replace("<", "%3C").replace(">", "%3E").replace("/", "%2F")
     )
     assert overlay["overlay"]["source"] == "reference sample"  # no stored profile: the stored sample's column
@@ -339,7 +319,7 @@ def test_estimates_are_drawn_with_their_band(client: TestClient, ui_store: Store
     for window in (first, second):
         row = WindowRow("toy", "1h", window.seq, window.start, window.end, None, 10, None, window.to_dict())
         ui_store.windows.close(row, [])
-    accuracy = api(client, "/monitoring/toy")["accuracy"]
+    accuracy = get_json(client, "/monitoring/toy")["accuracy"]
     assert accuracy["estimated"] == {"accuracy": [[0.8, 0.7, 0.9], [0.7, 0.6, 0.85]]}
     assert accuracy["realised"] == {"accuracy": [None, 0.75]} and accuracy["label_coverage"] == [0.0, 0.2]
     drawn = option(client.get("/ui/monitoring/toy").text, "accuracy-chart")

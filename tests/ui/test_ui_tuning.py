@@ -3,7 +3,6 @@ and trials. Studies are made with the library (``loopline.tune.tune``) in the st
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any
 
@@ -16,7 +15,7 @@ from loopline.tune import TuneSpec, load_study, tune
 from loopline.ui import create_ui_app
 from loopline.ui.pages import tuning as tuning_page
 
-from .conftest import toy_frame
+from .conftest import crawl, get_html, get_json, toy_frame
 
 SEARCH = "churn <script>alert(1)</script>"
 SEARCH_PATH = "churn%20%3Cscript%3Ealert%281%29%3C%2Fscript%3E"
@@ -53,18 +52,6 @@ def studied(ui_store: Store) -> Store:
     run_study(ui_store, SEARCH)
     run_study(ui_store, "quick", n_trials=1, aggregate="worst")
     return ui_store
-
-
-def get_json(client: TestClient, path: str, status: int = 200) -> Any:
-    answer = client.get(f"/api{path}")
-    assert answer.status_code == status, answer.text
-    return answer.json()
-
-
-def get_html(client: TestClient, path: str, status: int = 200) -> str:
-    answer = client.get(f"/ui{path}")
-    assert answer.status_code == status, answer.text
-    return answer.text
 
 
 def test_a_store_without_studies_shows_an_empty_state_and_creates_no_table(client: TestClient, ui_store: Store) -> None:
@@ -164,16 +151,7 @@ def test_an_unknown_study_is_a_404_naming_the_known_ones(client: TestClient, stu
 
 def test_every_tuning_link_resolves(studied: Store) -> None:
     with TestClient(create_ui_app(studied, hosts=["testserver"])) as client:
-        seen: set[str] = set()
-        queue = ["/ui/tuning"]
-        while queue:
-            path = queue.pop()
-            if path in seen:
-                continue
-            seen.add(path)
-            answer = client.get(path)
-            assert answer.status_code == 200, f"{path}: {answer.status_code}"
-            queue += [href.replace("&amp;", "&") for href in re.findall(r'href="(/ui/tuning[^"#]*)"', answer.text)]
+        seen, _ = crawl(client, ["/ui/tuning"], ("/ui/tuning",))
     assert {"/ui/tuning", f"/ui/tuning/{SEARCH_PATH}", "/ui/tuning/quick"} <= seen
 
 

@@ -135,22 +135,7 @@ def check_json(check: WindowCheck) -> dict[str, Any]:
 
 def alert_json(alert: AlertEvent) -> dict[str, Any]:
     """The JSON form of an alert event."""
-    return {
-        "id": alert.id,
-        "model": alert.model_name,
-        "spec": alert.spec,
-        "window_start": alert.window_start.isoformat(),
-        "window_end": alert.window_end.isoformat(),
-        "rule": alert.rule,
-        "metric": alert.metric,
-        "op": alert.op,
-        "threshold": alert.threshold,
-        "value": alert.value,
-        "created_at": alert.created_at.isoformat(),
-        "acknowledged_at": None if alert.acknowledged_at is None else alert.acknowledged_at.isoformat(),
-        "delivery": alert.delivery,
-        "delivery_error": alert.delivery_error,
-    }
+    return alert.to_dict()
 
 
 def print_check(check: WindowCheck) -> None:

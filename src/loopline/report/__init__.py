@@ -12,7 +12,7 @@ canvas: no pyplot, no backend switch, nothing global touched.
 
 from loopline.report._drift_charts import distribution_chart, latency_chart, psi_chart
 from loopline.report._figures import plotting_available, require_plotting
-from loopline.report._html import html_table, page, write_html
+from loopline.report._html import finite, format_value, html_table, json_script, page, write_html
 from loopline.report._loop_report import (
     ReportData,
     render_history_html,
@@ -34,8 +34,11 @@ __all__ = [
     "WindowAlert",
     "WindowsView",
     "distribution_chart",
+    "finite",
+    "format_value",
     "group_timeline",
     "html_table",
+    "json_script",
     "latency_chart",
     "page",
     "plotting_available",

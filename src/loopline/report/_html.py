@@ -83,16 +83,17 @@ def json_script(element_id: str, data: Any) -> str:
     """``data`` as an inline ``<script type="application/json">`` block: the figures a chart was drawn from,
     for tests and machines to read back. Non-finite floats become null; ``<``, ``>`` and ``&`` are escaped so
     no text from data can close the element."""
-    text = json.dumps(_finite(data), sort_keys=True, default=str)
+    text = json.dumps(finite(data), sort_keys=True, default=str)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script type="application/json" id="{escape(element_id)}">{text}</script>'
 
 
-def _finite(data: Any) -> Any:
+def finite(data: Any) -> Any:
+    """``data`` with NaN and infinities as None, recursively (JSON has neither)."""
     if isinstance(data, float):
         return data if math.isfinite(data) else None
     if isinstance(data, dict):
-        return {str(key): _finite(value) for key, value in data.items()}
+        return {str(key): finite(value) for key, value in data.items()}
     if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
+        return [finite(value) for value in data]
     return data

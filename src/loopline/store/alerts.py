@@ -47,6 +47,31 @@ class AlertEvent:
         """Whether someone acknowledged it."""
         return self.acknowledged_at is not None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (ISO times; ``acknowledged`` besides ``acknowledged_at``), as the CLI and the dashboard
+        show it."""
+
+        def iso(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.isoformat()
+
+        return {
+            "id": self.id,
+            "model": self.model_name,
+            "spec": self.spec,
+            "window_start": iso(self.window_start),
+            "window_end": iso(self.window_end),
+            "rule": self.rule,
+            "metric": self.metric,
+            "op": self.op,
+            "threshold": self.threshold,
+            "value": self.value,
+            "created_at": iso(self.created_at),
+            "acknowledged_at": iso(self.acknowledged_at),
+            "acknowledged": self.acknowledged,
+            "delivery": self.delivery,
+            "delivery_error": self.delivery_error,
+        }
+
 
 _FIELDS = tuple(AlertEvent.__dataclass_fields__)
 

@@ -18,9 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.staticfiles import StaticFiles
 
 from loopline.core.errors import ConflictError, LooplineError, NotFoundError
+from loopline.report import finite
 from loopline.ui._actions import ACTIONS
 from loopline.ui._auth import SESSION_COOKIE, SESSION_SECONDS, Auth
-from loopline.ui._html import Markup, document, escape, finite, link, muted, tag
+from loopline.ui._html import Markup, document, escape, link, muted, tag
 from loopline.ui._page import Page, Params, UIError, View
 
 if TYPE_CHECKING:

@@ -9,12 +9,12 @@ Policy forbids it), so a value from data can never run as code.
 from __future__ import annotations
 
 import html
-import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+
+from loopline.report import format_value, json_script
 
 
 class Markup(str):
@@ -31,18 +31,11 @@ def escape(value: Any) -> Markup:
 
 
 def text(value: Any) -> str:
-    """A value as display text: — for None, yes/no, 4 significant digits, thousands separators, ISO times."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "NaN" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
+    """A value as display text: the report's format (— for None, yes/no, 4 significant digits, thousands
+    separators) and times to the second."""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    return format_value(value)
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Markup:
@@ -111,22 +104,9 @@ def chart(chart_id: str, option: Mapping[str, Any], *, height: int = 320) -> Mar
 
 
 def json_block(element_id: str, data: Any) -> Markup:
-    """``data`` as an inline ``<script type="application/json">`` (never executed); non-finite floats become
-    null and ``<``, ``>``, ``&`` are escaped so no text from data can close the element."""
-    encoded = json.dumps(finite(data), default=str, separators=(",", ":"))
-    encoded = encoded.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(f'<script type="application/json" id="{escape(element_id)}">{encoded}</script>')
-
-
-def finite(data: Any) -> Any:
-    """``data`` with NaN and infinities as None, recursively (JSON has neither)."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, Mapping):
-        return {str(key): finite(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [finite(value) for value in data]
-    return data
+    """``data`` as an inline ``<script type="application/json">`` (never executed; see
+    :func:`loopline.report.json_script`: no text from data can close the element)."""
+    return Markup(json_script(element_id, data))
 
 
 def form(action: str, csrf: str | None, fields: Mapping[str, Any], label: str, *, confirm: str | None = None) -> Markup:

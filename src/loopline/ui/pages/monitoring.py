@@ -17,7 +17,7 @@ from loopline.ui.pages._windows import CLOSE_COMMAND
 
 if TYPE_CHECKING:
     from loopline.monitor import WindowResult
-    from loopline.store import AlertEvent, Store, StoredWindow
+    from loopline.store import Store, StoredWindow
 
 MAX_WINDOWS = 200
 """The newest windows a model's page draws (a chart of a few hundred points at most)."""
@@ -81,7 +81,7 @@ def model_data(store: Store, params: Params) -> Data:
     base: Data = {
         "model": name,
         "specs": specs,
-        "alerts": [_alert(a) for a in alerts],
+        "alerts": [a.to_dict() for a in alerts],
         "alerts_pagination": pagination.describe(store.alerts.count(name)),
     }
     spec = _spec(params, store, name, specs)
@@ -149,23 +149,6 @@ def _overlay(store: Store, name: str, windows: list[WindowResult], params: Param
             raise UIError(404, f"window {seq} of {name} is not among the windows shown.", hint=figures.pick_hint())
         chosen = found
     return figures.overlay_data(store, name, chosen, params.text("feature"))
-
-
-def _alert(alert: AlertEvent) -> Data:
-    return {
-        "id": alert.id,
-        "spec": alert.spec,
-        "window_start": alert.window_start.isoformat(),
-        "window_end": alert.window_end.isoformat(),
-        "rule": alert.rule,
-        "metric": alert.metric,
-        "op": alert.op,
-        "threshold": alert.threshold,
-        "value": alert.value,
-        "created_at": alert.created_at.isoformat(),
-        "acknowledged": alert.acknowledged,
-        "delivery": alert.delivery,
-    }
 
 
 def model_title(data: Data) -> str:

@@ -32,20 +32,7 @@ def overview_data(store: Store, params: Params) -> Data:
     return {
         "generated_at": now.isoformat(),
         "models": models,
-        "open_alerts": [
-            {
-                "id": a.id,
-                "model": a.model_name,
-                "rule": a.rule,
-                "metric": a.metric,
-                "op": a.op,
-                "threshold": a.threshold,
-                "value": a.value,
-                "window_end": a.window_end.isoformat(),
-                "created_at": a.created_at.isoformat(),
-            }
-            for a in alerts
-        ],
+        "open_alerts": [alert.to_dict() for alert in alerts],
     }
 
 
