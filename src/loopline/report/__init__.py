@@ -22,7 +22,7 @@ from loopline.report._loop_report import (
 )
 from loopline.report._profile_charts import profile_histogram_chart
 from loopline.report._profile_page import render_profile_html, write_profile_html
-from loopline.report._study_page import render_study_html, write_study_html
+from loopline.report._study_page import optimisation_history, render_study_html, write_study_html
 from loopline.report._timeline import AuditEntry, TimelineEntry, TimelineGroup, group_timeline, timeline_entries
 from loopline.report._windows_page import WindowAlert, WindowsView, prediction_lines, report_cell, window_label
 
@@ -40,6 +40,7 @@ __all__ = [
     "html_table",
     "json_script",
     "latency_chart",
+    "optimisation_history",
     "page",
     "plotting_available",
     "prediction_lines",

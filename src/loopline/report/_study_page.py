@@ -3,6 +3,7 @@ and every trial. It renders the study record it is given (``loopline.tune.StudyR
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def render_study_html(study: dict[str, Any], importances: dict[str, float]) -> s
             ]
         ],
     )
-    history = _history(study)
+    history = optimisation_history(study.get("trials", []), study.get("directions") or [])
     scores = dict((best or {}).get("scores") or {})
     sections = [
         summary,
@@ -64,13 +65,14 @@ def render_study_html(study: dict[str, Any], importances: dict[str, float]) -> s
     return page(f"Study {study['name']}", sections)
 
 
-def _history(study: dict[str, Any]) -> dict[str, list[Any]]:
-    """Complete trials' numbers, first values, and the best so far (by the first direction)."""
-    maximize = (study.get("directions") or ["maximize"])[0] == "maximize"
+def optimisation_history(trials: Sequence[Mapping[str, Any]], directions: Sequence[str]) -> dict[str, list[Any]]:
+    """Complete trials' numbers, first objective values and the best so far (by the first of ``directions``;
+    Optuna's default, minimize, when there is none)."""
+    maximize = (list(directions) or ["minimize"])[0] == "maximize"
     numbers: list[int] = []
     values: list[float] = []
     best: list[float] = []
-    for trial in study.get("trials", []):
+    for trial in trials:
         if trial["state"] != "complete" or not trial["values"]:
             continue
         value = float(trial["values"][0])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import builtins
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -277,22 +277,13 @@ class ModelRepository:
     ) -> builtins.list[ModelVersion]:
         """One page of the versions of ``name``, newest first: ``limit`` versions after the ``offset`` newest
         (archived versions only with ``archived``). An unknown name is an empty page."""
-        stmt = select(models).where(models.c.name == name)
-        if not archived:
-            stmt = stmt.where(models.c.stage != "archived")
-        stmt = stmt.order_by(models.c.version.desc()).offset(offset).limit(limit)
-        with reading(self.engine) as conn:
-            rows = conn.execute(stmt).mappings().all()
-            tags = aliases_by_version(conn, [name])
+        rows, tags = self._newest(list(models.c), name, offset, limit, archived=archived)
         return [_model_version(row, tags.get((name, row["version"]), ())) for row in rows]
 
-    def listing(
-        self, name: str, offset: int = 0, limit: int = 50, *, archived: bool = False
-    ) -> builtins.list[dict[str, Any]]:
-        """:meth:`page` without the heavy columns (params, config, schema, timings): ``{"version", "stage",
-        "aliases", "algorithm", "metrics", "data_fingerprint", "run_id", "created_at", "promoted_at",
-        "archived_at"}``, ``stage`` ``production`` for the production version (what a list of versions shows)."""
-        columns = [models.c[key] for key in _LISTED]
+    def _newest(
+        self, columns: builtins.list[Any], name: str, offset: int, limit: int, *, archived: bool
+    ) -> tuple[Sequence[RowMapping], dict[tuple[str, int], tuple[str, ...]]]:
+        """``columns`` of one page of ``name``'s versions, newest first, and the aliases by version."""
         stmt = select(*columns).where(models.c.name == name)
         if not archived:
             stmt = stmt.where(models.c.stage != "archived")
@@ -300,6 +291,15 @@ class ModelRepository:
         with reading(self.engine) as conn:
             rows = conn.execute(stmt).mappings().all()
             tags = aliases_by_version(conn, [name])
+        return rows, tags
+
+    def listing(
+        self, name: str, offset: int = 0, limit: int = 50, *, archived: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """:meth:`page` without the heavy columns (params, config, schema, timings): ``{"version", "stage",
+        "aliases", "algorithm", "metrics", "data_fingerprint", "run_id", "created_at", "promoted_at",
+        "archived_at"}``, ``stage`` ``production`` for the production version (what a list of versions shows)."""
+        rows, tags = self._newest([models.c[key] for key in _LISTED], name, offset, limit, archived=archived)
         out = []
         for row in rows:
             aliases = tags.get((name, row["version"]), ())

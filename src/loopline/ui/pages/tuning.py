@@ -211,25 +211,12 @@ def study_data(store: Store, params: Params) -> Data:
 
 
 def history(trials: Sequence[Mapping[str, Any]], directions: Sequence[str]) -> Data:
-    """Complete trials' numbers, first objective values and the best so far, the newest
-    :data:`HISTORY_POINTS` of them (the best so far counts the older ones too)."""
-    maximize = (list(directions) or ["minimize"])[0] == "maximize"
-    numbers: list[int] = []
-    values: list[float] = []
-    best: list[float] = []
-    for trial in trials:
-        if trial["state"] != "complete" or not trial["values"]:
-            continue
-        value = float(trial["values"][0])
-        numbers.append(trial["number"])
-        values.append(value)
-        best.append(value if not best else (max if maximize else min)(best[-1], value))
-    return {
-        "trial": numbers[-HISTORY_POINTS:],
-        "value": values[-HISTORY_POINTS:],
-        "best": best[-HISTORY_POINTS:],
-        "complete": len(numbers),
-    }
+    """:func:`loopline.report.optimisation_history`, the newest :data:`HISTORY_POINTS` points of it (the best so
+    far counts the older ones too)."""
+    from loopline.report import optimisation_history
+
+    whole = optimisation_history(trials, directions)
+    return {key: values[-HISTORY_POINTS:] for key, values in whole.items()}
 
 
 def set_scores(trials: Sequence[Mapping[str, Any]]) -> Data:
