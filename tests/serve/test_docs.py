@@ -24,6 +24,14 @@ def test_docs_is_a_self_contained_page_listing_every_endpoint(store: Store) -> N
     assert redoc.status_code == 404  # ReDoc loads from a CDN too: not offered
 
 
+def test_the_front_page_says_where_things_are(store: Store) -> None:
+    with TestClient(create_app(store)) as client:
+        index = client.get("/")
+        docs = client.get(index.json()["docs"])
+    assert index.status_code == 200 and index.json()["health"] == "/health" and "--ui" in index.json()["dashboard"]
+    assert docs.status_code == 200
+
+
 def test_docs_escape_what_the_schema_says() -> None:
     schema = {
         "info": {"title": "t<x>", "version": "1"},

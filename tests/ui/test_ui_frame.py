@@ -147,5 +147,6 @@ def test_the_prediction_service_mounts_the_dashboard(ui_store: Store) -> None:
             client.post("/api/actions/promote", json={"model": "toy", "version": 2}, headers=BEARER).status_code == 200
         )
         assert client.get("/health").status_code == 200
+        assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
     with pytest.raises(ConfigError, match="names no function"):
         create_app(ui_store, ServeSettings(mounts=["loopline.ui:nothing_here"]))

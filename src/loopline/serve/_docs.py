@@ -11,7 +11,7 @@ import html
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _STYLE = (
@@ -22,12 +22,27 @@ _STYLE = (
 
 
 def docs_router() -> APIRouter:
-    """``GET /docs``: the endpoint table (not itself in the schema)."""
+    """``GET /docs``: the endpoint table (not itself in the schema); ``GET /``: where things are, or the dashboard."""
     router = APIRouter()
 
     @router.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
         return HTMLResponse(render_docs(request.app.openapi()))
+
+    @router.get("/", include_in_schema=False)
+    async def index(request: Request) -> Response:
+        if getattr(request.app.state, "dashboard", None):  # `loopline serve --ui`: the dashboard is the front page
+            return RedirectResponse(request.app.state.dashboard, 307)
+        return JSONResponse(
+            {
+                "service": "loopline",
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                "health": "/health",
+                "metrics": "/metrics",
+                "dashboard": "start the service with --ui, or run `loopline ui`",
+            }
+        )
 
     return router
 

@@ -248,6 +248,7 @@ def mount_in_service(app: FastAPI, store: Store, settings: ServeSettings) -> Non
     """The prediction service's mount (``ServeSettings(mounts=["loopline.ui:mount_in_service"])``): the dashboard
     with the service's admin token."""
     add_dashboard(app, store, settings.token, settings.token_name)
+    app.state.dashboard = f"{UI}/"  # the service's GET / leads there
 
 
 def create_ui_app(
