@@ -3,6 +3,7 @@ a real HTTP server (delivered, refused, unreachable, not configured) on SQLite a
 
 from __future__ import annotations
 
+import getpass
 import json
 import threading
 from collections.abc import Iterator
@@ -93,8 +94,9 @@ def test_rules_fire_with_the_value_and_threshold_and_are_listed_and_acknowledged
     listed = store.alerts.list("churn")
     assert [a.id for a in listed] == sorted((a.id for a in check.alerts), reverse=True)
     acked = store.alerts.acknowledge(latency.id)
-    assert acked.acknowledged_at is not None
-    assert store.alerts.acknowledge(latency.id).acknowledged_at == acked.acknowledged_at  # the first time stays
+    assert acked.acknowledged_at is not None and acked.acknowledged_by == getpass.getuser()  # the OS user by default
+    again = store.alerts.acknowledge(latency.id, actor="someone-else")
+    assert (again.acknowledged_at, again.acknowledged_by) == (acked.acknowledged_at, acked.acknowledged_by)  # first
     assert latency.id not in {a.id for a in store.alerts.list("churn", unacknowledged=True)}
     assert store.alerts.list("other") == []
     with pytest.raises(NotFoundError, match="no alert 999.*loopline alerts"):

@@ -32,7 +32,7 @@ def test_open_twice_is_idempotent_and_keeps_data(store_url: str, artifact_locati
         digest = first.artifacts.put_bytes(b"kept")
         first.runs.create_run("p", "h", {}, {})
     with Store.open(store_url, artifact_location) as second, second.engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "0016"
+        assert current_revision(conn) == head_revision() == "0017"
         assert [run.pipeline for run in second.runs.list()] == ["p"]
         assert second.artifacts.get_bytes(digest) == b"kept"
 

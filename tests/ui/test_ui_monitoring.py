@@ -254,6 +254,7 @@ def test_alerts_paginate_and_are_acknowledged_by_the_admin_only(client: TestClie
     assert done.status_code in (200, 303), done.text
     alerts = get_json(client, "/monitoring/toy")["alerts"]
     assert [a["acknowledged"] for a in alerts] == [True, False]
+    assert [a["acknowledged_by"] for a in alerts] == ["ui:token:admin", None]  # who, for the audit trail
     assert get_json(client, "/monitoring")["models"][0]["open_alerts"] == 1
     assert f'name="alert" value="{newest_first[0]}"' not in client.get("/ui/monitoring/toy").text
 

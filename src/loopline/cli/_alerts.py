@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from loopline.cli._context import clear_errors, open_store
+from loopline.cli._registry import actor
 from loopline.cli._render import console, print_json, table
 from loopline.cli._windows import alert_json
 from loopline.core.errors import ConfigError
@@ -31,11 +32,12 @@ def alerts(
         if target == "ack":
             if alert_id is None:
                 raise ConfigError("`loopline alerts ack` needs the alert's id.", hint="Run `loopline alerts ack 12`.")
-            event = store.alerts.acknowledge(alert_id)
+            event = store.alerts.acknowledge(alert_id, actor=actor())
             if as_json:
                 print_json(alert_json(event))
             else:
-                console.print(f"alert {event.id} acknowledged at {event.acknowledged_at:%Y-%m-%d %H:%M:%S} UTC")
+                when = f"{event.acknowledged_at:%Y-%m-%d %H:%M:%S} UTC"
+                console.print(f"alert {event.id} acknowledged at {when} by {event.acknowledged_by}")
             return
         if alert_id is not None:
             raise ConfigError(f"unexpected argument {alert_id}.", hint="Only `loopline alerts ack ID` takes an id.")

@@ -345,4 +345,5 @@ alerts = Table(
     Column("acknowledged_at", UTCDateTime, nullable=True),
     Column("delivery", String(20), nullable=False),
     Column("delivery_error", Text, nullable=True),
+    Column("acknowledged_by", String(200), nullable=True),
 )

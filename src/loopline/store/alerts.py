@@ -16,6 +16,7 @@ from sqlalchemy import Engine, Select, func, select, update
 from sqlalchemy.engine import RowMapping
 
 from loopline.core.errors import NotFoundError
+from loopline.store._audit import os_actor
 from loopline.store._db import check_choice, reading, utcnow, writing
 from loopline.store._tables import alerts
 
@@ -41,6 +42,8 @@ class AlertEvent:
     acknowledged_at: datetime | None
     delivery: str
     delivery_error: str | None
+    acknowledged_by: str | None = None
+    """Who acknowledged it: the OS user (or ``LOOPLINE_ACTOR``) from the CLI, ``ui:token:NAME`` from the dashboard."""
 
     @property
     def acknowledged(self) -> bool:
@@ -68,6 +71,7 @@ class AlertEvent:
             "created_at": iso(self.created_at),
             "acknowledged_at": iso(self.acknowledged_at),
             "acknowledged": self.acknowledged,
+            "acknowledged_by": self.acknowledged_by,
             "delivery": self.delivery,
             "delivery_error": self.delivery_error,
         }
@@ -114,13 +118,14 @@ class AlertRepository:
             raise NotFoundError(f"no alert {alert_id}.", hint="List them with `loopline alerts`.")
         return alert_event(row)
 
-    def acknowledge(self, alert_id: int) -> AlertEvent:
-        """Mark ``alert_id`` acknowledged now (an alert acknowledged before keeps its first time)."""
+    def acknowledge(self, alert_id: int, *, actor: str | None = None) -> AlertEvent:
+        """Mark ``alert_id`` acknowledged now by ``actor`` (default: the OS user); an alert acknowledged before keeps
+        its first time and acknowledger."""
         with writing(self.engine) as conn:
             conn.execute(
                 update(alerts)
                 .where(alerts.c.id == alert_id, alerts.c.acknowledged_at.is_(None))
-                .values(acknowledged_at=utcnow())
+                .values(acknowledged_at=utcnow(), acknowledged_by=actor or os_actor())
             )
         return self.get(alert_id)
 

@@ -67,7 +67,7 @@ def acknowledge(store: Store, fields: Mapping[str, Any], actor: str) -> Done:
     """Mark an alert as seen."""
     raw = fields.get("alert")
     alert_id = _positive(raw, "alert")
-    alert = store.alerts.acknowledge(alert_id)
+    alert = store.alerts.acknowledge(alert_id, actor=actor)
     return Done(f"alert {alert.id} acknowledged.", {"alert": alert.id, "acknowledged": True}, "/")
 
 

@@ -297,7 +297,9 @@ def _alerts(data: Data, view: View, page: str) -> Markup:
             a["rule"],
             a["value"],
             a["threshold"],
-            badge("acknowledged", "neutral") if a["acknowledged"] else badge("open", "bad"),
+            badge(f"acknowledged by {a['acknowledged_by'] or '?'}", "neutral")
+            if a["acknowledged"]
+            else badge("open", "bad"),
             _ack(a, view),
         ]
         for a in data["alerts"]

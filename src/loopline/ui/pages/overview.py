@@ -125,6 +125,7 @@ def _card(model: Data, view: View) -> Markup:
             "error rate": window["error_rate"],
             "drift": _drift_badge(window),
             "realised": _metrics(window["realised"]),
+            "at training (test split)": _metrics(production["test"] if production else None),
             "estimated": _metrics(window["estimated"]),
             "label coverage": window["label_coverage"],
         }
