@@ -169,7 +169,6 @@ FIGURES = (
         "Tuning: per-trial time of a raw Optuna loop vs `loopline.tune`",
         "same TPE seed, space, trainer call and in-memory storage: raw Optuna s per trial / loopline's",
         goal=0.95,
-        awaiting_first_run=True,
     ),
     Figure(
         "tune",
@@ -177,7 +176,6 @@ FIGURES = (
         "Tuned model's holdout ROC AUC vs FLAML AutoML, same budget (flights, rainfall; the worse)",
         "loopline TPE over LightGBM / FLAML's default estimators, same 60 s budget and train/valid/holdout",
         goal=1.0,
-        awaiting_first_run=True,
     ),
     Figure(
         "tune",
@@ -185,7 +183,6 @@ FIGURES = (
         "Tuning trials per second, 2 worker processes vs 1",
         "CPU-bound LightGBM trials on flights, a SQLite study: trials/s with n_jobs 2 / with n_jobs 1",
         goal=1.7,
-        awaiting_first_run=True,
     ),
     Figure(
         "ui",
