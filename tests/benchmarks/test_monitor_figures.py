@@ -3,10 +3,8 @@ their peers (as --quick does where a peer's virtualenv is absent) and the last l
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,22 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-ROOT = Path(__file__).parents[2]
-
-
-def load(name: str) -> ModuleType:
-    """A benchmarks/ module, registered in sys.modules (its dataclasses need it), its siblings importable."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
+from ._load import ROOT, load
 
 bench: ModuleType = load("bench_monitor")
 shifted: ModuleType = load("_shifted")

@@ -3,8 +3,6 @@ with a path parameter no resolver knows stops the benchmark, and a paginated ans
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -15,22 +13,7 @@ from sqlalchemy import func, select
 from loopline.store import Store
 from loopline.store._tables import feedback, monitor_windows, predictions
 
-ROOT = Path(__file__).parents[2]
-
-
-def load(name: str) -> ModuleType:
-    """A benchmarks/ module, registered in sys.modules (its dataclasses need it), its siblings importable."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
+from ._load import load
 
 generator: ModuleType = load("_ui_store")
 bench: ModuleType = load("bench_ui")
