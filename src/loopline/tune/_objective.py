@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ class Objective:
     datasets: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     threads: int | None = None
     worker: str | None = None
+    granted: int | None = None
+    """The cores this process's study holds (set by :meth:`leased`); None: each trial leases its own."""
 
     def __post_init__(self) -> None:
         self.space = self.spec.search_space()
@@ -71,6 +74,18 @@ class Objective:
         """Import every searched estimator's library now (a worker process does before its first trial)."""
         for name in self.space.estimators or (self.base.estimator,):
             resolve_estimator(name).load(self.task)
+
+    @contextmanager
+    def leased(self) -> Iterator[int]:
+        """Hold this process's cores for a whole study (its libraries imported first, so their thread pools are
+        limited): one lease, not one per trial, whose load sampling and thread-pool scan cost ~20 ms each."""
+        self.warm()
+        with limited_threads(self.threads) as threads:
+            self.granted = threads["granted"]
+            try:
+                yield self.granted
+            finally:
+                self.granted = None
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         try:
@@ -85,10 +100,14 @@ class Objective:
         values = self.space.suggest(trial)
         spec = self.space.apply(values, self.base).model_copy(update={"task": self.task})
         estimator = resolve_estimator(spec.estimator)
-        estimator.load(self.task)  # imported before the limit: thread pools loaded inside it would escape it
-        with limited_threads(self.threads) as threads:
-            spec = spec.model_copy(update={"params": thread_params(estimator, spec.params, threads["granted"])})
+        if self.granted is not None:  # inside the study's lease
+            spec = spec.model_copy(update={"params": thread_params(estimator, spec.params, self.granted)})
             scores, bundle = self._scores(trial, spec, estimator.fitter)
+        else:
+            estimator.load(self.task)  # imported before the limit: thread pools loaded inside it would escape it
+            with limited_threads(self.threads) as threads:
+                spec = spec.model_copy(update={"params": thread_params(estimator, spec.params, threads["granted"])})
+                scores, bundle = self._scores(trial, spec, estimator.fitter)
         trial.set_user_attr(SCORES_ATTR, scores)
         value = aggregate(scores, self.spec.aggregate, self.spec.quantile, self.spec.maximize())
         if self.spec.tradeoff is None:

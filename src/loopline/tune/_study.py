@@ -144,7 +144,8 @@ def _run_in(
     if spec.n_jobs == 1:
         study.sampler = make_sampler(spec, spec.seed + before)
         callbacks = [_callback(on_trial, study)] if on_trial else []
-        study.optimize(objective, n_trials=remaining, timeout=spec.timeout_s, catch=CAUGHT, callbacks=callbacks)
+        with objective.leased():
+            study.optimize(objective, n_trials=remaining, timeout=spec.timeout_s, catch=CAUGHT, callbacks=callbacks)
     else:
         assert url is not None
         _run_workers(objective, spec, url, name, remaining, before, launch)
@@ -199,9 +200,8 @@ def _worker(
     objective: Objective, spec: TuneSpec, url: str, name: str, share: int | None, total: int | None, seed: int
 ) -> None:
     module = optuna()
-    objective.warm()  # libraries imported before the first trial starts, as in the parent process
     objective.worker = f"{socket.gethostname()}:{os.getpid()}"
-    with storage_at(url) as storage:
+    with storage_at(url) as storage, objective.leased():
         study = module.load_study(
             study_name=name, storage=storage, sampler=make_sampler(spec, seed), pruner=make_pruner(spec)
         )
