@@ -14,12 +14,16 @@ with the hour's weather at the origin; target ``delayed`` = arrival delay > 15 m
    Both fit with one thread (``n_jobs: 1``). Contenders alternate (raw, loopline, raw, ...), a warm-up trial
    first; median of the repeats' ratios.
 2. ``quality_vs_flaml``: the same wall-clock budget (default 60 s) and the same train / valid / holdout on each
-   data set: loopline tunes LightGBM (TPE, early stopping on valid, a space over 7 parameters) with
+   data set: loopline tunes a conditional space, the estimator a choice of LightGBM (7 parameters) or XGBoost
+   (7, depth-limited trees), like FLAML's choice among learners (TPE, early stopping on valid), with
    ``timeout_s=budget`` and refits the best trial (the refit time is reported, outside the budget); FLAML
    AutoML (pinned below; its own virtualenv under .bench/flaml-venv, its pins clash with loopline's) searches
    its default estimators with ``time_budget=budget``, ``metric="roc_auc"``, ``X_val``/``y_val`` = valid
    (eval_method holdout) and ``n_jobs`` = the cores. Ratio: loopline's holdout ROC AUC / FLAML's, the minimum
    over the data sets (each also printed). FLAML runs as a subprocess on Parquet files written before its clock.
+   Beside each ratio, the 95% interval of the AUC difference (loopline - FLAML) from a paired bootstrap over the
+   holdout rows (1,000 resamples, seeded): the holdouts are a few thousand rows, and a difference inside that
+   interval is sampling noise, not a winner.
 3. ``parallel_speedup``: trials per second with ``n_jobs: 2`` (2 worker processes) / with ``n_jobs: 1`` (one
    process), CPU-bound LightGBM trials on flights with one thread each on both sides (``n_jobs: 1`` in the
    estimator's params: the figure is trials side by side, not LightGBM's own thread scaling), a SQLite study.
@@ -80,11 +84,24 @@ WIDE_SPACE = {
     "model.colsample_bytree": {"float": [0.4, 1.0]},
     "model.reg_lambda": {"float": [0.001, 10], "log": True},
 }
+XGB_SPACE = {
+    "model.n_estimators": {"int": [50, 1000], "log": True},
+    "model.max_depth": {"int": [2, 12]},
+    "model.learning_rate": {"float": [0.01, 0.3], "log": True},
+    "model.min_child_weight": {"float": [0.5, 50], "log": True},
+    "model.subsample": {"float": [0.5, 1.0]},
+    "model.colsample_bytree": {"float": [0.4, 1.0]},
+    "model.reg_lambda": {"float": [0.001, 10], "log": True},
+}
+QUALITY_SPACE = {"estimator": {"lightgbm": WIDE_SPACE, "xgboost": XGB_SPACE}}
+BOOTSTRAP = 1_000
 LABELS = {
     "overhead_vs_optuna": "median over repeats of (raw Optuna s per trial / loopline s per trial); same TPE seed,"
     " space, in-memory storage and trainer call (train_candidate on polars frames)",
     "quality_vs_flaml": "min over data sets of loopline's holdout ROC AUC / FLAML AutoML's, same wall-clock budget"
-    " and split; null when FLAML did not run (--quick without .bench/flaml-venv)",
+    " and split (loopline: LightGBM or XGBoost, a conditional space); null when FLAML did not run (--quick"
+    " without .bench/flaml-venv)",
+    "auc_diff_ci95": "per data set: 95% paired-bootstrap interval of holdout AUC loopline - FLAML (1,000 resamples)",
     "parallel_speedup": "trials/s with n_jobs 2 (2 processes) / with n_jobs 1 (1 process), LightGBM with 1 thread"
     " per trial on both sides, first trial start to last trial end",
     "parallel_speedup_wall": "the same with the whole tune() call's wall time (worker start-up included)",
@@ -117,7 +134,8 @@ for line in sys.stdin:
     elapsed = time.perf_counter() - started
     proba = automl.predict_proba(xs["holdout"])[:, 1]
     answer = {"auc": float(roc_auc_score(parts["holdout"][target], proba)), "elapsed_s": elapsed,
-              "best_estimator": automl.best_estimator, "trials": len(automl.config_history)}
+              "best_estimator": automl.best_estimator, "trials": len(automl.config_history),
+              "proba": [round(float(p), 7) for p in proba]}
     print("@@" + json.dumps(answer), flush=True)
 """
 
@@ -223,14 +241,39 @@ def loopline_quality(parts: dict[str, pl.DataFrame], spec: dict[str, Any], budge
     from loopline.train import train_candidate
     from loopline.tune import TuneSpec, tune
 
-    tuned = TuneSpec.parse({**spec, "space": WIDE_SPACE, "n_trials": None, "timeout_s": budget})
+    tuned = TuneSpec.parse({**spec, "space": QUALITY_SPACE, "n_trials": None, "timeout_s": budget})
     started = time.perf_counter()
     result = tune(parts["train"], parts["valid"], tuned)
     searched = time.perf_counter() - started
     refit = train_candidate(parts["train"], parts["valid"], result.best_spec)
     refit_s = time.perf_counter() - started - searched
     auc = refit.bundle.evaluate(parts["holdout"])["roc_auc"]
-    return {"auc": auc, "elapsed_s": searched, "refit_s": refit_s, "trials": len(result.study.trials)}
+    classes = list(refit.bundle.classes or [])
+    proba = refit.bundle.predict_table(parts["holdout"])["probability"][:, classes.index(True)]
+    return {
+        "auc": auc,
+        "elapsed_s": searched,
+        "refit_s": refit_s,
+        "trials": len(result.study.trials),
+        "best": result.best.params.get("estimator"),
+        "proba": proba.tolist(),
+    }
+
+
+def auc_diff_interval(truth: Any, ours: Any, theirs: Any) -> list[float]:
+    """95% interval of AUC(ours) - AUC(theirs) over paired bootstrap resamples of the holdout rows."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    truth, ours, theirs = np.asarray(truth), np.asarray(ours), np.asarray(theirs)
+    rng = np.random.default_rng(SEED)
+    diffs = []
+    for _ in range(BOOTSTRAP):
+        rows = rng.integers(0, truth.size, truth.size)
+        if truth[rows].min() != truth[rows].max():
+            diffs.append(roc_auc_score(truth[rows], ours[rows]) - roc_auc_score(truth[rows], theirs[rows]))
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    return [float(low), float(high)]
 
 
 def flaml_quality(peer: Peer, parts: dict[str, pl.DataFrame], target: str, cats: list[str], budget: float) -> Any:
@@ -310,11 +353,19 @@ def main() -> None:
             spec = base(target, numeric, cats, early_stopping={"patience": 20})
             ours = loopline_quality(parts, spec, budget)
             theirs = flaml_quality(peer, parts, target, cats, budget)
-            quality[name] = {"loopline": ours, "flaml": theirs, "ratio": ours["auc"] / theirs["auc"]}
+            truth = parts["holdout"].get_column(target).cast(pl.Int8).to_numpy()
+            interval = auc_diff_interval(truth, ours.pop("proba"), theirs.pop("proba"))
+            quality[name] = {
+                "loopline": ours,
+                "flaml": theirs,
+                "ratio": ours["auc"] / theirs["auc"],
+                "auc_diff_ci95": interval,
+            }
             print(
-                f"{name}: loopline AUC {ours['auc']:.4f} ({ours['trials']} trials, {ours['elapsed_s']:.0f} s"
-                f" + refit {ours['refit_s']:.1f} s), FLAML AUC {theirs['auc']:.4f} ({theirs['best_estimator']},"
-                f" {theirs['trials']} trials, {theirs['elapsed_s']:.0f} s)",
+                f"{name}: loopline AUC {ours['auc']:.4f} ({ours['best']}, {ours['trials']} trials,"
+                f" {ours['elapsed_s']:.0f} s + refit {ours['refit_s']:.1f} s), FLAML AUC {theirs['auc']:.4f}"
+                f" ({theirs['best_estimator']}, {theirs['trials']} trials, {theirs['elapsed_s']:.0f} s);"
+                f" AUC difference 95% interval [{interval[0]:+.4f}, {interval[1]:+.4f}]",
                 flush=True,
             )
         peer.close()
