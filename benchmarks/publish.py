@@ -174,7 +174,8 @@ FIGURES = (
         "tune",
         "quality_vs_flaml",
         "Tuned model's holdout ROC AUC vs FLAML AutoML, same budget (flights, rainfall; the worse)",
-        "loopline TPE over LightGBM / FLAML's default estimators, same 60 s budget and train/valid/holdout",
+        "loopline TPE over LightGBM or XGBoost (a conditional space) / FLAML's default estimators, same 60 s budget"
+        " and train/valid/holdout",
         goal=1.0,
     ),
     Figure(
