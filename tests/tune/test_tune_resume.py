@@ -124,7 +124,8 @@ def test_a_tuning_killed_mid_study_resumes_without_repeating_finished_trials(fra
 def test_trials_run_in_two_processes_at_once(frames: Any, store_url: str) -> None:
     train, valid = frames
     url = store_url  # a SQLite file, or a PostgreSQL schema both worker processes reach
-    spec = TuneSpec.parse({**SPEC, "params": {"n_estimators": 200}, "n_trials": 6, "n_jobs": 2})
+    # trials long enough (~0.5 s) that the workers' start-up skew (0.2-0.6 s) cannot hide their overlap
+    spec = TuneSpec.parse({**SPEC, "params": {"n_estimators": 600}, "n_trials": 6, "n_jobs": 2})
     result = tune(train, valid, spec, storage=url, study="parallel")
     assert result.study.counts() == {"complete": 6}
     assert len({trial.worker for trial in result.study.trials}) == 2  # each worker process ran trials
