@@ -81,9 +81,9 @@ class Objective:
         limited): one lease, not one per trial, whose load sampling and thread-pool scan cost ~20 ms each."""
         self.warm()
         with limited_threads(self.threads) as threads:
-            self.granted = threads["granted"]
+            granted = self.granted = int(threads["granted"] or 1)
             try:
-                yield self.granted
+                yield granted
             finally:
                 self.granted = None
 
