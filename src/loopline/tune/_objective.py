@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,14 +100,10 @@ class Objective:
         values = self.space.suggest(trial)
         spec = self.space.apply(values, self.base).model_copy(update={"task": self.task})
         estimator = resolve_estimator(spec.estimator)
-        if self.granted is not None:  # inside the study's lease
-            spec = spec.model_copy(update={"params": thread_params(estimator, spec.params, self.granted)})
+        # the study's cores (tune() runs every trial inside leased()), else a lease for this trial alone
+        with nullcontext(self.granted) if self.granted is not None else self.leased() as granted:
+            spec = spec.model_copy(update={"params": thread_params(estimator, spec.params, granted)})
             scores, bundle = self._scores(trial, spec, estimator.fitter)
-        else:
-            estimator.load(self.task)  # imported before the limit: thread pools loaded inside it would escape it
-            with limited_threads(self.threads) as threads:
-                spec = spec.model_copy(update={"params": thread_params(estimator, spec.params, threads["granted"])})
-                scores, bundle = self._scores(trial, spec, estimator.fitter)
         trial.set_user_attr(SCORES_ATTR, scores)
         value = aggregate(scores, self.spec.aggregate, self.spec.quantile, self.spec.maximize())
         if self.spec.tradeoff is None:
