@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from tests._clock import steady_hour
 from tests.run._served import post_labels, serve
 from tests.run.test_retrain_loop import at, regimes
 from typer.testing import CliRunner
@@ -74,7 +75,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> 
 
 
 def test_a_refused_retrain_is_in_the_loop_history_with_its_reasons(project: Path, store_url: str) -> None:
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = steady_hour()
     world = regimes().filter((pl.col("at") >= at("2013-05-01")) & (pl.col("at") < at("2013-06-01"))).head(600)
     store = Store.open(store_url, project / "artifacts")
     try:

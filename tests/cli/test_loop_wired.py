@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from tests._clock import steady_hour
 from tests.run._served import post_labels, serve
 from tests.run.test_retrain_loop import at, regimes
 from typer.testing import CliRunner
@@ -75,7 +76,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> 
 
 
 def test_a_realised_metric_drop_retrains_through_loop_once_and_history_shows_it(project: Path, store_url: str) -> None:
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = steady_hour()
     world = regimes().filter((pl.col("at") >= at("2013-05-01")) & (pl.col("at") < at("2013-06-01"))).head(600)
     store = Store.open(store_url, project / "artifacts")
     try:  # the world turned (y follows -x) while v1 served the last three hours; the labels came back

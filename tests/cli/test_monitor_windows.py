@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._clock import steady_hour
 from tests.run._windows_data import production, rows
 from typer.testing import CliRunner
 
@@ -51,7 +52,7 @@ def project(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LOOPLINE_STORE_URL", store_url)
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 4 * HOUR
+    start = steady_hour() - 4 * HOUR
     with Store.open(store_url, tmp_path / "home" / "artifacts") as store:
         production(store)
         store.predictions.append(
