@@ -3,8 +3,8 @@ test expects closed (every one that ended ``GRACE`` before now) are the same at 
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
+from time import sleep
 
 from loopline.run._windows import GRACE
 
@@ -25,4 +25,4 @@ def steady_hour() -> datetime:
         if now - hour >= SETTLED and hour + timedelta(hours=1) - now >= NEEDED:
             return hour
         settled_at = (hour if now - hour < SETTLED else hour + timedelta(hours=1)) + SETTLED
-        time.sleep((settled_at - now).total_seconds())
+        sleep((settled_at - now).total_seconds())

@@ -9,7 +9,7 @@ from tests import _clock
 
 
 class FakeClock:
-    """``datetime.now`` and ``time.sleep`` for :func:`tests._clock.steady_hour`: sleeping moves the clock."""
+    """``datetime.now`` and ``sleep`` for :func:`tests._clock.steady_hour`: sleeping moves the clock."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -30,7 +30,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
             return fake.now  # type: ignore[return-value]
 
     monkeypatch.setattr(_clock, "datetime", FakeDatetime)
-    monkeypatch.setattr(_clock.time, "sleep", fake.sleep)
+    monkeypatch.setattr(_clock, "sleep", fake.sleep)  # this module's sleep only, not time.sleep
     return fake
 
 
