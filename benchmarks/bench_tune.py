@@ -29,13 +29,15 @@ with the hour's weather at the origin; target ``delayed`` = arrival delay > 15 m
    process), CPU-bound LightGBM trials on flights with one thread each on both sides (``n_jobs: 1`` in the
    estimator's params: the figure is trials side by side, not LightGBM's own thread scaling), a SQLite study.
    Throughput counts from the first trial's start to the last trial's end (the worker processes' start-up, about
-   2 s, is reported beside it as ``parallel_speedup_wall``).
+   2 s, is reported beside it as ``parallel_speedup_wall``). Each of 3 repeats runs 1 process, 2, 2, 1 (each a
+   whole study) and divides the means, so a drift of the machine's speed cancels out; the median of the repeats'
+   ratios, the goal judged on the worst.
 
     python benchmarks/bench_tune.py [--quick] [--budget 60]
 
 ``--quick`` (CI smoke, well under 2 minutes, no timing claims): 2k flights rows, 3 trials x 2 repeats for the
-overhead, 4 trials per side for the speedup, and no FLAML: ``quality_vs_flaml`` is null unless .bench/flaml-venv
-already exists (--quick never creates it), and then with a 10 s budget on flights only.
+overhead, 4 trials per study and 1 repeat for the speedup, and no FLAML: ``quality_vs_flaml`` is null unless
+.bench/flaml-venv already exists (--quick never creates it), and then with a 10 s budget on flights only.
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ LABELS = {
     " and split (loopline: LightGBM or XGBoost, a conditional space); null when FLAML did not run (--quick"
     " without .bench/flaml-venv)",
     "auc_diff_ci95": "per data set: 95% paired-bootstrap interval of holdout AUC loopline - FLAML (1,000 resamples)",
-    "parallel_speedup": "trials/s with n_jobs 2 (2 processes) / with n_jobs 1 (1 process), LightGBM with 1 thread"
-    " per trial on both sides, first trial start to last trial end",
+    "parallel_speedup": "median over repeats of (trials/s with n_jobs 2 (2 processes) / with n_jobs 1 (1 process)),"
+    " each repeat 1-2-2-1; LightGBM with 1 thread per trial on both sides, first trial start to last trial end",
     "parallel_speedup_wall": "the same with the whole tune() call's wall time (worker start-up included)",
 }
 
@@ -315,6 +317,23 @@ def throughput(parts: dict[str, pl.DataFrame], jobs: int, trials: int) -> tuple[
     return len(done) / span, len(done) / wall
 
 
+def speedups(parts: dict[str, pl.DataFrame], trials: int, repeats: int) -> dict[str, list[float]]:
+    """Per repeat (1 process, 2, 2, 1: a drift of the machine's speed cancels out): each side's mean trials/s,
+    from the first trial's start to the last one's end and over the whole call, and their ratios."""
+    samples: dict[str, list[float]] = {
+        "trials_per_s_1": [], "trials_per_s_2": [], "parallel_speedup": [], "parallel_speedup_wall": []
+    }  # fmt: skip
+    for _ in range(repeats):
+        first, second, third, fourth = (throughput(parts, jobs, trials) for jobs in (1, 2, 2, 1))
+        one, two = (first[0] + fourth[0]) / 2, (second[0] + third[0]) / 2
+        one_wall, two_wall = (first[1] + fourth[1]) / 2, (second[1] + third[1]) / 2
+        samples["trials_per_s_1"].append(one)
+        samples["trials_per_s_2"].append(two)
+        samples["parallel_speedup"].append(two / one)
+        samples["parallel_speedup_wall"].append(two_wall / one_wall)
+    return samples
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -326,7 +345,7 @@ def main() -> None:
     quick = args.quick
     rows = 2_000 if quick else 40_000
     trials, repeats = (3, 2) if quick else (20, 5)
-    speed_trials = 4 if quick else 40
+    speed_trials, speed_repeats = (4, 1) if quick else (40, 3)
     budget = 10.0 if quick else args.budget
     data = {"flights": split(flights(rows))}
 
@@ -335,11 +354,9 @@ def main() -> None:
     overhead_ratios = paired_ratios(samples["raw_optuna_s_per_trial"], samples["loopline_s_per_trial"])
     print(spread_table({**samples, "overhead_vs_optuna": overhead_ratios}, unit="s, ratio"), flush=True)
 
-    print(f"# parallel: {speed_trials} trials with n_jobs 1, then 2", flush=True)
-    one, one_wall = throughput(data["flights"], 1, speed_trials)
-    two, two_wall = throughput(data["flights"], 2, speed_trials)
-    speedup, speedup_wall = two / one, two_wall / one_wall
-    print(f"trials/s: 1 process {one:.3f} ({one_wall:.3f} wall), 2 processes {two:.3f} ({two_wall:.3f} wall)")
+    print(f"# parallel: {speed_trials} trials a study x {speed_repeats} repeats, each n_jobs 1, 2, 2, 1", flush=True)
+    parallel = speedups(data["flights"], speed_trials, speed_repeats)
+    print(spread_table(parallel, unit="trials/s, ratio"), flush=True)
 
     python = peer_python(FLAML_VENV, FLAML_PINS, create=not quick)
     quality: dict[str, Any] = {}
@@ -381,12 +398,12 @@ def main() -> None:
     ratios = {
         "overhead_vs_optuna": statistics.median(overhead_ratios),
         "quality_vs_flaml": quality_ratio,
-        "parallel_speedup": speedup,
+        "parallel_speedup": statistics.median(parallel["parallel_speedup"]),
     }
     goals = {
         "overhead_vs_optuna": goal(overhead_ratios, GOALS["overhead_vs_optuna"]),
         "quality_vs_flaml": None if quality_ratio is None else goal([quality_ratio], GOALS["quality_vs_flaml"]),
-        "parallel_speedup": goal([speedup], GOALS["parallel_speedup"]),
+        "parallel_speedup": goal(parallel["parallel_speedup"], GOALS["parallel_speedup"]),
     }
     print(json.dumps({"goals": goals}, default=str))
     final_line(
@@ -402,6 +419,7 @@ def main() -> None:
             "overhead_trials": trials,
             "repeats": repeats,
             "speed_trials": speed_trials,
+            "speed_repeats": speed_repeats,
             "budget_s": budget if quality else None,
         },
         machine=machine(),
@@ -415,7 +433,8 @@ def main() -> None:
         labels=LABELS,
         median={k: summary(v)["median"] for k, v in samples.items()},
         quality=quality,
-        parallel={"trials_per_s_1": one, "trials_per_s_2": two, "parallel_speedup_wall": speedup_wall},
+        parallel={k: summary(v)["median"] for k, v in parallel.items() if k != "parallel_speedup"},
+        spread={"parallel_speedup": summary(parallel["parallel_speedup"])},
         goals=goals,
         ratios=ratios,
     )
