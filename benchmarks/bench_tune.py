@@ -31,7 +31,9 @@ with the hour's weather at the origin; target ``delayed`` = arrival delay > 15 m
    Throughput counts from the first trial's start to the last trial's end (the worker processes' start-up, about
    2 s, is reported beside it as ``parallel_speedup_wall``). Each of 3 repeats runs 1 process, 2, 2, 1 (each a
    whole study) and divides the means, so a drift of the machine's speed cancels out; the median of the repeats'
-   ratios, the goal judged on the worst.
+   ratios, the goal judged on the worst. Beside it, the machine's own ceiling (``hardware_ceiling``): the same
+   trainer call with a fixed configuration, fitted in one process, then in each of two processes at once (no
+   Optuna, no storage), 2 x s per fit alone / s per fit side by side: how far two trials can run side by side here.
 
     python benchmarks/bench_tune.py [--quick] [--budget 60]
 
@@ -109,6 +111,8 @@ LABELS = {
     "parallel_speedup": "median over repeats of (trials/s with n_jobs 2 (2 processes) / with n_jobs 1 (1 process)),"
     " each repeat 1-2-2-1; LightGBM with 1 thread per trial on both sides, first trial start to last trial end",
     "parallel_speedup_wall": "the same with the whole tune() call's wall time (worker start-up included)",
+    "hardware_ceiling": "median over repeats of 2 x (s per fit in one process) / (s per fit, the slower of two"
+    " processes fitting at once): the same train_candidate call, fixed configuration, no Optuna, no storage",
 }
 
 FLAML_PEER = r"""
@@ -334,6 +338,35 @@ def speedups(parts: dict[str, pl.DataFrame], trials: int, repeats: int) -> dict[
     return samples
 
 
+def timed_fits(rows: int, fits: int) -> float:
+    """Seconds per fit of one fixed configuration (one LightGBM thread, the speedup's data), after a warm-up fit;
+    run in a fresh process by :func:`hardware_ceiling`."""
+    from loopline.train import TrainSpec, train_candidate
+
+    parts = split(flights(rows))
+    spec = TrainSpec(**base("delayed", NUMERIC, CATEGORICAL, params={"n_estimators": 150, "n_jobs": 1}))
+    train_candidate(parts["train"], parts["valid"], spec)
+    started = time.perf_counter()
+    for _ in range(fits):
+        train_candidate(parts["train"], parts["valid"], spec)
+    return (time.perf_counter() - started) / fits
+
+
+def hardware_ceiling(rows: int, fits: int, repeats: int) -> list[float]:
+    """Per repeat: 2 x s per fit in one process / s per fit of the slower of two processes fitting at once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ceilings = []
+    for _ in range(repeats):
+        with context.Pool(1) as pool:
+            [alone] = pool.starmap(timed_fits, [(rows, fits)])
+        with context.Pool(2) as pool:
+            pair = pool.starmap(timed_fits, [(rows, fits), (rows, fits)])
+        ceilings.append(2 * alone / max(pair))
+    return ceilings
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -356,6 +389,7 @@ def main() -> None:
 
     print(f"# parallel: {speed_trials} trials a study x {speed_repeats} repeats, each n_jobs 1, 2, 2, 1", flush=True)
     parallel = speedups(data["flights"], speed_trials, speed_repeats)
+    parallel["hardware_ceiling"] = hardware_ceiling(rows, 2 if quick else 12, speed_repeats)
     print(spread_table(parallel, unit="trials/s, ratio"), flush=True)
 
     python = peer_python(FLAML_VENV, FLAML_PINS, create=not quick)
