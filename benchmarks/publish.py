@@ -182,7 +182,8 @@ FIGURES = (
         "tune",
         "parallel_speedup",
         "Tuning trials per second, 2 worker processes vs 1",
-        "CPU-bound LightGBM trials on flights, a SQLite study: trials/s with n_jobs 2 / with n_jobs 1",
+        "CPU-bound LightGBM trials on flights, a SQLite study: trials/s with n_jobs 2 / with n_jobs 1, each repeat"
+        " 1, 2, 2 and 1 processes",
         goal=1.7,
     ),
     Figure(
